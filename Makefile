@@ -1,0 +1,112 @@
+# sluice - hand-written GNU Makefile (Redis style).
+#
+#   make deps    install missing Debian packages and the npm test client
+#   make         build build/sluice, build/sluice-mock, build/sluice-tune
+#   make run     start sluice on 127.0.0.1:8080 with sluice-mock behind it
+#   make test    unit tests (cmocka) + integration tests (node --test, curl)
+#   make asan    the integration suite under ASan + UBSan
+#   make fuzz    run every libFuzzer harness for FUZZ_SECONDS each
+#   make bench   wrk benchmarks against nginx; writes bench/RESULTS.md
+#   make format  clang-format the sources
+
+BUILD ?= build
+CC ?= cc
+PKGS := libmicrohttpd libcurl jansson hiredis openssl libconfig
+OPT ?= -O2
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+        -Wno-unused-parameter -Werror
+CFLAGS_ALL := -std=gnu11 $(OPT) -g -pthread $(WARN) -D_GNU_SOURCE \
+              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS_ALL := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread $(LDLIBS)
+LDFLAGS_ALL := $(LDFLAGS) $(EXTRA_LDFLAGS)
+
+# Everything but the mains goes in one static library that the binaries, the
+# unit tests and the fuzz harnesses link.
+MOCK_SRCS := $(wildcard src/mock*.c)
+TUNE_SRCS := $(wildcard src/tune*.c)
+LIB_SRCS := $(filter-out src/main.c $(MOCK_SRCS) $(TUNE_SRCS),$(wildcard src/*.c))
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIB := $(BUILD)/libsluice.a
+BINS := $(BUILD)/sluice $(BUILD)/sluice-mock $(BUILD)/sluice-tune
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps run test unit integration asan fuzz fuzz-smoke bench format clean
+
+all: $(BINS)
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/sluice: $(BUILD)/obj/main.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/sluice-mock: $(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/sluice-tune: $(TUNE_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -Wno-missing-prototypes -o $@ $< $(LIB) $(LDLIBS_ALL) -lcmocka
+
+deps:
+	@scripts/deps.sh
+
+run: deps all
+	scripts/run.sh
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	SLUICE_BUILD=$(abspath $(BUILD)) node --test --test-concurrency=1 tests/integration/
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+	$(MAKE) fuzz-smoke
+
+# The integration suite against binaries built with ASan and UBSan.
+asan: deps
+	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    EXTRA_LDFLAGS="-fsanitize=address,undefined" all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    SLUICE_BUILD=$(abspath build/asan) SLUICE_SLOW=4 \
+	    node --test --test-concurrency=1 tests/integration/
+
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p build/fuzz
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DSLUICE_FUZZ -fsanitize=fuzzer,address,undefined \
+	    $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIB_SRCS) $(LDLIBS_ALL)
+
+fuzz: $(FUZZ_BINS)
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+fuzz-smoke: $(FUZZ_BINS)
+	@scripts/fuzz.sh 10 $(FUZZ_BINS)
+
+bench: deps all
+	bench/run.sh
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/obj/main.d $(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.d) \
+         $(TUNE_SRCS:src/%.c=$(BUILD)/obj/%.d) \
+         $(UNIT_BINS:=.d)

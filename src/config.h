@@ -1,0 +1,189 @@
+/* config.h - gateway.conf, loaded into an immutable, refcounted snapshot.
+ *
+ * config_load() parses a libconfig file, checks it completely (unknown keys,
+ * wrong types, dangling references, duplicate names, bad values) and either
+ * returns a snapshot or the full list of errors as "FILE:LINE: key.path:
+ * message". A snapshot never changes once loaded; a reload builds a new one
+ * and swaps the pointer (config_swap), and in-flight requests keep the one
+ * they started with until they drop their reference.
+ *
+ * Secrets never live in the file: a provider names an environment variable
+ * (api_key_env) and the key is read from the environment at load time.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stddef.h>
+
+enum provider_type {
+    PROVIDER_OPENAI, /* any OpenAI-compatible server */
+    PROVIDER_AZURE,  /* Azure OpenAI: deployment URL, api-key, api-version */
+};
+
+struct header_kv {
+    char *name;
+    char *value;
+};
+
+struct provider {
+    char *name;
+    enum provider_type type;
+    char *base_url; /* without a trailing slash */
+    char *api_key_env;
+    char *api_key; /* from the environment; NULL if unset. Never logged. */
+    char *api_version; /* azure only */
+    struct header_kv *headers;
+    size_t nheaders;
+    long timeout_ms;            /* total, default 120000 */
+    long connect_timeout_ms;    /* default 5000 */
+    long first_byte_timeout_ms; /* default: timeout_ms */
+    long idle_timeout_ms;       /* stream idle, default 30000 */
+    int line;
+};
+
+struct model {
+    char *name;
+    struct provider *provider;
+    char *id; /* the upstream model id (azure: the deployment); default name */
+    double input_per_mtok;  /* USD per 1M prompt tokens */
+    double output_per_mtok; /* USD per 1M completion tokens */
+    int line;
+};
+
+enum scorer_kind {
+    SCORER_NONE,      /* plain fallback stage: accept any successful answer */
+    SCORER_RULES,     /* veto empty, refusal, truncated, invalid JSON */
+    SCORER_LOGPROB,   /* mean token probability */
+    SCORER_AGREEMENT, /* share of parallel answers that agree */
+    SCORER_JUDGE,     /* LLM-as-judge */
+    SCORER_LEARNED,   /* logistic regression from sluice-tune */
+    SCORER_HTTP,      /* external scorer service */
+};
+
+struct learned_model; /* scorer.h: weights loaded from a sluice-tune file */
+
+struct stage {
+    struct model **models; /* 1 model, or several for agreement */
+    size_t nmodels;
+    enum scorer_kind scorer;
+    double threshold;   /* accept when score >= threshold */
+    int samples;        /* agreement over n samples of one model; 0 = off */
+    struct model *judge; /* judge: the judging model */
+    char *rubric;       /* judge: rubric prompt; NULL = built-in */
+    char *weights_path; /* learned */
+    struct learned_model *weights;
+    char *url;          /* http scorer */
+    long scorer_timeout_ms;
+    int line;
+};
+
+enum route_kind {
+    ROUTE_SINGLE,   /* one model */
+    ROUTE_FALLBACK, /* next model on a failure before the first byte */
+    ROUTE_CASCADE,  /* scored escalation */
+};
+
+struct route {
+    char *name;
+    enum route_kind kind;
+    struct stage *stages;
+    size_t nstages;
+    double max_cost;     /* USD per request, 0 = no budget */
+    int cache;           /* 0 = never cache this route */
+    long cache_ttl_s;    /* 0 = the cache's ttl_s */
+    int cache_nondeterministic;
+    int implicit;        /* a model's own single-model route */
+    int line;
+};
+
+enum cache_backend {
+    CACHE_MEMORY,
+    CACHE_REDIS,
+};
+
+struct cache_conf {
+    enum cache_backend backend;
+    char *url; /* redis://host:port/db */
+    long ttl_s;
+    long timeout_ms;
+    size_t max_value_bytes;
+    size_t max_bytes; /* memory backend */
+};
+
+enum log_format {
+    LOG_FORMAT_JSON,
+    LOG_FORMAT_TEXT,
+};
+
+enum log_level {
+    LOG_DEBUG,
+    LOG_INFO,
+    LOG_WARN,
+    LOG_ERROR,
+};
+
+struct log_conf {
+    enum log_format format;
+    char *path; /* "-" = stdout */
+    enum log_level level;
+};
+
+struct trace_conf {
+    char *path; /* NULL = no inference table */
+    int include_content;
+};
+
+struct config {
+    int refs; /* atomic; see config_ref/config_unref */
+    char *path;
+    char *listen; /* "host:port" */
+    long workers; /* 0 = one per core */
+    size_t max_body_bytes;
+    long max_connections;
+    struct log_conf log;
+    struct trace_conf trace;
+    struct cache_conf cache;
+    struct provider *providers;
+    size_t nproviders;
+    struct model *models;
+    size_t nmodels;
+    /* Declared routes first, then one implicit single-model route per model
+     * whose name is not taken by a declared route. */
+    struct route *routes;
+    size_t nroutes;
+};
+
+/* A list of human-readable errors, each "FILE:LINE: key.path: message". */
+struct config_errors {
+    char **msgs;
+    size_t n;
+};
+
+/* Load and validate a config file. On success return a snapshot with one
+ * reference, owned by the caller. On failure return NULL and fill errs (which
+ * the caller frees with config_errors_free). */
+struct config *config_load(const char *path, struct config_errors *errs);
+/* The same, from a string; `name` is used as FILE in error messages. */
+struct config *config_load_string(const char *text, const char *name,
+                                  struct config_errors *errs);
+void config_errors_free(struct config_errors *errs);
+
+/* The built-in config `make run` uses when no file is given: sluice-mock on
+ * mock_url as provider "mock", a few models and a fallback route. */
+struct config *config_default(const char *mock_url);
+
+struct config *config_ref(struct config *cfg);
+void config_unref(struct config *cfg);
+
+/* Lookups by exact name; NULL when absent. */
+const struct route *config_route(const struct config *cfg, const char *name);
+const struct model *config_model(const struct config *cfg, const char *name);
+const struct provider *config_provider(const struct config *cfg, const char *name);
+
+/* The process-wide current snapshot. config_current() returns a new
+ * reference (the caller unrefs it); config_swap() installs cfg (taking the
+ * caller's reference) and drops the old one. Both are thread-safe. */
+struct config *config_current(void);
+void config_swap(struct config *cfg);
+
+#endif

@@ -1,0 +1,137 @@
+/* exchange.c - the request object shared by worker and loop; see exchange.h. */
+#include "exchange.h"
+#include "log.h"
+
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A slow client may let this much of a stream pile up before we give up on
+ * it. Pausing HTTP/2 curl transfers is unsafe on curl 7.88 (bugs 10971 and
+ * 10988), so the cap is the back-pressure. */
+#define STREAM_BUF_MAX (4u << 20)
+
+struct exchange *ex_new(struct MHD_Connection *conn, size_t max_body)
+{
+    struct exchange *ex = xcalloc(1, sizeof(*ex));
+
+    pthread_mutex_init(&ex->mu, NULL);
+    ex->refs = 1;
+    ex->conn = conn;
+    ex->state = EX_PENDING;
+    ex->t_start_us = now_us();
+    ex->t_start_wall = wall_time();
+    buf_init(&ex->out, STREAM_BUF_MAX);
+    buf_init(&ex->in, max_body);
+    buf_init(&ex->meta.stages, 4096);
+    return ex;
+}
+
+struct exchange *ex_ref(struct exchange *ex)
+{
+    __atomic_add_fetch(&ex->refs, 1, __ATOMIC_RELAXED);
+    return ex;
+}
+
+void ex_unref(struct exchange *ex)
+{
+    if (__atomic_sub_fetch(&ex->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    log_request(ex);
+    request_info_free(&ex->ri);
+    if (ex->cfg)
+        config_unref(ex->cfg);
+    buf_free(&ex->out);
+    buf_free(&ex->in);
+    buf_free(&ex->meta.stages);
+    pthread_mutex_destroy(&ex->mu);
+    free(ex);
+}
+
+/* Wake the worker if it waits for us. Called with mu held. */
+static void wake_locked(struct exchange *ex)
+{
+    if (ex->suspended && ex->conn) {
+        ex->suspended = 0;
+        MHD_resume_connection(ex->conn);
+    }
+}
+
+void ex_respond(struct exchange *ex, int status, char *body, size_t len)
+{
+    pthread_mutex_lock(&ex->mu);
+    sl_assert(ex->state == EX_PENDING);
+    buf_free(&ex->out);
+    ex->out.data = body;
+    ex->out.len = len;
+    ex->out.cap = len;
+    ex->out.max = len;
+    ex->out_off = 0;
+    ex->status = status;
+    ex->state = EX_DONE;
+    wake_locked(ex);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+void ex_fail(struct exchange *ex, const struct api_error *err)
+{
+    pthread_mutex_lock(&ex->mu);
+    if (ex->state != EX_DONE) {
+        ex->err = *err;
+        if (ex->state == EX_PENDING)
+            ex->status = err->status;
+        ex->state = EX_DONE;
+        wake_locked(ex);
+    }
+    pthread_mutex_unlock(&ex->mu);
+}
+
+void ex_stream_begin(struct exchange *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    sl_assert(ex->state == EX_PENDING);
+    ex->status = 200;
+    ex->streamed = 1;
+    ex->state = EX_STREAMING;
+    wake_locked(ex);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+int ex_stream_write(struct exchange *ex, const char *p, size_t n)
+{
+    int r;
+
+    pthread_mutex_lock(&ex->mu);
+    sl_assert(ex->state == EX_STREAMING);
+    if (ex->out_off > 0) {
+        /* Drop what the worker already took, so the cap counts only what is
+         * still waiting for the client. */
+        buf_consume(&ex->out, ex->out_off);
+        ex->out_off = 0;
+    }
+    r = buf_append(&ex->out, p, n);
+    if (r == 0)
+        wake_locked(ex);
+    pthread_mutex_unlock(&ex->mu);
+    return r;
+}
+
+void ex_stream_end(struct exchange *ex)
+{
+    pthread_mutex_lock(&ex->mu);
+    if (ex->state == EX_STREAMING) {
+        ex->state = EX_DONE;
+        wake_locked(ex);
+    }
+    pthread_mutex_unlock(&ex->mu);
+}
+
+int ex_client_gone(struct exchange *ex)
+{
+    int gone;
+
+    pthread_mutex_lock(&ex->mu);
+    gone = ex->conn == NULL;
+    pthread_mutex_unlock(&ex->mu);
+    return gone;
+}

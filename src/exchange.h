@@ -1,0 +1,114 @@
+/* exchange.h - one client request and its response, shared by the HTTP
+ * worker that received it and the upstream loop that answers it.
+ *
+ * Ownership: refcounted. The worker holds one reference for the connection
+ * (dropped when MHD reports the request completed), the loop holds one while
+ * the route runs, and a streamed MHD response holds one until MHD frees it.
+ * The last unref writes the request's log line and frees it, so the log sees
+ * the final state of both sides without a race.
+ *
+ * Threads: fields marked [w] belong to the worker, [l] to the loop, [mu] are
+ * guarded by mu. Fields set before the hand-off to the loop and never changed
+ * after it ([ro]) need no lock.
+ *
+ * Hand-off loop -> worker: the loop puts bytes in `out`, then, if the worker
+ * had suspended the connection, clears `suspended` and resumes it, all under
+ * mu. The worker sets `suspended` and suspends under the same mutex, so a
+ * resume is never lost and never sent to a connection that is not suspended.
+ */
+#ifndef SLUICE_EXCHANGE_H
+#define SLUICE_EXCHANGE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "request.h"
+#include "util.h"
+
+struct MHD_Connection;
+struct run;
+
+enum ex_state {
+    EX_PENDING,   /* the loop is working; nothing for the client yet */
+    EX_STREAMING, /* 200 + text/event-stream committed; bytes flow via out */
+    EX_DONE,      /* complete: a full body in out, or the stream has ended */
+};
+
+/* What the x-sluice-* headers and the log line report. [l] until EX_DONE. */
+struct ex_meta {
+    const char *model;    /* configured name of the model that answered */
+    const char *provider;
+    double cost_usd;
+    long prompt_tokens;
+    long completion_tokens;
+    uint64_t upstream_us; /* time spent waiting on upstream calls */
+    uint64_t ttft_us;     /* first byte of the answer to the client */
+    int attempts;         /* upstream calls made */
+    struct buf stages;    /* "model:score:decision,..." */
+};
+
+struct exchange {
+    pthread_mutex_t mu;
+    int refs; /* atomic */
+
+    /* [ro] after hand-off */
+    struct config *cfg; /* snapshot the request runs on (one reference) */
+    const struct route *route;
+    struct request_info ri;
+    char request_id[64];
+    uint64_t t_start_us;
+    double t_start_wall;
+
+    /* [mu] */
+    struct MHD_Connection *conn; /* NULL once MHD has finished with it */
+    int suspended;
+    enum ex_state state;
+    int streamed;        /* the response is an event stream (ex_stream_begin) */
+    int status;          /* HTTP status of the response */
+    struct buf out;      /* response bytes not yet taken by the worker */
+    size_t out_off;      /* bytes of out already taken */
+    struct api_error err; /* set on failure; mid-stream it becomes an SSE error event */
+    struct ex_meta meta;
+
+    /* [w] */
+    int phase;           /* http.c's progress through the request */
+    int err_sent;        /* the SSE error event went out */
+    struct buf in;       /* request body as it arrives */
+    int in_too_big;
+    int client_status;   /* status actually sent, for the log */
+    int client_aborted;
+    uint64_t t_end_us;
+    char method[16];
+    char path[128];
+
+    /* [l] */
+    struct run *run;
+};
+
+/* A new exchange with one reference (the caller's). */
+struct exchange *ex_new(struct MHD_Connection *conn, size_t max_body);
+struct exchange *ex_ref(struct exchange *ex);
+void ex_unref(struct exchange *ex);
+
+/* Loop side. Each takes mu, changes the state and resumes the connection if
+ * the worker is waiting. They borrow their arguments unless said otherwise. */
+
+/* Complete a non-streamed response: status, Content-Type JSON and body.
+ * Takes ownership of body (malloc'd). */
+void ex_respond(struct exchange *ex, int status, char *body, size_t len);
+/* Fail: before the stream began, an error response; after, an SSE error
+ * event and the end of the stream. */
+void ex_fail(struct exchange *ex, const struct api_error *err);
+/* Commit a 200 event stream; the headers go out now. meta.model must be
+ * set before (it goes in a header) and not change after. */
+void ex_stream_begin(struct exchange *ex);
+/* Queue stream bytes. Returns 0, or -1 when the client is too slow and the
+ * buffer cap is reached (the caller then fails the exchange). */
+int ex_stream_write(struct exchange *ex, const char *p, size_t n);
+/* End a stream normally. */
+void ex_stream_end(struct exchange *ex);
+/* True once the worker reported the connection gone. */
+int ex_client_gone(struct exchange *ex);
+
+#endif

@@ -1,0 +1,588 @@
+/* http.c - the HTTP front on libmicrohttpd; see http.h. */
+#include "http.h"
+#include "cascade.h"
+#include "config.h"
+#include "cost.h"
+#include "exchange.h"
+#include "log.h"
+#include "loop.h"
+#include "server.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define STREAM_BLOCK (32u * 1024u)
+#define CONNECTION_TIMEOUT_S 120
+
+enum phase {
+    PH_BODY,    /* reading the request body */
+    PH_WAIT,    /* handed to the loop, connection suspended */
+    PH_ANSWERED /* a response is queued */
+};
+
+static struct MHD_Daemon *daemon_;
+static int bound_port;
+
+/* ---- responses ---- */
+
+char *http_error_json(const struct api_error *e, size_t *len)
+{
+    json_t *inner = json_object(), *root = json_object();
+    char *s;
+
+    json_object_set_new(inner, "message", json_string(e->message));
+    json_object_set_new(inner, "type", json_string(e->type ? e->type : "api_error"));
+    json_object_set_new(inner, "param", e->param ? json_string(e->param) : json_null());
+    json_object_set_new(inner, "code", e->code ? json_string(e->code) : json_null());
+    json_object_set_new(root, "error", inner);
+    s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (s == NULL)
+        sl_panic("json_dumps: out of memory");
+    if (len)
+        *len = strlen(s);
+    return s;
+}
+
+static void add_header(struct MHD_Response *r, const char *name, const char *value)
+{
+    if (value && MHD_add_response_header(r, name, value) != MHD_YES)
+        log_msg(LOG_WARN, "could not add response header %s", name);
+}
+
+/* Headers every API response carries. Reads meta, so only once the loop is
+ * done with it (or, for streams, with the fields set before the commit). */
+static void add_meta_headers(struct MHD_Response *r, const struct exchange *ex, int with_cost)
+{
+    char cost[48];
+
+    add_header(r, "x-request-id", ex->request_id);
+    if (ex->route)
+        add_header(r, "x-sluice-route", ex->route->name);
+    add_header(r, "x-sluice-model", ex->meta.model);
+    if (with_cost) {
+        cost_format(ex->meta.cost_usd, cost, sizeof(cost));
+        add_header(r, "x-sluice-cost", cost);
+        if (ex->meta.stages.len)
+            add_header(r, "x-sluice-stages", ex->meta.stages.data);
+    }
+}
+
+static enum MHD_Result queue(struct exchange *ex, struct MHD_Connection *conn, int status,
+                             struct MHD_Response *r)
+{
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+
+    MHD_destroy_response(r);
+    ex->client_status = status;
+    ex->phase = PH_ANSWERED;
+    return ret;
+}
+
+/* Queue a body we own (malloc'd). */
+static enum MHD_Result queue_body(struct exchange *ex, struct MHD_Connection *conn, int status,
+                                  char *body, size_t len, const char *ctype, int with_meta)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+
+    if (r == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    add_header(r, "Content-Type", ctype);
+    if (with_meta)
+        add_meta_headers(r, ex, 1);
+    else
+        add_header(r, "x-request-id", ex->request_id);
+    return queue(ex, conn, status, r);
+}
+
+static enum MHD_Result queue_error(struct exchange *ex, struct MHD_Connection *conn,
+                                   const struct api_error *e)
+{
+    size_t len;
+    char *body = http_error_json(e, &len);
+
+    if (ex->err.status == 0)
+        ex->err = *e; /* for the log line */
+    return queue_body(ex, conn, e->status, body, len, "application/json", ex->route != NULL);
+}
+
+static enum MHD_Result queue_json(struct exchange *ex, struct MHD_Connection *conn, int status,
+                                  json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+
+    json_decref(j);
+    if (s == NULL)
+        sl_panic("json_dumps: out of memory");
+    return queue_body(ex, conn, status, s, strlen(s), "application/json", 0);
+}
+
+/* ---- streaming ---- */
+
+/* MHD wants bytes for the client. Copy what the loop left in out; when there
+ * is none yet, suspend (returning 0 without suspending spins the CPU in
+ * libmicrohttpd 0.9.75) and let the loop resume us. */
+static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
+{
+    struct exchange *ex = cls;
+    ssize_t n;
+
+    UNUSED(pos);
+    pthread_mutex_lock(&ex->mu);
+    if (ex->out.len == ex->out_off && ex->state == EX_DONE && ex->err.status && !ex->err_sent) {
+        /* The stream failed after it began: one final error event. */
+        size_t len;
+        char *json = http_error_json(&ex->err, &len);
+
+        ex->err_sent = 1;
+        buf_reset(&ex->out);
+        ex->out_off = 0;
+        ex->out.max = SIZE_MAX / 2;
+        buf_printf(&ex->out, "data: %s\n\n", json);
+        free(json);
+    }
+    if (ex->out.len > ex->out_off) {
+        size_t avail = ex->out.len - ex->out_off;
+
+        n = (ssize_t)(avail < max ? avail : max);
+        memcpy(dst, ex->out.data + ex->out_off, (size_t)n);
+        ex->out_off += (size_t)n;
+        pthread_mutex_unlock(&ex->mu);
+        return n;
+    }
+    if (ex->state == EX_DONE) {
+        pthread_mutex_unlock(&ex->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    ex->suspended = 1;
+    MHD_suspend_connection(ex->conn);
+    pthread_mutex_unlock(&ex->mu);
+    return 0;
+}
+
+static void stream_free_cb(void *cls)
+{
+    ex_unref(cls);
+}
+
+/* The loop has answered (ex->state is not EX_PENDING): queue the response.
+ * Called with ex->mu held. */
+static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *conn)
+{
+    struct MHD_Response *r;
+    char *body;
+    size_t len;
+
+    if (ex->streamed) {
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader_cb,
+                                              ex_ref(ex), stream_free_cb);
+        if (r == NULL)
+            return MHD_NO;
+        add_header(r, "Content-Type", "text/event-stream");
+        add_header(r, "Cache-Control", "no-cache");
+        add_header(r, "X-Accel-Buffering", "no");
+        add_meta_headers(r, ex, 0);
+        return queue(ex, conn, 200, r);
+    }
+    sl_assert(ex->state == EX_DONE);
+    if (ex->err.status) {
+        body = http_error_json(&ex->err, &len);
+        return queue_body(ex, conn, ex->err.status, body, len, "application/json", 1);
+    }
+    body = buf_steal(&ex->out, &len);
+    ex->out_off = 0;
+    return queue_body(ex, conn, ex->status, body, len, "application/json", 1);
+}
+
+/* ---- loop tasks ---- */
+
+static void start_task_cb(struct loop *loop, void *arg)
+{
+    cascade_start(loop, server.up, arg);
+}
+
+static void cancel_task_cb(struct loop *loop, void *arg)
+{
+    UNUSED(loop);
+    cascade_cancel(arg);
+    ex_unref(arg);
+}
+
+/* ---- request handling ---- */
+
+/* A client-given request id is kept when it is short and printable; else we
+ * make one. */
+static void set_request_id(struct exchange *ex, struct MHD_Connection *conn)
+{
+    const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-request-id");
+    unsigned char rnd[12];
+    size_t i, n;
+
+    if (id && (n = strlen(id)) > 0 && n < sizeof(ex->request_id)) {
+        for (i = 0; i < n; i++)
+            if (id[i] <= 0x20 || id[i] >= 0x7f)
+                break;
+        if (i == n) {
+            memcpy(ex->request_id, id, n + 1);
+            return;
+        }
+    }
+    random_bytes(rnd, sizeof(rnd));
+    memcpy(ex->request_id, "req_", 4);
+    hex_encode(rnd, sizeof(rnd), ex->request_id + 4);
+}
+
+static json_t *model_object(const char *id, const char *owner)
+{
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created",
+                     (json_int_t)1700000000, "owned_by", owner);
+}
+
+static json_t *route_object(const struct route *rt)
+{
+    return model_object(rt->name,
+                        rt->implicit ? rt->stages[0].models[0]->provider->name : "sluice");
+}
+
+static enum MHD_Result handle_models(struct exchange *ex, struct MHD_Connection *conn,
+                                     const char *id)
+{
+    struct config *cfg = config_current();
+    struct api_error e;
+    enum MHD_Result r;
+
+    if (id == NULL) {
+        json_t *data = json_array();
+        size_t i;
+
+        for (i = 0; i < cfg->nroutes; i++)
+            json_array_append_new(data, route_object(&cfg->routes[i]));
+        r = queue_json(ex, conn, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+    } else {
+        const struct route *rt = config_route(cfg, id);
+
+        if (rt) {
+            r = queue_json(ex, conn, 200, route_object(rt));
+        } else {
+            api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+                          "The model '%.128s' does not exist.", id);
+            r = queue_error(ex, conn, &e);
+        }
+    }
+    config_unref(cfg);
+    return r;
+}
+
+/* The body is complete: validate, resolve the route and hand off. */
+static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *conn,
+                                  enum endpoint ep)
+{
+    struct api_error e = {0};
+
+    if (ex->in_too_big) {
+        api_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
+                      "The request body is larger than the limit of %zu bytes.", ex->in.max);
+        return queue_error(ex, conn, &e);
+    }
+    if (request_parse(ep, ex->in.data ? ex->in.data : "", ex->in.len, &ex->ri, &e) < 0)
+        return queue_error(ex, conn, &e);
+    buf_free(&ex->in);
+    ex->cfg = config_current();
+    ex->route = config_route(ex->cfg, ex->ri.model);
+    if (ex->route == NULL) {
+        api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+                      "The model '%.128s' does not exist or you do not have access to it.",
+                      ex->ri.model);
+        return queue_error(ex, conn, &e);
+    }
+    ex->phase = PH_WAIT;
+    pthread_mutex_lock(&ex->mu);
+    ex->suspended = 1;
+    MHD_suspend_connection(conn);
+    pthread_mutex_unlock(&ex->mu);
+    loop_post(server.loop, start_task_cb, ex_ref(ex));
+    return MHD_YES;
+}
+
+static int path_is(const char *url, const char *path)
+{
+    /* Clients use base URLs with and without /v1; accept both. */
+    if (strncmp(url, "/v1/", 4) == 0)
+        url += 3;
+    return strcmp(url, path) == 0;
+}
+
+static enum MHD_Result method_not_allowed(struct exchange *ex, struct MHD_Connection *conn,
+                                          const char *allow)
+{
+    struct api_error e;
+
+    api_error_set(&e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                  "Method %s is not allowed here; use %s.", ex->method, allow);
+    return queue_error(ex, conn, &e);
+}
+
+/* Serve a GET path. Returns 1 with *r set, or 0 when url is no GET path. */
+static int handle_get(struct exchange *ex, struct MHD_Connection *conn, const char *url,
+                      enum MHD_Result *r)
+{
+    if (strcmp(url, "/healthz") == 0) {
+        *r = queue_json(ex, conn, 200, json_pack("{s:s}", "status", "ok"));
+    } else if (strcmp(url, "/readyz") == 0) {
+        int draining = __atomic_load_n(&server.draining, __ATOMIC_RELAXED);
+
+        *r = queue_json(ex, conn, draining ? 503 : 200,
+                        json_pack("{s:s}", "status", draining ? "draining" : "ready"));
+    } else if (path_is(url, "/models")) {
+        *r = handle_models(ex, conn, NULL);
+    } else if (strncmp(url, "/v1/models/", 11) == 0 && url[11]) {
+        *r = handle_models(ex, conn, url + 11);
+    } else if (strncmp(url, "/models/", 8) == 0 && url[8]) {
+        *r = handle_models(ex, conn, url + 8);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static int api_endpoint(const char *url, enum endpoint *ep)
+{
+    if (path_is(url, "/chat/completions"))
+        *ep = EP_CHAT;
+    else if (path_is(url, "/completions"))
+        *ep = EP_COMPLETIONS;
+    else if (path_is(url, "/embeddings"))
+        *ep = EP_EMBEDDINGS;
+    else
+        return 0;
+    return 1;
+}
+
+/* Every request but the API POSTs, once its (empty) body is read. */
+static enum MHD_Result handle_other(struct exchange *ex, struct MHD_Connection *conn,
+                                    const char *url, int is_get, int is_api)
+{
+    struct api_error e;
+    enum MHD_Result r;
+
+    if (is_get && handle_get(ex, conn, url, &r))
+        return r;
+    if (is_api || path_is(url, "/models") || strncmp(url, "/v1/models/", 11) == 0)
+        return method_not_allowed(ex, conn, is_api ? "POST" : "GET");
+    if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
+        return method_not_allowed(ex, conn, "GET");
+    api_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
+                  "Invalid URL (%.16s %.128s).", ex->method, url);
+    return queue_error(ex, conn, &e);
+}
+
+/* MHD calls this once when the headers are in, then once per body chunk,
+ * then once more with no data; and again after each resume. */
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    struct exchange *ex = *con_cls;
+    enum endpoint ep = EP_CHAT;
+    int is_post = strcmp(method, "POST") == 0;
+    int is_api = api_endpoint(url, &ep);
+
+    UNUSED(cls);
+    UNUSED(version);
+    if (ex == NULL) {
+        struct config *cfg = config_current();
+        const char *cl;
+        long n;
+
+        ex = ex_new(conn, cfg->max_body_bytes);
+        config_unref(cfg);
+        *con_cls = ex;
+        __atomic_add_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
+        snprintf(ex->method, sizeof(ex->method), "%s", method);
+        snprintf(ex->path, sizeof(ex->path), "%s", url);
+        set_request_id(ex, conn);
+        /* Refuse an announced oversized body before reading it. */
+        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (is_post && is_api && cl && parse_long(cl, 0, LONG_MAX, &n) == 0 &&
+            (size_t)n > ex->in.max) {
+            ex->in_too_big = 1;
+            return handle_api(ex, conn, ep);
+        }
+        return MHD_YES;
+    }
+
+    switch (ex->phase) {
+    case PH_BODY:
+        if (*upload_data_size > 0) {
+            if (!ex->in_too_big && buf_append(&ex->in, upload_data, *upload_data_size) < 0) {
+                ex->in_too_big = 1;
+                buf_free(&ex->in);
+            }
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (is_post && is_api)
+            return handle_api(ex, conn, ep);
+        return handle_other(ex, conn, url,
+                            strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, is_api);
+    case PH_WAIT: {
+        enum MHD_Result r;
+
+        /* Resumed by the loop: it has an answer, or the start of a stream. */
+        pthread_mutex_lock(&ex->mu);
+        if (ex->state == EX_PENDING) {
+            /* Spurious wake-up; wait again. */
+            ex->suspended = 1;
+            MHD_suspend_connection(conn);
+            pthread_mutex_unlock(&ex->mu);
+            return MHD_YES;
+        }
+        r = queue_answer(ex, conn);
+        pthread_mutex_unlock(&ex->mu);
+        return r;
+    }
+    default:
+        return MHD_YES;
+    }
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct exchange *ex = *con_cls;
+    int unfinished;
+
+    UNUSED(cls);
+    UNUSED(conn);
+    if (ex == NULL)
+        return;
+    *con_cls = NULL;
+    pthread_mutex_lock(&ex->mu);
+    ex->conn = NULL;
+    ex->suspended = 0;
+    unfinished = ex->phase == PH_WAIT || (ex->streamed && ex->state != EX_DONE);
+    pthread_mutex_unlock(&ex->mu);
+    ex->t_end_us = now_us();
+    ex->client_aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    if (ex->client_aborted && ex->client_status == 0)
+        ex->client_status = 499;
+    if (unfinished && ex->phase != PH_BODY)
+        loop_post(server.loop, cancel_task_cb, ex_ref(ex));
+    __atomic_sub_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
+    ex_unref(ex);
+}
+
+static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    UNUSED(cls);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(LOG_DEBUG, "microhttpd: %s", msg);
+}
+
+/* Resolve "host:port" (or "[v6]:port") to a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    struct addrinfo hints, *res;
+    size_t hlen;
+    long port;
+
+    if (colon == NULL || parse_long(colon + 1, 0, 65535, &port) < 0)
+        return -1;
+    hlen = (size_t)(colon - listen);
+    if (hlen >= sizeof(host))
+        return -1;
+    memcpy(host, listen, hlen);
+    host[hlen] = '\0';
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        memmove(host, host + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &res) != 0)
+        return -1;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int http_start(const struct config *cfg, const char *listen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                         MHD_USE_ERROR_LOG;
+    long workers = cfg->workers;
+    const union MHD_DaemonInfo *info;
+
+    if (parse_listen(listen, &ss, &sslen) < 0) {
+        log_msg(LOG_ERROR, "bad listen address '%s': expected HOST:PORT", listen);
+        return -1;
+    }
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    if (workers <= 0)
+        workers = sysconf(_SC_NPROCESSORS_ONLN);
+    if (workers <= 0)
+        workers = 1;
+    daemon_ = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, NULL, MHD_OPTION_SOCK_ADDR,
+                               (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+                               (unsigned int)workers, MHD_OPTION_CONNECTION_LIMIT,
+                               (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                               (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+                               4096u, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL, MHD_OPTION_END);
+    if (daemon_ == NULL) {
+        log_msg(LOG_ERROR, "cannot listen on %s: %s", listen, strerror(errno));
+        return -1;
+    }
+    info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
+    bound_port = info ? info->port : 0;
+    server.mhd = daemon_;
+    return 0;
+}
+
+int http_port(void)
+{
+    return bound_port;
+}
+
+void http_quiesce(void)
+{
+    MHD_socket fd;
+
+    if (daemon_ == NULL)
+        return;
+    fd = MHD_quiesce_daemon(daemon_);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void http_stop(void)
+{
+    if (daemon_)
+        MHD_stop_daemon(daemon_);
+    daemon_ = NULL;
+    server.mhd = NULL;
+}

@@ -1,0 +1,32 @@
+/* http.h - the HTTP front: a libmicrohttpd thread pool
+ * (MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME).
+ *
+ * Workers read the body, validate it, resolve the route and hand the request
+ * to the upstream loop, then suspend the connection; they never block on the
+ * network. The loop resumes the connection when it has bytes for it. This is
+ * also the one place that turns an api_error into OpenAI's error JSON.
+ */
+#ifndef SLUICE_HTTP_H
+#define SLUICE_HTTP_H
+
+#include <stddef.h>
+
+#include "request.h"
+
+struct config;
+
+/* Start listening on `listen` ("host:port"; port 0 picks one) with the
+ * config's worker count and limits. Returns 0 or -1 (message logged). */
+int http_start(const struct config *cfg, const char *listen);
+/* The port actually bound. */
+int http_port(void);
+/* Stop accepting new connections (in-flight ones go on). */
+void http_quiesce(void);
+/* Stop the daemon; every connection must be resumed by then. */
+void http_stop(void);
+
+/* OpenAI's error JSON for e: {"error":{"message","type","param","code"}}.
+ * Returns a malloc'd string owned by the caller; *len gets its length. */
+char *http_error_json(const struct api_error *e, size_t *len);
+
+#endif

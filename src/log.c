@@ -1,0 +1,225 @@
+/* log.c - structured logging; see log.h. */
+#include "log.h"
+#include "cost.h"
+#include "exchange.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 16384
+
+static int log_fd = -1; /* a private dup of the target, swapped with dup2 */
+static int log_format = LOG_FORMAT_JSON;
+static int log_level = LOG_INFO;
+
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+int log_open(const struct log_conf *conf)
+{
+    int fd;
+
+    if (conf->path == NULL || strcmp(conf->path, "-") == 0)
+        fd = dup(STDOUT_FILENO);
+    else
+        fd = open(conf->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (log_fd < 0) {
+        log_fd = fd;
+    } else {
+        dup2(fd, log_fd);
+        close(fd);
+    }
+    __atomic_store_n(&log_format, (int)conf->format, __ATOMIC_RELAXED);
+    __atomic_store_n(&log_level, (int)conf->level, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* RFC 3339 UTC timestamp with milliseconds. */
+static void format_ts(double t, char *out, size_t n)
+{
+    time_t secs = (time_t)t;
+    struct tm tm;
+    char base[32];
+
+    gmtime_r(&secs, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, n, "%s.%03dZ", base, (int)((t - (double)secs) * 1000.0));
+}
+
+/* Append s as a JSON string literal (with quotes). */
+static void put_json_str(struct buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *run = s;
+
+    buf_append(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[6];
+
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        buf_append(b, run, (size_t)(s - run));
+        run = s + 1;
+        esc[0] = '\\';
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            buf_append(b, esc, 2);
+            break;
+        case '\n':
+            buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            buf_append(b, "\\t", 2);
+            break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            buf_append(b, esc, 6);
+        }
+    }
+    buf_append(b, run, (size_t)(s - run));
+    buf_append(b, "\"", 1);
+}
+
+static void emit(struct buf *b)
+{
+    ssize_t r;
+
+    buf_append(b, "\n", 1);
+    if (log_fd < 0)
+        return;
+    do
+        r = write(log_fd, b->data, b->len);
+    while (r < 0 && errno == EINTR);
+}
+
+/* Start a line: timestamp and level, in the configured format. */
+static void line_start(struct buf *b, enum log_level level, double t)
+{
+    char ts[48];
+
+    format_ts(t, ts, sizeof(ts));
+    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON)
+        buf_printf(b, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, level_names[level]);
+    else
+        buf_printf(b, "%s %-5s", ts, level_names[level]);
+}
+
+static void field_str(struct buf *b, const char *key, const char *v)
+{
+    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
+        buf_printf(b, ",\"%s\":", key);
+        if (v)
+            put_json_str(b, v);
+        else
+            buf_puts(b, "null");
+    } else if (v) {
+        buf_printf(b, strchr(v, ' ') ? " %s=\"%s\"" : " %s=%s", key, v);
+    }
+}
+
+/* A number or literal (true, false) written as is. */
+static void field_raw(struct buf *b, const char *key, const char *v)
+{
+    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON)
+        buf_printf(b, ",\"%s\":%s", key, v);
+    else
+        buf_printf(b, " %s=%s", key, v);
+}
+
+static void field_long(struct buf *b, const char *key, long v)
+{
+    char num[32];
+
+    snprintf(num, sizeof(num), "%ld", v);
+    field_raw(b, key, num);
+}
+
+/* Milliseconds with microsecond resolution. */
+static void field_ms(struct buf *b, const char *key, uint64_t us)
+{
+    char num[32];
+
+    snprintf(num, sizeof(num), "%.3f", (double)us / 1000.0);
+    field_raw(b, key, num);
+}
+
+static void line_end(struct buf *b)
+{
+    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON)
+        buf_append(b, "}", 1);
+    emit(b);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    struct buf b;
+    char msg[2048];
+    va_list ap;
+
+    if ((int)level < __atomic_load_n(&log_level, __ATOMIC_RELAXED))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    buf_init(&b, LOG_LINE_MAX);
+    line_start(&b, level, wall_time());
+    field_str(&b, "msg", msg);
+    line_end(&b);
+    buf_free(&b);
+}
+
+void log_request(const struct exchange *ex)
+{
+    enum log_level level = LOG_INFO;
+    struct buf b;
+    char cost[48];
+
+    if (ex->client_status >= 500)
+        level = LOG_WARN;
+    if ((int)level < __atomic_load_n(&log_level, __ATOMIC_RELAXED))
+        return;
+    buf_init(&b, LOG_LINE_MAX);
+    line_start(&b, level, ex->t_start_wall);
+    field_str(&b, "msg", "request");
+    field_str(&b, "request_id", ex->request_id);
+    field_str(&b, "method", ex->method);
+    field_str(&b, "path", ex->path);
+    field_str(&b, "route", ex->route ? ex->route->name : NULL);
+    field_str(&b, "model", ex->meta.model);
+    field_str(&b, "provider", ex->meta.provider);
+    field_long(&b, "status", ex->client_status);
+    field_raw(&b, "stream", ex->ri.stream ? "true" : "false");
+    field_ms(&b, "latency_ms", ex->t_end_us - ex->t_start_us);
+    field_ms(&b, "upstream_ms", ex->meta.upstream_us);
+    if (ex->meta.ttft_us)
+        field_ms(&b, "ttft_ms", ex->meta.ttft_us);
+    field_long(&b, "prompt_tokens", ex->meta.prompt_tokens);
+    field_long(&b, "completion_tokens", ex->meta.completion_tokens);
+    cost_format(ex->meta.cost_usd, cost, sizeof(cost));
+    field_raw(&b, "cost_usd", cost);
+    field_long(&b, "attempts", ex->meta.attempts);
+    if (ex->meta.stages.len)
+        field_str(&b, "stages", ex->meta.stages.data);
+    if (ex->client_aborted)
+        field_str(&b, "client", "aborted");
+    if (ex->err.status)
+        field_str(&b, "error", ex->err.message);
+    line_end(&b);
+    buf_free(&b);
+}

@@ -1,0 +1,23 @@
+/* log.h - structured logging: one line per event, JSON or text.
+ *
+ * Lines go out with a single write(2) each, so concurrent writers never
+ * interleave inside a line. log_open() may be called again on reload: the
+ * new file replaces the old one atomically (dup2), so no line is lost.
+ * Secrets are never passed here; the request line carries only what
+ * log_request() picks from the exchange.
+ */
+#ifndef SLUICE_LOG_H
+#define SLUICE_LOG_H
+
+#include "config.h"
+
+struct exchange;
+
+/* Open (or reopen) the log per conf. Returns 0, or -1 with errno set. */
+int log_open(const struct log_conf *conf);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The one line per request: ts, request_id, route, model, provider, status,
+ * stream, latency_ms, upstream_ms, ttft_ms, tokens and cost_usd. */
+void log_request(const struct exchange *ex);
+
+#endif

@@ -1,0 +1,180 @@
+/* main.c - command line, signals and reload. The work is elsewhere. */
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DRAIN_MS_DEFAULT 30000
+
+static void usage(FILE *out)
+{
+    fputs("usage: sluice [--config FILE] [--listen HOST:PORT]\n"
+          "       sluice --check --config FILE\n"
+          "       sluice --version | --help\n"
+          "\n"
+          "  -c, --config FILE      gateway.conf to load (default: built-in config with\n"
+          "                         sluice-mock as provider, see --mock-url)\n"
+          "  -l, --listen HOST:PORT override the config's listen address (port 0 picks one)\n"
+          "      --check            validate the config, print every error as\n"
+          "                         FILE:LINE: key.path: message, exit 0 if valid, 1 if not\n"
+          "      --mock-url URL     provider URL of the built-in config\n"
+          "                         (default $SLUICE_MOCK_URL or http://127.0.0.1:8081/v1)\n"
+          "  -V, --version          print the version\n"
+          "  -h, --help             this help\n"
+          "\n"
+          "Signals: SIGHUP reloads the config; SIGTERM/SIGINT drain and exit.\n",
+          out);
+}
+
+static void print_errors(const struct config_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        fprintf(stderr, "%s\n", errs->msgs[i]);
+}
+
+static struct config *load(const char *path, const char *mock_url)
+{
+    struct config_errors errs = {0};
+    struct config *cfg = path ? config_load(path, &errs) : config_default(mock_url);
+
+    if (cfg == NULL)
+        print_errors(&errs);
+    config_errors_free(&errs);
+    return cfg;
+}
+
+static void reload(const char *path)
+{
+    struct config_errors errs = {0};
+    struct config *cfg, *old;
+
+    if (path == NULL) {
+        log_msg(LOG_WARN, "reload: the built-in config has no file to reload");
+        return;
+    }
+    cfg = config_load(path, &errs);
+    if (cfg == NULL) {
+        for (size_t i = 0; i < errs.n; i++)
+            log_msg(LOG_ERROR, "reload refused: %s", errs.msgs[i]);
+        config_errors_free(&errs);
+        return;
+    }
+    old = config_current();
+    if (strcmp(old->listen, cfg->listen) != 0)
+        log_msg(LOG_WARN, "reload: listen changed to %s; it applies at the next restart",
+                cfg->listen);
+    config_unref(old);
+    if (log_open(&cfg->log) < 0)
+        log_msg(LOG_ERROR, "reload: cannot open log %s; keeping the old one", cfg->log.path);
+    config_swap(cfg);
+    log_msg(LOG_INFO, "reloaded %s", path);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"check", no_argument, NULL, 'k'},
+        {"mock-url", required_argument, NULL, 'm'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *path = NULL, *listen = NULL, *mock_url = getenv("SLUICE_MOCK_URL");
+    int check = 0, opt, sig;
+    struct config *cfg;
+    sigset_t set;
+
+    while ((opt = getopt_long(argc, argv, "c:l:Vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'm':
+            mock_url = optarg;
+            break;
+        case 'V':
+            printf("sluice %s\n", SLUICE_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sluice: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (check && path == NULL) {
+        fprintf(stderr, "sluice: --check needs --config FILE\n");
+        return 2;
+    }
+    if (mock_url == NULL)
+        mock_url = "http://127.0.0.1:8081/v1";
+
+    cfg = load(path, mock_url);
+    if (cfg == NULL)
+        return 1;
+    if (check) {
+        printf("%s: OK\n", path);
+        config_unref(cfg);
+        return 0;
+    }
+
+    /* Signals are taken synchronously by this thread; every thread started
+     * after this inherits the mask. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "sluice: curl_global_init failed\n");
+        return 1;
+    }
+    if (log_open(&cfg->log) < 0) {
+        fprintf(stderr, "sluice: cannot open log %s\n", cfg->log.path);
+        return 1;
+    }
+    config_swap(cfg);
+    cfg = config_current();
+    if (server_start(cfg, listen) < 0) {
+        config_unref(cfg);
+        return 1;
+    }
+    config_unref(cfg);
+
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reload(path);
+            continue;
+        }
+        log_msg(LOG_INFO, "signal %d: shutting down", sig);
+        break;
+    }
+    server_stop(DRAIN_MS_DEFAULT);
+    config_swap(NULL);
+    curl_global_cleanup();
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* provider.h - translation between sluice and a provider's HTTP API.
+ *
+ * provider_build() turns a request body into the upstream call for one
+ * model: URL, auth and extra headers, and the body with the model id set
+ * (and, for streams, stream_options.include_usage, so the cost is known).
+ * The reply functions read what came back: a whole response, or a stream
+ * chunk by chunk, into a struct reply. They are parsers of outside input and
+ * never trust its shape.
+ *
+ * Types: "openai" (any OpenAI-compatible server) and "azure" (deployment
+ * URL, api-key header, api-version) are both in provider_openai.c.
+ */
+#ifndef SLUICE_PROVIDER_H
+#define SLUICE_PROVIDER_H
+
+#include <jansson.h>
+
+#include "config.h"
+#include "request.h"
+#include "upstream.h"
+#include "util.h"
+
+/* Build the call for model m. body is borrowed (not modified); stream asks
+ * for an event stream upstream. Fills spec (the caller hands it to
+ * upstream_call, which takes ownership). */
+void provider_build(const struct model *m, enum endpoint ep, const json_t *body, int stream,
+                    struct call_spec *spec);
+
+/* What one upstream answer said, whole or assembled from a stream. */
+struct reply {
+    struct buf content;     /* choices[0] text */
+    char finish_reason[32]; /* "" if none */
+    long prompt_tokens;
+    long completion_tokens;
+    int has_usage;
+    double logprob_sum; /* over choices[0] content tokens */
+    long logprob_n;
+    json_t *choices_text; /* array of every choice's text (for n > 1), or NULL */
+};
+
+void reply_init(struct reply *r);
+void reply_free(struct reply *r);
+
+/* Parse a complete (non-streamed) response body. Returns the parsed JSON
+ * (owned by the caller) with r filled, or NULL if the body is not a JSON
+ * object. */
+json_t *provider_parse_response(enum endpoint ep, const char *body, size_t len, struct reply *r);
+
+/* Kinds of stream event. */
+enum chunk_kind {
+    CHUNK_DATA,  /* an ordinary chunk: relay it */
+    CHUNK_USAGE, /* the include_usage chunk: choices empty, usage set */
+    CHUNK_DONE,  /* data: [DONE] */
+    CHUNK_ERROR, /* an error object mid-stream */
+    CHUNK_BAD,   /* not JSON */
+};
+
+/* Classify one SSE data payload and fold it into r. */
+enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t len,
+                                     struct reply *r);
+
+#endif

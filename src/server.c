@@ -1,0 +1,94 @@
+/* server.c - process life cycle: start the loop and the front, drain and
+ * stop them; see server.h. */
+#include "server.h"
+#include "cascade.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "upstream.h"
+#include "util.h"
+
+#include <string.h>
+#include <unistd.h>
+
+struct server server;
+
+static void *loop_main(void *arg)
+{
+    UNUSED(arg);
+    loop_run(server.loop);
+    return NULL;
+}
+
+int server_start(struct config *cfg, const char *listen)
+{
+    const char *addr = listen ? listen : cfg->listen;
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    size_t hlen = colon ? (size_t)(colon - addr) : 0;
+
+    server.started_us = now_us();
+    server.loop = loop_new();
+    server.up = upstream_new(server.loop);
+    if (pthread_create(&server.loop_thread, NULL, loop_main, NULL) != 0)
+        sl_panic("pthread_create failed");
+    if (http_start(cfg, addr) < 0) {
+        loop_stop(server.loop);
+        pthread_join(server.loop_thread, NULL);
+        upstream_free(server.up);
+        loop_free(server.loop);
+        return -1;
+    }
+    if (hlen >= sizeof(host))
+        hlen = sizeof(host) - 1;
+    memcpy(host, addr, hlen);
+    host[hlen] = '\0';
+    log_msg(LOG_INFO, "sluice %s listening on http://%s:%d", SLUICE_VERSION,
+            host[0] ? host : "0.0.0.0", http_port());
+    return 0;
+}
+
+static void abort_all_cb(struct loop *loop, void *arg)
+{
+    UNUSED(loop);
+    UNUSED(arg);
+    cascade_abort_all();
+}
+
+/* Wait up to ms for the in-flight count to reach zero. */
+static int wait_idle(long ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)(ms > 0 ? ms : 0);
+
+    while (__atomic_load_n(&server.inflight, __ATOMIC_RELAXED) > 0) {
+        if (now_ms() >= deadline)
+            return -1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+void server_stop(long drain_ms)
+{
+    __atomic_store_n(&server.draining, 1, __ATOMIC_RELAXED);
+    http_quiesce();
+    log_msg(LOG_INFO, "draining %ld in-flight requests (up to %ld ms)",
+            __atomic_load_n(&server.inflight, __ATOMIC_RELAXED), drain_ms);
+    if (wait_idle(drain_ms) < 0) {
+        /* Out of time: end what is left with a 503 so every suspended
+         * connection is resumed before the daemon stops. */
+        log_msg(LOG_WARN, "drain timeout: aborting %ld requests",
+                __atomic_load_n(&server.inflight, __ATOMIC_RELAXED));
+        loop_post(server.loop, abort_all_cb, NULL);
+        wait_idle(2000);
+    }
+    http_stop();
+    loop_stop(server.loop);
+    pthread_join(server.loop_thread, NULL);
+    upstream_free(server.up);
+    loop_free(server.loop);
+    server.loop = NULL;
+    server.up = NULL;
+    log_msg(LOG_INFO, "stopped");
+}

@@ -1,0 +1,35 @@
+/* server.h - the process-wide pieces the modules share: the upstream loop,
+ * its curl multi, and the HTTP daemon (Redis keeps a global `server` the same
+ * way). Set up by server_start() in server.c, used read-only elsewhere.
+ */
+#ifndef SLUICE_SERVER_H
+#define SLUICE_SERVER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+struct loop;
+struct upstream;
+struct MHD_Daemon;
+
+struct server {
+    struct loop *loop;       /* the upstream loop */
+    struct upstream *up;     /* its curl multi */
+    pthread_t loop_thread;
+    struct MHD_Daemon *mhd;  /* the HTTP front */
+    long inflight;           /* exchanges alive (atomic) */
+    int draining;            /* SIGTERM seen: /readyz says 503 (atomic) */
+    uint64_t started_us;
+};
+
+extern struct server server;
+
+/* Start the loop thread and the HTTP front on cfg->listen (or listen when
+ * not NULL). Returns 0, or -1 with a message printed. */
+struct config;
+int server_start(struct config *cfg, const char *listen);
+/* Graceful stop: stop accepting, let in-flight requests finish for up to
+ * drain_ms, then stop everything. */
+void server_stop(long drain_ms);
+
+#endif

@@ -1,0 +1,80 @@
+/* util.h - allocation, assertions, clocks and the bounded buffer.
+ *
+ * Allocation failures abort (zmalloc/h2o style): callers never check for NULL.
+ * Every growable buffer has a hard cap given at init (curl's dynbuf "toobig");
+ * going over it is an error the caller must handle, never a silent realloc.
+ */
+#ifndef SLUICE_UTIL_H
+#define SLUICE_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SLUICE_VERSION "0.1.0"
+
+/* Return values of internal calls: 0, or -1 with the reason set; AGAIN means
+ * "would block, try later" (nginx NGX_AGAIN). */
+#define SL_OK 0
+#define SL_ERR (-1)
+#define SL_AGAIN (-2)
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define UNUSED(x) ((void)(x))
+
+/* Broken invariant: abort with file and line (Redis serverAssert). Never used
+ * for bad input. */
+#define sl_assert(e) ((e) ? (void)0 : sl_assert_fail(#e, __FILE__, __LINE__))
+_Noreturn void sl_assert_fail(const char *expr, const char *file, int line);
+_Noreturn void sl_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* Formatted allocation; the caller owns the result. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Monotonic clock. */
+uint64_t now_us(void);
+uint64_t now_ms(void);
+/* Wall clock, seconds since the epoch with microseconds. */
+double wall_time(void);
+
+/* Strict decimal parsing: the whole string must be a number in range.
+ * Return 0, or -1 on any junk, overflow or empty input. */
+int parse_long(const char *s, long min, long max, long *out);
+int parse_double(const char *s, double *out);
+
+/* Fill `out` with n random bytes from getrandom(2). */
+void random_bytes(void *out, size_t n);
+/* Write 2*n lowercase hex digits of `in` plus a NUL to `out`. */
+void hex_encode(const unsigned char *in, size_t n, char *out);
+
+/* Case-insensitive ASCII compare of a NUL-terminated string with a prefix. */
+int str_has_prefix(const char *s, const char *prefix);
+
+/* A growable byte buffer with a hard cap. data is always NUL-terminated
+ * (the terminator is not counted in len), so text can be used in place. */
+struct buf {
+    char *data;
+    size_t len;
+    size_t cap; /* allocated, excluding the terminator slot */
+    size_t max; /* hard cap on len */
+};
+
+void buf_init(struct buf *b, size_t max);
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b);
+/* Append n bytes. Return 0, or -1 (buffer unchanged) if len would exceed max. */
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_puts(struct buf *b, const char *s);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Drop the first n bytes (n <= len). */
+void buf_consume(struct buf *b, size_t n);
+/* Hand the storage to the caller (who frees it with free()); b is reset. */
+char *buf_steal(struct buf *b, size_t *len);
+
+#endif

@@ -1,0 +1,169 @@
+// Shared helpers for the integration tests: start the real binaries on free
+// loopback ports, talk to them, and stop them at the end.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const BUILD = process.env.SLUICE_BUILD || join(ROOT, 'build');
+// Sanitizer builds are slower: stretch waits by this factor.
+export const SLOW = Number(process.env.SLUICE_SLOW || 1);
+
+const children = new Set();
+
+function cleanup() {
+  for (const c of children) {
+    try { c.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+}
+process.on('exit', cleanup);
+
+export function tmpDir() {
+  return mkdtempSync(join(tmpdir(), 'sluice-test-'));
+}
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A port that was free a moment ago (for servers that cannot bind port 0). */
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * Spawn a process and wait until a line of its output matches `ready`.
+ * Resolves to { proc, match, output() }. Output is kept for assertions.
+ */
+export function startProcess(cmd, args, { ready, env, timeoutMs = 10000 } = {}) {
+  return new Promise((res, rej) => {
+    const proc = spawn(cmd, args, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(proc);
+    let out = '';
+    let done = false;
+    const timer = setTimeout(() => {
+      if (!done) {
+        done = true;
+        proc.kill('SIGKILL');
+        rej(new Error(`${cmd} did not become ready in ${timeoutMs * SLOW} ms:\n${out}`));
+      }
+    }, timeoutMs * SLOW);
+    const onData = (d) => {
+      out += d.toString();
+      if (done) return;
+      const m = out.match(ready);
+      if (m) {
+        done = true;
+        clearTimeout(timer);
+        res({ proc, match: m, output: () => out });
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code, sig) => {
+      children.delete(proc);
+      if (!done) {
+        done = true;
+        clearTimeout(timer);
+        rej(new Error(`${cmd} exited (${code ?? sig}) before ready:\n${out}`));
+      }
+    });
+  });
+}
+
+/** Stop a process with a signal and wait for its exit code. */
+export function stopProcess(p, signal = 'SIGTERM', timeoutMs = 15000) {
+  return new Promise((res) => {
+    if (p.proc.exitCode !== null || p.proc.signalCode !== null) {
+      res({ code: p.proc.exitCode, signal: p.proc.signalCode });
+      return;
+    }
+    const t = setTimeout(() => p.proc.kill('SIGKILL'), timeoutMs * SLOW);
+    p.proc.once('exit', (code, sig) => {
+      clearTimeout(t);
+      res({ code, signal: sig });
+    });
+    p.proc.kill(signal);
+  });
+}
+
+/** Start sluice-mock on a free port. Resolves to { url, base, stats(), reset(), stop() }. */
+export async function startMock(extraArgs = []) {
+  const p = await startProcess(join(BUILD, 'sluice-mock'),
+    ['--listen', '127.0.0.1:0', '--quiet', ...extraArgs],
+    { ready: /listening on (http:\/\/[\d.]+:\d+)/ });
+  const url = p.match[1];
+  return {
+    ...p,
+    url,
+    base: `${url}/v1`,
+    async stats() { return (await fetch(`${url}/_mock/stats`)).json(); },
+    async reset() { await fetch(`${url}/_mock/reset`, { method: 'POST' }); },
+    stop: () => stopProcess(p),
+  };
+}
+
+/** Write a gateway.conf and start sluice on it. Resolves to { url, base, conf, stop() }. */
+export async function startGateway(confText, { env, args = [] } = {}) {
+  const dir = tmpDir();
+  const conf = join(dir, 'gateway.conf');
+  writeFileSync(conf, confText);
+  const p = await startProcess(join(BUILD, 'sluice'),
+    ['--config', conf, '--listen', '127.0.0.1:0', ...args],
+    { ready: /listening on (http:\/\/[\d.]+:\d+)/, env });
+  const url = p.match[1];
+  return { ...p, url, base: `${url}/v1`, conf, dir, stop: (sig) => stopProcess(p, sig) };
+}
+
+/** A gateway.conf with sluice-mock as provider "mock" and two models. */
+export function mockConf(mockBase, extra = '') {
+  return `
+log = { format = "json"; path = "-"; level = "info"; };
+providers = (
+  { name = "mock"; type = "openai"; base_url = "${mockBase}"; api_key_env = "MOCK_KEY";
+    timeout_ms = ${20000 * SLOW}; connect_timeout_ms = 2000; first_byte_timeout_ms = ${5000 * SLOW};
+    idle_timeout_ms = ${5000 * SLOW}; }
+);
+models = (
+  { name = "small"; provider = "mock"; id = "mock-small"; input_per_mtok = 0.15; output_per_mtok = 0.60; },
+  { name = "large"; provider = "mock"; id = "mock-large"; input_per_mtok = 2.50; output_per_mtok = 10.00; }
+);
+routes = (
+  { name = "reliable"; fallback = ( "small", "large" ); }
+);
+${extra}
+`;
+}
+
+/** The JSON log lines a process printed so far. */
+export function logLines(p) {
+  return p.output().split('\n').filter((l) => l.startsWith('{')).map((l) => {
+    try { return JSON.parse(l); } catch { return null; }
+  }).filter(Boolean);
+}
+
+export async function waitFor(pred, { timeoutMs = 5000, stepMs = 20 } = {}) {
+  const end = Date.now() + timeoutMs * SLOW;
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('waitFor: condition not met in time');
+    await sleep(stepMs);
+  }
+}
+
+export { existsSync, readFileSync };
