@@ -226,6 +226,7 @@ static void set_request_id(struct exchange *ex, struct MHD_Connection *conn)
 {
     const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-request-id");
     unsigned char rnd[12];
+    uint64_t r1 = random_u64(), r2 = random_u64();
     size_t i, n;
 
     if (id && (n = strlen(id)) > 0 && n < sizeof(ex->request_id)) {
@@ -237,7 +238,8 @@ static void set_request_id(struct exchange *ex, struct MHD_Connection *conn)
             return;
         }
     }
-    random_bytes(rnd, sizeof(rnd));
+    memcpy(rnd, &r1, 8);
+    memcpy(rnd + 8, &r2, 4);
     memcpy(ex->request_id, "req_", 4);
     hex_encode(rnd, sizeof(rnd), ex->request_id + 4);
 }

@@ -2,18 +2,16 @@
 #include "log.h"
 #include "cost.h"
 #include "exchange.h"
+#include "sink.h"
 #include "util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
-#define LOG_LINE_MAX 16384
+#define LOG_LINE_MAX SINK_LINE_MAX
 
-static int log_fd = -1; /* a private dup of the target, swapped with dup2 */
+static struct sink log_sink = SINK_INIT;
 static int log_format = LOG_FORMAT_JSON;
 static int log_level = LOG_INFO;
 
@@ -21,23 +19,16 @@ static const char *level_names[] = {"debug", "info", "warn", "error"};
 
 int log_open(const struct log_conf *conf)
 {
-    int fd;
-
-    if (conf->path == NULL || strcmp(conf->path, "-") == 0)
-        fd = dup(STDOUT_FILENO);
-    else
-        fd = open(conf->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (fd < 0)
+    if (sink_open(&log_sink, conf->path) < 0)
         return -1;
-    if (log_fd < 0) {
-        log_fd = fd;
-    } else {
-        dup2(fd, log_fd);
-        close(fd);
-    }
     __atomic_store_n(&log_format, (int)conf->format, __ATOMIC_RELAXED);
     __atomic_store_n(&log_level, (int)conf->level, __ATOMIC_RELAXED);
     return 0;
+}
+
+void log_flush(void)
+{
+    sink_flush(&log_sink);
 }
 
 /* RFC 3339 UTC timestamp with milliseconds. */
@@ -96,16 +87,9 @@ static void put_json_str(struct buf *b, const char *s)
     buf_append(b, "\"", 1);
 }
 
-static void emit(struct buf *b)
+static void emit(struct buf *b, int batched)
 {
-    ssize_t r;
-
-    buf_append(b, "\n", 1);
-    if (log_fd < 0)
-        return;
-    do
-        r = write(log_fd, b->data, b->len);
-    while (r < 0 && errno == EINTR);
+    sink_write(&log_sink, b->data, b->len, batched);
 }
 
 /* Start a line: timestamp and level, in the configured format. */
@@ -159,11 +143,11 @@ static void field_ms(struct buf *b, const char *key, uint64_t us)
     field_raw(b, key, num);
 }
 
-static void line_end(struct buf *b)
+static void line_end(struct buf *b, int batched)
 {
     if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON)
         buf_append(b, "}", 1);
-    emit(b);
+    emit(b, batched);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -180,7 +164,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
     buf_init(&b, LOG_LINE_MAX);
     line_start(&b, level, wall_time());
     field_str(&b, "msg", msg);
-    line_end(&b);
+    line_end(&b, 0);
     buf_free(&b);
 }
 
@@ -220,6 +204,6 @@ void log_request(const struct exchange *ex)
         field_str(&b, "client", "aborted");
     if (ex->err.status)
         field_str(&b, "error", ex->err.message);
-    line_end(&b);
+    line_end(&b, 1);
     buf_free(&b);
 }

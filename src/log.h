@@ -1,7 +1,7 @@
 /* log.h - structured logging: one line per event, JSON or text.
  *
- * Lines go out with a single write(2) each, so concurrent writers never
- * interleave inside a line. log_open() may be called again on reload: the
+ * Lines go to a sink (sink.h): request lines are batched, every other line
+ * flushes the batch and is written at once. log_open() may be called again on reload: the
  * new file replaces the old one atomically (dup2), so no line is lost.
  * Secrets are never passed here; the request line carries only what
  * log_request() picks from the exchange.
@@ -19,5 +19,8 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 /* The one line per request: ts, request_id, route, model, provider, status,
  * stream, latency_ms, upstream_ms, ttft_ms, tokens and cost_usd. */
 void log_request(const struct exchange *ex);
+/* Write out batched request lines now. The loop calls it on a timer so a
+ * quiet gateway's lines appear soon; shutdown calls it last. */
+void log_flush(void);
 
 #endif

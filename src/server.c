@@ -14,6 +14,26 @@
 
 struct server server;
 
+#define LOG_FLUSH_TIMER_US 100000
+
+static struct loop_timer log_timer;
+
+/* Batched request log lines reach the file within this period even when
+ * the gateway goes quiet. */
+static void log_timer_cb(struct loop *loop, void *arg)
+{
+    UNUSED(arg);
+    log_flush();
+    loop_timer_start(loop, &log_timer, LOG_FLUSH_TIMER_US);
+}
+
+static void log_timer_start_cb(struct loop *loop, void *arg)
+{
+    UNUSED(arg);
+    loop_timer_init(&log_timer, log_timer_cb, NULL);
+    loop_timer_start(loop, &log_timer, LOG_FLUSH_TIMER_US);
+}
+
 static void *loop_main(void *arg)
 {
     UNUSED(arg);
@@ -31,6 +51,7 @@ int server_start(struct config *cfg, const char *listen)
     server.started_us = now_us();
     server.loop = loop_new();
     server.up = upstream_new(server.loop);
+    loop_post(server.loop, log_timer_start_cb, NULL);
     if (pthread_create(&server.loop_thread, NULL, loop_main, NULL) != 0)
         sl_panic("pthread_create failed");
     if (http_start(cfg, addr) < 0) {
@@ -86,9 +107,10 @@ void server_stop(long drain_ms)
     http_stop();
     loop_stop(server.loop);
     pthread_join(server.loop_thread, NULL);
+    loop_timer_stop(server.loop, &log_timer);
     upstream_free(server.up);
     loop_free(server.loop);
     server.loop = NULL;
     server.up = NULL;
-    log_msg(LOG_INFO, "stopped");
+    log_msg(LOG_INFO, "stopped"); /* flushes the batch first */
 }

@@ -148,6 +148,34 @@ void random_bytes(void *out, size_t n)
     }
 }
 
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t random_u64(void)
+{
+    static __thread uint64_t s[4];
+    static __thread int seeded;
+    uint64_t result, t;
+
+    if (!seeded) {
+        do
+            random_bytes(s, sizeof(s));
+        while ((s[0] | s[1] | s[2] | s[3]) == 0);
+        seeded = 1;
+    }
+    result = rotl(s[1] * 5, 7) * 9;
+    t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
 void hex_encode(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

@@ -49,6 +49,9 @@ int parse_double(const char *s, double *out);
 
 /* Fill `out` with n random bytes from getrandom(2). */
 void random_bytes(void *out, size_t n);
+/* A fast per-thread pseudo-random number (xoshiro256**, seeded once per
+ * thread from getrandom). Not for secrets: for ids and jitter. */
+uint64_t random_u64(void);
 /* Write 2*n lowercase hex digits of `in` plus a NUL to `out`. */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 

@@ -1,0 +1,129 @@
+#!/bin/bash
+# make bench: sluice against nginx, measured in one run on this machine.
+#
+#   static  nginx serving a canned chat completion directly (the upstream)
+#   proxy   nginx proxy_pass (keep-alive upstream) in front of that upstream
+#   sluice  sluice in front of that same upstream
+#
+# Throughput at 32 connections, p50 latency at 1 connection (added latency =
+# p50 through the proxy minus p50 direct), idle RSS, and 5,000 concurrent
+# streams through sluice from sluice-mock (1 s to first byte, then 20 chunks
+# 50 ms apart). Results go to bench/RESULTS.md as ratios against the
+# baselines of the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/bench/out
+DUR=${BENCH_SECONDS:-10}
+STREAMS=${BENCH_STREAMS:-5000}
+mkdir -p "$OUT"
+rm -f "$OUT"/*.log
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
+rss_kb() { awk '/VmRSS/ {print $2}' /proc/"$1"/status; }
+hwm_kb() { awk '/VmHWM/ {print $2}' /proc/"$1"/status; }
+
+P_STATIC=$(free_port); P_PROXY=$(free_port); P_SLUICE=$(free_port)
+P_MOCK=$(free_port); P_SLUICE_STREAM=$(free_port)
+
+CANNED='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":14,"completion_tokens":9,"total_tokens":23},"system_fingerprint":"fp_bench"}'
+
+cat > "$OUT/nginx.conf" <<NGINX
+worker_processes 2;
+pid $OUT/nginx.pid;
+error_log $OUT/nginx-error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  client_body_temp_path $OUT/nginx-tmp;
+  proxy_temp_path $OUT/nginx-tmp;
+  upstream canned { server 127.0.0.1:$P_STATIC; keepalive 128; }
+  server {
+    listen 127.0.0.1:$P_STATIC;
+    location / { default_type application/json; return 200 '$CANNED'; }
+  }
+  server {
+    listen 127.0.0.1:$P_PROXY;
+    access_log $OUT/nginx-access.log;
+    location / {
+      proxy_pass http://canned;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+mkdir -p "$OUT/nginx-tmp"
+nginx -c "$OUT/nginx.conf" -g 'daemon off;' &
+pids+=($!)
+
+cat > "$OUT/sluice.conf" <<CONF
+listen = "127.0.0.1:$P_SLUICE";
+log = { format = "json"; path = "$OUT/sluice.log"; level = "info"; };
+providers = ( { name = "canned"; type = "openai"; base_url = "http://127.0.0.1:$P_STATIC/v1"; } );
+models = ( { name = "bench"; provider = "canned"; id = "bench-model"; input_per_mtok = 0.15; output_per_mtok = 0.60; } );
+CONF
+build/sluice --config "$OUT/sluice.conf" &
+SLUICE_PID=$!
+pids+=($SLUICE_PID)
+wait_port "$P_STATIC"; wait_port "$P_PROXY"; wait_port "$P_SLUICE"
+sleep 0.5
+IDLE_RSS_KB=$(rss_kb $SLUICE_PID)
+
+# wrk NAME URL CONNS THREADS SECONDS [ENV...] -> prints the JSON summary line
+wrk_run() {
+  local name=$1 url=$2 c=$3 t=$4 d=$5; shift 5
+  env "$@" wrk -t"$t" -c"$c" -d"${d}s" --timeout 30s -s bench/chat.lua "$url/v1/chat/completions" \
+    > "$OUT/wrk-$name.txt" 2>&1 || true
+  grep '^JSON ' "$OUT/wrk-$name.txt" | sed 's/^JSON //'
+}
+field() { node -e "console.log(JSON.parse(process.argv[1])['$2'])" "$1"; }
+
+echo "bench: warming up"
+for u in "http://127.0.0.1:$P_STATIC" "http://127.0.0.1:$P_PROXY" "http://127.0.0.1:$P_SLUICE"; do
+  wrk_run warm "$u" 32 2 2 MODEL=bench >/dev/null
+done
+
+echo "bench: throughput at 32 connections (${DUR}s each)"
+T_STATIC=$(wrk_run tput-static "http://127.0.0.1:$P_STATIC" 32 2 "$DUR" MODEL=bench)
+T_PROXY=$(wrk_run tput-proxy "http://127.0.0.1:$P_PROXY" 32 2 "$DUR" MODEL=bench)
+T_SLUICE=$(wrk_run tput-sluice "http://127.0.0.1:$P_SLUICE" 32 2 "$DUR" MODEL=bench)
+
+echo "bench: latency at 1 connection (${DUR}s each)"
+L_STATIC=$(wrk_run lat-static "http://127.0.0.1:$P_STATIC" 1 1 "$DUR" MODEL=bench)
+L_PROXY=$(wrk_run lat-proxy "http://127.0.0.1:$P_PROXY" 1 1 "$DUR" MODEL=bench)
+L_SLUICE=$(wrk_run lat-sluice "http://127.0.0.1:$P_SLUICE" 1 1 "$DUR" MODEL=bench)
+AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
+
+echo "bench: $STREAMS concurrent streams (1 s first byte, 20 chunks 50 ms apart)"
+build/sluice-mock --listen "127.0.0.1:$P_MOCK" --quiet --first-byte-ms 1000 --chunks 20 --interval-ms 50 >/dev/null &
+pids+=($!)
+cat > "$OUT/sluice-stream.conf" <<CONF
+listen = "127.0.0.1:$P_SLUICE_STREAM";
+max_connections = 20000;
+log = { format = "json"; path = "$OUT/sluice-stream.log"; level = "info"; };
+providers = ( { name = "mock"; type = "openai"; base_url = "http://127.0.0.1:$P_MOCK/v1"; } );
+models = ( { name = "stream"; provider = "mock"; id = "mock-small"; input_per_mtok = 0.15; output_per_mtok = 0.60; } );
+CONF
+build/sluice --config "$OUT/sluice-stream.conf" &
+STREAM_PID=$!
+pids+=($STREAM_PID)
+wait_port "$P_MOCK"; wait_port "$P_SLUICE_STREAM"
+sleep 0.3
+S_STREAM=$(wrk_run streams "http://127.0.0.1:$P_SLUICE_STREAM" "$STREAMS" 2 20 MODEL=stream STREAM=1)
+STREAM_HWM_KB=$(hwm_kb $STREAM_PID)
+
+node bench/report.mjs "$OUT/RESULTS.json" <<JSON
+{"static":$T_STATIC,"proxy":$T_PROXY,"sluice":$T_SLUICE,
+ "lat_static":$L_STATIC,"lat_proxy":$L_PROXY,"lat_sluice":$L_SLUICE,
+ "idle_rss_kb":$IDLE_RSS_KB,"after_rss_kb":$AFTER_RSS_KB,
+ "streams":$S_STREAM,"stream_conns":$STREAMS,"stream_hwm_kb":$STREAM_HWM_KB,
+ "seconds":$DUR,"cores":$(nproc)}
+JSON
+echo "bench: wrote bench/RESULTS.md"
