@@ -1,13 +1,35 @@
-/* cascade.c - the route state machine; see cascade.h. */
+/* cascade.c - the route state machine; see cascade.h.
+ *
+ * A run walks the route's stages in order. A stage is either
+ *
+ *  - relayed: one model, streamed live to the client when the client
+ *    streams. Used for stages without a scorer (every stage of a fallback
+ *    route) and for the last stage of a cascade, which always accepts. It
+ *    escalates only on a failure before the first answer byte.
+ *  - buffered: one or more models (agreement), called without streaming,
+ *    in parallel. When all have answered, the stage's scorer rates the
+ *    answer of its first model (judge and http scorers make one more call);
+ *    the stage accepts when score >= threshold, else the run escalates.
+ *
+ * Answers are kept per model for the whole run, so a model that answered in
+ * one stage is not called (or paid) again by a later stage that uses it.
+ * With a budget (max_cost), a stage whose expected cost would overrun what
+ * is left is skipped. Cost is the sum of every call made, scorer calls
+ * included.
+ */
 #include "cascade.h"
 #include "cost.h"
 #include "exchange.h"
+#include "learned.h"
 #include "log.h"
 #include "loop.h"
 #include "provider.h"
+#include "scorer.h"
 #include "sse.h"
+#include "trace.h"
 #include "upstream.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,20 +37,45 @@
 #define RESP_BODY_MAX (64u << 20) /* a whole upstream response */
 #define SSE_EVENT_MAX (8u << 20)  /* one upstream stream event */
 #define PING_US (15u * 1000000u)  /* SSE comment after this much silence */
+#define MAX_MEMO 16               /* distinct models one run may call */
+#define DEFAULT_COMPLETION 256    /* completion tokens expected before any are seen */
+#define JUDGE_COMPLETION 8
 
 struct run;
+
+enum att_kind {
+    ATT_RELAY,  /* an answer relayed live to the client */
+    ATT_ANSWER, /* a buffered answer for a scored stage */
+    ATT_JUDGE,  /* the judge scorer's call */
+    ATT_HTTP,   /* the http scorer's call */
+};
 
 /* One upstream call of a run, and what it has produced so far. */
 struct attempt {
     struct run *run;
-    const struct model *model;
+    enum att_kind kind;
+    const struct model *model; /* NULL for the http scorer */
     struct call *call;
+    enum endpoint ep;
     int stream;      /* asked upstream for an event stream */
     struct buf body; /* whole body (non-stream) or error body */
     struct sse sse;
     struct reply reply;
     int saw_done;    /* data: [DONE] arrived */
     const char *bad; /* why the response is unusable, or NULL */
+    struct attempt *next;
+};
+
+/* One model's answer, kept for the whole run. */
+struct memo {
+    const struct model *model;
+    int ok;
+    struct reply reply;
+    json_t *json; /* the parsed response */
+    char *body;   /* the raw response */
+    size_t len;
+    double cost;
+    double score; /* of the stage that used it as its answer, or NAN */
 };
 
 struct run {
@@ -37,11 +84,19 @@ struct run {
     struct upstream *up;
     const struct route *route;
     size_t stage;
-    struct attempt *att;
+    struct attempt *atts;      /* calls in flight */
+    size_t pending;            /* answers the current stage still waits for */
+    struct memo memo[MAX_MEMO];
+    size_t nmemo;
+    char *query;               /* the request's text, for scorers */
     struct api_error last_err; /* why the last stage failed */
     char *pass_body;           /* an upstream 4xx to pass through as is */
     size_t pass_len;
     int pass_status;
+    /* the current stage, for its trace record */
+    uint64_t stage_t0_us;
+    double stage_cost;
+    long stage_pt, stage_ct;
     struct loop_timer ping;
     uint64_t last_write_us;
     int committed;           /* status line and headers went to the client */
@@ -52,37 +107,147 @@ struct run {
 static struct run *runs; /* loop thread only */
 
 static void run_stage(struct run *run);
+static void stage_decide(struct run *run, double score, const char *reason);
+
+/* ---- bookkeeping ---- */
+
+static const struct stage *cur_stage(const struct run *run)
+{
+    return &run->route->stages[run->stage];
+}
+
+static int is_last_stage(const struct run *run)
+{
+    return run->stage + 1 == run->route->nstages;
+}
+
+static const char *run_query(struct run *run)
+{
+    if (run->query == NULL)
+        run->query = request_query_text(&run->ex->ri);
+    return run->query;
+}
+
+static struct memo *memo_find(struct run *run, const struct model *m)
+{
+    for (size_t i = 0; i < run->nmemo; i++)
+        if (run->memo[i].model == m)
+            return &run->memo[i];
+    return NULL;
+}
+
+static void memo_free(struct memo *mo)
+{
+    reply_free(&mo->reply);
+    json_decref(mo->json);
+    free(mo->body);
+}
+
+/* Record a stage's outcome: in x-sluice-stages, and in the trace. */
+static void stage_note(struct run *run, const struct model *m, int has_score, double score,
+                       const char *decision, const char *reason, const char *answer)
+{
+    struct exchange *ex = run->ex;
+    struct buf *s = &ex->meta.stages;
+    struct trace_rec rec = {0};
+
+    /* The exchange is not done, so the worker does not read meta yet. */
+    if (has_score)
+        buf_printf(s, "%s%s:%.2f:%s", s->len ? "," : "", m->name, score, decision);
+    else
+        buf_printf(s, "%s%s:-:%s", s->len ? "," : "", m->name, decision);
+    if (ex->cfg->trace.path == NULL)
+        return;
+    rec.request_id = ex->request_id;
+    rec.route = run->route->name;
+    rec.stage = (int)run->stage;
+    rec.model = m->name;
+    rec.has_score = has_score;
+    rec.score = score;
+    rec.decision = decision;
+    rec.reason = reason;
+    rec.prompt_tokens = run->stage_pt;
+    rec.completion_tokens = run->stage_ct;
+    rec.cost_usd = run->stage_cost;
+    rec.latency_ms = (double)(now_us() - run->stage_t0_us) / 1000.0;
+    if (ex->cfg->trace.include_content) {
+        rec.prompt = run_query(run);
+        rec.answer = answer;
+    }
+    trace_write(&ex->cfg->trace, &rec);
+}
+
+/* Account one finished call: cost, tokens, time; and learn how long this
+ * model's answers run, for budget estimates. */
+static void account(struct run *run, const struct model *m, const struct reply *r,
+                    struct call *c)
+{
+    struct ex_meta *meta = &run->ex->meta;
+    double cost;
+
+    meta->attempts++;
+    if (c)
+        meta->upstream_us += call_elapsed_us(c);
+    if (m == NULL || !r->has_usage)
+        return;
+    cost = cost_usd(m, r->prompt_tokens, r->completion_tokens);
+    meta->cost_usd += cost;
+    meta->prompt_tokens += r->prompt_tokens;
+    meta->completion_tokens += r->completion_tokens;
+    run->stage_cost += cost;
+    run->stage_pt += r->prompt_tokens;
+    run->stage_ct += r->completion_tokens;
+    {
+        /* The model is immutable config but for this one estimate, which
+         * only the loop thread reads and writes. */
+        struct model *mm = (struct model *)m;
+
+        mm->est_completion_tokens = mm->est_completion_tokens > 0
+                                        ? 0.8 * mm->est_completion_tokens +
+                                              0.2 * (double)r->completion_tokens
+                                        : (double)r->completion_tokens;
+    }
+}
+
+static double estimate(const struct run *run, const struct model *m, long completion)
+{
+    const struct request_info *ri = &run->ex->ri;
+    long n = ri->max_tokens;
+
+    if (n <= 0)
+        n = completion > 0 ? completion
+                           : (m->est_completion_tokens > 0 ? (long)ceil(m->est_completion_tokens)
+                                                           : DEFAULT_COMPLETION);
+    return cost_estimate(m, ri->prompt_chars, n, n) * (double)(ri->n > 0 ? ri->n : 1);
+}
+
+/* What the stage would still cost: its models not yet called, and the
+ * judge's call. */
+static double stage_estimate(const struct run *run, const struct stage *st)
+{
+    double est = 0;
+
+    for (size_t i = 0; i < st->nmodels; i++)
+        if (memo_find((struct run *)run, st->models[i]) == NULL)
+            est += estimate(run, st->models[i], 0) * (st->samples > 1 ? st->samples : 1);
+    if (st->scorer == SCORER_JUDGE && st->judge)
+        est += estimate(run, st->judge, JUDGE_COMPLETION);
+    return est;
+}
 
 /* ---- the run ---- */
 
-static void run_end(struct run *run)
-{
-    if (run->prev)
-        run->prev->next = run->next;
-    else
-        runs = run->next;
-    if (run->next)
-        run->next->prev = run->prev;
-    loop_timer_stop(run->loop, &run->ping);
-    run->ex->run = NULL;
-    ex_unref(run->ex);
-    free(run->pass_body);
-    free(run);
-}
-
-static void stages_note(struct run *run, const struct model *m, const char *score,
-                        const char *decision)
-{
-    struct buf *s = &run->ex->meta.stages;
-
-    /* The exchange is not yet done, so the worker does not read meta. */
-    buf_printf(s, "%s%s:%s:%s", s->len ? "," : "", m->name, score, decision);
-}
-
 static void attempt_free(struct attempt *a)
 {
-    if (a == NULL)
-        return;
+    struct run *run = a->run;
+    struct attempt **pp;
+
+    for (pp = &run->atts; *pp; pp = &(*pp)->next) {
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    }
     if (a->call)
         call_cancel(a->call);
     buf_free(&a->body);
@@ -91,19 +256,24 @@ static void attempt_free(struct attempt *a)
     free(a);
 }
 
-/* Account a finished call: cost, tokens, time. */
-static void attempt_account(struct attempt *a)
+static void run_end(struct run *run)
 {
-    struct ex_meta *meta = &a->run->ex->meta;
-
-    meta->attempts++;
-    if (a->call)
-        meta->upstream_us += call_elapsed_us(a->call);
-    if (a->reply.has_usage) {
-        meta->cost_usd += cost_usd(a->model, a->reply.prompt_tokens, a->reply.completion_tokens);
-        meta->prompt_tokens += a->reply.prompt_tokens;
-        meta->completion_tokens += a->reply.completion_tokens;
-    }
+    while (run->atts)
+        attempt_free(run->atts);
+    if (run->prev)
+        run->prev->next = run->next;
+    else
+        runs = run->next;
+    if (run->next)
+        run->next->prev = run->prev;
+    loop_timer_stop(run->loop, &run->ping);
+    for (size_t i = 0; i < run->nmemo; i++)
+        memo_free(&run->memo[i]);
+    run->ex->run = NULL;
+    ex_unref(run->ex);
+    free(run->pass_body);
+    free(run->query);
+    free(run);
 }
 
 static void run_commit(struct run *run)
@@ -139,9 +309,81 @@ static void ping_cb(struct loop *loop, void *arg)
     loop_timer_start(loop, &run->ping, PING_US);
 }
 
-/* Every stage failed, or the budget ran out: report the last failure. */
+static void set_answerer(struct run *run, const struct model *m)
+{
+    run->ex->meta.model = m->name;
+    run->ex->meta.provider = m->provider->name;
+}
+
+/* Answer the client with a buffered answer: as JSON, or as an SSE stream
+ * when the client streams. What we asked the upstream beyond the client's
+ * request (logprobs for a scorer, samples for agreement) is taken out. */
+static void respond_memo(struct run *run, struct memo *mo)
+{
+    struct exchange *ex = run->ex;
+    const struct request_info *ri = &ex->ri;
+    json_t *choices = json_object_get(mo->json, "choices"), *c;
+    int changed = 0;
+    size_t i;
+
+    set_answerer(run, mo->model);
+    while (json_is_array(choices) && json_array_size(choices) > (size_t)ri->n) {
+        json_array_remove(choices, json_array_size(choices) - 1);
+        changed = 1;
+    }
+    if (!ri->want_logprobs) {
+        json_array_foreach (choices, i, c) {
+            if (json_is_object(c) && !json_is_null(json_object_get(c, "logprobs"))) {
+                json_object_set_new(c, "logprobs", json_null());
+                changed = 1;
+            }
+        }
+    }
+    if (ri->stream) {
+        struct buf sse;
+
+        buf_init(&sse, RESP_BODY_MAX);
+        provider_sse_from_response(ri->ep, mo->json, ri->include_usage, &sse);
+        ex->meta.ttft_us = now_us() - ex->t_start_us;
+        if (run_write(run, sse.data, sse.len) < 0) {
+            api_error_set(&run->last_err, 502, "api_error", "stream_overflow", NULL, "%s",
+                          "The answer is larger than the stream buffer.");
+            ex_fail(ex, &run->last_err);
+        } else {
+            ex_stream_end(ex);
+        }
+        buf_free(&sse);
+    } else if (changed) {
+        char *body = json_dumps(mo->json, JSON_COMPACT);
+
+        if (body == NULL)
+            sl_panic("json_dumps: out of memory");
+        ex_respond(ex, 200, body, strlen(body));
+    } else {
+        ex_respond(ex, 200, mo->body, mo->len);
+        mo->body = NULL;
+    }
+    run_end(run);
+}
+
+/* Every stage failed or was skipped. Answer with the best answer a rejected
+ * stage gave, if any (an answer beats an error); else report the last
+ * failure. */
 static void run_give_up(struct run *run)
 {
+    struct memo *best = NULL;
+
+    for (size_t i = 0; i < run->nmemo; i++) {
+        struct memo *mo = &run->memo[i];
+
+        if (mo->ok && !isnan(mo->score) && (best == NULL || mo->score > best->score))
+            best = mo;
+    }
+    if (best && !run->answering) {
+        buf_printf(&run->ex->meta.stages, ",%s:%.2f:salvage", best->model->name, best->score);
+        respond_memo(run, best);
+        return;
+    }
     if (run->pass_body && !run->committed) {
         ex_respond(run->ex, run->pass_status, run->pass_body, run->pass_len);
         run->pass_body = NULL;
@@ -151,7 +393,7 @@ static void run_give_up(struct run *run)
     run_end(run);
 }
 
-/* The current stage failed with an error that allows another try. */
+/* Move on to the next stage; the current one failed or rejected. */
 static void run_escalate(struct run *run)
 {
     if (run->answering) {
@@ -170,6 +412,7 @@ static void note_http_error(struct run *run, struct attempt *a, long status)
     json_t *j = json_loadb(a->body.data ? a->body.data : "", a->body.len, 0, NULL);
     json_t *msg = json_object_get(json_object_get(j, "error"), "message");
     const char *m = json_is_string(msg) ? json_string_value(msg) : "no message";
+    const char *who = a->model ? a->model->name : "scorer";
 
     free(run->pass_body);
     run->pass_body = NULL;
@@ -179,18 +422,20 @@ static void note_http_error(struct run *run, struct attempt *a, long status)
     }
     if (status == 429)
         api_error_set(&run->last_err, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
-                      "Upstream %s is rate limiting: %s", a->model->name, m);
+                      "Upstream %s is rate limiting: %s", who, m);
     else if (status >= 500)
         api_error_set(&run->last_err, 502, "api_error", "upstream_error", NULL,
-                      "Upstream %s returned HTTP %ld: %s", a->model->name, status, m);
+                      "Upstream %s returned HTTP %ld: %s", who, status, m);
     else
         api_error_set(&run->last_err, (int)status, "invalid_request_error", "upstream_error", NULL,
-                      "Upstream %s returned HTTP %ld: %s", a->model->name, status, m);
+                      "Upstream %s returned HTTP %ld: %s", who, status, m);
     json_decref(j);
 }
 
 static void note_call_error(struct run *run, struct attempt *a, enum call_err kind, const char *err)
 {
+    const char *who = a->model ? a->model->name : "scorer";
+
     free(run->pass_body);
     run->pass_body = NULL;
     switch (kind) {
@@ -198,19 +443,57 @@ static void note_call_error(struct run *run, struct attempt *a, enum call_err ki
     case CALL_ERR_FIRST_BYTE:
     case CALL_ERR_IDLE:
         api_error_set(&run->last_err, 504, "api_error", "upstream_timeout", NULL,
-                      "Upstream %s timed out: %s", a->model->name, err);
+                      "Upstream %s timed out: %s", who, err);
         break;
     case CALL_ERR_CONNECT:
         api_error_set(&run->last_err, 502, "api_error", "upstream_unreachable", NULL,
-                      "Could not connect to upstream %s: %s", a->model->name, err);
+                      "Could not connect to upstream %s: %s", who, err);
         break;
     default:
         api_error_set(&run->last_err, 502, "api_error", "upstream_error", NULL,
-                      "Upstream %s failed: %s", a->model->name, err);
+                      "Upstream %s failed: %s", who, err);
     }
 }
 
-/* ---- relaying one stream event ---- */
+/* Classify how a call ended. Returns 1 if it brought a usable 2xx answer;
+ * else notes the failure in run->last_err and returns 0. For a whole (not
+ * streamed) 2xx body, the reply is parsed here. */
+static int attempt_outcome(struct attempt *a, struct call *c, const char *err, json_t **json)
+{
+    struct run *run = a->run;
+    long status = call_status(c);
+    const char *who = a->model ? a->model->name : "scorer";
+
+    if (err == NULL && a->bad == NULL && status >= 200 && status < 300) {
+        if (a->stream) {
+            if (!a->saw_done)
+                a->bad = "the stream ended early";
+        } else if (a->kind != ATT_HTTP) {
+            *json = provider_parse_response(a->ep, a->body.data ? a->body.data : "", a->body.len,
+                                            &a->reply);
+            if (*json == NULL)
+                a->bad = "the response is not JSON";
+        }
+    }
+    if (a->bad) {
+        free(run->pass_body);
+        run->pass_body = NULL;
+        api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
+                      "Upstream %s: %s", who, a->bad);
+        return 0;
+    }
+    if (err) {
+        note_call_error(run, a, call_err(c), err);
+        return 0;
+    }
+    if (status < 200 || status >= 300) {
+        note_http_error(run, a, status);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- relayed stages ---- */
 
 static int relay_event_cb(void *arg, const char *event, const char *data, size_t len)
 {
@@ -221,7 +504,7 @@ static int relay_event_cb(void *arg, const char *event, const char *data, size_t
     int r;
 
     UNUSED(event);
-    switch (provider_parse_chunk(ex->ri.ep, data, len, &a->reply)) {
+    switch (provider_parse_chunk(a->ep, data, len, &a->reply)) {
     case CHUNK_DONE:
         a->saw_done = 1;
         return 0;
@@ -240,8 +523,7 @@ static int relay_event_cb(void *arg, const char *event, const char *data, size_t
     }
     if (!run->answering) {
         run->answering = 1;
-        ex->meta.model = a->model->name;
-        ex->meta.provider = a->model->provider->name;
+        set_answerer(run, a->model);
         ex->meta.ttft_us = now_us() - ex->t_start_us;
     }
     buf_init(&ev, len + 16);
@@ -255,7 +537,144 @@ static int relay_event_cb(void *arg, const char *event, const char *data, size_t
     return r;
 }
 
-/* ---- one call ---- */
+/* A local score for the trace of a relayed stage that has a scorer (the
+ * last stage of a cascade always accepts, but its score is still worth
+ * recording). Calls no one. */
+static int relay_score(struct run *run, const struct reply *r, double *score)
+{
+    const struct stage *st = cur_stage(run);
+
+    switch (st->scorer) {
+    case SCORER_RULES:
+        *score = scorer_rules(r, run->ex->ri.want_json) == VETO_NONE ? 1.0 : 0.0;
+        return 1;
+    case SCORER_LOGPROB:
+        *score = scorer_logprob(r);
+        return 1;
+    case SCORER_LEARNED:
+        *score = scorer_learned(st->weights, run_query(run), r);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void relay_done(struct attempt *a, struct call *c, const char *err)
+{
+    struct run *run = a->run;
+    struct exchange *ex = run->ex;
+    json_t *json = NULL;
+    int ok = attempt_outcome(a, c, err, &json);
+    long status = call_status(c);
+    double score = 1.0;
+    int scored;
+
+    account(run, a->model, &a->reply, c);
+    a->call = NULL; /* upstream frees it after we return */
+    if (!ok) {
+        json_decref(json);
+        stage_note(run, a->model, 0, 0, "error", run->last_err.message, NULL);
+        /* A 4xx other than 429 is the request's fault: in a fallback route
+         * no other model is tried. A cascade tries on: models differ. */
+        if (err == NULL && a->bad == NULL && status >= 400 && status < 500 && status != 429 &&
+            run->route->kind != ROUTE_CASCADE) {
+            attempt_free(a);
+            run->stage = run->route->nstages;
+            run_give_up(run);
+            return;
+        }
+        attempt_free(a);
+        run_escalate(run);
+        return;
+    }
+    json_decref(json);
+    scored = relay_score(run, &a->reply, &score);
+    set_answerer(run, a->model);
+    stage_note(run, a->model, 1, scored ? score : 1.0, "accept", NULL, a->reply.content.data);
+    if (a->stream) {
+        run_write(run, "data: [DONE]\n\n", 14);
+        ex_stream_end(ex);
+    } else {
+        size_t len;
+        char *body = buf_steal(&a->body, &len);
+
+        ex_respond(ex, 200, body, len);
+    }
+    attempt_free(a);
+    run_end(run);
+}
+
+/* ---- buffered stages ---- */
+
+static void stage_evaluate(struct run *run);
+
+static void answer_done(struct attempt *a, struct call *c, const char *err)
+{
+    struct run *run = a->run;
+    json_t *json = NULL;
+    int ok = attempt_outcome(a, c, err, &json);
+    struct memo *mo;
+
+    account(run, a->model, &a->reply, c);
+    a->call = NULL;
+    sl_assert(run->nmemo < MAX_MEMO);
+    mo = &run->memo[run->nmemo++];
+    memset(mo, 0, sizeof(*mo));
+    mo->model = a->model;
+    mo->ok = ok;
+    mo->score = NAN;
+    mo->json = json;
+    mo->reply = a->reply;
+    reply_init(&a->reply); /* moved to the memo */
+    if (ok)
+        mo->body = buf_steal(&a->body, &mo->len);
+    mo->cost = mo->reply.has_usage ? cost_usd(mo->model, mo->reply.prompt_tokens,
+                                              mo->reply.completion_tokens)
+                                   : 0.0;
+    attempt_free(a);
+    sl_assert(run->pending > 0);
+    if (--run->pending == 0)
+        stage_evaluate(run);
+}
+
+static void judge_done(struct attempt *a, struct call *c, const char *err)
+{
+    struct run *run = a->run;
+    json_t *json = NULL;
+    int ok = attempt_outcome(a, c, err, &json);
+    double score = 0;
+    const char *reason = NULL;
+
+    account(run, a->model, &a->reply, c);
+    a->call = NULL;
+    json_decref(json);
+    if (!ok)
+        reason = "the judge failed";
+    else if (scorer_judge_parse(a->reply.content.data ? a->reply.content.data : "", &score) < 0)
+        reason = "the judge gave no score";
+    attempt_free(a);
+    stage_decide(run, score, reason);
+}
+
+static void http_done(struct attempt *a, struct call *c, const char *err)
+{
+    struct run *run = a->run;
+    json_t *unused = NULL;
+    int ok = attempt_outcome(a, c, err, &unused);
+    double score = 0;
+    const char *reason = NULL;
+
+    account(run, NULL, &a->reply, c);
+    a->call = NULL;
+    if (!ok)
+        reason = "the scorer service failed";
+    else if (scorer_http_parse(a->body.data ? a->body.data : "", a->body.len, &score) < 0)
+        reason = "the scorer service gave no score";
+    attempt_free(a);
+    stage_decide(run, score, reason);
+}
+
+/* ---- calls ---- */
 
 static int attempt_data_cb(struct call *c, const char *p, size_t n, void *arg)
 {
@@ -277,78 +696,24 @@ static int attempt_data_cb(struct call *c, const char *p, size_t n, void *arg)
     return sse_feed(&a->sse, p, n, relay_event_cb, a);
 }
 
-/* The stage failed in a way another stage may fix: note it and move on. */
-static void attempt_failed(struct attempt *a)
-{
-    struct run *run = a->run;
-
-    stages_note(run, a->model, "-", "error");
-    attempt_free(a);
-    run_escalate(run);
-}
-
 static void attempt_done_cb(struct call *c, const char *err, void *arg)
 {
     struct attempt *a = arg;
-    struct run *run = a->run;
-    struct exchange *ex = run->ex;
-    long status = call_status(c);
-    int ok = err == NULL && a->bad == NULL && status >= 200 && status < 300;
-    char *body;
-    size_t len;
 
-    if (ok && !a->stream) {
-        json_t *root = provider_parse_response(ex->ri.ep, a->body.data ? a->body.data : "",
-                                               a->body.len, &a->reply);
-
-        if (root == NULL)
-            a->bad = "the response is not JSON";
-        json_decref(root);
+    switch (a->kind) {
+    case ATT_RELAY:
+        relay_done(a, c, err);
+        break;
+    case ATT_ANSWER:
+        answer_done(a, c, err);
+        break;
+    case ATT_JUDGE:
+        judge_done(a, c, err);
+        break;
+    case ATT_HTTP:
+        http_done(a, c, err);
+        break;
     }
-    if (ok && a->stream && !a->saw_done)
-        a->bad = "the stream ended early";
-    attempt_account(a);
-    a->call = NULL; /* upstream frees it after we return */
-    run->att = NULL;
-
-    if (a->bad) {
-        free(run->pass_body);
-        run->pass_body = NULL;
-        api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
-                      "Upstream %s: %s", a->model->name, a->bad);
-        attempt_failed(a);
-        return;
-    }
-    if (err) {
-        note_call_error(run, a, call_err(c), err);
-        attempt_failed(a);
-        return;
-    }
-    if (status < 200 || status >= 300) {
-        note_http_error(run, a, status);
-        if (status == 429 || status >= 500) {
-            attempt_failed(a);
-            return;
-        }
-        /* Any other 4xx is the request's fault: no fallback. */
-        stages_note(run, a->model, "-", "error");
-        attempt_free(a);
-        run_give_up(run);
-        return;
-    }
-    ex->meta.model = a->model->name;
-    ex->meta.provider = a->model->provider->name;
-    stages_note(run, a->model, "-", "accept");
-    if (a->stream) {
-        run_write(run, "data: [DONE]\n\n", 14);
-        ex_stream_end(ex);
-        attempt_free(a);
-    } else {
-        body = buf_steal(&a->body, &len);
-        attempt_free(a);
-        ex_respond(ex, 200, body, len);
-    }
-    run_end(run);
 }
 
 static const struct call_ops attempt_ops = {
@@ -356,32 +721,197 @@ static const struct call_ops attempt_ops = {
     .on_done = attempt_done_cb,
 };
 
-static void attempt_start(struct run *run, const struct model *m)
+static struct attempt *attempt_new(struct run *run, enum att_kind kind, const struct model *m,
+                                   enum endpoint ep, int stream)
 {
     struct attempt *a = xcalloc(1, sizeof(*a));
-    struct call_spec spec;
 
     a->run = run;
+    a->kind = kind;
     a->model = m;
-    a->stream = run->ex->ri.stream;
-    buf_init(&a->body, a->stream ? ERR_BODY_MAX : RESP_BODY_MAX);
+    a->ep = ep;
+    a->stream = stream;
+    buf_init(&a->body, stream ? ERR_BODY_MAX : RESP_BODY_MAX);
     sse_init(&a->sse, SSE_EVENT_MAX);
     reply_init(&a->reply);
-    provider_build(m, run->ex->ri.ep, run->ex->ri.body, a->stream, &spec);
-    run->att = a;
+    a->next = run->atts;
+    run->atts = a;
+    return a;
+}
+
+/* Call model m on endpoint ep with body (borrowed). */
+static void attempt_call(struct run *run, enum att_kind kind, const struct model *m,
+                         enum endpoint ep, const json_t *body, int stream)
+{
+    struct attempt *a = attempt_new(run, kind, m, ep, stream);
+    struct call_spec spec;
+
+    provider_build(m, ep, body, stream, &spec);
     a->call = upstream_call(run->up, &spec, &attempt_ops, a);
+}
+
+/* The request as a scored stage sends it: never streamed, with logprobs
+ * for the logprob scorer and n samples for self-agreement. */
+static json_t *stage_body(struct run *run, const struct stage *st)
+{
+    json_t *body = json_copy(run->ex->ri.body);
+
+    if (st->scorer == SCORER_LOGPROB)
+        json_object_set_new(body, "logprobs", json_true());
+    if (st->scorer == SCORER_AGREEMENT && st->samples > 1)
+        json_object_set_new(body, "n", json_integer(st->samples));
+    return body;
+}
+
+/* Every answer of a buffered stage is in: score the first model's answer. */
+static void stage_evaluate(struct run *run)
+{
+    const struct stage *st = cur_stage(run);
+    struct memo *primary = memo_find(run, st->models[0]);
+    const char *answers[32];
+    size_t n = 0;
+
+    for (size_t i = 0; i < st->nmodels; i++) {
+        struct memo *mo = memo_find(run, st->models[i]);
+
+        if (mo == NULL || !mo->ok) {
+            stage_note(run, st->models[0], 0, 0, "error", run->last_err.message, NULL);
+            run_escalate(run);
+            return;
+        }
+    }
+    switch (st->scorer) {
+    case SCORER_NONE:
+        stage_decide(run, 1.0, NULL);
+        return;
+    case SCORER_RULES:
+        stage_decide(run, 1.0, NULL); /* the veto is applied in stage_decide */
+        return;
+    case SCORER_LOGPROB:
+        stage_decide(run, scorer_logprob(&primary->reply),
+                     primary->reply.logprob_n ? NULL : "the upstream sent no logprobs");
+        return;
+    case SCORER_AGREEMENT:
+        if (st->nmodels == 1 && primary->reply.choices_text) {
+            json_t *t;
+            size_t i;
+
+            json_array_foreach (primary->reply.choices_text, i, t) {
+                if (n < ARRAY_LEN(answers))
+                    answers[n++] = json_string_value(t);
+            }
+        } else {
+            for (size_t i = 0; i < st->nmodels && n < ARRAY_LEN(answers); i++)
+                answers[n++] = memo_find(run, st->models[i])->reply.content.data;
+        }
+        stage_decide(run, scorer_agreement(answers, n), NULL);
+        return;
+    case SCORER_LEARNED:
+        stage_decide(run, scorer_learned(st->weights, run_query(run), &primary->reply), NULL);
+        return;
+    case SCORER_JUDGE: {
+        json_t *body = scorer_judge_body(st->rubric, run_query(run),
+                                         primary->reply.content.data ? primary->reply.content.data
+                                                                     : "");
+        /* The judge is always a chat call, whatever the request was. */
+        attempt_call(run, ATT_JUDGE, st->judge, EP_CHAT, body, 0);
+        json_decref(body);
+        return;
+    }
+    case SCORER_HTTP: {
+        struct attempt *a = attempt_new(run, ATT_HTTP, NULL, EP_CHAT, 0);
+        struct call_spec spec;
+        char *body = scorer_http_body(run_query(run),
+                                      primary->reply.content.data ? primary->reply.content.data
+                                                                  : "",
+                                      primary->model->name);
+
+        call_spec_json(&spec, xstrdup(st->url), body, st->scorer_timeout_ms);
+        a->call = upstream_call(run->up, &spec, &attempt_ops, a);
+        return;
+    }
+    }
+}
+
+/* The stage's score is known: accept its answer or escalate. */
+static void stage_decide(struct run *run, double score, const char *reason)
+{
+    const struct stage *st = cur_stage(run);
+    struct memo *primary = memo_find(run, st->models[0]);
+    enum answer_veto veto = scorer_rules(&primary->reply, run->ex->ri.want_json);
+    int last = is_last_stage(run);
+
+    /* The rules always apply: a vetoed answer scores 0. */
+    if (veto != VETO_NONE) {
+        score = 0;
+        reason = answer_veto_name(veto);
+    }
+    primary->score = score;
+    if (last || score >= st->threshold) {
+        stage_note(run, st->models[0], 1, score, "accept", reason, primary->reply.content.data);
+        respond_memo(run, primary);
+        return;
+    }
+    stage_note(run, st->models[0], 1, score, "escalate", reason, primary->reply.content.data);
+    run_escalate(run);
 }
 
 static void run_stage(struct run *run)
 {
     const struct stage *st;
+    struct exchange *ex = run->ex;
 
-    if (run->stage >= run->route->nstages) {
-        run_give_up(run);
+    for (;;) {
+        if (run->stage >= run->route->nstages) {
+            run_give_up(run);
+            return;
+        }
+        st = cur_stage(run);
+        run->stage_t0_us = now_us();
+        run->stage_cost = 0;
+        run->stage_pt = run->stage_ct = 0;
+        if (run->route->max_cost > 0 &&
+            ex->meta.cost_usd + stage_estimate(run, st) > run->route->max_cost) {
+            stage_note(run, st->models[0], 0, 0, "skip", "over budget", NULL);
+            api_error_set(&run->last_err, 402, "insufficient_quota", "budget_exceeded", NULL,
+                          "No remaining stage of route '%s' fits its max_cost of $%g.",
+                          run->route->name, run->route->max_cost);
+            run->stage++;
+            continue;
+        }
+        break;
+    }
+    /* Relay: no scorer, or the last stage, which always accepts. A model
+     * that already answered in this run is not called again. */
+    if ((st->scorer == SCORER_NONE || is_last_stage(run)) && st->nmodels == 1 &&
+        memo_find(run, st->models[0]) == NULL && st->samples <= 1) {
+        attempt_call(run, ATT_RELAY, st->models[0], ex->ri.ep, ex->ri.body, ex->ri.stream);
         return;
     }
-    st = &run->route->stages[run->stage];
-    attempt_start(run, st->models[0]);
+    if (ex->ri.ep == EP_EMBEDDINGS) {
+        /* Nothing to score in an embedding: the stage is a plain call. */
+        attempt_call(run, ATT_RELAY, st->models[0], ex->ri.ep, ex->ri.body, 0);
+        return;
+    }
+    {
+        json_t *body = stage_body(run, st);
+
+        run->pending = 0;
+        for (size_t i = 0; i < st->nmodels; i++) {
+            if (memo_find(run, st->models[i]))
+                continue;
+            /* A model listed twice in one stage is called once. */
+            for (size_t j = 0; j < i; j++)
+                if (st->models[j] == st->models[i])
+                    goto next;
+            run->pending++;
+            attempt_call(run, ATT_ANSWER, st->models[i], ex->ri.ep, body, 0);
+        next:;
+        }
+        json_decref(body);
+    }
+    if (run->pending == 0)
+        stage_evaluate(run);
 }
 
 void cascade_start(struct loop *loop, struct upstream *up, struct exchange *ex)
@@ -409,10 +939,6 @@ void cascade_start(struct loop *loop, struct upstream *up, struct exchange *ex)
 /* Stop a run's calls and end it with err. */
 static void run_abort(struct run *run, const struct api_error *err)
 {
-    if (run->att) {
-        attempt_free(run->att); /* cancels the call */
-        run->att = NULL;
-    }
     ex_fail(run->ex, err);
     run_end(run);
 }

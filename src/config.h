@@ -48,6 +48,10 @@ struct model {
     double input_per_mtok;  /* USD per 1M prompt tokens */
     double output_per_mtok; /* USD per 1M completion tokens */
     int line;
+    /* The one mutable field: a running mean of this model's completion
+     * tokens, for budget estimates. Written and read by the loop thread
+     * only; 0 until the first answer. */
+    double est_completion_tokens;
 };
 
 enum scorer_kind {

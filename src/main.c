@@ -2,6 +2,7 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "trace.h"
 #include "util.h"
 
 #include <curl/curl.h>
@@ -44,6 +45,8 @@ static struct config *load(const char *path, const char *mock_url)
     struct config_errors errs = {0};
     struct config *cfg = path ? config_load(path, &errs) : config_default(mock_url);
 
+    if (cfg == NULL && path == NULL)
+        fprintf(stderr, "sluice: the built-in config rejects mock URL '%s'\n", mock_url);
     if (cfg == NULL)
         print_errors(&errs);
     config_errors_free(&errs);
@@ -73,6 +76,8 @@ static void reload(const char *path)
     config_unref(old);
     if (log_open(&cfg->log) < 0)
         log_msg(LOG_ERROR, "reload: cannot open log %s; keeping the old one", cfg->log.path);
+    if (trace_open(&cfg->trace) < 0)
+        log_msg(LOG_ERROR, "reload: cannot open trace %s; keeping the old one", cfg->trace.path);
     config_swap(cfg);
     log_msg(LOG_INFO, "reloaded %s", path);
 }
@@ -153,6 +158,10 @@ int main(int argc, char **argv)
     }
     if (log_open(&cfg->log) < 0) {
         fprintf(stderr, "sluice: cannot open log %s\n", cfg->log.path);
+        return 1;
+    }
+    if (trace_open(&cfg->trace) < 0) {
+        fprintf(stderr, "sluice: cannot open trace %s\n", cfg->trace.path);
         return 1;
     }
     config_swap(cfg);

@@ -59,4 +59,11 @@ enum chunk_kind {
 enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t len,
                                      struct reply *r);
 
+/* Write a whole response (chat.completion or text_completion) as the SSE
+ * stream a streaming client expects: per choice a role chunk, content
+ * chunks, tool calls, a finish chunk; the usage chunk when include_usage;
+ * then [DONE]. Used for buffered cascade answers and cache hits. */
+void provider_sse_from_response(enum endpoint ep, const json_t *resp, int include_usage,
+                                struct buf *out);
+
 #endif

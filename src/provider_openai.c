@@ -233,3 +233,122 @@ enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t 
     json_decref(root);
     return kind;
 }
+
+/* ---- a whole response as a stream ---- */
+
+/* Append `data: <json>\n\n` and free j. */
+static void put_event(struct buf *out, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+
+    json_decref(j);
+    if (s == NULL)
+        sl_panic("json_dumps: out of memory");
+    buf_printf(out, "data: %s\n\n", s);
+    free(s);
+}
+
+/* A chunk with the response's id, created, model (and fingerprint). */
+static json_t *chunk_head(const json_t *resp, const char *object)
+{
+    json_t *c = json_object();
+    const char *keys[] = {"id", "created", "model", "system_fingerprint"};
+
+    json_object_set_new(c, "object", json_string(object));
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        json_t *v = json_object_get(resp, keys[i]);
+
+        if (v)
+            json_object_set(c, keys[i], v);
+    }
+    return c;
+}
+
+/* One chunk for one choice: delta (chat) or text (completions). */
+static void put_choice_chunk(struct buf *out, enum endpoint ep, const json_t *resp, size_t index,
+                             json_t *delta_or_text, json_t *logprobs, json_t *finish)
+{
+    json_t *c = chunk_head(resp, ep == EP_CHAT ? "chat.completion.chunk" : "text_completion");
+    json_t *choice = json_object();
+
+    json_object_set_new(choice, "index", json_integer((json_int_t)index));
+    json_object_set_new(choice, ep == EP_CHAT ? "delta" : "text", delta_or_text);
+    json_object_set_new(choice, "logprobs", logprobs ? logprobs : json_null());
+    json_object_set_new(choice, "finish_reason", finish ? finish : json_null());
+    json_object_set_new(c, "choices", json_pack("[o]", choice));
+    put_event(out, c);
+}
+
+/* Split text into pieces of about STREAM_PIECE bytes, cut after a space so a
+ * UTF-8 sequence is never split. */
+#define STREAM_PIECE 48
+
+static size_t next_piece(const char *s, size_t len)
+{
+    size_t n = len < STREAM_PIECE ? len : STREAM_PIECE;
+
+    while (n < len && s[n - 1] != ' ')
+        n++;
+    return n;
+}
+
+static json_t *text_value(enum endpoint ep, const char *s, size_t n)
+{
+    json_t *t = json_stringn(s, n);
+
+    return ep == EP_CHAT ? json_pack("{s:o}", "content", t) : t;
+}
+
+void provider_sse_from_response(enum endpoint ep, const json_t *resp, int include_usage,
+                                struct buf *out)
+{
+    json_t *choices = json_object_get(resp, "choices"), *c;
+    json_t *usage = json_object_get(resp, "usage");
+    size_t i;
+
+    json_array_foreach (choices, i, c) {
+        json_t *msg = json_object_get(c, "message");
+        json_t *text = ep == EP_CHAT ? json_object_get(msg, "content") : json_object_get(c, "text");
+        json_t *tools = json_object_get(msg, "tool_calls");
+        json_t *lp = json_object_get(c, "logprobs");
+        const char *s = json_is_string(text) ? json_string_value(text) : NULL;
+        size_t len = s ? json_string_length(text) : 0, off = 0;
+        int first = 1;
+
+        if (ep == EP_CHAT)
+            put_choice_chunk(out, ep, resp, i,
+                             json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL,
+                             NULL);
+        while (off < len) {
+            size_t n = next_piece(s + off, len - off);
+
+            put_choice_chunk(out, ep, resp, i, text_value(ep, s + off, n),
+                             first && json_is_object(lp) ? json_incref(lp) : NULL, NULL);
+            first = 0;
+            off += n;
+        }
+        if (ep == EP_CHAT && json_is_array(tools)) {
+            json_t *deltas = json_array(), *t;
+            size_t k;
+
+            json_array_foreach (tools, k, t) {
+                json_t *d = json_deep_copy(t);
+
+                json_object_set_new(d, "index", json_integer((json_int_t)k));
+                json_array_append_new(deltas, d);
+            }
+            put_choice_chunk(out, ep, resp, i, json_pack("{s:o}", "tool_calls", deltas), NULL,
+                             NULL);
+        }
+        put_choice_chunk(out, ep, resp, i, ep == EP_CHAT ? json_object() : json_string(""), NULL,
+                         json_incref(json_object_get(c, "finish_reason")));
+    }
+    if (include_usage && json_is_object(usage)) {
+        json_t *u = chunk_head(resp, ep == EP_CHAT ? "chat.completion.chunk" : "text_completion");
+
+        json_object_set_new(u, "choices", json_array());
+        json_object_set(u, "usage", usage);
+        put_event(out, u);
+    }
+    buf_puts(out, "data: [DONE]\n\n");
+}

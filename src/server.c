@@ -6,6 +6,7 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "trace.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -24,6 +25,7 @@ static void log_timer_cb(struct loop *loop, void *arg)
 {
     UNUSED(arg);
     log_flush();
+    trace_flush();
     loop_timer_start(loop, &log_timer, LOG_FLUSH_TIMER_US);
 }
 
@@ -112,5 +114,6 @@ void server_stop(long drain_ms)
     loop_free(server.loop);
     server.loop = NULL;
     server.up = NULL;
+    trace_flush();
     log_msg(LOG_INFO, "stopped"); /* flushes the batch first */
 }

@@ -444,6 +444,21 @@ size_t upstream_active(const struct upstream *up)
     return up->ncalls;
 }
 
+void call_spec_json(struct call_spec *spec, char *url, char *body, long timeout_ms)
+{
+    memset(spec, 0, sizeof(*spec));
+    spec->url = url;
+    spec->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (spec->headers == NULL)
+        sl_panic("curl_slist_append: out of memory");
+    spec->body = body;
+    spec->body_len = strlen(body);
+    spec->connect_timeout_ms = timeout_ms;
+    spec->timeout_ms = timeout_ms;
+    spec->first_byte_timeout_ms = timeout_ms;
+    spec->idle_timeout_ms = timeout_ms;
+}
+
 /* ---- life cycle ---- */
 
 struct upstream *upstream_new(struct loop *loop)

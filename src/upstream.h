@@ -53,6 +53,10 @@ struct call_spec {
     long idle_timeout_ms;
 };
 
+/* Fill spec for a plain JSON POST to url (taken over, as is body) with one
+ * timeout for connect, first byte and total. */
+void call_spec_json(struct call_spec *spec, char *url, char *body, long timeout_ms);
+
 struct upstream *upstream_new(struct loop *loop);
 /* Cancel every call (no callbacks) and free. */
 void upstream_free(struct upstream *up);

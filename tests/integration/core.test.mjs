@@ -153,7 +153,7 @@ test('fallback: a 500 from the first model is answered by the next', async () =>
     .withResponse();
   assert.equal(data.model, 'mock-large');
   assert.equal(response.headers.get('x-sluice-model'), 'large');
-  assert.equal(response.headers.get('x-sluice-stages'), 'small:-:error,large:-:accept');
+  assert.equal(response.headers.get('x-sluice-stages'), 'small:-:error,large:1.00:accept');
 });
 
 test('fallback on 429 and on a connection reset, streamed too', async () => {
