@@ -76,6 +76,7 @@ struct memo {
     size_t len;
     double cost;
     double score; /* of the stage that used it as its answer, or NAN */
+    size_t stage; /* that stage */
 };
 
 struct run {
@@ -366,9 +367,10 @@ static void respond_memo(struct run *run, struct memo *mo)
     run_end(run);
 }
 
-/* Every stage failed or was skipped. Answer with the best answer a rejected
- * stage gave, if any (an answer beats an error); else report the last
- * failure. */
+/* Every stage failed or was skipped. Answer with the best-scored answer a
+ * rejected stage gave, if any (an answer beats an error; ties go to the
+ * later, stronger stage); else report the last failure. sluice-tune's
+ * simulation does the same (tune_simulate), so offline and live agree. */
 static void run_give_up(struct run *run)
 {
     struct memo *best = NULL;
@@ -376,7 +378,10 @@ static void run_give_up(struct run *run)
     for (size_t i = 0; i < run->nmemo; i++) {
         struct memo *mo = &run->memo[i];
 
-        if (mo->ok && !isnan(mo->score) && (best == NULL || mo->score > best->score))
+        if (!mo->ok || isnan(mo->score))
+            continue;
+        if (best == NULL || mo->score > best->score ||
+            (mo->score == best->score && mo->stage > best->stage))
             best = mo;
     }
     if (best && !run->answering) {
@@ -847,6 +852,7 @@ static void stage_decide(struct run *run, double score, const char *reason)
         reason = answer_veto_name(veto);
     }
     primary->score = score;
+    primary->stage = run->stage;
     if (last || score >= st->threshold) {
         stage_note(run, st->models[0], 1, score, "accept", reason, primary->reply.content.data);
         respond_memo(run, primary);

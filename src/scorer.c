@@ -42,6 +42,8 @@ double scorer_agreement(const char *const *answers, size_t n)
     if (n == 0)
         return 0.0;
     answer_agree_key(answers[0] ? answers[0] : "", first, sizeof(first));
+    if (first[0] == '\0')
+        return 1.0 / (double)n; /* an empty answer agrees with nothing */
     for (size_t i = 0; i < n; i++) {
         answer_agree_key(answers[i] ? answers[i] : "", key, sizeof(key));
         if (strcmp(key, first) == 0)

@@ -27,7 +27,8 @@ enum answer_veto scorer_rules(const struct reply *r, int want_json);
 double scorer_logprob(const struct reply *r);
 
 /* Share of the n answers whose normalised form (answer_agree_key) equals
- * that of answers[0], the answer the stage would return. */
+ * that of answers[0], the answer the stage would return; answers[0] counts
+ * itself. An empty normalised form agrees with nothing. */
 double scorer_agreement(const char *const *answers, size_t n);
 
 /* The learned scorer's P(correct). */

@@ -1,0 +1,205 @@
+/* tune_simulate.c - `sluice-tune simulate`: the accuracy and $/query of one
+ * given chain on labelled data, offline, to compare with what the gateway
+ * does end to end (`sluice-tune eval`).
+ *
+ * Learned stages are scored either with trained weights files, exactly as the
+ * gateway scores them (--weights-dir), or with out-of-fold scores from
+ * training right here (the default), which is what `fit` reports.
+ */
+#include "tune.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    OPT_CHAIN = TUNE_OPT_FIRST_OWN,
+    OPT_WEIGHTS_DIR,
+};
+
+static const struct option sim_options[] = {
+    TUNE_COMMON_OPTIONS,
+    {"chain", required_argument, NULL, OPT_CHAIN},
+    {"weights-dir", required_argument, NULL, OPT_WEIGHTS_DIR},
+    {NULL, 0, NULL, 0},
+};
+
+static void sim_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sluice-tune simulate --data FILE.jsonl [--data ...] (--prices prices.json |\n"
+            "           --config gateway.conf) --chain CHAIN [--weights-dir DIR]\n"
+            "\n"
+            "Run one cascade over the recorded answers exactly as the gateway would and\n"
+            "print its accuracy and $/query.\n"
+            "\n"
+            "  --chain CHAIN       stages separated by \"->\", e.g.\n"
+            "                        \"mixtral-8x7b:learned@0.82 -> Yi-34B:agree(mixtral-8x7b)\n"
+            "                         -> gpt-4-1106-preview\"\n"
+            "                      scorers: learned@T, agree(M,...)[@T] (default T 1.0: all\n"
+            "                      agree), rules; the last stage has none. Models by exact\n"
+            "                      name or a unique substring.\n"
+            "  --weights-dir DIR   score learned stages with DIR/<model>.w, as the gateway\n"
+            "                      does (on the data they were trained on, optimistic);\n"
+            "                      default: out-of-fold scores trained here (--folds, --seed)\n"
+            "\n%s",
+            tune_common_help);
+}
+
+/* Scores of the chain's learned stages from weights files. */
+static int load_scores(const struct tune_data *d, const struct tune_chain *c, const char *dir,
+                       double *score)
+{
+    for (size_t i = 0; i < d->nq * d->nmodels; i++)
+        score[i] = NAN;
+    for (int s = 0; s < c->n; s++) {
+        const struct tune_stage *st = &c->st[s];
+        struct learned_model *lm;
+        char err[1024];
+        char *path;
+
+        if (st->kind != TS_LEARNED)
+            continue;
+        path = xasprintf("%s/%s.w", dir, d->models[st->model].file_name);
+        lm = learned_load(path, err, sizeof(err));
+        free(path);
+        if (lm == NULL) {
+            fprintf(stderr, "sluice-tune: %s\n", err);
+            return -1;
+        }
+        if (strcmp(learned_model_name(lm), d->models[st->model].name) != 0)
+            fprintf(stderr, "sluice-tune: warning: %s.w was trained for \"%s\"\n",
+                    d->models[st->model].file_name, learned_model_name(lm));
+        for (size_t q = 0; q < d->nq; q++) {
+            const struct tune_answer *a = &d->q[q].ans[st->model];
+
+            if (a->content)
+                score[q * d->nmodels + (size_t)st->model] =
+                    learned_score(lm, d->q[q].prompt, a->content, NULL);
+        }
+        learned_free(lm);
+    }
+    return 0;
+}
+
+static int sim_main(int argc, char **argv)
+{
+    struct tune_inputs in;
+    const char *chain_text = NULL, *wdir = NULL;
+    struct tune_data d;
+    struct tune_chain chain;
+    struct tune_result r;
+    double *score = NULL;
+    int c, ref, rc = TUNE_EXIT_FAIL, need_learned = 0;
+    char err[1024];
+
+    tune_inputs_init(&in);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", sim_options, NULL)) != -1) {
+        int k = tune_inputs_opt(&in, c, optarg);
+
+        if (k < 0)
+            return TUNE_EXIT_USAGE;
+        if (k > 0)
+            continue;
+        switch (c) {
+        case TUNE_OPT_HELP:
+            sim_usage(stdout);
+            return TUNE_EXIT_OK;
+        case OPT_CHAIN:
+            chain_text = optarg;
+            break;
+        case OPT_WEIGHTS_DIR:
+            wdir = optarg;
+            break;
+        default:
+            sim_usage(stderr);
+            return TUNE_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sluice-tune: simulate: unexpected argument \"%s\"\n", argv[optind]);
+        return TUNE_EXIT_USAGE;
+    }
+    if (chain_text == NULL || in.ndata == 0) {
+        sim_usage(stderr);
+        return TUNE_EXIT_USAGE;
+    }
+    if (tune_inputs_load(&in, &d) < 0)
+        return TUNE_EXIT_FAIL;
+    if (tune_chain_parse(&d, chain_text, &chain, err, sizeof(err)) < 0) {
+        fprintf(stderr, "sluice-tune: --chain: %s\n", err);
+        tune_data_free(&d);
+        return TUNE_EXIT_USAGE;
+    }
+    ref = tune_reference(&in, &d);
+    if (ref < 0)
+        goto done;
+    for (int s = 0; s < chain.n - 1; s++)
+        need_learned |= chain.st[s].kind == TS_LEARNED;
+    if (need_learned) {
+        score = xmalloc(d.nq * d.nmodels * sizeof(*score));
+        if (wdir) {
+            if (load_scores(&d, &chain, wdir, score) < 0)
+                goto done;
+        } else {
+            unsigned char *want = xcalloc(d.nmodels, 1);
+            int *fold = xmalloc(d.nq * sizeof(*fold));
+
+            for (int s = 0; s < chain.n - 1; s++)
+                if (chain.st[s].kind == TS_LEARNED)
+                    want[chain.st[s].model] = 1;
+            tune_folds(&d, in.learn.folds, in.learn.seed, fold);
+            tune_learn(&d, &in.learn, fold, want, score, NULL, NULL);
+            free(want);
+            free(fold);
+        }
+    }
+    tune_simulate(&d, &chain, score, NULL, &r);
+    {
+        struct tune_chain rchain = {.n = 1};
+        struct tune_result rr;
+        struct buf b;
+        double acc = r.n ? (double)r.correct / (double)r.n : 0;
+        double cost = r.n ? r.cost / (double)r.n : 0;
+        double racc, rcost;
+
+        rchain.st[0].model = ref;
+        tune_simulate(&d, &rchain, NULL, NULL, &rr);
+        racc = rr.n ? (double)rr.correct / (double)rr.n : 0;
+        rcost = rr.n ? rr.cost / (double)rr.n : 0;
+        buf_init(&b, 1 << 20);
+        tune_chain_format(&d, &chain, &b);
+        printf("chain: %s\n", b.data);
+        printf("learned scores: %s\n", !need_learned ? "not used"
+                                       : wdir        ? "weights files (as the gateway scores)"
+                                                     : "out-of-fold (cross-validated)");
+        printf("queries: %zu\n", r.n);
+        printf("accuracy: %.4f (%+.2f points vs %s at %.4f)\n", acc, (acc - racc) * 100,
+               d.models[ref].name, racc);
+        printf("usd_per_query: %.6g (%.1f%% of %s at %.6g)\n", cost,
+               rcost > 0 ? 100 * cost / rcost : 0, d.models[ref].name, rcost);
+        for (int s = 0; s < chain.n; s++)
+            printf("stage %d (%s): answered %zu (%.1f%%)\n", s + 1,
+                   d.models[chain.st[s].model].name, r.accepted[s],
+                   r.n ? 100.0 * (double)r.accepted[s] / (double)r.n : 0);
+        {
+            size_t answered = 0;
+
+            for (int s = 0; s < chain.n; s++)
+                answered += r.accepted[s];
+            /* Every stage errored (no recorded answer): the request fails. */
+            printf("failed: %zu\n", r.n - answered);
+        }
+        buf_free(&b);
+    }
+    rc = TUNE_EXIT_OK;
+
+done:
+    free(score);
+    tune_data_free(&d);
+    return rc;
+}
+
+TUNE_COMMAND(simulate, "simulate", "accuracy and $/query of one given chain, offline", sim_main)
