@@ -6,6 +6,8 @@
 set -e
 secs=$1
 shift
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 for bin in "$@"; do
     name=$(basename "$bin")
     corpus="tests/fuzz/corpus/${name#fuzz_}"

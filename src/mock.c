@@ -48,6 +48,9 @@
 #define MOCK_MAX_CHUNKS 10000
 #define MOCK_MAX_STATS_KEYS 10000
 #define MOCK_MAX_FAIL_KEYS 100000
+/* Longer stats keys count as "(other)"; longer fail_times keys are stored
+ * as their hash. */
+#define MOCK_MAX_KEY_LEN 256
 #define MOCK_CREATED 1700000000 /* the "created" of listed models */
 
 struct mock_opts {
@@ -96,6 +99,7 @@ struct conn {
     int continue_sent; /* "100 Continue" already sent for the pending request */
     int keep_alive;    /* of the request being answered */
     int http10;        /* the request was HTTP/1.0 */
+    int head_only;     /* a HEAD request: headers but no body */
     int peer_eof;
     int closed;
     int blocked; /* production stopped at MOCK_WBUF_HIGH; resume on drain */
@@ -105,13 +109,13 @@ struct conn {
     enum conn_after act_after; /* what follows ACT_SEND */
     struct buf pend;
     struct mock_stream stream;
-    size_t step;       /* next stream step to queue */
-    size_t stop_step;  /* steps [0, stop_step) are sent ("truncate" stops early) */
+    size_t step;      /* next stream step to queue */
+    size_t stop_step; /* steps [0, stop_step) are sent ("truncate" stops early) */
     uint64_t interval_us;
     uint64_t stream_t0_us; /* when step 0 was queued; step k is due at t0 + k*interval */
-    int stream_live;     /* counted in streams_started, not yet completed or aborted */
-    int stream_truncate; /* the stream ends by closing the connection */
-    int stream_final;    /* every step is queued */
+    int stream_live;       /* counted in streams_started, not yet completed or aborted */
+    int stream_truncate;   /* the stream ends by closing the connection */
+    int stream_final;      /* every step is queued */
 };
 
 struct mock_stats {
@@ -139,8 +143,9 @@ static struct mock_server {
     struct conn *conns;
     long long active;
     struct mock_replay *replay;
-    json_t *models; /* the GET /v1/models list */
+    json_t *models;      /* the GET /v1/models list */
     json_t *fail_counts; /* mock.key -> requests seen, for fail_times */
+    json_t *model_mocks; /* model -> default "mock" object (--mock, --content) */
     struct mock_stats st;
     unsigned long long seq;
 } srv;
@@ -152,7 +157,7 @@ struct mock_ctl {
     const char *content;
     size_t content_len;
     const json_t *choices;
-    long status; /* 0 = not given */
+    long status;        /* 0 = not given */
     double retry_after; /* < 0 = not given */
     const char *error_message;
     enum mock_fault fault;
@@ -168,36 +173,43 @@ static void conn_update(struct conn *c);
 
 /* ---- small helpers ---- */
 
+static const struct {
+    int status;
+    const char *text;
+} status_texts[] = {
+    {100, "Continue"},
+    {200, "OK"},
+    {201, "Created"},
+    {204, "No Content"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {402, "Payment Required"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {415, "Unsupported Media Type"},
+    {417, "Expectation Failed"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {504, "Gateway Timeout"},
+    {505, "HTTP Version Not Supported"},
+};
+
 static const char *status_text(int status)
 {
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Status";
-    }
+    for (size_t i = 0; i < ARRAY_LEN(status_texts); i++)
+        if (status_texts[i].status == status)
+            return status_texts[i].text;
+    return "Status";
 }
 
 /* OpenAI's error "type" for a status. */
@@ -297,11 +309,14 @@ static char *printable(const char *p, size_t n)
     return s;
 }
 
+/* Count one more under key. Both the number of keys and their length are
+ * capped, so no client can grow the table without bound. */
 static void stats_bump(json_t *obj, const char *key)
 {
-    json_t *v = json_object_get(obj, key);
+    json_t *v = strlen(key) > MOCK_MAX_KEY_LEN ? NULL : json_object_get(obj, key);
 
-    if (v == NULL && json_object_size(obj) >= MOCK_MAX_STATS_KEYS) {
+    if (v == NULL &&
+        (json_object_size(obj) >= MOCK_MAX_STATS_KEYS || strlen(key) > MOCK_MAX_KEY_LEN)) {
         key = "(other)";
         v = json_object_get(obj, key);
     }
@@ -496,7 +511,7 @@ static void pend_response(struct conn *c, int status, const char *ctype, const c
 {
     pend_head(c, status, ctype, extra);
     if (buf_printf(&c->pend, "Content-Length: %zu\r\n\r\n", len) < 0 ||
-        buf_append(&c->pend, body, len) < 0)
+        buf_append(&c->pend, body, c->head_only ? 0 : len) < 0)
         sl_panic("mock: a response outgrew its buffer");
     c->act = ACT_SEND;
     c->act_after = c->keep_alive ? AFTER_NONE : AFTER_LINGER;
@@ -668,8 +683,7 @@ static int ctl_parse(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
         return 0;
     if (!json_is_object(m))
         return ctl_fail(err, "mock", "'mock' must be an object");
-    json_object_foreach(m, k, v)
-    {
+    json_object_foreach (m, k, v) {
         if (strcmp(k, "content") == 0) {
             if (!json_is_string(v))
                 return ctl_fail(err, "mock.content", "'mock.content' must be a string");
@@ -681,8 +695,7 @@ static int ctl_parse(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
 
             if (!json_is_array(v) || json_array_size(v) == 0)
                 return ctl_fail(err, "mock.choices", "'mock.choices' must be a non-empty array");
-            json_array_foreach(v, i, s)
-            {
+            json_array_foreach (v, i, s) {
                 if (!json_is_string(s))
                     return ctl_fail(err, "mock.choices", "'mock.choices' must hold strings");
             }
@@ -726,8 +739,7 @@ static int ctl_parse(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
             if (ctl_int(v, 1, MOCK_MAX_CHUNKS, &ctl->chunks) < 0)
                 return ctl_fail(err, "mock.chunks", "'mock.chunks' must be an integer 1..10000");
         } else if (strcmp(k, "logprob") == 0) {
-            if (!json_is_number(v) || json_number_value(v) > 0 ||
-                !isfinite(json_number_value(v)))
+            if (!json_is_number(v) || json_number_value(v) > 0 || !isfinite(json_number_value(v)))
                 return ctl_fail(err, "mock.logprob", "'mock.logprob' must be a number <= 0");
             ctl->has_logprob = 1;
             ctl->logprob = json_number_value(v);
@@ -767,6 +779,12 @@ static int ctl_gate(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
         return 0;
     if (key == NULL)
         key = own = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+    if (strlen(key) > MOCK_MAX_KEY_LEN) {
+        char *h = xasprintf("#%016llx", (unsigned long long)mock_hash(key, strlen(key), 0));
+
+        free(own);
+        key = own = h;
+    }
     n = json_object_get(srv.fail_counts, key);
     if (n == NULL && json_object_size(srv.fail_counts) >= MOCK_MAX_FAIL_KEYS) {
         free(own);
@@ -785,19 +803,76 @@ static int ctl_gate(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
     return 0;
 }
 
+/* Pick the controls for this request from the body's "mock": an object, or
+ * an array of objects of which the first whose "model" is this model (or
+ * that names no model) applies. Every element is validated, so a typo fails
+ * even in an element that does not apply. *sel is borrowed, or NULL. */
+static int mock_select(json_t *mock, const char *model, json_t **sel, struct mock_err *err)
+{
+    struct mock_ctl ctl;
+    size_t i;
+    json_t *m;
+
+    *sel = NULL;
+    if (mock == NULL || json_is_null(mock))
+        return 0;
+    if (json_is_object(mock)) {
+        if (ctl_parse(mock, &ctl, err) < 0)
+            return -1;
+        if (ctl.model == NULL || strcmp(ctl.model, model) == 0)
+            *sel = mock;
+        return 0;
+    }
+    if (!json_is_array(mock))
+        return ctl_fail(err, "mock", "'mock' must be an object or an array of objects");
+    json_array_foreach (mock, i, m) {
+        if (!json_is_object(m))
+            return ctl_fail(err, "mock", "'mock' must be an object or an array of objects");
+        if (ctl_parse(m, &ctl, err) < 0)
+            return -1;
+        if (*sel == NULL && (ctl.model == NULL || strcmp(ctl.model, model) == 0))
+            *sel = m;
+    }
+    return 0;
+}
+
+/* The controls in force: this model's command-line defaults (--mock,
+ * --content), overridden field by field by the request's. Returns a new
+ * reference, or NULL when there are none. */
+static json_t *mock_effective(const char *model, json_t *sel)
+{
+    json_t *d = json_object_get(srv.model_mocks, model), *e;
+
+    if (d == NULL)
+        return json_incref(sel);
+    e = json_copy(d);
+    if (sel)
+        json_object_update(e, sel);
+    return e;
+}
+
+/* The message of an injected error when mock.error_message is not given:
+ * OpenAI's wording where it has one. */
 static const char *default_error_message(long status)
 {
-    switch (status) {
-    case 400: return "sluice-mock: injected bad request";
-    case 401: return "sluice-mock: injected authentication error";
-    case 404: return "sluice-mock: injected not found";
-    case 429: return "Rate limit reached (sluice-mock injected 429)";
-    case 500: return "The server had an error while processing your request (sluice-mock)";
-    case 502: return "Bad gateway (sluice-mock)";
-    case 503: return "The engine is currently overloaded (sluice-mock)";
-    case 504: return "Gateway timeout (sluice-mock)";
-    default: return "sluice-mock: injected error";
-    }
+    static const struct {
+        long status;
+        const char *message;
+    } msgs[] = {
+        {400, "sluice-mock: injected bad request"},
+        {401, "sluice-mock: injected authentication error"},
+        {404, "sluice-mock: injected not found"},
+        {429, "Rate limit reached (sluice-mock injected 429)"},
+        {500, "The server had an error while processing your request (sluice-mock)"},
+        {502, "Bad gateway (sluice-mock)"},
+        {503, "The engine is currently overloaded (sluice-mock)"},
+        {504, "Gateway timeout (sluice-mock)"},
+    };
+
+    for (size_t i = 0; i < ARRAY_LEN(msgs); i++)
+        if (msgs[i].status == status)
+            return msgs[i].message;
+    return "sluice-mock: injected error";
 }
 
 /* ---- endpoints ---- */
@@ -915,15 +990,13 @@ static void handle_models(struct conn *c, const struct route *r)
     if (r->ep == EP_MODELS) {
         json_t *data = json_array();
 
-        json_array_foreach(srv.models, i, m)
-        {
+        json_array_foreach (srv.models, i, m) {
             json_array_append_new(data, model_object(json_string_value(m)));
         }
         pend_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
         return;
     }
-    json_array_foreach(srv.models, i, m)
-    {
+    json_array_foreach (srv.models, i, m) {
         if (strcmp(json_string_value(m), r->model_id) == 0) {
             pend_json(c, 200, model_object(r->model_id));
             return;
@@ -954,17 +1027,16 @@ static void handle_stats(struct conn *c)
     for (struct conn *x = srv.conns; x; x = x->next)
         streams_active += x->stream_live;
     /* "active" leaves out the connection asking, so an idle mock says 0. */
-    pend_json(c, 200,
-              json_pack("{s:I,s:O,s:O,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
-                        (json_int_t)srv.st.requests, "by_model", srv.st.by_model, "by_path",
-                        srv.st.by_path, "streams_started", (json_int_t)srv.st.streams_started,
-                        "streams_completed", (json_int_t)srv.st.streams_completed,
-                        "streams_aborted", (json_int_t)srv.st.streams_aborted, "streams_active",
-                        (json_int_t)streams_active, "active", (json_int_t)(srv.active - 1),
-                        "faults", (json_int_t)srv.st.faults, "replay_hits",
-                        (json_int_t)srv.st.replay_hits, "replay_misses",
-                        (json_int_t)srv.st.replay_misses, "connections",
-                        (json_int_t)srv.st.connections));
+    pend_json(
+        c, 200,
+        json_pack("{s:I,s:O,s:O,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+                  (json_int_t)srv.st.requests, "by_model", srv.st.by_model, "by_path",
+                  srv.st.by_path, "streams_started", (json_int_t)srv.st.streams_started,
+                  "streams_completed", (json_int_t)srv.st.streams_completed, "streams_aborted",
+                  (json_int_t)srv.st.streams_aborted, "streams_active", (json_int_t)streams_active,
+                  "active", (json_int_t)(srv.active - 1), "faults", (json_int_t)srv.st.faults,
+                  "replay_hits", (json_int_t)srv.st.replay_hits, "replay_misses",
+                  (json_int_t)srv.st.replay_misses, "connections", (json_int_t)srv.st.connections));
 }
 
 /* Answer a chat or completions request whose answer is built: a stream or a
@@ -980,8 +1052,9 @@ static void deliver_answer(struct conn *c, struct mock_answer *a, const struct m
     if (a->stream) {
         /* HTTP/1.0 has no chunked encoding: the body ends at the close. */
         if (mock_render_stream(a, (size_t)chunks, malformed, !http10, &c->stream) < 0) {
-            pend_error(c, 500, "response_too_large", NULL,
-                       "sluice-mock: the stream would exceed its buffer", NULL);
+            pend_error(c, 400, "response_too_large", NULL,
+                       "sluice-mock: the stream would be too large (over 64 MiB or 200000 chunks)",
+                       NULL);
             return;
         }
         if (http10)
@@ -1025,8 +1098,7 @@ static void log_request(const struct mock_http_req *req, const char *model, cons
     if (!srv.opt.verbose)
         return;
     fprintf(stderr, "sluice-mock: %.*s %.*s model=%s %s\n", (int)req->method_len, req->method,
-            (int)(req->path_len > 200 ? 200 : req->path_len), req->path, model ? model : "-",
-            what);
+            (int)(req->path_len > 200 ? 200 : req->path_len), req->path, model ? model : "-", what);
 }
 
 /* An API POST (chat, completions, embeddings): count it, check it, parse the
@@ -1037,7 +1109,7 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
     struct mock_err err = {0};
     struct mock_ctl ctl;
     json_error_t jerr;
-    json_t *body, *mock;
+    json_t *body, *sel, *eff = NULL;
     const char *model;
     long delay = 0;
     char *path = printable(req->path, req->path_len);
@@ -1076,12 +1148,10 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
     }
     stats_bump(srv.st.by_model, model);
 
-    mock = json_object_get(body, "mock");
-    if (ctl_parse(mock, &ctl, &err) < 0)
+    if (mock_select(json_object_get(body, "mock"), model, &sel, &err) < 0)
         goto error;
-    if (ctl.model && strcmp(ctl.model, model) != 0)
-        ctl_parse(NULL, &ctl, &err); /* the controls are for another model */
-    else if (ctl_gate(mock, &ctl, &err) < 0)
+    eff = mock_effective(model, sel);
+    if (ctl_parse(eff, &ctl, &err) < 0 || ctl_gate(eff, &ctl, &err) < 0)
         goto error;
     delay = ctl.first_byte_ms >= 0 ? ctl.first_byte_ms : srv.opt.first_byte_ms;
 
@@ -1089,8 +1159,7 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
         srv.st.faults++;
         c->act = ctl.fault == FAULT_HANG ? ACT_HANG : ACT_RESET;
         log_request(req, model, ctl.fault == FAULT_HANG ? "fault=hang" : "fault=reset");
-        json_decref(body);
-        return delay;
+        goto done;
     }
     if (ctl.status >= 400) {
         char extra[96] = "";
@@ -1103,8 +1172,7 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
                    ctl.error_message ? ctl.error_message : default_error_message(ctl.status),
                    extra);
         log_request(req, model, "injected status");
-        json_decref(body);
-        return delay;
+        goto done;
     }
     if (ctl.fault != FAULT_NONE)
         srv.st.faults++;
@@ -1129,6 +1197,7 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
                           ctl.fault == FAULT_MALFORMED ? out.len / 2 : out.len);
         }
         buf_free(&out);
+        log_request(req, model, "ok");
     } else {
         struct mock_gen_opts o = {
             .model = model,
@@ -1154,12 +1223,13 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
         log_request(req, model, a.stream ? "stream" : "ok");
         mock_answer_free(&a);
     }
-    json_decref(body);
-    return delay;
+    goto done;
 
 error:
     log_request(req, model, err.message);
     pend_error(c, err.status, err.code, err.param, err.message, NULL);
+done:
+    json_decref(eff);
     json_decref(body);
     return delay;
 }
@@ -1174,6 +1244,7 @@ static void handle_request(struct conn *c, const struct mock_http_req *req)
     srv.seq++;
     c->keep_alive = req->keep_alive;
     c->http10 = req->minor == 0;
+    c->head_only = method_is(req, "HEAD");
     c->act = ACT_SEND;
     route_request(req, &r);
     switch (r.ep) {
@@ -1190,8 +1261,8 @@ static void handle_request(struct conn *c, const struct mock_http_req *req)
         if (!method_is(req, "GET"))
             pend_error(c, 405, NULL, NULL, "sluice-mock: use GET on this path", "Allow: GET\r\n");
         else if (!auth_ok(req, 0))
-            pend_error(c, 401, "invalid_api_key", NULL,
-                       "Incorrect API key provided (sluice-mock).", NULL);
+            pend_error(c, 401, "invalid_api_key", NULL, "Incorrect API key provided (sluice-mock).",
+                       NULL);
         else
             handle_models(c, &r);
         break;
@@ -1262,6 +1333,7 @@ static void conn_handle_requests(struct conn *c)
             /* The stream cannot be resynchronised: answer and close. */
             c->keep_alive = 0;
             c->http10 = 0;
+            c->head_only = 0;
             pend_error(c, req.status, NULL, NULL, req.error, NULL);
             conn_perform(c);
             buf_reset(&c->rbuf);
@@ -1478,8 +1550,7 @@ static int listen_on(const char *spec, char *shown, size_t shownlen)
         return -1;
     }
     for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    ai->ai_protocol);
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
         if (fd < 0)
             continue;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -1525,7 +1596,8 @@ static void usage(FILE *f)
 {
     fputs("usage: sluice-mock [--listen HOST:PORT] [--replay FILE.jsonl ...]\n"
           "                   [--require-key KEY] [--first-byte-ms N] [--chunks N]\n"
-          "                   [--interval-ms N] [--quiet] [--verbose] [--help]\n"
+          "                   [--interval-ms N] [--content MODEL=TEXT] [--mock MODEL=JSON]\n"
+          "                   [--quiet] [--verbose] [--help]\n"
           "\n"
           "An OpenAI-compatible fake provider for sluice's tests and benchmarks.\n"
           "\n"
@@ -1539,12 +1611,16 @@ static void usage(FILE *f)
           "  --first-byte-ms N    delay before the first response byte (default 0)\n"
           "  --chunks N           content chunks per streamed choice (default 5)\n"
           "  --interval-ms N      delay between stream chunks (default 0)\n"
+          "  --content MODEL=TEXT MODEL always answers TEXT (e.g. a judge's score)\n"
+          "  --mock MODEL=JSON    default \"mock\" controls for MODEL, e.g.\n"
+          "                       'slow={\"first_byte_ms\":500}'; a request's own override\n"
           "  --quiet              no startup messages on stderr\n"
           "  --verbose            one line per request on stderr\n"
           "\n"
           "Per request, a body field \"mock\": {content, choices, status, retry_after,\n"
           "error_message, fault (hang|reset|truncate|malformed), first_byte_ms, chunks,\n"
-          "interval_ms, logprob, model, fail_times, key} overrides the defaults.\n"
+          "interval_ms, logprob, model, fail_times, key} overrides the defaults; an\n"
+          "array of such objects applies the first whose \"model\" matches.\n"
           "GET /_mock/stats counts requests and streams; POST /_mock/reset zeroes it.\n",
           f);
 }
@@ -1580,6 +1656,40 @@ static long opt_long(const char *name, const char *v, long min, long max)
     return x;
 }
 
+/* --mock MODEL=JSON and --content MODEL=TEXT: merge obj (taken) into the
+ * model's default controls. Exits on a bad value. */
+static void model_mock_add(const char *opt, const char *spec, int is_content)
+{
+    const char *eq = strchr(spec, '=');
+    struct mock_ctl ctl;
+    struct mock_err err;
+    json_error_t jerr;
+    json_t *obj, *cur;
+    char *model;
+
+    if (eq == NULL || eq == spec) {
+        fprintf(stderr, "sluice-mock: %s wants MODEL=%s\n", opt, is_content ? "TEXT" : "JSON");
+        exit(2);
+    }
+    model = xstrndup(spec, (size_t)(eq - spec));
+    obj = is_content ? json_pack("{s:s}", "content", eq + 1) : json_loads(eq + 1, 0, &jerr);
+    if (!json_is_object(obj) || ctl_parse(obj, &ctl, &err) < 0) {
+        fprintf(stderr, "sluice-mock: %s %s: %s\n", opt, spec,
+                obj == NULL           ? (is_content ? "not UTF-8" : jerr.text)
+                : json_is_object(obj) ? err.message
+                                      : "the value must be a JSON object");
+        exit(2);
+    }
+    json_object_del(obj, "model"); /* the model is the key here */
+    cur = json_object_get(srv.model_mocks, model);
+    if (cur)
+        json_object_update(cur, obj);
+    else
+        json_object_set(srv.model_mocks, model, obj);
+    json_decref(obj);
+    free(model);
+}
+
 /* Parse argv into srv.opt and the list of replay files (argv pointers). */
 static void parse_args(int argc, char **argv, const char ***files, size_t *nfiles)
 {
@@ -1607,6 +1717,10 @@ static void parse_args(int argc, char **argv, const char ***files, size_t *nfile
             srv.opt.chunks = opt_long("--chunks", v, 1, MOCK_MAX_CHUNKS);
         } else if ((v = opt_value(argc, argv, &i, "--interval-ms"))) {
             srv.opt.interval_ms = opt_long("--interval-ms", v, 0, MOCK_MAX_DELAY_MS);
+        } else if ((v = opt_value(argc, argv, &i, "--content"))) {
+            model_mock_add("--content", v, 1);
+        } else if ((v = opt_value(argc, argv, &i, "--mock"))) {
+            model_mock_add("--mock", v, 0);
         } else if ((v = opt_value(argc, argv, &i, "--replay"))) {
             /* "--replay a.jsonl b.jsonl" and "--replay a --replay b" both work. */
             (*files)[(*nfiles)++] = v;
@@ -1639,8 +1753,7 @@ static void models_add(const char *id)
     size_t i;
     json_t *m;
 
-    json_array_foreach(srv.models, i, m)
-    {
+    json_array_foreach (srv.models, i, m) {
         if (strcmp(json_string_value(m), id) == 0)
             return;
     }
@@ -1654,6 +1767,7 @@ int main(int argc, char **argv)
     char shown[300];
     sigset_t mask;
 
+    srv.model_mocks = json_object();
     parse_args(argc, argv, &files, &nfiles);
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
@@ -1679,7 +1793,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < mock_replay_nmodels(srv.replay); i++)
             models_add(mock_replay_model(srv.replay, i));
         if (!srv.opt.quiet)
-            fprintf(stderr, "sluice-mock: replay: %zu answers of %zu models from %zu files in %llu ms\n",
+            fprintf(stderr,
+                    "sluice-mock: replay: %zu answers of %zu models from %zu files in %llu ms\n",
                     mock_replay_nanswers(srv.replay), mock_replay_nmodels(srv.replay), nfiles,
                     (unsigned long long)(now_ms() - t0));
     }
@@ -1727,6 +1842,7 @@ int main(int argc, char **argv)
     mock_replay_free(srv.replay);
     json_decref(srv.models);
     json_decref(srv.fail_counts);
+    json_decref(srv.model_mocks);
     json_decref(srv.st.by_model);
     json_decref(srv.st.by_path);
     if (!srv.opt.quiet)

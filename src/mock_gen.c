@@ -16,13 +16,14 @@
 #include <string.h>
 #include <time.h>
 
-#define GEN_MAX_N 128                     /* choices per request */
-#define GEN_MAX_TEXT (8u << 20)           /* bytes of text over all choices */
-#define GEN_MAX_PROMPT (16u << 20)        /* bytes of prompt text we look at */
-#define GEN_MAX_LOGPROB_ENTRIES 200000    /* tokens x (1 + top_logprobs) */
+#define GEN_MAX_N 128                  /* choices per request */
+#define GEN_MAX_TEXT (8u << 20)        /* bytes of text over all choices */
+#define GEN_MAX_PROMPT (16u << 20)     /* bytes of prompt text we look at */
+#define GEN_MAX_LOGPROB_ENTRIES 200000 /* tokens x (1 + top_logprobs) */
 #define GEN_MAX_TOP_LOGPROBS 20
 #define GEN_PIECE_MAX 12
 #define GEN_MAX_CHUNKS 10000
+#define GEN_MAX_EVENTS 200000 /* content events of one stream, over all choices */
 #define GEN_MAX_SCHEMA_DEPTH 8
 #define GEN_MAX_SCHEMA_PROPS 64
 #define EMB_DEFAULT_DIMS 64
@@ -32,14 +33,14 @@
 #define JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 static const char *const gen_words[] = {
-    "amber",   "river",  "quietly", "folds",   "the",    "lantern", "over",   "granite",
-    "signal",  "maple",  "drifts",  "toward",  "a",      "copper",  "harbor", "while",
-    "seven",   "orange", "clocks",  "measure", "gentle", "thunder", "beside", "frozen",
-    "meadows", "and",    "swift",   "silver",  "foxes",  "gather",  "under",  "violet",
-    "bridges", "where",  "patient", "engines", "hum",    "softly",  "across", "northern",
+    "amber",   "river",  "quietly", "folds",   "the",    "lantern", "over",    "granite",
+    "signal",  "maple",  "drifts",  "toward",  "a",      "copper",  "harbor",  "while",
+    "seven",   "orange", "clocks",  "measure", "gentle", "thunder", "beside",  "frozen",
+    "meadows", "and",    "swift",   "silver",  "foxes",  "gather",  "under",   "violet",
+    "bridges", "where",  "patient", "engines", "hum",    "softly",  "across",  "northern",
     "valleys", "every",  "bright",  "morning", "brings", "careful", "answers", "from",
-    "distant", "towers", "built",   "of",      "glass",  "cedar",   "stone",  "light",
-    "so",      "calm",   "rivers",  "carry",   "old",    "songs",   "home",   "again",
+    "distant", "towers", "built",   "of",      "glass",  "cedar",   "stone",   "light",
+    "so",      "calm",   "rivers",  "carry",   "old",    "songs",   "home",    "again",
 };
 #define GEN_NWORDS (sizeof(gen_words) / sizeof(gen_words[0]))
 
@@ -173,8 +174,7 @@ static int content_text(const json_t *content, struct buf *b)
         return buf_append(b, json_string_value(content), json_string_length(content));
     if (!json_is_array(content))
         return 0;
-    json_array_foreach(content, i, part)
-    {
+    json_array_foreach (content, i, part) {
         json_t *t = json_object_get(part, "text");
 
         if (!json_is_string(t))
@@ -197,8 +197,7 @@ static const char *schema_type(const json_t *schema)
 
     if (json_is_string(t))
         return json_string_value(t);
-    json_array_foreach(t, i, v)
-    {
+    json_array_foreach (t, i, v) {
         if (json_is_string(v) && strcmp(json_string_value(v), "null") != 0)
             return json_string_value(v);
     }
@@ -248,8 +247,7 @@ static json_t *schema_value(const json_t *schema, uint64_t h, const char **sente
         json_t *sub;
         size_t n = 0;
 
-        json_object_foreach(props, key, sub)
-        {
+        json_object_foreach (props, key, sub) {
             if (n++ == GEN_MAX_SCHEMA_PROPS)
                 break;
             json_object_set_new(obj, key, schema_value(sub, mix64(h + n), sentence, depth + 1));
@@ -304,9 +302,9 @@ static const json_t *gen_pick_tool(const json_t *req, const char *last_role)
     } else if (last_role && strcmp(last_role, "tool") == 0) {
         return NULL;
     }
-    json_array_foreach(tools, i, t)
-    {
-        const char *name = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
+    json_array_foreach (tools, i, t) {
+        const char *name =
+            json_string_value(json_object_get(json_object_get(t, "function"), "name"));
 
         if (name && (want == NULL || strcmp(name, want) == 0))
             return json_object_get(t, "function");
@@ -317,8 +315,8 @@ static const json_t *gen_pick_tool(const json_t *req, const char *last_role)
 /* ---- request fields ---- */
 
 /* An optional integer field in [min, max]: absent or null leaves *out. */
-static int get_int(const json_t *req, const char *key, long long min, long long max,
-                   long long *out, struct mock_err *err)
+static int get_int(const json_t *req, const char *key, long long min, long long max, long long *out,
+                   struct mock_err *err)
 {
     json_t *v = json_object_get(req, key);
 
@@ -463,8 +461,7 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
     buf_init(&user, GEN_MAX_PROMPT);
     buf_append(&all, "", 0); /* allocate: data is never NULL below */
     buf_append(&user, "", 0);
-    json_array_foreach(messages, i, m)
-    {
+    json_array_foreach (messages, i, m) {
         json_t *role = json_object_get(m, "role");
         size_t before;
 
@@ -591,8 +588,7 @@ static int is_token_array(const json_t *v)
 
     if (!json_is_array(v) || json_array_size(v) == 0)
         return 0;
-    json_array_foreach(v, i, t)
-    {
+    json_array_foreach (v, i, t) {
         if (!json_is_integer(t))
             return 0;
     }
@@ -605,8 +601,7 @@ static uint64_t hash_tokens(const json_t *v)
     size_t i;
     json_t *t;
 
-    json_array_foreach(v, i, t)
-    {
+    json_array_foreach (v, i, t) {
         long long x = json_integer_value(t);
 
         h = mock_hash(&x, sizeof(x), h);
@@ -631,8 +626,7 @@ static void prompt_of(const json_t *v, struct gen_prompt *p)
 
 /* Split the prompt field into prompts: a string, an array of strings, a
  * token array, or an array of token arrays. Caller frees *out. */
-static int gen_prompts(const json_t *req, struct gen_prompt **out, size_t *np,
-                       struct mock_err *err)
+static int gen_prompts(const json_t *req, struct gen_prompt **out, size_t *np, struct mock_err *err)
 {
     json_t *prompt = json_object_get(req, "prompt");
     size_t i;
@@ -661,8 +655,7 @@ static int gen_prompts(const json_t *req, struct gen_prompt **out, size_t *np,
         json_array_size(prompt) > GEN_MAX_N)
         goto bad;
     *out = xcalloc(json_array_size(prompt), sizeof(**out));
-    json_array_foreach(prompt, i, v)
-    {
+    json_array_foreach (prompt, i, v) {
         if (!json_is_string(v) && !is_token_array(v))
             goto bad;
         prompt_of(v, &(*out)[i]);
@@ -674,7 +667,8 @@ bad:
     *out = NULL;
     return gen_fail(err, 400, "prompt", "invalid_value",
                     "'prompt' must be a string, an array of strings, an array of tokens or "
-                    "an array of token arrays (at most %d)", GEN_MAX_N);
+                    "an array of token arrays (at most %d)",
+                    GEN_MAX_N);
 }
 
 int mock_gen_completion(const json_t *req, const struct mock_gen_opts *o, struct mock_answer *a,
@@ -825,13 +819,13 @@ static json_t *chat_lp_entry(const struct mock_answer *a, const struct mock_choi
         double alp = lp;
 
         if (j == 0) {
-            json_array_append_new(top, json_pack("{s:s%,s:f,s:o}", "token", tok, len, "logprob",
-                                                 lp, "bytes", bytes_array(tok, len)));
+            json_array_append_new(top, json_pack("{s:s%,s:f,s:o}", "token", tok, len, "logprob", lp,
+                                                 "bytes", bytes_array(tok, len)));
             continue;
         }
         gen_alt(c, i, j, lp, alt, sizeof(alt), &alp);
-        json_array_append_new(top, json_pack("{s:s,s:f,s:o}", "token", alt, "logprob", alp,
-                                             "bytes", bytes_array(alt, strlen(alt))));
+        json_array_append_new(top, json_pack("{s:s,s:f,s:o}", "token", alt, "logprob", alp, "bytes",
+                                             bytes_array(alt, strlen(alt))));
     }
     return json_pack("{s:s%,s:f,s:o,s:o}", "token", tok, len, "logprob", lp, "bytes",
                      bytes_array(tok, len), "top_logprobs", top);
@@ -849,8 +843,8 @@ static json_t *chat_logprobs(const struct mock_answer *a, const struct mock_choi
 }
 
 /* The legacy completions shape for tokens t0..t1. */
-static json_t *legacy_logprobs(const struct mock_answer *a, const struct mock_choice *c,
-                               size_t t0, size_t t1)
+static json_t *legacy_logprobs(const struct mock_answer *a, const struct mock_choice *c, size_t t0,
+                               size_t t1)
 {
     json_t *toks = json_array(), *lps = json_array(), *offs = json_array();
     json_t *tops = a->top_logprobs > 0 ? json_array() : json_null();
@@ -939,9 +933,9 @@ char *mock_render_json(const struct mock_answer *a, int truncated_json, size_t *
                 json_object_set_new(msg, "refusal", json_null());
             }
             json_object_set_new(ch, "message", msg);
-            json_object_set_new(ch, "logprobs", a->logprobs && !c->tool_name
-                                                    ? chat_logprobs(a, c, 0, c->ntok)
-                                                    : json_null());
+            json_object_set_new(ch, "logprobs",
+                                a->logprobs && !c->tool_name ? chat_logprobs(a, c, 0, c->ntok)
+                                                             : json_null());
         } else {
             json_object_set_new(ch, "text", json_stringn(c->text, c->len));
             json_object_set_new(ch, "index", json_integer((json_int_t)i));
@@ -1040,8 +1034,9 @@ static int emit_chunk(struct buf *b, const struct mock_answer *a, json_t *choice
     int r;
 
     json_object_set_new(o, "id", json_string(a->id));
-    json_object_set_new(o, "object", json_string(a->kind == MOCK_CHAT ? "chat.completion.chunk"
-                                                                      : "text_completion"));
+    json_object_set_new(
+        o, "object",
+        json_string(a->kind == MOCK_CHAT ? "chat.completion.chunk" : "text_completion"));
     json_object_set_new(o, "created", json_integer(a->created));
     json_object_set_new(o, "model", json_string(a->model));
     if (a->kind == MOCK_CHAT)
@@ -1124,7 +1119,7 @@ int mock_render_stream(const struct mock_answer *a, size_t chunks, int malformed
     size_t **bounds = xcalloc(a->nchoices, sizeof(*bounds));
     size_t *nb = xcalloc(a->nchoices, sizeof(*nb));
     size_t *tok = xcalloc(a->nchoices, sizeof(*tok));
-    size_t maxk = 0;
+    size_t maxk = 0, nevents = 0;
     int r = 0;
 
     if (chunks == 0)
@@ -1135,10 +1130,14 @@ int mock_render_stream(const struct mock_answer *a, size_t chunks, int malformed
         bounds[i] = chunk_bounds(&a->choices[i], chunks, &nb[i]);
         if (nb[i] > maxk)
             maxk = nb[i];
+        nevents += nb[i];
     }
     buf_init(&s->data, MOCK_STREAM_MAX);
     s->nsteps = maxk + 2;
     s->ends = xcalloc(s->nsteps, sizeof(*s->ends));
+    /* Refuse before spending seconds of the loop on rendering. */
+    if (nevents > GEN_MAX_EVENTS)
+        r = -1;
 
     /* Step 0: the role chunks (chat only; legacy completions have none). */
     for (size_t i = 0; a->kind == MOCK_CHAT && i < a->nchoices && r == 0; i++) {
@@ -1288,8 +1287,7 @@ int mock_gen_embeddings(const json_t *req, const char *model, struct buf *out, l
         return gen_fail(err, 400, "dimensions", "invalid_value",
                         "inputs x dimensions must be at most %u", EMB_MAX_FLOATS);
     }
-    json_array_foreach(list, i, v)
-    {
+    json_array_foreach (list, i, v) {
         if ((json_is_string(v) && json_string_length(v) > 0) || is_token_array(v))
             continue;
         json_decref(one);
@@ -1300,15 +1298,14 @@ int mock_gen_embeddings(const json_t *req, const char *model, struct buf *out, l
     vec = xmalloc((size_t)dims * sizeof(*vec));
     *tokens = 0;
     r |= buf_puts(out, "{\"object\":\"list\",\"data\":[");
-    json_array_foreach(list, i, v)
-    {
+    json_array_foreach (list, i, v) {
         struct gen_prompt p;
 
         prompt_of(v, &p);
         *tokens += p.tokens > 0 ? p.tokens : 1;
         gen_vector(p.hash, vec, (size_t)dims);
-        r |= buf_printf(out, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":",
-                        i ? "," : "", i);
+        r |= buf_printf(
+            out, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
         if (b64) {
             /* The wire format is the little-endian float32 array. */
             unsigned char *raw = xmalloc((size_t)dims * 4);

@@ -61,8 +61,8 @@ struct mock_answer {
 
 /* What the server decided for this request. All borrowed. */
 struct mock_gen_opts {
-    const char *model;     /* the answering model (Azure: the deployment) */
-    const char *content;   /* mock.content, or NULL */
+    const char *model;   /* the answering model (Azure: the deployment) */
+    const char *content; /* mock.content, or NULL */
     size_t content_len;
     const json_t *choices; /* mock.choices, an array of strings, or NULL */
     int forced;            /* mock.logprob given */
@@ -101,7 +101,8 @@ char *mock_render_json(const struct mock_answer *a, int truncated_json, size_t *
 /* Render a as SSE events split into `chunks` content chunks per choice.
  * malformed: step 0 also carries one event that is not JSON. chunked: frame
  * each event for Transfer-Encoding: chunked. Return 0, or -1 when the stream
- * would exceed MOCK_STREAM_MAX (s is then freed). */
+ * would exceed MOCK_STREAM_MAX bytes or 200000 content events (s is then
+ * freed). */
 int mock_render_stream(const struct mock_answer *a, size_t chunks, int malformed, int chunked,
                        struct mock_stream *s);
 void mock_stream_free(struct mock_stream *s);

@@ -142,8 +142,7 @@ static int parse_request_line(const char *buf, size_t p, size_t eol, struct mock
 /* Parse one header line buf[p..eol) and apply its meaning to out.
  * cl_seen tracks Content-Length repeats. Return 0 or -1. */
 static int parse_header(const char *buf, size_t p, size_t eol, struct mock_http_req *out,
-                        int *cl_seen, int *host_seen, int *te_seen, int *conn_close,
-                        int *conn_keep)
+                        int *cl_seen, int *host_seen, int *te_seen, int *conn_close, int *conn_keep)
 {
     struct mock_http_header *h;
     size_t i = p, v0, v1;
@@ -277,8 +276,9 @@ int mock_http_parse(const char *buf, size_t len, struct mock_http_req *out)
         p = eol + 2;
     }
     if (te_seen)
-        return fail(out, 411, "Transfer-Encoding request bodies are not supported; "
-                              "send Content-Length");
+        return fail(out, 411,
+                    "Transfer-Encoding request bodies are not supported; "
+                    "send Content-Length");
     if (out->minor == 1 && !host_seen)
         return fail(out, 400, "HTTP/1.1 request without Host");
     out->keep_alive = out->minor == 1 ? !conn_close : (conn_keep && !conn_close);

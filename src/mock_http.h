@@ -32,14 +32,14 @@ struct mock_http_req {
     int minor; /* HTTP/1.minor: 0 or 1 */
     struct mock_http_header headers[MOCK_HTTP_MAX_HEADERS];
     size_t nheaders;
-    size_t head_len;   /* bytes up to and including the blank line; 0 while
-                        * the head is incomplete */
-    size_t body_len;   /* the Content-Length, 0 when absent */
-    const char *body;  /* buf + head_len, complete only when parse returned > 0 */
-    int keep_alive;    /* the connection may carry another request after this */
+    size_t head_len;     /* bytes up to and including the blank line; 0 while
+                          * the head is incomplete */
+    size_t body_len;     /* the Content-Length, 0 when absent */
+    const char *body;    /* buf + head_len, complete only when parse returned > 0 */
+    int keep_alive;      /* the connection may carry another request after this */
     int expect_continue; /* "Expect: 100-continue" was sent */
-    int status;        /* on -1: the status to answer with */
-    const char *error; /* on -1: why, a static string */
+    int status;          /* on -1: the status to answer with */
+    const char *error;   /* on -1: why, a static string */
 };
 
 /* Parse one request from buf[0..len).

@@ -180,8 +180,7 @@ static int add_line(struct mock_replay *r, json_t *line, char *err, size_t errle
         return -1;
     }
     plen = json_string_length(prompt);
-    json_object_foreach(answers, model, a)
-    {
+    json_object_foreach (answers, model, a) {
         json_t *content = json_object_get(a, "content");
         struct replay_entry *e;
         long long pt, ct;
@@ -191,8 +190,10 @@ static int add_line(struct mock_replay *r, json_t *line, char *err, size_t errle
         if (!json_is_object(a) || !json_is_string(content) ||
             get_tokens(a, "prompt_tokens", &pt) < 0 ||
             get_tokens(a, "completion_tokens", &ct) < 0) {
-            snprintf(err, errlen, "answer of model \"%s\" needs a string content and "
-                                  "non-negative token counts", model);
+            snprintf(err, errlen,
+                     "answer of model \"%s\" needs a string content and "
+                     "non-negative token counts",
+                     model);
             return -1;
         }
         m = model_intern(r, model);
