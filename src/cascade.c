@@ -87,7 +87,7 @@ struct run {
     size_t stage;
     struct attempt *atts;      /* calls in flight */
     size_t pending;            /* answers the current stage still waits for */
-    struct memo memo[MAX_MEMO];
+    struct memo *memo; /* grown as models answer; usually 1 to 3 */
     size_t nmemo;
     char *query;               /* the request's text, for scorers */
     struct api_error last_err; /* why the last stage failed */
@@ -270,6 +270,7 @@ static void run_end(struct run *run)
     loop_timer_stop(run->loop, &run->ping);
     for (size_t i = 0; i < run->nmemo; i++)
         memo_free(&run->memo[i]);
+    free(run->memo);
     run->ex->run = NULL;
     ex_unref(run->ex);
     free(run->pass_body);
@@ -623,6 +624,7 @@ static void answer_done(struct attempt *a, struct call *c, const char *err)
     account(run, a->model, &a->reply, c);
     a->call = NULL;
     sl_assert(run->nmemo < MAX_MEMO);
+    run->memo = xrealloc(run->memo, (run->nmemo + 1) * sizeof(*run->memo));
     mo = &run->memo[run->nmemo++];
     memset(mo, 0, sizeof(*mo));
     mo->model = a->model;

@@ -32,6 +32,7 @@
 #define DEF_LISTEN "127.0.0.1:8080"
 #define DEF_MAX_BODY_BYTES (4L << 20)
 #define DEF_MAX_CONNECTIONS 16384L
+#define DEF_MAX_HEADER_BYTES 8192L
 #define DEF_CACHE_TTL_S 3600L
 #define DEF_CACHE_TIMEOUT_MS 20L
 #define DEF_CACHE_MAX_VALUE_BYTES (1L << 20)
@@ -1266,8 +1267,8 @@ static void add_implicit_routes(struct config *cfg)
 }
 
 static const char *const top_keys[] = {
-    "listen", "workers",   "max_body_bytes", "max_connections", "log", "trace",
-    "cache",  "providers", "models",         "routes",          NULL};
+    "listen", "workers", "max_body_bytes", "max_header_bytes", "max_connections", "log",
+    "trace",  "cache",   "providers",      "models",           "routes",          NULL};
 
 static void load_root(struct load *l, const config_setting_t *root)
 {
@@ -1295,6 +1296,9 @@ static void load_root(struct load *l, const config_setting_t *root)
     cfg->max_body_bytes = (size_t)DEF_MAX_BODY_BYTES;
     if (get_int(l, root, "", "max_body_bytes", 0, 1024, 1L << 30, &v) > 0)
         cfg->max_body_bytes = (size_t)v;
+    cfg->max_header_bytes = (size_t)DEF_MAX_HEADER_BYTES;
+    if (get_int(l, root, "", "max_header_bytes", 0, 1024, 1L << 20, &v) > 0)
+        cfg->max_header_bytes = (size_t)v;
     cfg->max_connections = DEF_MAX_CONNECTIONS;
     get_int(l, root, "", "max_connections", 0, 1, 1048576, &cfg->max_connections);
 

@@ -143,6 +143,7 @@ struct config {
     char *listen; /* "host:port" */
     long workers; /* 0 = one per core */
     size_t max_body_bytes;
+    size_t max_header_bytes; /* request line + headers */
     long max_connections;
     struct log_conf log;
     struct trace_conf trace;

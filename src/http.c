@@ -19,7 +19,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define STREAM_BLOCK (32u * 1024u)
+/* Bytes MHD takes from a stream per read: SSE events are small, and the
+ * block is allocated per streamed response. */
+#define STREAM_BLOCK (2u * 1024u)
+/* Per-connection memory of libmicrohttpd holds the request line and
+ * headers, the body read buffer and the response headers: max_header_bytes
+ * plus this much. It zeroes the whole pool between keep-alive requests, so
+ * every byte of it is resident: it is the largest per-connection cost, and
+ * 5,000 open streams pay it 5,000 times. */
+#define CONNECTION_MEMORY_EXTRA (2u * 1024u)
 #define CONNECTION_TIMEOUT_S 120
 
 enum phase {
@@ -553,7 +561,9 @@ int http_start(const struct config *cfg, const char *listen)
                                (unsigned int)workers, MHD_OPTION_CONNECTION_LIMIT,
                                (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
                                (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-                               4096u, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+                               4096u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                               cfg->max_header_bytes + CONNECTION_MEMORY_EXTRA,
+                               MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL, MHD_OPTION_END);
     if (daemon_ == NULL) {
         log_msg(LOG_ERROR, "cannot listen on %s: %s", listen, strerror(errno));

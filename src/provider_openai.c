@@ -88,6 +88,7 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
     spec->timeout_ms = p->timeout_ms;
     spec->first_byte_timeout_ms = p->first_byte_timeout_ms;
     spec->idle_timeout_ms = p->idle_timeout_ms;
+    spec->small_reads = stream;
     json_decref(out);
 }
 

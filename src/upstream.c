@@ -369,8 +369,18 @@ struct call *upstream_call(struct upstream *up, struct call_spec *spec, const st
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->spec.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->spec.timeout_ms);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    /* Prefer an existing HTTP/2 connection to opening a new one. */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* A stream arrives in small events: a 2 KiB receive buffer instead of
+     * curl's 16 KiB keeps thousands of concurrent streams cheap. Whole
+     * answers keep the big one (fewer reads). */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, c->spec.small_reads ? 2048L : 16384L);
+    /* Over TLS curl copies the request into an upload buffer, 64 KiB by
+     * default; our requests are small. */
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+    /* Over TLS, wait for a connection being set up to tell whether it
+     * speaks HTTP/2 (ALPN) and multiplex on it rather than open another.
+     * Cleartext is HTTP/1.1 here, and PIPEWAIT would make every new call
+     * wait for a busy connection's response to learn that. */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(c->spec.url, "https:", 6) == 0 ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     /* Only http and https, whatever a redirect says; and we follow none. */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -51,6 +51,7 @@ struct call_spec {
     long timeout_ms;
     long first_byte_timeout_ms;
     long idle_timeout_ms;
+    int small_reads; /* a stream: many small reads, a small buffer */
 };
 
 /* Fill spec for a plain JSON POST to url (taken over, as is body) with one
