@@ -152,10 +152,6 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, "sluice: curl_global_init failed\n");
-        return 1;
-    }
     if (log_open(&cfg->log) < 0) {
         fprintf(stderr, "sluice: cannot open log %s\n", cfg->log.path);
         return 1;

@@ -48,6 +48,7 @@ struct upstream {
 };
 
 static void check_multi_info(struct upstream *up);
+static void upstream_start(struct upstream *up);
 
 /* ---- curl -> loop glue ---- */
 
@@ -342,6 +343,8 @@ struct call *upstream_call(struct upstream *up, struct call_spec *spec, const st
     struct call *c = xcalloc(1, sizeof(*c));
     CURL *e;
 
+    if (up->multi == NULL)
+        upstream_start(up);
     c->up = up;
     c->spec = *spec;
     memset(spec, 0, sizeof(*spec));
@@ -471,15 +474,16 @@ void call_spec_json(struct call_spec *spec, char *url, char *body, long timeout_
 
 /* ---- life cycle ---- */
 
-struct upstream *upstream_new(struct loop *loop)
+/* The multi handle is made on the first call, in the loop thread: creating
+ * it runs curl's global init and with it OpenSSL's (its config, its
+ * providers), about 2 MB that a gateway at rest, or one that only talks
+ * cleartext to a local server, does not need yet. libcurl 7.88 here is
+ * built thread-safe, so the global init may run in this thread. */
+static void upstream_start(struct upstream *up)
 {
-    struct upstream *up = xcalloc(1, sizeof(*up));
-
-    up->loop = loop;
     up->multi = curl_multi_init();
     if (up->multi == NULL)
         sl_panic("curl_multi_init failed");
-    loop_timer_init(&up->timer, curl_timer_fire_cb, up);
     curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
     curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
     curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -488,6 +492,14 @@ struct upstream *upstream_new(struct loop *loop)
      * would close them between bursts. */
     curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 4096L);
     curl_multi_setopt(up->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+}
+
+struct upstream *upstream_new(struct loop *loop)
+{
+    struct upstream *up = xcalloc(1, sizeof(*up));
+
+    up->loop = loop;
+    loop_timer_init(&up->timer, curl_timer_fire_cb, up);
     return up;
 }
 
@@ -502,6 +514,7 @@ void upstream_free(struct upstream *up)
     while (up->npool)
         curl_easy_cleanup(up->pool[--up->npool]);
     loop_timer_stop(up->loop, &up->timer);
-    curl_multi_cleanup(up->multi);
+    if (up->multi)
+        curl_multi_cleanup(up->multi);
     free(up);
 }
