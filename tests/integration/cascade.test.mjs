@@ -85,6 +85,15 @@ async function ask(model, extra = {}) {
 
 const usageCost = (u, [i, o]) => (u.prompt_tokens * i + u.completion_tokens * o) / 1e6;
 
+/** The trace records written so far (a line still being written is skipped). */
+function traceRecords() {
+  let text = '';
+  try { text = readFileSync(trace, 'utf8'); } catch { return []; }
+  return text.split('\n').filter(Boolean).flatMap((l) => {
+    try { return [JSON.parse(l)]; } catch { return []; }
+  });
+}
+
 test('rules: a refusal escalates, a good answer is accepted at the cheap stage', async () => {
   let r = await ask('rules', { mock: { content: "I'm sorry, but I can't help with that.", model: 'mock-cheap' } });
   assert.equal(r.stages, 'cheap:0.00:escalate,strong:1.00:accept');
@@ -108,8 +117,7 @@ test('cost is the sum over every call, escalated stages included', async () => {
   const cost = Number(response.headers.get('x-sluice-cost'));
   assert.equal(response.headers.get('x-sluice-stages'), 'cheap:0.00:escalate,strong:1.00:accept');
   const recs = await waitFor(() => {
-    const r = readFileSync(trace, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-      .filter((t) => t.request_id === 'cost-sum-1');
+    const r = traceRecords().filter((t) => t.request_id === 'cost-sum-1');
     return r.length === 2 ? r : null;
   });
   const sum = recs.reduce((s, t) => s + t.cost_usd, 0);
@@ -240,8 +248,7 @@ test('the inference table has one record per stage', async () => {
     mock: { model: 'mock-cheap', content: "I'm sorry, I can't." } },
   { headers: { 'x-request-id': 'trace-me-1' } });
   const recs = await waitFor(() => {
-    const r = readFileSync(trace, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-      .filter((t) => t.request_id === 'trace-me-1');
+    const r = traceRecords().filter((t) => t.request_id === 'trace-me-1');
     return r.length === 2 ? r : null;
   });
   assert.deepEqual(recs.map((r) => [r.stage, r.model, r.decision]), [[0, 'cheap', 'escalate'], [1, 'strong', 'accept']]);
