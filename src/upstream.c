@@ -7,13 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define EASY_POOL_MAX 256
 
+/* A socket curl asked us to watch. Connection sockets curl opens through
+ * our open/close callbacks are "owned": we see them close, so between two
+ * transfers on a kept-alive connection they can stay in the epoll set
+ * (idle), which saves an EPOLL_CTL_DEL and an EPOLL_CTL_ADD per request.
+ * Any other socket (the resolver's, say) is added and removed as curl says. */
 struct sock_ctx {
     struct loop_io io;
     struct upstream *up;
-    int removed;
+    int removed;    /* freed soon; ignore its events */
+    int owned;      /* opened by opensocket_cb; closesocket_cb frees it */
+    int active;     /* curl watches it now */
+    int registered; /* in the loop's epoll set */
 };
 
 struct call {
@@ -45,6 +55,9 @@ struct upstream {
     size_t ncalls;
     CURL *pool[EASY_POOL_MAX];
     size_t npool;
+    struct sock_ctx **socks; /* owned sockets by fd */
+    size_t nsocks;
+    int stopping; /* upstream_free: the loop runs no more */
 };
 
 static void check_multi_info(struct upstream *up);
@@ -62,14 +75,26 @@ static void curl_action(struct upstream *up, curl_socket_t fd, int flags)
     check_multi_info(up);
 }
 
+static void free_cb(struct loop *loop, void *p)
+{
+    UNUSED(loop);
+    free(p);
+}
+
 static void sock_io_cb(struct loop *loop, int fd, uint32_t events, void *arg)
 {
     struct sock_ctx *sc = arg;
     int flags = 0;
 
-    UNUSED(loop);
     if (sc->removed)
         return; /* a stale event from this iteration's batch */
+    if (!sc->active) {
+        /* An idle kept-alive connection spoke: the server closed it, most
+         * likely. Stop watching; curl's check before reuse will see it. */
+        loop_io_del(loop, &sc->io);
+        sc->registered = 0;
+        return;
+    }
     if (events & EPOLLIN)
         flags |= CURL_CSELECT_IN;
     if (events & EPOLLOUT)
@@ -79,10 +104,28 @@ static void sock_io_cb(struct loop *loop, int fd, uint32_t events, void *arg)
     curl_action(sc->up, fd, flags);
 }
 
-static void free_cb(struct loop *loop, void *p)
+static struct sock_ctx *sock_new(struct upstream *up, int owned)
 {
-    UNUSED(loop);
-    free(p);
+    struct sock_ctx *sc = xcalloc(1, sizeof(*sc));
+
+    sc->up = up;
+    sc->owned = owned;
+    sc->io.fd = -1;
+    return sc;
+}
+
+/* Watch fd for events, adding it to the epoll set or changing its events
+ * only when needed. */
+static void sock_watch(struct upstream *up, struct sock_ctx *sc, int fd, uint32_t events)
+{
+    sc->active = 1;
+    if (!sc->registered) {
+        if (loop_io_add(up->loop, &sc->io, fd, events, sock_io_cb, sc) < 0)
+            sl_panic("epoll_ctl add curl socket %d failed", fd);
+        sc->registered = 1;
+    } else if (loop_io_mod(up->loop, &sc->io, events) < 0) {
+        sl_panic("epoll_ctl mod curl socket %d failed", fd);
+    }
 }
 
 static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -93,10 +136,14 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 
     UNUSED(easy);
     if (what == CURL_POLL_REMOVE) {
-        if (sc) {
-            loop_io_del(up->loop, &sc->io);
+        if (sc == NULL)
+            return 0;
+        curl_multi_assign(up->multi, fd, NULL);
+        sc->active = 0;
+        if (!sc->owned) {
+            if (sc->registered)
+                loop_io_del(up->loop, &sc->io);
             sc->removed = 1;
-            curl_multi_assign(up->multi, fd, NULL);
             /* It may still sit in this iteration's event batch. */
             loop_defer(up->loop, free_cb, sc);
         }
@@ -107,15 +154,54 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     if (what & CURL_POLL_OUT)
         events |= EPOLLOUT;
     if (sc == NULL) {
-        sc = xcalloc(1, sizeof(*sc));
-        sc->up = up;
-        if (loop_io_add(up->loop, &sc->io, fd, events, sock_io_cb, sc) < 0)
-            sl_panic("epoll_ctl add curl socket %d failed", fd);
+        if (fd >= 0 && (size_t)fd < up->nsocks && up->socks[fd])
+            sc = up->socks[fd]; /* a kept-alive connection, back in use */
+        else
+            sc = sock_new(up, 0);
         curl_multi_assign(up->multi, fd, sc);
-    } else if (loop_io_mod(up->loop, &sc->io, events) < 0) {
-        sl_panic("epoll_ctl mod curl socket %d failed", fd);
     }
+    sock_watch(up, sc, fd, events);
     return 0;
+}
+
+static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
+                                   struct curl_sockaddr *addr)
+{
+    struct upstream *up = clientp;
+    int fd;
+
+    UNUSED(purpose);
+    fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if ((size_t)fd >= up->nsocks) {
+        size_t n = up->nsocks ? up->nsocks : 64;
+
+        while (n <= (size_t)fd)
+            n *= 2;
+        up->socks = xrealloc(up->socks, n * sizeof(*up->socks));
+        memset(up->socks + up->nsocks, 0, (n - up->nsocks) * sizeof(*up->socks));
+        up->nsocks = n;
+    }
+    up->socks[fd] = sock_new(up, 1);
+    return fd;
+}
+
+static int closesocket_cb(void *clientp, curl_socket_t fd)
+{
+    struct upstream *up = clientp;
+    struct sock_ctx *sc = (size_t)fd < up->nsocks ? up->socks[fd] : NULL;
+
+    if (sc) {
+        /* close() takes it out of the epoll set. */
+        up->socks[fd] = NULL;
+        sc->removed = 1;
+        if (up->stopping)
+            free(sc);
+        else
+            loop_defer(up->loop, free_cb, sc);
+    }
+    return close(fd);
 }
 
 static void curl_timer_fire_cb(struct loop *loop, void *arg)
@@ -155,7 +241,10 @@ static void call_unlink_free(struct call *c)
         c->next->prev = c->prev;
     up->ncalls--;
     if (up->npool < EASY_POOL_MAX) {
-        curl_easy_reset(c->easy);
+        /* Drop our pointers into what is freed below. */
+        curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, NULL);
         up->pool[up->npool++] = c->easy;
     } else {
         curl_easy_cleanup(c->easy);
@@ -337,6 +426,33 @@ static void call_add_deferred_cb(struct loop *loop, void *arg)
         call_add(c);
 }
 
+/* A new easy handle with the options every call shares. Handles are pooled
+ * and reused as they are (no curl_easy_reset): a call sets only what
+ * differs. */
+static CURL *easy_new(struct upstream *up)
+{
+    CURL *e = curl_easy_init();
+
+    if (e == NULL)
+        sl_panic("curl_easy_init failed");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, up);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, up);
+    /* Over TLS curl copies the request into an upload buffer, 64 KiB by
+     * default; our requests are small. */
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    /* Only http and https, whatever a redirect says; and we follow none. */
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    return e;
+}
+
 struct call *upstream_call(struct upstream *up, struct call_spec *spec, const struct call_ops *ops,
                            void *arg)
 {
@@ -352,42 +468,28 @@ struct call *upstream_call(struct upstream *up, struct call_spec *spec, const st
     c->arg = arg;
     c->retry_after_ms = -1;
     c->t_start_us = now_us();
-    e = up->npool ? up->pool[--up->npool] : curl_easy_init();
-    if (e == NULL)
-        sl_panic("curl_easy_init failed");
+    e = up->npool ? up->pool[--up->npool] : easy_new(up);
     c->easy = e;
+    /* Everything a call sets: pooled handles keep the rest from easy_new. */
     curl_easy_setopt(e, CURLOPT_URL, c->spec.url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->spec.headers);
-    if (c->spec.body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->spec.body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->spec.body_len);
-    }
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->spec.body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->spec.body_len);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->spec.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->spec.timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     /* A stream arrives in small events: a 2 KiB receive buffer instead of
      * curl's 16 KiB keeps thousands of concurrent streams cheap. Whole
      * answers keep the big one (fewer reads). */
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, c->spec.small_reads ? 2048L : 16384L);
-    /* Over TLS curl copies the request into an upload buffer, 64 KiB by
-     * default; our requests are small. */
-    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     /* Over TLS, wait for a connection being set up to tell whether it
      * speaks HTTP/2 (ALPN) and multiplex on it rather than open another.
      * Cleartext is HTTP/1.1 here, and PIPEWAIT would make every new call
      * wait for a busy connection's response to learn that. */
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(c->spec.url, "https:", 6) == 0 ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    /* Only http and https, whatever a redirect says; and we follow none. */
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 
     c->next = up->calls;
     if (up->calls)
@@ -514,7 +616,11 @@ void upstream_free(struct upstream *up)
     while (up->npool)
         curl_easy_cleanup(up->pool[--up->npool]);
     loop_timer_stop(up->loop, &up->timer);
+    up->stopping = 1;
     if (up->multi)
-        curl_multi_cleanup(up->multi);
+        curl_multi_cleanup(up->multi); /* closes the kept-alive sockets */
+    for (size_t i = 0; i < up->nsocks; i++)
+        free(up->socks[i]);
+    free(up->socks);
     free(up);
 }
