@@ -18,6 +18,7 @@
  * included.
  */
 #include "cascade.h"
+#include "cache.h"
 #include "cost.h"
 #include "exchange.h"
 #include "learned.h"
@@ -63,6 +64,7 @@ struct attempt {
     struct reply reply;
     int saw_done;    /* data: [DONE] arrived */
     const char *bad; /* why the response is unusable, or NULL */
+    struct assembly *asm_; /* a relayed stream, rebuilt for the cache */
     struct attempt *next;
 };
 
@@ -171,6 +173,7 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
     rec.completion_tokens = run->stage_ct;
     rec.cost_usd = run->stage_cost;
     rec.latency_ms = (double)(now_us() - run->stage_t0_us) / 1000.0;
+    rec.cache = cache_status_name(ex->meta.cache);
     if (ex->cfg->trace.include_content) {
         rec.prompt = run_query(run);
         rec.answer = answer;
@@ -254,11 +257,14 @@ static void attempt_free(struct attempt *a)
     buf_free(&a->body);
     sse_free(&a->sse);
     reply_free(&a->reply);
+    provider_assembly_free(a->asm_);
     free(a);
 }
 
 static void run_end(struct run *run)
 {
+    if (run->ex->flight)
+        cache_finish(run->ex, NULL, 0); /* no answer: let the waiters call */
     while (run->atts)
         attempt_free(run->atts);
     if (run->prev)
@@ -320,7 +326,7 @@ static void set_answerer(struct run *run, const struct model *m)
 /* Answer the client with a buffered answer: as JSON, or as an SSE stream
  * when the client streams. What we asked the upstream beyond the client's
  * request (logprobs for a scorer, samples for agreement) is taken out. */
-static void respond_memo(struct run *run, struct memo *mo)
+static void respond_memo(struct run *run, struct memo *mo, int cacheable)
 {
     struct exchange *ex = run->ex;
     const struct request_info *ri = &ex->ri;
@@ -340,6 +346,14 @@ static void respond_memo(struct run *run, struct memo *mo)
                 changed = 1;
             }
         }
+    }
+    if (cacheable) {
+        char *body = changed ? json_dumps(mo->json, JSON_COMPACT) : NULL;
+
+        if (changed && body == NULL)
+            sl_panic("json_dumps: out of memory");
+        cache_finish(ex, changed ? body : mo->body, changed ? strlen(body) : mo->len);
+        free(body);
     }
     if (ri->stream) {
         struct buf sse;
@@ -387,7 +401,7 @@ static void run_give_up(struct run *run)
     }
     if (best && !run->answering) {
         buf_printf(&run->ex->meta.stages, ",%s:%.2f:salvage", best->model->name, best->score);
-        respond_memo(run, best);
+        respond_memo(run, best, 0); /* a second-best answer is not kept */
         return;
     }
     if (run->pass_body && !run->committed) {
@@ -510,7 +524,7 @@ static int relay_event_cb(void *arg, const char *event, const char *data, size_t
     int r;
 
     UNUSED(event);
-    switch (provider_parse_chunk(a->ep, data, len, &a->reply)) {
+    switch (provider_parse_chunk(a->ep, data, len, &a->reply, a->asm_)) {
     case CHUNK_DONE:
         a->saw_done = 1;
         return 0;
@@ -598,12 +612,21 @@ static void relay_done(struct attempt *a, struct call *c, const char *err)
     set_answerer(run, a->model);
     stage_note(run, a->model, 1, scored ? score : 1.0, "accept", NULL, a->reply.content.data);
     if (a->stream) {
+        if (a->asm_) {
+            size_t len;
+            char *whole = provider_assembly_finish(a->asm_, &len);
+
+            if (whole)
+                cache_finish(ex, whole, len);
+            free(whole);
+        }
         run_write(run, "data: [DONE]\n\n", 14);
         ex_stream_end(ex);
     } else {
         size_t len;
         char *body = buf_steal(&a->body, &len);
 
+        cache_finish(ex, body, len);
         ex_respond(ex, 200, body, len);
     }
     attempt_free(a);
@@ -753,6 +776,8 @@ static void attempt_call(struct run *run, enum att_kind kind, const struct model
     struct attempt *a = attempt_new(run, kind, m, ep, stream);
     struct call_spec spec;
 
+    if (kind == ATT_RELAY && stream && run->ex->cache_plan.store)
+        a->asm_ = provider_assembly_new(ep);
     provider_build(m, ep, body, stream, &spec);
     a->call = upstream_call(run->up, &spec, &attempt_ops, a);
 }
@@ -857,7 +882,7 @@ static void stage_decide(struct run *run, double score, const char *reason)
     primary->stage = run->stage;
     if (last || score >= st->threshold) {
         stage_note(run, st->models[0], 1, score, "accept", reason, primary->reply.content.data);
-        respond_memo(run, primary);
+        respond_memo(run, primary, 1);
         return;
     }
     stage_note(run, st->models[0], 1, score, "escalate", reason, primary->reply.content.data);
@@ -955,6 +980,10 @@ void cascade_cancel(struct exchange *ex)
 {
     struct api_error e;
 
+    if (ex->waiter) {
+        cache_cancel(ex); /* it waited on another request's answer */
+        return;
+    }
     if (ex->run == NULL)
         return;
     api_error_set(&e, 499, "api_error", "client_closed", NULL, "%s",

@@ -44,6 +44,8 @@ void ex_unref(struct exchange *ex)
     buf_free(&ex->out);
     buf_free(&ex->in);
     buf_free(&ex->meta.stages);
+    free(ex->meta.owned_model);
+    free(ex->meta.owned_provider);
     pthread_mutex_destroy(&ex->mu);
     free(ex);
 }
@@ -57,16 +59,49 @@ static void wake_locked(struct exchange *ex)
     }
 }
 
-void ex_respond(struct exchange *ex, int status, char *body, size_t len)
+/* Install a whole body in out. Called with mu held. */
+static void set_body_locked(struct exchange *ex, char *body, size_t len)
 {
-    pthread_mutex_lock(&ex->mu);
-    sl_assert(ex->state == EX_PENDING);
     buf_free(&ex->out);
     ex->out.data = body;
     ex->out.len = len;
     ex->out.cap = len;
     ex->out.max = len;
     ex->out_off = 0;
+}
+
+void ex_respond_sse(struct exchange *ex, char *body, size_t len)
+{
+    pthread_mutex_lock(&ex->mu);
+    sl_assert(ex->state == EX_PENDING);
+    set_body_locked(ex, body, len);
+    ex->status = 200;
+    ex->streamed = 1;
+    ex->state = EX_DONE;
+    wake_locked(ex);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+void ex_set_cached_meta(struct exchange *ex, const char *model, const char *provider,
+                        const char *stages, double cost)
+{
+    free(ex->meta.owned_model);
+    free(ex->meta.owned_provider);
+    ex->meta.owned_model = xstrdup(model);
+    ex->meta.owned_provider = xstrdup(provider);
+    ex->meta.model = ex->meta.owned_model;
+    ex->meta.provider = ex->meta.owned_provider;
+    buf_reset(&ex->meta.stages);
+    buf_puts(&ex->meta.stages, stages);
+    ex->meta.saved_cost = cost;
+    ex->meta.cost_usd = 0;
+}
+
+void ex_respond(struct exchange *ex, int status, char *body, size_t len)
+{
+    pthread_mutex_lock(&ex->mu);
+    sl_assert(ex->state == EX_PENDING);
+    set_body_locked(ex, body, len);
     ex->status = status;
     ex->state = EX_DONE;
     wake_locked(ex);

@@ -22,12 +22,15 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "config.h"
 #include "request.h"
 #include "util.h"
 
 struct MHD_Connection;
 struct run;
+struct flight;
+struct waiter;
 
 enum ex_state {
     EX_PENDING,   /* the loop is working; nothing for the client yet */
@@ -46,6 +49,10 @@ struct ex_meta {
     uint64_t ttft_us;     /* first byte of the answer to the client */
     int attempts;         /* upstream calls made */
     struct buf stages;    /* "model:score:decision,..." */
+    enum cache_status cache;
+    double saved_cost;    /* a hit: what the answer cost when it was made */
+    char *owned_model;    /* a hit: model and provider come from the entry */
+    char *owned_provider;
 };
 
 struct exchange {
@@ -84,6 +91,11 @@ struct exchange {
 
     /* [l] */
     struct run *run;
+    struct flight *flight; /* leads this single-flight lookup */
+    struct waiter *waiter; /* waits on another request's answer */
+
+    /* set by the worker before the hand-off */
+    struct cache_plan cache_plan;
 };
 
 /* A new exchange with one reference (the caller's). */
@@ -97,6 +109,13 @@ void ex_unref(struct exchange *ex);
 /* Complete a non-streamed response: status, Content-Type JSON and body.
  * Takes ownership of body (malloc'd). */
 void ex_respond(struct exchange *ex, int status, char *body, size_t len);
+/* Complete a response that is a whole event stream at once (a cache hit
+ * replayed to a streaming client). Takes ownership of body. */
+void ex_respond_sse(struct exchange *ex, char *body, size_t len);
+/* Fill meta for an answer served from the cache: it cost nothing now and
+ * saved `cost`. Borrows the strings (copies them). */
+void ex_set_cached_meta(struct exchange *ex, const char *model, const char *provider,
+                        const char *stages, double cost);
 /* Fail: before the stream began, an error response; after, an SSE error
  * event and the end of the stream. */
 void ex_fail(struct exchange *ex, const struct api_error *err);

@@ -1,5 +1,8 @@
 /* http.c - the HTTP front on libmicrohttpd; see http.h. */
 #include "http.h"
+#include "admin.h"
+#include "cache.h"
+#include "cache_mem.h"
 #include "cascade.h"
 #include "config.h"
 #include "cost.h"
@@ -16,6 +19,7 @@
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -76,6 +80,14 @@ static void add_meta_headers(struct MHD_Response *r, const struct exchange *ex, 
     if (ex->route)
         add_header(r, "x-sluice-route", ex->route->name);
     add_header(r, "x-sluice-model", ex->meta.model);
+    add_header(r, "x-sluice-cache", cache_status_name(ex->meta.cache));
+    if (ex->cache_plan.store)
+        add_header(r, "x-sluice-cache-key", ex->cache_plan.key);
+    if (ex->meta.cache == CACHE_HIT) {
+        cost_format(ex->meta.saved_cost, cost, sizeof(cost));
+        add_header(r, "x-sluice-saved-cost", cost);
+        with_cost = 1; /* known before the first byte: it is 0 */
+    }
     if (with_cost) {
         cost_format(ex->meta.cost_usd, cost, sizeof(cost));
         add_header(r, "x-sluice-cost", cost);
@@ -199,7 +211,7 @@ static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *
         add_header(r, "Content-Type", "text/event-stream");
         add_header(r, "Cache-Control", "no-cache");
         add_header(r, "X-Accel-Buffering", "no");
-        add_meta_headers(r, ex, 0);
+        add_meta_headers(r, ex, ex->state == EX_DONE && ex->err.status == 0);
         return queue(ex, conn, 200, r);
     }
     sl_assert(ex->state == EX_DONE);
@@ -216,7 +228,17 @@ static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *
 
 static void start_task_cb(struct loop *loop, void *arg)
 {
-    cascade_start(loop, server.up, arg);
+    UNUSED(loop);
+    cache_begin(server.cache, arg);
+}
+
+static void purge_task_cb(struct loop *loop, void *arg)
+{
+    struct exchange *ex = arg;
+    json_t *key = json_object_get(ex->ri.body, "key"), *ns = json_object_get(ex->ri.body, "namespace");
+
+    UNUSED(loop);
+    admin_purge(ex, json_string_value(key), json_string_value(ns));
 }
 
 static void cancel_task_cb(struct loop *loop, void *arg)
@@ -293,6 +315,46 @@ static enum MHD_Result handle_models(struct exchange *ex, struct MHD_Connection 
     return r;
 }
 
+/* Hand ex to the loop to run task, and wait for its answer. */
+static enum MHD_Result hand_off(struct exchange *ex, struct MHD_Connection *conn,
+                                loop_task_cb task)
+{
+    ex->phase = PH_WAIT;
+    pthread_mutex_lock(&ex->mu);
+    ex->suspended = 1;
+    MHD_suspend_connection(conn);
+    pthread_mutex_unlock(&ex->mu);
+    loop_post(server.loop, task, ex_ref(ex));
+    return MHD_YES;
+}
+
+/* With the memory backend a worker serves a hit itself, without a hop to
+ * the loop. Returns 1 if it did (the response is queued). */
+static int serve_memory_hit(struct exchange *ex, struct MHD_Connection *conn)
+{
+    struct cache_mem *mem = server.cache ? cache_memory(server.cache) : NULL;
+    struct cache_entry e;
+    char *raw, *out;
+    size_t len, outlen;
+
+    if (mem == NULL || (raw = cache_mem_get(mem, ex->cache_plan.key, &len)) == NULL)
+        return 0;
+    if (cache_entry_decode(raw, len, &e) < 0)
+        return 0;
+    if (cache_entry_render(&e, &ex->ri, &out, &outlen) < 0) {
+        cache_entry_free(&e);
+        return 0;
+    }
+    ex->meta.cache = CACHE_HIT;
+    ex_set_cached_meta(ex, e.model, e.provider, e.stages, e.cost);
+    cache_entry_free(&e);
+    cache_count_hit(server.cache);
+    ex->meta.ttft_us = now_us() - ex->t_start_us;
+    queue_body(ex, conn, 200, out, outlen, ex->ri.stream ? "text/event-stream" : "application/json",
+               1);
+    return 1;
+}
+
 /* The body is complete: validate, resolve the route and hand off. */
 static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *conn,
                                   enum endpoint ep)
@@ -315,13 +377,16 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
                       ex->ri.model);
         return queue_error(ex, conn, &e);
     }
-    ex->phase = PH_WAIT;
-    pthread_mutex_lock(&ex->mu);
-    ex->suspended = 1;
-    MHD_suspend_connection(conn);
-    pthread_mutex_unlock(&ex->mu);
-    loop_post(server.loop, start_task_cb, ex_ref(ex));
-    return MHD_YES;
+    if (cache_plan(ex->cfg, ex->route, &ex->ri,
+                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-sluice-cache-namespace"),
+                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cache-Control"),
+                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-sluice-cache-ttl"),
+                   &ex->cache_plan, &e) < 0)
+        return queue_error(ex, conn, &e);
+    ex->meta.cache = ex->cache_plan.status;
+    if (ex->cache_plan.lookup && serve_memory_hit(ex, conn))
+        return MHD_YES;
+    return hand_off(ex, conn, start_task_cb);
 }
 
 static int path_is(const char *url, const char *path)
@@ -376,6 +441,42 @@ static int api_endpoint(const char *url, enum endpoint *ep)
     else
         return 0;
     return 1;
+}
+
+/* The admin API: authenticated by the admin key from the environment. */
+static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *conn,
+                                    const char *url, int is_post)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    struct api_error e;
+    json_t *key, *ns;
+
+    if (!admin_enabled()) {
+        api_error_set(&e, 403, "permission_error", "admin_disabled", NULL, "%s",
+                      "The admin API is off: set SLUICE_ADMIN_KEY to turn it on.");
+        return queue_error(ex, conn, &e);
+    }
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || !admin_key_ok(auth + 7)) {
+        api_error_set(&e, 401, "authentication_error", "invalid_admin_key", NULL, "%s",
+                      "A valid admin key is required (Authorization: Bearer <key>).");
+        return queue_error(ex, conn, &e);
+    }
+    if (strcmp(url, "/admin/cache/purge") != 0) {
+        api_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
+                      "Invalid URL (%.16s %.128s).", ex->method, url);
+        return queue_error(ex, conn, &e);
+    }
+    if (!is_post)
+        return method_not_allowed(ex, conn, "POST");
+    ex->ri.body = json_loadb(ex->in.data ? ex->in.data : "", ex->in.len, 0, NULL);
+    key = json_object_get(ex->ri.body, "key");
+    ns = json_object_get(ex->ri.body, "namespace");
+    if (!json_is_object(ex->ri.body) || (json_is_string(key) == json_is_string(ns))) {
+        api_error_set(&e, 400, "invalid_request_error", NULL, NULL, "%s",
+                      "Send {\"key\": \"sluice:c1:...\"} or {\"namespace\": \"...\"}.");
+        return queue_error(ex, conn, &e);
+    }
+    return hand_off(ex, conn, purge_task_cb);
 }
 
 /* Every request but the API POSTs, once its (empty) body is read. */
@@ -443,6 +544,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         }
         if (is_post && is_api)
             return handle_api(ex, conn, ep);
+        if (strncmp(url, "/admin/", 7) == 0)
+            return handle_admin(ex, conn, url, is_post);
         return handle_other(ex, conn, url,
                             strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, is_api);
     case PH_WAIT: {

@@ -43,50 +43,6 @@ static void format_ts(double t, char *out, size_t n)
     snprintf(out, n, "%s.%03dZ", base, (int)((t - (double)secs) * 1000.0));
 }
 
-/* Append s as a JSON string literal (with quotes). */
-static void put_json_str(struct buf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    const char *run = s;
-
-    buf_append(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[6];
-
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        buf_append(b, run, (size_t)(s - run));
-        run = s + 1;
-        esc[0] = '\\';
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[1] = (char)c;
-            buf_append(b, esc, 2);
-            break;
-        case '\n':
-            buf_append(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_append(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_append(b, "\\t", 2);
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            buf_append(b, esc, 6);
-        }
-    }
-    buf_append(b, run, (size_t)(s - run));
-    buf_append(b, "\"", 1);
-}
-
 static void emit(struct buf *b, int batched)
 {
     sink_write(&log_sink, b->data, b->len, batched);
@@ -109,7 +65,7 @@ static void field_str(struct buf *b, const char *key, const char *v)
     if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
         buf_printf(b, ",\"%s\":", key);
         if (v)
-            put_json_str(b, v);
+            buf_put_json_str(b, v);
         else
             buf_puts(b, "null");
     } else if (v) {
@@ -200,6 +156,13 @@ void log_request(const struct exchange *ex)
     field_long(&b, "attempts", ex->meta.attempts);
     if (ex->meta.stages.len)
         field_str(&b, "stages", ex->meta.stages.data);
+    if (ex->meta.cache != CACHE_NA) {
+        field_str(&b, "cache", cache_status_name(ex->meta.cache));
+        if (ex->meta.cache == CACHE_HIT) {
+            cost_format(ex->meta.saved_cost, cost, sizeof(cost));
+            field_raw(&b, "saved_cost_usd", cost);
+        }
+    }
     if (ex->client_aborted)
         field_str(&b, "client", "aborted");
     if (ex->err.status)

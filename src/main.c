@@ -1,4 +1,5 @@
 /* main.c - command line, signals and reload. The work is elsewhere. */
+#include "admin.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -160,6 +161,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluice: cannot open trace %s\n", cfg->trace.path);
         return 1;
     }
+    admin_set_key(getenv("SLUICE_ADMIN_KEY"));
     config_swap(cfg);
     cfg = config_current();
     if (server_start(cfg, listen) < 0) {
@@ -180,6 +182,7 @@ int main(int argc, char **argv)
     }
     server_stop(DRAIN_MS_DEFAULT);
     config_swap(NULL);
+    admin_set_key(NULL);
     curl_global_cleanup();
     return 0;
 }

@@ -55,9 +55,20 @@ enum chunk_kind {
     CHUNK_BAD,   /* not JSON */
 };
 
-/* Classify one SSE data payload and fold it into r. */
+struct assembly;
+
+/* Classify one SSE data payload and fold it into r, and into a (when not
+ * NULL) to rebuild the whole response. */
 enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t len,
-                                     struct reply *r);
+                                     struct reply *r, struct assembly *a);
+
+/* A stream rebuilt as the whole response a client that does not stream
+ * would have got (chat.completion or text_completion): content, refusals,
+ * tool calls (their arguments joined), logprobs, finish reasons and usage. */
+struct assembly *provider_assembly_new(enum endpoint ep);
+void provider_assembly_free(struct assembly *a);
+/* The JSON text (malloc'd), or NULL if the stream went over a cap. */
+char *provider_assembly_finish(struct assembly *a, size_t *len);
 
 /* Write a whole response (chat.completion or text_completion) as the SSE
  * stream a streaming client expects: per choice a role chunk, content

@@ -190,8 +190,10 @@ json_t *provider_parse_response(enum endpoint ep, const char *body, size_t len, 
     return root;
 }
 
+static void asm_feed(struct assembly *a, const json_t *root);
+
 enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t len,
-                                     struct reply *r)
+                                     struct reply *r, struct assembly *a)
 {
     json_t *root, *choices, *c, *usage;
     enum chunk_kind kind = CHUNK_DATA;
@@ -208,6 +210,8 @@ enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t 
         json_decref(root);
         return CHUNK_ERROR;
     }
+    if (a)
+        asm_feed(a, root);
     choices = json_object_get(root, "choices");
     usage = json_object_get(root, "usage");
     if (json_is_object(usage)) {
@@ -352,4 +356,258 @@ void provider_sse_from_response(enum endpoint ep, const json_t *resp, int includ
         put_event(out, u);
     }
     buf_puts(out, "data: [DONE]\n\n");
+}
+
+/* ---- assembling a stream into a whole response ---- */
+
+struct asm_tool {
+    json_t *obj;     /* id, type, function.name */
+    struct buf args; /* function.arguments, as they arrive */
+};
+
+struct asm_choice {
+    int seen;
+    char role[16];
+    struct buf content;
+    int has_content;
+    struct buf refusal;
+    int has_refusal;
+    json_t *finish;   /* finish_reason */
+    json_t *logprobs; /* array of logprobs.content items, or NULL */
+    struct asm_tool *tools;
+    size_t ntools;
+};
+
+struct assembly {
+    enum endpoint ep;
+    json_t *head; /* id, created, model, system_fingerprint, ... */
+    json_t *usage;
+    struct asm_choice *choices;
+    size_t nchoices;
+    int overflow; /* over a cap: the answer is not cached */
+};
+
+#define ASM_CHOICES_MAX 128
+#define ASM_TOOLS_MAX 128
+
+struct assembly *provider_assembly_new(enum endpoint ep)
+{
+    struct assembly *a = xcalloc(1, sizeof(*a));
+
+    a->ep = ep;
+    a->head = json_object();
+    return a;
+}
+
+void provider_assembly_free(struct assembly *a)
+{
+    if (a == NULL)
+        return;
+    for (size_t i = 0; i < a->nchoices; i++) {
+        struct asm_choice *c = &a->choices[i];
+
+        buf_free(&c->content);
+        buf_free(&c->refusal);
+        json_decref(c->finish);
+        json_decref(c->logprobs);
+        for (size_t k = 0; k < c->ntools; k++) {
+            json_decref(c->tools[k].obj);
+            buf_free(&c->tools[k].args);
+        }
+        free(c->tools);
+    }
+    free(a->choices);
+    json_decref(a->head);
+    json_decref(a->usage);
+    free(a);
+}
+
+static struct asm_choice *asm_choice(struct assembly *a, size_t i)
+{
+    if (i >= ASM_CHOICES_MAX) {
+        a->overflow = 1;
+        return NULL;
+    }
+    if (i >= a->nchoices) {
+        a->choices = xrealloc(a->choices, (i + 1) * sizeof(*a->choices));
+        memset(a->choices + a->nchoices, 0, (i + 1 - a->nchoices) * sizeof(*a->choices));
+        for (size_t k = a->nchoices; k <= i; k++) {
+            buf_init(&a->choices[k].content, CONTENT_MAX);
+            buf_init(&a->choices[k].refusal, CONTENT_MAX);
+        }
+        a->nchoices = i + 1;
+    }
+    a->choices[i].seen = 1;
+    return &a->choices[i];
+}
+
+static void asm_text(struct assembly *a, struct buf *b, int *has, const json_t *v)
+{
+    if (!json_is_string(v))
+        return;
+    *has = 1;
+    if (buf_append(b, json_string_value(v), json_string_length(v)) < 0)
+        a->overflow = 1;
+}
+
+static void asm_tools(struct assembly *a, struct asm_choice *c, const json_t *deltas)
+{
+    const json_t *d;
+    size_t i;
+
+    json_array_foreach ((json_t *)deltas, i, d) {
+        json_t *idx = json_object_get(d, "index"), *fn = json_object_get(d, "function");
+        size_t k = json_is_integer(idx) ? (size_t)json_integer_value(idx) : i;
+        struct asm_tool *t;
+        const char *key;
+        json_t *v;
+
+        if (k >= ASM_TOOLS_MAX) {
+            a->overflow = 1;
+            return;
+        }
+        if (k >= c->ntools) {
+            c->tools = xrealloc(c->tools, (k + 1) * sizeof(*c->tools));
+            for (size_t j = c->ntools; j <= k; j++) {
+                c->tools[j].obj = json_object();
+                buf_init(&c->tools[j].args, CONTENT_MAX);
+            }
+            c->ntools = k + 1;
+        }
+        t = &c->tools[k];
+        json_object_foreach ((json_t *)d, key, v) {
+            if (strcmp(key, "index") != 0 && strcmp(key, "function") != 0)
+                json_object_set(t->obj, key, v);
+        }
+        if (json_is_object(fn)) {
+            json_t *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments");
+
+            if (json_is_string(name))
+                json_object_set(t->obj, "name_", name);
+            if (json_is_string(args) &&
+                buf_append(&t->args, json_string_value(args), json_string_length(args)) < 0)
+                a->overflow = 1;
+        }
+    }
+}
+
+/* Fold one parsed chunk in. */
+static void asm_feed(struct assembly *a, const json_t *root)
+{
+    static const char *head_keys[] = {"id", "created", "model", "system_fingerprint",
+                                      "service_tier"};
+    json_t *choices = json_object_get(root, "choices"), *ch;
+    size_t i;
+
+    for (size_t k = 0; k < ARRAY_LEN(head_keys); k++) {
+        json_t *v = json_object_get(root, head_keys[k]);
+
+        if (v && !json_is_null(v) && json_object_get(a->head, head_keys[k]) == NULL)
+            json_object_set(a->head, head_keys[k], v);
+    }
+    if (json_is_object(json_object_get(root, "usage"))) {
+        json_decref(a->usage);
+        a->usage = json_incref(json_object_get(root, "usage"));
+    }
+    json_array_foreach (choices, i, ch) {
+        json_t *idx = json_object_get(ch, "index");
+        struct asm_choice *c = asm_choice(a, json_is_integer(idx) ? (size_t)json_integer_value(idx)
+                                                                  : i);
+        json_t *fr = json_object_get(ch, "finish_reason");
+        json_t *lp = json_object_get(json_object_get(ch, "logprobs"), "content");
+
+        if (c == NULL)
+            return;
+        if (a->ep == EP_CHAT) {
+            json_t *delta = json_object_get(ch, "delta"), *role = json_object_get(delta, "role");
+
+            if (json_is_string(role))
+                snprintf(c->role, sizeof(c->role), "%s", json_string_value(role));
+            asm_text(a, &c->content, &c->has_content, json_object_get(delta, "content"));
+            asm_text(a, &c->refusal, &c->has_refusal, json_object_get(delta, "refusal"));
+            if (json_is_array(json_object_get(delta, "tool_calls")))
+                asm_tools(a, c, json_object_get(delta, "tool_calls"));
+        } else {
+            asm_text(a, &c->content, &c->has_content, json_object_get(ch, "text"));
+        }
+        if (json_is_string(fr)) {
+            json_decref(c->finish);
+            c->finish = json_incref(fr);
+        }
+        if (json_is_array(lp)) {
+            if (c->logprobs == NULL)
+                c->logprobs = json_array();
+            json_array_extend(c->logprobs, lp);
+        }
+    }
+}
+
+static json_t *asm_message(const struct asm_choice *c)
+{
+    json_t *m = json_object();
+
+    json_object_set_new(m, "role", json_string(c->role[0] ? c->role : "assistant"));
+    json_object_set_new(m, "content", c->has_content || c->ntools == 0
+                                          ? json_stringn(c->content.data ? c->content.data : "",
+                                                         c->content.len)
+                                          : json_null());
+    if (c->has_refusal)
+        json_object_set_new(m, "refusal", json_stringn(c->refusal.data, c->refusal.len));
+    if (c->ntools) {
+        json_t *tools = json_array();
+
+        for (size_t k = 0; k < c->ntools; k++) {
+            json_t *t = json_copy(c->tools[k].obj), *name = json_object_get(t, "name_");
+
+            json_object_set_new(t, "function",
+                                json_pack("{s:O?, s:s%}", "name", name, "arguments",
+                                          c->tools[k].args.data ? c->tools[k].args.data : "",
+                                          c->tools[k].args.len));
+            json_object_del(t, "name_");
+            json_array_append_new(tools, t);
+        }
+        json_object_set_new(m, "tool_calls", tools);
+    }
+    return m;
+}
+
+char *provider_assembly_finish(struct assembly *a, size_t *len)
+{
+    json_t *resp, *choices;
+    char *s;
+
+    if (a->overflow)
+        return NULL;
+    resp = json_copy(a->head);
+    json_object_set_new(resp, "object",
+                        json_string(a->ep == EP_CHAT ? "chat.completion" : "text_completion"));
+    choices = json_array();
+    for (size_t i = 0; i < a->nchoices; i++) {
+        const struct asm_choice *c = &a->choices[i];
+        json_t *o = json_object();
+
+        if (!c->seen)
+            continue;
+        json_object_set_new(o, "index", json_integer((json_int_t)i));
+        if (a->ep == EP_CHAT)
+            json_object_set_new(o, "message", asm_message(c));
+        else
+            json_object_set_new(o, "text",
+                                json_stringn(c->content.data ? c->content.data : "",
+                                             c->content.len));
+        json_object_set_new(o, "logprobs",
+                            c->logprobs ? json_pack("{s:O}", "content", c->logprobs)
+                                        : json_null());
+        json_object_set(o, "finish_reason", c->finish ? c->finish : json_null());
+        json_array_append_new(choices, o);
+    }
+    json_object_set_new(resp, "choices", choices);
+    if (a->usage)
+        json_object_set(resp, "usage", a->usage);
+    s = json_dumps(resp, JSON_COMPACT);
+    json_decref(resp);
+    if (s == NULL)
+        return NULL; /* invalid UTF-8 assembled: not cached */
+    *len = strlen(s);
+    return s;
 }

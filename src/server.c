@@ -1,6 +1,7 @@
 /* server.c - process life cycle: start the loop and the front, drain and
  * stop them; see server.h. */
 #include "server.h"
+#include "cache.h"
 #include "cascade.h"
 #include "config.h"
 #include "http.h"
@@ -43,6 +44,12 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+static void cache_start_cb(struct loop *loop, void *arg)
+{
+    UNUSED(loop);
+    cache_start(arg);
+}
+
 int server_start(struct config *cfg, const char *listen)
 {
     const char *addr = listen ? listen : cfg->listen;
@@ -50,15 +57,26 @@ int server_start(struct config *cfg, const char *listen)
     const char *colon = strrchr(addr, ':');
     size_t hlen = colon ? (size_t)(colon - addr) : 0;
 
+    char err[256];
+
     server.started_us = now_us();
     server.loop = loop_new();
     server.up = upstream_new(server.loop);
+    server.cache = cache_new(server.loop, &cfg->cache, err, sizeof(err));
+    if (server.cache == NULL) {
+        log_msg(LOG_ERROR, "cache: %s", err);
+        upstream_free(server.up);
+        loop_free(server.loop);
+        return -1;
+    }
+    loop_post(server.loop, cache_start_cb, server.cache);
     loop_post(server.loop, log_timer_start_cb, NULL);
     if (pthread_create(&server.loop_thread, NULL, loop_main, NULL) != 0)
         sl_panic("pthread_create failed");
     if (http_start(cfg, addr) < 0) {
         loop_stop(server.loop);
         pthread_join(server.loop_thread, NULL);
+        cache_free(server.cache);
         upstream_free(server.up);
         loop_free(server.loop);
         return -1;
@@ -74,8 +92,13 @@ int server_start(struct config *cfg, const char *listen)
 
 static void abort_all_cb(struct loop *loop, void *arg)
 {
+    struct api_error e;
+
     UNUSED(loop);
     UNUSED(arg);
+    api_error_set(&e, 503, "api_error", "shutting_down", NULL, "%s",
+                  "The gateway is shutting down.");
+    cache_abort_all(server.cache, &e);
     cascade_abort_all();
 }
 
@@ -110,6 +133,8 @@ void server_stop(long drain_ms)
     loop_stop(server.loop);
     pthread_join(server.loop_thread, NULL);
     loop_timer_stop(server.loop, &log_timer);
+    cache_free(server.cache);
+    server.cache = NULL;
     upstream_free(server.up);
     loop_free(server.loop);
     server.loop = NULL;

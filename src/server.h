@@ -10,11 +10,13 @@
 
 struct loop;
 struct upstream;
+struct cache;
 struct MHD_Daemon;
 
 struct server {
     struct loop *loop;       /* the upstream loop */
     struct upstream *up;     /* its curl multi */
+    struct cache *cache;     /* the response cache (its backend lives on the loop) */
     pthread_t loop_thread;
     struct MHD_Daemon *mhd;  /* the HTTP front */
     long inflight;           /* exchanges alive (atomic) */

@@ -198,6 +198,14 @@ int tune_chain_models(const struct tune_chain *c, int *models);
 void tune_simulate(const struct tune_data *d, const struct tune_chain *c, const double *score,
                    const unsigned char *include, struct tune_result *r);
 
+/* The learned score table (as tune_simulate takes it) for the chain's
+ * learned stages, from the weights files DIR/<file_name>.w, exactly as the
+ * gateway scores: the query is the prompt, finish_reason "stop". Other
+ * entries are NAN. 0, or -1 with the reason on stderr. score has
+ * nq * nmodels entries; borrows everything. */
+int tune_scores_load(const struct tune_data *d, const struct tune_chain *c, const char *dir,
+                     double *score);
+
 /* Write the gateway.conf routes block for the chain. weights_dir is the
  * directory the weights paths are relative to, as written ("scorers"). */
 void tune_routes_format(const struct tune_data *d, const struct tune_chain *c,

@@ -47,9 +47,8 @@ static void sim_usage(FILE *out)
             tune_common_help);
 }
 
-/* Scores of the chain's learned stages from weights files. */
-static int load_scores(const struct tune_data *d, const struct tune_chain *c, const char *dir,
-                       double *score)
+int tune_scores_load(const struct tune_data *d, const struct tune_chain *c, const char *dir,
+                     double *score)
 {
     for (size_t i = 0; i < d->nq * d->nmodels; i++)
         score[i] = NAN;
@@ -141,7 +140,7 @@ static int sim_main(int argc, char **argv)
     if (need_learned) {
         score = xmalloc(d.nq * d.nmodels * sizeof(*score));
         if (wdir) {
-            if (load_scores(&d, &chain, wdir, score) < 0)
+            if (tune_scores_load(&d, &chain, wdir, score) < 0)
                 goto done;
         } else {
             unsigned char *want = xcalloc(d.nmodels, 1);
@@ -189,8 +188,9 @@ static int sim_main(int argc, char **argv)
 
             for (int s = 0; s < chain.n; s++)
                 answered += r.accepted[s];
-            /* Every stage errored (no recorded answer): the request fails. */
-            printf("failed: %zu\n", r.n - answered);
+            /* No stage accepted: the best-scored earlier answer is returned
+             * if there is one, else the request fails. */
+            printf("salvaged or failed: %zu\n", r.n - answered);
         }
         buf_free(&b);
     }

@@ -75,6 +75,8 @@ int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Append s (NUL-terminated UTF-8) as a JSON string literal, with quotes. */
+void buf_put_json_str(struct buf *b, const char *s);
 /* Drop the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 /* Hand the storage to the caller (who frees it with free()); b is reset. */

@@ -48,7 +48,8 @@ test('x-request-id is propagated when the client sends one', async () => {
 
 test('one JSON log line per request with the documented fields, no secrets', async () => {
   await client.chat.completions.create(
-    { model: 'small', messages: MSG }, { headers: { 'x-request-id': 'log-check-1' } });
+    { model: 'small', messages: [{ role: 'user', content: 'log check 1' }] },
+    { headers: { 'x-request-id': 'log-check-1' } });
   const line = await waitFor(() => logLines(gw).find((l) => l.request_id === 'log-check-1'));
   for (const k of ['ts', 'request_id', 'route', 'model', 'provider', 'status', 'stream',
     'latency_ms', 'upstream_ms', 'prompt_tokens', 'completion_tokens', 'cost_usd']) {
@@ -58,6 +59,7 @@ test('one JSON log line per request with the documented fields, no secrets', asy
   assert.equal(line.model, 'small');
   assert.equal(line.provider, 'mock');
   assert.equal(line.stream, false);
+  assert.equal(line.cache, 'MISS');
   assert.ok(line.cost_usd > 0);
   assert.ok(!gw.output().includes('sk-test-123'), 'the provider key never reaches the log');
 });
@@ -97,7 +99,7 @@ test('streaming: the usage chunk is sent only when the client asks for it', asyn
 
 test('streamed requests are logged with their cost and time to first token', async () => {
   const stream = await client.chat.completions.create(
-    { model: 'small', messages: MSG, stream: true },
+    { model: 'small', messages: [{ role: 'user', content: 'log stream 1' }], stream: true },
     { headers: { 'x-request-id': 'log-stream-1' } });
   for await (const c of stream) void c;
   const line = await waitFor(() => logLines(gw).find((l) => l.request_id === 'log-stream-1'));

@@ -167,3 +167,13 @@ export async function waitFor(pred, { timeoutMs = 5000, stepMs = 20 } = {}) {
 }
 
 export { existsSync, readFileSync };
+
+/** Start a throwaway redis-server on a free port (or the given one). */
+export async function startRedis(port) {
+  const p = port ?? await freePort();
+  const r = await startProcess('redis-server',
+    ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--protected-mode', 'no'],
+    { ready: /Ready to accept connections/ });
+  return { ...r, port: p, url: `redis://127.0.0.1:${p}/0`, stop: () => stopProcess(r, 'SIGKILL') };
+}

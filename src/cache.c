@@ -1,0 +1,649 @@
+/* cache.c - response cache policy, keys, entries and single flight; see
+ * cache.h. */
+#include "cache.h"
+#include "cache_mem.h"
+#include "cache_redis.h"
+#include "cascade.h"
+#include "exchange.h"
+#include "loop.h"
+#include "provider.h"
+#include "server.h"
+#include "util.h"
+
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define FLIGHT_BUCKETS 256
+#define WAIT_MAX_US (120u * 1000000u) /* a waiter gives up and calls itself */
+#define ENTRY_MAGIC "SLC1 "
+
+const char *cache_status_name(enum cache_status s)
+{
+    static const char *names[] = {NULL, "HIT", "MISS", "BYPASS", "OFF", "ERROR"};
+
+    return (size_t)s < ARRAY_LEN(names) ? names[s] : NULL;
+}
+
+/* ---- keys ---- */
+
+static int key_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Numbers are written one way whatever way they came: an integral real is
+ * an integer (1.0 and 1 are the same temperature), other reals in the
+ * shortest %.17g form. */
+static void put_number(struct buf *out, const json_t *v)
+{
+    double d;
+
+    if (json_is_integer(v)) {
+        buf_printf(out, "%lld", (long long)json_integer_value(v));
+        return;
+    }
+    d = json_real_value(v);
+    if (d == floor(d) && fabs(d) < 9007199254740992.0)
+        buf_printf(out, "%.0f", d == 0 ? 0.0 : d);
+    else
+        buf_printf(out, "%.17g", d);
+}
+
+void cache_canonical(const json_t *v, int top, struct buf *out)
+{
+    size_t i, n;
+    const char *k;
+    json_t *x;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char **keys = xmalloc((json_object_size(v) + 1) * sizeof(*keys));
+        int first = 1;
+
+        n = 0;
+        json_object_foreach ((json_t *)v, k, x) {
+            /* Not part of the answer: how it is delivered and who asked. */
+            if (top && (strcmp(k, "stream") == 0 || strcmp(k, "stream_options") == 0 ||
+                        strcmp(k, "user") == 0 || strcmp(k, "model") == 0))
+                continue;
+            keys[n++] = k;
+        }
+        qsort(keys, n, sizeof(*keys), key_cmp);
+        buf_append(out, "{", 1);
+        for (i = 0; i < n; i++) {
+            if (!first)
+                buf_append(out, ",", 1);
+            first = 0;
+            buf_put_json_str(out, keys[i]);
+            buf_append(out, ":", 1);
+            cache_canonical(json_object_get(v, keys[i]), 0, out);
+        }
+        buf_append(out, "}", 1);
+        free(keys);
+        break;
+    }
+    case JSON_ARRAY:
+        buf_append(out, "[", 1);
+        json_array_foreach ((json_t *)v, i, x) {
+            if (i)
+                buf_append(out, ",", 1);
+            cache_canonical(x, 0, out);
+        }
+        buf_append(out, "]", 1);
+        break;
+    case JSON_STRING:
+        buf_put_json_str(out, json_string_value(v));
+        break;
+    case JSON_INTEGER:
+    case JSON_REAL:
+        put_number(out, v);
+        break;
+    case JSON_TRUE:
+        buf_puts(out, "true");
+        break;
+    case JSON_FALSE:
+        buf_puts(out, "false");
+        break;
+    case JSON_NULL:
+        buf_puts(out, "null");
+        break;
+    }
+}
+
+void cache_key(const char *ns, const char *route, enum endpoint ep, const json_t *body,
+               char out[CACHE_KEY_MAX])
+{
+    struct buf b;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+
+    buf_init(&b, SIZE_MAX / 2);
+    /* The namespace and the route are hashed too, not only prefixed. */
+    buf_printf(&b, "sluice-cache-v1\n%s\n%s\n%s\n", ns, route, endpoint_path(ep));
+    cache_canonical(body, 1, &b);
+    if (!EVP_Digest(b.data, b.len, md, &mdlen, EVP_sha256(), NULL))
+        sl_panic("EVP_Digest(sha256) failed");
+    buf_free(&b);
+    hex_encode(md, mdlen, hex);
+    snprintf(out, CACHE_KEY_MAX, "sluice:c1:%s:%s", ns, hex);
+}
+
+static int ns_valid(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n]; n++) {
+        char c = s[n];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == '/'))
+            return 0;
+    }
+    return n > 0 && n <= CACHE_NS_MAX;
+}
+
+/* A Cache-Control directive (case-insensitive, in a comma list). */
+static int has_directive(const char *cc, const char *d)
+{
+    size_t dl = strlen(d);
+
+    while (cc && *cc) {
+        cc += strspn(cc, " \t,");
+        if (strncasecmp(cc, d, dl) == 0 && strchr(" \t,=", cc[dl] ? cc[dl] : ','))
+            return 1;
+        cc = strchr(cc, ',');
+    }
+    return 0;
+}
+
+int cache_plan(const struct config *cfg, const struct route *rt, const struct request_info *ri,
+               const char *ns, const char *cache_control, const char *ttl, struct cache_plan *out,
+               struct api_error *err)
+{
+    long v;
+
+    memset(out, 0, sizeof(*out));
+    if (ns == NULL || *ns == '\0')
+        ns = "default";
+    if (!ns_valid(ns)) {
+        api_error_set(err, 400, "invalid_request_error", "invalid_cache_namespace", NULL,
+                      "x-sluice-cache-namespace must be 1 to %d characters of [A-Za-z0-9._/-].",
+                      CACHE_NS_MAX);
+        return -1;
+    }
+    out->ttl_s = rt->cache_ttl_s > 0 ? rt->cache_ttl_s : cfg->cache.ttl_s;
+    if (ttl) {
+        if (parse_long(ttl, 1, 31536000, &v) < 0) {
+            api_error_set(err, 400, "invalid_request_error", "invalid_cache_ttl", NULL, "%s",
+                          "x-sluice-cache-ttl must be a number of seconds, 1 to 31536000.");
+            return -1;
+        }
+        out->ttl_s = v;
+    }
+    if (!rt->cache) {
+        out->status = CACHE_OFF;
+        return 0;
+    }
+    if (!rt->cache_nondeterministic && (ri->temperature > 0 || ri->n > 1)) {
+        out->status = CACHE_BYPASS;
+        return 0;
+    }
+    if (has_directive(cache_control, "no-store")) {
+        out->status = CACHE_BYPASS;
+        return 0;
+    }
+    out->store = 1;
+    out->lookup = !has_directive(cache_control, "no-cache");
+    out->status = out->lookup ? CACHE_MISS : CACHE_BYPASS;
+    cache_key(ns, rt->name, ri->ep, ri->body, out->key);
+    return 0;
+}
+
+/* ---- entries: "SLC1 <meta json>\n<body>" ---- */
+
+char *cache_entry_encode(const char *model, const char *provider, double cost, const char *stages,
+                         const char *body, size_t len, size_t *outlen)
+{
+    struct buf b;
+    char num[48];
+
+    buf_init(&b, SIZE_MAX / 2);
+    buf_puts(&b, ENTRY_MAGIC "{\"model\":");
+    buf_put_json_str(&b, model ? model : "");
+    buf_puts(&b, ",\"provider\":");
+    buf_put_json_str(&b, provider ? provider : "");
+    buf_puts(&b, ",\"stages\":");
+    buf_put_json_str(&b, stages ? stages : "");
+    snprintf(num, sizeof(num), ",\"cost\":%.17g}\n", cost);
+    buf_puts(&b, num);
+    buf_append(&b, body, len);
+    return buf_steal(&b, outlen);
+}
+
+int cache_entry_decode(char *raw, size_t len, struct cache_entry *e)
+{
+    char *nl;
+    json_t *meta;
+    const char *model, *provider, *stages;
+    double cost;
+
+    memset(e, 0, sizeof(*e));
+    if (len < 5 || memcmp(raw, ENTRY_MAGIC, 5) != 0 || (nl = memchr(raw, '\n', len)) == NULL) {
+        free(raw);
+        return -1;
+    }
+    meta = json_loadb(raw + 5, (size_t)(nl - raw - 5), 0, NULL);
+    if (json_unpack(meta, "{s:s, s:s, s:s, s:F}", "model", &model, "provider", &provider,
+                    "stages", &stages, "cost", &cost) != 0) {
+        json_decref(meta);
+        free(raw);
+        return -1;
+    }
+    e->raw = raw;
+    e->model = xstrdup(model);
+    e->provider = xstrdup(provider);
+    e->stages = xstrdup(stages);
+    e->cost = cost;
+    e->body = nl + 1;
+    e->body_len = len - (size_t)(nl + 1 - raw);
+    json_decref(meta);
+    return 0;
+}
+
+void cache_entry_free(struct cache_entry *e)
+{
+    free(e->raw);
+    free(e->model);
+    free(e->provider);
+    free(e->stages);
+    memset(e, 0, sizeof(*e));
+}
+
+int cache_entry_render(const struct cache_entry *e, const struct request_info *ri, char **out,
+                       size_t *outlen)
+{
+    json_t *j;
+    struct buf b;
+
+    if (!ri->stream) {
+        *out = xstrndup(e->body, e->body_len);
+        *outlen = e->body_len;
+        return 0;
+    }
+    j = json_loadb(e->body, e->body_len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return -1;
+    }
+    buf_init(&b, SIZE_MAX / 2);
+    provider_sse_from_response(ri->ep, j, ri->include_usage, &b);
+    json_decref(j);
+    *out = buf_steal(&b, outlen);
+    return 0;
+}
+
+/* ---- the instance ---- */
+
+struct waiter {
+    struct exchange *ex;
+    struct flight *f;
+    struct loop_timer timer;
+    struct waiter *next;
+};
+
+/* One lookup, then one upstream call, for all identical requests. */
+struct flight {
+    char key[CACHE_KEY_MAX];
+    struct exchange *leader;
+    struct waiter *waiters;
+    struct flight *next;
+};
+
+struct cache {
+    struct loop *loop;
+    struct cache_conf conf;
+    struct cache_mem *mem;     /* backend = memory */
+    struct cache_redis *redis; /* backend = redis */
+    struct flight *flights[FLIGHT_BUCKETS];
+    struct cache_stats st;
+};
+
+static unsigned flight_bucket(const char *key)
+{
+    unsigned h = 2166136261u;
+
+    for (; *key; key++)
+        h = (h ^ (unsigned char)*key) * 16777619u;
+    return h % FLIGHT_BUCKETS;
+}
+
+static struct flight *flight_find(struct cache *c, const char *key)
+{
+    struct flight *f = c->flights[flight_bucket(key)];
+
+    for (; f; f = f->next)
+        if (strcmp(f->key, key) == 0)
+            return f;
+    return NULL;
+}
+
+static void flight_remove(struct cache *c, struct flight *f)
+{
+    struct flight **pp = &c->flights[flight_bucket(f->key)];
+
+    for (; *pp; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+}
+
+struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *err, size_t errlen)
+{
+    struct cache *c = xcalloc(1, sizeof(*c));
+
+    c->loop = loop;
+    c->conf = *conf;
+    c->conf.url = conf->url ? xstrdup(conf->url) : NULL;
+    if (conf->backend == CACHE_REDIS) {
+        c->redis = cache_redis_new(loop, conf->url, conf->timeout_ms, err, errlen);
+        if (c->redis == NULL) {
+            free(c->conf.url);
+            free(c);
+            return NULL;
+        }
+    } else {
+        c->mem = cache_mem_new(conf->max_bytes);
+    }
+    return c;
+}
+
+void cache_start(struct cache *c)
+{
+    if (c->redis)
+        cache_redis_start(c->redis);
+}
+
+struct cache_mem *cache_memory(struct cache *c)
+{
+    return c->mem;
+}
+
+void cache_count_hit(struct cache *c)
+{
+    __atomic_add_fetch(&c->st.hits, 1, __ATOMIC_RELAXED);
+}
+
+void cache_stats(struct cache *c, struct cache_stats *out)
+{
+    out->hits = __atomic_load_n(&c->st.hits, __ATOMIC_RELAXED);
+    out->misses = c->st.misses;
+    out->errors = c->st.errors;
+    out->stores = c->st.stores;
+    if (c->mem) {
+        out->entries = cache_mem_count(c->mem);
+        out->bytes = cache_mem_bytes(c->mem);
+    }
+}
+
+/* Answer ex from an entry, as a hit. */
+static void respond_entry(struct exchange *ex, const struct cache_entry *e)
+{
+    char *out;
+    size_t len;
+
+    if (cache_entry_render(e, &ex->ri, &out, &len) < 0) {
+        struct api_error err;
+
+        api_error_set(&err, 502, "api_error", "cache_corrupt", NULL, "%s",
+                      "A cached answer could not be read.");
+        ex_fail(ex, &err);
+        return;
+    }
+    ex_set_cached_meta(ex, e->model, e->provider, e->stages, e->cost);
+    if (ex->ri.stream)
+        ex_respond_sse(ex, out, len);
+    else
+        ex_respond(ex, 200, out, len);
+}
+
+/* Let every waiter of f go: answered from e, or (e NULL) to run its own
+ * route. Frees f. */
+static void flight_release(struct cache *c, struct flight *f, const struct cache_entry *e)
+{
+    struct waiter *w, *next;
+
+    flight_remove(c, f);
+    for (w = f->waiters; w; w = next) {
+        struct exchange *ex = w->ex;
+
+        next = w->next;
+        loop_timer_stop(c->loop, &w->timer);
+        ex->waiter = NULL;
+        if (e) {
+            ex->meta.cache = CACHE_HIT;
+            cache_count_hit(c);
+            respond_entry(ex, e);
+            ex_unref(ex);
+        } else {
+            cascade_start(c->loop, server.up, ex);
+        }
+        free(w);
+    }
+    if (f->leader)
+        f->leader->flight = NULL;
+    free(f);
+}
+
+static void waiter_timeout_cb(struct loop *loop, void *arg)
+{
+    struct waiter *w = arg, **pp;
+    struct exchange *ex = w->ex;
+
+    for (pp = &w->f->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    ex->waiter = NULL;
+    free(w);
+    /* Waited long enough on someone else's call: make our own. */
+    cascade_start(loop, server.up, ex);
+}
+
+/* The backend answered the leader's lookup. raw (taken over) is the entry,
+ * or NULL on a miss (err set when the backend failed). */
+static void lookup_done(struct cache *c, struct exchange *ex, char *raw, size_t len,
+                        const char *err)
+{
+    struct flight *f = ex->flight;
+    struct cache_entry e;
+
+    if (raw && cache_entry_decode(raw, len, &e) == 0) {
+        ex->meta.cache = CACHE_HIT;
+        cache_count_hit(c);
+        respond_entry(ex, &e);
+        if (f)
+            flight_release(c, f, &e);
+        cache_entry_free(&e);
+        ex_unref(ex);
+        return;
+    }
+    if (err) {
+        ex->meta.cache = CACHE_ERROR;
+        c->st.errors++;
+    } else {
+        c->st.misses++;
+    }
+    cascade_start(c->loop, server.up, ex);
+}
+
+static void redis_get_cb(void *arg, const char *err, char *raw, size_t len)
+{
+    struct exchange *ex = arg;
+
+    lookup_done(server.cache, ex, raw, len, err);
+}
+
+void cache_begin(struct cache *c, struct exchange *ex)
+{
+    struct flight *f;
+    char *raw;
+    size_t len;
+
+    ex->meta.cache = ex->cache_plan.status;
+    if (!ex->cache_plan.lookup) {
+        cascade_start(c->loop, server.up, ex);
+        return;
+    }
+    f = flight_find(c, ex->cache_plan.key);
+    if (f) {
+        struct waiter *w = xcalloc(1, sizeof(*w));
+
+        w->ex = ex;
+        w->f = f;
+        w->next = f->waiters;
+        f->waiters = w;
+        ex->waiter = w;
+        loop_timer_init(&w->timer, waiter_timeout_cb, w);
+        loop_timer_start(c->loop, &w->timer, WAIT_MAX_US);
+        return;
+    }
+    f = xcalloc(1, sizeof(*f));
+    snprintf(f->key, sizeof(f->key), "%s", ex->cache_plan.key);
+    f->leader = ex;
+    f->next = c->flights[flight_bucket(f->key)];
+    c->flights[flight_bucket(f->key)] = f;
+    ex->flight = f;
+    if (c->mem) {
+        raw = cache_mem_get(c->mem, ex->cache_plan.key, &len);
+        lookup_done(c, ex, raw, len, NULL);
+    } else {
+        cache_redis_get(c->redis, ex->cache_plan.key, redis_get_cb, ex);
+    }
+}
+
+void cache_finish(struct exchange *ex, const char *body, size_t len)
+{
+    struct cache *c = server.cache;
+    struct flight *f = ex->flight;
+    struct cache_entry e;
+    char *raw = NULL;
+    size_t rlen = 0;
+
+    if (c == NULL)
+        return;
+    if (body && ex->cache_plan.store) {
+        raw = cache_entry_encode(ex->meta.model, ex->meta.provider, ex->meta.cost_usd,
+                                 ex->meta.stages.data, body, len, &rlen);
+        if (rlen <= c->conf.max_value_bytes) {
+            c->st.stores++;
+            if (c->mem)
+                cache_mem_put(c->mem, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s);
+            else
+                cache_redis_set(c->redis, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s);
+        }
+    }
+    if (f == NULL) {
+        free(raw);
+        return;
+    }
+    f->leader = NULL;
+    ex->flight = NULL;
+    if (raw && cache_entry_decode(raw, rlen, &e) == 0) {
+        flight_release(c, f, &e);
+        cache_entry_free(&e);
+    } else {
+        flight_release(c, f, NULL);
+    }
+}
+
+void cache_cancel(struct exchange *ex)
+{
+    struct waiter *w = ex->waiter, **pp;
+    struct api_error e;
+
+    if (w == NULL)
+        return;
+    for (pp = &w->f->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    loop_timer_stop(server.loop, &w->timer);
+    ex->waiter = NULL;
+    free(w);
+    api_error_set(&e, 499, "api_error", "client_closed", NULL, "%s",
+                  "The client closed the connection.");
+    ex_fail(ex, &e);
+    ex_unref(ex);
+}
+
+void cache_purge(struct cache *c, const char *key, const char *ns, cache_purge_cb cb, void *arg)
+{
+    char prefix[CACHE_KEY_MAX];
+
+    if (ns) {
+        if (!ns_valid(ns)) {
+            cb(arg, -1, "invalid namespace");
+            return;
+        }
+        snprintf(prefix, sizeof(prefix), "sluice:c1:%s:", ns);
+    }
+    if (c->mem) {
+        cb(arg, key ? cache_mem_del(c->mem, key) : (long)cache_mem_del_prefix(c->mem, prefix),
+           NULL);
+        return;
+    }
+    if (key)
+        cache_redis_del(c->redis, key, cb, arg);
+    else
+        cache_redis_del_prefix(c->redis, prefix, cb, arg);
+}
+
+void cache_abort_all(struct cache *c, const struct api_error *err)
+{
+    for (size_t i = 0; i < FLIGHT_BUCKETS; i++) {
+        for (struct flight *f = c->flights[i]; f; f = f->next) {
+            while (f->waiters) {
+                struct waiter *w = f->waiters;
+
+                f->waiters = w->next;
+                loop_timer_stop(c->loop, &w->timer);
+                w->ex->waiter = NULL;
+                ex_fail(w->ex, err);
+                ex_unref(w->ex);
+                free(w);
+            }
+        }
+    }
+}
+
+void cache_free(struct cache *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < FLIGHT_BUCKETS; i++) {
+        while (c->flights[i]) {
+            struct flight *f = c->flights[i];
+
+            c->flights[i] = f->next;
+            sl_assert(f->waiters == NULL); /* cache_abort_all ran */
+            if (f->leader)
+                f->leader->flight = NULL;
+            free(f);
+        }
+    }
+    cache_mem_free(c->mem);
+    cache_redis_free(c->redis);
+    free(c->conf.url);
+    free(c);
+}

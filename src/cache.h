@@ -1,0 +1,134 @@
+/* cache.h - the response cache: policy, keys, entries, single flight and the
+ * backends (cache_mem.c, the embedded LRU; cache_redis.c, shared Redis).
+ *
+ * The key is a SHA-256 over a canonical JSON (sorted keys, compact, numbers
+ * normalised) of everything that changes the answer: the endpoint, the
+ * route, and the body without stream, stream_options and user. It is
+ * partitioned by namespace ("sluice:c1:<namespace>:<sha256>"), so one
+ * namespace never sees another's answers.
+ *
+ * An entry is the answer as a whole (not streamed) response body plus what
+ * the headers said (model, provider, cost, stages). A streamed answer is
+ * assembled and stored in that form; a hit is replayed as JSON or as SSE,
+ * whichever the client asked.
+ *
+ * Threads: cache_plan and cache_key run in HTTP workers; the memory backend
+ * is thread-safe, so a worker may serve a memory hit itself. Everything
+ * else runs in the loop.
+ */
+#ifndef SLUICE_CACHE_H
+#define SLUICE_CACHE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "request.h"
+#include "util.h"
+
+struct loop;
+struct exchange;
+struct cache;
+struct cache_mem;
+
+enum cache_status {
+    CACHE_NA = 0, /* not a cacheable request (nothing reported) */
+    CACHE_HIT,
+    CACHE_MISS,
+    CACHE_BYPASS, /* the request said so, or is not deterministic */
+    CACHE_OFF,    /* the route does not cache */
+    CACHE_ERROR,  /* the backend failed or was too slow: served uncached */
+};
+
+const char *cache_status_name(enum cache_status s);
+
+#define CACHE_KEY_MAX 160
+#define CACHE_NS_MAX 64
+
+/* What the cache does for one request, decided by the worker. */
+struct cache_plan {
+    enum cache_status status; /* OFF, BYPASS or MISS until the lookup says */
+    int lookup;
+    int store;
+    long ttl_s;
+    char key[CACHE_KEY_MAX];
+};
+
+/* Decide the plan: the route's cache settings, determinism (temperature >
+ * 0 or n > 1 only with cache_nondeterministic), Cache-Control (no-cache:
+ * no lookup; no-store: neither lookup nor store), x-sluice-cache-ttl, and
+ * the namespace. Header values may be NULL. Returns 0, or -1 with a 400 in
+ * err for a bad namespace or TTL. */
+int cache_plan(const struct config *cfg, const struct route *rt, const struct request_info *ri,
+               const char *ns, const char *cache_control, const char *ttl, struct cache_plan *out,
+               struct api_error *err);
+
+/* The key of (namespace, route, endpoint, body), written to out. Pure. */
+void cache_key(const char *ns, const char *route, enum endpoint ep, const json_t *body,
+               char out[CACHE_KEY_MAX]);
+/* The canonical JSON the key hashes (for tests and the fuzz harness);
+ * appended to out. */
+void cache_canonical(const json_t *body, int top, struct buf *out);
+
+/* A decoded entry. body points into raw. */
+struct cache_entry {
+    char *raw;
+    char *model;
+    char *provider;
+    char *stages;
+    double cost;
+    const char *body;
+    size_t body_len;
+};
+
+/* Encode an entry (returns malloc'd bytes and their length). */
+char *cache_entry_encode(const char *model, const char *provider, double cost, const char *stages,
+                         const char *body, size_t len, size_t *outlen);
+/* Decode raw (taken over). Returns 0, or -1 (raw freed) if malformed. */
+int cache_entry_decode(char *raw, size_t len, struct cache_entry *e);
+void cache_entry_free(struct cache_entry *e);
+/* The bytes a client gets for a hit: the body as is, or (stream) the SSE
+ * replay of it. Returns 0 with a malloc'd *out, or -1 if the body is not
+ * the JSON object it should be. */
+int cache_entry_render(const struct cache_entry *e, const struct request_info *ri, char **out,
+                       size_t *outlen);
+
+/* ---- the instance (loop) ---- */
+
+/* Make the backend for conf. Call outside the loop (it may resolve the Redis
+ * host). NULL with a message on error. */
+struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *err,
+                        size_t errlen);
+void cache_start(struct cache *c);
+void cache_free(struct cache *c);
+/* The memory backend, for a worker's own lookup; NULL with Redis. */
+struct cache_mem *cache_memory(struct cache *c);
+
+/* Serve ex: look it up (joining an identical lookup or upstream call in
+ * flight: single flight), answer a hit, or run its route. Takes over one
+ * reference to ex. */
+void cache_begin(struct cache *c, struct exchange *ex);
+/* The route answered ex: body is the whole response (200), as a client that
+ * does not stream would get it, or NULL if the route failed. Stores it when
+ * the plan says so, and answers the requests that waited for it. */
+void cache_finish(struct exchange *ex, const char *body, size_t len);
+/* ex's client left while ex waited on another request's answer. */
+void cache_cancel(struct exchange *ex);
+/* Shutdown: fail every request still waiting on another's answer. */
+void cache_abort_all(struct cache *c, const struct api_error *err);
+
+/* Purge one key, or every key of a namespace. cb gets the count removed or
+ * an error. */
+typedef void (*cache_purge_cb)(void *arg, long count, const char *err);
+void cache_purge(struct cache *c, const char *key, const char *ns, cache_purge_cb cb, void *arg);
+
+/* A worker served a hit itself (thread-safe). */
+void cache_count_hit(struct cache *c);
+
+struct cache_stats {
+    unsigned long hits, misses, errors, stores;
+    size_t entries, bytes; /* memory backend */
+};
+void cache_stats(struct cache *c, struct cache_stats *out);
+
+#endif
