@@ -584,10 +584,11 @@ char *provider_assembly_finish(struct assembly *a, size_t *len)
     choices = json_array();
     for (size_t i = 0; i < a->nchoices; i++) {
         const struct asm_choice *c = &a->choices[i];
-        json_t *o = json_object();
+        json_t *o;
 
         if (!c->seen)
             continue;
+        o = json_object();
         json_object_set_new(o, "index", json_integer((json_int_t)i));
         if (a->ep == EP_CHAT)
             json_object_set_new(o, "message", asm_message(c));
