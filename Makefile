@@ -99,7 +99,10 @@ fuzz: $(FUZZ_BINS)
 fuzz-smoke: $(FUZZ_BINS)
 	@scripts/fuzz.sh 10 $(FUZZ_BINS)
 
-bench: deps all
+$(BUILD)/bench-scorer: bench/scorer.c $(LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
+
+bench: deps all $(BUILD)/bench-scorer
 	bench/run.sh
 
 format:

@@ -31,6 +31,15 @@ check(`${m.stream_conns} concurrent streams: errors, peak RSS`,
   `${m.streams.errors} errors, ${m.streams.requests} streams done, ${f1(m.stream_hwm_kb / 1024)} MB`,
   '0 errors, ≤ 200 MB', streamOk);
 
+const memRatio = m.cache_mem.rps / m.proxy.rps;
+const redisRatio = m.cache_redis.rps / m.proxy.rps;
+const hitLat = m.cache_mem_lat.p50_us / m.lat_static.p50_us;
+check('cache hits, memory backend: throughput / nginx proxy_pass (32 conns)', f2(memRatio), '≥ 1.50', memRatio >= 1.5 && m.cache_mem.errors === 0);
+check('cache hits, Redis backend: throughput / nginx proxy_pass (32 conns)', f2(redisRatio), '≥ 1.00', redisRatio >= 1.0 && m.cache_redis.errors === 0);
+check('cache hit p50 latency / nginx static p50 (1 conn)', `${f2(hitLat)} (${m.cache_mem_lat.p50_us} µs vs ${m.lat_static.p50_us} µs)`, '≤ 1.20', hitLat <= 1.2);
+check('rules scorer per stage', `${m.scorer.rules_mean_us.toFixed(2)} µs (p99 ${m.scorer.rules_p99_us.toFixed(2)})`, '< 50 µs', m.scorer.rules_mean_us < 50);
+check('learned scorer per stage', `${m.scorer.learned_mean_us.toFixed(1)} µs (p99 ${m.scorer.learned_p99_us.toFixed(1)})`, '< 50 µs', m.scorer.learned_mean_us < 50);
+
 let cpu = '';
 try { cpu = execSync("awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo").toString().trim(); } catch { /* */ }
 
@@ -59,6 +68,22 @@ ${rows.join('\n')}
 | nginx static (the upstream) | ${us(m.lat_static.p50_us)} | ${us(m.lat_static.p90_us)} | ${us(m.lat_static.p99_us)} | — |
 | nginx proxy_pass | ${us(m.lat_proxy.p50_us)} | ${us(m.lat_proxy.p90_us)} | ${us(m.lat_proxy.p99_us)} | ${addNginx} µs |
 | sluice | ${us(m.lat_sluice.p50_us)} | ${us(m.lat_sluice.p90_us)} | ${us(m.lat_sluice.p99_us)} | ${addSluice} µs |
+
+## Cache hits
+
+One request repeated: every request after the first is a hit.
+
+| backend | req/s at 32 conns | p50 at 32 | p50 at 1 conn | p99 at 1 conn | errors |
+| --- | --- | --- | --- | --- | --- |
+| memory (served by the HTTP worker itself) | ${f1(m.cache_mem.rps)} | ${us(m.cache_mem.p50_us)} | ${us(m.cache_mem_lat.p50_us)} | ${us(m.cache_mem_lat.p99_us)} | ${m.cache_mem.errors} |
+| Redis (through the loop, hiredis async) | ${f1(m.cache_redis.rps)} | ${us(m.cache_redis.p50_us)} | ${us(m.cache_redis_lat.p50_us)} | ${us(m.cache_redis_lat.p99_us)} | ${m.cache_redis.errors} |
+
+## Scorers
+
+Time one cascade stage spends in its scorer, over ${m.scorer.answers} recorded answers of the
+arc-challenge test fixture (prompts of about 2 KB), 5 rounds: rules ${m.scorer.rules_mean_us.toFixed(2)} µs
+mean (p99 ${m.scorer.rules_p99_us.toFixed(2)} µs), learned ${m.scorer.learned_mean_us.toFixed(1)} µs mean
+(p99 ${m.scorer.learned_p99_us.toFixed(1)} µs).
 
 ## Concurrent streams
 

@@ -30,7 +30,7 @@ rss_kb() { awk '/VmRSS/ {print $2}' /proc/"$1"/status; }
 hwm_kb() { awk '/VmHWM/ {print $2}' /proc/"$1"/status; }
 
 P_STATIC=$(free_port); P_PROXY=$(free_port); P_SLUICE=$(free_port)
-P_MOCK=$(free_port); P_SLUICE_STREAM=$(free_port)
+P_MOCK=$(free_port); P_SLUICE_STREAM=$(free_port); P_REDIS=$(free_port); P_SLUICE_REDIS=$(free_port)
 
 CANNED='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":14,"completion_tokens":9,"total_tokens":23},"system_fingerprint":"fp_bench"}'
 
@@ -68,6 +68,7 @@ listen = "127.0.0.1:$P_SLUICE";
 log = { format = "json"; path = "$OUT/sluice.log"; level = "info"; };
 providers = ( { name = "canned"; type = "openai"; base_url = "http://127.0.0.1:$P_STATIC/v1"; } );
 models = ( { name = "bench"; provider = "canned"; id = "bench-model"; input_per_mtok = 0.15; output_per_mtok = 0.60; } );
+routes = ( { name = "bench-nocache"; model = "bench"; cache = false; } );
 CONF
 build/sluice --config "$OUT/sluice.conf" &
 SLUICE_PID=$!
@@ -85,21 +86,48 @@ wrk_run() {
 }
 field() { node -e "console.log(JSON.parse(process.argv[1])['$2'])" "$1"; }
 
+# The proxy figures go through a route with the cache off: every request
+# makes its upstream call. The cache figures repeat one request: every
+# request after the first is a hit.
 echo "bench: warming up"
-for u in "http://127.0.0.1:$P_STATIC" "http://127.0.0.1:$P_PROXY" "http://127.0.0.1:$P_SLUICE"; do
+for u in "http://127.0.0.1:$P_STATIC" "http://127.0.0.1:$P_PROXY"; do
   wrk_run warm "$u" 32 2 2 MODEL=bench >/dev/null
 done
+wrk_run warm "http://127.0.0.1:$P_SLUICE" 32 2 2 MODEL=bench-nocache >/dev/null
 
 echo "bench: throughput at 32 connections (${DUR}s each)"
 T_STATIC=$(wrk_run tput-static "http://127.0.0.1:$P_STATIC" 32 2 "$DUR" MODEL=bench)
 T_PROXY=$(wrk_run tput-proxy "http://127.0.0.1:$P_PROXY" 32 2 "$DUR" MODEL=bench)
-T_SLUICE=$(wrk_run tput-sluice "http://127.0.0.1:$P_SLUICE" 32 2 "$DUR" MODEL=bench)
+T_SLUICE=$(wrk_run tput-sluice "http://127.0.0.1:$P_SLUICE" 32 2 "$DUR" MODEL=bench-nocache)
 
 echo "bench: latency at 1 connection (${DUR}s each)"
 L_STATIC=$(wrk_run lat-static "http://127.0.0.1:$P_STATIC" 1 1 "$DUR" MODEL=bench)
 L_PROXY=$(wrk_run lat-proxy "http://127.0.0.1:$P_PROXY" 1 1 "$DUR" MODEL=bench)
-L_SLUICE=$(wrk_run lat-sluice "http://127.0.0.1:$P_SLUICE" 1 1 "$DUR" MODEL=bench)
+L_SLUICE=$(wrk_run lat-sluice "http://127.0.0.1:$P_SLUICE" 1 1 "$DUR" MODEL=bench-nocache)
 AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
+
+echo "bench: cache hits, memory backend"
+wrk_run warm "http://127.0.0.1:$P_SLUICE" 1 1 1 MODEL=bench >/dev/null
+C_MEM=$(wrk_run cache-mem "http://127.0.0.1:$P_SLUICE" 32 2 "$DUR" MODEL=bench)
+CL_MEM=$(wrk_run cache-mem-lat "http://127.0.0.1:$P_SLUICE" 1 1 "$DUR" MODEL=bench)
+
+echo "bench: cache hits, Redis backend"
+redis-server --port "$P_REDIS" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
+pids+=($!)
+sed -e "s/$P_SLUICE/$P_SLUICE_REDIS/" -e "s|sluice.log|sluice-redis.log|" "$OUT/sluice.conf" > "$OUT/sluice-redis.conf"
+echo "cache = { backend = \"redis\"; url = \"redis://127.0.0.1:$P_REDIS/0\"; timeout_ms = 50; };" >> "$OUT/sluice-redis.conf"
+wait_port "$P_REDIS"
+build/sluice --config "$OUT/sluice-redis.conf" &
+pids+=($!)
+wait_port "$P_SLUICE_REDIS"
+wrk_run warm "http://127.0.0.1:$P_SLUICE_REDIS" 1 1 1 MODEL=bench >/dev/null
+C_REDIS=$(wrk_run cache-redis "http://127.0.0.1:$P_SLUICE_REDIS" 32 2 "$DUR" MODEL=bench)
+CL_REDIS=$(wrk_run cache-redis-lat "http://127.0.0.1:$P_SLUICE_REDIS" 1 1 "$DUR" MODEL=bench)
+
+echo "bench: scorer time per stage (learned weights trained on the test fixture)"
+build/sluice-tune fit --data tests/fixtures/routerbench/arc-challenge.jsonl \
+  --prices tests/fixtures/routerbench/prices.json --folds 3 --out "$OUT/tune" >/dev/null 2>&1
+SCORER=$(build/bench-scorer "$OUT/tune/scorers/zero-one-ai_Yi-34B-Chat.w" tests/fixtures/routerbench/arc-challenge.jsonl)
 
 echo "bench: $STREAMS concurrent streams (1 s first byte, 20 chunks 50 ms apart)"
 build/sluice-mock --listen "127.0.0.1:$P_MOCK" --quiet --first-byte-ms 1000 --chunks 20 --interval-ms 50 >/dev/null &
@@ -110,19 +138,22 @@ max_connections = 20000;
 log = { format = "json"; path = "$OUT/sluice-stream.log"; level = "info"; };
 providers = ( { name = "mock"; type = "openai"; base_url = "http://127.0.0.1:$P_MOCK/v1"; } );
 models = ( { name = "stream"; provider = "mock"; id = "mock-small"; input_per_mtok = 0.15; output_per_mtok = 0.60; } );
+routes = ( { name = "stream-nocache"; model = "stream"; cache = false; } );
 CONF
 build/sluice --config "$OUT/sluice-stream.conf" &
 STREAM_PID=$!
 pids+=($STREAM_PID)
 wait_port "$P_MOCK"; wait_port "$P_SLUICE_STREAM"
 sleep 0.3
-S_STREAM=$(wrk_run streams "http://127.0.0.1:$P_SLUICE_STREAM" "$STREAMS" 2 20 MODEL=stream STREAM=1)
+S_STREAM=$(wrk_run streams "http://127.0.0.1:$P_SLUICE_STREAM" "$STREAMS" 2 20 MODEL=stream-nocache STREAM=1)
 STREAM_HWM_KB=$(hwm_kb $STREAM_PID)
 
 node bench/report.mjs "$OUT/RESULTS.json" <<JSON
 {"static":$T_STATIC,"proxy":$T_PROXY,"sluice":$T_SLUICE,
  "lat_static":$L_STATIC,"lat_proxy":$L_PROXY,"lat_sluice":$L_SLUICE,
  "idle_rss_kb":$IDLE_RSS_KB,"after_rss_kb":$AFTER_RSS_KB,
+ "cache_mem":$C_MEM,"cache_mem_lat":$CL_MEM,"cache_redis":$C_REDIS,"cache_redis_lat":$CL_REDIS,
+ "scorer":$SCORER,
  "streams":$S_STREAM,"stream_conns":$STREAMS,"stream_hwm_kb":$STREAM_HWM_KB,
  "seconds":$DUR,"cores":$(nproc)}
 JSON

@@ -11,6 +11,7 @@
 #include "util.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@
 
 #define FLIGHT_BUCKETS 256
 #define WAIT_MAX_US (120u * 1000000u) /* a waiter gives up and calls itself */
-#define ENTRY_MAGIC "SLC1 "
+#define ENTRY_MAGIC "SLC2 "
 
 const char *cache_status_name(enum cache_status s)
 {
@@ -114,6 +115,18 @@ void cache_canonical(const json_t *v, int top, struct buf *out)
     }
 }
 
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+/* Fetch the SHA-256 implementation once: EVP_sha256() makes OpenSSL 3 look
+ * it up in its provider tables, under a lock, on every digest. */
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (sha256_md == NULL)
+        sl_panic("OpenSSL has no SHA256");
+}
+
 void cache_key(const char *ns, const char *route, enum endpoint ep, const json_t *body,
                char out[CACHE_KEY_MAX])
 {
@@ -126,7 +139,8 @@ void cache_key(const char *ns, const char *route, enum endpoint ep, const json_t
     /* The namespace and the route are hashed too, not only prefixed. */
     buf_printf(&b, "sluice-cache-v1\n%s\n%s\n%s\n", ns, route, endpoint_path(ep));
     cache_canonical(body, 1, &b);
-    if (!EVP_Digest(b.data, b.len, md, &mdlen, EVP_sha256(), NULL))
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!EVP_Digest(b.data, b.len, md, &mdlen, sha256_md, NULL))
         sl_panic("EVP_Digest(sha256) failed");
     buf_free(&b);
     hex_encode(md, mdlen, hex);
@@ -204,55 +218,64 @@ int cache_plan(const struct config *cfg, const struct route *rt, const struct re
     return 0;
 }
 
-/* ---- entries: "SLC1 <meta json>\n<body>" ---- */
+/* ---- entries: "SLC2 <cost>\t<model>\t<provider>\t<stages>\n<body>" ----
+ * A line of tab-separated fields, not JSON, so that a hit costs no parse
+ * beyond a few memchr; names and stages never hold tabs or newlines (and
+ * are sanitised anyway). */
+
+static void put_field(struct buf *b, const char *s)
+{
+    buf_append(b, "\t", 1);
+    for (; s && *s; s++)
+        buf_append(b, *s == '\t' || *s == '\n' ? " " : s, 1);
+}
 
 char *cache_entry_encode(const char *model, const char *provider, double cost, const char *stages,
                          const char *body, size_t len, size_t *outlen)
 {
     struct buf b;
-    char num[48];
 
     buf_init(&b, SIZE_MAX / 2);
-    buf_puts(&b, ENTRY_MAGIC "{\"model\":");
-    buf_put_json_str(&b, model ? model : "");
-    buf_puts(&b, ",\"provider\":");
-    buf_put_json_str(&b, provider ? provider : "");
-    buf_puts(&b, ",\"stages\":");
-    buf_put_json_str(&b, stages ? stages : "");
-    snprintf(num, sizeof(num), ",\"cost\":%.17g}\n", cost);
-    buf_puts(&b, num);
+    buf_printf(&b, ENTRY_MAGIC "%.17g", cost);
+    put_field(&b, model);
+    put_field(&b, provider);
+    put_field(&b, stages);
+    buf_append(&b, "\n", 1);
     buf_append(&b, body, len);
     return buf_steal(&b, outlen);
 }
 
 int cache_entry_decode(char *raw, size_t len, struct cache_entry *e)
 {
-    char *nl;
-    json_t *meta;
-    const char *model, *provider, *stages;
-    double cost;
+    char *nl, *f[4], *p;
+    int i;
 
     memset(e, 0, sizeof(*e));
-    if (len < 5 || memcmp(raw, ENTRY_MAGIC, 5) != 0 || (nl = memchr(raw, '\n', len)) == NULL) {
-        free(raw);
-        return -1;
+    if (len < 5 || memcmp(raw, ENTRY_MAGIC, 5) != 0 || (nl = memchr(raw, '\n', len)) == NULL)
+        goto bad;
+    *nl = '\0';
+    p = raw + 5;
+    for (i = 0; i < 4; i++) {
+        f[i] = p;
+        p = strchr(p, '\t');
+        if (i < 3) {
+            if (p == NULL)
+                goto bad;
+            *p++ = '\0';
+        }
     }
-    meta = json_loadb(raw + 5, (size_t)(nl - raw - 5), 0, NULL);
-    if (json_unpack(meta, "{s:s, s:s, s:s, s:F}", "model", &model, "provider", &provider,
-                    "stages", &stages, "cost", &cost) != 0) {
-        json_decref(meta);
-        free(raw);
-        return -1;
-    }
+    if (p != NULL || parse_double(f[0], &e->cost) < 0)
+        goto bad;
     e->raw = raw;
-    e->model = xstrdup(model);
-    e->provider = xstrdup(provider);
-    e->stages = xstrdup(stages);
-    e->cost = cost;
+    e->model = xstrdup(f[1]);
+    e->provider = xstrdup(f[2]);
+    e->stages = xstrdup(f[3]);
     e->body = nl + 1;
     e->body_len = len - (size_t)(nl + 1 - raw);
-    json_decref(meta);
     return 0;
+bad:
+    free(raw);
+    return -1;
 }
 
 void cache_entry_free(struct cache_entry *e)

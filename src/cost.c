@@ -1,6 +1,7 @@
 /* cost.c - see cost.h. */
 #include "cost.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,12 +27,28 @@ double cost_estimate(const struct model *m, size_t prompt_chars, long max_tokens
 
 void cost_format(double usd, char *out, size_t n)
 {
-    size_t len;
+    /* Fixed point in picodollars: twelve decimals resolve a single token at
+     * $0.01 per million, with no printf of a double on every request. */
+    uint64_t pico, whole, frac;
+    char digits[32];
+    int len, i;
 
-    /* Twelve decimals resolve a single token at $0.01 per million; trailing
-     * zeros are trimmed so "0.000123" reads as it should. */
-    snprintf(out, n, "%.12f", usd < 0 ? 0.0 : usd);
-    len = strlen(out);
-    while (len > 1 && out[len - 1] == '0' && out[len - 2] != '.')
-        out[--len] = '\0';
+    if (!(usd > 0))
+        usd = 0;
+    if (usd > 1e6)
+        usd = 1e6;
+    pico = (uint64_t)(usd * 1e12 + 0.5);
+    whole = pico / 1000000000000u;
+    frac = pico % 1000000000000u;
+    len = snprintf(digits, sizeof(digits), "%llu.", (unsigned long long)whole);
+    for (i = 11; i >= 0; i--) {
+        digits[len + i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    len += 12;
+    /* Trailing zeros go, but one digit stays after the point: "0.0". */
+    while (digits[len - 1] == '0' && digits[len - 2] != '.')
+        len--;
+    digits[len] = '\0';
+    snprintf(out, n, "%s", digits);
 }

@@ -31,16 +31,24 @@ void log_flush(void)
     sink_flush(&log_sink);
 }
 
-/* RFC 3339 UTC timestamp with milliseconds. */
+/* RFC 3339 UTC timestamp with milliseconds. The date and time to the
+ * second are formatted once per second per thread: gmtime_r takes a
+ * process-wide lock, and this runs for every request. */
 static void format_ts(double t, char *out, size_t n)
 {
+    static __thread time_t last_secs = -1;
+    static __thread char last[32];
     time_t secs = (time_t)t;
-    struct tm tm;
-    char base[32];
+    int ms = (int)((t - (double)secs) * 1000.0);
 
-    gmtime_r(&secs, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, n, "%s.%03dZ", base, (int)((t - (double)secs) * 1000.0));
+    if (secs != last_secs) {
+        struct tm tm;
+
+        gmtime_r(&secs, &tm);
+        strftime(last, sizeof(last), "%Y-%m-%dT%H:%M:%S", &tm);
+        last_secs = secs;
+    }
+    snprintf(out, n, "%s.%03dZ", last, ms < 0 ? 0 : ms > 999 ? 999 : ms);
 }
 
 static void emit(struct buf *b, int batched)
@@ -60,10 +68,18 @@ static void line_start(struct buf *b, enum log_level level, double t)
         buf_printf(b, "%s %-5s", ts, level_names[level]);
 }
 
+/* ,"key": */
+static void put_key(struct buf *b, const char *key)
+{
+    buf_append(b, ",\"", 2);
+    buf_puts(b, key);
+    buf_append(b, "\":", 2);
+}
+
 static void field_str(struct buf *b, const char *key, const char *v)
 {
     if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
-        buf_printf(b, ",\"%s\":", key);
+        put_key(b, key);
         if (v)
             buf_put_json_str(b, v);
         else
@@ -76,10 +92,12 @@ static void field_str(struct buf *b, const char *key, const char *v)
 /* A number or literal (true, false) written as is. */
 static void field_raw(struct buf *b, const char *key, const char *v)
 {
-    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON)
-        buf_printf(b, ",\"%s\":%s", key, v);
-    else
+    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
+        put_key(b, key);
+        buf_puts(b, v);
+    } else {
         buf_printf(b, " %s=%s", key, v);
+    }
 }
 
 static void field_long(struct buf *b, const char *key, long v)
@@ -95,7 +113,8 @@ static void field_ms(struct buf *b, const char *key, uint64_t us)
 {
     char num[32];
 
-    snprintf(num, sizeof(num), "%.3f", (double)us / 1000.0);
+    snprintf(num, sizeof(num), "%llu.%03u", (unsigned long long)(us / 1000u),
+             (unsigned)(us % 1000u));
     field_raw(b, key, num);
 }
 

@@ -190,6 +190,14 @@ void tune_chain_format(const struct tune_data *d, const struct tune_chain *c, st
 /* Models the chain may call (stage models and agreement partners). */
 int tune_chain_models(const struct tune_chain *c, int *models);
 
+/* The score a non-final stage gives query q, as the simulation (and the
+ * gateway) computes it: NAN when the stage's model or a partner has no
+ * answer (the stage escalates unscored); else the learned score, the
+ * agreement share or 1.0 for rules, and 0 when the rules veto the answer.
+ * score is the learned score table, or NULL when st is not learned. */
+double tune_stage_score(const struct tune_data *d, const struct tune_stage *st,
+                        const double *score, size_t q);
+
 /* Run the chain over the queries q with include[q] != 0 (include NULL: all),
  * exactly as the gateway would: stage i's answer is accepted when its score
  * >= threshold, the last stage always accepts, a missing answer escalates,

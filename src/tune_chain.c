@@ -266,6 +266,33 @@ static double agree_score(const struct tune_answer *a, const struct tune_stage *
     return (double)n / (double)(1 + st->npartners);
 }
 
+double tune_stage_score(const struct tune_data *d, const struct tune_stage *st,
+                        const double *score, size_t q)
+{
+    const struct tune_answer *a = d->q[q].ans;
+    double sc;
+
+    if (a[st->model].content == NULL)
+        return NAN;
+    for (int k = 0; k < st->npartners; k++)
+        if (a[st->partners[k]].content == NULL)
+            return NAN;
+    switch (st->kind) {
+    case TS_LEARNED:
+        sl_assert(score != NULL);
+        sc = score[q * d->nmodels + (size_t)st->model];
+        break;
+    case TS_AGREE:
+        sc = agree_score(a, st);
+        break;
+    default: /* rules, none: the veto below decides */
+        sc = 1.0;
+    }
+    if (a[st->model].veto != VETO_NONE)
+        sc = 0.0;
+    return sc;
+}
+
 /* Simulate the chain on every included query exactly as cascade.c runs it:
  *  - a stage calls its model and its partners at once; a model already
  *    called for this query is not called (or paid) again;
@@ -290,8 +317,7 @@ void tune_simulate(const struct tune_data *d, const struct tune_chain *c, const 
         r->n++;
         for (int i = 0; i < c->n; i++) {
             const struct tune_stage *st = &c->st[i];
-            int last = i == c->n - 1, missing = a[st->model].content == NULL;
-            double sc = 1.0;
+            double sc;
 
             if (!(paid & (1u << st->model))) {
                 paid |= 1u << st->model;
@@ -304,30 +330,18 @@ void tune_simulate(const struct tune_data *d, const struct tune_chain *c, const 
                     paid |= 1u << pm;
                     r->cost += a[pm].content ? a[pm].cost : 0;
                 }
-                if (!last && a[pm].content == NULL)
-                    missing = 1;
             }
-            if (missing)
-                continue; /* upstream error: escalate */
-            if (last) {
+            if (i == c->n - 1) {
+                if (a[st->model].content == NULL)
+                    continue; /* upstream error: salvage below */
                 r->correct += (size_t)a[st->model].correct;
                 r->accepted[i]++;
                 answered = 1;
                 break;
             }
-            switch (st->kind) {
-            case TS_LEARNED:
-                sl_assert(score != NULL);
-                sc = score[q * d->nmodels + (size_t)st->model];
-                break;
-            case TS_AGREE:
-                sc = agree_score(a, st);
-                break;
-            default: /* rules, none: the veto below decides */
-                sc = 1.0;
-            }
-            if (a[st->model].veto != VETO_NONE)
-                sc = 0.0;
+            sc = tune_stage_score(d, st, score, q);
+            if (isnan(sc))
+                continue; /* upstream error: escalate */
             if (sc >= (st->kind == TS_NONE ? 0.0 : st->threshold)) {
                 r->correct += (size_t)a[st->model].correct;
                 r->accepted[i]++;

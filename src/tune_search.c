@@ -16,6 +16,12 @@
  * (every remaining query right, no further cost) is already dominated on the
  * frontier is skipped before its cost is summed (on arc-challenge, 35k of
  * the 14M chains get that far).
+ *
+ * Salvage (the last stage has no answer, so the best-scored earlier answer
+ * is returned) only happens on the few queries some model has no answer
+ * for. Those queries are numbered apart (the "u" sets), each option keeps
+ * its score on them, and a chain's salvaged right answers are counted on
+ * them alone, so the search's numbers stay exactly tune_simulate's.
  */
 #include "tune.h"
 
@@ -32,7 +38,6 @@ struct sopt {
     int partners[2];
     int npartners;
     uint32_t called; /* models this stage calls */
-    uint64_t *acc;   /* answered and accepted, within the searched queries */
 };
 
 struct search {
@@ -47,6 +52,13 @@ struct search {
     size_t nopt, capopt;
     uint64_t *pool; /* bitset storage for options */
     struct tune_search_result *res;
+    /* Salvage: the searched queries some model has no answer for, as u =
+     * 0..nu-1, in bitsets of nwu words. */
+    size_t nu, nwu;
+    size_t *uq;             /* [u]: the query */
+    uint64_t **missing_u;   /* [m]: m has no answer */
+    uint64_t **correct_u;   /* [m]: m's answer is right */
+    double *usc;            /* [option * nu + u]: the stage's score, NAN if unscored */
 };
 
 void tune_search_opts_default(struct tune_search_opts *o)
@@ -284,9 +296,7 @@ static void build_rules(struct search *s, int m)
 }
 
 /* Agreement of m with partners p (np of them) at threshold t, scored
- * exactly as tune_simulate does (the search ignores salvage, which only
- * matters where a final answer is missing; the reported figures come from
- * tune_simulate). */
+ * exactly as tune_simulate does. */
 static void build_agree(struct search *s, int m, const int *p, int np, double t)
 {
     const struct tune_data *d = s->d;
@@ -361,6 +371,84 @@ static void stage_from_opt(struct tune_stage *st, const struct sopt *o)
         st->partners[k] = o->partners[k];
 }
 
+/* The queries salvage can matter on, and every option's score on them. */
+static void build_salvage(struct search *s, const double *score)
+{
+    const struct tune_data *d = s->d;
+
+    s->uq = xmalloc((d->nq ? d->nq : 1) * sizeof(*s->uq));
+    for (size_t q = 0; q < d->nq; q++) {
+        int some_missing = 0;
+
+        if (!test_bit(s->inc, q))
+            continue;
+        for (size_t m = 0; m < s->nm; m++)
+            some_missing |= d->q[q].ans[m].content == NULL;
+        if (some_missing)
+            s->uq[s->nu++] = q;
+    }
+    s->nwu = (s->nu + 63) / 64;
+    s->missing_u = xmalloc(s->nm * sizeof(*s->missing_u));
+    s->correct_u = xmalloc(s->nm * sizeof(*s->correct_u));
+    for (size_t m = 0; m < s->nm; m++) {
+        s->missing_u[m] = xcalloc(s->nwu ? s->nwu : 1, sizeof(uint64_t));
+        s->correct_u[m] = xcalloc(s->nwu ? s->nwu : 1, sizeof(uint64_t));
+        for (size_t u = 0; u < s->nu; u++) {
+            const struct tune_answer *a = &d->q[s->uq[u]].ans[m];
+
+            if (a->content == NULL)
+                set_bit(s->missing_u[m], u);
+            else if (a->correct)
+                set_bit(s->correct_u[m], u);
+        }
+    }
+    s->usc = xmalloc((s->nopt * s->nu + 1) * sizeof(*s->usc));
+    for (size_t k = 0; k < s->nopt; k++) {
+        struct tune_stage st;
+
+        stage_from_opt(&st, &s->opt[k]);
+        for (size_t u = 0; u < s->nu; u++)
+            s->usc[k * s->nu + u] = tune_stage_score(d, &st, score, s->uq[u]);
+    }
+}
+
+/* Of the u-queries in reach (those that get to the last stage), the ones
+ * where salvage returns a right answer, the last stage being unanswered:
+ * the best-scored of stage i's and (if j >= 0) stage j's answers, ties to
+ * the later stage, as tune_simulate. Written to out (nwu words). */
+static void salvage_right(const struct search *s, const uint64_t *reach, size_t i, long j,
+                          uint64_t *out)
+{
+    int m1 = s->opt[i].model, m2 = j >= 0 ? s->opt[j].model : -1;
+
+    memset(out, 0, s->nwu * sizeof(uint64_t));
+    for (size_t u = 0; u < s->nu; u++) {
+        double s1 = s->usc[i * s->nu + u];
+        double s2 = j >= 0 ? s->usc[(size_t)j * s->nu + u] : NAN;
+        int m;
+
+        if (!test_bit(reach, u))
+            continue;
+        if (!isnan(s2) && (isnan(s1) || s2 >= s1))
+            m = m2;
+        else if (!isnan(s1))
+            m = m1;
+        else
+            continue; /* nothing was scored: the query fails */
+        if (test_bit(s->correct_u[m], u))
+            set_bit(out, u);
+    }
+}
+
+/* The u-bits of a query bitset. */
+static void to_u(const struct search *s, const uint64_t *bits, uint64_t *out)
+{
+    memset(out, 0, s->nwu * sizeof(uint64_t));
+    for (size_t u = 0; u < s->nu; u++)
+        if (test_bit(bits, s->uq[u]))
+            set_bit(out, u);
+}
+
 static void final_stage(struct tune_stage *st, int m)
 {
     memset(st, 0, sizeof(*st));
@@ -414,6 +502,7 @@ void tune_search(const struct tune_data *d, const double *score, const unsigned 
     struct search s;
     size_t nm = d->nmodels;
     uint64_t *r1, *r2, *a2;
+    uint64_t *r1u, *r2u, *sal1u, *sal12u; /* u-sets: reach, salvaged right */
     double *cost_r1 = xmalloc(nm * sizeof(double));
     struct tune_progress prog;
 
@@ -452,6 +541,11 @@ void tune_search(const struct tune_data *d, const double *score, const unsigned 
         s.total[m] = masked_sum(s.inc, s.cost[m], s.nw);
     }
     build_options(&s, score, o);
+    build_salvage(&s, score);
+    r1u = xcalloc(s.nwu ? s.nwu : 1, sizeof(uint64_t));
+    r2u = xcalloc(s.nwu ? s.nwu : 1, sizeof(uint64_t));
+    sal1u = xcalloc(s.nwu ? s.nwu : 1, sizeof(uint64_t));
+    sal12u = xcalloc(s.nwu ? s.nwu : 1, sizeof(uint64_t));
     r1 = xcalloc(s.nw ? s.nw : 1, sizeof(uint64_t));
     r2 = xcalloc(s.nw ? s.nw : 1, sizeof(uint64_t));
     a2 = xcalloc(s.nw ? s.nw : 1, sizeof(uint64_t));
@@ -480,6 +574,10 @@ void tune_search(const struct tune_data *d, const double *score, const unsigned 
             r1[w] = s.inc[w] & ~acc1[w];
         for (size_t m = 0; m < nm; m++)
             cost_r1[m] = masked_sum(r1, s.cost[m], s.nw);
+        if (s.nu) {
+            to_u(&s, r1, r1u);
+            salvage_right(&s, r1u, i, -1, sal1u);
+        }
         stage_from_opt(&c.st[0], o1);
 
         /* Two stages: o1 -> m2. */
@@ -491,6 +589,8 @@ void tune_search(const struct tune_data *d, const double *score, const unsigned 
             if ((int)m2 == o1->model)
                 continue;
             corr = corr1 + popcount_and(r1, s.correct[m2], s.nw);
+            if (s.nu)
+                corr += popcount_and(sal1u, s.missing_u[m2], s.nwu);
             cost = cost1 + ((o1->called & (1u << m2)) ? 0 : cost_r1[m2]);
             final_stage(&c.st[1], (int)m2);
             frontier_insert(f2, &c, corr, cost);
@@ -519,6 +619,10 @@ void tune_search(const struct tune_data *d, const double *score, const unsigned 
             /* Best case: every query left is answered right at no cost. */
             if (frontier_dominated(f3, corr12 + left, cost12))
                 continue;
+            if (s.nu) {
+                to_u(&s, r2, r2u);
+                salvage_right(&s, r2u, i, (long)j, sal12u);
+            }
             stage_from_opt(&c.st[1], o2);
             for (size_t m3 = 0; m3 < nm; m3++) {
                 size_t corr;
@@ -527,6 +631,8 @@ void tune_search(const struct tune_data *d, const double *score, const unsigned 
                 if ((int)m3 == o1->model || (int)m3 == o2->model)
                     continue;
                 corr = corr12 + popcount_and(r2, s.correct[m3], s.nw);
+                if (s.nu)
+                    corr += popcount_and(sal12u, s.missing_u[m3], s.nwu);
                 if (frontier_dominated(f3, corr, cost12))
                     continue;
                 if (!(called12 & (1u << m3)))
@@ -549,12 +655,22 @@ void tune_search(const struct tune_data *d, const double *score, const unsigned 
     free(r1);
     free(r2);
     free(a2);
+    free(r1u);
+    free(r2u);
+    free(sal1u);
+    free(sal12u);
     free(cost_r1);
     for (size_t m = 0; m < nm; m++) {
         free(s.present[m]);
         free(s.correct[m]);
         free(s.cost[m]);
+        free(s.missing_u[m]);
+        free(s.correct_u[m]);
     }
+    free(s.missing_u);
+    free(s.correct_u);
+    free(s.uq);
+    free(s.usc);
     free(s.present);
     free(s.correct);
     free(s.cost);

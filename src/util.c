@@ -255,13 +255,24 @@ int buf_puts(struct buf *b, const char *s)
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     va_list cp;
+    size_t room = b->data ? b->cap - b->len : 0;
     int n;
 
+    /* One pass when it fits in what is allocated; a second only to grow. */
     va_copy(cp, ap);
-    n = vsnprintf(NULL, 0, fmt, cp);
+    n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? room + 1 : 0, fmt, cp);
     va_end(cp);
-    if (n < 0 || buf_reserve(b, (size_t)n) < 0)
+    if (n < 0)
         return -1;
+    if (b->data && (size_t)n <= room) {
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (buf_reserve(b, (size_t)n) < 0) {
+        if (b->data)
+            b->data[b->len] = '\0';
+        return -1;
+    }
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return 0;
