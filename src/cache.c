@@ -332,6 +332,10 @@ struct cache {
     struct cache_conf conf;
     struct cache_mem *mem;     /* backend = memory */
     struct cache_redis *redis; /* backend = redis */
+    /* With Redis: recent hits and stores kept in this process for
+     * local_ttl_ms, so hot keys are served by the workers without a round
+     * trip. A purge elsewhere reaches this copy within local_ttl_ms. */
+    struct cache_mem *near;
     struct flight *flights[FLIGHT_BUCKETS];
     struct cache_stats st;
 };
@@ -381,6 +385,8 @@ struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *
             free(c);
             return NULL;
         }
+        if (conf->local_ttl_ms > 0)
+            c->near = cache_mem_new(conf->local_max_bytes);
     } else {
         c->mem = cache_mem_new(conf->max_bytes);
     }
@@ -395,7 +401,15 @@ void cache_start(struct cache *c)
 
 struct cache_mem *cache_memory(struct cache *c)
 {
-    return c->mem;
+    return c->mem ? c->mem : c->near;
+}
+
+/* How long the near copy of an entry stored for ttl_s is trusted. */
+static long near_ttl_ms(const struct cache *c, long ttl_s)
+{
+    long ms = ttl_s * 1000;
+
+    return ms < c->conf.local_ttl_ms ? ms : c->conf.local_ttl_ms;
 }
 
 void cache_count_hit(struct cache *c)
@@ -511,8 +525,11 @@ static void lookup_done(struct cache *c, struct exchange *ex, char *raw, size_t 
 static void redis_get_cb(void *arg, const char *err, char *raw, size_t len)
 {
     struct exchange *ex = arg;
+    struct cache *c = server.cache;
 
-    lookup_done(server.cache, ex, raw, len, err);
+    if (raw && c->near)
+        cache_mem_put(c->near, ex->cache_plan.key, raw, len, near_ttl_ms(c, ex->cache_plan.ttl_s));
+    lookup_done(c, ex, raw, len, err);
 }
 
 void cache_begin(struct cache *c, struct exchange *ex)
@@ -568,10 +585,15 @@ void cache_finish(struct exchange *ex, const char *body, size_t len)
                                  ex->meta.stages.data, body, len, &rlen);
         if (rlen <= c->conf.max_value_bytes) {
             c->st.stores++;
-            if (c->mem)
-                cache_mem_put(c->mem, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s);
-            else
+            if (c->mem) {
+                cache_mem_put(c->mem, ex->cache_plan.key, raw, rlen,
+                              ex->cache_plan.ttl_s * 1000);
+            } else {
                 cache_redis_set(c->redis, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s);
+                if (c->near)
+                    cache_mem_put(c->near, ex->cache_plan.key, raw, rlen,
+                                  near_ttl_ms(c, ex->cache_plan.ttl_s));
+            }
         }
     }
     if (f == NULL) {
@@ -626,6 +648,12 @@ void cache_purge(struct cache *c, const char *key, const char *ns, cache_purge_c
            NULL);
         return;
     }
+    if (c->near) {
+        if (key)
+            cache_mem_del(c->near, key);
+        else
+            cache_mem_del_prefix(c->near, prefix);
+    }
     if (key)
         cache_redis_del(c->redis, key, cb, arg);
     else
@@ -666,6 +694,7 @@ void cache_free(struct cache *c)
         }
     }
     cache_mem_free(c->mem);
+    cache_mem_free(c->near);
     cache_redis_free(c->redis);
     free(c->conf.url);
     free(c);

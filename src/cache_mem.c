@@ -148,7 +148,8 @@ char *cache_mem_get(struct cache_mem *m, const char *key, size_t *len)
     return copy;
 }
 
-void cache_mem_put(struct cache_mem *m, const char *key, const char *val, size_t len, long ttl_s)
+void cache_mem_put(struct cache_mem *m, const char *key, const char *val, size_t len,
+                   long ttl_ms)
 {
     size_t klen = strlen(key);
     struct entry *e = xmalloc(sizeof(*e) + klen + 1), *old;
@@ -159,7 +160,7 @@ void cache_mem_put(struct cache_mem *m, const char *key, const char *val, size_t
     memcpy(e->key, key, klen + 1);
     e->val = xmalloc(len ? len : 1);
     memcpy(e->val, val, len);
-    e->expires_ms = now_ms() + (uint64_t)(ttl_s > 0 ? ttl_s : 1) * 1000u;
+    e->expires_ms = now_ms() + (uint64_t)(ttl_ms > 0 ? ttl_ms : 1);
     e->lru_prev = e->lru_next = NULL;
     if (entry_size(e) > m->max_bytes) {
         free(e->val);

@@ -19,9 +19,10 @@ void cache_mem_free(struct cache_mem *m);
 /* Look key up. On a hit, return a malloc'd copy of the value (the caller
  * frees it) and its length; NULL on a miss. */
 char *cache_mem_get(struct cache_mem *m, const char *key, size_t *len);
-/* Store a copy of val under key for ttl_s seconds, replacing any old value.
- * A value that alone exceeds max_bytes is not stored. */
-void cache_mem_put(struct cache_mem *m, const char *key, const char *val, size_t len, long ttl_s);
+/* Store a copy of val under key for ttl_ms milliseconds, replacing any old
+ * value. A value that alone exceeds max_bytes is not stored. */
+void cache_mem_put(struct cache_mem *m, const char *key, const char *val, size_t len,
+                   long ttl_ms);
 /* Drop key. Returns 1 if it was there. */
 int cache_mem_del(struct cache_mem *m, const char *key);
 /* Drop every key starting with prefix. Returns how many. */

@@ -33,6 +33,8 @@
 #define DEF_MAX_BODY_BYTES (4L << 20)
 #define DEF_MAX_CONNECTIONS 16384L
 #define DEF_MAX_HEADER_BYTES 8192L
+#define DEF_CACHE_LOCAL_TTL_MS 1000L
+#define DEF_CACHE_LOCAL_MAX_BYTES (16L << 20)
 #define DEF_CACHE_TTL_S 3600L
 #define DEF_CACHE_TIMEOUT_MS 20L
 #define DEF_CACHE_MAX_VALUE_BYTES (1L << 20)
@@ -635,8 +637,9 @@ static void load_trace(struct load *l, const config_setting_t *root)
     get_bool(l, g, "trace", "include_content", &tc->include_content);
 }
 
-static const char *const cache_keys[] = {"backend",         "url",       "ttl_s", "timeout_ms",
-                                         "max_value_bytes", "max_bytes", NULL};
+static const char *const cache_keys[] = {"backend",   "url",           "ttl_s",
+                                         "timeout_ms", "max_value_bytes", "max_bytes",
+                                         "local_ttl_ms", "local_max_bytes", NULL};
 static const char *const cache_backends[] = {"memory", "redis"};
 
 static void load_cache(struct load *l, const config_setting_t *root)
@@ -653,6 +656,8 @@ static void load_cache(struct load *l, const config_setting_t *root)
     cc->timeout_ms = DEF_CACHE_TIMEOUT_MS;
     cc->max_value_bytes = (size_t)DEF_CACHE_MAX_VALUE_BYTES;
     cc->max_bytes = (size_t)DEF_CACHE_MAX_BYTES;
+    cc->local_ttl_ms = DEF_CACHE_LOCAL_TTL_MS;
+    cc->local_max_bytes = (size_t)DEF_CACHE_LOCAL_MAX_BYTES;
     if (g == NULL)
         return;
     check_keys(l, g, "cache", cache_keys);
@@ -666,6 +671,10 @@ static void load_cache(struct load *l, const config_setting_t *root)
         if ((s = config_setting_get_member(g, "max_bytes")) != NULL)
             conf_err(l, s, "cache", "max_bytes",
                      "key 'max_bytes' is only valid with backend = \"memory\"");
+        if (get_int(l, g, "cache", "local_ttl_ms", 0, 0, 60000, &v) > 0)
+            cc->local_ttl_ms = v;
+        if (get_int(l, g, "cache", "local_max_bytes", 0, 1024, 1L << 40, &v) > 0)
+            cc->local_max_bytes = (size_t)v;
         if (get_str(l, g, "cache", "url", 1, &url) > 0) {
             if (!url_ok(url, redis_schemes))
                 conf_err(l, config_setting_get_member(g, "url"), "cache", "url",
@@ -676,6 +685,12 @@ static void load_cache(struct load *l, const config_setting_t *root)
     } else if (r >= 0) {
         if ((s = config_setting_get_member(g, "url")) != NULL)
             conf_err(l, s, "cache", "url", "key 'url' is only valid with backend = \"redis\"");
+        if ((s = config_setting_get_member(g, "local_ttl_ms")) != NULL)
+            conf_err(l, s, "cache", "local_ttl_ms",
+                     "key 'local_ttl_ms' is only valid with backend = \"redis\"");
+        if ((s = config_setting_get_member(g, "local_max_bytes")) != NULL)
+            conf_err(l, s, "cache", "local_max_bytes",
+                     "key 'local_max_bytes' is only valid with backend = \"redis\"");
         if (get_int(l, g, "cache", "max_bytes", 0, 1024, 1L << 40, &v) > 0)
             cc->max_bytes = (size_t)v;
     }

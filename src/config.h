@@ -112,6 +112,8 @@ struct cache_conf {
     long timeout_ms;
     size_t max_value_bytes;
     size_t max_bytes; /* memory backend */
+    long local_ttl_ms; /* redis: how long a worker-local copy of a hit is trusted */
+    size_t local_max_bytes;
 };
 
 enum log_format {

@@ -152,7 +152,9 @@ static void test_entry(void **state)
     free(out);
     cache_entry_free(&e);
     assert_int_equal(cache_entry_decode(xstrdup("junk"), 4, &e), -1);
-    assert_int_equal(cache_entry_decode(xstrdup("SLC1 {\"model\":1}\n{}"), 19, &e), -1);
+    assert_int_equal(cache_entry_decode(xstrdup("SLC2 0.5\tm\tp\n{}"), 15, &e), -1);
+    assert_int_equal(cache_entry_decode(xstrdup("SLC2 x\tm\tp\ts\n{}"), 17, &e), -1);
+    assert_int_equal(cache_entry_decode(xstrdup("SLC2 1\tm\tp\ts\tt\n{}"), 19, &e), -1);
 }
 
 static void test_mem_lru(void **state)
@@ -163,7 +165,7 @@ static void test_mem_lru(void **state)
 
     (void)state;
     memset(val, 'v', sizeof(val));
-    cache_mem_put(m, "a", "1", 1, 60);
+    cache_mem_put(m, "a", "1", 1, 60000);
     got = cache_mem_get(m, "a", &len);
     assert_non_null(got);
     assert_int_equal(len, 1);
@@ -172,7 +174,7 @@ static void test_mem_lru(void **state)
     /* fill past the bound: the least recently used go first */
     for (int i = 0; i < 20; i++) {
         snprintf(key, sizeof(key), "k%d", i);
-        cache_mem_put(m, key, val, sizeof(val), 60);
+        cache_mem_put(m, key, val, sizeof(val), 60000);
         free(cache_mem_get(m, "k0", &len)); /* keep k0 warm */
         assert_true(cache_mem_bytes(m) <= 4096);
     }
@@ -185,20 +187,20 @@ static void test_mem_lru(void **state)
     {
         char *huge = calloc(1, 8192);
 
-        cache_mem_put(m, "huge", huge, 8192, 60);
+        cache_mem_put(m, "huge", huge, 8192, 60000);
         assert_null(cache_mem_get(m, "huge", &len));
         free(huge);
     }
     /* replace, delete, prefix delete */
-    cache_mem_put(m, "p:1", "x", 1, 60);
-    cache_mem_put(m, "p:2", "y", 1, 60);
-    cache_mem_put(m, "p:1", "z", 1, 60);
+    cache_mem_put(m, "p:1", "x", 1, 60000);
+    cache_mem_put(m, "p:2", "y", 1, 60000);
+    cache_mem_put(m, "p:1", "z", 1, 60000);
     got = cache_mem_get(m, "p:1", &len);
     assert_memory_equal(got, "z", 1);
     free(got);
     assert_int_equal(cache_mem_del(m, "p:2"), 1);
     assert_int_equal(cache_mem_del(m, "p:2"), 0);
-    cache_mem_put(m, "p:3", "y", 1, 60);
+    cache_mem_put(m, "p:3", "y", 1, 60000);
     assert_int_equal(cache_mem_del_prefix(m, "p:"), 2);
     cache_mem_free(m);
 }
@@ -209,7 +211,7 @@ static void test_mem_ttl(void **state)
     size_t len;
 
     (void)state;
-    cache_mem_put(m, "t", "v", 1, 1);
+    cache_mem_put(m, "t", "v", 1, 1000);
     free(cache_mem_get(m, "t", &len));
     usleep(1100 * 1000);
     assert_null(cache_mem_get(m, "t", &len));
