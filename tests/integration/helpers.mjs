@@ -85,17 +85,32 @@ export function startProcess(cmd, args, { ready, env, timeoutMs = 10000 } = {}) 
   });
 }
 
-/** Stop a process with a signal and wait for its exit code. */
+const SANITIZER = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|ERROR: ThreadSanitizer/;
+
+/**
+ * Stop a process with a signal and wait for its exit code. A sanitizer
+ * report in its output (a leak is reported at exit) fails the caller.
+ */
 export function stopProcess(p, signal = 'SIGTERM', timeoutMs = 15000) {
-  return new Promise((res) => {
+  return new Promise((res, rej) => {
+    const done = (code, sig) => {
+      const m = p.output().match(SANITIZER);
+      if (m) {
+        const at = p.output().indexOf(m[0]);
+        rej(new Error(`sanitizer report from ${p.proc.spawnfile}:\n${p.output().slice(Math.max(0, at - 200), at + 4000)}`));
+        return;
+      }
+      res({ code, signal: sig });
+    };
     if (p.proc.exitCode !== null || p.proc.signalCode !== null) {
-      res({ code: p.proc.exitCode, signal: p.proc.signalCode });
+      done(p.proc.exitCode, p.proc.signalCode);
       return;
     }
     const t = setTimeout(() => p.proc.kill('SIGKILL'), timeoutMs * SLOW);
     p.proc.once('exit', (code, sig) => {
       clearTimeout(t);
-      res({ code, signal: sig });
+      // give the pipes a moment to deliver the last output (a leak report)
+      setTimeout(() => done(code, sig), 50);
     });
     p.proc.kill(signal);
   });
