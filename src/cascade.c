@@ -18,6 +18,7 @@
  * included.
  */
 #include "cascade.h"
+#include "breaker.h"
 #include "cache.h"
 #include "cost.h"
 #include "exchange.h"
@@ -65,6 +66,10 @@ struct attempt {
     int saw_done;    /* data: [DONE] arrived */
     const char *bad; /* why the response is unusable, or NULL */
     struct assembly *asm_; /* a relayed stream, rebuilt for the cache */
+    int client_fault;  /* bad is about our client (too slow), not the upstream */
+    json_t *req;       /* what was sent (for a retry); one reference */
+    int tries;         /* retries made */
+    struct loop_timer retry;
     struct attempt *next;
 };
 
@@ -100,6 +105,7 @@ struct run {
     uint64_t stage_t0_us;
     double stage_cost;
     long stage_pt, stage_ct;
+    int stage_retries;
     struct loop_timer ping;
     uint64_t last_write_us;
     int committed;           /* status line and headers went to the client */
@@ -172,6 +178,7 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
     rec.prompt_tokens = run->stage_pt;
     rec.completion_tokens = run->stage_ct;
     rec.cost_usd = run->stage_cost;
+    rec.retries = run->stage_retries;
     rec.latency_ms = (double)(now_us() - run->stage_t0_us) / 1000.0;
     rec.cache = cache_status_name(ex->meta.cache);
     if (ex->cfg->trace.include_content) {
@@ -254,6 +261,8 @@ static void attempt_free(struct attempt *a)
     }
     if (a->call)
         call_cancel(a->call);
+    loop_timer_stop(run->loop, &a->retry);
+    json_decref(a->req);
     buf_free(&a->body);
     sse_free(&a->sse);
     reply_free(&a->reply);
@@ -552,8 +561,10 @@ static int relay_event_cb(void *arg, const char *event, const char *data, size_t
     buf_append(&ev, "\n\n", 2);
     r = run_write(run, ev.data, ev.len);
     buf_free(&ev);
-    if (r < 0)
+    if (r < 0) {
         a->bad = "client too slow: stream buffer full";
+        a->client_fault = 1;
+    }
     return r;
 }
 
@@ -579,13 +590,11 @@ static int relay_score(struct run *run, const struct reply *r, double *score)
     }
 }
 
-static void relay_done(struct attempt *a, struct call *c, const char *err)
+static void relay_done(struct attempt *a, struct call *c, const char *err, int ok, json_t *json)
 {
     struct run *run = a->run;
     struct exchange *ex = run->ex;
-    json_t *json = NULL;
-    int ok = attempt_outcome(a, c, err, &json);
-    long status = call_status(c);
+    long status = c ? call_status(c) : 0;
     double score = 1.0;
     int scored;
 
@@ -637,11 +646,9 @@ static void relay_done(struct attempt *a, struct call *c, const char *err)
 
 static void stage_evaluate(struct run *run);
 
-static void answer_done(struct attempt *a, struct call *c, const char *err)
+static void answer_done(struct attempt *a, struct call *c, const char *err, int ok, json_t *json)
 {
     struct run *run = a->run;
-    json_t *json = NULL;
-    int ok = attempt_outcome(a, c, err, &json);
     struct memo *mo;
 
     account(run, a->model, &a->reply, c);
@@ -667,11 +674,9 @@ static void answer_done(struct attempt *a, struct call *c, const char *err)
         stage_evaluate(run);
 }
 
-static void judge_done(struct attempt *a, struct call *c, const char *err)
+static void judge_done(struct attempt *a, struct call *c, const char *err, int ok, json_t *json)
 {
     struct run *run = a->run;
-    json_t *json = NULL;
-    int ok = attempt_outcome(a, c, err, &json);
     double score = 0;
     const char *reason = NULL;
 
@@ -686,14 +691,14 @@ static void judge_done(struct attempt *a, struct call *c, const char *err)
     stage_decide(run, score, reason);
 }
 
-static void http_done(struct attempt *a, struct call *c, const char *err)
+static void http_done(struct attempt *a, struct call *c, const char *err, int ok, json_t *json)
 {
     struct run *run = a->run;
-    json_t *unused = NULL;
-    int ok = attempt_outcome(a, c, err, &unused);
     double score = 0;
     const char *reason = NULL;
 
+    UNUSED(err);
+    json_decref(json);
     account(run, NULL, &a->reply, c);
     a->call = NULL;
     if (!ok)
@@ -726,22 +731,119 @@ static int attempt_data_cb(struct call *c, const char *p, size_t n, void *arg)
     return sse_feed(&a->sse, p, n, relay_event_cb, a);
 }
 
+static void attempt_retry_cb(struct loop *loop, void *arg);
+static void attempt_fail_now(struct attempt *a);
+
+/* The upstream failed the call in a way that is its own fault (and may go
+ * away): the breaker counts it, and a retry may help. A 4xx other than 429
+ * is the request's fault; a client too slow for the stream is ours. */
+static int upstream_fault(const struct attempt *a, struct call *c, const char *err)
+{
+    long status = call_status(c);
+
+    if (a->client_fault)
+        return 0;
+    if (err)
+        return call_err(c) != CALL_ERR_ABORTED;
+    if (a->bad)
+        return 1;
+    return status == 429 || status >= 500;
+}
+
+static long policy_retries(const struct model *m)
+{
+    return m->retries >= 0 ? m->retries : m->provider->retries;
+}
+
+/* Try the call again later, if the policy allows: never once an answer
+ * byte reached the client, at most `retries` times, after a backoff with
+ * full jitter (a random wait up to min(max, base * 2^tries)), honouring a
+ * Retry-After up to retry_after_max_ms. Returns 1 if a retry is scheduled
+ * (the attempt lives on), 0 if the failure stands. */
+static int attempt_retry(struct attempt *a, struct call *c)
+{
+    struct run *run = a->run;
+    const struct provider *p = a->model->provider;
+    long after = call_retry_after_ms(c);
+    uint64_t cap, wait;
+
+    if (run->answering || a->tries >= policy_retries(a->model))
+        return 0;
+    if (after > p->retry_after_max_ms)
+        return 0; /* told to come back too late: move on instead */
+    cap = (uint64_t)p->retry_backoff_ms << (a->tries < 20 ? a->tries : 20);
+    if (cap > (uint64_t)p->retry_max_backoff_ms)
+        cap = (uint64_t)p->retry_max_backoff_ms;
+    wait = cap ? random_u64() % (cap + 1) : 0;
+    if (after >= 0 && (uint64_t)after > wait)
+        wait = (uint64_t)after;
+    /* The failed call still counts: its time, and its cost if any. */
+    account(run, a->model, &a->reply, c);
+    a->call = NULL;
+    a->tries++;
+    run->ex->meta.retries++;
+    run->stage_retries++;
+    buf_reset(&a->body);
+    sse_free(&a->sse);
+    sse_init(&a->sse, SSE_EVENT_MAX);
+    reply_free(&a->reply);
+    reply_init(&a->reply);
+    a->saw_done = 0;
+    a->bad = NULL;
+    if (a->asm_) {
+        provider_assembly_free(a->asm_);
+        a->asm_ = provider_assembly_new(a->ep);
+    }
+    loop_timer_start(run->loop, &a->retry, wait * 1000u);
+    return 1;
+}
+
+/* End a without a call (its retry found the breaker open): as a failure. */
+static void attempt_fail_now(struct attempt *a)
+{
+    switch (a->kind) {
+    case ATT_RELAY:
+        relay_done(a, NULL, a->bad, 0, NULL);
+        break;
+    case ATT_ANSWER:
+        answer_done(a, NULL, a->bad, 0, NULL);
+        break;
+    case ATT_JUDGE:
+        judge_done(a, NULL, a->bad, 0, NULL);
+        break;
+    case ATT_HTTP:
+        http_done(a, NULL, a->bad, 0, NULL);
+        break;
+    }
+}
+
 static void attempt_done_cb(struct call *c, const char *err, void *arg)
 {
     struct attempt *a = arg;
+    json_t *json = NULL;
+    int ok = attempt_outcome(a, c, err, &json);
 
+    if (a->model) {
+        int fault = upstream_fault(a, c, err);
+
+        breaker_record(a->model->provider, !fault);
+        if (fault && attempt_retry(a, c)) {
+            json_decref(json);
+            return;
+        }
+    }
     switch (a->kind) {
     case ATT_RELAY:
-        relay_done(a, c, err);
+        relay_done(a, c, err, ok, json);
         break;
     case ATT_ANSWER:
-        answer_done(a, c, err);
+        answer_done(a, c, err, ok, json);
         break;
     case ATT_JUDGE:
-        judge_done(a, c, err);
+        judge_done(a, c, err, ok, json);
         break;
     case ATT_HTTP:
-        http_done(a, c, err);
+        http_done(a, c, err, ok, json);
         break;
     }
 }
@@ -761,6 +863,7 @@ static struct attempt *attempt_new(struct run *run, enum att_kind kind, const st
     a->model = m;
     a->ep = ep;
     a->stream = stream;
+    loop_timer_init(&a->retry, attempt_retry_cb, a);
     buf_init(&a->body, stream ? ERR_BODY_MAX : RESP_BODY_MAX);
     sse_init(&a->sse, SSE_EVENT_MAX);
     reply_init(&a->reply);
@@ -769,17 +872,61 @@ static struct attempt *attempt_new(struct run *run, enum att_kind kind, const st
     return a;
 }
 
-/* Call model m on endpoint ep with body (borrowed). */
+/* Send a's request (again). */
+static void attempt_send(struct attempt *a)
+{
+    struct run *run = a->run;
+    struct call_spec spec;
+
+    provider_build(a->model, a->ep, a->req, a->stream, run->ex->client_auth, &spec);
+    if (a->kind == ATT_JUDGE) {
+        const struct stage *st = cur_stage(run);
+
+        spec.timeout_ms = st->scorer_timeout_ms;
+        spec.first_byte_timeout_ms = st->scorer_timeout_ms;
+    }
+    a->call = upstream_call(run->up, &spec, &attempt_ops, a);
+}
+
+static void attempt_retry_cb(struct loop *loop, void *arg)
+{
+    struct attempt *a = arg;
+    struct api_error e;
+
+    UNUSED(loop);
+    if (!breaker_allow(a->model->provider)) {
+        /* It opened while we waited: give up on this provider. */
+        api_error_set(&e, 503, "api_error", "upstream_circuit_open", NULL,
+                      "The circuit breaker of provider %s is open.", a->model->provider->name);
+        a->run->last_err = e;
+        a->bad = "circuit breaker open";
+        a->client_fault = 1; /* not a new failure of the upstream */
+        attempt_fail_now(a);
+        return;
+    }
+    attempt_send(a);
+}
+
+/* Call model m on endpoint ep with body (borrowed), if its provider's
+ * breaker allows; else the attempt fails at once. */
 static void attempt_call(struct run *run, enum att_kind kind, const struct model *m,
                          enum endpoint ep, const json_t *body, int stream)
 {
     struct attempt *a = attempt_new(run, kind, m, ep, stream);
-    struct call_spec spec;
 
     if (kind == ATT_RELAY && stream && run->ex->cache_plan.store)
         a->asm_ = provider_assembly_new(ep);
-    provider_build(m, ep, body, stream, &spec);
-    a->call = upstream_call(run->up, &spec, &attempt_ops, a);
+    a->req = json_incref((json_t *)body);
+    if (!breaker_allow(m->provider)) {
+        /* A half-open breaker lets one probe through; this is not it. */
+        api_error_set(&run->last_err, 503, "api_error", "upstream_circuit_open", NULL,
+                      "The circuit breaker of provider %s is open.", m->provider->name);
+        a->bad = "circuit breaker open";
+        a->client_fault = 1;
+        attempt_fail_now(a);
+        return;
+    }
+    attempt_send(a);
 }
 
 /* The request as a scored stage sends it: never streamed, with logprobs
@@ -889,6 +1036,18 @@ static void stage_decide(struct run *run, double score, const char *reason)
     run_escalate(run);
 }
 
+/* Would every call the stage must make get past its provider's circuit
+ * breaker? (Models that already answered need no call.) */
+static int stage_providers_up(struct run *run, const struct stage *st)
+{
+    for (size_t i = 0; i < st->nmodels; i++)
+        if (memo_find(run, st->models[i]) == NULL && !breaker_peek(st->models[i]->provider))
+            return 0;
+    if (st->scorer == SCORER_JUDGE && st->judge && !breaker_peek(st->judge->provider))
+        return 0;
+    return 1;
+}
+
 static void run_stage(struct run *run)
 {
     const struct stage *st;
@@ -903,6 +1062,16 @@ static void run_stage(struct run *run)
         run->stage_t0_us = now_us();
         run->stage_cost = 0;
         run->stage_pt = run->stage_ct = 0;
+        run->stage_retries = 0;
+        if (!stage_providers_up(run, st)) {
+            stage_note(run, st->models[0], 0, 0, "skip", "circuit breaker open", NULL);
+            api_error_set(&run->last_err, 503, "api_error", "upstream_circuit_open", NULL,
+                          "The circuit breaker of route '%s''s next provider is open; no "
+                          "other stage could answer.",
+                          run->route->name);
+            run->stage++;
+            continue;
+        }
         if (run->route->max_cost > 0 &&
             ex->meta.cost_usd + stage_estimate(run, st) > run->route->max_cost) {
             stage_note(run, st->models[0], 0, 0, "skip", "over budget", NULL);
@@ -928,23 +1097,28 @@ static void run_stage(struct run *run)
     }
     {
         json_t *body = stage_body(run, st);
+        const struct model *todo[32];
+        size_t n = 0;
 
-        run->pending = 0;
-        for (size_t i = 0; i < st->nmodels; i++) {
-            if (memo_find(run, st->models[i]))
-                continue;
+        /* Count first: a call may fail at once (its breaker), and the stage
+         * must not be judged before every call has started. */
+        for (size_t i = 0; i < st->nmodels && n < ARRAY_LEN(todo); i++) {
+            int dup = memo_find(run, st->models[i]) != NULL;
+
             /* A model listed twice in one stage is called once. */
-            for (size_t j = 0; j < i; j++)
-                if (st->models[j] == st->models[i])
-                    goto next;
-            run->pending++;
-            attempt_call(run, ATT_ANSWER, st->models[i], ex->ri.ep, body, 0);
-        next:;
+            for (size_t j = 0; j < n && !dup; j++)
+                dup = todo[j] == st->models[i];
+            if (!dup)
+                todo[n++] = st->models[i];
         }
+        run->pending = n;
+        for (size_t i = 0; i < n; i++)
+            attempt_call(run, ATT_ANSWER, todo[i], ex->ri.ep, body, 0);
         json_decref(body);
+        if (n > 0)
+            return;
     }
-    if (run->pending == 0)
-        stage_evaluate(run);
+    stage_evaluate(run);
 }
 
 void cascade_start(struct loop *loop, struct upstream *up, struct exchange *ex)

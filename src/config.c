@@ -33,6 +33,17 @@
 #define DEF_MAX_BODY_BYTES (4L << 20)
 #define DEF_MAX_CONNECTIONS 16384L
 #define DEF_MAX_HEADER_BYTES 8192L
+#define DEF_MAX_INFLIGHT 0L
+#define DEF_DRAIN_TIMEOUT_S 30L
+#define DEF_CLIENT_TIMEOUT_S 60L
+#define DEF_RETRY_BACKOFF_MS 200L
+#define DEF_RETRY_MAX_BACKOFF_MS 5000L
+#define DEF_RETRY_AFTER_MAX_MS 30000L
+#define DEF_BREAKER_FAILURES 5L
+#define DEF_BREAKER_ERROR_RATE 0.5
+#define DEF_BREAKER_MIN_REQUESTS 20L
+#define DEF_BREAKER_WINDOW_S 60L
+#define DEF_BREAKER_COOLDOWN_S 30L
 #define DEF_CACHE_LOCAL_TTL_MS 1000L
 #define DEF_CACHE_LOCAL_MAX_BYTES (16L << 20)
 #define DEF_CACHE_TTL_S 3600L
@@ -708,10 +719,43 @@ static void load_cache(struct load *l, const config_setting_t *root)
 }
 
 static const char *const provider_keys[] = {
-    "name",    "type",       "base_url",           "api_key_env",           "api_version",
-    "headers", "timeout_ms", "connect_timeout_ms", "first_byte_timeout_ms", "idle_timeout_ms",
+    "name",           "type",           "base_url",        "api_key_env",
+    "api_version",    "headers",        "timeout_ms",      "connect_timeout_ms",
+    "first_byte_timeout_ms", "idle_timeout_ms", "retries", "retry_backoff_ms",
+    "retry_max_backoff_ms", "retry_after_max_ms", "passthrough_auth", "breaker",
     NULL,
 };
+static const char *const breaker_keys[] = {"failures",  "error_rate", "min_requests",
+                                           "window_s",  "cooldown_s", NULL};
+
+/* breaker = { ... } of a provider. */
+static void load_breaker(struct load *l, const config_setting_t *pg, const char *ppath,
+                         struct provider *p)
+{
+    const config_setting_t *g = get_group(l, pg, ppath, "breaker");
+    char *path;
+    long v;
+
+    p->breaker_failures = DEF_BREAKER_FAILURES;
+    p->breaker_error_rate = DEF_BREAKER_ERROR_RATE;
+    p->breaker_min_requests = DEF_BREAKER_MIN_REQUESTS;
+    p->breaker_window_s = DEF_BREAKER_WINDOW_S;
+    p->breaker_cooldown_s = DEF_BREAKER_COOLDOWN_S;
+    if (g == NULL)
+        return;
+    path = xasprintf("%s.breaker", ppath);
+    check_keys(l, g, path, breaker_keys);
+    if (get_int(l, g, path, "failures", 0, 0, 1000000, &v) > 0)
+        p->breaker_failures = v;
+    get_num(l, g, path, "error_rate", 0, 0, 1, &p->breaker_error_rate);
+    if (get_int(l, g, path, "min_requests", 0, 1, 1000000, &v) > 0)
+        p->breaker_min_requests = v;
+    if (get_int(l, g, path, "window_s", 0, 1, 86400, &v) > 0)
+        p->breaker_window_s = v;
+    if (get_int(l, g, path, "cooldown_s", 0, 1, 86400, &v) > 0)
+        p->breaker_cooldown_s = v;
+    free(path);
+}
 static const char *const provider_types[] = {"openai", "azure"};
 
 /* The provider's extra headers: a group of string values whose setting names
@@ -854,6 +898,17 @@ static void load_provider(struct load *l, const config_setting_t *list, unsigned
         p->first_byte_timeout_ms = v;
     if (get_int(l, g, path, "idle_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &v) > 0)
         p->idle_timeout_ms = v;
+
+    p->retries = 0;
+    p->retry_backoff_ms = DEF_RETRY_BACKOFF_MS;
+    p->retry_max_backoff_ms = DEF_RETRY_MAX_BACKOFF_MS;
+    p->retry_after_max_ms = DEF_RETRY_AFTER_MAX_MS;
+    get_int(l, g, path, "retries", 0, 0, 10, &p->retries);
+    get_int(l, g, path, "retry_backoff_ms", 0, 1, MAX_TIMEOUT_MS, &p->retry_backoff_ms);
+    get_int(l, g, path, "retry_max_backoff_ms", 0, 1, MAX_TIMEOUT_MS, &p->retry_max_backoff_ms);
+    get_int(l, g, path, "retry_after_max_ms", 0, 0, MAX_TIMEOUT_MS, &p->retry_after_max_ms);
+    get_bool(l, g, path, "passthrough_auth", &p->passthrough_auth);
+    load_breaker(l, g, path, p);
 }
 
 /* The required, non-empty list `key` of the root, with its length in *n.
@@ -890,8 +945,10 @@ static void list_each(struct load *l, const config_setting_t *list, const char *
     }
 }
 
-static const char *const model_keys[] = {"name",           "provider",        "id",
-                                         "input_per_mtok", "output_per_mtok", NULL};
+static const char *const model_keys[] = {
+    "name",       "provider",           "id",                    "input_per_mtok",
+    "output_per_mtok", "timeout_ms",    "connect_timeout_ms",    "first_byte_timeout_ms",
+    "idle_timeout_ms", "retries",       NULL};
 
 static void load_model(struct load *l, const config_setting_t *list, unsigned idx, const char *path)
 {
@@ -920,6 +977,12 @@ static void load_model(struct load *l, const config_setting_t *list, unsigned id
         m->id = xstrdup(m->name);
     get_num(l, g, path, "input_per_mtok", 0, 0, HUGE_VAL, &m->input_per_mtok);
     get_num(l, g, path, "output_per_mtok", 0, 0, HUGE_VAL, &m->output_per_mtok);
+    get_int(l, g, path, "timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->timeout_ms);
+    get_int(l, g, path, "connect_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->connect_timeout_ms);
+    get_int(l, g, path, "first_byte_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->first_byte_timeout_ms);
+    get_int(l, g, path, "idle_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->idle_timeout_ms);
+    m->retries = -1;
+    get_int(l, g, path, "retries", 0, 0, 10, &m->retries);
 }
 
 /* ---- routes and stages ------------------------------------------------- */
@@ -1282,8 +1345,44 @@ static void add_implicit_routes(struct config *cfg)
 }
 
 static const char *const top_keys[] = {
-    "listen", "workers", "max_body_bytes", "max_header_bytes", "max_connections", "log",
-    "trace",  "cache",   "providers",      "models",           "routes",          NULL};
+    "listen",          "workers",      "max_body_bytes",  "max_header_bytes", "max_connections",
+    "max_inflight",    "drain_timeout_s", "client_timeout_s", "admin",         "log",
+    "trace",           "cache",        "providers",       "models",           "routes",
+    NULL};
+static const char *const admin_keys[] = {"listen", "key_env", NULL};
+
+static void load_admin(struct load *l, const config_setting_t *root)
+{
+    const config_setting_t *g = get_group(l, root, "", "admin");
+    struct admin_conf *a = &l->cfg->admin;
+    const char *s;
+    char qb[QBUF];
+
+    a->key_env = xstrdup("SLUICE_ADMIN_KEY");
+    if (g != NULL) {
+        check_keys(l, g, "admin", admin_keys);
+        if (get_str(l, g, "admin", "listen", 1, &s) > 0) {
+            const char *why = listen_check(s);
+
+            if (why)
+                conf_err(l, config_setting_get_member(g, "listen"), "admin", "listen",
+                         "%s (got %s)", why, quote(qb, s));
+            else
+                a->listen = xstrdup(s);
+        }
+        if (get_str(l, g, "admin", "key_env", 0, &s) > 0) {
+            if (!env_name_ok(s)) {
+                conf_err(l, config_setting_get_member(g, "key_env"), "admin", "key_env",
+                         "must be the NAME of an environment variable, not the key itself");
+            } else {
+                free(a->key_env);
+                a->key_env = xstrdup(s);
+            }
+        }
+    }
+    s = getenv(a->key_env);
+    a->key = s && *s ? xstrdup(s) : NULL;
+}
 
 static void load_root(struct load *l, const config_setting_t *root)
 {
@@ -1316,6 +1415,13 @@ static void load_root(struct load *l, const config_setting_t *root)
         cfg->max_header_bytes = (size_t)v;
     cfg->max_connections = DEF_MAX_CONNECTIONS;
     get_int(l, root, "", "max_connections", 0, 1, 1048576, &cfg->max_connections);
+    cfg->max_inflight = DEF_MAX_INFLIGHT;
+    get_int(l, root, "", "max_inflight", 0, 0, 1048576, &cfg->max_inflight);
+    cfg->drain_timeout_s = DEF_DRAIN_TIMEOUT_S;
+    get_int(l, root, "", "drain_timeout_s", 0, 0, 3600, &cfg->drain_timeout_s);
+    cfg->client_timeout_s = DEF_CLIENT_TIMEOUT_S;
+    get_int(l, root, "", "client_timeout_s", 0, 1, 3600, &cfg->client_timeout_s);
+    load_admin(l, root);
 
     load_log(l, root);
     load_trace(l, root);
@@ -1383,6 +1489,9 @@ static void config_free(struct config *cfg)
     }
     free(cfg->routes);
     free(cfg->cache.url);
+    free(cfg->admin.listen);
+    free(cfg->admin.key_env);
+    free(cfg->admin.key);
     free(cfg->log.path);
     free(cfg->trace.path);
     free(cfg->listen);

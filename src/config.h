@@ -38,6 +38,22 @@ struct provider {
     long connect_timeout_ms;    /* default 5000 */
     long first_byte_timeout_ms; /* default: timeout_ms */
     long idle_timeout_ms;       /* stream idle, default 30000 */
+    /* Retries of one call on a connect failure, a timeout, a 5xx or a 429,
+     * with exponential backoff and full jitter; never after a byte reached
+     * the client. */
+    long retries;              /* default 0 */
+    long retry_backoff_ms;     /* first backoff bound, default 200 */
+    long retry_max_backoff_ms; /* default 5000 */
+    long retry_after_max_ms;   /* a longer Retry-After is not waited for: default 30000 */
+    int passthrough_auth;      /* forward the client's Authorization (default 0) */
+    /* Circuit breaker: opens after `failures` consecutive failures, or when
+     * at least `min_requests` calls in the last `window_s` failed at
+     * `error_rate` or more; after `cooldown_s` one probe goes through. */
+    long breaker_failures;     /* default 5; 0 = never on a streak */
+    double breaker_error_rate; /* default 0.5; 0 = never on a rate */
+    long breaker_min_requests; /* default 20 */
+    long breaker_window_s;     /* default 60 */
+    long breaker_cooldown_s;   /* default 30 */
     int line;
 };
 
@@ -47,6 +63,13 @@ struct model {
     char *id; /* the upstream model id (azure: the deployment); default name */
     double input_per_mtok;  /* USD per 1M prompt tokens */
     double output_per_mtok; /* USD per 1M completion tokens */
+    /* Per-model overrides of the provider's call policy: 0 (or -1 for
+     * retries) = the provider's. */
+    long timeout_ms;
+    long connect_timeout_ms;
+    long first_byte_timeout_ms;
+    long idle_timeout_ms;
+    long retries;
     int line;
     /* The one mutable field: a running mean of this model's completion
      * tokens, for budget estimates. Written and read by the loop thread
@@ -139,10 +162,20 @@ struct trace_conf {
     int include_content;
 };
 
+struct admin_conf {
+    char *listen;  /* the admin API's own "host:port"; NULL = no admin API */
+    char *key_env; /* environment variable holding the admin key */
+    char *key;     /* from the environment; NULL = admin API refuses all */
+};
+
 struct config {
     int refs; /* atomic; see config_ref/config_unref */
     char *path;
     char *listen; /* "host:port" */
+    long max_inflight;     /* requests at once; past it a fast 503. 0 = no limit */
+    long drain_timeout_s;  /* SIGTERM: how long in-flight requests may take */
+    long client_timeout_s; /* an idle or slow client connection is closed */
+    struct admin_conf admin;
     long workers; /* 0 = one per core */
     size_t max_body_bytes;
     size_t max_header_bytes; /* request line + headers */

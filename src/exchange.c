@@ -44,6 +44,7 @@ void ex_unref(struct exchange *ex)
     buf_free(&ex->out);
     buf_free(&ex->in);
     buf_free(&ex->meta.stages);
+    free(ex->client_auth);
     free(ex->meta.owned_model);
     free(ex->meta.owned_provider);
     pthread_mutex_destroy(&ex->mu);
@@ -85,6 +86,7 @@ void ex_respond_sse(struct exchange *ex, char *body, size_t len)
 void ex_set_cached_meta(struct exchange *ex, const char *model, const char *provider,
                         const char *stages, double cost)
 {
+    free(ex->client_auth);
     free(ex->meta.owned_model);
     free(ex->meta.owned_provider);
     ex->meta.owned_model = xstrdup(model);

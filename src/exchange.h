@@ -48,6 +48,7 @@ struct ex_meta {
     uint64_t upstream_us; /* time spent waiting on upstream calls */
     uint64_t ttft_us;     /* first byte of the answer to the client */
     int attempts;         /* upstream calls made */
+    int retries;          /* of which retries */
     struct buf stages;    /* "model:score:decision,..." */
     enum cache_status cache;
     double saved_cost;    /* a hit: what the answer cost when it was made */
@@ -96,6 +97,8 @@ struct exchange {
 
     /* set by the worker before the hand-off */
     struct cache_plan cache_plan;
+    char *client_auth; /* the client's Authorization, kept only when a
+                        * provider of the route has passthrough_auth */
 };
 
 /* A new exchange with one reference (the caller's). */

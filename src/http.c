@@ -328,6 +328,26 @@ static enum MHD_Result hand_off(struct exchange *ex, struct MHD_Connection *conn
     return MHD_YES;
 }
 
+/* Does a provider of the route forward the client's own credentials? */
+static int route_passes_auth(const struct route *rt)
+{
+    for (size_t i = 0; i < rt->nstages; i++)
+        for (size_t j = 0; j < rt->stages[i].nmodels; j++)
+            if (rt->stages[i].models[j]->provider->passthrough_auth)
+                return 1;
+    return 0;
+}
+
+/* A header value we may forward: no CR, LF or other control character
+ * (header injection). */
+static int header_value_ok(const char *v)
+{
+    for (; *v; v++)
+        if ((unsigned char)*v < 0x20 && *v != '\t')
+            return 0;
+    return 1;
+}
+
 /* With the memory backend a worker serves a hit itself, without a hop to
  * the loop. Returns 1 if it did (the response is queued). */
 static int serve_memory_hit(struct exchange *ex, struct MHD_Connection *conn)
@@ -376,6 +396,16 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
                       "The model '%.128s' does not exist or you do not have access to it.",
                       ex->ri.model);
         return queue_error(ex, conn, &e);
+    }
+    if (route_passes_auth(ex->route)) {
+        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+
+        if (auth && !header_value_ok(auth)) {
+            api_error_set(&e, 400, "invalid_request_error", "invalid_header", NULL, "%s",
+                          "The Authorization header holds control characters.");
+            return queue_error(ex, conn, &e);
+        }
+        ex->client_auth = auth ? xstrdup(auth) : NULL;
     }
     if (cache_plan(ex->cfg, ex->route, &ex->ri,
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-sluice-cache-namespace"),

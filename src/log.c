@@ -173,6 +173,8 @@ void log_request(const struct exchange *ex)
     cost_format(ex->meta.cost_usd, cost, sizeof(cost));
     field_raw(&b, "cost_usd", cost);
     field_long(&b, "attempts", ex->meta.attempts);
+    if (ex->meta.retries)
+        field_long(&b, "retries", ex->meta.retries);
     if (ex->meta.stages.len)
         field_str(&b, "stages", ex->meta.stages.data);
     if (ex->meta.cache != CACHE_NA) {

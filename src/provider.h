@@ -21,10 +21,13 @@
 #include "util.h"
 
 /* Build the call for model m. body is borrowed (not modified); stream asks
- * for an event stream upstream. Fills spec (the caller hands it to
+ * for an event stream upstream. client_auth is the client's Authorization
+ * header, sent instead of the provider's key only when the provider has
+ * passthrough_auth (NULL otherwise). Timeouts are the model's where it sets
+ * them, else the provider's. Fills spec (the caller hands it to
  * upstream_call, which takes ownership). */
 void provider_build(const struct model *m, enum endpoint ep, const json_t *body, int stream,
-                    struct call_spec *spec);
+                    const char *client_auth, struct call_spec *spec);
 
 /* What one upstream answer said, whole or assembled from a stream. */
 struct reply {

@@ -39,7 +39,7 @@ static char *build_url(const struct model *m, enum endpoint ep)
 }
 
 void provider_build(const struct model *m, enum endpoint ep, const json_t *body, int stream,
-                    struct call_spec *spec)
+                    const char *client_auth, struct call_spec *spec)
 {
     const struct provider *p = m->provider;
     struct curl_slist *h = NULL;
@@ -64,7 +64,12 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
     /* No 100-continue round trip for large bodies. */
     h = curl_slist_append(h, "Expect:");
     h = add_header(h, "User-Agent", "sluice/" SLUICE_VERSION);
-    if (p->api_key) {
+    if (p->passthrough_auth) {
+        /* The client's own credentials, as it sent them. */
+        if (client_auth)
+            h = add_header(h, p->type == PROVIDER_AZURE ? "api-key" : "Authorization",
+                           client_auth);
+    } else if (p->api_key) {
         if (p->type == PROVIDER_AZURE) {
             h = add_header(h, "api-key", p->api_key);
         } else {
@@ -84,10 +89,12 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
     if (spec->body == NULL)
         sl_panic("json_dumps: out of memory");
     spec->body_len = strlen(spec->body);
-    spec->connect_timeout_ms = p->connect_timeout_ms;
-    spec->timeout_ms = p->timeout_ms;
-    spec->first_byte_timeout_ms = p->first_byte_timeout_ms;
-    spec->idle_timeout_ms = p->idle_timeout_ms;
+    spec->connect_timeout_ms = m->connect_timeout_ms > 0 ? m->connect_timeout_ms
+                                                         : p->connect_timeout_ms;
+    spec->timeout_ms = m->timeout_ms > 0 ? m->timeout_ms : p->timeout_ms;
+    spec->first_byte_timeout_ms = m->first_byte_timeout_ms > 0 ? m->first_byte_timeout_ms
+                                                               : p->first_byte_timeout_ms;
+    spec->idle_timeout_ms = m->idle_timeout_ms > 0 ? m->idle_timeout_ms : p->idle_timeout_ms;
     spec->small_reads = stream;
     json_decref(out);
 }

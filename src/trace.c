@@ -51,6 +51,8 @@ void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
                         r->has_score && isfinite(r->score) ? json_real(r->score) : json_null());
     if (r->reason)
         json_object_set_new(o, "reason", json_string(r->reason));
+    if (r->retries)
+        json_object_set_new(o, "retries", json_integer(r->retries));
     if (r->cache)
         json_object_set_new(o, "cache", json_string(r->cache));
     if (conf->include_content) {

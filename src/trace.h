@@ -23,6 +23,7 @@ struct trace_rec {
     long prompt_tokens;
     long completion_tokens;
     double cost_usd;      /* every call of the stage, scorer calls included */
+    int retries;          /* calls of the stage made again */
     double latency_ms;
     const char *cache;    /* cache status of the request, or NULL */
     const char *prompt;   /* written only with include_content */

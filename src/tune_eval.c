@@ -211,8 +211,8 @@ static size_t body_cb(char *p, size_t size, size_t nmemb, void *arg)
 static struct eval_job *job_start(struct eval *ev, CURLM *multi, size_t r, size_t q)
 {
     struct eval_job *j = xcalloc(1, sizeof(*j));
-    json_t *body = json_pack("{s:s, s:[{s:s, s:s}]}", "model", ev->rows[r].name, "messages",
-                             "role", "user", "content", ev->d->q[q].prompt);
+    json_t *body = json_pack("{s:s, s:[{s:s, s:s}]}", "model", ev->rows[r].name, "messages", "role",
+                             "user", "content", ev->d->q[q].prompt);
 
     if (body == NULL)
         sl_panic("json_pack: eval request");
@@ -263,7 +263,8 @@ static int model_by_route_name(const struct tune_data *d, const char *name)
     return -1;
 }
 
-/* The content of choices[0] of a chat completion, or NULL. Borrowed from j. */
+/* The content of choices[0] of a chat completion ("" for null), or NULL when
+ * there is none. Borrowed from resp. */
 static const char *answer_content(json_t *resp)
 {
     json_t *c0 = json_array_get(json_object_get(resp, "choices"), 0);
@@ -315,8 +316,8 @@ static void job_finish(struct eval_job *j, CURLcode res)
     }
     /* Without this, a misspelt --route would measure a row of 404s. */
     if (!j->have_route || strcmp(j->route_hdr, ev->rows[j->row].name) != 0)
-        bug(a, xasprintf("the gateway has no route \"%s\" (HTTP %ld)", ev->rows[j->row].name,
-                           status));
+        bug(a,
+            xasprintf("the gateway has no route \"%s\" (HTTP %ld)", ev->rows[j->row].name, status));
     a->cache = j->cache_hdr[0] && str_has_prefix(j->cache_hdr, "hit");
     a->stages = xstrdup(j->stages_hdr.data ? j->stages_hdr.data : "");
     stages_flags(a->stages, &a->salvage, &a->skip);
@@ -453,6 +454,8 @@ struct row_totals {
     double cost;
 };
 
+/* Did query q go differently end to end than offline: correctness, cost
+ * (within EVAL_COST_EPS), or the stage that answered? */
 static int answer_differs(const struct eval_row *row, size_t q)
 {
     const struct eval_answer *a = &row->ans[q];
@@ -466,6 +469,7 @@ static int answer_differs(const struct eval_row *row, size_t q)
     return a->status == 200 && s < 0 && !a->salvage;
 }
 
+/* Sum a row's answers; a mismatched answer is never counted right. */
 static void row_totals(const struct tune_data *d, const struct eval_row *row, struct row_totals *t)
 {
     memset(t, 0, sizeof(*t));
@@ -586,8 +590,7 @@ static int report(const struct eval *ev, int ref, const char *chain_text, const 
         buf_printf(out, "route \"%s\": no --chain, so not compared offline\n", ev->rows[0].name);
     }
     buf_printf(out, "cost: %% of %s's $/query (%.6g)\n\n", d->models[ref].name, rcost);
-    buf_printf(out, "%-44s %-29s %s\n", "", "------- end to end --------",
-               "----- offline ------");
+    buf_printf(out, "%-44s %-29s %s\n", "", "------- end to end --------", "----- offline ------");
     buf_printf(out, "%-44s %-8s %-11s %-6s   %-8s %-11s   %-7s %-4s %s\n", "route / model",
                "accuracy", "$/query", "cost", "accuracy", "$/query", "non-200", "bugs",
                "vs offline");
@@ -718,6 +721,10 @@ static void rows_free(struct eval *ev)
     free(ev->rows);
 }
 
+/* `sluice-tune eval`: parse, load the data, simulate every row offline,
+ * send every (row, query) through the gateway, report. Exits 0 when the
+ * gateway matched the simulation everywhere with no bugs, 1 otherwise, 2 on
+ * a bad command line. */
 static int eval_main(int argc, char **argv)
 {
     struct tune_inputs in;
@@ -874,8 +881,9 @@ static int eval_main(int argc, char **argv)
         else if (bad == 0)
             buf_puts(&out, "\nresult: no bugs; the route was not compared (no --chain)\n");
         else
-            buf_printf(&out, "\nresult: %d row%s differ%s from the offline simulation or had "
-                             "bugs: a difference is a bug\n",
+            buf_printf(&out,
+                       "\nresult: %d row%s differ%s from the offline simulation or had "
+                       "bugs: a difference is a bug\n",
                        bad, bad == 1 ? "" : "s", bad == 1 ? "s" : "");
         fwrite(out.data, 1, out.len, stdout);
         rc = bad == 0 ? TUNE_EXIT_OK : TUNE_EXIT_FAIL;
