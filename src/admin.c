@@ -1,8 +1,9 @@
 /* admin.c - admin operations; see admin.h. */
 #include "admin.h"
 #include "cache.h"
+#include "config.h"
 #include "exchange.h"
-#include "server.h"
+#include "scorer.h"
 #include "util.h"
 
 #include <openssl/crypto.h>
@@ -10,29 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *admin_key; /* set once at startup, before any thread reads it */
+#define REDACTED "<redacted>"
 
-void admin_set_key(const char *key)
+int admin_key_ok(const struct config *cfg, const char *given)
 {
-    free(admin_key);
-    admin_key = key && *key ? xstrdup(key) : NULL;
-}
-
-int admin_enabled(void)
-{
-    return admin_key != NULL;
-}
-
-int admin_key_ok(const char *given)
-{
+    const char *key = cfg->admin.key;
     size_t n;
 
-    if (admin_key == NULL || given == NULL)
+    if (key == NULL || given == NULL)
         return 0;
-    n = strlen(admin_key);
+    n = strlen(key);
     /* Compare the whole key whatever the first difference; a length
      * mismatch is no secret worth hiding. */
-    return strlen(given) == n && CRYPTO_memcmp(given, admin_key, n) == 0;
+    return strlen(given) == n && CRYPTO_memcmp(given, key, n) == 0;
 }
 
 static void purge_cb(void *arg, long count, const char *err)
@@ -55,5 +46,126 @@ static void purge_cb(void *arg, long count, const char *err)
 
 void admin_purge(struct exchange *ex, const char *key, const char *ns)
 {
-    cache_purge(server.cache, key, ns, purge_cb, ex);
+    /* ex holds the current cache (set when the request came in). */
+    cache_purge(ex->cache, key, ns, purge_cb, ex);
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *provider_json(const struct provider *p)
+{
+    json_t *o = json_object(), *h = json_object();
+
+    json_object_set_new(o, "name", json_string(p->name));
+    json_object_set_new(o, "type", json_string(p->type == PROVIDER_AZURE ? "azure" : "openai"));
+    json_object_set_new(o, "base_url", str_or_null(p->base_url));
+    json_object_set_new(o, "api_key_env", str_or_null(p->api_key_env));
+    json_object_set_new(o, "api_key", p->api_key ? json_string(REDACTED) : json_null());
+    if (p->api_version)
+        json_object_set_new(o, "api_version", json_string(p->api_version));
+    /* Extra headers often carry tokens too. */
+    for (size_t i = 0; i < p->nheaders; i++)
+        json_object_set_new(h, p->headers[i].name, json_string(REDACTED));
+    json_object_set_new(o, "headers", h);
+    json_object_set_new(o, "timeout_ms", json_integer(p->timeout_ms));
+    json_object_set_new(o, "connect_timeout_ms", json_integer(p->connect_timeout_ms));
+    json_object_set_new(o, "first_byte_timeout_ms", json_integer(p->first_byte_timeout_ms));
+    json_object_set_new(o, "idle_timeout_ms", json_integer(p->idle_timeout_ms));
+    json_object_set_new(o, "retries", json_integer(p->retries));
+    json_object_set_new(o, "passthrough_auth", json_boolean(p->passthrough_auth));
+    json_object_set_new(
+        o, "breaker",
+        json_pack("{s:I, s:f, s:I, s:I, s:I}", "failures", (json_int_t)p->breaker_failures,
+                  "error_rate", p->breaker_error_rate, "min_requests",
+                  (json_int_t)p->breaker_min_requests, "window_s",
+                  (json_int_t)p->breaker_window_s, "cooldown_s",
+                  (json_int_t)p->breaker_cooldown_s));
+    return o;
+}
+
+static json_t *stage_json(const struct stage *st)
+{
+    json_t *o = json_object(), *models = json_array();
+
+    for (size_t i = 0; i < st->nmodels; i++)
+        json_array_append_new(models, json_string(st->models[i]->name));
+    json_object_set_new(o, "models", models);
+    json_object_set_new(o, "scorer", json_string(scorer_name(st->scorer)));
+    if (st->scorer != SCORER_NONE)
+        json_object_set_new(o, "threshold", json_real(st->threshold));
+    if (st->samples > 1)
+        json_object_set_new(o, "samples", json_integer(st->samples));
+    if (st->judge)
+        json_object_set_new(o, "judge", json_string(st->judge->name));
+    if (st->weights_path)
+        json_object_set_new(o, "weights", json_string(st->weights_path));
+    if (st->url)
+        json_object_set_new(o, "url", json_string(st->url));
+    return o;
+}
+
+json_t *admin_config_json(const struct config *cfg)
+{
+    static const char *kinds[] = {"single", "fallback", "cascade"};
+    json_t *o = json_object(), *a;
+
+    json_object_set_new(o, "path", str_or_null(cfg->path));
+    json_object_set_new(o, "listen", json_string(cfg->listen));
+    json_object_set_new(o, "workers", json_integer(cfg->workers));
+    json_object_set_new(o, "max_body_bytes", json_integer((json_int_t)cfg->max_body_bytes));
+    json_object_set_new(o, "max_header_bytes", json_integer((json_int_t)cfg->max_header_bytes));
+    json_object_set_new(o, "max_connections", json_integer(cfg->max_connections));
+    json_object_set_new(o, "max_inflight", json_integer(cfg->max_inflight));
+    json_object_set_new(o, "drain_timeout_s", json_integer(cfg->drain_timeout_s));
+    json_object_set_new(o, "client_timeout_s", json_integer(cfg->client_timeout_s));
+    json_object_set_new(o, "admin",
+                        json_pack("{s:o, s:s, s:s}", "listen", str_or_null(cfg->admin.listen),
+                                  "key_env", cfg->admin.key_env, "key",
+                                  cfg->admin.key ? REDACTED : "(unset)"));
+    json_object_set_new(
+        o, "cache",
+        json_pack("{s:s, s:o, s:I, s:I, s:I, s:I}", "backend",
+                  cfg->cache.backend == CACHE_REDIS ? "redis" : "memory", "url",
+                  str_or_null(cfg->cache.url), "ttl_s", (json_int_t)cfg->cache.ttl_s,
+                  "timeout_ms", (json_int_t)cfg->cache.timeout_ms, "max_value_bytes",
+                  (json_int_t)cfg->cache.max_value_bytes, "max_bytes",
+                  (json_int_t)cfg->cache.max_bytes));
+    json_object_set_new(o, "trace", cfg->trace.path
+                                        ? json_pack("{s:s, s:b}", "path", cfg->trace.path,
+                                                    "include_content", cfg->trace.include_content)
+                                        : json_null());
+    a = json_array();
+    for (size_t i = 0; i < cfg->nproviders; i++)
+        json_array_append_new(a, provider_json(&cfg->providers[i]));
+    json_object_set_new(o, "providers", a);
+    a = json_array();
+    for (size_t i = 0; i < cfg->nmodels; i++) {
+        const struct model *m = &cfg->models[i];
+
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:f, s:f}", "name", m->name,
+                                           "provider", m->provider->name, "id", m->id,
+                                           "input_per_mtok", m->input_per_mtok, "output_per_mtok",
+                                           m->output_per_mtok));
+    }
+    json_object_set_new(o, "models", a);
+    a = json_array();
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct route *r = &cfg->routes[i];
+        json_t *ro, *stages = json_array();
+
+        if (r->implicit)
+            continue;
+        for (size_t k = 0; k < r->nstages; k++)
+            json_array_append_new(stages, stage_json(&r->stages[k]));
+        ro = json_pack("{s:s, s:s, s:o, s:f, s:b, s:I, s:b}", "name", r->name, "kind",
+                       kinds[r->kind], "stages", stages, "max_cost", r->max_cost, "cache",
+                       r->cache, "cache_ttl_s", (json_int_t)r->cache_ttl_s,
+                       "cache_nondeterministic", r->cache_nondeterministic);
+        json_array_append_new(a, ro);
+    }
+    json_object_set_new(o, "routes", a);
+    return o;
 }

@@ -1,26 +1,32 @@
-/* admin.h - the admin API's operations, run on the loop: cache purges (and,
- * later, reloads and usage reports). http.c authenticates the caller
- * (Authorization: Bearer $SLUICE_ADMIN_KEY, compared in constant time),
- * parses the request and hands the exchange here; the answer comes back
- * through the exchange like any other.
+/* admin.h - the admin API, served on its own listen address (admin.listen):
+ *
+ *   POST /admin/cache/purge   {"key": "..."} or {"namespace": "..."}
+ *   POST /admin/reload        load, check and swap the config file
+ *   GET  /admin/config        the effective config, secrets redacted
+ *
+ * Every call needs "Authorization: Bearer <key>", the key coming from the
+ * environment variable admin.key_env names, compared in constant time.
+ * http.c authenticates and dispatches; the operations live here.
  */
 #ifndef SLUICE_ADMIN_H
 #define SLUICE_ADMIN_H
 
+#include <jansson.h>
 #include <stddef.h>
 
+struct config;
 struct exchange;
-struct loop;
 
-/* Is `given` the admin key? Constant time in the key's length. 0 when no
- * admin key is set: the admin API is off. */
-int admin_key_ok(const char *given);
-/* Set the admin key (NULL or "" turns the admin API off). Copies it. */
-void admin_set_key(const char *key);
-int admin_enabled(void);
+/* Is `given` the admin key of cfg? 0 when cfg has no key: the admin API
+ * refuses every call. Constant time in the key's length. */
+int admin_key_ok(const struct config *cfg, const char *given);
 
 /* Loop thread: purge by key, or by namespace (exactly one is non-NULL).
  * Answers ex with {"purged": N}; takes over one reference to ex. */
 void admin_purge(struct exchange *ex, const char *key, const char *ns);
+
+/* The effective config as JSON, with every secret (provider keys, header
+ * values, client key hashes) replaced by "<redacted>". */
+json_t *admin_config_json(const struct config *cfg);
 
 #endif

@@ -328,6 +328,7 @@ struct flight {
 };
 
 struct cache {
+    int refs; /* atomic */
     struct loop *loop;
     struct cache_conf conf;
     struct cache_mem *mem;     /* backend = memory */
@@ -371,10 +372,21 @@ static void flight_remove(struct cache *c, struct flight *f)
     }
 }
 
+static void cache_start_cb(struct loop *loop, void *arg)
+{
+    struct cache *c = arg;
+
+    UNUSED(loop);
+    if (c->redis)
+        cache_redis_start(c->redis);
+    cache_unref(c);
+}
+
 struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *err, size_t errlen)
 {
     struct cache *c = xcalloc(1, sizeof(*c));
 
+    c->refs = 1;
     c->loop = loop;
     c->conf = *conf;
     c->conf.url = conf->url ? xstrdup(conf->url) : NULL;
@@ -393,10 +405,60 @@ struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *
     return c;
 }
 
-void cache_start(struct cache *c)
+int cache_matches(const struct cache *c, const struct cache_conf *conf)
 {
-    if (c->redis)
-        cache_redis_start(c->redis);
+    const struct cache_conf *a = &c->conf;
+
+    return a->backend == conf->backend && a->max_bytes == conf->max_bytes &&
+           a->timeout_ms == conf->timeout_ms && a->local_ttl_ms == conf->local_ttl_ms &&
+           a->local_max_bytes == conf->local_max_bytes &&
+           ((a->url == NULL && conf->url == NULL) ||
+            (a->url && conf->url && strcmp(a->url, conf->url) == 0));
+}
+
+struct cache *cache_ref(struct cache *c)
+{
+    __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+static void cache_free_cb(struct loop *loop, void *arg)
+{
+    UNUSED(loop);
+    cache_free(arg);
+}
+
+void cache_unref(struct cache *c)
+{
+    if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        loop_post(c->loop, cache_free_cb, c); /* Redis lives on the loop */
+}
+
+static pthread_mutex_t current_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct cache *current;
+
+struct cache *cache_current(void)
+{
+    struct cache *c;
+
+    pthread_mutex_lock(&current_mu);
+    c = current ? cache_ref(current) : NULL;
+    pthread_mutex_unlock(&current_mu);
+    return c;
+}
+
+void cache_swap(struct cache *c)
+{
+    struct cache *old;
+
+    if (c)
+        loop_post(c->loop, cache_start_cb, cache_ref(c));
+    pthread_mutex_lock(&current_mu);
+    old = current;
+    current = c;
+    pthread_mutex_unlock(&current_mu);
+    if (old)
+        cache_unref(old);
 }
 
 struct cache_mem *cache_memory(struct cache *c)
@@ -525,7 +587,7 @@ static void lookup_done(struct cache *c, struct exchange *ex, char *raw, size_t 
 static void redis_get_cb(void *arg, const char *err, char *raw, size_t len)
 {
     struct exchange *ex = arg;
-    struct cache *c = server.cache;
+    struct cache *c = ex->cache;
 
     if (raw && c->near)
         cache_mem_put(c->near, ex->cache_plan.key, raw, len, near_ttl_ms(c, ex->cache_plan.ttl_s));
@@ -572,7 +634,7 @@ void cache_begin(struct cache *c, struct exchange *ex)
 
 void cache_finish(struct exchange *ex, const char *body, size_t len)
 {
-    struct cache *c = server.cache;
+    struct cache *c = ex->cache;
     struct flight *f = ex->flight;
     struct cache_entry e;
     char *raw = NULL;

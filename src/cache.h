@@ -95,11 +95,23 @@ int cache_entry_render(const struct cache_entry *e, const struct request_info *r
 
 /* ---- the instance (loop) ---- */
 
-/* Make the backend for conf. Call outside the loop (it may resolve the Redis
- * host). NULL with a message on error. */
+/* Make the backend for conf, with one reference (the caller's). Call
+ * outside the loop (it may resolve the Redis host); it starts itself on the
+ * loop. NULL with a message on error. */
 struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *err,
                         size_t errlen);
-void cache_start(struct cache *c);
+/* Does this instance serve conf as it is (same backend and limits)? */
+int cache_matches(const struct cache *c, const struct cache_conf *conf);
+/* References: every request holds the instance it started with, so a
+ * reload that replaces the cache lets in-flight requests finish on the old
+ * one. The last unref frees it on the loop. Thread-safe. */
+struct cache *cache_ref(struct cache *c);
+void cache_unref(struct cache *c);
+/* The process-wide current instance (a new reference), and its swap
+ * (takes the caller's reference to c, drops the old one). */
+struct cache *cache_current(void);
+void cache_swap(struct cache *c);
+/* Free at shutdown, after the loop stopped. */
 void cache_free(struct cache *c);
 /* The memory backend, for a worker's own lookup; NULL with Redis. */
 struct cache_mem *cache_memory(struct cache *c);

@@ -41,6 +41,7 @@ void ex_unref(struct exchange *ex)
     request_info_free(&ex->ri);
     if (ex->cfg)
         config_unref(ex->cfg);
+    cache_unref(ex->cache);
     buf_free(&ex->out);
     buf_free(&ex->in);
     buf_free(&ex->meta.stages);

@@ -62,6 +62,7 @@ struct exchange {
 
     /* [ro] after hand-off */
     struct config *cfg; /* snapshot the request runs on (one reference) */
+    struct cache *cache; /* the cache instance it started with (one reference) */
     const struct route *route;
     struct request_info ri;
     char request_id[64];
@@ -85,6 +86,7 @@ struct exchange {
     struct buf in;       /* request body as it arrives */
     int in_too_big;
     int client_status;   /* status actually sent, for the log */
+    int retry_after_s;   /* a Retry-After to send with an error, 0 = none */
     int client_aborted;
     uint64_t t_end_us;
     char method[16];

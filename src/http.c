@@ -1,6 +1,7 @@
 /* http.c - the HTTP front on libmicrohttpd; see http.h. */
 #include "http.h"
 #include "admin.h"
+#include "breaker.h"
 #include "cache.h"
 #include "cache_mem.h"
 #include "cascade.h"
@@ -32,7 +33,6 @@
  * every byte of it is resident: it is the largest per-connection cost, and
  * 5,000 open streams pay it 5,000 times. */
 #define CONNECTION_MEMORY_EXTRA (2u * 1024u)
-#define CONNECTION_TIMEOUT_S 120
 
 enum phase {
     PH_BODY,    /* reading the request body */
@@ -41,7 +41,10 @@ enum phase {
 };
 
 static struct MHD_Daemon *daemon_;
+static struct MHD_Daemon *admin_daemon;
 static int bound_port;
+static int admin_port;
+static int admin_marker; /* access_cb's cls on the admin listener */
 
 /* ---- responses ---- */
 
@@ -122,6 +125,12 @@ static enum MHD_Result queue_body(struct exchange *ex, struct MHD_Connection *co
         add_meta_headers(r, ex, 1);
     else
         add_header(r, "x-request-id", ex->request_id);
+    if (ex->retry_after_s > 0) {
+        char ra[24];
+
+        snprintf(ra, sizeof(ra), "%d", ex->retry_after_s);
+        add_header(r, "Retry-After", ra);
+    }
     return queue(ex, conn, status, r);
 }
 
@@ -228,8 +237,10 @@ static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *
 
 static void start_task_cb(struct loop *loop, void *arg)
 {
+    struct exchange *ex = arg;
+
     UNUSED(loop);
-    cache_begin(server.cache, arg);
+    cache_begin(ex->cache, ex);
 }
 
 static void purge_task_cb(struct loop *loop, void *arg)
@@ -352,7 +363,7 @@ static int header_value_ok(const char *v)
  * the loop. Returns 1 if it did (the response is queued). */
 static int serve_memory_hit(struct exchange *ex, struct MHD_Connection *conn)
 {
-    struct cache_mem *mem = server.cache ? cache_memory(server.cache) : NULL;
+    struct cache_mem *mem = cache_memory(ex->cache);
     struct cache_entry e;
     char *raw, *out;
     size_t len, outlen;
@@ -368,7 +379,7 @@ static int serve_memory_hit(struct exchange *ex, struct MHD_Connection *conn)
     ex->meta.cache = CACHE_HIT;
     ex_set_cached_meta(ex, e.model, e.provider, e.stages, e.cost);
     cache_entry_free(&e);
-    cache_count_hit(server.cache);
+    cache_count_hit(ex->cache);
     ex->meta.ttft_us = now_us() - ex->t_start_us;
     queue_body(ex, conn, 200, out, outlen, ex->ri.stream ? "text/event-stream" : "application/json",
                1);
@@ -390,6 +401,7 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
         return queue_error(ex, conn, &e);
     buf_free(&ex->in);
     ex->cfg = config_current();
+    ex->cache = cache_current();
     ex->route = config_route(ex->cfg, ex->ri.model);
     if (ex->route == NULL) {
         api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
@@ -446,8 +458,12 @@ static int handle_get(struct exchange *ex, struct MHD_Connection *conn, const ch
     } else if (strcmp(url, "/readyz") == 0) {
         int draining = __atomic_load_n(&server.draining, __ATOMIC_RELAXED);
 
+        /* Ready while not draining; the breakers are details: one open
+         * provider does not make the gateway unready (routes skip it). */
         *r = queue_json(ex, conn, draining ? 503 : 200,
-                        json_pack("{s:s}", "status", draining ? "draining" : "ready"));
+                        json_pack("{s:s, s:o, s:I}", "status", draining ? "draining" : "ready",
+                                  "providers", breaker_report(), "inflight",
+                                  (json_int_t)__atomic_load_n(&server.inflight, __ATOMIC_RELAXED)));
     } else if (path_is(url, "/models")) {
         *r = handle_models(ex, conn, NULL);
     } else if (strncmp(url, "/v1/models/", 11) == 0 && url[11]) {
@@ -473,40 +489,62 @@ static int api_endpoint(const char *url, enum endpoint *ep)
     return 1;
 }
 
-/* The admin API: authenticated by the admin key from the environment. */
+/* The admin API, on its own listener: authenticated by the admin key from
+ * the environment variable admin.key_env names. */
 static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *conn,
                                     const char *url, int is_post)
 {
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    int is_get = strcmp(ex->method, "GET") == 0;
     struct api_error e;
     json_t *key, *ns;
+    char msg[4096];
 
-    if (!admin_enabled()) {
-        api_error_set(&e, 403, "permission_error", "admin_disabled", NULL, "%s",
-                      "The admin API is off: set SLUICE_ADMIN_KEY to turn it on.");
+    ex->cfg = config_current();
+    if (ex->cfg->admin.key == NULL) {
+        api_error_set(&e, 403, "permission_error", "admin_disabled", NULL,
+                      "The admin API is off: set %.64s to turn it on.", ex->cfg->admin.key_env);
         return queue_error(ex, conn, &e);
     }
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || !admin_key_ok(auth + 7)) {
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 ||
+        !admin_key_ok(ex->cfg, auth + 7)) {
         api_error_set(&e, 401, "authentication_error", "invalid_admin_key", NULL, "%s",
                       "A valid admin key is required (Authorization: Bearer <key>).");
         return queue_error(ex, conn, &e);
     }
-    if (strcmp(url, "/admin/cache/purge") != 0) {
-        api_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
-                      "Invalid URL (%.16s %.128s).", ex->method, url);
-        return queue_error(ex, conn, &e);
+    if (strcmp(url, "/admin/config") == 0) {
+        if (!is_get)
+            return method_not_allowed(ex, conn, "GET");
+        return queue_json(ex, conn, 200, admin_config_json(ex->cfg));
     }
-    if (!is_post)
-        return method_not_allowed(ex, conn, "POST");
-    ex->ri.body = json_loadb(ex->in.data ? ex->in.data : "", ex->in.len, 0, NULL);
-    key = json_object_get(ex->ri.body, "key");
-    ns = json_object_get(ex->ri.body, "namespace");
-    if (!json_is_object(ex->ri.body) || (json_is_string(key) == json_is_string(ns))) {
-        api_error_set(&e, 400, "invalid_request_error", NULL, NULL, "%s",
-                      "Send {\"key\": \"sluice:c1:...\"} or {\"namespace\": \"...\"}.");
-        return queue_error(ex, conn, &e);
+    if (strcmp(url, "/admin/reload") == 0) {
+        if (!is_post)
+            return method_not_allowed(ex, conn, "POST");
+        /* The admin listener has its own thread: a reload may block it. */
+        if (server_reload(msg, sizeof(msg)) < 0) {
+            api_error_set(&e, 400, "invalid_request_error", "invalid_config", NULL,
+                          "Reload refused, the old config stays: %s", msg);
+            return queue_error(ex, conn, &e);
+        }
+        return queue_json(ex, conn, 200, json_pack("{s:b, s:s}", "reloaded", 1, "path", msg));
     }
-    return hand_off(ex, conn, purge_task_cb);
+    if (strcmp(url, "/admin/cache/purge") == 0) {
+        if (!is_post)
+            return method_not_allowed(ex, conn, "POST");
+        ex->ri.body = json_loadb(ex->in.data ? ex->in.data : "", ex->in.len, 0, NULL);
+        key = json_object_get(ex->ri.body, "key");
+        ns = json_object_get(ex->ri.body, "namespace");
+        if (!json_is_object(ex->ri.body) || (json_is_string(key) == json_is_string(ns))) {
+            api_error_set(&e, 400, "invalid_request_error", NULL, NULL, "%s",
+                          "Send {\"key\": \"sluice:c1:...\"} or {\"namespace\": \"...\"}.");
+            return queue_error(ex, conn, &e);
+        }
+        ex->cache = cache_current();
+        return hand_off(ex, conn, purge_task_cb);
+    }
+    api_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
+                  "Invalid URL (%.16s %.128s).", ex->method, url);
+    return queue_error(ex, conn, &e);
 }
 
 /* Every request but the API POSTs, once its (empty) body is read. */
@@ -535,23 +573,35 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 {
     struct exchange *ex = *con_cls;
     enum endpoint ep = EP_CHAT;
+    int admin = cls == &admin_marker;
     int is_post = strcmp(method, "POST") == 0;
-    int is_api = api_endpoint(url, &ep);
+    int is_api = !admin && api_endpoint(url, &ep);
 
-    UNUSED(cls);
     UNUSED(version);
     if (ex == NULL) {
         struct config *cfg = config_current();
         const char *cl;
         long n;
 
+        long inflight, max_inflight = cfg->max_inflight;
+
         ex = ex_new(conn, cfg->max_body_bytes);
         config_unref(cfg);
         *con_cls = ex;
-        __atomic_add_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
+        inflight = __atomic_add_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
         snprintf(ex->method, sizeof(ex->method), "%s", method);
         snprintf(ex->path, sizeof(ex->path), "%s", url);
         set_request_id(ex, conn);
+        if (is_api && max_inflight > 0 && inflight > max_inflight) {
+            /* Shed load early and cheaply rather than fall over. */
+            struct api_error e;
+
+            api_error_set(&e, 503, "api_error", "overloaded", NULL,
+                          "The gateway is at its limit of %ld requests in flight; retry shortly.",
+                          max_inflight);
+            ex->retry_after_s = 1;
+            return queue_error(ex, conn, &e);
+        }
         /* Refuse an announced oversized body before reading it. */
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (is_post && is_api && cl && parse_long(cl, 0, LONG_MAX, &n) == 0 &&
@@ -572,10 +622,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             *upload_data_size = 0;
             return MHD_YES;
         }
+        if (admin)
+            return handle_admin(ex, conn, url, is_post);
         if (is_post && is_api)
             return handle_api(ex, conn, ep);
-        if (strncmp(url, "/admin/", 7) == 0)
-            return handle_admin(ex, conn, url, is_post);
         return handle_other(ex, conn, url,
                             strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0, is_api);
     case PH_WAIT: {
@@ -670,42 +720,70 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
-int http_start(const struct config *cfg, const char *listen)
+/* Start one daemon on listen with `workers` threads; cls tells access_cb
+ * which listener a request came in on. NULL on failure (logged). */
+static struct MHD_Daemon *start_daemon(const struct config *cfg, const char *listen,
+                                       long workers, void *cls, int *port)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
     unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
                          MHD_USE_ERROR_LOG;
-    long workers = cfg->workers;
     const union MHD_DaemonInfo *info;
+    struct MHD_Daemon *d;
 
     if (parse_listen(listen, &ss, &sslen) < 0) {
         log_msg(LOG_ERROR, "bad listen address '%s': expected HOST:PORT", listen);
-        return -1;
+        return NULL;
     }
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* A pool of one is no pool (libmicrohttpd says so on stderr). */
+    d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, cls, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+                         (unsigned int)(workers > 1 ? workers : 0), MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned int)cfg->client_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+                         4096u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         cfg->max_header_bytes + CONNECTION_MEMORY_EXTRA,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL, MHD_OPTION_END);
+    if (d == NULL) {
+        log_msg(LOG_ERROR, "cannot listen on %s: %s", listen, strerror(errno));
+        return NULL;
+    }
+    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    *port = info ? info->port : 0;
+    return d;
+}
+
+int http_start(const struct config *cfg, const char *listen)
+{
+    long workers = cfg->workers;
+
     if (workers <= 0)
         workers = sysconf(_SC_NPROCESSORS_ONLN);
     if (workers <= 0)
         workers = 1;
-    daemon_ = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, NULL, MHD_OPTION_SOCK_ADDR,
-                               (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-                               (unsigned int)workers, MHD_OPTION_CONNECTION_LIMIT,
-                               (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                               (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-                               4096u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                               cfg->max_header_bytes + CONNECTION_MEMORY_EXTRA,
-                               MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
-                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL, MHD_OPTION_END);
-    if (daemon_ == NULL) {
-        log_msg(LOG_ERROR, "cannot listen on %s: %s", listen, strerror(errno));
+    daemon_ = start_daemon(cfg, listen, workers, NULL, &bound_port);
+    if (daemon_ == NULL)
         return -1;
-    }
-    info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
-    bound_port = info ? info->port : 0;
     server.mhd = daemon_;
+    if (cfg->admin.listen) {
+        /* The admin API gets its own listener and thread, so that a reload
+         * (which reads files and may resolve names) never stalls the API. */
+        admin_daemon = start_daemon(cfg, cfg->admin.listen, 1, &admin_marker, &admin_port);
+        if (admin_daemon == NULL) {
+            http_stop();
+            return -1;
+        }
+    }
     return 0;
+}
+
+int http_admin_port(void)
+{
+    return admin_daemon ? admin_port : 0;
 }
 
 int http_port(void)
@@ -722,10 +800,18 @@ void http_quiesce(void)
     fd = MHD_quiesce_daemon(daemon_);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+    if (admin_daemon) {
+        fd = MHD_quiesce_daemon(admin_daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
 }
 
 void http_stop(void)
 {
+    if (admin_daemon)
+        MHD_stop_daemon(admin_daemon);
+    admin_daemon = NULL;
     if (daemon_)
         MHD_stop_daemon(daemon_);
     daemon_ = NULL;

@@ -16,10 +16,12 @@
 struct config;
 
 /* Start listening on `listen` ("host:port"; port 0 picks one) with the
- * config's worker count and limits. Returns 0 or -1 (message logged). */
+ * config's worker count and limits, and the admin API on admin.listen when
+ * the config has one. Returns 0 or -1 (message logged). */
 int http_start(const struct config *cfg, const char *listen);
-/* The port actually bound. */
+/* The ports actually bound (the admin one is 0 without admin.listen). */
 int http_port(void);
+int http_admin_port(void);
 /* Stop accepting new connections (in-flight ones go on). */
 void http_quiesce(void);
 /* Stop the daemon; every connection must be resumed by then. */

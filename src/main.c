@@ -1,5 +1,4 @@
 /* main.c - command line, signals and reload. The work is elsewhere. */
-#include "admin.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -12,8 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define DRAIN_MS_DEFAULT 30000
 
 static void usage(FILE *out)
 {
@@ -54,35 +51,6 @@ static struct config *load(const char *path, const char *mock_url)
     return cfg;
 }
 
-static void reload(const char *path)
-{
-    struct config_errors errs = {0};
-    struct config *cfg, *old;
-
-    if (path == NULL) {
-        log_msg(LOG_WARN, "reload: the built-in config has no file to reload");
-        return;
-    }
-    cfg = config_load(path, &errs);
-    if (cfg == NULL) {
-        for (size_t i = 0; i < errs.n; i++)
-            log_msg(LOG_ERROR, "reload refused: %s", errs.msgs[i]);
-        config_errors_free(&errs);
-        return;
-    }
-    old = config_current();
-    if (strcmp(old->listen, cfg->listen) != 0)
-        log_msg(LOG_WARN, "reload: listen changed to %s; it applies at the next restart",
-                cfg->listen);
-    config_unref(old);
-    if (log_open(&cfg->log) < 0)
-        log_msg(LOG_ERROR, "reload: cannot open log %s; keeping the old one", cfg->log.path);
-    if (trace_open(&cfg->trace) < 0)
-        log_msg(LOG_ERROR, "reload: cannot open trace %s; keeping the old one", cfg->trace.path);
-    config_swap(cfg);
-    log_msg(LOG_INFO, "reloaded %s", path);
-}
-
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -96,6 +64,7 @@ int main(int argc, char **argv)
     };
     const char *path = NULL, *listen = NULL, *mock_url = getenv("SLUICE_MOCK_URL");
     int check = 0, opt, sig;
+    long drain_ms;
     struct config *cfg;
     sigset_t set;
 
@@ -161,7 +130,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluice: cannot open trace %s\n", cfg->trace.path);
         return 1;
     }
-    admin_set_key(getenv("SLUICE_ADMIN_KEY"));
+    server.config_path = path;
     config_swap(cfg);
     cfg = config_current();
     if (server_start(cfg, listen) < 0) {
@@ -174,15 +143,19 @@ int main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            reload(path);
+            char msg[4096];
+
+            server_reload(msg, sizeof(msg));
             continue;
         }
         log_msg(LOG_INFO, "signal %d: shutting down", sig);
         break;
     }
-    server_stop(DRAIN_MS_DEFAULT);
+    cfg = config_current();
+    drain_ms = cfg->drain_timeout_s * 1000;
+    config_unref(cfg);
+    server_stop(drain_ms);
     config_swap(NULL);
-    admin_set_key(NULL);
     curl_global_cleanup();
     return 0;
 }

@@ -11,6 +11,7 @@
 #include "upstream.h"
 #include "util.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -44,12 +45,6 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-static void cache_start_cb(struct loop *loop, void *arg)
-{
-    UNUSED(loop);
-    cache_start(arg);
-}
-
 int server_start(struct config *cfg, const char *listen)
 {
     const char *addr = listen ? listen : cfg->listen;
@@ -58,25 +53,25 @@ int server_start(struct config *cfg, const char *listen)
     size_t hlen = colon ? (size_t)(colon - addr) : 0;
 
     char err[256];
+    struct cache *cache;
 
     server.started_us = now_us();
     server.loop = loop_new();
     server.up = upstream_new(server.loop);
-    server.cache = cache_new(server.loop, &cfg->cache, err, sizeof(err));
-    if (server.cache == NULL) {
+    cache = cache_new(server.loop, &cfg->cache, err, sizeof(err));
+    if (cache == NULL) {
         log_msg(LOG_ERROR, "cache: %s", err);
         upstream_free(server.up);
         loop_free(server.loop);
         return -1;
     }
-    loop_post(server.loop, cache_start_cb, server.cache);
+    cache_swap(cache);
     loop_post(server.loop, log_timer_start_cb, NULL);
     if (pthread_create(&server.loop_thread, NULL, loop_main, NULL) != 0)
         sl_panic("pthread_create failed");
     if (http_start(cfg, addr) < 0) {
         loop_stop(server.loop);
         pthread_join(server.loop_thread, NULL);
-        cache_free(server.cache);
         upstream_free(server.up);
         loop_free(server.loop);
         return -1;
@@ -87,6 +82,77 @@ int server_start(struct config *cfg, const char *listen)
     host[hlen] = '\0';
     log_msg(LOG_INFO, "sluice %s listening on http://%s:%d", SLUICE_VERSION,
             host[0] ? host : "0.0.0.0", http_port());
+    if (http_admin_port())
+        log_msg(LOG_INFO, "admin API listening on http://%.*s:%d",
+                (int)(strrchr(cfg->admin.listen, ':') - cfg->admin.listen), cfg->admin.listen,
+                http_admin_port());
+    return 0;
+}
+
+static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int server_reload(char *msg, size_t msglen)
+{
+    struct config_errors errs = {0};
+    struct config *cfg, *old;
+    struct cache *cache;
+    size_t off = 0;
+
+    if (server.config_path == NULL) {
+        snprintf(msg, msglen, "the built-in config has no file to reload");
+        log_msg(LOG_WARN, "reload: %s", msg);
+        return -1;
+    }
+    pthread_mutex_lock(&reload_mu);
+    cfg = config_load(server.config_path, &errs);
+    if (cfg == NULL) {
+        msg[0] = '\0';
+        for (size_t i = 0; i < errs.n; i++) {
+            log_msg(LOG_ERROR, "reload refused: %s", errs.msgs[i]);
+            if (off < msglen)
+                off += (size_t)snprintf(msg + off, msglen - off, "%s%s", i ? "\n" : "",
+                                        errs.msgs[i]);
+        }
+        config_errors_free(&errs);
+        pthread_mutex_unlock(&reload_mu);
+        return -1;
+    }
+    old = config_current();
+    if (strcmp(old->listen, cfg->listen) != 0 || old->workers != cfg->workers ||
+        old->max_connections != cfg->max_connections ||
+        old->max_header_bytes != cfg->max_header_bytes ||
+        old->client_timeout_s != cfg->client_timeout_s ||
+        (old->admin.listen == NULL) != (cfg->admin.listen == NULL) ||
+        (old->admin.listen && strcmp(old->admin.listen, cfg->admin.listen) != 0))
+        log_msg(LOG_WARN, "reload: listen, workers, connection limits and admin.listen "
+                          "apply at the next restart");
+    cache = cache_current();
+    if (cache && !cache_matches(cache, &cfg->cache)) {
+        char err[256];
+        struct cache *fresh = cache_new(server.loop, &cfg->cache, err, sizeof(err));
+
+        if (fresh == NULL) {
+            snprintf(msg, msglen, "cache: %s", err);
+            log_msg(LOG_ERROR, "reload refused: %s", msg);
+            cache_unref(cache);
+            config_unref(old);
+            config_unref(cfg);
+            pthread_mutex_unlock(&reload_mu);
+            return -1;
+        }
+        cache_swap(fresh);
+        log_msg(LOG_INFO, "reload: new cache settings, the cache starts empty");
+    }
+    cache_unref(cache);
+    config_unref(old);
+    if (log_open(&cfg->log) < 0)
+        log_msg(LOG_ERROR, "reload: cannot open log %s; keeping the old one", cfg->log.path);
+    if (trace_open(&cfg->trace) < 0)
+        log_msg(LOG_ERROR, "reload: cannot open trace %s", cfg->trace.path);
+    config_swap(cfg);
+    pthread_mutex_unlock(&reload_mu);
+    snprintf(msg, msglen, "%s", server.config_path);
+    log_msg(LOG_INFO, "reloaded %s", server.config_path);
     return 0;
 }
 
@@ -98,7 +164,14 @@ static void abort_all_cb(struct loop *loop, void *arg)
     UNUSED(arg);
     api_error_set(&e, 503, "api_error", "shutting_down", NULL, "%s",
                   "The gateway is shutting down.");
-    cache_abort_all(server.cache, &e);
+    {
+        struct cache *c = cache_current();
+
+        if (c) {
+            cache_abort_all(c, &e);
+            cache_unref(c);
+        }
+    }
     cascade_abort_all();
 }
 
@@ -130,11 +203,10 @@ void server_stop(long drain_ms)
         wait_idle(2000);
     }
     http_stop();
+    cache_swap(NULL); /* the last reference goes: freed on the loop */
     loop_stop(server.loop);
     pthread_join(server.loop_thread, NULL);
     loop_timer_stop(server.loop, &log_timer);
-    cache_free(server.cache);
-    server.cache = NULL;
     upstream_free(server.up);
     loop_free(server.loop);
     server.loop = NULL;

@@ -16,12 +16,12 @@ struct MHD_Daemon;
 struct server {
     struct loop *loop;       /* the upstream loop */
     struct upstream *up;     /* its curl multi */
-    struct cache *cache;     /* the response cache (its backend lives on the loop) */
     pthread_t loop_thread;
     struct MHD_Daemon *mhd;  /* the HTTP front */
     long inflight;           /* exchanges alive (atomic) */
     int draining;            /* SIGTERM seen: /readyz says 503 (atomic) */
     uint64_t started_us;
+    const char *config_path; /* NULL: the built-in config (no reload) */
 };
 
 extern struct server server;
@@ -33,5 +33,13 @@ int server_start(struct config *cfg, const char *listen);
 /* Graceful stop: stop accepting, let in-flight requests finish for up to
  * drain_ms, then stop everything. */
 void server_stop(long drain_ms);
+
+/* Load config_path again, check it, and if it is valid make it current:
+ * new requests use it, in-flight ones finish on the snapshot they started
+ * with; the log and trace files are reopened and the cache is replaced if
+ * its settings changed. An invalid file is refused and logged and the old
+ * config stays. Serialised: SIGHUP and the admin API may race. Returns 0
+ * (msg gets the path) or -1 (msg gets the errors, one per line). */
+int server_reload(char *msg, size_t msglen);
 
 #endif

@@ -20,7 +20,8 @@ routes = (
 );`;
 
 function conf(cacheBlock) {
-  return mockConf(mock.base).replace(/routes = \([\s\S]*?\n\);/, routes) + cacheBlock;
+  return mockConf(mock.base).replace(/routes = \([\s\S]*?\n\);/, routes) + cacheBlock
+    + '\nadmin = { listen = "127.0.0.1:0"; };\n';
 }
 
 function client(gw, headers = {}) {
@@ -208,7 +209,7 @@ test('admin purge by key and by namespace', async () => {
   for (const gw of [mem, ra]) {
     const m = q('purge');
     const a = await chat(gw, { model: 'small', messages: m }, { 'x-sluice-cache-namespace': 'purge-me' });
-    const purge = (body, key = ADMIN) => fetch(`${gw.url}/admin/cache/purge`, {
+    const purge = (body, key = ADMIN) => fetch(`${gw.adminUrl}/admin/cache/purge`, {
       method: 'POST', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
     });
@@ -224,8 +225,10 @@ test('admin purge by key and by namespace', async () => {
     assert.ok((await r.json()).purged >= 2);
     assert.equal((await chat(gw, { model: 'small', messages: m }, { 'x-sluice-cache-namespace': 'purge-me' })).cache, 'MISS');
   }
-  const off = await fetch(`${rb.url}/admin/cache/purge`, { method: 'POST', body: '{}' });
+  const off = await fetch(`${rb.adminUrl}/admin/cache/purge`, { method: 'POST', body: '{}' });
   assert.equal(off.status, 403, 'no admin key: the admin API is off');
+  const pub = await fetch(`${ra.url}/admin/cache/purge`, { method: 'POST', body: '{}' });
+  assert.equal(pub.status, 404, 'the admin API is not on the public listener');
 });
 
 test('Redis down: requests still succeed (fail open); back up: hits resume without a restart', async () => {

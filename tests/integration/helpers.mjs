@@ -137,11 +137,17 @@ export async function startGateway(confText, { env, args = [] } = {}) {
   const dir = tmpDir();
   const conf = join(dir, 'gateway.conf');
   writeFileSync(conf, confText);
+  const hasAdmin = /^\s*admin\s*=/m.test(confText);
   const p = await startProcess(join(BUILD, 'sluice'),
     ['--config', conf, '--listen', '127.0.0.1:0', ...args],
-    { ready: /listening on (http:\/\/[\d.]+:\d+)/, env });
+    {
+      ready: hasAdmin ? /listening on (http:\/\/[\d.]+:\d+)[\s\S]*admin API listening on (http:\/\/[\d.]+:\d+)/
+        : /listening on (http:\/\/[\d.]+:\d+)/,
+      env,
+    });
   const url = p.match[1];
-  return { ...p, url, base: `${url}/v1`, conf, dir, stop: (sig) => stopProcess(p, sig) };
+  const adminUrl = hasAdmin ? p.match[2] : null;
+  return { ...p, url, adminUrl, base: `${url}/v1`, conf, dir, stop: (sig) => stopProcess(p, sig) };
 }
 
 /** A gateway.conf with sluice-mock as provider "mock" and two models. */
