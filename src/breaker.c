@@ -1,6 +1,7 @@
 /* breaker.c - circuit breakers per provider; see breaker.h. */
 #include "breaker.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -78,6 +79,7 @@ static void set_state(struct breaker *b, enum breaker_state s, const char *why)
     if (b->state == s)
         return;
     b->state = s;
+    metrics_breaker(b->name, (int)s);
     log_msg(s == BREAKER_OPEN ? LOG_WARN : LOG_INFO, "circuit breaker of provider %s: %s%s%s%s",
             b->name, breaker_state_name(s), why ? " (" : "", why ? why : "", why ? ")" : "");
 }

@@ -12,7 +12,6 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,36 +114,34 @@ void cache_canonical(const json_t *v, int top, struct buf *out)
     }
 }
 
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-/* Fetch the SHA-256 implementation once: EVP_sha256() makes OpenSSL 3 look
- * it up in its provider tables, under a lock, on every digest. */
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    if (sha256_md == NULL)
-        sl_panic("OpenSSL has no SHA256");
-}
-
 void cache_key(const char *ns, const char *route, enum endpoint ep, const json_t *body,
                char out[CACHE_KEY_MAX])
 {
     struct buf b;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    unsigned char md[32];
+    char hex[2 * 32 + 1];
 
     buf_init(&b, SIZE_MAX / 2);
     /* The namespace and the route are hashed too, not only prefixed. */
     buf_printf(&b, "sluice-cache-v1\n%s\n%s\n%s\n", ns, route, endpoint_path(ep));
     cache_canonical(body, 1, &b);
-    pthread_once(&sha256_once, sha256_fetch);
-    if (!EVP_Digest(b.data, b.len, md, &mdlen, sha256_md, NULL))
-        sl_panic("EVP_Digest(sha256) failed");
+    sha256(b.data, b.len, md);
     buf_free(&b);
-    hex_encode(md, mdlen, hex);
+    hex_encode(md, sizeof(md), hex);
     snprintf(out, CACHE_KEY_MAX, "sluice:c1:%s:%s", ns, hex);
+}
+
+/* A namespace a purge may name: a client's, or a tenant's "t.<hex>/<ns>". */
+static int ns_valid_purge(const char *s)
+{
+    for (; *s; s++) {
+        char c = *s;
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == '/'))
+            return 0;
+    }
+    return 1;
 }
 
 static int ns_valid(const char *s)
@@ -176,9 +173,10 @@ static int has_directive(const char *cc, const char *d)
 }
 
 int cache_plan(const struct config *cfg, const struct route *rt, const struct request_info *ri,
-               const char *ns, const char *cache_control, const char *ttl, struct cache_plan *out,
-               struct api_error *err)
+               const char *tenant, const char *ns, const char *cache_control, const char *ttl,
+               struct cache_plan *out, struct api_error *err)
 {
+    char full[CACHE_NS_MAX + 80];
     long v;
 
     memset(out, 0, sizeof(*out));
@@ -189,6 +187,16 @@ int cache_plan(const struct config *cfg, const struct route *rt, const struct re
                       "x-sluice-cache-namespace must be 1 to %d characters of [A-Za-z0-9._/-].",
                       CACHE_NS_MAX);
         return -1;
+    }
+    if (tenant) {
+        /* A tenant's namespaces live under its own name: "t.<hex name>/<ns>" (hex, so
+         * no key name can pose as another's partition). */
+        char hex[2 * 32 + 1];
+        size_t n = strlen(tenant);
+
+        hex_encode((const unsigned char *)tenant, n < 32 ? n : 32, hex);
+        snprintf(full, sizeof(full), "t.%s/%s", hex, ns);
+        ns = full;
     }
     out->ttl_s = rt->cache_ttl_s > 0 ? rt->cache_ttl_s : cfg->cache.ttl_s;
     if (ttl) {
@@ -466,6 +474,11 @@ struct cache_mem *cache_memory(struct cache *c)
     return c->mem ? c->mem : c->near;
 }
 
+struct redis *cache_redis_of(struct cache *c)
+{
+    return c->redis ? cache_redis_conn(c->redis) : NULL;
+}
+
 /* How long the near copy of an entry stored for ttl_s is trusted. */
 static long near_ttl_ms(const struct cache *c, long ttl_s)
 {
@@ -485,9 +498,9 @@ void cache_stats(struct cache *c, struct cache_stats *out)
     out->misses = c->st.misses;
     out->errors = c->st.errors;
     out->stores = c->st.stores;
-    if (c->mem) {
-        out->entries = cache_mem_count(c->mem);
-        out->bytes = cache_mem_bytes(c->mem);
+    if (cache_memory(c)) {
+        out->entries = cache_mem_count(cache_memory(c));
+        out->bytes = cache_mem_bytes(cache_memory(c));
     }
 }
 
@@ -699,7 +712,7 @@ void cache_purge(struct cache *c, const char *key, const char *ns, cache_purge_c
     char prefix[CACHE_KEY_MAX];
 
     if (ns) {
-        if (!ns_valid(ns)) {
+        if (strlen(ns) > CACHE_NS_MAX + 70 || !ns_valid_purge(ns)) {
             cb(arg, -1, "invalid namespace");
             return;
         }

@@ -57,11 +57,11 @@ struct cache_plan {
 /* Decide the plan: the route's cache settings, determinism (temperature >
  * 0 or n > 1 only with cache_nondeterministic), Cache-Control (no-cache:
  * no lookup; no-store: neither lookup nor store), x-sluice-cache-ttl, and
- * the namespace. Header values may be NULL. Returns 0, or -1 with a 400 in
+ * the namespace, inside the tenant's partition (tenant NULL: no keys). Header values may be NULL. Returns 0, or -1 with a 400 in
  * err for a bad namespace or TTL. */
 int cache_plan(const struct config *cfg, const struct route *rt, const struct request_info *ri,
-               const char *ns, const char *cache_control, const char *ttl, struct cache_plan *out,
-               struct api_error *err);
+               const char *tenant, const char *ns, const char *cache_control, const char *ttl,
+               struct cache_plan *out, struct api_error *err);
 
 /* The key of (namespace, route, endpoint, body), written to out. Pure. */
 void cache_key(const char *ns, const char *route, enum endpoint ep, const json_t *body,
@@ -113,8 +113,11 @@ struct cache *cache_current(void);
 void cache_swap(struct cache *c);
 /* Free at shutdown, after the loop stopped. */
 void cache_free(struct cache *c);
-/* The memory backend, for a worker's own lookup; NULL with Redis. */
+/* The memory backend (or Redis's local copy), for a worker's own lookup. */
 struct cache_mem *cache_memory(struct cache *c);
+/* The Redis connection of a Redis cache, NULL for memory: the shared
+ * counters of limits.c live there too. Loop thread. */
+struct redis *cache_redis_of(struct cache *c);
 
 /* Serve ex: look it up (joining an identical lookup or upstream call in
  * flight: single flight), answer a hit, or run its route. Takes over one

@@ -24,6 +24,7 @@
 #include "exchange.h"
 #include "learned.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "provider.h"
 #include "scorer.h"
@@ -160,12 +161,13 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
     struct buf *s = &ex->meta.stages;
     struct trace_rec rec = {0};
 
+    metrics_stage(run->route->name, (int)run->stage, m->name, decision);
     /* The exchange is not done, so the worker does not read meta yet. */
     if (has_score)
         buf_printf(s, "%s%s:%.2f:%s", s->len ? "," : "", m->name, score, decision);
     else
         buf_printf(s, "%s%s:-:%s", s->len ? "," : "", m->name, decision);
-    if (ex->cfg->trace.path == NULL)
+    if (ex->cfg->trace.path == NULL && ex->cfg->trace.redis_url == NULL)
         return;
     rec.request_id = ex->request_id;
     rec.route = run->route->name;
@@ -270,6 +272,22 @@ static void attempt_free(struct attempt *a)
     free(a);
 }
 
+/* A cascade's answer: what did it save against asking the route's final
+ * stage alone? That stage's price applied to the tokens of the accepted
+ * answer, minus what every call of this run cost. (An estimate: the
+ * strong model would have written its own answer.) */
+static void note_saving(struct run *run, const struct reply *accepted)
+{
+    const struct route *rt = run->route;
+    const struct model *final;
+
+    if (rt->kind != ROUTE_CASCADE || accepted == NULL || !accepted->has_usage)
+        return;
+    final = rt->stages[rt->nstages - 1].models[0];
+    metrics_saved(rt->name, cost_usd(final, accepted->prompt_tokens, accepted->completion_tokens) -
+                                run->ex->meta.cost_usd);
+}
+
 static void run_end(struct run *run)
 {
     if (run->ex->flight)
@@ -344,6 +362,7 @@ static void respond_memo(struct run *run, struct memo *mo, int cacheable)
     size_t i;
 
     set_answerer(run, mo->model);
+    note_saving(run, &mo->reply);
     while (json_is_array(choices) && json_array_size(choices) > (size_t)ri->n) {
         json_array_remove(choices, json_array_size(choices) - 1);
         changed = 1;
@@ -619,6 +638,7 @@ static void relay_done(struct attempt *a, struct call *c, const char *err, int o
     json_decref(json);
     scored = relay_score(run, &a->reply, &score);
     set_answerer(run, a->model);
+    note_saving(run, &a->reply);
     stage_note(run, a->model, 1, scored ? score : 1.0, "accept", NULL, a->reply.content.data);
     if (a->stream) {
         if (a->asm_) {
@@ -781,6 +801,7 @@ static int attempt_retry(struct attempt *a, struct call *c)
     account(run, a->model, &a->reply, c);
     a->call = NULL;
     a->tries++;
+    metrics_retry(a->model->provider->name);
     run->ex->meta.retries++;
     run->stage_retries++;
     buf_reset(&a->body);

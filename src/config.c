@@ -20,6 +20,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
+#include <openssl/crypto.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -627,7 +628,8 @@ static void load_log(struct load *l, const config_setting_t *root)
     }
 }
 
-static const char *const trace_keys[] = {"path", "include_content", NULL};
+static const char *const trace_keys[] = {"path", "include_content", "redis_url", "stream",
+                                         "maxlen", NULL};
 
 static void load_trace(struct load *l, const config_setting_t *root)
 {
@@ -638,7 +640,7 @@ static void load_trace(struct load *l, const config_setting_t *root)
     if (g == NULL)
         return;
     check_keys(l, g, "trace", trace_keys);
-    if (get_str(l, g, "trace", "path", 1, &s) > 0) {
+    if (get_str(l, g, "trace", "path", 0, &s) > 0) {
         if (*s == '\0')
             conf_err(l, config_setting_get_member(g, "path"), "trace", "path",
                      "must not be empty (use \"-\" for stdout)");
@@ -646,6 +648,27 @@ static void load_trace(struct load *l, const config_setting_t *root)
             tc->path = xstrdup(s);
     }
     get_bool(l, g, "trace", "include_content", &tc->include_content);
+    if (get_str(l, g, "trace", "redis_url", 0, &s) > 0) {
+        if (!url_ok(s, redis_schemes))
+            conf_err(l, config_setting_get_member(g, "redis_url"), "trace", "redis_url",
+                     "expected redis://HOST[:PORT][/DB]");
+        else
+            tc->redis_url = xstrdup(s);
+    }
+    tc->maxlen = 100000;
+    get_int(l, g, "trace", "maxlen", 0, 1, 1L << 40, &tc->maxlen);
+    if (get_str(l, g, "trace", "stream", 0, &s) > 0) {
+        if (!token_ok(s, 200))
+            conf_err(l, config_setting_get_member(g, "stream"), "trace", "stream",
+                     "must be 1 to 200 printable ASCII characters without spaces");
+        else
+            tc->stream = xstrdup(s);
+    }
+    if (tc->stream == NULL)
+        tc->stream = xstrdup("sluice:trace");
+    if (config_setting_get_member(g, "path") == NULL &&
+        config_setting_get_member(g, "redis_url") == NULL)
+        conf_err(l, g, "trace", "path", "missing: a trace needs a path, a redis_url, or both");
 }
 
 static const char *const cache_keys[] = {"backend",   "url",           "ttl_s",
@@ -1327,6 +1350,19 @@ static void load_routes(struct load *l, const config_setting_t *root)
 
 /* One single-model route per model, so a request can name any model. Only
  * called on a clean load: every model then has a name. */
+/* Every route exists now: point each key at its routes. */
+static void resolve_key_routes(struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->nkeys; i++) {
+        struct client_key *k = &cfg->keys[i];
+
+        for (size_t j = 0; j < k->nroutes; j++) {
+            k->routes[j] = config_route(cfg, k->route_names[j]);
+            sl_assert(k->routes[j] != NULL); /* checked while loading */
+        }
+    }
+}
+
 static void add_implicit_routes(struct config *cfg)
 {
     for (size_t i = 0; i < cfg->nmodels; i++) {
@@ -1348,7 +1384,7 @@ static const char *const top_keys[] = {
     "listen",          "workers",      "max_body_bytes",  "max_header_bytes", "max_connections",
     "max_inflight",    "drain_timeout_s", "client_timeout_s", "admin",         "log",
     "trace",           "cache",        "providers",       "models",           "routes",
-    NULL};
+    "keys",            NULL};
 static const char *const admin_keys[] = {"listen", "key_env", NULL};
 
 static void load_admin(struct load *l, const config_setting_t *root)
@@ -1382,6 +1418,94 @@ static void load_admin(struct load *l, const config_setting_t *root)
     }
     s = getenv(a->key_env);
     a->key = s && *s ? xstrdup(s) : NULL;
+}
+
+static const char *const key_keys[] = {"name", "key_sha256", "routes",       "rpm",
+                                       "tpm",  "budget_usd", "budget_period", NULL};
+static const char *const budget_periods[] = {"day", "month", "total"};
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static void load_key(struct load *l, const config_setting_t *list, unsigned idx, const char *path)
+{
+    const config_setting_t *g = config_setting_get_elem(list, idx), *routes;
+    struct client_key *k = &l->cfg->keys[idx];
+    const char *s;
+    char qb[QBUF];
+    int period;
+
+    k->line = (int)setting_line(g);
+    check_keys(l, g, path, key_keys);
+    k->name = get_elem_name(l, list, idx, path, "key");
+    if (get_str(l, g, path, "key_sha256", 1, &s) > 0) {
+        int ok = strlen(s) == 64;
+
+        for (int i = 0; ok && i < 32; i++) {
+            int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+
+            ok = hi >= 0 && lo >= 0;
+            k->sha256[i] = (unsigned char)(hi << 4 | lo);
+        }
+        if (!ok)
+            conf_err(l, config_setting_get_member(g, "key_sha256"), path, "key_sha256",
+                     "expected the 64 hex digits of the key's SHA-256 (sluice keygen prints "
+                     "it), never the key itself");
+    }
+    routes = get_list(l, g, path, "routes", 0, 1);
+    if (routes) {
+        unsigned n = (unsigned)config_setting_length(routes);
+
+        k->routes = xcalloc(n ? n : 1, sizeof(*k->routes));
+        k->route_names = xcalloc(n + 1, sizeof(*k->route_names));
+        for (unsigned i = 0; i < n; i++) {
+            const config_setting_t *e = config_setting_get_elem(routes, i);
+            char *epath = xasprintf("%s.routes.[%u]", path, i);
+            const char *rn = config_setting_get_string(e);
+
+            /* A model's own route is made after loading: accept its name. */
+            if (rn == NULL)
+                conf_err(l, e, epath, NULL, "expected a route name");
+            else if (config_route(l->cfg, rn) == NULL && find_model(l->cfg, rn) == NULL)
+                conf_err(l, e, epath, NULL, "unknown route %s", quote(qb, rn));
+            else
+                k->route_names[k->nroutes++] = xstrdup(rn);
+            free(epath);
+        }
+    }
+    get_int(l, g, path, "rpm", 0, 0, 100000000, &k->rpm);
+    get_int(l, g, path, "tpm", 0, 0, 1L << 40, &k->tpm);
+    get_num(l, g, path, "budget_usd", 0, 0, HUGE_VAL, &k->budget_usd);
+    k->budget_period = BUDGET_MONTH;
+    if (get_enum(l, g, path, "budget_period", budget_periods, ARRAY_LEN(budget_periods),
+                 &period) > 0)
+        k->budget_period = (enum budget_period)period;
+}
+
+static void load_keys(struct load *l, const config_setting_t *root)
+{
+    const config_setting_t *list = get_list(l, root, "", "keys", 0, 0);
+
+    if (list == NULL)
+        return;
+    l->cfg->nkeys = (size_t)config_setting_length(list);
+    l->cfg->keys = xcalloc(l->cfg->nkeys ? l->cfg->nkeys : 1, sizeof(*l->cfg->keys));
+    list_each(l, list, "keys", load_key);
+    for (size_t i = 0; i < l->cfg->nkeys; i++)
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(l->cfg->keys[i].sha256, l->cfg->keys[j].sha256, 32) == 0 &&
+                l->cfg->keys[i].name && l->cfg->keys[j].name)
+                conf_err(l, config_setting_get_elem(list, (unsigned)i), "keys",
+                         l->cfg->keys[i].name, "the same key_sha256 as key \"%s\"",
+                         l->cfg->keys[j].name);
 }
 
 static void load_root(struct load *l, const config_setting_t *root)
@@ -1438,6 +1562,7 @@ static void load_root(struct load *l, const config_setting_t *root)
     cfg->models = xcalloc(cfg->nmodels, sizeof(*cfg->models));
     list_each(l, list, "models", load_model);
     load_routes(l, root);
+    load_keys(l, root); /* keys name routes */
 }
 
 /* ---- load -------------------------------------------------------------- */
@@ -1492,6 +1617,16 @@ static void config_free(struct config *cfg)
     free(cfg->admin.listen);
     free(cfg->admin.key_env);
     free(cfg->admin.key);
+    free(cfg->trace.redis_url);
+    free(cfg->trace.stream);
+    for (size_t i = 0; i < cfg->nkeys; i++) {
+        for (size_t j = 0; cfg->keys[i].route_names && cfg->keys[i].route_names[j]; j++)
+            free(cfg->keys[i].route_names[j]);
+        free(cfg->keys[i].route_names);
+        free(cfg->keys[i].name);
+        free(cfg->keys[i].routes);
+    }
+    free(cfg->keys);
     free(cfg->log.path);
     free(cfg->trace.path);
     free(cfg->listen);
@@ -1588,8 +1723,10 @@ static struct config *load_common(const char *name, FILE *fp, const char *text,
     l.cfg->refs = 1;
     l.cfg->path = xstrdup(name);
     load_root(&l, config_root_setting(&lc));
-    if (l.nerrs == 0)
+    if (l.nerrs == 0) {
         add_implicit_routes(l.cfg);
+        resolve_key_routes(l.cfg);
+    }
     sort_errors(&l); /* before config_destroy: l.pos points into lc */
     free(l.pos);
     config_destroy(&lc);
@@ -1739,6 +1876,27 @@ const struct model *config_model(const struct config *cfg, const char *name)
         if (strcmp(cfg->models[i].name, name) == 0)
             return &cfg->models[i];
     return NULL;
+}
+
+const struct client_key *config_key_by_hash(const struct config *cfg, const unsigned char *sha)
+{
+    const struct client_key *found = NULL;
+
+    /* No early exit: the time taken says nothing about which key matched. */
+    for (size_t i = 0; i < cfg->nkeys; i++)
+        if (CRYPTO_memcmp(cfg->keys[i].sha256, sha, 32) == 0)
+            found = &cfg->keys[i];
+    return found;
+}
+
+int config_key_allows(const struct client_key *k, const struct route *r)
+{
+    if (k->nroutes == 0)
+        return 1;
+    for (size_t i = 0; i < k->nroutes; i++)
+        if (k->routes[i] == r)
+            return 1;
+    return 0;
 }
 
 const struct provider *config_provider(const struct config *cfg, const char *name)

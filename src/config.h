@@ -158,8 +158,31 @@ struct log_conf {
 };
 
 struct trace_conf {
-    char *path; /* NULL = no inference table */
+    char *path; /* JSONL file; NULL = none */
     int include_content;
+    char *redis_url;  /* also XADD each record to a Redis Stream; NULL = no */
+    char *stream;     /* the stream's key, default "sluice:trace" */
+    long maxlen;      /* XADD MAXLEN ~ this, default 100000 */
+};
+
+enum budget_period {
+    BUDGET_DAY,
+    BUDGET_MONTH,
+    BUDGET_TOTAL,
+};
+
+/* A client key: a tenant. Only the SHA-256 of the key is configured. */
+struct client_key {
+    char *name;
+    unsigned char sha256[32];
+    const struct route **routes; /* allowed routes; none listed = all */
+    size_t nroutes;
+    char **route_names; /* while loading: routes is filled once every route exists */
+    long rpm;           /* requests per minute, 0 = no limit */
+    long tpm;           /* tokens per minute, 0 = no limit */
+    double budget_usd;  /* spend per period, 0 = no limit */
+    enum budget_period budget_period;
+    int line;
 };
 
 struct admin_conf {
@@ -191,6 +214,9 @@ struct config {
      * whose name is not taken by a declared route. */
     struct route *routes;
     size_t nroutes;
+    /* Client keys; with none, /v1 needs no key. */
+    struct client_key *keys;
+    size_t nkeys;
 };
 
 /* A list of human-readable errors, each "FILE:LINE: key.path: message". */
@@ -219,6 +245,11 @@ void config_unref(struct config *cfg);
 const struct route *config_route(const struct config *cfg, const char *name);
 const struct model *config_model(const struct config *cfg, const char *name);
 const struct provider *config_provider(const struct config *cfg, const char *name);
+/* The client key whose SHA-256 is sha (32 bytes): every key is compared, in
+ * constant time, so timing tells nothing. NULL if none. */
+const struct client_key *config_key_by_hash(const struct config *cfg, const unsigned char *sha);
+/* May key k use route r? */
+int config_key_allows(const struct client_key *k, const struct route *r);
 
 /* The process-wide current snapshot. config_current() returns a new
  * reference (the caller unrefs it); config_swap() installs cfg (taking the

@@ -1,6 +1,7 @@
 /* exchange.c - the request object shared by worker and loop; see exchange.h. */
 #include "exchange.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -33,11 +34,37 @@ struct exchange *ex_ref(struct exchange *ex)
     return ex;
 }
 
+/* One request's figures into the metrics. */
+static void metrics_record(const struct exchange *ex)
+{
+    struct metrics_request mr = {
+        .route = ex->route ? ex->route->name : NULL,
+        .model = ex->meta.model,
+        .provider = ex->meta.provider,
+        .key = ex->key ? ex->key->name : NULL,
+        .status = ex->client_status,
+        .cache = cache_status_name(ex->meta.cache),
+        .stream = ex->ri.stream,
+        .latency_us = ex->t_end_us - ex->t_start_us,
+        .upstream_us = ex->meta.upstream_us,
+        .ttft_us = ex->meta.ttft_us,
+        .prompt_tokens = ex->meta.prompt_tokens,
+        .completion_tokens = ex->meta.completion_tokens,
+        .cost_usd = ex->meta.cost_usd,
+    };
+
+    if (ex->path[0] != '/' || strncmp(ex->path, "/admin/", 7) == 0)
+        return; /* the admin API is not traffic */
+    metrics_request(&mr);
+}
+
 void ex_unref(struct exchange *ex)
 {
     if (__atomic_sub_fetch(&ex->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     log_request(ex);
+    metrics_record(ex);
+    limits_settle(ex);
     request_info_free(&ex->ri);
     if (ex->cfg)
         config_unref(ex->cfg);

@@ -24,6 +24,7 @@
 
 #include "cache.h"
 #include "config.h"
+#include "limits.h"
 #include "request.h"
 #include "util.h"
 
@@ -101,6 +102,14 @@ struct exchange {
     struct cache_plan cache_plan;
     char *client_auth; /* the client's Authorization, kept only when a
                         * provider of the route has passthrough_auth */
+    const struct client_key *key; /* the client key (tenant), in cfg; or NULL */
+
+    /* [l] until EX_DONE: the key's limits */
+    struct limit_info limit;
+    long limit_est;       /* tokens reserved at admission */
+    int limit_reserved;   /* admitted and counted: settle at the end */
+    long limit_minute;
+    char limit_period[16];
 };
 
 /* A new exchange with one reference (the caller's). */

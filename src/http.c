@@ -4,6 +4,8 @@
 #include "breaker.h"
 #include "cache.h"
 #include "cache_mem.h"
+#include "limits.h"
+#include "metrics.h"
 #include "cascade.h"
 #include "config.h"
 #include "cost.h"
@@ -73,6 +75,28 @@ static void add_header(struct MHD_Response *r, const char *name, const char *val
         log_msg(LOG_WARN, "could not add response header %s", name);
 }
 
+/* OpenAI's x-ratelimit-* headers, for the limits the key has. */
+static void add_limit_headers(struct MHD_Response *r, const struct limit_info *li)
+{
+    char v[32], reset[32];
+
+    snprintf(reset, sizeof(reset), "%lds", (li->reset_ms + 999) / 1000);
+    if (li->limit_requests > 0) {
+        snprintf(v, sizeof(v), "%ld", li->limit_requests);
+        add_header(r, "x-ratelimit-limit-requests", v);
+        snprintf(v, sizeof(v), "%ld", li->remaining_requests);
+        add_header(r, "x-ratelimit-remaining-requests", v);
+        add_header(r, "x-ratelimit-reset-requests", reset);
+    }
+    if (li->limit_tokens > 0) {
+        snprintf(v, sizeof(v), "%ld", li->limit_tokens);
+        add_header(r, "x-ratelimit-limit-tokens", v);
+        snprintf(v, sizeof(v), "%ld", li->remaining_tokens);
+        add_header(r, "x-ratelimit-remaining-tokens", v);
+        add_header(r, "x-ratelimit-reset-tokens", reset);
+    }
+}
+
 /* Headers every API response carries. Reads meta, so only once the loop is
  * done with it (or, for streams, with the fields set before the commit). */
 static void add_meta_headers(struct MHD_Response *r, const struct exchange *ex, int with_cost)
@@ -84,7 +108,7 @@ static void add_meta_headers(struct MHD_Response *r, const struct exchange *ex, 
         add_header(r, "x-sluice-route", ex->route->name);
     add_header(r, "x-sluice-model", ex->meta.model);
     add_header(r, "x-sluice-cache", cache_status_name(ex->meta.cache));
-    if (ex->cache_plan.store)
+    if (ex->cache_plan.store && ex->meta.cache != CACHE_NA)
         add_header(r, "x-sluice-cache-key", ex->cache_plan.key);
     if (ex->meta.cache == CACHE_HIT) {
         cost_format(ex->meta.saved_cost, cost, sizeof(cost));
@@ -97,6 +121,8 @@ static void add_meta_headers(struct MHD_Response *r, const struct exchange *ex, 
         if (ex->meta.stages.len)
             add_header(r, "x-sluice-stages", ex->meta.stages.data);
     }
+    if (ex->key)
+        add_limit_headers(r, &ex->limit);
 }
 
 static enum MHD_Result queue(struct exchange *ex, struct MHD_Connection *conn, int status,
@@ -235,12 +261,21 @@ static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *
 
 /* ---- loop tasks ---- */
 
+static void serve_cb(struct exchange *ex)
+{
+    cache_begin(ex->cache, ex);
+}
+
 static void start_task_cb(struct loop *loop, void *arg)
 {
-    struct exchange *ex = arg;
-
     UNUSED(loop);
-    cache_begin(ex->cache, ex);
+    limits_admit(arg, serve_cb);
+}
+
+static void usage_task_cb(struct loop *loop, void *arg)
+{
+    UNUSED(loop);
+    limits_usage(arg);
 }
 
 static void purge_task_cb(struct loop *loop, void *arg)
@@ -285,6 +320,30 @@ static void set_request_id(struct exchange *ex, struct MHD_Connection *conn)
     hex_encode(rnd, sizeof(rnd), ex->request_id + 4);
 }
 
+/* With client keys configured, who is calling? Sets ex->key, or queues a
+ * 401 and returns 0. */
+static int authenticate(struct exchange *ex, struct MHD_Connection *conn, const struct config *cfg,
+                        enum MHD_Result *r)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    unsigned char sha[32];
+    struct api_error e;
+
+    if (cfg->nkeys == 0)
+        return 1;
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        sha256(auth + 7, strlen(auth + 7), sha);
+        ex->key = config_key_by_hash(cfg, sha);
+    }
+    if (ex->key)
+        return 1;
+    api_error_set(&e, 401, "invalid_request_error", "invalid_api_key", NULL, "%s",
+                  auth ? "Incorrect API key provided." : "You didn't provide an API key: send "
+                                                         "Authorization: Bearer <key>.");
+    *r = queue_error(ex, conn, &e);
+    return 0;
+}
+
 static json_t *model_object(const char *id, const char *owner)
 {
     return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created",
@@ -304,17 +363,23 @@ static enum MHD_Result handle_models(struct exchange *ex, struct MHD_Connection 
     struct api_error e;
     enum MHD_Result r;
 
+    if (!authenticate(ex, conn, cfg, &r)) {
+        config_unref(cfg);
+        return r;
+    }
     if (id == NULL) {
         json_t *data = json_array();
         size_t i;
 
+        /* A key sees the routes it may use. */
         for (i = 0; i < cfg->nroutes; i++)
-            json_array_append_new(data, route_object(&cfg->routes[i]));
+            if (ex->key == NULL || config_key_allows(ex->key, &cfg->routes[i]))
+                json_array_append_new(data, route_object(&cfg->routes[i]));
         r = queue_json(ex, conn, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
     } else {
         const struct route *rt = config_route(cfg, id);
 
-        if (rt) {
+        if (rt && (ex->key == NULL || config_key_allows(ex->key, rt))) {
             r = queue_json(ex, conn, 200, route_object(rt));
         } else {
             api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
@@ -359,6 +424,11 @@ static int header_value_ok(const char *v)
     return 1;
 }
 
+static int key_limited(const struct client_key *k)
+{
+    return k && (k->rpm > 0 || k->tpm > 0 || k->budget_usd > 0);
+}
+
 /* With the memory backend a worker serves a hit itself, without a hop to
  * the loop. Returns 1 if it did (the response is queued). */
 static int serve_memory_hit(struct exchange *ex, struct MHD_Connection *conn)
@@ -391,22 +461,31 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
                                   enum endpoint ep)
 {
     struct api_error e = {0};
+    enum MHD_Result r;
 
     if (ex->in_too_big) {
         api_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
                       "The request body is larger than the limit of %zu bytes.", ex->in.max);
         return queue_error(ex, conn, &e);
     }
+    /* Who is asking comes before what is asked (a 401 before a 400). */
+    ex->cfg = config_current();
+    if (!authenticate(ex, conn, ex->cfg, &r))
+        return r;
     if (request_parse(ep, ex->in.data ? ex->in.data : "", ex->in.len, &ex->ri, &e) < 0)
         return queue_error(ex, conn, &e);
     buf_free(&ex->in);
-    ex->cfg = config_current();
     ex->cache = cache_current();
     ex->route = config_route(ex->cfg, ex->ri.model);
     if (ex->route == NULL) {
         api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
                       "The model '%.128s' does not exist or you do not have access to it.",
                       ex->ri.model);
+        return queue_error(ex, conn, &e);
+    }
+    if (ex->key && !config_key_allows(ex->key, ex->route)) {
+        api_error_set(&e, 403, "permission_error", "route_not_allowed", "model",
+                      "Key '%.64s' may not use '%.128s'.", ex->key->name, ex->route->name);
         return queue_error(ex, conn, &e);
     }
     if (route_passes_auth(ex->route)) {
@@ -419,14 +498,16 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
         }
         ex->client_auth = auth ? xstrdup(auth) : NULL;
     }
-    if (cache_plan(ex->cfg, ex->route, &ex->ri,
+    if (cache_plan(ex->cfg, ex->route, &ex->ri, ex->key ? ex->key->name : NULL,
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-sluice-cache-namespace"),
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Cache-Control"),
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-sluice-cache-ttl"),
                    &ex->cache_plan, &e) < 0)
         return queue_error(ex, conn, &e);
     ex->meta.cache = ex->cache_plan.status;
-    if (ex->cache_plan.lookup && serve_memory_hit(ex, conn))
+    /* A worker serves a memory hit itself, but a limited key's requests go
+     * through the loop, where its counters are. */
+    if (ex->cache_plan.lookup && !key_limited(ex->key) && serve_memory_hit(ex, conn))
         return MHD_YES;
     return hand_off(ex, conn, start_task_cb);
 }
@@ -464,6 +545,11 @@ static int handle_get(struct exchange *ex, struct MHD_Connection *conn, const ch
                         json_pack("{s:s, s:o, s:I}", "status", draining ? "draining" : "ready",
                                   "providers", breaker_report(), "inflight",
                                   (json_int_t)__atomic_load_n(&server.inflight, __ATOMIC_RELAXED)));
+    } else if (strcmp(url, "/metrics") == 0) {
+        size_t len;
+        char *text = metrics_render(&len);
+
+        *r = queue_body(ex, conn, 200, text, len, "text/plain; version=0.0.4; charset=utf-8", 0);
     } else if (path_is(url, "/models")) {
         *r = handle_models(ex, conn, NULL);
     } else if (strncmp(url, "/v1/models/", 11) == 0 && url[11]) {
@@ -500,6 +586,14 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
     json_t *key, *ns;
     char msg[4096];
 
+    if (strcmp(url, "/metrics") == 0 && is_get) {
+        /* Also here, unauthenticated like Prometheus expects: a sidecar's
+         * public listener is on loopback, out of a scraper's reach. */
+        enum MHD_Result r;
+
+        if (handle_get(ex, conn, url, &r))
+            return r;
+    }
     ex->cfg = config_current();
     if (ex->cfg->admin.key == NULL) {
         api_error_set(&e, 403, "permission_error", "admin_disabled", NULL,
@@ -527,6 +621,12 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
             return queue_error(ex, conn, &e);
         }
         return queue_json(ex, conn, 200, json_pack("{s:b, s:s}", "reloaded", 1, "path", msg));
+    }
+    if (strcmp(url, "/admin/usage") == 0) {
+        if (!is_get)
+            return method_not_allowed(ex, conn, "GET");
+        ex->cache = cache_current();
+        return hand_off(ex, conn, usage_task_cb);
     }
     if (strcmp(url, "/admin/cache/purge") == 0) {
         if (!is_post)
@@ -600,6 +700,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                           "The gateway is at its limit of %ld requests in flight; retry shortly.",
                           max_inflight);
             ex->retry_after_s = 1;
+            metrics_limited(NULL, "inflight");
             return queue_error(ex, conn, &e);
         }
         /* Refuse an announced oversized body before reading it. */

@@ -151,6 +151,10 @@ void log_request(const struct exchange *ex)
 
     if (ex->client_status >= 500)
         level = LOG_WARN;
+    /* Probes and scrapes come every few seconds: keep them out of the way. */
+    if (strcmp(ex->path, "/healthz") == 0 || strcmp(ex->path, "/readyz") == 0 ||
+        strcmp(ex->path, "/metrics") == 0)
+        level = LOG_DEBUG;
     if ((int)level < __atomic_load_n(&log_level, __ATOMIC_RELAXED))
         return;
     buf_init(&b, LOG_LINE_MAX);

@@ -1,5 +1,9 @@
 /* main.c - command line, signals and reload. The work is elsewhere. */
+#include "breaker.h"
+#include "cache.h"
 #include "config.h"
+#include "limits.h"
+#include "metrics.h"
 #include "log.h"
 #include "server.h"
 #include "trace.h"
@@ -12,10 +16,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* sluice keygen: a new client key and the SHA-256 that goes in
+ * gateway.conf. Only the hash is ever configured. */
+static int keygen(void)
+{
+    unsigned char rnd[32], sha[32];
+    char key[16 + 2 * sizeof(rnd)], hex[2 * sizeof(sha) + 1];
+
+    random_bytes(rnd, sizeof(rnd));
+    memcpy(key, "sk-sluice-", 10);
+    hex_encode(rnd, sizeof(rnd), key + 10);
+    sha256(key, strlen(key), sha);
+    hex_encode(sha, sizeof(sha), hex);
+    printf("key:        %s\n"
+           "key_sha256: %s\n"
+           "\n"
+           "Give the key to the client (Authorization: Bearer <key>); put only the hash in\n"
+           "gateway.conf:  keys = ( { name = \"...\"; key_sha256 = \"%s\"; } );\n",
+           key, hex, hex);
+    return 0;
+}
+
 static void usage(FILE *out)
 {
     fputs("usage: sluice [--config FILE] [--listen HOST:PORT]\n"
           "       sluice --check --config FILE\n"
+          "       sluice keygen\n"
           "       sluice --version | --help\n"
           "\n"
           "  -c, --config FILE      gateway.conf to load (default: built-in config with\n"
@@ -51,6 +77,25 @@ static struct config *load(const char *path, const char *mock_url)
     return cfg;
 }
 
+static double inflight_gauge(void *arg)
+{
+    UNUSED(arg);
+    return (double)__atomic_load_n(&server.inflight, __ATOMIC_RELAXED);
+}
+
+/* Entries or bytes of the in-process cache (or Redis's local copy). */
+static double cache_gauge(void *arg)
+{
+    struct cache *c = cache_current();
+    struct cache_stats st = {0};
+
+    if (c == NULL)
+        return 0;
+    cache_stats(c, &st);
+    cache_unref(c);
+    return strcmp(arg, "entries") == 0 ? (double)st.entries : (double)st.bytes;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -68,6 +113,8 @@ int main(int argc, char **argv)
     struct config *cfg;
     sigset_t set;
 
+    if (argc == 2 && strcmp(argv[1], "keygen") == 0)
+        return keygen();
     while ((opt = getopt_long(argc, argv, "c:l:Vh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -130,6 +177,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluice: cannot open trace %s\n", cfg->trace.path);
         return 1;
     }
+    metrics_init();
+    metrics_gauge_fn("sluice_inflight_requests", "Requests being handled right now.",
+                     inflight_gauge, NULL);
+    metrics_gauge_fn("sluice_cache_entries", "Answers in the in-process cache.", cache_gauge,
+                     (void *)"entries");
+    metrics_gauge_fn("sluice_cache_bytes", "Bytes of the in-process cache.", cache_gauge,
+                     (void *)"bytes");
     server.config_path = path;
     config_swap(cfg);
     cfg = config_current();
@@ -156,6 +210,9 @@ int main(int argc, char **argv)
     config_unref(cfg);
     server_stop(drain_ms);
     config_swap(NULL);
+    breaker_free_all();
+    limits_free_all();
+    metrics_free();
     curl_global_cleanup();
     return 0;
 }

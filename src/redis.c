@@ -1,6 +1,7 @@
 /* redis.c - asynchronous Redis client on the loop; see redis.h. */
 #include "redis.h"
 #include "loop.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -197,8 +198,10 @@ static void rop_done(struct rop *op, const char *err, redisReply *reply)
         return;
     op->done = 1;
     loop_timer_stop(r->loop, &op->deadline);
-    if (err)
+    if (err) {
         r->st.errors++;
+        metrics_redis_error();
+    }
     op->cb(op->arg, err, reply);
 }
 
@@ -276,6 +279,7 @@ void redis_command(struct redis *r, int argc, const char **argv, const size_t *l
     r->st.commands++;
     if (r->ac == NULL || !r->connected) {
         r->st.errors++;
+        metrics_redis_error();
         cb(arg, "down", NULL);
         return;
     }

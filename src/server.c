@@ -66,6 +66,7 @@ int server_start(struct config *cfg, const char *listen)
         return -1;
     }
     cache_swap(cache);
+    trace_redis_open(&cfg->trace, server.loop);
     loop_post(server.loop, log_timer_start_cb, NULL);
     if (pthread_create(&server.loop_thread, NULL, loop_main, NULL) != 0)
         sl_panic("pthread_create failed");
@@ -149,6 +150,7 @@ int server_reload(char *msg, size_t msglen)
         log_msg(LOG_ERROR, "reload: cannot open log %s; keeping the old one", cfg->log.path);
     if (trace_open(&cfg->trace) < 0)
         log_msg(LOG_ERROR, "reload: cannot open trace %s", cfg->trace.path);
+    trace_redis_open(&cfg->trace, server.loop);
     config_swap(cfg);
     pthread_mutex_unlock(&reload_mu);
     snprintf(msg, msglen, "%s", server.config_path);
@@ -207,6 +209,7 @@ void server_stop(long drain_ms)
     loop_stop(server.loop);
     pthread_join(server.loop_thread, NULL);
     loop_timer_stop(server.loop, &log_timer);
+    trace_redis_close();
     upstream_free(server.up);
     loop_free(server.loop);
     server.loop = NULL;

@@ -2,6 +2,9 @@
 #include "trace.h"
 #include "sink.h"
 #include "util.h"
+#include "log.h"
+#include "loop.h"
+#include "redis.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -10,14 +13,101 @@
 #include <time.h>
 
 static struct sink trace_sink = SINK_INIT;
+static struct redis *trace_redis; /* loop thread */
+static char *trace_redis_url;     /* the url trace_redis was made for (opener's thread) */
 
 int trace_open(const struct trace_conf *conf)
 {
-    if (conf->path == NULL) {
+    if (conf->path == NULL) { /* the file; the stream is trace_redis_open's */
         sink_close(&trace_sink);
         return 0;
     }
     return sink_open(&trace_sink, conf->path);
+}
+
+static void swap_cb(struct loop *loop, void *arg)
+{
+    UNUSED(loop);
+    if (trace_redis)
+        redis_free(trace_redis);
+    trace_redis = arg;
+    if (trace_redis)
+        redis_start(trace_redis);
+}
+
+void trace_redis_open(const struct trace_conf *conf, struct loop *loop)
+{
+    char err[256];
+    struct redis *r = NULL;
+
+    if (conf->redis_url && trace_redis_url && strcmp(conf->redis_url, trace_redis_url) == 0)
+        return; /* same stream, same connection */
+    if (conf->redis_url == NULL && trace_redis_url == NULL)
+        return;
+    if (conf->redis_url) {
+        r = redis_new(loop, conf->redis_url, 1000, err, sizeof(err));
+        if (r == NULL) {
+            log_msg(LOG_ERROR, "trace: %s; the records go to the file only", err);
+            return;
+        }
+    }
+    free(trace_redis_url);
+    trace_redis_url = conf->redis_url ? xstrdup(conf->redis_url) : NULL;
+    loop_post(loop, swap_cb, r);
+}
+
+void trace_redis_close(void)
+{
+    if (trace_redis)
+        redis_free(trace_redis);
+    trace_redis = NULL;
+    free(trace_redis_url);
+    trace_redis_url = NULL;
+}
+
+static void xadd_cb(void *arg, const char *err, struct redisReply *reply)
+{
+    UNUSED(arg);
+    UNUSED(err);
+    UNUSED(reply); /* a lost record is counted as a Redis error */
+}
+
+/* XADD the record: one field per attribute of o (strings as they are,
+ * numbers as JSON writes them). */
+static void xadd(const struct trace_conf *conf, json_t *o)
+{
+    const char *argv[64];
+    size_t lens[64];
+    char *owned[32];
+    char maxlen[24];
+    const char *k;
+    json_t *v;
+    int n = 0, nown = 0;
+
+    snprintf(maxlen, sizeof(maxlen), "%ld", conf->maxlen);
+    argv[n++] = "XADD";
+    argv[n++] = conf->stream;
+    argv[n++] = "MAXLEN";
+    argv[n++] = "~";
+    argv[n++] = maxlen;
+    argv[n++] = "*";
+    json_object_foreach (o, k, v) {
+        if (n + 2 > (int)ARRAY_LEN(argv) || nown >= (int)ARRAY_LEN(owned))
+            break;
+        argv[n++] = k;
+        if (json_is_string(v)) {
+            argv[n++] = json_string_value(v);
+        } else {
+            owned[nown] = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
+            argv[n++] = owned[nown] ? owned[nown] : "null";
+            nown++;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        lens[i] = strlen(argv[i]);
+    redis_command(trace_redis, n, argv, lens, xadd_cb, NULL);
+    while (nown > 0)
+        free(owned[--nown]);
 }
 
 void trace_flush(void)
@@ -34,7 +124,7 @@ void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
     time_t secs = (time_t)now;
     struct tm tm;
 
-    if (conf->path == NULL)
+    if (conf->path == NULL && (conf->redis_url == NULL || trace_redis == NULL))
         return;
     gmtime_r(&secs, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -59,10 +149,14 @@ void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
         json_object_set_new(o, "prompt", r->prompt ? json_string(r->prompt) : json_null());
         json_object_set_new(o, "answer", r->answer ? json_string(r->answer) : json_null());
     }
-    line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    if (conf->redis_url && trace_redis)
+        xadd(conf, o);
+    if (conf->path) {
+        line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        if (line) {
+            sink_write(&trace_sink, line, strlen(line), 1);
+            free(line);
+        }
+    }
     json_decref(o);
-    if (line == NULL)
-        return;
-    sink_write(&trace_sink, line, strlen(line), 1);
-    free(line);
 }

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +176,27 @@ uint64_t random_u64(void)
     s[2] ^= t;
     s[3] = rotl(s[3], 45);
     return result;
+}
+
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+/* Fetch the SHA-256 implementation once: EVP_sha256() makes OpenSSL 3 look
+ * it up in its provider tables, under a lock, on every digest. */
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (sha256_md == NULL)
+        sl_panic("OpenSSL has no SHA256");
+}
+
+void sha256(const void *p, size_t n, unsigned char out[32])
+{
+    unsigned int len = 0;
+
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!EVP_Digest(p, n, out, &len, sha256_md, NULL) || len != 32)
+        sl_panic("EVP_Digest(sha256) failed");
 }
 
 void hex_encode(const unsigned char *in, size_t n, char *out)

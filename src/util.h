@@ -52,6 +52,8 @@ void random_bytes(void *out, size_t n);
 /* A fast per-thread pseudo-random number (xoshiro256**, seeded once per
  * thread from getrandom). Not for secrets: for ids and jitter. */
 uint64_t random_u64(void);
+/* SHA-256 of n bytes into out[32] (OpenSSL; the digest is fetched once). */
+void sha256(const void *p, size_t n, unsigned char out[32]);
 /* Write 2*n lowercase hex digits of `in` plus a NUL to `out`. */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 

@@ -73,7 +73,7 @@ static void plan_for(const char *body, const struct route *rt, const char *cc, c
 
     cfg.cache.ttl_s = 3600;
     assert_int_equal(request_parse(EP_CHAT, body, strlen(body), &ri, &e), 0);
-    *rc = cache_plan(&cfg, rt, &ri, NULL, cc, ttl, p, &e);
+    *rc = cache_plan(&cfg, rt, &ri, NULL, NULL, cc, ttl, p, &e);
     request_info_free(&ri);
 }
 

@@ -461,7 +461,7 @@ static void test_missing_required_more(void **state)
     expect_error("", "t.conf:1: models: missing required key");
     assert_int_equal(E.n, 2);
     expect_only(BASE "trace = { include_content = true; };\n",
-                "t.conf:4: trace.path: missing required key");
+                "t.conf:4: trace.path: missing: a trace needs a path, a redis_url, or both");
     expect_only(BASE "cache = { backend = \"redis\"; };\n",
                 "t.conf:4: cache.url: missing required key");
     expect_only(BASE "routes = ( { name = \"r\"; cascade = (\n"

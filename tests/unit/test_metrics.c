@@ -175,7 +175,8 @@ static void test_threads_add_up(void **state)
     char *t;
     const long total = (long)THREADS * ITERS;
     double sum = 0;
-    const char *routes[] = {"even", "odd"}, *statuses[] = {"200", "500"}, *caches[] = {"HIT", "MISS"};
+    const char *routes[] = {"even", "odd"}, *statuses[] = {"200", "500"},
+               *caches[] = {"HIT", "MISS"};
     struct shard *sh;
     int nshards = 0;
 
@@ -204,17 +205,20 @@ static void test_threads_add_up(void **state)
         /* an odd i is never a multiple of 4: no such series */
         assert_true(isnan(value_of(t, "sluice_requests_total{route=\"odd\",model=\"small\","
                                       "status=\"500\",cache=\"HIT\"}")));
-        assert_true(value_of(t, "sluice_requests_total{route=\"even\",model=\"small\",status="
-                                "\"500\",cache=\"HIT\"}") == (double)count_if(even_500_hit) * round);
-        assert_true(value_of(t, "sluice_requests_total{route=\"even\",model=\"small\",status="
-                                "\"200\",cache=\"MISS\"}") == (double)count_if(even_200_miss) * round);
+        assert_true(value_of(t,
+                             "sluice_requests_total{route=\"even\",model=\"small\",status="
+                             "\"500\",cache=\"HIT\"}") == (double)count_if(even_500_hit) * round);
+        assert_true(value_of(t,
+                             "sluice_requests_total{route=\"even\",model=\"small\",status="
+                             "\"200\",cache=\"MISS\"}") == (double)count_if(even_200_miss) * round);
         assert_true(value_of(t, "sluice_tokens_total{route=\"even\",model=\"small\",key=\"team-a\","
                                 "kind=\"prompt\"}") == 10.0 * total / 2 * round);
         assert_true(value_of(t, "sluice_tokens_total{route=\"odd\",model=\"small\",key=\"team-a\","
                                 "kind=\"completion\"}") == 3.0 * total / 2 * round);
         /* 0.25 is exact in binary, so the sum is too */
-        assert_true(value_of(t, "sluice_cost_usd_total{route=\"odd\",model=\"small\",key=\"team-a\"}") ==
-                    0.25 * total / 2 * round);
+        assert_true(
+            value_of(t, "sluice_cost_usd_total{route=\"odd\",model=\"small\",key=\"team-a\"}") ==
+            0.25 * total / 2 * round);
         assert_true(value_of(t, "sluice_cache_lookups_total{result=\"hit\"}") ==
                     (double)count_if(hit) * round);
         assert_true(value_of(t, "sluice_cache_lookups_total{result=\"miss\"}") ==
@@ -222,10 +226,12 @@ static void test_threads_add_up(void **state)
         assert_true(value_of(t, "sluice_cache_lookups_total{result=\"error\"}") == 0);
         assert_true(value_of(t, "sluice_request_duration_seconds_count{route=\"odd\"}") ==
                     (double)total / 2 * round);
-        assert_true(value_of(t, "sluice_request_duration_seconds_bucket{route=\"odd\",le=\"+Inf\"}") ==
-                    (double)total / 2 * round);
+        assert_true(
+            value_of(t, "sluice_request_duration_seconds_bucket{route=\"odd\",le=\"+Inf\"}") ==
+            (double)total / 2 * round);
         assert_true(value_of(t, "sluice_upstream_duration_seconds_count{provider=\"openai\"}") ==
-                    (double)(total - (long)THREADS * (ITERS / 1000)) * round); /* latency 0: no upstream time */
+                    (double)(total - (long)THREADS * (ITERS / 1000)) *
+                        round); /* latency 0: no upstream time */
         assert_true(value_of(t, "sluice_cascade_stage_decisions_total{route=\"odd\",stage=\"0\","
                                 "model=\"small\",decision=\"escalate\"}") ==
                     (double)count_if(tenth) * round);
@@ -247,22 +253,29 @@ static void test_histogram(void **state)
 
     (void)state;
     for (size_t i = 0; i < ARRAY_LEN(lat); i++) {
-        struct metrics_request r = {.route = "r", .status = 200, .latency_us = lat[i],
-                                    .upstream_us = i == 4 ? lat[i] + 5 : 100, .stream = i >= 3,
+        struct metrics_request r = {.route = "r",
+                                    .status = 200,
+                                    .latency_us = lat[i],
+                                    .upstream_us = i == 4 ? lat[i] + 5 : 100,
+                                    .stream = i >= 3,
                                     .ttft_us = i == 3 ? 700 : 0};
 
         metrics_request(&r);
         total += lat[i];
     }
     t = render();
-    assert_true(value_of(t, "sluice_request_duration_seconds_bucket{route=\"r\",le=\"0.0005\"}") == 2);
-    assert_true(value_of(t, "sluice_request_duration_seconds_bucket{route=\"r\",le=\"0.001\"}") == 3);
+    assert_true(value_of(t, "sluice_request_duration_seconds_bucket{route=\"r\",le=\"0.0005\"}") ==
+                2);
+    assert_true(value_of(t, "sluice_request_duration_seconds_bucket{route=\"r\",le=\"0.001\"}") ==
+                3);
     assert_true(value_of(t, "sluice_request_duration_seconds_bucket{route=\"r\",le=\"2.5\"}") == 3);
     assert_true(value_of(t, "sluice_request_duration_seconds_bucket{route=\"r\",le=\"5\"}") == 4);
     assert_true(value_of(t, "sluice_request_duration_seconds_bucket{route=\"r\",le=\"120\"}") == 4);
-    assert_true(value_of(t, "sluice_request_duration_seconds_bucket{route=\"r\",le=\"+Inf\"}") == 5);
+    assert_true(value_of(t, "sluice_request_duration_seconds_bucket{route=\"r\",le=\"+Inf\"}") ==
+                5);
     assert_true(value_of(t, "sluice_request_duration_seconds_count{route=\"r\"}") == 5);
-    assert_true(value_of(t, "sluice_request_duration_seconds_sum{route=\"r\"}") == (double)total / 1e6);
+    assert_true(value_of(t, "sluice_request_duration_seconds_sum{route=\"r\"}") ==
+                (double)total / 1e6);
     assert_non_null(strstr(t, "sluice_request_duration_seconds_sum{route=\"r\"} 203.001401\n"));
     /* Buckets are cumulative: never decreasing along le. */
     {
@@ -281,7 +294,8 @@ static void test_histogram(void **state)
         }
     }
     /* Overhead is latency - upstream, floored at 0: 300, 400, 401, 2999900, 0 µs. */
-    assert_true(value_of(t, "sluice_gateway_overhead_seconds_bucket{route=\"r\",le=\"0.0005\"}") == 4);
+    assert_true(value_of(t, "sluice_gateway_overhead_seconds_bucket{route=\"r\",le=\"0.0005\"}") ==
+                4);
     assert_true(value_of(t, "sluice_gateway_overhead_seconds_count{route=\"r\"}") == 5);
     assert_true(value_of(t, "sluice_gateway_overhead_seconds_sum{route=\"r\"}") == 3.001001);
     /* TTFT only for the streamed request that had one. */
@@ -305,8 +319,8 @@ static void test_labels(void **state)
     (void)state;
     metrics_request(&r); /* every string NULL */
     r.route = "a\"b\\c\nd";
-    r.model = "mod\xc3\xa8le";   /* valid UTF-8: kept */
-    r.key = "bad\xff\xc3";        /* invalid: U+FFFD each */
+    r.model = "mod\xc3\xa8le"; /* valid UTF-8: kept */
+    r.key = "bad\xff\xc3";     /* invalid: U+FFFD each */
     r.cache = "BYPASS";
     r.prompt_tokens = 1;
     metrics_request(&r);
@@ -320,9 +334,11 @@ static void test_labels(void **state)
     metrics_redis_error();
 
     t = render();
-    assert_true(value_of(t, "sluice_requests_total{route=\"\",model=\"\",status=\"404\",cache=\"\"}") == 1);
-    assert_true(value_of(t, "sluice_requests_total{route=\"a\\\"b\\\\c\\nd\",model=\"mod\xc3\xa8le\","
-                            "status=\"404\",cache=\"BYPASS\"}") == 1);
+    assert_true(
+        value_of(t, "sluice_requests_total{route=\"\",model=\"\",status=\"404\",cache=\"\"}") == 1);
+    assert_true(value_of(t,
+                         "sluice_requests_total{route=\"a\\\"b\\\\c\\nd\",model=\"mod\xc3\xa8le\","
+                         "status=\"404\",cache=\"BYPASS\"}") == 1);
     assert_true(value_of(t, "sluice_tokens_total{route=\"a\\\"b\\\\c\\nd\",model=\"mod\xc3\xa8le\","
                             "key=\"bad\xef\xbf\xbd\xef\xbf\xbd\",kind=\"prompt\"}") == 1);
     /* BYPASS counts no lookup */
@@ -331,8 +347,8 @@ static void test_labels(void **state)
     {
         char s[METRICS_LABEL_MAX + 100];
 
-        snprintf(s, sizeof(s), "sluice_limited_total{key=\"%.*s\",limit=\"rpm\"}", METRICS_LABEL_MAX,
-                 longv);
+        snprintf(s, sizeof(s), "sluice_limited_total{key=\"%.*s\",limit=\"rpm\"}",
+                 METRICS_LABEL_MAX, longv);
         assert_true(value_of(t, s) == 2);
     }
     assert_true(value_of(t, "sluice_limited_total{key=\"\",limit=\"\"}") == 1);
@@ -395,8 +411,9 @@ static void test_gauges(void **state)
     metrics_breaker("azure", 0);
     inflight = 9;
     t = render();
-    assert_non_null(strstr(t, "# HELP sluice_inflight_requests Requests in flight.\n"
-                              "# TYPE sluice_inflight_requests gauge\nsluice_inflight_requests 9\n"));
+    assert_non_null(strstr(t,
+                           "# HELP sluice_inflight_requests Requests in flight.\n"
+                           "# TYPE sluice_inflight_requests gauge\nsluice_inflight_requests 9\n"));
     assert_non_null(strstr(t, "# HELP sluice_cache_bytes Bytes in the memory cache.\\nSecond line "
                               "\\\\ here.\n"));
     assert_true(value_of(t, "sluice_cache_bytes") == 1.5e9);
@@ -418,7 +435,7 @@ static void test_floats(void **state)
     t = render();
     /* shortest text that reads back as the same double */
     assert_non_null(strstr(t, "sluice_cascade_saved_usd_total{route=\"c\"} 0.30000000000000004\n"));
-    assert_non_null(strstr(t, "sluice_cascade_saved_usd_total{route=\"neg\"} -0.5\n"));
+    assert_non_null(strstr(t, "sluice_cascade_overspent_usd_total{route=\"neg\"} 0.5\n"));
     assert_null(strstr(t, "route=\"nan\""));
     free(t);
 }
