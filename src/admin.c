@@ -80,9 +80,8 @@ static json_t *provider_json(const struct provider *p)
         o, "breaker",
         json_pack("{s:I, s:f, s:I, s:I, s:I}", "failures", (json_int_t)p->breaker_failures,
                   "error_rate", p->breaker_error_rate, "min_requests",
-                  (json_int_t)p->breaker_min_requests, "window_s",
-                  (json_int_t)p->breaker_window_s, "cooldown_s",
-                  (json_int_t)p->breaker_cooldown_s));
+                  (json_int_t)p->breaker_min_requests, "window_s", (json_int_t)p->breaker_window_s,
+                  "cooldown_s", (json_int_t)p->breaker_cooldown_s));
     return o;
 }
 
@@ -125,16 +124,16 @@ json_t *admin_config_json(const struct config *cfg)
                         json_pack("{s:o, s:s, s:s}", "listen", str_or_null(cfg->admin.listen),
                                   "key_env", cfg->admin.key_env, "key",
                                   cfg->admin.key ? REDACTED : "(unset)"));
-    json_object_set_new(
-        o, "cache",
-        json_pack("{s:s, s:o, s:I, s:I, s:I, s:I}", "backend",
-                  cfg->cache.backend == CACHE_REDIS ? "redis" : "memory", "url",
-                  str_or_null(cfg->cache.url), "ttl_s", (json_int_t)cfg->cache.ttl_s,
-                  "timeout_ms", (json_int_t)cfg->cache.timeout_ms, "max_value_bytes",
-                  (json_int_t)cfg->cache.max_value_bytes, "max_bytes",
-                  (json_int_t)cfg->cache.max_bytes));
-    json_object_set_new(o, "trace", cfg->trace.path
-                                        ? json_pack("{s:s, s:b}", "path", cfg->trace.path,
+    json_object_set_new(o, "cache",
+                        json_pack("{s:s, s:o, s:I, s:I, s:I, s:I}", "backend",
+                                  cfg->cache.backend == CACHE_REDIS ? "redis" : "memory", "url",
+                                  str_or_null(cfg->cache.url), "ttl_s",
+                                  (json_int_t)cfg->cache.ttl_s, "timeout_ms",
+                                  (json_int_t)cfg->cache.timeout_ms, "max_value_bytes",
+                                  (json_int_t)cfg->cache.max_value_bytes, "max_bytes",
+                                  (json_int_t)cfg->cache.max_bytes));
+    json_object_set_new(o, "trace",
+                        cfg->trace.path ? json_pack("{s:s, s:b}", "path", cfg->trace.path,
                                                     "include_content", cfg->trace.include_content)
                                         : json_null());
     a = json_array();
@@ -145,10 +144,10 @@ json_t *admin_config_json(const struct config *cfg)
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const struct model *m = &cfg->models[i];
 
-        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:f, s:f}", "name", m->name,
-                                           "provider", m->provider->name, "id", m->id,
-                                           "input_per_mtok", m->input_per_mtok, "output_per_mtok",
-                                           m->output_per_mtok));
+        json_array_append_new(a,
+                              json_pack("{s:s, s:s, s:s, s:f, s:f}", "name", m->name, "provider",
+                                        m->provider->name, "id", m->id, "input_per_mtok",
+                                        m->input_per_mtok, "output_per_mtok", m->output_per_mtok));
     }
     json_object_set_new(o, "models", a);
     a = json_array();
@@ -161,9 +160,9 @@ json_t *admin_config_json(const struct config *cfg)
         for (size_t k = 0; k < r->nstages; k++)
             json_array_append_new(stages, stage_json(&r->stages[k]));
         ro = json_pack("{s:s, s:s, s:o, s:f, s:b, s:I, s:b}", "name", r->name, "kind",
-                       kinds[r->kind], "stages", stages, "max_cost", r->max_cost, "cache",
-                       r->cache, "cache_ttl_s", (json_int_t)r->cache_ttl_s,
-                       "cache_nondeterministic", r->cache_nondeterministic);
+                       kinds[r->kind], "stages", stages, "max_cost", r->max_cost, "cache", r->cache,
+                       "cache_ttl_s", (json_int_t)r->cache_ttl_s, "cache_nondeterministic",
+                       r->cache_nondeterministic);
         json_array_append_new(a, ro);
     }
     json_object_set_new(o, "routes", a);

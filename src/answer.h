@@ -10,10 +10,10 @@
 /* Reasons the `rules` scorer vetoes an answer. */
 enum answer_veto {
     VETO_NONE = 0,
-    VETO_EMPTY,      /* no content (after trimming whitespace) */
-    VETO_REFUSAL,    /* "I'm sorry, but I can't ...", "As an AI ..." */
-    VETO_TRUNCATED,  /* finish_reason == "length" */
-    VETO_BAD_JSON,   /* a JSON response_format was asked and content is not JSON */
+    VETO_EMPTY,     /* no content (after trimming whitespace) */
+    VETO_REFUSAL,   /* "I'm sorry, but I can't ...", "As an AI ..." */
+    VETO_TRUNCATED, /* finish_reason == "length" */
+    VETO_BAD_JSON,  /* a JSON response_format was asked and content is not JSON */
 };
 
 /* Apply the rules. want_json: the request asked for a JSON response_format.

@@ -13,11 +13,11 @@
 struct breaker {
     char *name;
     enum breaker_state state;
-    long streak;          /* failures in a row */
-    uint64_t opened_us;   /* when it last opened */
-    int probing;          /* half-open: the probe is out */
-    uint64_t bucket_us;   /* start of the newest slice */
-    long calls[BUCKETS];  /* per slice, newest at [head] */
+    long streak;         /* failures in a row */
+    uint64_t opened_us;  /* when it last opened */
+    int probing;         /* half-open: the probe is out */
+    uint64_t bucket_us;  /* start of the newest slice */
+    long calls[BUCKETS]; /* per slice, newest at [head] */
     long fails[BUCKETS];
     int head;
     struct breaker *next;

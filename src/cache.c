@@ -128,7 +128,7 @@ void cache_key(const char *ns, const char *route, enum endpoint ep, const json_t
     sha256(b.data, b.len, md);
     buf_free(&b);
     hex_encode(md, sizeof(md), hex);
-    snprintf(out, CACHE_KEY_MAX, "sluice:c1:%s:%s", ns, hex);
+    snprintf(out, CACHE_KEY_MAX, CACHE_KEY_PREFIX "%s:%s", ns, hex);
 }
 
 /* A namespace a purge may name: a client's, or a tenant's "t.<hex>/<ns>". */
@@ -189,12 +189,14 @@ int cache_plan(const struct config *cfg, const struct route *rt, const struct re
         return -1;
     }
     if (tenant) {
-        /* A tenant's namespaces live under its own name: "t.<hex name>/<ns>" (hex, so
-         * no key name can pose as another's partition). */
-        char hex[2 * 32 + 1];
-        size_t n = strlen(tenant);
+        /* A tenant's namespaces live under its name's digest: "t.<first 128 bits of
+         * SHA-256(name), hex>/<ns>". Fixed length, whatever the name; no name can pose
+         * as another's partition. */
+        unsigned char md[32];
+        char hex[2 * 16 + 1];
 
-        hex_encode((const unsigned char *)tenant, n < 32 ? n : 32, hex);
+        sha256(tenant, strlen(tenant), md);
+        hex_encode(md, 16, hex);
         snprintf(full, sizeof(full), "t.%s/%s", hex, ns);
         ns = full;
     }
@@ -658,11 +660,11 @@ void cache_finish(struct exchange *ex, const char *body, size_t len)
     if (body && ex->cache_plan.store) {
         raw = cache_entry_encode(ex->meta.model, ex->meta.provider, ex->meta.cost_usd,
                                  ex->meta.stages.data, body, len, &rlen);
-        if (rlen <= c->conf.max_value_bytes) {
+        /* The request's own config, so a reload that changes only the limit applies. */
+        if (rlen <= ex->cfg->cache.max_value_bytes) {
             c->st.stores++;
             if (c->mem) {
-                cache_mem_put(c->mem, ex->cache_plan.key, raw, rlen,
-                              ex->cache_plan.ttl_s * 1000);
+                cache_mem_put(c->mem, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s * 1000);
             } else {
                 cache_redis_set(c->redis, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s);
                 if (c->near)
@@ -707,17 +709,27 @@ void cache_cancel(struct exchange *ex)
     ex_unref(ex);
 }
 
+const char *cache_purge_check(const char *key, const char *ns)
+{
+    if (key && (strncmp(key, CACHE_KEY_PREFIX, strlen(CACHE_KEY_PREFIX)) != 0 ||
+                strlen(key) >= CACHE_KEY_MAX))
+        return "key must be a cache key, as x-sluice-cache-key gives it (sluice:c1:...)";
+    if (ns && (*ns == '\0' || strlen(ns) > CACHE_NS_MAX + 70 || !ns_valid_purge(ns)))
+        return "namespace must be a short run of [A-Za-z0-9._/-], as in x-sluice-cache-key";
+    return NULL;
+}
+
 void cache_purge(struct cache *c, const char *key, const char *ns, cache_purge_cb cb, void *arg)
 {
     char prefix[CACHE_KEY_MAX];
+    const char *bad = cache_purge_check(key, ns);
 
-    if (ns) {
-        if (strlen(ns) > CACHE_NS_MAX + 70 || !ns_valid_purge(ns)) {
-            cb(arg, -1, "invalid namespace");
-            return;
-        }
-        snprintf(prefix, sizeof(prefix), "sluice:c1:%s:", ns);
+    if (bad) {
+        cb(arg, -1, bad);
+        return;
     }
+    if (ns)
+        snprintf(prefix, sizeof(prefix), CACHE_KEY_PREFIX "%s:", ns);
     if (c->mem) {
         cb(arg, key ? cache_mem_del(c->mem, key) : (long)cache_mem_del_prefix(c->mem, prefix),
            NULL);

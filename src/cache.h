@@ -43,6 +43,7 @@ enum cache_status {
 const char *cache_status_name(enum cache_status s);
 
 #define CACHE_KEY_MAX 160
+#define CACHE_KEY_PREFIX "sluice:c1:"
 #define CACHE_NS_MAX 64
 
 /* What the cache does for one request, decided by the worker. */
@@ -57,8 +58,8 @@ struct cache_plan {
 /* Decide the plan: the route's cache settings, determinism (temperature >
  * 0 or n > 1 only with cache_nondeterministic), Cache-Control (no-cache:
  * no lookup; no-store: neither lookup nor store), x-sluice-cache-ttl, and
- * the namespace, inside the tenant's partition (tenant NULL: no keys). Header values may be NULL. Returns 0, or -1 with a 400 in
- * err for a bad namespace or TTL. */
+ * the namespace, inside the tenant's partition (tenant NULL: no keys). Header values may be NULL.
+ * Returns 0, or -1 with a 400 in err for a bad namespace or TTL. */
 int cache_plan(const struct config *cfg, const struct route *rt, const struct request_info *ri,
                const char *tenant, const char *ns, const char *cache_control, const char *ttl,
                struct cache_plan *out, struct api_error *err);
@@ -98,8 +99,7 @@ int cache_entry_render(const struct cache_entry *e, const struct request_info *r
 /* Make the backend for conf, with one reference (the caller's). Call
  * outside the loop (it may resolve the Redis host); it starts itself on the
  * loop. NULL with a message on error. */
-struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *err,
-                        size_t errlen);
+struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *err, size_t errlen);
 /* Does this instance serve conf as it is (same backend and limits)? */
 int cache_matches(const struct cache *c, const struct cache_conf *conf);
 /* References: every request holds the instance it started with, so a
@@ -135,6 +135,8 @@ void cache_abort_all(struct cache *c, const struct api_error *err);
 /* Purge one key, or every key of a namespace. cb gets the count removed or
  * an error. */
 typedef void (*cache_purge_cb)(void *arg, long count, const char *err);
+/* Why a purge request is malformed (a message for the client), or NULL. */
+const char *cache_purge_check(const char *key, const char *ns);
 void cache_purge(struct cache *c, const char *key, const char *ns, cache_purge_cb cb, void *arg);
 
 /* A worker served a hit itself (thread-safe). */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 struct entry {
-    struct entry *hnext;             /* hash chain */
+    struct entry *hnext;               /* hash chain */
     struct entry *lru_prev, *lru_next; /* most recent at the head */
     uint64_t hash;
     uint64_t expires_ms; /* monotonic */
@@ -148,8 +148,7 @@ char *cache_mem_get(struct cache_mem *m, const char *key, size_t *len)
     return copy;
 }
 
-void cache_mem_put(struct cache_mem *m, const char *key, const char *val, size_t len,
-                   long ttl_ms)
+void cache_mem_put(struct cache_mem *m, const char *key, const char *val, size_t len, long ttl_ms)
 {
     size_t klen = strlen(key);
     struct entry *e = xmalloc(sizeof(*e) + klen + 1), *old;

@@ -21,8 +21,7 @@ void cache_mem_free(struct cache_mem *m);
 char *cache_mem_get(struct cache_mem *m, const char *key, size_t *len);
 /* Store a copy of val under key for ttl_ms milliseconds, replacing any old
  * value. A value that alone exceeds max_bytes is not stored. */
-void cache_mem_put(struct cache_mem *m, const char *key, const char *val, size_t len,
-                   long ttl_ms);
+void cache_mem_put(struct cache_mem *m, const char *key, const char *val, size_t len, long ttl_ms);
 /* Drop key. Returns 1 if it was there. */
 int cache_mem_del(struct cache_mem *m, const char *key);
 /* Drop every key starting with prefix. Returns how many. */

@@ -189,8 +189,7 @@ static void scan_cb(void *arg, const char *err, struct redisReply *reply)
         free(argv);
         free(lens);
     }
-    snprintf(cursor, sizeof(cursor), "%.*s", (int)reply->element[0]->len,
-             reply->element[0]->str);
+    snprintf(cursor, sizeof(cursor), "%.*s", (int)reply->element[0]->len, reply->element[0]->str);
     if (strcmp(cursor, "0") == 0) {
         op->scan_done = 1;
         purge_step_done(op);

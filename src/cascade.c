@@ -64,12 +64,12 @@ struct attempt {
     struct buf body; /* whole body (non-stream) or error body */
     struct sse sse;
     struct reply reply;
-    int saw_done;    /* data: [DONE] arrived */
-    const char *bad; /* why the response is unusable, or NULL */
+    int saw_done;          /* data: [DONE] arrived */
+    const char *bad;       /* why the response is unusable, or NULL */
     struct assembly *asm_; /* a relayed stream, rebuilt for the cache */
-    int client_fault;  /* bad is about our client (too slow), not the upstream */
-    json_t *req;       /* what was sent (for a retry); one reference */
-    int tries;         /* retries made */
+    int client_fault;      /* bad is about our client (too slow), not the upstream */
+    json_t *req;           /* what was sent (for a retry); one reference */
+    int tries;             /* retries made */
     struct loop_timer retry;
     struct attempt *next;
 };
@@ -93,15 +93,16 @@ struct run {
     struct upstream *up;
     const struct route *route;
     size_t stage;
-    struct attempt *atts;      /* calls in flight */
-    size_t pending;            /* answers the current stage still waits for */
-    struct memo *memo; /* grown as models answer; usually 1 to 3 */
+    struct attempt *atts; /* calls in flight */
+    size_t pending;       /* answers the current stage still waits for */
+    struct memo *memo;    /* grown as models answer; usually 1 to 3 */
     size_t nmemo;
     char *query;               /* the request's text, for scorers */
     struct api_error last_err; /* why the last stage failed */
     char *pass_body;           /* an upstream 4xx to pass through as is */
     size_t pass_len;
     int pass_status;
+    int retry_after_s; /* an upstream 429's Retry-After, passed on */
     /* the current stage, for its trace record */
     uint64_t stage_t0_us;
     double stage_cost;
@@ -192,33 +193,44 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
 
 /* Account one finished call: cost, tokens, time; and learn how long this
  * model's answers run, for budget estimates. */
-static void account(struct run *run, const struct model *m, const struct reply *r,
-                    struct call *c)
+static void account(struct run *run, const struct model *m, const struct reply *r, struct call *c)
 {
     struct ex_meta *meta = &run->ex->meta;
+    long status = c ? call_status(c) : 0, pt, ct;
     double cost;
 
     meta->attempts++;
     if (c)
         meta->upstream_us += call_elapsed_us(c);
-    if (m == NULL || !r->has_usage)
+    if (m == NULL)
         return;
-    cost = cost_usd(m, r->prompt_tokens, r->completion_tokens);
+    if (r->has_usage) {
+        pt = r->prompt_tokens;
+        ct = r->completion_tokens;
+    } else if (status >= 200 && status < 300 && r->content.len > 0) {
+        /* It answered, at least in part, without usage: a stream cut short
+         * (the client left or read too slowly) or a provider that does not
+         * count. The call is still billed, so estimate rather than say $0. */
+        pt = cost_tokens(run->ex->ri.prompt_chars);
+        ct = cost_tokens(r->content.len);
+    } else {
+        return;
+    }
+    cost = cost_usd(m, pt, ct);
     meta->cost_usd += cost;
-    meta->prompt_tokens += r->prompt_tokens;
-    meta->completion_tokens += r->completion_tokens;
+    meta->prompt_tokens += pt;
+    meta->completion_tokens += ct;
     run->stage_cost += cost;
-    run->stage_pt += r->prompt_tokens;
-    run->stage_ct += r->completion_tokens;
-    {
+    run->stage_pt += pt;
+    run->stage_ct += ct;
+    if (r->has_usage) {
         /* The model is immutable config but for this one estimate, which
          * only the loop thread reads and writes. */
         struct model *mm = (struct model *)m;
 
         mm->est_completion_tokens = mm->est_completion_tokens > 0
-                                        ? 0.8 * mm->est_completion_tokens +
-                                              0.2 * (double)r->completion_tokens
-                                        : (double)r->completion_tokens;
+                                        ? 0.8 * mm->est_completion_tokens + 0.2 * (double)ct
+                                        : (double)ct;
     }
 }
 
@@ -432,6 +444,8 @@ static void run_give_up(struct run *run)
         respond_memo(run, best, 0); /* a second-best answer is not kept */
         return;
     }
+    if ((run->pass_body ? run->pass_status : run->last_err.status) == 429)
+        run->ex->retry_after_s = run->retry_after_s;
     if (run->pass_body && !run->committed) {
         ex_respond(run->ex, run->pass_status, run->pass_body, run->pass_len);
         run->pass_body = NULL;
@@ -455,7 +469,7 @@ static void run_escalate(struct run *run)
 
 /* Remember an upstream HTTP error: 4xx bodies pass through as is when they
  * are OpenAI-shaped errors; anything else becomes our own error. */
-static void note_http_error(struct run *run, struct attempt *a, long status)
+static void note_http_error(struct run *run, struct attempt *a, long status, long retry_after_ms)
 {
     json_t *j = json_loadb(a->body.data ? a->body.data : "", a->body.len, 0, NULL);
     json_t *msg = json_object_get(json_object_get(j, "error"), "message");
@@ -468,6 +482,8 @@ static void note_http_error(struct run *run, struct attempt *a, long status)
         run->pass_body = buf_steal(&a->body, &run->pass_len);
         run->pass_status = (int)status;
     }
+    run->retry_after_s =
+        status == 429 && retry_after_ms > 0 ? (int)((retry_after_ms + 999) / 1000) : 0;
     if (status == 429)
         api_error_set(&run->last_err, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
                       "Upstream %s is rate limiting: %s", who, m);
@@ -526,8 +542,15 @@ static int attempt_outcome(struct attempt *a, struct call *c, const char *err, j
     if (a->bad) {
         free(run->pass_body);
         run->pass_body = NULL;
-        api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
-                      "Upstream %s: %s", who, a->bad);
+        /* (A breaker-open attempt, the other client_fault, never gets here.) */
+        if (a->client_fault)
+            api_error_set(&run->last_err, 503, "api_error", "client_too_slow", NULL,
+                          "The client read the stream more slowly than %s wrote it, and the "
+                          "stream buffer filled.",
+                          who);
+        else
+            api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
+                          "Upstream %s: %s", who, a->bad);
         return 0;
     }
     if (err) {
@@ -535,7 +558,7 @@ static int attempt_outcome(struct attempt *a, struct call *c, const char *err, j
         return 0;
     }
     if (status < 200 || status >= 300) {
-        note_http_error(run, a, status);
+        note_http_error(run, a, status, call_retry_after_ms(c));
         return 0;
     }
     return 1;
@@ -685,9 +708,9 @@ static void answer_done(struct attempt *a, struct call *c, const char *err, int 
     reply_init(&a->reply); /* moved to the memo */
     if (ok)
         mo->body = buf_steal(&a->body, &mo->len);
-    mo->cost = mo->reply.has_usage ? cost_usd(mo->model, mo->reply.prompt_tokens,
-                                              mo->reply.completion_tokens)
-                                   : 0.0;
+    mo->cost = mo->reply.has_usage
+                   ? cost_usd(mo->model, mo->reply.prompt_tokens, mo->reply.completion_tokens)
+                   : 0.0;
     attempt_free(a);
     sl_assert(run->pending > 0);
     if (--run->pending == 0)
@@ -1010,9 +1033,9 @@ static void stage_evaluate(struct run *run)
         stage_decide(run, scorer_learned(st->weights, run_query(run), &primary->reply), NULL);
         return;
     case SCORER_JUDGE: {
-        json_t *body = scorer_judge_body(st->rubric, run_query(run),
-                                         primary->reply.content.data ? primary->reply.content.data
-                                                                     : "");
+        json_t *body =
+            scorer_judge_body(st->rubric, run_query(run),
+                              primary->reply.content.data ? primary->reply.content.data : "");
         /* The judge is always a chat call, whatever the request was. */
         attempt_call(run, ATT_JUDGE, st->judge, EP_CHAT, body, 0);
         json_decref(body);
@@ -1021,10 +1044,9 @@ static void stage_evaluate(struct run *run)
     case SCORER_HTTP: {
         struct attempt *a = attempt_new(run, ATT_HTTP, NULL, EP_CHAT, 0);
         struct call_spec spec;
-        char *body = scorer_http_body(run_query(run),
-                                      primary->reply.content.data ? primary->reply.content.data
-                                                                  : "",
-                                      primary->model->name);
+        char *body = scorer_http_body(
+            run_query(run), primary->reply.content.data ? primary->reply.content.data : "",
+            primary->model->name);
 
         call_spec_json(&spec, xstrdup(st->url), body, st->scorer_timeout_ms);
         a->call = upstream_call(run->up, &spec, &attempt_ops, a);
@@ -1096,7 +1118,7 @@ static void run_stage(struct run *run)
         if (run->route->max_cost > 0 &&
             ex->meta.cost_usd + stage_estimate(run, st) > run->route->max_cost) {
             stage_note(run, st->models[0], 0, 0, "skip", "over budget", NULL);
-            api_error_set(&run->last_err, 402, "insufficient_quota", "budget_exceeded", NULL,
+            api_error_set(&run->last_err, 402, "insufficient_quota", "max_cost_exceeded", NULL,
                           "No remaining stage of route '%s' fits its max_cost of $%g.",
                           run->route->name, run->route->max_cost);
             run->stage++;

@@ -628,8 +628,8 @@ static void load_log(struct load *l, const config_setting_t *root)
     }
 }
 
-static const char *const trace_keys[] = {"path", "include_content", "redis_url", "stream",
-                                         "maxlen", NULL};
+static const char *const trace_keys[] = {"path",   "include_content", "redis_url",
+                                         "stream", "maxlen",          NULL};
 
 static void load_trace(struct load *l, const config_setting_t *root)
 {
@@ -671,9 +671,9 @@ static void load_trace(struct load *l, const config_setting_t *root)
         conf_err(l, g, "trace", "path", "missing: a trace needs a path, a redis_url, or both");
 }
 
-static const char *const cache_keys[] = {"backend",   "url",           "ttl_s",
-                                         "timeout_ms", "max_value_bytes", "max_bytes",
-                                         "local_ttl_ms", "local_max_bytes", NULL};
+static const char *const cache_keys[] = {
+    "backend",   "url",          "ttl_s",           "timeout_ms", "max_value_bytes",
+    "max_bytes", "local_ttl_ms", "local_max_bytes", NULL};
 static const char *const cache_backends[] = {"memory", "redis"};
 
 static void load_cache(struct load *l, const config_setting_t *root)
@@ -742,14 +742,26 @@ static void load_cache(struct load *l, const config_setting_t *root)
 }
 
 static const char *const provider_keys[] = {
-    "name",           "type",           "base_url",        "api_key_env",
-    "api_version",    "headers",        "timeout_ms",      "connect_timeout_ms",
-    "first_byte_timeout_ms", "idle_timeout_ms", "retries", "retry_backoff_ms",
-    "retry_max_backoff_ms", "retry_after_max_ms", "passthrough_auth", "breaker",
+    "name",
+    "type",
+    "base_url",
+    "api_key_env",
+    "api_version",
+    "headers",
+    "timeout_ms",
+    "connect_timeout_ms",
+    "first_byte_timeout_ms",
+    "idle_timeout_ms",
+    "retries",
+    "retry_backoff_ms",
+    "retry_max_backoff_ms",
+    "retry_after_max_ms",
+    "passthrough_auth",
+    "breaker",
     NULL,
 };
-static const char *const breaker_keys[] = {"failures",  "error_rate", "min_requests",
-                                           "window_s",  "cooldown_s", NULL};
+static const char *const breaker_keys[] = {"failures", "error_rate", "min_requests",
+                                           "window_s", "cooldown_s", NULL};
 
 /* breaker = { ... } of a provider. */
 static void load_breaker(struct load *l, const config_setting_t *pg, const char *ppath,
@@ -968,10 +980,17 @@ static void list_each(struct load *l, const config_setting_t *list, const char *
     }
 }
 
-static const char *const model_keys[] = {
-    "name",       "provider",           "id",                    "input_per_mtok",
-    "output_per_mtok", "timeout_ms",    "connect_timeout_ms",    "first_byte_timeout_ms",
-    "idle_timeout_ms", "retries",       NULL};
+static const char *const model_keys[] = {"name",
+                                         "provider",
+                                         "id",
+                                         "input_per_mtok",
+                                         "output_per_mtok",
+                                         "timeout_ms",
+                                         "connect_timeout_ms",
+                                         "first_byte_timeout_ms",
+                                         "idle_timeout_ms",
+                                         "retries",
+                                         NULL};
 
 static void load_model(struct load *l, const config_setting_t *list, unsigned idx, const char *path)
 {
@@ -1380,11 +1399,23 @@ static void add_implicit_routes(struct config *cfg)
     }
 }
 
-static const char *const top_keys[] = {
-    "listen",          "workers",      "max_body_bytes",  "max_header_bytes", "max_connections",
-    "max_inflight",    "drain_timeout_s", "client_timeout_s", "admin",         "log",
-    "trace",           "cache",        "providers",       "models",           "routes",
-    "keys",            NULL};
+static const char *const top_keys[] = {"listen",
+                                       "workers",
+                                       "max_body_bytes",
+                                       "max_header_bytes",
+                                       "max_connections",
+                                       "max_inflight",
+                                       "drain_timeout_s",
+                                       "client_timeout_s",
+                                       "admin",
+                                       "log",
+                                       "trace",
+                                       "cache",
+                                       "providers",
+                                       "models",
+                                       "routes",
+                                       "keys",
+                                       NULL};
 static const char *const admin_keys[] = {"listen", "key_env", NULL};
 
 static void load_admin(struct load *l, const config_setting_t *root)
@@ -1420,7 +1451,7 @@ static void load_admin(struct load *l, const config_setting_t *root)
     a->key = s && *s ? xstrdup(s) : NULL;
 }
 
-static const char *const key_keys[] = {"name", "key_sha256", "routes",       "rpm",
+static const char *const key_keys[] = {"name", "key_sha256", "routes",        "rpm",
                                        "tpm",  "budget_usd", "budget_period", NULL};
 static const char *const budget_periods[] = {"day", "month", "total"};
 
@@ -1485,8 +1516,8 @@ static void load_key(struct load *l, const config_setting_t *list, unsigned idx,
     get_int(l, g, path, "tpm", 0, 0, 1L << 40, &k->tpm);
     get_num(l, g, path, "budget_usd", 0, 0, HUGE_VAL, &k->budget_usd);
     k->budget_period = BUDGET_MONTH;
-    if (get_enum(l, g, path, "budget_period", budget_periods, ARRAY_LEN(budget_periods),
-                 &period) > 0)
+    if (get_enum(l, g, path, "budget_period", budget_periods, ARRAY_LEN(budget_periods), &period) >
+        0)
         k->budget_period = (enum budget_period)period;
 }
 

@@ -30,7 +30,7 @@ struct provider {
     enum provider_type type;
     char *base_url; /* without a trailing slash */
     char *api_key_env;
-    char *api_key; /* from the environment; NULL if unset. Never logged. */
+    char *api_key;     /* from the environment; NULL if unset. Never logged. */
     char *api_version; /* azure only */
     struct header_kv *headers;
     size_t nheaders;
@@ -60,7 +60,7 @@ struct provider {
 struct model {
     char *name;
     struct provider *provider;
-    char *id; /* the upstream model id (azure: the deployment); default name */
+    char *id;               /* the upstream model id (azure: the deployment); default name */
     double input_per_mtok;  /* USD per 1M prompt tokens */
     double output_per_mtok; /* USD per 1M completion tokens */
     /* Per-model overrides of the provider's call policy: 0 (or -1 for
@@ -93,13 +93,13 @@ struct stage {
     struct model **models; /* 1 model, or several for agreement */
     size_t nmodels;
     enum scorer_kind scorer;
-    double threshold;   /* accept when score >= threshold */
-    int samples;        /* agreement over n samples of one model; 0 = off */
+    double threshold;    /* accept when score >= threshold */
+    int samples;         /* agreement over n samples of one model; 0 = off */
     struct model *judge; /* judge: the judging model */
-    char *rubric;       /* judge: rubric prompt; NULL = built-in */
-    char *weights_path; /* learned */
+    char *rubric;        /* judge: rubric prompt; NULL = built-in */
+    char *weights_path;  /* learned */
     struct learned_model *weights;
-    char *url;          /* http scorer */
+    char *url; /* http scorer */
     long scorer_timeout_ms;
     int line;
 };
@@ -115,11 +115,11 @@ struct route {
     enum route_kind kind;
     struct stage *stages;
     size_t nstages;
-    double max_cost;     /* USD per request, 0 = no budget */
-    int cache;           /* 0 = never cache this route */
-    long cache_ttl_s;    /* 0 = the cache's ttl_s */
+    double max_cost;  /* USD per request, 0 = no budget */
+    int cache;        /* 0 = never cache this route */
+    long cache_ttl_s; /* 0 = the cache's ttl_s */
     int cache_nondeterministic;
-    int implicit;        /* a model's own single-model route */
+    int implicit; /* a model's own single-model route */
     int line;
 };
 
@@ -134,7 +134,7 @@ struct cache_conf {
     long ttl_s;
     long timeout_ms;
     size_t max_value_bytes;
-    size_t max_bytes; /* memory backend */
+    size_t max_bytes;  /* memory backend */
     long local_ttl_ms; /* redis: how long a worker-local copy of a hit is trusted */
     size_t local_max_bytes;
 };
@@ -160,9 +160,9 @@ struct log_conf {
 struct trace_conf {
     char *path; /* JSONL file; NULL = none */
     int include_content;
-    char *redis_url;  /* also XADD each record to a Redis Stream; NULL = no */
-    char *stream;     /* the stream's key, default "sluice:trace" */
-    long maxlen;      /* XADD MAXLEN ~ this, default 100000 */
+    char *redis_url; /* also XADD each record to a Redis Stream; NULL = no */
+    char *stream;    /* the stream's key, default "sluice:trace" */
+    long maxlen;     /* XADD MAXLEN ~ this, default 100000 */
 };
 
 enum budget_period {
@@ -194,7 +194,7 @@ struct admin_conf {
 struct config {
     int refs; /* atomic; see config_ref/config_unref */
     char *path;
-    char *listen; /* "host:port" */
+    char *listen;          /* "host:port" */
     long max_inflight;     /* requests at once; past it a fast 503. 0 = no limit */
     long drain_timeout_s;  /* SIGTERM: how long in-flight requests may take */
     long client_timeout_s; /* an idle or slow client connection is closed */
@@ -230,8 +230,7 @@ struct config_errors {
  * the caller frees with config_errors_free). */
 struct config *config_load(const char *path, struct config_errors *errs);
 /* The same, from a string; `name` is used as FILE in error messages. */
-struct config *config_load_string(const char *text, const char *name,
-                                  struct config_errors *errs);
+struct config *config_load_string(const char *text, const char *name, struct config_errors *errs);
 void config_errors_free(struct config_errors *errs);
 
 /* The built-in config `make run` uses when no file is given: sluice-mock on

@@ -16,10 +16,15 @@ double cost_usd(const struct model *m, long prompt_tokens, long completion_token
            1e6;
 }
 
+long cost_tokens(size_t chars)
+{
+    return (long)((chars + 3) / 4);
+}
+
 double cost_estimate(const struct model *m, size_t prompt_chars, long max_tokens,
                      long default_completion)
 {
-    long prompt_tokens = (long)((prompt_chars + 3) / 4) + 8;
+    long prompt_tokens = cost_tokens(prompt_chars) + 8;
     long completion = max_tokens > 0 ? max_tokens : default_completion;
 
     return cost_usd(m, prompt_tokens, completion);

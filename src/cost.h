@@ -7,6 +7,10 @@
 /* Cost of one call that used the given tokens. */
 double cost_usd(const struct model *m, long prompt_tokens, long completion_tokens);
 
+/* Tokens in n characters of text, about 4 a token: for when a provider gave
+ * no usage. */
+long cost_tokens(size_t chars);
+
 /* Expected cost of a call before it is made: prompt tokens estimated from
  * the prompt's characters (about 4 per token, plus a few per message), and
  * completion tokens from max_tokens when given, else `default_completion`. */

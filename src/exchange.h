@@ -41,7 +41,7 @@ enum ex_state {
 
 /* What the x-sluice-* headers and the log line report. [l] until EX_DONE. */
 struct ex_meta {
-    const char *model;    /* configured name of the model that answered */
+    const char *model; /* configured name of the model that answered */
     const char *provider;
     double cost_usd;
     long prompt_tokens;
@@ -52,8 +52,8 @@ struct ex_meta {
     int retries;          /* of which retries */
     struct buf stages;    /* "model:score:decision,..." */
     enum cache_status cache;
-    double saved_cost;    /* a hit: what the answer cost when it was made */
-    char *owned_model;    /* a hit: model and provider come from the entry */
+    double saved_cost; /* a hit: what the answer cost when it was made */
+    char *owned_model; /* a hit: model and provider come from the entry */
     char *owned_provider;
 };
 
@@ -62,7 +62,7 @@ struct exchange {
     int refs; /* atomic */
 
     /* [ro] after hand-off */
-    struct config *cfg; /* snapshot the request runs on (one reference) */
+    struct config *cfg;  /* snapshot the request runs on (one reference) */
     struct cache *cache; /* the cache instance it started with (one reference) */
     const struct route *route;
     struct request_info ri;
@@ -74,20 +74,21 @@ struct exchange {
     struct MHD_Connection *conn; /* NULL once MHD has finished with it */
     int suspended;
     enum ex_state state;
-    int streamed;        /* the response is an event stream (ex_stream_begin) */
-    int status;          /* HTTP status of the response */
-    struct buf out;      /* response bytes not yet taken by the worker */
-    size_t out_off;      /* bytes of out already taken */
+    int streamed;         /* the response is an event stream (ex_stream_begin) */
+    int status;           /* HTTP status of the response */
+    struct buf out;       /* response bytes not yet taken by the worker */
+    size_t out_off;       /* bytes of out already taken */
     struct api_error err; /* set on failure; mid-stream it becomes an SSE error event */
     struct ex_meta meta;
 
     /* [w] */
-    int phase;           /* http.c's progress through the request */
-    int err_sent;        /* the SSE error event went out */
-    struct buf in;       /* request body as it arrives */
+    int phase;     /* http.c's progress through the request */
+    int err_sent;  /* the SSE error event went out */
+    struct buf in; /* request body as it arrives */
     int in_too_big;
-    int client_status;   /* status actually sent, for the log */
-    int retry_after_s;   /* a Retry-After to send with an error, 0 = none */
+    int is_api;        /* counted in server.api_inflight */
+    int client_status; /* status actually sent, for the log */
+    int retry_after_s; /* a Retry-After to send with an error, 0 = none */
     int client_aborted;
     uint64_t t_end_us;
     char method[16];
@@ -100,14 +101,14 @@ struct exchange {
 
     /* set by the worker before the hand-off */
     struct cache_plan cache_plan;
-    char *client_auth; /* the client's Authorization, kept only when a
-                        * provider of the route has passthrough_auth */
+    char *client_auth;            /* the client's Authorization, kept only when a
+                                   * provider of the route has passthrough_auth */
     const struct client_key *key; /* the client key (tenant), in cfg; or NULL */
 
     /* [l] until EX_DONE: the key's limits */
     struct limit_info limit;
-    long limit_est;       /* tokens reserved at admission */
-    int limit_reserved;   /* admitted and counted: settle at the end */
+    long limit_est;     /* tokens reserved at admission */
+    int limit_reserved; /* admitted and counted: settle at the end */
     long limit_minute;
     char limit_period[16];
 };

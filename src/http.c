@@ -128,8 +128,13 @@ static void add_meta_headers(struct MHD_Response *r, const struct exchange *ex, 
 static enum MHD_Result queue(struct exchange *ex, struct MHD_Connection *conn, int status,
                              struct MHD_Response *r)
 {
-    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
+    enum MHD_Result ret;
 
+    /* Draining: close each connection after its response, so a client's
+     * keep-alive pool cannot hold the drain open with new requests. */
+    if (__atomic_load_n(&server.draining, __ATOMIC_RELAXED))
+        add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
     ex->client_status = status;
     ex->phase = PH_ANSWERED;
@@ -281,7 +286,8 @@ static void usage_task_cb(struct loop *loop, void *arg)
 static void purge_task_cb(struct loop *loop, void *arg)
 {
     struct exchange *ex = arg;
-    json_t *key = json_object_get(ex->ri.body, "key"), *ns = json_object_get(ex->ri.body, "namespace");
+    json_t *key = json_object_get(ex->ri.body, "key"),
+           *ns = json_object_get(ex->ri.body, "namespace");
 
     UNUSED(loop);
     admin_purge(ex, json_string_value(key), json_string_value(ns));
@@ -338,8 +344,9 @@ static int authenticate(struct exchange *ex, struct MHD_Connection *conn, const 
     if (ex->key)
         return 1;
     api_error_set(&e, 401, "invalid_request_error", "invalid_api_key", NULL, "%s",
-                  auth ? "Incorrect API key provided." : "You didn't provide an API key: send "
-                                                         "Authorization: Bearer <key>.");
+                  auth ? "Incorrect API key provided."
+                       : "You didn't provide an API key: send "
+                         "Authorization: Bearer <key>.");
     *r = queue_error(ex, conn, &e);
     return 0;
 }
@@ -392,8 +399,7 @@ static enum MHD_Result handle_models(struct exchange *ex, struct MHD_Connection 
 }
 
 /* Hand ex to the loop to run task, and wait for its answer. */
-static enum MHD_Result hand_off(struct exchange *ex, struct MHD_Connection *conn,
-                                loop_task_cb task)
+static enum MHD_Result hand_off(struct exchange *ex, struct MHD_Connection *conn, loop_task_cb task)
 {
     ex->phase = PH_WAIT;
     pthread_mutex_lock(&ex->mu);
@@ -530,8 +536,30 @@ static enum MHD_Result method_not_allowed(struct exchange *ex, struct MHD_Connec
     return queue_error(ex, conn, &e);
 }
 
+/* With client keys, /metrics on the public listener names every key and
+ * its spend: it needs the admin key there. The admin listener, private by
+ * deployment, serves it to anyone, as Prometheus expects. Returns 1, or 0
+ * with a 401 queued. */
+static int metrics_allowed(struct exchange *ex, struct MHD_Connection *conn, enum MHD_Result *r)
+{
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    struct config *cfg = config_current();
+    int ok = cfg->nkeys == 0 ||
+             (auth && strncasecmp(auth, "Bearer ", 7) == 0 && admin_key_ok(cfg, auth + 7));
+    struct api_error e;
+
+    config_unref(cfg);
+    if (ok)
+        return 1;
+    api_error_set(&e, 401, "authentication_error", "invalid_admin_key", NULL, "%s",
+                  "With client keys configured, /metrics here needs the admin key "
+                  "(Authorization: Bearer <key>); or scrape the admin listener.");
+    *r = queue_error(ex, conn, &e);
+    return 0;
+}
+
 /* Serve a GET path. Returns 1 with *r set, or 0 when url is no GET path. */
-static int handle_get(struct exchange *ex, struct MHD_Connection *conn, const char *url,
+static int handle_get(struct exchange *ex, struct MHD_Connection *conn, const char *url, int admin,
                       enum MHD_Result *r)
 {
     if (strcmp(url, "/healthz") == 0) {
@@ -547,8 +575,11 @@ static int handle_get(struct exchange *ex, struct MHD_Connection *conn, const ch
                                   (json_int_t)__atomic_load_n(&server.inflight, __ATOMIC_RELAXED)));
     } else if (strcmp(url, "/metrics") == 0) {
         size_t len;
-        char *text = metrics_render(&len);
+        char *text;
 
+        if (!admin && !metrics_allowed(ex, conn, r))
+            return 1;
+        text = metrics_render(&len);
         *r = queue_body(ex, conn, 200, text, len, "text/plain; version=0.0.4; charset=utf-8", 0);
     } else if (path_is(url, "/models")) {
         *r = handle_models(ex, conn, NULL);
@@ -584,6 +615,7 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
     int is_get = strcmp(ex->method, "GET") == 0;
     struct api_error e;
     json_t *key, *ns;
+    const char *bad;
     char msg[4096];
 
     if (strcmp(url, "/metrics") == 0 && is_get) {
@@ -591,7 +623,7 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
          * public listener is on loopback, out of a scraper's reach. */
         enum MHD_Result r;
 
-        if (handle_get(ex, conn, url, &r))
+        if (handle_get(ex, conn, url, 1, &r))
             return r;
     }
     ex->cfg = config_current();
@@ -600,8 +632,7 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
                       "The admin API is off: set %.64s to turn it on.", ex->cfg->admin.key_env);
         return queue_error(ex, conn, &e);
     }
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 ||
-        !admin_key_ok(ex->cfg, auth + 7)) {
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || !admin_key_ok(ex->cfg, auth + 7)) {
         api_error_set(&e, 401, "authentication_error", "invalid_admin_key", NULL, "%s",
                       "A valid admin key is required (Authorization: Bearer <key>).");
         return queue_error(ex, conn, &e);
@@ -639,6 +670,11 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
                           "Send {\"key\": \"sluice:c1:...\"} or {\"namespace\": \"...\"}.");
             return queue_error(ex, conn, &e);
         }
+        bad = cache_purge_check(json_string_value(key), json_string_value(ns));
+        if (bad) {
+            api_error_set(&e, 400, "invalid_request_error", "invalid_cache_purge", NULL, "%s", bad);
+            return queue_error(ex, conn, &e);
+        }
         ex->cache = cache_current();
         return hand_off(ex, conn, purge_task_cb);
     }
@@ -654,7 +690,7 @@ static enum MHD_Result handle_other(struct exchange *ex, struct MHD_Connection *
     struct api_error e;
     enum MHD_Result r;
 
-    if (is_get && handle_get(ex, conn, url, &r))
+    if (is_get && handle_get(ex, conn, url, 0, &r))
         return r;
     if (is_api || path_is(url, "/models") || strncmp(url, "/v1/models/", 11) == 0)
         return method_not_allowed(ex, conn, is_api ? "POST" : "GET");
@@ -688,7 +724,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         ex = ex_new(conn, cfg->max_body_bytes);
         config_unref(cfg);
         *con_cls = ex;
-        inflight = __atomic_add_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
+        ex->is_api = is_api;
+        inflight = is_api ? __atomic_add_fetch(&server.api_inflight, 1, __ATOMIC_RELAXED) : 0;
         snprintf(ex->method, sizeof(ex->method), "%s", method);
         snprintf(ex->path, sizeof(ex->path), "%s", url);
         set_request_id(ex, conn);
@@ -772,6 +810,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         ex->client_status = 499;
     if (unfinished && ex->phase != PH_BODY)
         loop_post(server.loop, cancel_task_cb, ex_ref(ex));
+    if (ex->is_api)
+        __atomic_sub_fetch(&server.api_inflight, 1, __ATOMIC_RELAXED);
     __atomic_sub_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
     ex_unref(ex);
 }
@@ -823,8 +863,8 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 
 /* Start one daemon on listen with `workers` threads; cls tells access_cb
  * which listener a request came in on. NULL on failure (logged). */
-static struct MHD_Daemon *start_daemon(const struct config *cfg, const char *listen,
-                                       long workers, void *cls, int *port)
+static struct MHD_Daemon *start_daemon(const struct config *cfg, const char *listen, long workers,
+                                       void *cls, int *port)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -839,16 +879,23 @@ static struct MHD_Daemon *start_daemon(const struct config *cfg, const char *lis
     }
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    /* A pool of one is no pool (libmicrohttpd says so on stderr). */
-    d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, cls, MHD_OPTION_SOCK_ADDR,
-                         (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-                         (unsigned int)(workers > 1 ? workers : 0), MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned int)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned int)cfg->client_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-                         4096u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                         cfg->max_header_bytes + CONNECTION_MEMORY_EXTRA,
-                         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
-                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL, MHD_OPTION_END);
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->client_timeout_s, NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+         (intptr_t)(cfg->max_header_bytes + CONNECTION_MEMORY_EXTRA), NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, NULL},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log_cb, NULL},
+        /* A pool of one is no pool: then the option is left out (a size of
+         * 0 or 1 makes libmicrohttpd complain on stderr). */
+        {workers > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)workers, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+
+    d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, cls, MHD_OPTION_ARRAY, opts,
+                         MHD_OPTION_END);
     if (d == NULL) {
         log_msg(LOG_ERROR, "cannot listen on %s: %s", listen, strerror(errno));
         return NULL;

@@ -88,7 +88,8 @@ static long period_ttl(enum budget_period p)
 
 static long estimate_tokens(const struct exchange *ex)
 {
-    return (long)((ex->ri.prompt_chars + 3) / 4) + 8 + (ex->ri.max_tokens > 0 ? ex->ri.max_tokens : 0);
+    return (long)((ex->ri.prompt_chars + 3) / 4) + 8 +
+           (ex->ri.max_tokens > 0 ? ex->ri.max_tokens : 0);
 }
 
 static struct redis *limits_redis(const struct exchange *ex)
@@ -119,14 +120,15 @@ static void refuse(struct exchange *ex, const char *why)
     ex->meta.cache = CACHE_NA; /* refused before the cache was asked */
     metrics_limited(ex->key->name, why);
     if (strcmp(why, "budget") == 0)
-        api_error_set(&e, 429, "insufficient_quota", "budget_exceeded", NULL,
+        api_error_set(&e, 429, "insufficient_quota", "insufficient_quota", NULL,
                       "Key '%.64s' has spent its budget of $%g for this %s.", ex->key->name,
                       ex->key->budget_usd,
                       ex->key->budget_period == BUDGET_DAY     ? "day"
                       : ex->key->budget_period == BUDGET_MONTH ? "month"
                                                                : "lifetime");
     else
-        api_error_set(&e, 429, "requests", "rate_limit_exceeded", NULL,
+        api_error_set(&e, 429, strcmp(why, "rpm") == 0 ? "requests" : "tokens",
+                      "rate_limit_exceeded", NULL,
                       "Rate limit reached for key '%.64s': %s %ld per minute. Retry after the "
                       "reset in x-ratelimit-reset-%s.",
                       ex->key->name, strcmp(why, "rpm") == 0 ? "requests" : "tokens",
@@ -402,7 +404,8 @@ static void usage_cb(void *arg, const char *err, struct redisReply *reply)
                                            ? strtod(reply->element[2]->str, NULL)
                                            : 0));
     else
-        json_object_set_new(op->out, one->k->name, json_pack("{s:s}", "error", err ? err : "redis"));
+        json_object_set_new(op->out, one->k->name,
+                            json_pack("{s:s}", "error", err ? err : "redis"));
     free(one);
     usage_finish(op);
 }

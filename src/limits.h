@@ -25,7 +25,7 @@ struct config;
 struct limit_info {
     long limit_requests, remaining_requests;
     long limit_tokens, remaining_tokens;
-    long reset_ms; /* until the minute's counts start again */
+    long reset_ms;        /* until the minute's counts start again */
     const char *exceeded; /* "rpm", "tpm", "budget", or NULL when admitted */
     double spent_usd, budget_usd;
 };

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#define LOG_LINE_MAX SINK_LINE_MAX
+#define LOG_LINE_INIT 1024 /* the buffer grows for a longer line */
 
 static struct sink log_sink = SINK_INIT;
 static int log_format = LOG_FORMAT_JSON;
@@ -136,7 +136,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    buf_init(&b, LOG_LINE_MAX);
+    buf_init(&b, LOG_LINE_INIT);
     line_start(&b, level, wall_time());
     field_str(&b, "msg", msg);
     line_end(&b, 0);
@@ -157,7 +157,7 @@ void log_request(const struct exchange *ex)
         level = LOG_DEBUG;
     if ((int)level < __atomic_load_n(&log_level, __ATOMIC_RELAXED))
         return;
-    buf_init(&b, LOG_LINE_MAX);
+    buf_init(&b, LOG_LINE_INIT);
     line_start(&b, level, ex->t_start_wall);
     field_str(&b, "msg", "request");
     field_str(&b, "request_id", ex->request_id);

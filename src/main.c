@@ -40,7 +40,7 @@ static int keygen(void)
 static void usage(FILE *out)
 {
     fputs("usage: sluice [--config FILE] [--listen HOST:PORT]\n"
-          "       sluice --check --config FILE\n"
+          "       sluice --check [--config] FILE\n"
           "       sluice keygen\n"
           "       sluice --version | --help\n"
           "\n"
@@ -80,7 +80,7 @@ static struct config *load(const char *path, const char *mock_url)
 static double inflight_gauge(void *arg)
 {
     UNUSED(arg);
-    return (double)__atomic_load_n(&server.inflight, __ATOMIC_RELAXED);
+    return (double)__atomic_load_n(&server.api_inflight, __ATOMIC_RELAXED);
 }
 
 /* Entries or bytes of the in-process cache (or Redis's local copy). */
@@ -140,6 +140,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (check && path == NULL && optind == argc - 1)
+        path = argv[optind++]; /* sluice --check FILE, as people type it */
     if (optind < argc) {
         fprintf(stderr, "sluice: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
@@ -178,7 +180,7 @@ int main(int argc, char **argv)
         return 1;
     }
     metrics_init();
-    metrics_gauge_fn("sluice_inflight_requests", "Requests being handled right now.",
+    metrics_gauge_fn("sluice_inflight_requests", "API requests being handled right now.",
                      inflight_gauge, NULL);
     metrics_gauge_fn("sluice_cache_entries", "Answers in the in-process cache.", cache_gauge,
                      (void *)"entries");

@@ -67,8 +67,7 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
     if (p->passthrough_auth) {
         /* The client's own credentials, as it sent them. */
         if (client_auth)
-            h = add_header(h, p->type == PROVIDER_AZURE ? "api-key" : "Authorization",
-                           client_auth);
+            h = add_header(h, p->type == PROVIDER_AZURE ? "api-key" : "Authorization", client_auth);
     } else if (p->api_key) {
         if (p->type == PROVIDER_AZURE) {
             h = add_header(h, "api-key", p->api_key);
@@ -89,11 +88,11 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
     if (spec->body == NULL)
         sl_panic("json_dumps: out of memory");
     spec->body_len = strlen(spec->body);
-    spec->connect_timeout_ms = m->connect_timeout_ms > 0 ? m->connect_timeout_ms
-                                                         : p->connect_timeout_ms;
+    spec->connect_timeout_ms =
+        m->connect_timeout_ms > 0 ? m->connect_timeout_ms : p->connect_timeout_ms;
     spec->timeout_ms = m->timeout_ms > 0 ? m->timeout_ms : p->timeout_ms;
-    spec->first_byte_timeout_ms = m->first_byte_timeout_ms > 0 ? m->first_byte_timeout_ms
-                                                               : p->first_byte_timeout_ms;
+    spec->first_byte_timeout_ms =
+        m->first_byte_timeout_ms > 0 ? m->first_byte_timeout_ms : p->first_byte_timeout_ms;
     spec->idle_timeout_ms = m->idle_timeout_ms > 0 ? m->idle_timeout_ms : p->idle_timeout_ms;
     spec->small_reads = stream;
     json_decref(out);
@@ -518,8 +517,8 @@ static void asm_feed(struct assembly *a, const json_t *root)
     }
     json_array_foreach (choices, i, ch) {
         json_t *idx = json_object_get(ch, "index");
-        struct asm_choice *c = asm_choice(a, json_is_integer(idx) ? (size_t)json_integer_value(idx)
-                                                                  : i);
+        struct asm_choice *c =
+            asm_choice(a, json_is_integer(idx) ? (size_t)json_integer_value(idx) : i);
         json_t *fr = json_object_get(ch, "finish_reason");
         json_t *lp = json_object_get(json_object_get(ch, "logprobs"), "content");
 
@@ -554,10 +553,10 @@ static json_t *asm_message(const struct asm_choice *c)
     json_t *m = json_object();
 
     json_object_set_new(m, "role", json_string(c->role[0] ? c->role : "assistant"));
-    json_object_set_new(m, "content", c->has_content || c->ntools == 0
-                                          ? json_stringn(c->content.data ? c->content.data : "",
-                                                         c->content.len)
-                                          : json_null());
+    json_object_set_new(m, "content",
+                        c->has_content || c->ntools == 0
+                            ? json_stringn(c->content.data ? c->content.data : "", c->content.len)
+                            : json_null());
     if (c->has_refusal)
         json_object_set_new(m, "refusal", json_stringn(c->refusal.data, c->refusal.len));
     if (c->ntools) {
@@ -600,12 +599,10 @@ char *provider_assembly_finish(struct assembly *a, size_t *len)
         if (a->ep == EP_CHAT)
             json_object_set_new(o, "message", asm_message(c));
         else
-            json_object_set_new(o, "text",
-                                json_stringn(c->content.data ? c->content.data : "",
-                                             c->content.len));
+            json_object_set_new(
+                o, "text", json_stringn(c->content.data ? c->content.data : "", c->content.len));
         json_object_set_new(o, "logprobs",
-                            c->logprobs ? json_pack("{s:O}", "content", c->logprobs)
-                                        : json_null());
+                            c->logprobs ? json_pack("{s:O}", "content", c->logprobs) : json_null());
         json_object_set(o, "finish_reason", c->finish ? c->finish : json_null());
         json_array_append_new(choices, o);
     }

@@ -48,7 +48,7 @@ int redis_up(const struct redis *r);
 
 struct redis_stats {
     uint64_t commands;
-    uint64_t errors;   /* every failed command: down, timeout, connection error */
+    uint64_t errors; /* every failed command: down, timeout, connection error */
     uint64_t timeouts;
     uint64_t reconnects;
 };

@@ -23,9 +23,9 @@ const char *endpoint_path(enum endpoint ep); /* "/chat/completions", ... */
 /* An error to send to the client. http.c alone turns it into OpenAI's JSON,
  * {"error":{"message","type","param","code"}}; everyone else only fills it. */
 struct api_error {
-    int status;       /* HTTP status, 0 = no error */
-    const char *type; /* "invalid_request_error", "api_error", ... (static) */
-    const char *code; /* "model_not_found", ... or NULL (static) */
+    int status;        /* HTTP status, 0 = no error */
+    const char *type;  /* "invalid_request_error", "api_error", ... (static) */
+    const char *code;  /* "model_not_found", ... or NULL (static) */
     const char *param; /* offending parameter or NULL (static) */
     char message[256];
 };
@@ -43,8 +43,8 @@ struct request_info {
     long n;            /* choices asked for, default 1 */
     int want_json;     /* response_format asks for JSON */
     int want_logprobs;
-    double temperature; /* -1 when absent */
-    long max_tokens;    /* 0 when absent */
+    double temperature;  /* -1 when absent */
+    long max_tokens;     /* 0 when absent */
     size_t prompt_chars; /* characters of prompt text, for token estimates */
 };
 

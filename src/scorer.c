@@ -15,8 +15,8 @@
 
 const char *scorer_name(enum scorer_kind k)
 {
-    static const char *names[] = {"none", "rules", "logprob", "agreement", "judge", "learned",
-                                  "http"};
+    static const char *names[] = {"none",  "rules",   "logprob", "agreement",
+                                  "judge", "learned", "http"};
 
     return (size_t)k < ARRAY_LEN(names) ? names[k] : "?";
 }
@@ -61,10 +61,9 @@ double scorer_learned(const struct learned_model *w, const char *query, const st
 json_t *scorer_judge_body(const char *rubric, const char *query, const char *answer)
 {
     char *user = xasprintf("QUESTION:\n%s\n\nANSWER:\n%s\n\nScore (0-10):", query, answer);
-    json_t *body =
-        json_pack("{s:[{s:s, s:s}, {s:s, s:s}], s:i, s:i}", "messages", "role", "system",
-                  "content", rubric ? rubric : JUDGE_RUBRIC, "role", "user", "content", user,
-                  "temperature", 0, "max_tokens", 8);
+    json_t *body = json_pack("{s:[{s:s, s:s}, {s:s, s:s}], s:i, s:i}", "messages", "role", "system",
+                             "content", rubric ? rubric : JUDGE_RUBRIC, "role", "user", "content",
+                             user, "temperature", 0, "max_tokens", 8);
 
     free(user);
     if (body == NULL)

@@ -111,8 +111,8 @@ int server_reload(char *msg, size_t msglen)
         for (size_t i = 0; i < errs.n; i++) {
             log_msg(LOG_ERROR, "reload refused: %s", errs.msgs[i]);
             if (off < msglen)
-                off += (size_t)snprintf(msg + off, msglen - off, "%s%s", i ? "\n" : "",
-                                        errs.msgs[i]);
+                off +=
+                    (size_t)snprintf(msg + off, msglen - off, "%s%s", i ? "\n" : "", errs.msgs[i]);
         }
         config_errors_free(&errs);
         pthread_mutex_unlock(&reload_mu);

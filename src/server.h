@@ -14,12 +14,13 @@ struct cache;
 struct MHD_Daemon;
 
 struct server {
-    struct loop *loop;       /* the upstream loop */
-    struct upstream *up;     /* its curl multi */
+    struct loop *loop;   /* the upstream loop */
+    struct upstream *up; /* its curl multi */
     pthread_t loop_thread;
-    struct MHD_Daemon *mhd;  /* the HTTP front */
-    long inflight;           /* exchanges alive (atomic) */
-    int draining;            /* SIGTERM seen: /readyz says 503 (atomic) */
+    struct MHD_Daemon *mhd; /* the HTTP front */
+    long inflight;          /* exchanges alive, any path (atomic): the drain waits on it */
+    long api_inflight;      /* of them, /v1 API requests (atomic): max_inflight caps it */
+    int draining;           /* SIGTERM seen: /readyz says 503 (atomic) */
     uint64_t started_us;
     const char *config_path; /* NULL: the built-in config (no reload) */
 };

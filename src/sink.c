@@ -62,10 +62,15 @@ void sink_write(struct sink *s, const char *line, size_t n, int batched)
 {
     uint64_t now;
 
-    if (n > SINK_LINE_MAX - 1)
-        n = SINK_LINE_MAX - 1;
     pthread_mutex_lock(&s->mu);
     if (s->fd < 0) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    if (n >= SINK_BATCH) {
+        flush_locked(s);
+        write_all(s->fd, line, n);
+        write_all(s->fd, "\n", 1);
         pthread_mutex_unlock(&s->mu);
         return;
     }

@@ -16,7 +16,6 @@
 #include <stdint.h>
 
 #define SINK_BATCH 16384
-#define SINK_LINE_MAX 65536
 #define SINK_FLUSH_US 50000
 
 struct sink {
@@ -24,17 +23,23 @@ struct sink {
     int fd; /* -1 = closed: lines are dropped */
     size_t len;
     uint64_t since_us; /* when the oldest batched line arrived */
-    char batch[2 * SINK_BATCH + SINK_LINE_MAX];
+    char batch[2 * SINK_BATCH];
 };
 
-#define SINK_INIT {PTHREAD_MUTEX_INITIALIZER, -1, 0, 0, {0}}
+#define SINK_INIT                                                                                  \
+    {                                                                                              \
+        PTHREAD_MUTEX_INITIALIZER, -1, 0, 0,                                                       \
+        {                                                                                          \
+            0                                                                                      \
+        }                                                                                          \
+    }
 
 /* Open path for appending ("-" = stdout). On a sink already open, the new
  * file replaces the old one atomically (dup2), so no line is lost. Returns 0
  * or -1 with errno set (the sink is unchanged). */
 int sink_open(struct sink *s, const char *path);
-/* Append one line (without its newline; one is added). Lines longer than
- * SINK_LINE_MAX are cut. */
+/* Append one line (without its newline; one is added). A line is never cut:
+ * one longer than SINK_BATCH goes straight to the file after the batch. */
 void sink_write(struct sink *s, const char *line, size_t n, int batched);
 void sink_flush(struct sink *s);
 void sink_close(struct sink *s);

@@ -21,11 +21,11 @@
 typedef int (*sse_event_cb)(void *arg, const char *event, const char *data, size_t len);
 
 struct sse {
-    struct buf line;  /* the current, incomplete line */
-    struct buf data;  /* data lines of the current event */
-    char event[64];   /* event type of the current event */
-    int has_data;     /* a data field was seen (an empty one counts) */
-    int skip_lf;      /* the previous chunk ended in CR: drop a leading LF */
+    struct buf line; /* the current, incomplete line */
+    struct buf data; /* data lines of the current event */
+    char event[64];  /* event type of the current event */
+    int has_data;    /* a data field was seen (an empty one counts) */
+    int skip_lf;     /* the previous chunk ended in CR: drop a leading LF */
     int failed;
 };
 

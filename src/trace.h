@@ -14,19 +14,19 @@
 struct trace_rec {
     const char *request_id;
     const char *route;
-    int stage;            /* 0-based index in the route */
-    const char *model;    /* configured model name */
+    int stage;         /* 0-based index in the route */
+    const char *model; /* configured model name */
     int has_score;
     double score;
     const char *decision; /* accept, escalate, skip, error */
     const char *reason;   /* why: a veto, a budget, an error message; or NULL */
     long prompt_tokens;
     long completion_tokens;
-    double cost_usd;      /* every call of the stage, scorer calls included */
-    int retries;          /* calls of the stage made again */
+    double cost_usd; /* every call of the stage, scorer calls included */
+    int retries;     /* calls of the stage made again */
     double latency_ms;
-    const char *cache;    /* cache status of the request, or NULL */
-    const char *prompt;   /* written only with include_content */
+    const char *cache;  /* cache status of the request, or NULL */
+    const char *prompt; /* written only with include_content */
     const char *answer;
 };
 

@@ -195,8 +195,8 @@ int tune_chain_models(const struct tune_chain *c, int *models);
  * answer (the stage escalates unscored); else the learned score, the
  * agreement share or 1.0 for rules, and 0 when the rules veto the answer.
  * score is the learned score table, or NULL when st is not learned. */
-double tune_stage_score(const struct tune_data *d, const struct tune_stage *st,
-                        const double *score, size_t q);
+double tune_stage_score(const struct tune_data *d, const struct tune_stage *st, const double *score,
+                        size_t q);
 
 /* Run the chain over the queries q with include[q] != 0 (include NULL: all),
  * exactly as the gateway would: stage i's answer is accepted when its score

@@ -266,8 +266,8 @@ static double agree_score(const struct tune_answer *a, const struct tune_stage *
     return (double)n / (double)(1 + st->npartners);
 }
 
-double tune_stage_score(const struct tune_data *d, const struct tune_stage *st,
-                        const double *score, size_t q)
+double tune_stage_score(const struct tune_data *d, const struct tune_stage *st, const double *score,
+                        size_t q)
 {
     const struct tune_answer *a = d->q[q].ans;
     double sc;

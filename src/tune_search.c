@@ -55,10 +55,10 @@ struct search {
     /* Salvage: the searched queries some model has no answer for, as u =
      * 0..nu-1, in bitsets of nwu words. */
     size_t nu, nwu;
-    size_t *uq;             /* [u]: the query */
-    uint64_t **missing_u;   /* [m]: m has no answer */
-    uint64_t **correct_u;   /* [m]: m's answer is right */
-    double *usc;            /* [option * nu + u]: the stage's score, NAN if unscored */
+    size_t *uq;           /* [u]: the query */
+    uint64_t **missing_u; /* [m]: m has no answer */
+    uint64_t **correct_u; /* [m]: m's answer is right */
+    double *usc;          /* [option * nu + u]: the stage's score, NAN if unscored */
 };
 
 void tune_search_opts_default(struct tune_search_opts *o)

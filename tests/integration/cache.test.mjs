@@ -223,6 +223,11 @@ test('admin purge by key and by namespace', async () => {
     r = await purge({ namespace: 'purge-me' });
     assert.equal(r.status, 200);
     assert.ok((await r.json()).purged >= 2);
+    for (const bad of [{ namespace: 'no spaces!' }, { namespace: '' }, { key: 'ratelimit:team-a' }]) {
+      r = await purge(bad);
+      assert.equal(r.status, 400, JSON.stringify(bad));
+      assert.equal((await r.json()).error.code, 'invalid_cache_purge');
+    }
     assert.equal((await chat(gw, { model: 'small', messages: m }, { 'x-sluice-cache-namespace': 'purge-me' })).cache, 'MISS');
   }
   const off = await fetch(`${rb.adminUrl}/admin/cache/purge`, { method: 'POST', body: '{}' });

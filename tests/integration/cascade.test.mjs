@@ -126,6 +126,19 @@ test('cost is the sum over every call, escalated stages included', async () => {
   assert.ok(cost > usageCost(data.usage, PRICES['mock-strong']));
 });
 
+test('a trace record is never cut: a 100 KB prompt and its answer stay one JSON line', async () => {
+  const big = 'long prompt '.repeat(9000);
+  await client.chat.completions.create({ model: 'rules', messages: [{ role: 'user', content: big }] },
+    { headers: { 'x-request-id': 'trace-long-1' } });
+  const recs = await waitFor(() => {
+    const r = traceRecords().filter((t) => t.request_id === 'trace-long-1');
+    return r.length >= 1 ? r : null;
+  });
+  assert.ok(recs[0].prompt.includes(big.trim()), 'the whole prompt is recorded');
+  const lines = readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('trace-long-1'));
+  for (const l of lines) JSON.parse(l);
+});
+
 test('logprob: mean token probability against the threshold; logprobs not leaked', async () => {
   let r = await ask('logprob', { mock: { logprob: -0.05 } });
   assert.equal(r.stages, 'cheap:0.95:accept');
@@ -199,7 +212,7 @@ test('max_cost skips a stage that would overrun the budget', async () => {
   assert.equal(r.h.get('x-sluice-model'), 'cheap');
   await assert.rejects(ask('broke'), (e) => {
     assert.equal(e.status, 402);
-    assert.equal(e.code, 'budget_exceeded');
+    assert.equal(e.code, 'max_cost_exceeded');
     return true;
   });
 });

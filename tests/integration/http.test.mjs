@@ -118,6 +118,8 @@ test('paths without /v1 work too, and streams are text/event-stream', async () =
 test('sluice --check accepts gateway.conf.example', async () => {
   const { stdout } = await run(join(BUILD, 'sluice'), ['--check', '--config', join(ROOT, 'gateway.conf.example')]);
   assert.match(stdout, /OK/);
+  // as the file's own header says to type it
+  assert.match((await run(join(BUILD, 'sluice'), ['--check', join(ROOT, 'gateway.conf.example')])).stdout, /OK/);
 });
 
 test('sluice --check reports every error as FILE:LINE: key.path: message and exits 1', async () => {

@@ -15,6 +15,7 @@ const run = promisify(execFile);
 const ADMIN = 'admin-ops-1';
 const sha = (k) => createHash('sha256').update(k).digest('hex');
 const KEYS = { a: 'sk-sluice-team-a-key', b: 'sk-sluice-team-b-key', rl: 'sk-rl', tok: 'sk-tok', cash: 'sk-cash', shared: 'sk-shared' };
+const LONG = 'tenant-with-a-very-long-common-name-prefix-';
 let mock;
 let redis;
 let seq = 0;
@@ -37,7 +38,9 @@ keys = (
   { name = "team-b"; key_sha256 = "${sha(KEYS.b)}"; },
   { name = "limited"; key_sha256 = "${sha(KEYS.rl)}"; rpm = 3; },
   { name = "tokens"; key_sha256 = "${sha(KEYS.tok)}"; tpm = 60; },
-  { name = "cash"; key_sha256 = "${sha(KEYS.cash)}"; budget_usd = 0.05; budget_period = "day"; }
+  { name = "cash"; key_sha256 = "${sha(KEYS.cash)}"; budget_usd = 0.05; budget_period = "day"; },
+  { name = "${LONG}1"; key_sha256 = "${sha('sk-long-1')}"; },
+  { name = "${LONG}2"; key_sha256 = "${sha('sk-long-2')}"; }
   ${keysExtra}
 );
 `;
@@ -85,6 +88,12 @@ test('keys: every /v1 request needs one; routes are allowed per key; tenants nev
     assert.equal(a1.response.headers.get('x-sluice-cache'), 'MISS');
     assert.equal(a2.response.headers.get('x-sluice-cache'), 'HIT');
     assert.equal(b1.response.headers.get('x-sluice-cache'), 'MISS', 'another tenant misses');
+    // names that agree on a long prefix are still two tenants
+    const l1 = await as(gw, 'sk-long-1').chat.completions.create({ model: 'smart', messages: m }).withResponse();
+    const l2 = await as(gw, 'sk-long-2').chat.completions.create({ model: 'smart', messages: m }).withResponse();
+    assert.equal(l1.response.headers.get('x-sluice-cache'), 'MISS');
+    assert.equal(l2.response.headers.get('x-sluice-cache'), 'MISS', 'a shared 40-character prefix shares nothing');
+    assert.notEqual(l1.response.headers.get('x-sluice-cache-key'), l2.response.headers.get('x-sluice-cache-key'));
   } finally {
     await gw.stop();
   }
@@ -104,6 +113,7 @@ test('limits in memory: rpm, tpm and budget give 429s with x-ratelimit headers',
     await assert.rejects(c.chat.completions.create({ model: 'smart', messages: msg('rpm') }), (e) => {
       assert.ok(e instanceof OpenAI.RateLimitError);
       assert.equal(e.code, 'rate_limit_exceeded');
+      assert.equal(e.type, 'requests');
       assert.equal(e.headers.get('x-ratelimit-remaining-requests'), '0');
       assert.ok(Number(e.headers.get('retry-after')) >= 1);
       return true;
@@ -114,7 +124,7 @@ test('limits in memory: rpm, tpm and budget give 429s with x-ratelimit headers',
     const first = await t.chat.completions.create({ model: 'smart', messages: msg('tpm'), mock: { content: long } });
     assert.ok(first.usage.completion_tokens > 60);
     await assert.rejects(t.chat.completions.create({ model: 'smart', messages: msg('tpm') }),
-      (e) => e.status === 429 && /tokens/.test(e.message));
+      (e) => e.status === 429 && e.type === 'tokens' && /tokens/.test(e.message));
     // budget: "small" costs $1000 per Mtok; a few answers use up $0.05
     const b = as(gw, KEYS.cash);
     let spent = 0;
@@ -127,7 +137,7 @@ test('limits in memory: rpm, tpm and budget give 429s with x-ratelimit headers',
     }
     assert.ok(refused, 'the budget ran out');
     assert.equal(refused.status, 429);
-    assert.equal(refused.code, 'budget_exceeded');
+    assert.equal(refused.code, 'insufficient_quota');
     assert.ok(spent >= 0.05 && spent < 0.05 + 0.02, `spent ${spent}`);
     const usage = await (await fetch(`${gw.adminUrl}/admin/usage`, { headers: { Authorization: `Bearer ${ADMIN}` } })).json();
     assert.equal(usage.limited.requests_this_minute.used, 3);
@@ -170,8 +180,12 @@ test('two gateways on one Redis share one budget under concurrent load', async (
     assert.ok(spent >= budget, `spent ${spent} of ${budget}`);
     assert.ok(spent <= budget + concurrency * maxCost + 1e-9,
       `overrun ${spent - budget} exceeds what ${concurrency} requests in flight can spend`);
-    const usage = await (await fetch(`${g1.adminUrl}/admin/usage`, { headers: { Authorization: `Bearer ${ADMIN}` } })).json();
-    assert.ok(Math.abs(usage.shared.spend.usd - spent) < 1e-6, `Redis says ${usage.shared.spend.usd}, clients saw ${spent}`);
+    // the spend is settled in Redis just after each response: wait for the last of it
+    const usd = async () => (await (await fetch(`${g1.adminUrl}/admin/usage`,
+      { headers: { Authorization: `Bearer ${ADMIN}` } })).json()).shared.spend.usd;
+    await waitFor(async () => Math.abs((await usd()) - spent) < 1e-6).catch(() => {});
+    const seen = await usd();
+    assert.ok(Math.abs(seen - spent) < 1e-6, `Redis says ${seen}, clients saw ${spent}`);
   } finally {
     await g1.stop();
     await g2.stop();
@@ -179,14 +193,20 @@ test('two gateways on one Redis share one budget under concurrent load', async (
 });
 
 test('/metrics is Prometheus text that promtool accepts, and counts what happened', async () => {
-  const gw = await startGateway(conf());
+  const gw = await startGateway(conf(), { env: { SLUICE_ADMIN_KEY: ADMIN } });
   try {
+    // with keys, the public listener's /metrics (key names, spend) needs the admin key
+    let pub = await fetch(`${gw.url}/metrics`, { headers: { Authorization: `Bearer ${KEYS.a}` } });
+    assert.equal(pub.status, 401);
+    assert.equal((await pub.json()).error.code, 'invalid_admin_key');
+    pub = await fetch(`${gw.url}/metrics`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+    assert.equal(pub.status, 200);
     const c = as(gw, KEYS.a);
     await c.chat.completions.create({ model: 'smart', messages: msg('m') });
     const s = await c.chat.completions.create({ model: 'smart', messages: msg('m'), stream: true });
     for await (const ch of s) void ch;
     await assert.rejects(c.chat.completions.create({ model: 'nope', messages: msg('m') }));
-    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     const dir = tmpDir();
     const f = join(dir, 'm.prom');
     writeFileSync(f, text);

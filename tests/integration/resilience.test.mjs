@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
 import { startMock, startGateway, logLines, sleep, waitFor, SLOW } from './helpers.mjs';
 
@@ -85,6 +86,15 @@ test('retries honour Retry-After, and a too-long one is not waited for', async (
   }).withResponse();
   assert.ok(Date.now() - t0 < 2000 * SLOW, 'no 60 s wait');
   assert.equal(r.response.headers.get('x-sluice-model'), 'large', 'moved on to the next model');
+  // with nowhere else to go, the upstream's 429 reaches the client with its Retry-After
+  const res = await fetch(`${gw.base}/chat/completions`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model: 'small', messages: msg('ra-pass'), mock: { status: 429, retry_after: 60 } }),
+  });
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get('retry-after'), '60');
+  // a success ends the run of failures, so the breaker tests start from closed
+  await client.chat.completions.create({ model: 'small', messages: msg('ra-ok') });
 });
 
 test('no retry once a byte reached the client', async () => {
@@ -260,6 +270,48 @@ test('a load of 20,000 requests with a reload every 100 ms has no failure', asyn
   await g.stop();
 });
 
+// A client that stops reading: python3 sets a tiny receive buffer before it
+// connects, which Node cannot, so the gateway's stream buffer is what fills.
+const SLOW_READER = `
+import socket, sys, time
+port, wait = int(sys.argv[1]), float(sys.argv[2])
+body = sys.stdin.buffer.read()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(('127.0.0.1', port))
+s.sendall(b'POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n'
+          b'x-request-id: slow-reader-1\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body) + body)
+time.sleep(wait)
+s.settimeout(20)
+data = b''
+while not data.endswith(b'0\\r\\n\\r\\n'):
+    d = s.recv(1 << 20)
+    if not d:
+        break
+    data += d
+sys.stdout.buffer.write(data[-4000:])
+`;
+
+test('a client too slow for its stream: it gets client_too_slow, the provider is not blamed, the cost is still counted', async () => {
+  const g = await startGateway(conf({ top: 'max_body_bytes = 16777216;' }), { env: { MOCK_KEY: SECRET } });
+  try {
+    const body = JSON.stringify({ model: 'small', stream: true, messages: msg('slow reader'),
+      mock: { content: 'x'.repeat(7 << 20), chunks: 2000 } });
+    const child = spawn('python3', ['-c', SLOW_READER, new URL(g.url).port, String(3 * SLOW)]);
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stdin.end(body);
+    await new Promise((r) => child.on('close', r));
+    assert.match(out, /"code":\s*"client_too_slow"/);
+    const line = await waitFor(() => logLines(g).find((l) => l.request_id === 'slow-reader-1'));
+    assert.match(line.error, /more slowly than small/);
+    assert.ok(line.completion_tokens > 0 && line.cost_usd > 0, 'the upstream bills a cut stream: ' + JSON.stringify(line));
+    assert.ok(!logLines(g).some((l) => /breaker/.test(l.msg ?? '')), 'the breaker ignores it');
+  } finally {
+    await g.stop();
+  }
+});
+
 test('SIGTERM: /readyz turns 503, streams in flight finish, new connections are refused, exit 0', async () => {
   const g = await startGateway(conf(), { env: { MOCK_KEY: SECRET } });
   const c = new OpenAI({ baseURL: g.base, apiKey: 'x', maxRetries: 0 });
@@ -279,6 +331,7 @@ test('SIGTERM: /readyz turns 503, streams in flight finish, new connections are 
     sock.write('GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n');
   });
   assert.match(ready, /^HTTP\/1\.1 503/);
+  assert.match(ready, /\r\nConnection: close\r\n/i, 'a kept-alive connection is closed while draining');
   sock.destroy();
   await assert.rejects(fetch(`${g.url}/healthz`), 'new connections are refused');
   for (const n of await Promise.all(counts)) assert.ok(n >= 10, `a stream was cut at ${n} chunks`);

@@ -336,10 +336,12 @@ keys = (
           await b.chat.completions.create({ model: 'small', messages: [{ role: 'user', content: `spend ${Date.now()}` }] });
           return false;
         } catch (e) {
-          return e.status === 429 && e.code === 'budget_exceeded';
+          return e.status === 429 && e.code === 'insufficient_quota';
         }
       }, { timeoutMs: 60000, stepMs: 200 });
       let res = await fetch(`${gw.url}/metrics`);
+      assert.equal(res.status, 401, 'with keys, the public /metrics needs the admin key');
+      res = await fetch(`${gw.adminUrl}/metrics`);
       assert.equal(res.status, 200);
       assert.match(await res.text(), /sluice_requests_total/);
       res = await admin(gw, '/admin/usage', undefined, 'GET');

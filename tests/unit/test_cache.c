@@ -37,7 +37,8 @@ static void test_canonical(void **state)
     (void)state;
     buf_init(&b, 1 << 20);
     cache_canonical(j, 1, &b);
-    assert_string_equal(b.data, "{\"a\":\"x\\\"y\",\"b\":[1,2,{\"a\":true,\"z\":null}],\"t\":0.10000000000000001}");
+    assert_string_equal(
+        b.data, "{\"a\":\"x\\\"y\",\"b\":[1,2,{\"a\":true,\"z\":null}],\"t\":0.10000000000000001}");
     buf_free(&b);
     json_decref(j);
 }
@@ -47,20 +48,32 @@ static void test_key_semantics(void **state)
     char a[CACHE_KEY_MAX], b[CACHE_KEY_MAX];
 
     (void)state;
-    key_of("default", "r", "{\"model\":\"r\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0}", a);
+    key_of(
+        "default", "r",
+        "{\"model\":\"r\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0}",
+        a);
     assert_true(strncmp(a, "sluice:c1:default:", 18) == 0);
     assert_int_equal(strlen(a), 18 + 64);
     /* order of keys, stream, user, stream_options and 0 vs 0.0 do not matter */
-    key_of("default", "r", "{\"temperature\":0.0,\"stream\":true,\"user\":\"x\",\"stream_options\":{\"include_usage\":true},\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],\"model\":\"other\"}", b);
+    key_of(
+        "default", "r",
+        "{\"temperature\":0.0,\"stream\":true,\"user\":\"x\",\"stream_options\":{\"include_usage\":"
+        "true},\"messages\":[{\"content\":\"hi\",\"role\":\"user\"}],\"model\":\"other\"}",
+        b);
     assert_string_equal(a, b);
     /* everything else does */
-    key_of("default", "r", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0.5}", b);
+    key_of("default", "r",
+           "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0.5}", b);
     assert_string_not_equal(a, b);
-    key_of("default", "r", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0,\"seed\":1}", b);
+    key_of("default", "r",
+           "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0,\"seed\":1}",
+           b);
     assert_string_not_equal(a, b);
-    key_of("default", "r2", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0}", b);
+    key_of("default", "r2",
+           "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0}", b);
     assert_string_not_equal(a, b); /* the route */
-    key_of("team", "r", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0}", b);
+    key_of("team", "r", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":0}",
+           b);
     assert_string_not_equal(a + 18, b + 15); /* the namespace is hashed too */
 }
 
@@ -90,7 +103,8 @@ static void test_plan(void **state)
     assert_int_equal(p.status, CACHE_MISS);
     assert_true(p.lookup && p.store);
     assert_int_equal(p.ttl_s, 3600);
-    plan_for("{\"model\":\"r\",\"temperature\":0.7,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+    plan_for("{\"model\":\"r\",\"temperature\":0.7,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"x\"}]}",
              &rt, NULL, NULL, &p, &rc);
     assert_int_equal(p.status, CACHE_BYPASS);
     assert_false(p.lookup || p.store);
@@ -107,8 +121,9 @@ static void test_plan(void **state)
     plan_for(det, &rt, NULL, "0", &p, &rc);
     assert_int_equal(rc, -1);
     rt.cache_nondeterministic = 1;
-    plan_for("{\"model\":\"r\",\"temperature\":1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
-             &rt, NULL, NULL, &p, &rc);
+    plan_for(
+        "{\"model\":\"r\",\"temperature\":1,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+        &rt, NULL, NULL, &p, &rc);
     assert_int_equal(p.status, CACHE_MISS);
     rt.cache = 0;
     plan_for(det, &rt, NULL, NULL, &p, &rc);
@@ -121,14 +136,17 @@ static void test_plan(void **state)
 
 static void test_entry(void **state)
 {
-    const char *body = "{\"id\":\"x\",\"object\":\"chat.completion\",\"model\":\"m\",\"choices\":[{\"index\":0,"
-                       "\"message\":{\"role\":\"assistant\",\"content\":\"Hello there\"},\"finish_reason\":\"stop\"}],"
-                       "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}";
+    const char *body =
+        "{\"id\":\"x\",\"object\":\"chat.completion\",\"model\":\"m\",\"choices\":[{\"index\":0,"
+        "\"message\":{\"role\":\"assistant\",\"content\":\"Hello "
+        "there\"},\"finish_reason\":\"stop\"}],"
+        "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}";
     struct cache_entry e;
     struct request_info ri = {.ep = EP_CHAT};
     size_t len, olen;
     char *raw = cache_entry_encode("small", "mock", 0.00125, "small:1.00:accept", body,
-                                   strlen(body), &len), *out;
+                                   strlen(body), &len),
+         *out;
 
     (void)state;
     assert_int_equal(cache_entry_decode(raw, len, &e), 0);

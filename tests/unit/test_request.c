@@ -38,11 +38,12 @@ static void test_valid_chat(void **state)
 {
     struct request_info ri;
     struct api_error e;
-    const char *body = "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
-                       "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hello\"}]}],"
-                       "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"n\":2,"
-                       "\"temperature\":0.5,\"max_tokens\":40,\"tools\":[],\"whatever\":{\"x\":1},"
-                       "\"response_format\":{\"type\":\"json_object\"},\"logprobs\":true}";
+    const char *body =
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hello\"}]}],"
+        "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"n\":2,"
+        "\"temperature\":0.5,\"max_tokens\":40,\"tools\":[],\"whatever\":{\"x\":1},"
+        "\"response_format\":{\"type\":\"json_object\"},\"logprobs\":true}";
     char *q;
 
     (void)state;
@@ -71,8 +72,8 @@ static void test_defaults(void **state)
 
     (void)state;
     assert_int_equal(
-        parse(EP_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &ri,
-              &e),
+        parse(EP_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+              &ri, &e),
         0);
     assert_false(ri.stream);
     assert_false(ri.include_usage);
@@ -106,16 +107,20 @@ static void test_bad_fields(void **state)
                "messages", "king");
     expect_400(EP_CHAT, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":5}]}",
                "messages", "content");
+    expect_400(
+        EP_CHAT,
+        "{\"model\":\"m\",\"stream\":\"yes\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+        "stream", "boolean");
     expect_400(EP_CHAT,
-               "{\"model\":\"m\",\"stream\":\"yes\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
-               "stream", "boolean");
-    expect_400(EP_CHAT, "{\"model\":\"m\",\"n\":0,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+               "{\"model\":\"m\",\"n\":0,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
                "n", "between 1 and 128");
+    expect_400(
+        EP_CHAT,
+        "{\"model\":\"m\",\"max_tokens\":0,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+        "max_tokens", "at least 1");
     expect_400(EP_CHAT,
-               "{\"model\":\"m\",\"max_tokens\":0,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
-               "max_tokens", "at least 1");
-    expect_400(EP_CHAT,
-               "{\"model\":\"m\",\"temperature\":\"hot\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+               "{\"model\":\"m\",\"temperature\":\"hot\",\"messages\":[{\"role\":\"user\","
+               "\"content\":\"x\"}]}",
                "temperature", "number");
 }
 
@@ -125,7 +130,8 @@ static void test_completions_embeddings(void **state)
     struct api_error e;
 
     (void)state;
-    assert_int_equal(parse(EP_COMPLETIONS, "{\"model\":\"m\",\"prompt\":[\"ab\",\"cde\"]}", &ri, &e), 0);
+    assert_int_equal(
+        parse(EP_COMPLETIONS, "{\"model\":\"m\",\"prompt\":[\"ab\",\"cde\"]}", &ri, &e), 0);
     assert_int_equal(ri.prompt_chars, 5);
     request_info_free(&ri);
     expect_400(EP_COMPLETIONS, "{\"model\":\"m\"}", "prompt", "Missing");
@@ -147,7 +153,8 @@ static void test_cost(void **state)
 
     (void)state;
     /* 1000 prompt tokens at $2.50/M + 500 completion at $10/M */
-    assert_true(cost_usd(&m, 1000, 500) > 0.0075 - 1e-12 && cost_usd(&m, 1000, 500) < 0.0075 + 1e-12);
+    assert_true(cost_usd(&m, 1000, 500) > 0.0075 - 1e-12 &&
+                cost_usd(&m, 1000, 500) < 0.0075 + 1e-12);
     assert_true(cost_usd(&m, -5, 0) == 0.0);
     cost_format(0.0075, s, sizeof(s));
     assert_string_equal(s, "0.0075");
