@@ -1189,6 +1189,14 @@ void cascade_start(struct loop *loop, struct upstream *up, struct exchange *ex)
 /* Stop a run's calls and end it with err. */
 static void run_abort(struct run *run, const struct api_error *err)
 {
+    /* A call cut off mid-answer is still billed for what it produced:
+     * count it (estimated, as there is no usage yet) and trace it. */
+    for (struct attempt *a = run->atts; a; a = a->next) {
+        if (a->call == NULL || a->model == NULL || a->reply.content.len == 0)
+            continue;
+        account(run, a->model, &a->reply, a->call);
+        stage_note(run, a->model, 0, 0, "error", err->message, a->reply.content.data);
+    }
     ex_fail(run->ex, err);
     run_end(run);
 }

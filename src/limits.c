@@ -46,25 +46,24 @@ static struct counters *local_counters;
 
 /* ---- naming ---- */
 
-/* The key's part of a Redis key: its name when plain, else its hex. */
+/* The key's part of a Redis key, unique per key name. */
 static void tenant_id(const char *name, char *out, size_t n)
 {
-    size_t i, len = strlen(name);
+    size_t len = strlen(name);
+    unsigned char md[32];
 
-    for (i = 0; i < len; i++) {
-        char c = name[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.'))
-            break;
-    }
-    if (i == len && len * 1 < n) {
-        snprintf(out, n, "%s", name);
+    /* A short plain name is used as is, for readable counters; any other
+     * is "~" and the first 128 bits of its SHA-256 ('~' is never in a plain
+     * name, so the two forms cannot meet). */
+    if (len < n &&
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == len) {
+        memcpy(out, name, len + 1);
         return;
     }
-    if (len > (n - 1) / 2)
-        len = (n - 1) / 2;
-    hex_encode((const unsigned char *)name, len, out);
+    sl_assert(n >= 2 * 16 + 2);
+    sha256(name, len, md);
+    out[0] = '~';
+    hex_encode(md, 16, out + 1);
 }
 
 static void period_id(enum budget_period p, time_t now, char *out, size_t n)

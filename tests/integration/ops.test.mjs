@@ -15,7 +15,7 @@ const run = promisify(execFile);
 const ADMIN = 'admin-ops-1';
 const sha = (k) => createHash('sha256').update(k).digest('hex');
 const KEYS = { a: 'sk-sluice-team-a-key', b: 'sk-sluice-team-b-key', rl: 'sk-rl', tok: 'sk-tok', cash: 'sk-cash', shared: 'sk-shared' };
-const LONG = 'tenant-with-a-very-long-common-name-prefix-';
+const LONG = 'tenant-with-a-very-long-common-name-prefix-'.repeat(2); // over 80: hashed in Redis names
 let mock;
 let redis;
 let seq = 0;
@@ -39,8 +39,8 @@ keys = (
   { name = "limited"; key_sha256 = "${sha(KEYS.rl)}"; rpm = 3; },
   { name = "tokens"; key_sha256 = "${sha(KEYS.tok)}"; tpm = 60; },
   { name = "cash"; key_sha256 = "${sha(KEYS.cash)}"; budget_usd = 0.05; budget_period = "day"; },
-  { name = "${LONG}1"; key_sha256 = "${sha('sk-long-1')}"; },
-  { name = "${LONG}2"; key_sha256 = "${sha('sk-long-2')}"; }
+  { name = "${LONG}1"; key_sha256 = "${sha('sk-long-1')}"; rpm = 1; },
+  { name = "${LONG}2"; key_sha256 = "${sha('sk-long-2')}"; rpm = 1; }
   ${keysExtra}
 );
 `;
@@ -69,7 +69,8 @@ test('sluice keygen prints a key and the SHA-256 that goes in gateway.conf', asy
 });
 
 test('keys: every /v1 request needs one; routes are allowed per key; tenants never share cache', async () => {
-  const gw = await startGateway(conf());
+  // on Redis, where both the cache and the limit counters are named after the key
+  const gw = await startGateway(conf({ cache: `cache = { backend = "redis"; url = "${redis.url}"; };` }));
   try {
     await assert.rejects(as(gw, 'wrong').chat.completions.create({ model: 'smart', messages: msg('k') }),
       (e) => e instanceof OpenAI.AuthenticationError && e.code === 'invalid_api_key');
@@ -92,7 +93,7 @@ test('keys: every /v1 request needs one; routes are allowed per key; tenants nev
     const l1 = await as(gw, 'sk-long-1').chat.completions.create({ model: 'smart', messages: m }).withResponse();
     const l2 = await as(gw, 'sk-long-2').chat.completions.create({ model: 'smart', messages: m }).withResponse();
     assert.equal(l1.response.headers.get('x-sluice-cache'), 'MISS');
-    assert.equal(l2.response.headers.get('x-sluice-cache'), 'MISS', 'a shared 40-character prefix shares nothing');
+    assert.equal(l2.response.headers.get('x-sluice-cache'), 'MISS', 'a shared 86-character prefix shares no cache, nor an rpm of 1');
     assert.notEqual(l1.response.headers.get('x-sluice-cache-key'), l2.response.headers.get('x-sluice-cache-key'));
   } finally {
     await gw.stop();

@@ -270,6 +270,18 @@ test('a load of 20,000 requests with a reload every 100 ms has no failure', asyn
   await g.stop();
 });
 
+test('a client that leaves mid-stream: the partial answer is still paid for, and traced', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'small', messages: msg('leaver'), stream: true, mock: { chunks: 50, interval_ms: 100 },
+  }, { headers: { 'x-request-id': 'leaver-1' } });
+  let got = 0;
+  for await (const ch of stream) { void ch; if (++got === 3) break; } // break aborts the request
+  const line = await waitFor(() => logLines(gw).find((l) => l.request_id === 'leaver-1'));
+  assert.equal(line.client, 'aborted');
+  assert.ok(line.completion_tokens > 0 && line.cost_usd > 0, JSON.stringify(line));
+  assert.match(line.stages, /^small:-:error$/);
+});
+
 // A client that stops reading: python3 sets a tiny receive buffer before it
 // connects, which Node cannot, so the gateway's stream buffer is what fills.
 const SLOW_READER = `
