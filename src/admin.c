@@ -153,10 +153,11 @@ json_t *admin_config_json(const struct config *cfg)
     a = json_array();
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const struct route *r = &cfg->routes[i];
-        json_t *ro, *stages = json_array();
+        json_t *ro, *stages;
 
         if (r->implicit)
             continue;
+        stages = json_array();
         for (size_t k = 0; k < r->nstages; k++)
             json_array_append_new(stages, stage_json(&r->stages[k]));
         ro = json_pack("{s:s, s:s, s:o, s:f, s:b, s:I, s:b}", "name", r->name, "kind",

@@ -382,7 +382,9 @@ test('file descriptors and RSS return to their baseline after 20,000 mixed reque
   const rss0 = rss();
   await run(20000 / SLOW);
   await sleep(1500);
-  assert.ok(fds() <= fd0 + 2, `fds ${fd0} -> ${fds()}`);
+  // Pooled connections (16 clients, 16 upstream) may differ by a few between
+  // the two samples; a leak of even one fd in 1,000 requests would show as 20.
+  assert.ok(fds() <= fd0 + 16, `fds ${fd0} -> ${fds()}`);
   assert.ok(rss() - rss0 < 8 * 1024 * SLOW, `RSS ${rss0} kB -> ${rss()} kB`);
   await g.stop();
 });
