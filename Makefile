@@ -65,8 +65,12 @@ run: deps all
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# No test may hang the run: each has TEST_TIMEOUT_MS, then it fails.
+TEST_TIMEOUT_MS ?= 900000
+NODE_TEST := node --test --test-concurrency=1 --test-timeout=$(TEST_TIMEOUT_MS)
+
 integration: all
-	SLUICE_BUILD=$(abspath $(BUILD)) node --test --test-concurrency=1 tests/integration/
+	SLUICE_BUILD=$(abspath $(BUILD)) $(NODE_TEST) tests/integration/
 
 test: deps
 	$(MAKE) all
@@ -82,7 +86,7 @@ asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
 	    SLUICE_BUILD=$(abspath build/asan) SLUICE_SLOW=4 \
-	    node --test --test-concurrency=1 tests/integration/
+	    $(NODE_TEST) tests/integration/
 
 FUZZ_SECONDS ?= 60
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -102,7 +106,10 @@ fuzz-smoke: $(FUZZ_BINS)
 $(BUILD)/bench-scorer: bench/scorer.c $(LIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
-bench: deps all $(BUILD)/bench-scorer
+$(BUILD)/bench-metrics: bench/metrics.c $(LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
+
+bench: deps all $(BUILD)/bench-scorer $(BUILD)/bench-metrics
 	bench/run.sh
 
 format:

@@ -39,6 +39,11 @@ check('cache hits, Redis backend: throughput / nginx proxy_pass (32 conns)', f2(
 check('cache hit p50 latency / nginx static p50 (1 conn)', `${f2(hitLat)} (${m.cache_mem_lat.p50_us} µs vs ${m.lat_static.p50_us} µs)`, '≤ 1.20', hitLat <= 1.2);
 check('rules scorer per stage', `${m.scorer.rules_mean_us.toFixed(2)} µs (p99 ${m.scorer.rules_p99_us.toFixed(2)})`, '< 50 µs', m.scorer.rules_mean_us < 50);
 check('learned scorer per stage', `${m.scorer.learned_mean_us.toFixed(1)} µs (p99 ${m.scorer.learned_p99_us.toFixed(1)})`, '< 50 µs', m.scorer.learned_mean_us < 50);
+// Metrics: what recording one request costs (bench-metrics, one thread),
+// against the CPU sluice spent per request in the throughput run.
+const cpuUsPerReq = (m.sluice_cpu_ticks / m.clk_tck) * 1e6 / m.sluice.requests;
+const metricsShare = (m.metrics_ns / 1000) / cpuUsPerReq;
+check('metrics cost / sluice CPU per proxied request', `${(metricsShare * 100).toFixed(2)} % (${m.metrics_ns} ns of ${f1(cpuUsPerReq)} µs)`, '< 1 %', metricsShare < 0.01);
 
 let cpu = '';
 try { cpu = execSync("awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo").toString().trim(); } catch { /* */ }
@@ -84,6 +89,16 @@ Time one cascade stage spends in its scorer, over ${m.scorer.answers} recorded a
 arc-challenge test fixture (prompts of about 2 KB), 5 rounds: rules ${m.scorer.rules_mean_us.toFixed(2)} µs
 mean (p99 ${m.scorer.rules_p99_us.toFixed(2)} µs), learned ${m.scorer.learned_mean_us.toFixed(1)} µs mean
 (p99 ${m.scorer.learned_p99_us.toFixed(1)} µs).
+
+## Metrics overhead
+
+Recording one request in every metric family (counters, the latency, TTFT
+and upstream histograms, tokens and cost, by route, model, key, status and
+cache result) takes ${m.metrics_ns} ns on one thread (\`build/bench-metrics\`,
+best of 5). In the throughput run sluice spent ${f1(cpuUsPerReq)} µs of CPU per
+proxied request (all threads, user + system), so metrics are
+${(metricsShare * 100).toFixed(2)} % of its work: the throughput they cost is at
+most that share.
 
 ## Concurrent streams
 

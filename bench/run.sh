@@ -27,6 +27,7 @@ trap cleanup EXIT
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; exit 1; }
 rss_kb() { awk '/VmRSS/ {print $2}' /proc/"$1"/status; }
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; } # user + system, in clock ticks
 hwm_kb() { awk '/VmHWM/ {print $2}' /proc/"$1"/status; }
 
 P_STATIC=$(free_port); P_PROXY=$(free_port); P_SLUICE=$(free_port)
@@ -98,7 +99,9 @@ wrk_run warm "http://127.0.0.1:$P_SLUICE" 32 2 2 MODEL=bench-nocache >/dev/null
 echo "bench: throughput at 32 connections (${DUR}s each)"
 T_STATIC=$(wrk_run tput-static "http://127.0.0.1:$P_STATIC" 32 2 "$DUR" MODEL=bench)
 T_PROXY=$(wrk_run tput-proxy "http://127.0.0.1:$P_PROXY" 32 2 "$DUR" MODEL=bench)
+CPU0=$(cpu_ticks $SLUICE_PID)
 T_SLUICE=$(wrk_run tput-sluice "http://127.0.0.1:$P_SLUICE" 32 2 "$DUR" MODEL=bench-nocache)
+CPU_TICKS=$(( $(cpu_ticks $SLUICE_PID) - CPU0 ))
 
 echo "bench: latency at 1 connection (${DUR}s each)"
 L_STATIC=$(wrk_run lat-static "http://127.0.0.1:$P_STATIC" 1 1 "$DUR" MODEL=bench)
@@ -129,6 +132,9 @@ build/sluice-tune fit --data tests/fixtures/routerbench/arc-challenge.jsonl \
   --prices tests/fixtures/routerbench/prices.json --folds 3 --out "$OUT/tune" >/dev/null 2>&1
 SCORER=$(build/bench-scorer "$OUT/tune/scorers/zero-one-ai_Yi-34B-Chat.w" tests/fixtures/routerbench/arc-challenge.jsonl)
 
+echo "bench: metrics cost per request"
+METRICS_NS=$(build/bench-metrics 2000000 1 | sed -n 's/^1 thread(s): \([0-9.]*\) ns.*/\1/p')
+
 echo "bench: $STREAMS concurrent streams (1 s first byte, 20 chunks 50 ms apart)"
 build/sluice-mock --listen "127.0.0.1:$P_MOCK" --quiet --first-byte-ms 1000 --chunks 20 --interval-ms 50 >/dev/null &
 pids+=($!)
@@ -154,6 +160,7 @@ node bench/report.mjs "$OUT/RESULTS.json" <<JSON
  "idle_rss_kb":$IDLE_RSS_KB,"after_rss_kb":$AFTER_RSS_KB,
  "cache_mem":$C_MEM,"cache_mem_lat":$CL_MEM,"cache_redis":$C_REDIS,"cache_redis_lat":$CL_REDIS,
  "scorer":$SCORER,
+ "sluice_cpu_ticks":$CPU_TICKS,"clk_tck":$(getconf CLK_TCK),"metrics_ns":$METRICS_NS,
  "streams":$S_STREAM,"stream_conns":$STREAMS,"stream_hwm_kb":$STREAM_HWM_KB,
  "seconds":$DUR,"cores":$(nproc)}
 JSON

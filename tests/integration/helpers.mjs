@@ -11,6 +11,9 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const BUILD = process.env.SLUICE_BUILD || join(ROOT, 'build');
 // Sanitizer builds are slower: stretch waits by this factor.
 export const SLOW = Number(process.env.SLUICE_SLOW || 1);
+/** An ASan build (make asan): its allocator keeps freed memory in quarantine. */
+export const SANITIZED = existsSync(join(BUILD, 'sluice'))
+  && readFileSync(join(BUILD, 'sluice')).includes('__asan_init');
 
 const children = new Set();
 
@@ -53,6 +56,12 @@ export function startProcess(cmd, args, { ready, env, timeoutMs = 10000 } = {}) 
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.add(proc);
+    // A test that fails before it stops its processes must not keep this
+    // file's run alive forever: the children do not hold the event loop,
+    // and whatever is left is killed at exit.
+    proc.unref();
+    proc.stdout.unref();
+    proc.stderr.unref();
     let out = '';
     let done = false;
     const timer = setTimeout(() => {

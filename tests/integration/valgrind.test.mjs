@@ -16,13 +16,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import {
-  BUILD, SLOW, startMock, startRedis, startProcess, stopProcess, tmpDir, logLines, waitFor, sleep,
+  BUILD, SLOW, SANITIZED, startMock, startRedis, startProcess, stopProcess, tmpDir, logLines, waitFor, sleep,
 } from './helpers.mjs';
 
 const HAVE_VALGRIND = !spawnSync('valgrind', ['--version'], { stdio: 'ignore' }).error;
-// A sanitizer build (make asan) cannot run under valgrind.
-const SANITIZED = existsSync(join(BUILD, 'sluice'))
-  && readFileSync(join(BUILD, 'sluice')).includes('__asan_init');
+// A sanitizer build (make asan) cannot run under valgrind (SANITIZED).
 // In CI a missing valgrind is a failure, not a silent skip: scripts/deps.sh
 // installs it.
 const SKIP = SANITIZED ? 'an ASan build cannot run under valgrind (make integration runs this test)'
