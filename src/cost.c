@@ -1,5 +1,6 @@
 /* cost.c - see cost.h. */
 #include "cost.h"
+#include "util.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -45,7 +46,8 @@ void cost_format(double usd, char *out, size_t n)
     pico = (uint64_t)(usd * 1e12 + 0.5);
     whole = pico / 1000000000000u;
     frac = pico % 1000000000000u;
-    len = snprintf(digits, sizeof(digits), "%llu.", (unsigned long long)whole);
+    len = (int)fmt_u64(digits, whole);
+    digits[len++] = '.';
     for (i = 11; i >= 0; i--) {
         digits[len + i] = (char)('0' + frac % 10);
         frac /= 10;
@@ -55,5 +57,10 @@ void cost_format(double usd, char *out, size_t n)
     while (digits[len - 1] == '0' && digits[len - 2] != '.')
         len--;
     digits[len] = '\0';
-    snprintf(out, n, "%s", digits);
+    if (n > 0) {
+        size_t m = (size_t)len < n - 1 ? (size_t)len : n - 1;
+
+        memcpy(out, digits, m);
+        out[m] = '\0';
+    }
 }

@@ -34,10 +34,11 @@ void log_flush(void)
 /* RFC 3339 UTC timestamp with milliseconds. The date and time to the
  * second are formatted once per second per thread: gmtime_r takes a
  * process-wide lock, and this runs for every request. */
-static void format_ts(double t, char *out, size_t n)
+static void format_ts(double t, char out[32])
 {
     static __thread time_t last_secs = -1;
     static __thread char last[32];
+    static __thread size_t last_len;
     time_t secs = (time_t)t;
     int ms = (int)((t - (double)secs) * 1000.0);
 
@@ -45,10 +46,17 @@ static void format_ts(double t, char *out, size_t n)
         struct tm tm;
 
         gmtime_r(&secs, &tm);
-        strftime(last, sizeof(last), "%Y-%m-%dT%H:%M:%S", &tm);
+        last_len = strftime(last, 26, "%Y-%m-%dT%H:%M:%S", &tm);
         last_secs = secs;
     }
-    snprintf(out, n, "%s.%03dZ", last, ms < 0 ? 0 : ms > 999 ? 999 : ms);
+    ms = ms < 0 ? 0 : ms > 999 ? 999 : ms;
+    memcpy(out, last, last_len);
+    out[last_len] = '.';
+    out[last_len + 1] = (char)('0' + ms / 100);
+    out[last_len + 2] = (char)('0' + ms / 10 % 10);
+    out[last_len + 3] = (char)('0' + ms % 10);
+    out[last_len + 4] = 'Z';
+    out[last_len + 5] = '\0';
 }
 
 static void emit(struct buf *b, int batched)
@@ -59,12 +67,16 @@ static void emit(struct buf *b, int batched)
 /* Start a line: timestamp and level, in the configured format. */
 static void line_start(struct buf *b, enum log_level level, double t)
 {
-    char ts[48];
+    char ts[32];
 
-    format_ts(t, ts, sizeof(ts));
-    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON)
-        buf_printf(b, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, level_names[level]);
-    else
+    format_ts(t, ts);
+    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
+        buf_puts(b, "{\"ts\":\"");
+        buf_puts(b, ts);
+        buf_puts(b, "\",\"level\":\"");
+        buf_puts(b, level_names[level]);
+        buf_append(b, "\"", 1);
+    } else
         buf_printf(b, "%s %-5s", ts, level_names[level]);
 }
 
@@ -102,9 +114,14 @@ static void field_raw(struct buf *b, const char *key, const char *v)
 
 static void field_long(struct buf *b, const char *key, long v)
 {
-    char num[32];
+    char num[24];
 
-    snprintf(num, sizeof(num), "%ld", v);
+    if (v < 0) {
+        num[0] = '-';
+        fmt_u64(num + 1, -(uint64_t)v);
+    } else {
+        fmt_u64(num, (uint64_t)v);
+    }
     field_raw(b, key, num);
 }
 
@@ -112,9 +129,14 @@ static void field_long(struct buf *b, const char *key, long v)
 static void field_ms(struct buf *b, const char *key, uint64_t us)
 {
     char num[32];
+    unsigned frac = (unsigned)(us % 1000u);
+    size_t n = fmt_u64(num, us / 1000u);
 
-    snprintf(num, sizeof(num), "%llu.%03u", (unsigned long long)(us / 1000u),
-             (unsigned)(us % 1000u));
+    num[n] = '.';
+    num[n + 1] = (char)('0' + frac / 100);
+    num[n + 2] = (char)('0' + frac / 10 % 10);
+    num[n + 3] = (char)('0' + frac % 10);
+    num[n + 4] = '\0';
     field_raw(b, key, num);
 }
 

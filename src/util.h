@@ -57,6 +57,10 @@ void sha256(const void *p, size_t n, unsigned char out[32]);
 /* Write 2*n lowercase hex digits of `in` plus a NUL to `out`. */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 
+/* Decimal digits of v and a NUL into out, which holds at least 21 bytes;
+ * returns the number of digits. For hot paths, where printf is slow. */
+size_t fmt_u64(char *out, uint64_t v);
+
 /* Case-insensitive ASCII compare of a NUL-terminated string with a prefix. */
 int str_has_prefix(const char *s, const char *prefix);
 

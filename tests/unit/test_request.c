@@ -3,12 +3,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../src/cost.h"
 #include "../../src/request.h"
+#include "../../src/util.h"
 
 static int parse(enum endpoint ep, const char *body, struct request_info *ri, struct api_error *e)
 {
@@ -162,9 +164,26 @@ static void test_cost(void **state)
     assert_string_equal(s, "0.0");
     cost_format(0.00000015, s, sizeof(s));
     assert_string_equal(s, "0.00000015");
+    cost_format(1234.5, s, sizeof(s));
+    assert_string_equal(s, "1234.5");
+    cost_format(1234.5, s, 4); /* truncated, still terminated */
+    assert_string_equal(s, "123");
     /* 400 chars ~ 100 tokens + 8 overhead; 50 completion tokens */
     assert_true(cost_estimate(&m, 400, 50, 256) > (108 * 2.5 + 50 * 10.0) / 1e6 - 1e-12);
     assert_true(cost_estimate(&m, 400, 0, 256) > cost_estimate(&m, 400, 50, 256));
+}
+
+static void test_fmt_u64(void **state)
+{
+    char s[21];
+
+    (void)state;
+    assert_int_equal(fmt_u64(s, 0), 1);
+    assert_string_equal(s, "0");
+    assert_int_equal(fmt_u64(s, 1000), 4);
+    assert_string_equal(s, "1000");
+    assert_int_equal(fmt_u64(s, UINT64_MAX), 20);
+    assert_string_equal(s, "18446744073709551615");
 }
 
 int main(void)
@@ -176,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_bad_fields),
         cmocka_unit_test(test_completions_embeddings),
         cmocka_unit_test(test_cost),
+        cmocka_unit_test(test_fmt_u64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
