@@ -51,8 +51,10 @@ try { cpu = execSync("awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo")
 const md = `# sluice benchmark results
 
 Measured by \`make bench\` (bench/run.sh) on ${new Date().toISOString().slice(0, 10)}: ${m.cores} cores (${cpu}),
-wrk, ${m.seconds} s per run. All three servers ran on the same machine as wrk, so the figures are
-only meaningful as ratios within this run.
+wrk. All the servers ran on the same machine as wrk, so the figures are only meaningful as
+ratios within this run. Every throughput and latency figure is the median of ${m.rounds} runs of
+${m.seconds} s (requests and errors are summed), and the runs of nginx and of sluice were
+interleaved, so that a slow spell of the machine weighs on every target alike.
 
 ## Targets
 
@@ -95,7 +97,7 @@ mean (p99 ${m.scorer.rules_p99_us.toFixed(2)} µs), learned ${m.scorer.learned_m
 Recording one request in every metric family (counters, the latency, TTFT
 and upstream histograms, tokens and cost, by route, model, key, status and
 cache result) takes ${m.metrics_ns} ns on one thread (\`build/bench-metrics\`,
-best of 5). In the throughput run sluice spent ${f1(cpuUsPerReq)} µs of CPU per
+best of 5). In the throughput runs sluice spent ${f1(cpuUsPerReq)} µs of CPU per
 proxied request (all threads, user + system), so metrics are
 ${(metricsShare * 100).toFixed(2)} % of its work: the throughput they cost is at
 most that share.

@@ -90,31 +90,7 @@ field() { node -e "console.log(JSON.parse(process.argv[1])['$2'])" "$1"; }
 # The proxy figures go through a route with the cache off: every request
 # makes its upstream call. The cache figures repeat one request: every
 # request after the first is a hit.
-echo "bench: warming up"
-for u in "http://127.0.0.1:$P_STATIC" "http://127.0.0.1:$P_PROXY"; do
-  wrk_run warm "$u" 32 2 2 MODEL=bench >/dev/null
-done
-wrk_run warm "http://127.0.0.1:$P_SLUICE" 32 2 2 MODEL=bench-nocache >/dev/null
-
-echo "bench: throughput at 32 connections (${DUR}s each)"
-T_STATIC=$(wrk_run tput-static "http://127.0.0.1:$P_STATIC" 32 2 "$DUR" MODEL=bench)
-T_PROXY=$(wrk_run tput-proxy "http://127.0.0.1:$P_PROXY" 32 2 "$DUR" MODEL=bench)
-CPU0=$(cpu_ticks $SLUICE_PID)
-T_SLUICE=$(wrk_run tput-sluice "http://127.0.0.1:$P_SLUICE" 32 2 "$DUR" MODEL=bench-nocache)
-CPU_TICKS=$(( $(cpu_ticks $SLUICE_PID) - CPU0 ))
-
-echo "bench: latency at 1 connection (${DUR}s each)"
-L_STATIC=$(wrk_run lat-static "http://127.0.0.1:$P_STATIC" 1 1 "$DUR" MODEL=bench)
-L_PROXY=$(wrk_run lat-proxy "http://127.0.0.1:$P_PROXY" 1 1 "$DUR" MODEL=bench)
-L_SLUICE=$(wrk_run lat-sluice "http://127.0.0.1:$P_SLUICE" 1 1 "$DUR" MODEL=bench-nocache)
-AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
-
-echo "bench: cache hits, memory backend"
-wrk_run warm "http://127.0.0.1:$P_SLUICE" 1 1 1 MODEL=bench >/dev/null
-C_MEM=$(wrk_run cache-mem "http://127.0.0.1:$P_SLUICE" 32 2 "$DUR" MODEL=bench)
-CL_MEM=$(wrk_run cache-mem-lat "http://127.0.0.1:$P_SLUICE" 1 1 "$DUR" MODEL=bench)
-
-echo "bench: cache hits, Redis backend"
+echo "bench: starting Redis and a sluice with the Redis backend"
 redis-server --port "$P_REDIS" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
 pids+=($!)
 sed -e "s/$P_SLUICE/$P_SLUICE_REDIS/" -e "s|sluice.log|sluice-redis.log|" "$OUT/sluice.conf" > "$OUT/sluice-redis.conf"
@@ -123,9 +99,69 @@ wait_port "$P_REDIS"
 build/sluice --config "$OUT/sluice-redis.conf" &
 pids+=($!)
 wait_port "$P_SLUICE_REDIS"
-wrk_run warm "http://127.0.0.1:$P_SLUICE_REDIS" 1 1 1 MODEL=bench >/dev/null
-C_REDIS=$(wrk_run cache-redis "http://127.0.0.1:$P_SLUICE_REDIS" 32 2 "$DUR" MODEL=bench)
-CL_REDIS=$(wrk_run cache-redis-lat "http://127.0.0.1:$P_SLUICE_REDIS" 1 1 "$DUR" MODEL=bench)
+
+# The five measured targets: NAME URL MODEL.
+TARGETS=(
+  "static http://127.0.0.1:$P_STATIC bench"
+  "proxy http://127.0.0.1:$P_PROXY bench"
+  "sluice http://127.0.0.1:$P_SLUICE bench-nocache"
+  "cache-mem http://127.0.0.1:$P_SLUICE bench"
+  "cache-redis http://127.0.0.1:$P_SLUICE_REDIS bench"
+)
+
+echo "bench: warming up"
+for tgt in "${TARGETS[@]}"; do
+  read -r name url model <<<"$tgt"
+  wrk_run "warm-$name" "$url" 32 2 2 MODEL="$model" >/dev/null
+done
+
+# The machine is noisy (a VM; wrk, nginx and sluice share its cores), so
+# every figure is the median of ROUNDS runs, and the runs of the targets are
+# interleaved: a slow spell hits every target alike, not one of them.
+# rounds KIND CONNS THREADS: runs every target ROUNDS times, ROUND_SECONDS each,
+# and leaves the runs' JSON lines in $OUT/rounds-KIND-NAME.jsonl.
+ROUNDS=${BENCH_ROUNDS:-5}
+ROUND_SECONDS=$(( DUR / ROUNDS > 2 ? DUR / ROUNDS : 2 ))
+CPU_TICKS=0
+rounds() {
+  local kind=$1 c=$2 t=$3 r tgt name url model c0
+  rm -f "$OUT"/rounds-"$kind"-*.jsonl
+  for r in $(seq "$ROUNDS"); do
+    for tgt in "${TARGETS[@]}"; do
+      read -r name url model <<<"$tgt"
+      c0=$(cpu_ticks $SLUICE_PID)
+      wrk_run "$kind-$name-$r" "$url" "$c" "$t" "$ROUND_SECONDS" MODEL="$model" \
+        >> "$OUT/rounds-$kind-$name.jsonl"
+      if [ "$kind" = tput ] && [ "$name" = sluice ]; then
+        CPU_TICKS=$(( CPU_TICKS + $(cpu_ticks $SLUICE_PID) - c0 ))
+      fi
+    done
+  done
+}
+# median KIND NAME -> one JSON summary: medians of the rates and latencies,
+# sums of the requests and errors.
+median() {
+  node -e '
+    const runs = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+    const med = (k) => { const v = runs.map((r) => r[k]).sort((a, b) => a - b);
+      const h = v.length >> 1; return v.length % 2 ? v[h] : (v[h - 1] + v[h]) / 2; };
+    const sum = (k) => runs.reduce((s, r) => s + r[k], 0);
+    const out = { runs: runs.length };
+    for (const k of ["rps", "p50_us", "p90_us", "p99_us", "mean_us"]) out[k] = med(k);
+    for (const k of ["requests", "errors", "duration_us"]) out[k] = sum(k);
+    console.log(JSON.stringify(out));' "$OUT/rounds-$1-$2.jsonl"
+}
+
+echo "bench: throughput at 32 connections ($ROUNDS interleaved rounds of ${ROUND_SECONDS}s)"
+rounds tput 32 2
+T_STATIC=$(median tput static); T_PROXY=$(median tput proxy); T_SLUICE=$(median tput sluice)
+C_MEM=$(median tput cache-mem); C_REDIS=$(median tput cache-redis)
+
+echo "bench: latency at 1 connection ($ROUNDS interleaved rounds of ${ROUND_SECONDS}s)"
+rounds lat 1 1
+L_STATIC=$(median lat static); L_PROXY=$(median lat proxy); L_SLUICE=$(median lat sluice)
+CL_MEM=$(median lat cache-mem); CL_REDIS=$(median lat cache-redis)
+AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
 
 echo "bench: scorer time per stage (learned weights trained on the test fixture)"
 build/sluice-tune fit --data tests/fixtures/routerbench/arc-challenge.jsonl \
@@ -162,6 +198,6 @@ node bench/report.mjs "$OUT/RESULTS.json" <<JSON
  "scorer":$SCORER,
  "sluice_cpu_ticks":$CPU_TICKS,"clk_tck":$(getconf CLK_TCK),"metrics_ns":$METRICS_NS,
  "streams":$S_STREAM,"stream_conns":$STREAMS,"stream_hwm_kb":$STREAM_HWM_KB,
- "seconds":$DUR,"cores":$(nproc)}
+ "seconds":$ROUND_SECONDS,"rounds":$ROUNDS,"cores":$(nproc)}
 JSON
 echo "bench: wrote bench/RESULTS.md"
