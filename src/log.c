@@ -76,8 +76,9 @@ static void line_start(struct buf *b, enum log_level level, double t)
         buf_puts(b, "\",\"level\":\"");
         buf_puts(b, level_names[level]);
         buf_append(b, "\"", 1);
-    } else
+    } else {
         buf_printf(b, "%s %-5s", ts, level_names[level]);
+    }
 }
 
 /* ,"key": */
