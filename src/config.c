@@ -1863,7 +1863,9 @@ struct config *config_default(const char *mock_url)
         "  { name = \"mock-small\"; provider = \"mock\";\n"
         "    input_per_mtok = 0.15; output_per_mtok = 0.60; },\n"
         "  { name = \"mock-large\"; provider = \"mock\";\n"
-        "    input_per_mtok = 2.50; output_per_mtok = 10.00; }\n"
+        "    input_per_mtok = 2.50; output_per_mtok = 10.00; },\n"
+        "  { name = \"text-embedding-3-small\"; provider = \"mock\";\n"
+        "    input_per_mtok = 0.02; output_per_mtok = 0.0; }\n"
         ");\n"
         "routes = ( { name = \"reliable\"; fallback = ( \"mock-small\", \"mock-large\" ); } );\n",
         url);

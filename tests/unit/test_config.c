@@ -1081,6 +1081,7 @@ static void test_config_default(void **state)
     assert_true(config_model(cfg, "mock-small")->output_per_mtok == 0.60);
     assert_true(config_model(cfg, "mock-large")->input_per_mtok == 2.50);
     assert_true(config_model(cfg, "mock-large")->output_per_mtok == 10.00);
+    assert_true(config_model(cfg, "text-embedding-3-small")->input_per_mtok == 0.02);
     r = config_route(cfg, "reliable");
     assert_non_null(r);
     assert_int_equal(r->kind, ROUTE_FALLBACK);

@@ -1,0 +1,74 @@
+// The README's examples, run as written: its Node example against `sluice`
+// on the built-in config (what `make run` starts), and every gateway.conf it
+// shows through `sluice --check`. A README that drifts from sluice fails here.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startMock, startProcess, stopProcess, tmpDir, BUILD, ROOT } from './helpers.mjs';
+
+const run = promisify(execFile);
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+/** The fenced blocks of the README whose info string is lang ('' for none). */
+function blocks(lang) {
+  const out = [];
+  let open = null;
+  for (const line of README.split('\n')) {
+    const fence = /^```(\S*)\s*$/.exec(line);
+    if (fence && open === null) {
+      open = { lang: fence[1], lines: [] };
+    } else if (fence) {
+      if (open.lang === lang) out.push(open.lines.join('\n') + '\n');
+      open = null;
+    } else if (open) {
+      open.lines.push(line);
+    }
+  }
+  return out;
+}
+
+const procs = [];
+after(async () => {
+  for (const p of procs.reverse()) await p.stop();
+});
+
+test('the README Node example runs against the built-in config (make run)', async () => {
+  const js = blocks('js');
+  assert.ok(js.length >= 1, 'the README has a Node example');
+  const mock = await startMock();
+  procs.push(mock);
+  const g = await startProcess(join(BUILD, 'sluice'),
+    ['--listen', '127.0.0.1:0', '--mock-url', mock.base],
+    { ready: /listening on (http:\/\/[\d.]+:\d+)/ });
+  procs.push({ stop: () => stopProcess(g) });
+  const base = `${g.match[1]}/v1`;
+  // Under the tree, so that `import 'openai'` finds node_modules.
+  const file = join(BUILD, `readme-example-${process.pid}.mjs`);
+  for (const code of js) {
+    assert.match(code, /http:\/\/127\.0\.0\.1:8080\/v1/, 'the example points at make run\'s address');
+    writeFileSync(file, code.replaceAll('http://127.0.0.1:8080/v1', base));
+    try {
+      const { stdout } = await run(process.execPath, [file], { timeout: 30000 });
+      assert.match(stdout, /^mock-small /m, 'the chat answer names the model that answered');
+      assert.match(stdout, /^\d+ \d+(\.\d+)?$/m, 'the embedding length and its x-sluice-cost');
+    } finally {
+      unlinkSync(file);
+    }
+  }
+});
+
+test('every gateway.conf in the README passes sluice --check', async () => {
+  const confs = blocks('').filter((b) => /^\s*providers\s*=/m.test(b));
+  assert.ok(confs.length >= 1, 'the README shows a gateway.conf');
+  const dir = tmpDir();
+  for (const [i, text] of confs.entries()) {
+    const f = join(dir, `readme-${i}.conf`);
+    writeFileSync(f, text);
+    const { stdout } = await run(join(BUILD, 'sluice'), ['--check', '--config', f],
+      { env: { ...process.env, OPENAI_API_KEY: 'sk-test' } });
+    assert.match(stdout, /OK/, `README config ${i + 1}`);
+  }
+});
