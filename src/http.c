@@ -75,26 +75,33 @@ static void add_header(struct MHD_Response *r, const char *name, const char *val
         log_msg(LOG_WARN, "could not add response header %s", name);
 }
 
+/* x-ratelimit-limit-KIND, -remaining-KIND and -reset-KIND, when the key has
+ * that limit. */
+static void add_limit_kind(struct MHD_Response *r, const char *kind, long limit, long remaining,
+                           const char *reset)
+{
+    char name[48], v[32];
+
+    if (limit <= 0)
+        return;
+    snprintf(name, sizeof(name), "x-ratelimit-limit-%s", kind);
+    snprintf(v, sizeof(v), "%ld", limit);
+    add_header(r, name, v);
+    snprintf(name, sizeof(name), "x-ratelimit-remaining-%s", kind);
+    snprintf(v, sizeof(v), "%ld", remaining);
+    add_header(r, name, v);
+    snprintf(name, sizeof(name), "x-ratelimit-reset-%s", kind);
+    add_header(r, name, reset);
+}
+
 /* OpenAI's x-ratelimit-* headers, for the limits the key has. */
 static void add_limit_headers(struct MHD_Response *r, const struct limit_info *li)
 {
-    char v[32], reset[32];
+    char reset[32];
 
     snprintf(reset, sizeof(reset), "%lds", (li->reset_ms + 999) / 1000);
-    if (li->limit_requests > 0) {
-        snprintf(v, sizeof(v), "%ld", li->limit_requests);
-        add_header(r, "x-ratelimit-limit-requests", v);
-        snprintf(v, sizeof(v), "%ld", li->remaining_requests);
-        add_header(r, "x-ratelimit-remaining-requests", v);
-        add_header(r, "x-ratelimit-reset-requests", reset);
-    }
-    if (li->limit_tokens > 0) {
-        snprintf(v, sizeof(v), "%ld", li->limit_tokens);
-        add_header(r, "x-ratelimit-limit-tokens", v);
-        snprintf(v, sizeof(v), "%ld", li->remaining_tokens);
-        add_header(r, "x-ratelimit-remaining-tokens", v);
-        add_header(r, "x-ratelimit-reset-tokens", reset);
-    }
+    add_limit_kind(r, "requests", li->limit_requests, li->remaining_requests, reset);
+    add_limit_kind(r, "tokens", li->limit_tokens, li->remaining_tokens, reset);
 }
 
 /* Headers every API response carries. Reads meta, so only once the loop is

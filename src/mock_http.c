@@ -84,7 +84,7 @@ static int parse_request_line(const char *buf, size_t p, size_t eol, struct mock
     if (i == p || i == eol || buf[i] != ' ')
         return fail(out, 400, "malformed request line (method)");
     if (i - p > 32)
-        return fail(out, 501, "method not implemented");
+        return fail(out, 501, "unknown method (over 32 bytes)");
     out->method = buf + p;
     out->method_len = i - p;
     t0 = ++i;
