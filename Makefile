@@ -113,7 +113,7 @@ bench: deps all $(BUILD)/bench-scorer $(BUILD)/bench-metrics
 	bench/run.sh
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c tests/common/*.h
 
 clean:
 	rm -rf build

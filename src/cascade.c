@@ -79,8 +79,7 @@ struct memo {
     const struct model *model;
     int ok;
     struct reply reply;
-    json_t *json; /* the parsed response */
-    char *body;   /* the raw response */
+    char *body; /* the raw response */
     size_t len;
     double cost;
     double score; /* of the stage that used it as its answer, or NAN */
@@ -150,7 +149,6 @@ static struct memo *memo_find(struct run *run, const struct model *m)
 static void memo_free(struct memo *mo)
 {
     reply_free(&mo->reply);
-    json_decref(mo->json);
     free(mo->body);
 }
 
@@ -369,37 +367,44 @@ static void respond_memo(struct run *run, struct memo *mo, int cacheable)
 {
     struct exchange *ex = run->ex;
     const struct request_info *ri = &ex->ri;
-    json_t *choices = json_object_get(mo->json, "choices"), *c;
-    int changed = 0;
+    int trim = mo->reply.nchoices > (size_t)ri->n || (mo->reply.any_logprobs && !ri->want_logprobs);
+    json_t *json = NULL, *choices, *c;
+    char *changed = NULL; /* the body as trimmed */
     size_t i;
 
     set_answerer(run, mo->model);
     note_saving(run, &mo->reply);
-    while (json_is_array(choices) && json_array_size(choices) > (size_t)ri->n) {
-        json_array_remove(choices, json_array_size(choices) - 1);
-        changed = 1;
-    }
-    if (!ri->want_logprobs) {
-        json_array_foreach (choices, i, c) {
-            if (json_is_object(c) && !json_is_null(json_object_get(c, "logprobs"))) {
-                json_object_set_new(c, "logprobs", json_null());
-                changed = 1;
-            }
+    if (trim || ri->stream) {
+        /* The answer was read in place; changing it takes the tree. */
+        json = json_loadb(mo->body, mo->len, 0, NULL);
+        if (json == NULL) {
+            api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
+                          "Upstream %s: the response is not JSON", mo->model->name);
+            ex_fail(ex, &run->last_err);
+            run_end(run);
+            return;
         }
     }
-    if (cacheable) {
-        char *body = changed ? json_dumps(mo->json, JSON_COMPACT) : NULL;
-
-        if (changed && body == NULL)
+    if (trim) {
+        choices = json_object_get(json, "choices");
+        while (json_array_size(choices) > (size_t)ri->n)
+            json_array_remove(choices, json_array_size(choices) - 1);
+        json_array_foreach (choices, i, c) {
+            if (!ri->want_logprobs && !json_is_null(json_object_get(c, "logprobs")) &&
+                json_object_get(c, "logprobs") != NULL)
+                json_object_set_new(c, "logprobs", json_null());
+        }
+        changed = json_dumps(json, JSON_COMPACT);
+        if (changed == NULL)
             sl_panic("json_dumps: out of memory");
-        cache_finish(ex, changed ? body : mo->body, changed ? strlen(body) : mo->len);
-        free(body);
     }
+    if (cacheable)
+        cache_finish(ex, changed ? changed : mo->body, changed ? strlen(changed) : mo->len);
     if (ri->stream) {
         struct buf sse;
 
         buf_init(&sse, RESP_BODY_MAX);
-        provider_sse_from_response(ri->ep, mo->json, ri->include_usage, &sse);
+        provider_sse_from_response(ri->ep, json, ri->include_usage, &sse);
         ex->meta.ttft_us = now_us() - ex->t_start_us;
         if (run_write(run, sse.data, sse.len) < 0) {
             api_error_set(&run->last_err, 502, "api_error", "stream_overflow", NULL, "%s",
@@ -410,15 +415,14 @@ static void respond_memo(struct run *run, struct memo *mo, int cacheable)
         }
         buf_free(&sse);
     } else if (changed) {
-        char *body = json_dumps(mo->json, JSON_COMPACT);
-
-        if (body == NULL)
-            sl_panic("json_dumps: out of memory");
-        ex_respond(ex, 200, body, strlen(body));
+        ex_respond(ex, 200, changed, strlen(changed));
+        changed = NULL;
     } else {
         ex_respond(ex, 200, mo->body, mo->len);
         mo->body = NULL;
     }
+    free(changed);
+    json_decref(json);
     run_end(run);
 }
 
@@ -522,7 +526,7 @@ static void note_call_error(struct run *run, struct attempt *a, enum call_err ki
 /* Classify how a call ended. Returns 1 if it brought a usable 2xx answer;
  * else notes the failure in run->last_err and returns 0. For a whole (not
  * streamed) 2xx body, the reply is parsed here. */
-static int attempt_outcome(struct attempt *a, struct call *c, const char *err, json_t **json)
+static int attempt_outcome(struct attempt *a, struct call *c, const char *err)
 {
     struct run *run = a->run;
     long status = call_status(c);
@@ -533,9 +537,8 @@ static int attempt_outcome(struct attempt *a, struct call *c, const char *err, j
             if (!a->saw_done)
                 a->bad = "the stream ended early";
         } else if (a->kind != ATT_HTTP) {
-            *json = provider_parse_response(a->ep, a->body.data ? a->body.data : "", a->body.len,
-                                            &a->reply);
-            if (*json == NULL)
+            if (provider_parse_response(a->ep, a->body.data ? a->body.data : "", a->body.len,
+                                        &a->reply) < 0)
                 a->bad = "the response is not JSON";
         }
     }
@@ -632,7 +635,7 @@ static int relay_score(struct run *run, const struct reply *r, double *score)
     }
 }
 
-static void relay_done(struct attempt *a, struct call *c, const char *err, int ok, json_t *json)
+static void relay_done(struct attempt *a, struct call *c, const char *err, int ok)
 {
     struct run *run = a->run;
     struct exchange *ex = run->ex;
@@ -643,7 +646,6 @@ static void relay_done(struct attempt *a, struct call *c, const char *err, int o
     account(run, a->model, &a->reply, c);
     a->call = NULL; /* upstream frees it after we return */
     if (!ok) {
-        json_decref(json);
         stage_note(run, a->model, 0, 0, "error", run->last_err.message, NULL);
         /* A 4xx other than 429 is the request's fault: in a fallback route
          * no other model is tried. A cascade tries on: models differ. */
@@ -658,7 +660,6 @@ static void relay_done(struct attempt *a, struct call *c, const char *err, int o
         run_escalate(run);
         return;
     }
-    json_decref(json);
     scored = relay_score(run, &a->reply, &score);
     set_answerer(run, a->model);
     note_saving(run, &a->reply);
@@ -689,7 +690,7 @@ static void relay_done(struct attempt *a, struct call *c, const char *err, int o
 
 static void stage_evaluate(struct run *run);
 
-static void answer_done(struct attempt *a, struct call *c, const char *err, int ok, json_t *json)
+static void answer_done(struct attempt *a, struct call *c, const char *err, int ok)
 {
     struct run *run = a->run;
     struct memo *mo;
@@ -703,7 +704,6 @@ static void answer_done(struct attempt *a, struct call *c, const char *err, int 
     mo->model = a->model;
     mo->ok = ok;
     mo->score = NAN;
-    mo->json = json;
     mo->reply = a->reply;
     reply_init(&a->reply); /* moved to the memo */
     if (ok)
@@ -717,7 +717,7 @@ static void answer_done(struct attempt *a, struct call *c, const char *err, int 
         stage_evaluate(run);
 }
 
-static void judge_done(struct attempt *a, struct call *c, const char *err, int ok, json_t *json)
+static void judge_done(struct attempt *a, struct call *c, const char *err, int ok)
 {
     struct run *run = a->run;
     double score = 0;
@@ -725,7 +725,6 @@ static void judge_done(struct attempt *a, struct call *c, const char *err, int o
 
     account(run, a->model, &a->reply, c);
     a->call = NULL;
-    json_decref(json);
     if (!ok)
         reason = "the judge failed";
     else if (scorer_judge_parse(a->reply.content.data ? a->reply.content.data : "", &score) < 0)
@@ -734,14 +733,13 @@ static void judge_done(struct attempt *a, struct call *c, const char *err, int o
     stage_decide(run, score, reason);
 }
 
-static void http_done(struct attempt *a, struct call *c, const char *err, int ok, json_t *json)
+static void http_done(struct attempt *a, struct call *c, const char *err, int ok)
 {
     struct run *run = a->run;
     double score = 0;
     const char *reason = NULL;
 
     UNUSED(err);
-    json_decref(json);
     account(run, NULL, &a->reply, c);
     a->call = NULL;
     if (!ok)
@@ -847,16 +845,16 @@ static void attempt_fail_now(struct attempt *a)
 {
     switch (a->kind) {
     case ATT_RELAY:
-        relay_done(a, NULL, a->bad, 0, NULL);
+        relay_done(a, NULL, a->bad, 0);
         break;
     case ATT_ANSWER:
-        answer_done(a, NULL, a->bad, 0, NULL);
+        answer_done(a, NULL, a->bad, 0);
         break;
     case ATT_JUDGE:
-        judge_done(a, NULL, a->bad, 0, NULL);
+        judge_done(a, NULL, a->bad, 0);
         break;
     case ATT_HTTP:
-        http_done(a, NULL, a->bad, 0, NULL);
+        http_done(a, NULL, a->bad, 0);
         break;
     }
 }
@@ -864,30 +862,27 @@ static void attempt_fail_now(struct attempt *a)
 static void attempt_done_cb(struct call *c, const char *err, void *arg)
 {
     struct attempt *a = arg;
-    json_t *json = NULL;
-    int ok = attempt_outcome(a, c, err, &json);
+    int ok = attempt_outcome(a, c, err);
 
     if (a->model) {
         int fault = upstream_fault(a, c, err);
 
         breaker_record(a->model->provider, !fault);
-        if (fault && attempt_retry(a, c)) {
-            json_decref(json);
+        if (fault && attempt_retry(a, c))
             return;
-        }
     }
     switch (a->kind) {
     case ATT_RELAY:
-        relay_done(a, c, err, ok, json);
+        relay_done(a, c, err, ok);
         break;
     case ATT_ANSWER:
-        answer_done(a, c, err, ok, json);
+        answer_done(a, c, err, ok);
         break;
     case ATT_JUDGE:
-        judge_done(a, c, err, ok, json);
+        judge_done(a, c, err, ok);
         break;
     case ATT_HTTP:
-        http_done(a, c, err, ok, json);
+        http_done(a, c, err, ok);
         break;
     }
 }
@@ -922,7 +917,11 @@ static void attempt_send(struct attempt *a)
     struct run *run = a->run;
     struct call_spec spec;
 
-    provider_build(a->model, a->ep, a->req, a->stream, run->ex->client_auth, &spec);
+    struct exchange *ex = run->ex;
+    int own = a->req == ex->ri.body; /* the client's body, unchanged */
+
+    provider_build(a->model, a->ep, a->req, own ? ex->in.data : NULL, own ? ex->in.len : 0,
+                   a->stream, ex->client_auth, &spec);
     if (a->kind == ATT_JUDGE) {
         const struct stage *st = cur_stage(run);
 

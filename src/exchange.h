@@ -66,6 +66,7 @@ struct exchange {
     struct cache *cache; /* the cache instance it started with (one reference) */
     const struct route *route;
     struct request_info ri;
+    struct buf in; /* the request body as the client wrote it (the worker fills it) */
     char request_id[64];
     uint64_t t_start_us;
     double t_start_wall;
@@ -82,9 +83,8 @@ struct exchange {
     struct ex_meta meta;
 
     /* [w] */
-    int phase;     /* http.c's progress through the request */
-    int err_sent;  /* the SSE error event went out */
-    struct buf in; /* request body as it arrives */
+    int phase;    /* http.c's progress through the request */
+    int err_sent; /* the SSE error event went out */
     int in_too_big;
     int is_api;        /* counted in server.api_inflight */
     int client_status; /* status actually sent, for the log */

@@ -487,7 +487,7 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
         return r;
     if (request_parse(ep, ex->in.data ? ex->in.data : "", ex->in.len, &ex->ri, &e) < 0)
         return queue_error(ex, conn, &e);
-    buf_free(&ex->in);
+    /* ex->in is kept: the upstream call sends it as the client wrote it. */
     ex->cache = cache_current();
     ex->route = config_route(ex->cfg, ex->ri.model);
     if (ex->route == NULL) {

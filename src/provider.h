@@ -20,14 +20,16 @@
 #include "upstream.h"
 #include "util.h"
 
-/* Build the call for model m. body is borrowed (not modified); stream asks
- * for an event stream upstream. client_auth is the client's Authorization
- * header, sent instead of the provider's key only when the provider has
+/* Build the call for model m. body is borrowed (not modified); text is the
+ * body as the client wrote it when body is the client's own (else NULL):
+ * then it is sent as written, but for model and stream. stream asks for an
+ * event stream upstream. client_auth is the client's Authorization header,
+ * sent instead of the provider's key only when the provider has
  * passthrough_auth (NULL otherwise). Timeouts are the model's where it sets
  * them, else the provider's. Fills spec (the caller hands it to
  * upstream_call, which takes ownership). */
-void provider_build(const struct model *m, enum endpoint ep, const json_t *body, int stream,
-                    const char *client_auth, struct call_spec *spec);
+void provider_build(const struct model *m, enum endpoint ep, const json_t *body, const char *text,
+                    size_t text_len, int stream, const char *client_auth, struct call_spec *spec);
 
 /* What one upstream answer said, whole or assembled from a stream. */
 struct reply {
@@ -39,15 +41,17 @@ struct reply {
     double logprob_sum; /* over choices[0] content tokens */
     long logprob_n;
     json_t *choices_text; /* array of every choice's text (for n > 1), or NULL */
+    size_t nchoices;      /* a whole response's choices */
+    int any_logprobs;     /* one of them has logprobs that are not null */
 };
 
 void reply_init(struct reply *r);
 void reply_free(struct reply *r);
 
-/* Parse a complete (non-streamed) response body. Returns the parsed JSON
- * (owned by the caller) with r filled, or NULL if the body is not a JSON
- * object. */
-json_t *provider_parse_response(enum endpoint ep, const char *body, size_t len, struct reply *r);
+/* Read a complete (non-streamed) response body into r, which is as
+ * reply_init left it. Returns 0, or -1 (r untouched) if the body is not a JSON
+ * object. No tree is built: a caller that changes the body parses it. */
+int provider_parse_response(enum endpoint ep, const char *body, size_t len, struct reply *r);
 
 /* Kinds of stream event. */
 enum chunk_kind {

@@ -2,6 +2,8 @@
  * provider.h. */
 #include "provider.h"
 
+#include "jscan.h"
+
 #include <curl/curl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -38,13 +40,99 @@ static char *build_url(const struct model *m, enum endpoint ep)
     return url;
 }
 
-void provider_build(const struct model *m, enum endpoint ep, const json_t *body, int stream,
-                    const char *client_auth, struct call_spec *spec)
+/* Copy the members of the object the reader has just entered into out, each
+ * as it was written, except one named drop (or none). *comma: a member is
+ * already in out. 0, or -1. */
+static int copy_members(struct jscan *js, const char *drop, struct buf *out, int *comma)
 {
-    const struct provider *p = m->provider;
-    struct curl_slist *h = NULL;
+    struct jtok k, v;
+    int m;
+
+    while ((m = jscan_member(js, &k)) == 1) {
+        const char *start = k.s - 1; /* the key's opening quote */
+        int keep = drop == NULL || !jtok_eq(&k, drop);
+
+        if (jscan_value(js, &v) < 0 || jscan_skip(js, &v) < 0)
+            return -1;
+        if (keep) {
+            if (*comma)
+                buf_append(out, ",", 1);
+            buf_append(out, start, (size_t)(js->p - start));
+            *comma = 1;
+        }
+    }
+    return m;
+}
+
+/* The client's body as it goes upstream: "model" is the model's id; a
+ * stream asks for "stream": true and stream_options.include_usage; a body
+ * that said "stream" is otherwise sent with "stream": false and no
+ * stream_options. Every other member is copied as the client wrote it:
+ * json_dumps would rewrite numbers (0.7 becomes 0.69999999999999996) and
+ * costs a tree. 0, or -1 (out unchanged) if text is not an object. */
+static int splice_body(const char *text, size_t len, const char *id, int stream, struct buf *out)
+{
+    struct jscan js;
+    struct jtok t, k, v;
+    struct buf so, so_raw; /* stream_options' members but include_usage; the member as written */
+    int so_comma = 0, had_stream = 0, m, rc = -1;
+
+    buf_init(&so, len);
+    buf_init(&so_raw, len);
+    jscan_init(&js, text, len);
+    if (jscan_value(&js, &t) < 0 || t.type != JT_OBJECT)
+        goto out;
+    buf_puts(out, "{\"model\":");
+    buf_put_json_str(out, id);
+    while ((m = jscan_member(&js, &k)) == 1) {
+        const char *start = k.s - 1;
+
+        if (jscan_value(&js, &v) < 0)
+            goto out;
+        if (jtok_eq(&k, "stream_options")) {
+            buf_reset(&so);
+            so_comma = 0;
+            if (v.type == JT_OBJECT && copy_members(&js, "include_usage", &so, &so_comma) < 0)
+                goto out;
+            if (v.type != JT_OBJECT && jscan_skip(&js, &v) < 0)
+                goto out;
+            buf_reset(&so_raw);
+            buf_append(&so_raw, start, (size_t)(js.p - start));
+            continue;
+        }
+        if (jscan_skip(&js, &v) < 0)
+            goto out;
+        if (jtok_eq(&k, "stream")) {
+            had_stream = 1;
+        } else if (!jtok_eq(&k, "model")) {
+            buf_append(out, ",", 1);
+            buf_append(out, start, (size_t)(js.p - start));
+        }
+    }
+    if (m < 0 || jscan_end(&js) < 0)
+        goto out;
+    if (stream) {
+        buf_puts(out, ",\"stream\":true,\"stream_options\":{");
+        buf_append(out, so.data ? so.data : "", so.len);
+        buf_puts(out, so_comma ? ",\"include_usage\":true}" : "\"include_usage\":true}");
+    } else if (had_stream) {
+        buf_puts(out, ",\"stream\":false");
+    } else if (so_raw.len > 0) {
+        buf_append(out, ",", 1);
+        buf_append(out, so_raw.data, so_raw.len);
+    }
+    rc = buf_append(out, "}", 1);
+out:
+    buf_free(&so);
+    buf_free(&so_raw);
+    return rc;
+}
+
+/* The body through a tree, for bodies the gateway changed. */
+static char *dump_body(const struct model *m, const json_t *body, int stream)
+{
     json_t *out = json_copy((json_t *)body); /* shallow: values are shared */
-    size_t i;
+    char *s;
 
     json_object_set_new(out, "model", json_string(m->id));
     if (stream) {
@@ -58,12 +146,29 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
         json_object_set_new(out, "stream", json_false());
         json_object_del(out, "stream_options");
     }
+    s = json_dumps(out, JSON_COMPACT);
+    if (s == NULL)
+        sl_panic("json_dumps: out of memory");
+    json_decref(out);
+    return s;
+}
 
-    h = add_header(h, "Content-Type", "application/json");
-    h = add_header(h, "Accept", stream ? "text/event-stream" : "application/json");
+void provider_build(const struct model *m, enum endpoint ep, const json_t *body, const char *text,
+                    size_t text_len, int stream, const char *client_auth, struct call_spec *spec)
+{
+    const struct provider *p = m->provider;
+    struct curl_slist *h = NULL;
+    struct buf b;
+    size_t i;
+
+    /* Constant lines go in as they are: curl copies them. */
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, stream ? "Accept: text/event-stream" : "Accept: application/json");
     /* No 100-continue round trip for large bodies. */
     h = curl_slist_append(h, "Expect:");
-    h = add_header(h, "User-Agent", "sluice/" SLUICE_VERSION);
+    h = curl_slist_append(h, "User-Agent: sluice/" SLUICE_VERSION);
+    if (h == NULL)
+        sl_panic("curl_slist_append: out of memory");
     if (p->passthrough_auth) {
         /* The client's own credentials, as it sent them. */
         if (client_auth)
@@ -84,10 +189,14 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
     memset(spec, 0, sizeof(*spec));
     spec->url = build_url(m, ep);
     spec->headers = h;
-    spec->body = json_dumps(out, JSON_COMPACT);
-    if (spec->body == NULL)
-        sl_panic("json_dumps: out of memory");
-    spec->body_len = strlen(spec->body);
+    buf_init(&b, 2 * text_len + strlen(m->id) + 256);
+    if (text && splice_body(text, text_len, m->id, stream, &b) == 0) {
+        spec->body = buf_steal(&b, &spec->body_len);
+    } else {
+        spec->body = dump_body(m, body, stream);
+        spec->body_len = strlen(spec->body);
+    }
+    buf_free(&b);
     spec->connect_timeout_ms =
         m->connect_timeout_ms > 0 ? m->connect_timeout_ms : p->connect_timeout_ms;
     spec->timeout_ms = m->timeout_ms > 0 ? m->timeout_ms : p->timeout_ms;
@@ -95,7 +204,6 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
         m->first_byte_timeout_ms > 0 ? m->first_byte_timeout_ms : p->first_byte_timeout_ms;
     spec->idle_timeout_ms = m->idle_timeout_ms > 0 ? m->idle_timeout_ms : p->idle_timeout_ms;
     spec->small_reads = stream;
-    json_decref(out);
 }
 
 void reply_init(struct reply *r)
@@ -111,89 +219,288 @@ void reply_free(struct reply *r)
     r->choices_text = NULL;
 }
 
-static void take_usage(const json_t *usage, struct reply *r)
-{
-    json_t *pt = json_object_get(usage, "prompt_tokens");
-    json_t *ct = json_object_get(usage, "completion_tokens");
+/* ---- reading answers ----
+ *
+ * Answers are read with jscan, in place: only what is kept is decoded, and no
+ * tree is built (jansson's tree was two thirds of the loop's own work on a
+ * proxied request). A key given twice counts once, the last time, as in
+ * jansson's tree. */
 
-    if (!json_is_object(usage))
+/* A usage object's tokens. */
+struct usage_read {
+    int object;
+    int has_pt, has_ct;
+    long long pt, ct;
+};
+
+/* One choice: its text goes straight into a buffer, from len0 on. */
+struct choice_read {
+    int has_index;
+    long long index;
+    size_t len0;
+    int has_text; /* its text was a string */
+    int overflow; /* the text did not fit */
+    int has_finish;
+    char finish[32];
+    double lp_sum; /* over logprobs.content[].logprob */
+    long lp_n;
+    int logprobs; /* a "logprobs" that is not null */
+};
+
+static int read_usage(struct jscan *js, const struct jtok *v, struct usage_read *u)
+{
+    struct jtok k, n;
+    int m;
+
+    memset(u, 0, sizeof(*u));
+    if (v->type != JT_OBJECT)
+        return jscan_skip(js, v);
+    u->object = 1;
+    while ((m = jscan_member(js, &k)) == 1) {
+        if (jscan_value(js, &n) < 0)
+            return -1;
+        if (jtok_eq(&k, "prompt_tokens"))
+            u->has_pt = jtok_integer(&n, &u->pt);
+        else if (jtok_eq(&k, "completion_tokens"))
+            u->has_ct = jtok_integer(&n, &u->ct);
+        if (jscan_skip(js, &n) < 0)
+            return -1;
+    }
+    return m;
+}
+
+static void commit_usage(const struct usage_read *u, struct reply *r)
+{
+    if (!u->object)
         return;
-    if (json_is_integer(pt))
-        r->prompt_tokens = (long)json_integer_value(pt);
-    if (json_is_integer(ct))
-        r->completion_tokens = (long)json_integer_value(ct);
+    if (u->has_pt)
+        r->prompt_tokens = (long)u->pt;
+    if (u->has_ct)
+        r->completion_tokens = (long)u->ct;
     r->has_usage = 1;
 }
 
-static void take_finish(const json_t *choice, struct reply *r)
+/* A string (or not) that is a choice's text: decoded into text from len0,
+ * replacing any earlier one. */
+static void read_text(const struct jtok *v, struct buf *text, struct choice_read *c)
 {
-    json_t *fr = json_object_get(choice, "finish_reason");
-    size_t n;
-
-    if (!json_is_string(fr))
-        return;
-    n = json_string_length(fr);
-    if (n >= sizeof(r->finish_reason))
-        n = sizeof(r->finish_reason) - 1;
-    memcpy(r->finish_reason, json_string_value(fr), n);
-    r->finish_reason[n] = '\0';
+    buf_truncate(text, c->len0);
+    c->has_text = v->type == JT_STRING;
+    c->overflow = c->has_text && jtok_string(v, text) < 0;
 }
 
-/* Sum the token logprobs of a choice's logprobs.content array. */
-static void take_logprobs(const json_t *choice, struct reply *r)
+/* message or delta: {content, ...}. */
+static int read_message(struct jscan *js, const struct jtok *v, struct buf *text,
+                        struct choice_read *c)
 {
-    json_t *items = json_object_get(json_object_get(choice, "logprobs"), "content");
-    json_t *it;
-    size_t i;
+    struct jtok k, n;
+    int m;
 
-    json_array_foreach (items, i, it) {
-        json_t *lp = json_object_get(it, "logprob");
-
-        if (json_is_number(lp) && isfinite(json_number_value(lp))) {
-            r->logprob_sum += json_number_value(lp);
-            r->logprob_n++;
-        }
+    read_text(v, text, c); /* none, until a content is found */
+    if (v->type != JT_OBJECT)
+        return jscan_skip(js, v);
+    while ((m = jscan_member(js, &k)) == 1) {
+        if (jscan_value(js, &n) < 0)
+            return -1;
+        if (jtok_eq(&k, "content"))
+            read_text(&n, text, c);
+        if (jscan_skip(js, &n) < 0)
+            return -1;
     }
+    return m;
 }
 
-/* The text of a choice: message.content for chat, text for completions. */
-static const json_t *choice_text(enum endpoint ep, const json_t *choice)
+/* logprobs: {content: [{logprob}, ...]}. */
+static int read_logprobs(struct jscan *js, const struct jtok *v, struct choice_read *c)
 {
-    if (ep == EP_CHAT)
-        return json_object_get(json_object_get(choice, "message"), "content");
-    return json_object_get(choice, "text");
-}
+    struct jtok k, n, item, lk, lv;
+    int m, e, im;
 
-json_t *provider_parse_response(enum endpoint ep, const char *body, size_t len, struct reply *r)
-{
-    json_t *root = json_loadb(body, len, 0, NULL), *choices, *c;
-    size_t i;
-
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return NULL;
-    }
-    take_usage(json_object_get(root, "usage"), r);
-    choices = json_object_get(root, "choices");
-    if (ep == EP_EMBEDDINGS || !json_is_array(choices))
-        return root;
-    json_array_foreach (choices, i, c) {
-        const json_t *text = choice_text(ep, c);
-
-        if (i == 0) {
-            if (json_is_string(text))
-                buf_append(&r->content, json_string_value(text), json_string_length(text));
-            take_finish(c, r);
-            take_logprobs(c, r);
+    c->lp_sum = 0;
+    c->lp_n = 0;
+    c->logprobs = v->type != JT_NULL;
+    if (v->type != JT_OBJECT)
+        return jscan_skip(js, v);
+    while ((m = jscan_member(js, &k)) == 1) {
+        if (jscan_value(js, &n) < 0)
+            return -1;
+        if (!jtok_eq(&k, "content") || n.type != JT_ARRAY) {
+            if (jtok_eq(&k, "content")) {
+                c->lp_sum = 0;
+                c->lp_n = 0;
+            }
+            if (jscan_skip(js, &n) < 0)
+                return -1;
+            continue;
         }
-        if (json_array_size(choices) > 1) {
-            if (r->choices_text == NULL)
+        c->lp_sum = 0;
+        c->lp_n = 0;
+        while ((e = jscan_elem(js)) == 1) {
+            int has = 0;
+            double lp = 0;
+
+            if (jscan_value(js, &item) < 0)
+                return -1;
+            if (item.type != JT_OBJECT) {
+                if (jscan_skip(js, &item) < 0)
+                    return -1;
+                continue;
+            }
+            while ((im = jscan_member(js, &lk)) == 1) {
+                if (jscan_value(js, &lv) < 0)
+                    return -1;
+                if (jtok_eq(&lk, "logprob"))
+                    has = jtok_number(&lv, &lp) && isfinite(lp);
+                if (jscan_skip(js, &lv) < 0)
+                    return -1;
+            }
+            if (im < 0)
+                return -1;
+            if (has) {
+                c->lp_sum += lp;
+                c->lp_n++;
+            }
+        }
+        if (e < 0)
+            return -1;
+    }
+    return m;
+}
+
+/* One element of choices. delta: a stream chunk's choice (delta.content)
+ * rather than a whole one (message.content); completions use text. */
+static int read_choice(struct jscan *js, const struct jtok *v, enum endpoint ep, int delta,
+                       struct buf *text, struct choice_read *c)
+{
+    struct jtok k, n;
+    int m, r;
+
+    memset(c, 0, sizeof(*c));
+    c->len0 = text->len;
+    if (v->type != JT_OBJECT)
+        return jscan_skip(js, v);
+    while ((m = jscan_member(js, &k)) == 1) {
+        if (jscan_value(js, &n) < 0)
+            return -1;
+        if (ep == EP_CHAT && jtok_eq(&k, delta ? "delta" : "message")) {
+            r = read_message(js, &n, text, c);
+        } else if (jtok_eq(&k, "logprobs")) {
+            r = read_logprobs(js, &n, c);
+        } else {
+            if (jtok_eq(&k, "index")) {
+                c->has_index = jtok_integer(&n, &c->index);
+            } else if (ep != EP_CHAT && jtok_eq(&k, "text")) {
+                read_text(&n, text, c);
+            } else if (jtok_eq(&k, "finish_reason")) {
+                c->has_finish = n.type == JT_STRING;
+                if (c->has_finish) {
+                    struct buf f;
+
+                    buf_init(&f, n.len);
+                    jtok_string(&n, &f);
+                    snprintf(c->finish, sizeof(c->finish), "%.*s", (int)f.len,
+                             f.data ? f.data : "");
+                    buf_free(&f);
+                }
+            }
+            r = jscan_skip(js, &n); /* a scalar, or what is not read */
+        }
+        if (r < 0)
+            return -1;
+    }
+    return m;
+}
+
+/* Fold choice 0's finish_reason and logprobs into r. */
+static void commit_choice(const struct choice_read *c, struct reply *r)
+{
+    if (c->has_finish)
+        memcpy(r->finish_reason, c->finish, sizeof(r->finish_reason));
+    r->logprob_sum += c->lp_sum;
+    r->logprob_n += c->lp_n;
+}
+
+/* The choices array of a whole response into r, replacing any earlier one. */
+static int read_choices(struct jscan *js, const struct jtok *v, enum endpoint ep, struct reply *r,
+                        struct buf *tmp)
+{
+    struct choice_read c;
+    struct jtok item;
+    int e;
+
+    buf_reset(&r->content);
+    r->finish_reason[0] = '\0';
+    r->logprob_sum = 0;
+    r->logprob_n = 0;
+    json_decref(r->choices_text);
+    r->choices_text = NULL;
+    r->nchoices = 0;
+    r->any_logprobs = 0;
+    if (v->type != JT_ARRAY)
+        return jscan_skip(js, v);
+    while ((e = jscan_elem(js)) == 1) {
+        struct buf *text = r->nchoices == 0 ? &r->content : tmp;
+
+        buf_reset(tmp);
+        if (jscan_value(js, &item) < 0 || read_choice(js, &item, ep, 0, text, &c) < 0)
+            return -1;
+        if (r->nchoices == 0) {
+            commit_choice(&c, r);
+        } else {
+            if (r->choices_text == NULL) {
                 r->choices_text = json_array();
-            json_array_append_new(r->choices_text,
-                                  json_string(json_is_string(text) ? json_string_value(text) : ""));
+                json_array_append_new(
+                    r->choices_text,
+                    json_stringn(r->content.data ? r->content.data : "", r->content.len));
+            }
+            json_array_append_new(
+                r->choices_text,
+                json_stringn(c.has_text && tmp->data ? tmp->data : "", c.has_text ? tmp->len : 0));
         }
+        r->any_logprobs |= c.logprobs;
+        r->nchoices++;
     }
-    return root;
+    return e;
+}
+
+int provider_parse_response(enum endpoint ep, const char *body, size_t len, struct reply *r)
+{
+    struct usage_read u = {0}, last_u = {0};
+    struct jscan js;
+    struct jtok t, k, v;
+    struct buf tmp;
+    int m = -1;
+
+    buf_init(&tmp, CONTENT_MAX);
+    jscan_init(&js, body, len);
+    if (jscan_value(&js, &t) < 0 || t.type != JT_OBJECT)
+        goto bad;
+    while ((m = jscan_member(&js, &k)) == 1) {
+        int rc = 0;
+
+        if (jscan_value(&js, &v) < 0)
+            goto bad;
+        if (jtok_eq(&k, "usage")) {
+            rc = read_usage(&js, &v, &u);
+            last_u = u;
+        } else if (ep != EP_EMBEDDINGS && jtok_eq(&k, "choices")) {
+            rc = read_choices(&js, &v, ep, r, &tmp);
+        } else {
+            rc = jscan_skip(&js, &v);
+        }
+        if (rc < 0)
+            goto bad;
+    }
+    if (m < 0 || jscan_end(&js) < 0)
+        goto bad;
+    commit_usage(&last_u, r);
+    buf_free(&tmp);
+    return 0;
+bad:
+    buf_free(&tmp);
+    reply_free(r);
+    reply_init(r);
+    return -1;
 }
 
 static void asm_feed(struct assembly *a, const json_t *root);
@@ -201,48 +508,86 @@ static void asm_feed(struct assembly *a, const json_t *root);
 enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t len,
                                      struct reply *r, struct assembly *a)
 {
-    json_t *root, *choices, *c, *usage;
-    enum chunk_kind kind = CHUNK_DATA;
-    size_t i;
+    struct usage_read u = {0}, last_u = {0};
+    struct choice_read c, fold = {0};
+    struct jscan js;
+    struct jtok t, k, v, item;
+    size_t len0 = r->content.len;
+    int m, e, error = 0, overflow = 0, choices_array = 0;
+    size_t nchoices = 0;
 
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0)
         return CHUNK_DONE;
-    root = json_loadb(data, len, 0, NULL);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return CHUNK_BAD;
+    jscan_init(&js, data, len);
+    if (jscan_value(&js, &t) < 0 || t.type != JT_OBJECT)
+        goto bad;
+    while ((m = jscan_member(&js, &k)) == 1) {
+        if (jscan_value(&js, &v) < 0)
+            goto bad;
+        if (jtok_eq(&k, "error")) {
+            error = 1;
+            if (jscan_skip(&js, &v) < 0)
+                goto bad;
+        } else if (jtok_eq(&k, "usage")) {
+            if (read_usage(&js, &v, &u) < 0)
+                goto bad;
+            last_u = u;
+        } else if (jtok_eq(&k, "choices")) {
+            /* Only choice 0 is assembled; a later "choices" replaces this one. */
+            buf_truncate(&r->content, len0);
+            memset(&fold, 0, sizeof(fold));
+            overflow = 0;
+            nchoices = 0;
+            choices_array = v.type == JT_ARRAY;
+            while (choices_array && (e = jscan_elem(&js)) == 1) {
+                size_t before = r->content.len;
+
+                nchoices++;
+                if (jscan_value(&js, &item) < 0 ||
+                    read_choice(&js, &item, ep, 1, &r->content, &c) < 0)
+                    goto bad;
+                if (overflow || (c.has_index && c.index != 0)) {
+                    buf_truncate(&r->content, before); /* another choice's text */
+                    continue;
+                }
+                if (c.overflow) {
+                    overflow = 1; /* over the content cap */
+                    continue;
+                }
+                if (c.has_finish)
+                    memcpy(fold.finish, c.finish, sizeof(fold.finish));
+                fold.has_finish |= c.has_finish;
+                fold.lp_sum += c.lp_sum;
+                fold.lp_n += c.lp_n;
+            }
+            if (choices_array && e < 0)
+                goto bad;
+            if (!choices_array && jscan_skip(&js, &v) < 0)
+                goto bad;
+        } else if (jscan_skip(&js, &v) < 0) {
+            goto bad;
+        }
     }
-    if (json_object_get(root, "error")) {
-        json_decref(root);
+    if (m < 0 || jscan_end(&js) < 0)
+        goto bad;
+    if (error) {
+        buf_truncate(&r->content, len0);
         return CHUNK_ERROR;
     }
-    if (a)
-        asm_feed(a, root);
-    choices = json_object_get(root, "choices");
-    usage = json_object_get(root, "usage");
-    if (json_is_object(usage)) {
-        take_usage(usage, r);
-        if (!json_is_array(choices) || json_array_size(choices) == 0)
-            kind = CHUNK_USAGE;
-    }
-    json_array_foreach (choices, i, c) {
-        json_t *idx = json_object_get(c, "index");
-        const json_t *text;
+    if (a) {
+        json_t *root = json_loadb(data, len, 0, NULL);
 
-        if (json_is_integer(idx) && json_integer_value(idx) != 0)
-            continue; /* only choice 0 is assembled */
-        text = ep == EP_CHAT ? json_object_get(json_object_get(c, "delta"), "content")
-                             : json_object_get(c, "text");
-        if (json_is_string(text) &&
-            buf_append(&r->content, json_string_value(text), json_string_length(text)) < 0) {
-            kind = CHUNK_BAD; /* over the content cap */
-            break;
-        }
-        take_finish(c, r);
-        take_logprobs(c, r);
+        asm_feed(a, root);
+        json_decref(root);
     }
-    json_decref(root);
-    return kind;
+    commit_usage(&last_u, r);
+    commit_choice(&fold, r);
+    if (overflow)
+        return CHUNK_BAD;
+    return last_u.object && (!choices_array || nchoices == 0) ? CHUNK_USAGE : CHUNK_DATA;
+bad:
+    buf_truncate(&r->content, len0);
+    return CHUNK_BAD;
 }
 
 /* ---- a whole response as a stream ---- */

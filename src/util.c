@@ -233,9 +233,15 @@ void buf_free(struct buf *b)
 
 void buf_reset(struct buf *b)
 {
-    b->len = 0;
+    buf_truncate(b, 0);
+}
+
+void buf_truncate(struct buf *b, size_t len)
+{
+    sl_assert(len <= b->len);
+    b->len = len;
     if (b->data)
-        b->data[0] = '\0';
+        b->data[len] = '\0';
 }
 
 /* Make room for `extra` more bytes plus the terminator. */

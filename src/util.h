@@ -76,6 +76,8 @@ struct buf {
 void buf_init(struct buf *b, size_t max);
 void buf_free(struct buf *b);
 void buf_reset(struct buf *b);
+/* Keep the first len bytes (len <= b->len). */
+void buf_truncate(struct buf *b, size_t len);
 /* Append n bytes. Return 0, or -1 (buffer unchanged) if len would exceed max. */
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);

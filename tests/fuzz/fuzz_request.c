@@ -1,12 +1,35 @@
-/* libFuzzer: request validation (request_parse) on every endpoint, and the
- * query text built from what it accepts. */
+/* libFuzzer: request validation (request_parse) on every endpoint, the
+ * query text built from what it accepts, and the body sent upstream: as the
+ * client wrote it (spliced) it must mean what the tree-built body means. */
+#include <curl/curl.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "../../src/config.h"
+#include "../../src/provider.h"
 #include "../../src/request.h"
+
+static json_t *upstream_body(const struct model *m, const struct request_info *ri, const char *text,
+                             size_t len, int stream)
+{
+    struct call_spec spec;
+    json_t *j;
+
+    provider_build(m, ri->ep, ri->body, text, len, stream, NULL, &spec);
+    j = json_loadb(spec.body, spec.body_len, 0, NULL);
+    if (j == NULL)
+        abort(); /* the gateway sends JSON */
+    curl_slist_free_all(spec.headers);
+    free(spec.url);
+    free(spec.body);
+    return j;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    struct provider p = {.name = "p", .type = PROVIDER_OPENAI, .base_url = "http://127.0.0.1:1/v1"};
+    struct model m = {.name = "m", .provider = &p, .id = "up\"stream-id"};
+
     for (int ep = EP_CHAT; ep <= EP_EMBEDDINGS; ep++) {
         struct request_info ri;
         struct api_error e = {0};
@@ -15,6 +38,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char *q = request_query_text(&ri);
 
             free(q);
+            for (int stream = 0; stream <= 1; stream++) {
+                json_t *spliced = upstream_body(&m, &ri, (const char *)data, size, stream);
+                json_t *tree = upstream_body(&m, &ri, NULL, 0, stream);
+
+                if (!json_equal(spliced, tree))
+                    abort();
+                json_decref(spliced);
+                json_decref(tree);
+            }
             request_info_free(&ri);
         } else if (e.status != 400) {
             abort(); /* bad input is always a 400 */

@@ -1,0 +1,512 @@
+/* jscan.c - a strict JSON reader that walks text in place; see jscan.h. */
+#include "jscan.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSCAN_MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
+
+static int fail(struct jscan *js)
+{
+    js->err = 1;
+    return -1;
+}
+
+void jscan_init(struct jscan *js, const char *text, size_t len)
+{
+    memset(js, 0, sizeof(*js));
+    js->p = text;
+    js->end = text + len;
+}
+
+static void skip_ws(struct jscan *js)
+{
+    while (js->p < js->end && (*js->p == ' ' || *js->p == '\n' || *js->p == '\r' || *js->p == '\t'))
+        js->p++;
+}
+
+/* The length of the valid UTF-8 sequence at p (n bytes left), or 0: no
+ * overlong forms, no surrogates, nothing over U+10FFFF (RFC 3629). */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned cp;
+    size_t len;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] < 0xC2)
+        return 0;
+    if (p[0] < 0xE0) {
+        len = 2;
+        cp = p[0] & 0x1F;
+    } else if (p[0] < 0xF0) {
+        len = 3;
+        cp = p[0] & 0x0F;
+    } else if (p[0] < 0xF5) {
+        len = 4;
+        cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+    unsigned v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A \u escape at p (validated): its code point, and where it ends. A high
+ * surrogate takes the low one that follows it. */
+static unsigned unicode_escape(const char *p, const char **next)
+{
+    unsigned u, lo;
+
+    hex4(p + 2, &u);
+    *next = p + 6;
+    if (u >= 0xD800 && u <= 0xDBFF) {
+        hex4(p + 8, &lo);
+        *next = p + 12;
+        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+    }
+    return u;
+}
+
+/* Validate a \u escape at p (end: the text's end); 0, or -1. */
+static int check_unicode_escape(const char *p, const char *end, const char **next)
+{
+    unsigned u, lo;
+
+    if (end - p < 6 || hex4(p + 2, &u) < 0 || u == 0 || (u >= 0xDC00 && u <= 0xDFFF))
+        return -1; /* jansson refuses \u0000 (no JSON_ALLOW_NUL) and a lone low surrogate */
+    p += 6;
+    if (u >= 0xD800 && u <= 0xDBFF) {
+        if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0 || lo < 0xDC00 ||
+            lo > 0xDFFF)
+            return -1;
+        p += 6;
+    }
+    *next = p;
+    return 0;
+}
+
+/* js->p is at the opening quote. */
+static int scan_string(struct jscan *js, struct jtok *t)
+{
+    const char *p = js->p + 1;
+
+    t->type = JT_STRING;
+    t->s = p;
+    t->escaped = 0;
+    while (p < js->end) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c == '"') {
+            t->len = (size_t)(p - t->s);
+            js->p = p + 1;
+            return 0;
+        }
+        if (c < 0x20) {
+            return fail(js);
+        } else if (c == '\\') {
+            t->escaped = 1;
+            if (js->end - p < 2)
+                return fail(js);
+            if (p[1] == 'u') {
+                if (check_unicode_escape(p, js->end, &p) < 0)
+                    return fail(js);
+            } else if (strchr("\"\\/bfnrt", p[1]) != NULL && p[1] != '\0') {
+                p += 2;
+            } else {
+                return fail(js);
+            }
+        } else if (c < 0x80) {
+            p++;
+        } else {
+            size_t n = utf8_len((const unsigned char *)p, (size_t)(js->end - p));
+
+            if (n == 0)
+                return fail(js);
+            p += n;
+        }
+    }
+    return fail(js);
+}
+
+/* Copy a number's text, NUL-terminated, for strtoll/strtod: into tmp when it
+ * fits, else into a heap copy the caller frees. */
+static char *number_text(const struct jtok *t, char *tmp, size_t tmpsize)
+{
+    if (t->len < tmpsize) {
+        memcpy(tmp, t->s, t->len);
+        tmp[t->len] = '\0';
+        return tmp;
+    }
+    return xstrndup(t->s, t->len);
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, in range as jansson wants:
+ * an integer must fit a long long, a real must not overflow. */
+static int scan_number(struct jscan *js, struct jtok *t)
+{
+    const char *p = js->p, *end = js->end, *digits;
+    int real = 0, exponent = 0;
+    size_t intdigits;
+
+    t->type = JT_NUMBER;
+    t->s = p;
+    t->escaped = 0;
+    if (p < end && *p == '-')
+        p++;
+    digits = p;
+    if (p < end && *p == '0') {
+        p++;
+    } else if (p < end && is_digit(*p)) {
+        while (p < end && is_digit(*p))
+            p++;
+    } else {
+        return fail(js);
+    }
+    intdigits = (size_t)(p - digits);
+    if (p < end && *p == '.') {
+        real = 1;
+        p++;
+        if (p == end || !is_digit(*p))
+            return fail(js);
+        while (p < end && is_digit(*p))
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        real = exponent = 1;
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p == end || !is_digit(*p))
+            return fail(js);
+        while (p < end && is_digit(*p))
+            p++;
+    }
+    t->len = (size_t)(p - t->s);
+    js->p = p;
+    /* Only long ones can be out of range; check those as jansson does. */
+    if ((!real && intdigits >= 19) || exponent || intdigits > 300) {
+        char tmp[64], *s = number_text(t, tmp, sizeof(tmp));
+        int bad;
+
+        errno = 0;
+        if (real) {
+            double d = strtod(s, NULL);
+
+            bad = (d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE;
+        } else {
+            (void)strtoll(s, NULL, 10);
+            bad = errno == ERANGE;
+        }
+        if (s != tmp)
+            free(s);
+        if (bad)
+            return fail(js);
+    }
+    return 0;
+}
+
+static int scan_literal(struct jscan *js, struct jtok *t, const char *lit, enum jtype type)
+{
+    size_t n = strlen(lit);
+
+    if ((size_t)(js->end - js->p) < n || memcmp(js->p, lit, n) != 0)
+        return fail(js);
+    t->type = type;
+    t->s = js->p;
+    t->len = n;
+    t->escaped = 0;
+    js->p += n;
+    return 0;
+}
+
+int jscan_value(struct jscan *js, struct jtok *t)
+{
+    if (js->err)
+        return -1;
+    skip_ws(js);
+    if (js->p == js->end)
+        return fail(js);
+    switch (*js->p) {
+    case '{':
+    case '[':
+        if (++js->depth > JSCAN_MAX_DEPTH)
+            return fail(js);
+        t->type = *js->p == '{' ? JT_OBJECT : JT_ARRAY;
+        t->s = js->p++;
+        t->len = 1;
+        t->escaped = 0;
+        js->first = 1;
+        return 0;
+    case '"':
+        return scan_string(js, t);
+    case 't':
+        return scan_literal(js, t, "true", JT_TRUE);
+    case 'f':
+        return scan_literal(js, t, "false", JT_FALSE);
+    case 'n':
+        return scan_literal(js, t, "null", JT_NULL);
+    default:
+        return scan_number(js, t);
+    }
+}
+
+/* Past a comma between items, or at the container's close: 1 if an item
+ * follows, 0 at `close` (consumed), -1. */
+static int next_item(struct jscan *js, char close)
+{
+    if (js->err)
+        return -1;
+    skip_ws(js);
+    if (js->p == js->end)
+        return fail(js);
+    if (*js->p == close) {
+        js->p++;
+        js->depth--;
+        js->first = 0; /* the container was an item of the one around it */
+        return 0;
+    }
+    if (!js->first) {
+        if (*js->p != ',')
+            return fail(js);
+        js->p++;
+        skip_ws(js);
+    }
+    js->first = 0;
+    return 1;
+}
+
+int jscan_member(struct jscan *js, struct jtok *key)
+{
+    int r = next_item(js, '}');
+
+    if (r != 1)
+        return r;
+    if (js->p == js->end || *js->p != '"' || scan_string(js, key) < 0)
+        return fail(js);
+    skip_ws(js);
+    if (js->p == js->end || *js->p != ':')
+        return fail(js);
+    js->p++;
+    return 1;
+}
+
+int jscan_elem(struct jscan *js)
+{
+    return next_item(js, ']');
+}
+
+int jscan_skip(struct jscan *js, const struct jtok *t)
+{
+    /* Iterative, so deep nesting costs no stack: kinds[] remembers, per
+     * level entered here, whether it is an object. */
+    unsigned char kinds[JSCAN_MAX_DEPTH / 8 + 1];
+    int base, r;
+    struct jtok k, v;
+
+    if (js->err)
+        return -1;
+    if (t->type != JT_OBJECT && t->type != JT_ARRAY)
+        return 0;
+    base = js->depth;
+    kinds[0] = t->type == JT_OBJECT;
+    while (js->depth >= base) {
+        int level = js->depth - base;
+        int object = (kinds[level / 8] >> (level % 8)) & 1;
+
+        r = object ? jscan_member(js, &k) : jscan_elem(js);
+        if (r < 0)
+            return -1;
+        if (r == 1) {
+            if (jscan_value(js, &v) < 0)
+                return -1;
+            if (v.type == JT_OBJECT || v.type == JT_ARRAY) {
+                level = js->depth - base;
+                if (v.type == JT_OBJECT)
+                    kinds[level / 8] |= (unsigned char)(1u << (level % 8));
+                else
+                    kinds[level / 8] &= (unsigned char)~(1u << (level % 8));
+            }
+        }
+    }
+    return 0;
+}
+
+int jscan_end(struct jscan *js)
+{
+    if (js->err || js->depth != 0)
+        return -1;
+    skip_ws(js);
+    return js->p == js->end ? 0 : fail(js);
+}
+
+/* Append the UTF-8 encoding of code point u to out. */
+static int put_utf8(struct buf *out, unsigned u)
+{
+    char b[4];
+    size_t n;
+
+    if (u < 0x80) {
+        b[0] = (char)u;
+        n = 1;
+    } else if (u < 0x800) {
+        b[0] = (char)(0xC0 | (u >> 6));
+        b[1] = (char)(0x80 | (u & 0x3F));
+        n = 2;
+    } else if (u < 0x10000) {
+        b[0] = (char)(0xE0 | (u >> 12));
+        b[1] = (char)(0x80 | ((u >> 6) & 0x3F));
+        b[2] = (char)(0x80 | (u & 0x3F));
+        n = 3;
+    } else {
+        b[0] = (char)(0xF0 | (u >> 18));
+        b[1] = (char)(0x80 | ((u >> 12) & 0x3F));
+        b[2] = (char)(0x80 | ((u >> 6) & 0x3F));
+        b[3] = (char)(0x80 | (u & 0x3F));
+        n = 4;
+    }
+    return buf_append(out, b, n);
+}
+
+static int decode_into(const struct jtok *t, struct buf *out)
+{
+    const char *p = t->s, *end = t->s + t->len, *run = p;
+
+    if (!t->escaped)
+        return buf_append(out, p, t->len);
+    while (p < end) {
+        char c;
+
+        if (*p != '\\') {
+            p++;
+            continue;
+        }
+        if (buf_append(out, run, (size_t)(p - run)) < 0)
+            return -1;
+        if (p[1] == 'u') {
+            unsigned u = unicode_escape(p, &p);
+
+            if (put_utf8(out, u) < 0)
+                return -1;
+        } else {
+            switch (p[1]) {
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            default: /* " \ / */
+                c = p[1];
+            }
+            if (buf_append(out, &c, 1) < 0)
+                return -1;
+            p += 2;
+        }
+        run = p;
+    }
+    return buf_append(out, run, (size_t)(end - run));
+}
+
+int jtok_string(const struct jtok *t, struct buf *out)
+{
+    size_t len0 = out->len;
+
+    if (t->type != JT_STRING)
+        return -1;
+    if (decode_into(t, out) < 0) {
+        buf_truncate(out, len0); /* all or nothing */
+        return -1;
+    }
+    return 0;
+}
+
+int jtok_eq(const struct jtok *t, const char *lit)
+{
+    size_t n = strlen(lit);
+    struct buf b;
+    int eq;
+
+    if (t->type != JT_STRING)
+        return 0;
+    if (!t->escaped)
+        return t->len == n && memcmp(t->s, lit, n) == 0;
+    if (t->len < n)
+        return 0; /* an escape never makes a string longer */
+    buf_init(&b, t->len);
+    eq = jtok_string(t, &b) == 0 && b.len == n && memcmp(b.data, lit, n) == 0;
+    buf_free(&b);
+    return eq;
+}
+
+int jtok_integer(const struct jtok *t, long long *out)
+{
+    char tmp[32];
+
+    if (t->type != JT_NUMBER || memchr(t->s, '.', t->len) || memchr(t->s, 'e', t->len) ||
+        memchr(t->s, 'E', t->len) || t->len >= sizeof(tmp))
+        return 0;
+    memcpy(tmp, t->s, t->len);
+    tmp[t->len] = '\0';
+    *out = strtoll(tmp, NULL, 10); /* in range: checked by the scan */
+    return 1;
+}
+
+int jtok_number(const struct jtok *t, double *out)
+{
+    char tmp[64], *s;
+
+    if (t->type != JT_NUMBER)
+        return 0;
+    s = number_text(t, tmp, sizeof(tmp));
+    *out = strtod(s, NULL);
+    if (s != tmp)
+        free(s);
+    return 1;
+}
