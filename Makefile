@@ -109,11 +109,14 @@ $(BUILD)/bench-scorer: bench/scorer.c $(LIB)
 $(BUILD)/bench-metrics: bench/metrics.c $(LIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
-bench: deps all $(BUILD)/bench-scorer $(BUILD)/bench-metrics
+$(BUILD)/bench-json: bench/json.c $(LIB)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
+
+bench: deps all $(BUILD)/bench-scorer $(BUILD)/bench-metrics $(BUILD)/bench-json
 	bench/run.sh
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c tests/common/*.h
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build

@@ -102,6 +102,15 @@ proxied request (all threads, user + system), so metrics are
 ${(metricsShare * 100).toFixed(2)} % of its work: the throughput they cost is at
 most that share.
 
+## Reading JSON on the hot path
+
+\`build/bench-json\`, best of 5: reading a provider's ${m.json.answer_bytes}-byte chat completion
+(usage, text, finish_reason) in place with jscan takes ${m.json.read_jscan_ns} ns; building
+jansson's tree of it, as the loop did before, took ${m.json.read_tree_ns} ns
+(${f1(m.json.read_tree_ns / m.json.read_jscan_ns)}×). The client's ${m.json.request_bytes}-byte request becomes the
+same tree in ${m.json.request_jscan_ns} ns with jscan_build, against ${m.json.request_tree_ns} ns with
+json_loadb (${f1(m.json.request_tree_ns / m.json.request_jscan_ns)}×).
+
 ## Concurrent streams
 
 ${m.stream_conns} connections held open by wrk for 20 s, each a streamed chat completion through

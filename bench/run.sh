@@ -171,6 +171,9 @@ SCORER=$(build/bench-scorer "$OUT/tune/scorers/zero-one-ai_Yi-34B-Chat.w" tests/
 echo "bench: metrics cost per request"
 METRICS_NS=$(build/bench-metrics 2000000 1 | sed -n 's/^1 thread(s): \([0-9.]*\) ns.*/\1/p')
 
+echo "bench: reading JSON on the hot path"
+JSON_READ=$(build/bench-json 200000)
+
 echo "bench: $STREAMS concurrent streams (1 s first byte, 20 chunks 50 ms apart)"
 build/sluice-mock --listen "127.0.0.1:$P_MOCK" --quiet --first-byte-ms 1000 --chunks 20 --interval-ms 50 >/dev/null &
 pids+=($!)
@@ -196,6 +199,7 @@ node bench/report.mjs "$OUT/RESULTS.json" <<JSON
  "idle_rss_kb":$IDLE_RSS_KB,"after_rss_kb":$AFTER_RSS_KB,
  "cache_mem":$C_MEM,"cache_mem_lat":$CL_MEM,"cache_redis":$C_REDIS,"cache_redis_lat":$CL_REDIS,
  "scorer":$SCORER,
+ "json":$JSON_READ,
  "sluice_cpu_ticks":$CPU_TICKS,"clk_tck":$(getconf CLK_TCK),"metrics_ns":$METRICS_NS,
  "streams":$S_STREAM,"stream_conns":$STREAMS,"stream_hwm_kb":$STREAM_HWM_KB,
  "seconds":$ROUND_SECONDS,"rounds":$ROUNDS,"cores":$(nproc)}

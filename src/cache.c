@@ -5,6 +5,7 @@
 #include "cache_redis.h"
 #include "cascade.h"
 #include "exchange.h"
+#include "jscan.h"
 #include "loop.h"
 #include "provider.h"
 #include "server.h"
@@ -308,7 +309,7 @@ int cache_entry_render(const struct cache_entry *e, const struct request_info *r
         *outlen = e->body_len;
         return 0;
     }
-    j = json_loadb(e->body, e->body_len, 0, NULL);
+    j = jscan_loadb(e->body, e->body_len, 0, NULL);
     if (!json_is_object(j)) {
         json_decref(j);
         return -1;

@@ -22,10 +22,11 @@
 #include "cache.h"
 #include "cost.h"
 #include "exchange.h"
+#include "jscan.h"
 #include "learned.h"
 #include "log.h"
-#include "metrics.h"
 #include "loop.h"
+#include "metrics.h"
 #include "provider.h"
 #include "scorer.h"
 #include "sse.h"
@@ -376,7 +377,7 @@ static void respond_memo(struct run *run, struct memo *mo, int cacheable)
     note_saving(run, &mo->reply);
     if (trim || ri->stream) {
         /* The answer was read in place; changing it takes the tree. */
-        json = json_loadb(mo->body, mo->len, 0, NULL);
+        json = jscan_loadb(mo->body, mo->len, 0, NULL);
         if (json == NULL) {
             api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
                           "Upstream %s: the response is not JSON", mo->model->name);

@@ -14,6 +14,10 @@
  * (One difference: jansson skips a NUL byte right after a number or literal,
  * a quirk of its stream buffer; jscan refuses every NUL outside a string.)
  *
+ * jscan_loadb builds jansson's tree from jscan's tokens, for the text that
+ * does need a tree (a client's request): the same tree, several times
+ * faster than jansson's own parser.
+ *
  * Use: jscan_init, then jscan_value for the value's first token. An object
  * or array token leaves the reader inside it: read an object with
  * jscan_member (key, then jscan_value for its value) until it returns 0, an
@@ -24,6 +28,7 @@
 #ifndef SLUICE_JSCAN_H
 #define SLUICE_JSCAN_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "util.h"
@@ -75,5 +80,13 @@ int jtok_string(const struct jtok *t, struct buf *out);
 int jtok_integer(const struct jtok *t, long long *out);
 /* Any number's value: 1, else 0. */
 int jtok_number(const struct jtok *t, double *out);
+
+/* The tree json_loadb(text, len, flags) would build, built from jscan's
+ * tokens, which is several times faster than jansson's own parser. flags:
+ * JSON_DECODE_ANY and JSON_REJECT_DUPLICATES; NULL where jscan refuses. */
+json_t *jscan_build(const char *text, size_t len, size_t flags);
+/* json_loadb's result, built by jscan_build; jansson itself runs only on
+ * text jscan refuses, to give its error. */
+json_t *jscan_loadb(const char *text, size_t len, size_t flags, json_error_t *err);
 
 #endif

@@ -575,7 +575,7 @@ enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t 
         return CHUNK_ERROR;
     }
     if (a) {
-        json_t *root = json_loadb(data, len, 0, NULL);
+        json_t *root = jscan_loadb(data, len, 0, NULL);
 
         asm_feed(a, root);
         json_decref(root);

@@ -1,5 +1,6 @@
 /* request.c - request body validation; see request.h. */
 #include "request.h"
+#include "jscan.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -153,7 +154,7 @@ int request_parse(enum endpoint ep, const char *data, size_t len, struct request
     out->ep = ep;
     out->n = 1;
     out->temperature = -1;
-    body = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    body = jscan_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (body == NULL) {
         api_error_set(err, 400, "invalid_request_error", NULL, NULL,
                       "We could not parse the JSON body of your request: %s (line %d, column %d).",

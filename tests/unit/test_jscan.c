@@ -6,14 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../common/jscan_tree.h"
+#include "../../src/jscan.h"
 
 /* jscan reads text into the tree jansson builds, or refuses it as jansson
  * does. */
 static void same_as_jansson(const char *text)
 {
     json_t *want = json_loadb(text, strlen(text), JSON_DECODE_ANY, NULL);
-    json_t *got = jscan_tree(text, strlen(text));
+    json_t *got = jscan_build(text, strlen(text), JSON_DECODE_ANY);
 
     if ((want == NULL) != (got == NULL))
         fail_msg("%s: jansson %s it, jscan %s it", text, want ? "reads" : "refuses",
@@ -104,6 +104,25 @@ static void test_refuses_what_jansson_refuses(void **state)
         same_as_jansson(texts[i]);
 }
 
+/* Long strings are scanned a word at a time: put each kind of byte that
+ * needs a look at every position of a word, and around its edges. */
+static void test_string_positions(void **state)
+{
+    static const char *specials[] = {"\\n",  "\\u00e9", "\xc3\xa9", "\xe2\x82\xac", "\x01", "\xff",
+                                     "\xc3", "\"",      "\\"};
+    char text[128];
+
+    UNUSED(state);
+    for (size_t k = 0; k < ARRAY_LEN(specials); k++) {
+        for (int at = 0; at < 40; at++) {
+            snprintf(text, sizeof(text), "[\"%.*s%s%.*s\"]", at,
+                     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", specials[k], 17,
+                     "0123456789abcdefghij");
+            same_as_jansson(text);
+        }
+    }
+}
+
 static void test_depth_limit(void **state)
 {
     char deep[2 * 2049 + 1];
@@ -114,6 +133,30 @@ static void test_depth_limit(void **state)
         memset(deep + n, ']', (size_t)n);
         deep[2 * n] = '\0';
         same_as_jansson(deep);
+    }
+}
+
+static void test_flags(void **state)
+{
+    json_t *j;
+
+    UNUSED(state);
+    /* Without JSON_DECODE_ANY the top level is an object or an array. */
+    assert_null(jscan_build("1", 1, 0));
+    assert_non_null(j = jscan_build("[1]", 3, 0));
+    json_decref(j);
+    /* Duplicate keys: the last wins, unless refused. */
+    j = jscan_build("{\"a\":1,\"a\":2}", 13, 0);
+    assert_int_equal(json_integer_value(json_object_get(j, "a")), 2);
+    json_decref(j);
+    assert_null(jscan_build("{\"a\":1,\"a\":2}", 13, JSON_REJECT_DUPLICATES));
+    assert_null(jscan_build("{\"a\":{\"b\":1,\"b\":1}}", 19, JSON_REJECT_DUPLICATES));
+    /* jscan_loadb lets jansson explain what it refuses. */
+    {
+        json_error_t e;
+
+        assert_null(jscan_loadb("{\"a\":1,\"a\":2}", 13, JSON_REJECT_DUPLICATES, &e));
+        assert_non_null(strstr(e.text, "duplicate"));
     }
 }
 
@@ -165,7 +208,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_what_jansson_accepts),
         cmocka_unit_test(test_refuses_what_jansson_refuses),
+        cmocka_unit_test(test_string_positions),
         cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_flags),
         cmocka_unit_test(test_skip),
         cmocka_unit_test(test_tokens),
     };
