@@ -163,10 +163,20 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
 
     metrics_stage(run->route->name, (int)run->stage, m->name, decision);
     /* The exchange is not done, so the worker does not read meta yet. */
-    if (has_score)
-        buf_printf(s, "%s%s:%.2f:%s", s->len ? "," : "", m->name, score, decision);
-    else
-        buf_printf(s, "%s%s:-:%s", s->len ? "," : "", m->name, decision);
+    /* m:score:decision, without printf: this runs for every request. */
+    if (s->len)
+        buf_append(s, ",", 1);
+    buf_puts(s, m->name);
+    if (has_score) {
+        char num[32];
+
+        buf_append(s, ":", 1);
+        buf_append(s, num, fmt_fixed2(num, score));
+        buf_append(s, ":", 1);
+    } else {
+        buf_puts(s, ":-:");
+    }
+    buf_puts(s, decision);
     if (ex->cfg->trace.path == NULL && ex->cfg->trace.redis_url == NULL)
         return;
     rec.request_id = ex->request_id;

@@ -291,6 +291,31 @@ size_t fmt_u64(char *out, uint64_t v)
     return n;
 }
 
+size_t fmt_fixed2(char *out, double v)
+{
+    long double y;
+    long long c;
+    size_t n = 0;
+
+    if (!(v > -1e15 && v < 1e15))
+        return (size_t)snprintf(out, 32, "%.6g", v); /* NaN, inf, or huge */
+    /* v * 100 is exact in a long double (53 + 7 bits of mantissa), so
+     * rounding it to an integer in the default mode (half to even) rounds
+     * as printf does. */
+    y = (long double)v * 100;
+    c = llrintl(y);
+    if (signbit(v))
+        out[n++] = '-'; /* printf keeps the sign of -0.001 as -0.00 */
+    if (c < 0)
+        c = -c;
+    n += fmt_u64(out + n, (uint64_t)(c / 100));
+    out[n++] = '.';
+    out[n++] = (char)('0' + c % 100 / 10);
+    out[n++] = (char)('0' + c % 10);
+    out[n] = '\0';
+    return n;
+}
+
 int buf_puts(struct buf *b, const char *s)
 {
     return buf_append(b, s, strlen(s));

@@ -60,6 +60,10 @@ void hex_encode(const unsigned char *in, size_t n, char *out);
 /* Decimal digits of v and a NUL into out, which holds at least 21 bytes;
  * returns the number of digits. For hot paths, where printf is slow. */
 size_t fmt_u64(char *out, uint64_t v);
+/* v as printf's "%.2f" would write it, without printf, for |v| < 1e15
+ * (NaN, infinities and larger values as "%.6g"), into out (at least 32
+ * bytes); returns the length. */
+size_t fmt_fixed2(char *out, double v);
 
 /* Case-insensitive ASCII compare of a NUL-terminated string with a prefix. */
 int str_has_prefix(const char *s, const char *prefix);

@@ -173,6 +173,34 @@ static void test_cost(void **state)
     assert_true(cost_estimate(&m, 400, 0, 256) > cost_estimate(&m, 400, 50, 256));
 }
 
+/* fmt_fixed2 writes what printf's %.2f writes, ties and all. */
+static void test_fmt_fixed2(void **state)
+{
+    static const double fixed[] = {0,     1,      0.005, 0.015,  0.125,  0.135,        0.285,
+                                   0.995, 0.999,  1.005, 2.675,  99.995, 1e14 + 0.125, 0.41,
+                                   -0.5,  -0.001, -0.0,  -12.345};
+    char got[64], want[64];
+    uint64_t x = 88172645463325252ULL;
+
+    UNUSED(state);
+    for (size_t i = 0; i < ARRAY_LEN(fixed); i++) {
+        snprintf(want, sizeof(want), "%.2f", fixed[i]);
+        assert_int_equal(fmt_fixed2(got, fixed[i]), strlen(want));
+        assert_string_equal(got, want);
+    }
+    for (int i = 0; i < 200000; i++) {
+        double v;
+
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        v = (double)(x % 2000000) / 1000.0 - 1000.0 + (double)(x >> 40) * 1e-16;
+        snprintf(want, sizeof(want), "%.2f", v);
+        fmt_fixed2(got, v);
+        assert_string_equal(got, want);
+    }
+    fmt_fixed2(got, 1e300);
+    assert_string_equal(got, "1e+300");
+}
+
 static void test_fmt_u64(void **state)
 {
     char s[21];
@@ -196,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_completions_embeddings),
         cmocka_unit_test(test_cost),
         cmocka_unit_test(test_fmt_u64),
+        cmocka_unit_test(test_fmt_fixed2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
