@@ -162,8 +162,8 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
     struct trace_rec rec = {0};
 
     metrics_stage(run->route->name, (int)run->stage, m->name, decision);
-    /* The exchange is not done, so the worker does not read meta yet. */
-    /* m:score:decision, without printf: this runs for every request. */
+    /* m:score:decision, without printf: this runs for every request. The
+     * exchange is not done, so the worker does not read meta yet. */
     if (s->len)
         buf_append(s, ",", 1);
     buf_puts(s, m->name);
@@ -401,8 +401,9 @@ static void respond_memo(struct run *run, struct memo *mo, int cacheable)
         while (json_array_size(choices) > (size_t)ri->n)
             json_array_remove(choices, json_array_size(choices) - 1);
         json_array_foreach (choices, i, c) {
-            if (!ri->want_logprobs && !json_is_null(json_object_get(c, "logprobs")) &&
-                json_object_get(c, "logprobs") != NULL)
+            json_t *lp = json_object_get(c, "logprobs");
+
+            if (!ri->want_logprobs && lp != NULL && !json_is_null(lp))
                 json_object_set_new(c, "logprobs", json_null());
         }
         changed = json_dumps(json, JSON_COMPACT);

@@ -11,15 +11,23 @@
 
 #define CONTENT_MAX (64u << 20)
 
-static struct curl_slist *add_header(struct curl_slist *h, const char *name, const char *value)
+/* Append one header line (curl copies it). */
+static struct curl_slist *add_line(struct curl_slist *h, const char *line)
 {
-    char *line = xasprintf("%s: %s", name, value);
     struct curl_slist *n = curl_slist_append(h, line);
 
-    free(line);
     if (n == NULL)
         sl_panic("curl_slist_append: out of memory");
     return n;
+}
+
+static struct curl_slist *add_header(struct curl_slist *h, const char *name, const char *value)
+{
+    char *line = xasprintf("%s: %s", name, value);
+
+    h = add_line(h, line);
+    free(line);
+    return h;
 }
 
 static char *build_url(const struct model *m, enum endpoint ep)
@@ -69,7 +77,8 @@ static int copy_members(struct jscan *js, const char *drop, struct buf *out, int
  * that said "stream" is otherwise sent with "stream": false and no
  * stream_options. Every other member is copied as the client wrote it:
  * json_dumps would rewrite numbers (0.7 becomes 0.69999999999999996) and
- * costs a tree. 0, or -1 (out unchanged) if text is not an object. */
+ * costs a tree. 0, or -1 if text is not an object (out is then to be
+ * dropped). */
 static int splice_body(const char *text, size_t len, const char *id, int stream, struct buf *out)
 {
     struct jscan js;
@@ -161,14 +170,11 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
     struct buf b;
     size_t i;
 
-    /* Constant lines go in as they are: curl copies them. */
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, stream ? "Accept: text/event-stream" : "Accept: application/json");
+    h = add_line(h, "Content-Type: application/json");
+    h = add_line(h, stream ? "Accept: text/event-stream" : "Accept: application/json");
     /* No 100-continue round trip for large bodies. */
-    h = curl_slist_append(h, "Expect:");
-    h = curl_slist_append(h, "User-Agent: sluice/" SLUICE_VERSION);
-    if (h == NULL)
-        sl_panic("curl_slist_append: out of memory");
+    h = add_line(h, "Expect:");
+    h = add_line(h, "User-Agent: sluice/" SLUICE_VERSION);
     if (p->passthrough_auth) {
         /* The client's own credentials, as it sent them. */
         if (client_auth)
@@ -189,7 +195,7 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
     memset(spec, 0, sizeof(*spec));
     spec->url = build_url(m, ep);
     spec->headers = h;
-    buf_init(&b, 2 * text_len + strlen(m->id) + 256);
+    buf_init(&b, SIZE_MAX / 2); /* no more than the text and the id */
     if (text && splice_body(text, text_len, m->id, stream, &b) == 0) {
         spec->body = buf_steal(&b, &spec->body_len);
     } else {
@@ -310,11 +316,32 @@ static int read_message(struct jscan *js, const struct jtok *v, struct buf *text
     return m;
 }
 
-/* logprobs: {content: [{logprob}, ...]}. */
+/* One item of logprobs.content: its logprob, if a finite number. */
+static int read_logprob_item(struct jscan *js, const struct jtok *v, int *has, double *lp)
+{
+    struct jtok k, n;
+    int m;
+
+    *has = 0;
+    if (v->type != JT_OBJECT)
+        return jscan_skip(js, v);
+    while ((m = jscan_member(js, &k)) == 1) {
+        if (jscan_value(js, &n) < 0)
+            return -1;
+        if (jtok_eq(&k, "logprob"))
+            *has = jtok_number(&n, lp) && isfinite(*lp);
+        if (jscan_skip(js, &n) < 0)
+            return -1;
+    }
+    return m;
+}
+
+/* logprobs: {content: [{logprob}, ...]}, summed. */
 static int read_logprobs(struct jscan *js, const struct jtok *v, struct choice_read *c)
 {
-    struct jtok k, n, item, lk, lv;
-    int m, e, im;
+    struct jtok k, n, item;
+    int m, e, has;
+    double lp;
 
     c->lp_sum = 0;
     c->lp_n = 0;
@@ -325,36 +352,18 @@ static int read_logprobs(struct jscan *js, const struct jtok *v, struct choice_r
         if (jscan_value(js, &n) < 0)
             return -1;
         if (!jtok_eq(&k, "content") || n.type != JT_ARRAY) {
-            if (jtok_eq(&k, "content")) {
+            if (jscan_skip(js, &n) < 0)
+                return -1;
+            if (jtok_eq(&k, "content")) { /* the last content counts */
                 c->lp_sum = 0;
                 c->lp_n = 0;
             }
-            if (jscan_skip(js, &n) < 0)
-                return -1;
             continue;
         }
         c->lp_sum = 0;
         c->lp_n = 0;
         while ((e = jscan_elem(js)) == 1) {
-            int has = 0;
-            double lp = 0;
-
-            if (jscan_value(js, &item) < 0)
-                return -1;
-            if (item.type != JT_OBJECT) {
-                if (jscan_skip(js, &item) < 0)
-                    return -1;
-                continue;
-            }
-            while ((im = jscan_member(js, &lk)) == 1) {
-                if (jscan_value(js, &lv) < 0)
-                    return -1;
-                if (jtok_eq(&lk, "logprob"))
-                    has = jtok_number(&lv, &lp) && isfinite(lp);
-                if (jscan_skip(js, &lv) < 0)
-                    return -1;
-            }
-            if (im < 0)
+            if (jscan_value(js, &item) < 0 || read_logprob_item(js, &item, &has, &lp) < 0)
                 return -1;
             if (has) {
                 c->lp_sum += lp;
@@ -465,7 +474,7 @@ static int read_choices(struct jscan *js, const struct jtok *v, enum endpoint ep
 
 int provider_parse_response(enum endpoint ep, const char *body, size_t len, struct reply *r)
 {
-    struct usage_read u = {0}, last_u = {0};
+    struct usage_read u = {0}; /* the last usage: each read replaces it */
     struct jscan js;
     struct jtok t, k, v;
     struct buf tmp;
@@ -482,7 +491,6 @@ int provider_parse_response(enum endpoint ep, const char *body, size_t len, stru
             goto bad;
         if (jtok_eq(&k, "usage")) {
             rc = read_usage(&js, &v, &u);
-            last_u = u;
         } else if (ep != EP_EMBEDDINGS && jtok_eq(&k, "choices")) {
             rc = read_choices(&js, &v, ep, r, &tmp);
         } else {
@@ -493,7 +501,7 @@ int provider_parse_response(enum endpoint ep, const char *body, size_t len, stru
     }
     if (m < 0 || jscan_end(&js) < 0)
         goto bad;
-    commit_usage(&last_u, r);
+    commit_usage(&u, r);
     buf_free(&tmp);
     return 0;
 bad:
@@ -503,18 +511,60 @@ bad:
     return -1;
 }
 
+/* What one chunk's choices add to the reply: only choice 0 is assembled. */
+struct chunk_fold {
+    struct choice_read c0; /* its finish_reason and logprobs */
+    size_t nchoices;
+    int array;
+    int overflow; /* its text went over the content cap */
+};
+
+static int read_chunk_choices(struct jscan *js, const struct jtok *v, enum endpoint ep,
+                              struct reply *r, size_t len0, struct chunk_fold *f)
+{
+    struct choice_read c;
+    struct jtok item;
+    int e;
+
+    buf_truncate(&r->content, len0); /* a later "choices" replaces this one */
+    memset(f, 0, sizeof(*f));
+    f->array = v->type == JT_ARRAY;
+    if (!f->array)
+        return jscan_skip(js, v);
+    while ((e = jscan_elem(js)) == 1) {
+        size_t before = r->content.len;
+
+        f->nchoices++;
+        if (jscan_value(js, &item) < 0 || read_choice(js, &item, ep, 1, &r->content, &c) < 0)
+            return -1;
+        if (f->overflow || (c.has_index && c.index != 0)) {
+            buf_truncate(&r->content, before); /* another choice's text */
+            continue;
+        }
+        if (c.overflow) {
+            f->overflow = 1;
+            continue;
+        }
+        if (c.has_finish)
+            memcpy(f->c0.finish, c.finish, sizeof(f->c0.finish));
+        f->c0.has_finish |= c.has_finish;
+        f->c0.lp_sum += c.lp_sum;
+        f->c0.lp_n += c.lp_n;
+    }
+    return e;
+}
+
 static void asm_feed(struct assembly *a, const json_t *root);
 
 enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t len,
                                      struct reply *r, struct assembly *a)
 {
-    struct usage_read u = {0}, last_u = {0};
-    struct choice_read c, fold = {0};
+    struct usage_read u = {0}; /* the last usage: each read replaces it */
+    struct chunk_fold f = {0};
     struct jscan js;
-    struct jtok t, k, v, item;
+    struct jtok t, k, v;
     size_t len0 = r->content.len;
-    int m, e, error = 0, overflow = 0, choices_array = 0;
-    size_t nchoices = 0;
+    int m, rc, error = 0;
 
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0)
         return CHUNK_DONE;
@@ -524,54 +574,21 @@ enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t 
     while ((m = jscan_member(&js, &k)) == 1) {
         if (jscan_value(&js, &v) < 0)
             goto bad;
-        if (jtok_eq(&k, "error")) {
-            error = 1;
-            if (jscan_skip(&js, &v) < 0)
-                goto bad;
-        } else if (jtok_eq(&k, "usage")) {
-            if (read_usage(&js, &v, &u) < 0)
-                goto bad;
-            last_u = u;
+        if (jtok_eq(&k, "usage")) {
+            rc = read_usage(&js, &v, &u);
         } else if (jtok_eq(&k, "choices")) {
-            /* Only choice 0 is assembled; a later "choices" replaces this one. */
-            buf_truncate(&r->content, len0);
-            memset(&fold, 0, sizeof(fold));
-            overflow = 0;
-            nchoices = 0;
-            choices_array = v.type == JT_ARRAY;
-            while (choices_array && (e = jscan_elem(&js)) == 1) {
-                size_t before = r->content.len;
-
-                nchoices++;
-                if (jscan_value(&js, &item) < 0 ||
-                    read_choice(&js, &item, ep, 1, &r->content, &c) < 0)
-                    goto bad;
-                if (overflow || (c.has_index && c.index != 0)) {
-                    buf_truncate(&r->content, before); /* another choice's text */
-                    continue;
-                }
-                if (c.overflow) {
-                    overflow = 1; /* over the content cap */
-                    continue;
-                }
-                if (c.has_finish)
-                    memcpy(fold.finish, c.finish, sizeof(fold.finish));
-                fold.has_finish |= c.has_finish;
-                fold.lp_sum += c.lp_sum;
-                fold.lp_n += c.lp_n;
-            }
-            if (choices_array && e < 0)
-                goto bad;
-            if (!choices_array && jscan_skip(&js, &v) < 0)
-                goto bad;
-        } else if (jscan_skip(&js, &v) < 0) {
-            goto bad;
+            rc = read_chunk_choices(&js, &v, ep, r, len0, &f);
+        } else {
+            error |= jtok_eq(&k, "error");
+            rc = jscan_skip(&js, &v);
         }
+        if (rc < 0)
+            goto bad;
     }
     if (m < 0 || jscan_end(&js) < 0)
         goto bad;
     if (error) {
-        buf_truncate(&r->content, len0);
+        buf_truncate(&r->content, len0); /* an error event adds nothing */
         return CHUNK_ERROR;
     }
     if (a) {
@@ -580,11 +597,11 @@ enum chunk_kind provider_parse_chunk(enum endpoint ep, const char *data, size_t 
         asm_feed(a, root);
         json_decref(root);
     }
-    commit_usage(&last_u, r);
-    commit_choice(&fold, r);
-    if (overflow)
+    commit_usage(&u, r);
+    commit_choice(&f.c0, r);
+    if (f.overflow)
         return CHUNK_BAD;
-    return last_u.object && (!choices_array || nchoices == 0) ? CHUNK_USAGE : CHUNK_DATA;
+    return u.object && (!f.array || f.nchoices == 0) ? CHUNK_USAGE : CHUNK_DATA;
 bad:
     buf_truncate(&r->content, len0);
     return CHUNK_BAD;
