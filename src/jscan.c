@@ -2,8 +2,8 @@
 #include "jscan.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
