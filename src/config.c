@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Defaults. gateway.conf.example documents the same numbers. */
 #define DEF_LISTEN "127.0.0.1:8080"
@@ -757,6 +758,8 @@ static const char *const provider_keys[] = {
     "retry_max_backoff_ms",
     "retry_after_max_ms",
     "passthrough_auth",
+    "http_version",
+    "ca_file",
     "breaker",
     NULL,
 };
@@ -792,6 +795,8 @@ static void load_breaker(struct load *l, const config_setting_t *pg, const char 
     free(path);
 }
 static const char *const provider_types[] = {"openai", "azure"};
+/* In the order of enum http_version. */
+static const char *const http_versions[] = {"1.1", "2"};
 
 /* The provider's extra headers: a group of string values whose setting names
  * are the header names (libconfig 1.5 names allow [A-Za-z*][-A-Za-z0-9_*]*,
@@ -859,12 +864,23 @@ static void load_headers(struct load *l, const config_setting_t *pg, const char 
     free(hpath);
 }
 
+/* A relative path (weights, a CA file) is relative to the config file's
+ * directory, so a config and its files can move together. Returns a new
+ * string. */
+static char *resolve_path(const struct load *l, const char *p)
+{
+    if (p[0] == '/' || strcmp(l->dir, ".") == 0)
+        return xstrdup(p);
+    return xasprintf("%s/%s", l->dir, p);
+}
+
 static void load_provider(struct load *l, const config_setting_t *list, unsigned idx,
                           const char *path)
 {
     const config_setting_t *g = config_setting_get_elem(list, idx);
     struct provider *p = &l->cfg->providers[idx];
     const char *s;
+    char qb[QBUF];
     long v;
     int type, r;
 
@@ -943,6 +959,18 @@ static void load_provider(struct load *l, const config_setting_t *list, unsigned
     get_int(l, g, path, "retry_max_backoff_ms", 0, 1, MAX_TIMEOUT_MS, &p->retry_max_backoff_ms);
     get_int(l, g, path, "retry_after_max_ms", 0, 0, MAX_TIMEOUT_MS, &p->retry_after_max_ms);
     get_bool(l, g, path, "passthrough_auth", &p->passthrough_auth);
+    if (get_enum(l, g, path, "http_version", http_versions, ARRAY_LEN(http_versions), &type) > 0)
+        p->http_version = (enum http_version)type;
+    if (p->http_version == HTTP_2 && p->base_url && strncmp(p->base_url, "https:", 6) != 0)
+        conf_err(l, config_setting_get_member(g, "http_version"), path, "http_version",
+                 "HTTP/2 needs an https:// base_url (libcurl 7.88 cannot reuse a cleartext "
+                 "HTTP/2 connection)");
+    if (get_str(l, g, path, "ca_file", 0, &s) > 0) {
+        p->ca_file = resolve_path(l, s);
+        if (access(p->ca_file, R_OK) != 0)
+            conf_err(l, config_setting_get_member(g, "ca_file"), path, "ca_file",
+                     "cannot read %s: %s", quote(qb, p->ca_file), strerror(errno));
+    }
     load_breaker(l, g, path, p);
 }
 
@@ -1077,15 +1105,6 @@ static int scorer_key_ok(int scorer, const char *key)
         if (strcmp(scorer_keys[i].key, key) == 0)
             return (scorer_keys[i].scorers & SK(scorer)) != 0;
     return 1;
-}
-
-/* A relative weights path is relative to the config file's directory, so a
- * config and its scorers can move together. Returns a new string. */
-static char *resolve_path(const struct load *l, const char *p)
-{
-    if (p[0] == '/' || strcmp(l->dir, ".") == 0)
-        return xstrdup(p);
-    return xasprintf("%s/%s", l->dir, p);
 }
 
 static void load_stage(struct load *l, const config_setting_t *g, const char *path,
@@ -1623,6 +1642,7 @@ static void config_free(struct config *cfg)
             free(p->api_key);
         }
         free(p->api_version);
+        free(p->ca_file);
         for (size_t k = 0; k < p->nheaders; k++) {
             free(p->headers[k].name);
             free(p->headers[k].value);

@@ -15,6 +15,12 @@
 
 #include <stddef.h>
 
+/* The HTTP version spoken to a provider. */
+enum http_version {
+    HTTP_1_1, /* keep-alive HTTP/1.1 (the default) */
+    HTTP_2,   /* HTTP/2 over https:// when the server offers it (ALPN) */
+};
+
 enum provider_type {
     PROVIDER_OPENAI, /* any OpenAI-compatible server */
     PROVIDER_AZURE,  /* Azure OpenAI: deployment URL, api-key, api-version */
@@ -41,11 +47,13 @@ struct provider {
     /* Retries of one call on a connect failure, a timeout, a 5xx or a 429,
      * with exponential backoff and full jitter; never after a byte reached
      * the client. */
-    long retries;              /* default 0 */
-    long retry_backoff_ms;     /* first backoff bound, default 200 */
-    long retry_max_backoff_ms; /* default 5000 */
-    long retry_after_max_ms;   /* a longer Retry-After is not waited for: default 30000 */
-    int passthrough_auth;      /* forward the client's Authorization (default 0) */
+    long retries;                   /* default 0 */
+    long retry_backoff_ms;          /* first backoff bound, default 200 */
+    long retry_max_backoff_ms;      /* default 5000 */
+    long retry_after_max_ms;        /* a longer Retry-After is not waited for: default 30000 */
+    int passthrough_auth;           /* forward the client's Authorization (default 0) */
+    enum http_version http_version; /* default HTTP_1_1 */
+    char *ca_file;                  /* CA bundle to verify the provider with; NULL: the system's */
     /* Circuit breaker: opens after `failures` consecutive failures, or when
      * at least `min_requests` calls in the last `window_s` failed at
      * `error_rate` or more; after `cooldown_s` one probe goes through. */

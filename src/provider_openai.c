@@ -210,6 +210,8 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
         m->first_byte_timeout_ms > 0 ? m->first_byte_timeout_ms : p->first_byte_timeout_ms;
     spec->idle_timeout_ms = m->idle_timeout_ms > 0 ? m->idle_timeout_ms : p->idle_timeout_ms;
     spec->small_reads = stream;
+    spec->http2 = p->http_version == HTTP_2;
+    spec->ca_file = p->ca_file;
 }
 
 void reply_init(struct reply *r)

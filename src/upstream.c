@@ -57,7 +57,8 @@ struct upstream {
     size_t npool;
     struct sock_ctx **socks; /* owned sockets by fd */
     size_t nsocks;
-    int stopping; /* upstream_free: the loop runs no more */
+    int stopping;     /* upstream_free: the loop runs no more */
+    char *default_ca; /* curl's built-in CA bundle path, for calls that set none */
 };
 
 static void check_multi_info(struct upstream *up);
@@ -434,6 +435,14 @@ static CURL *easy_new(struct upstream *up)
 
     if (e == NULL)
         sl_panic("curl_easy_init failed");
+    if (up->default_ca == NULL) {
+        char *ca = NULL;
+
+        /* Pooled handles are reused as they are: a call without a CA file
+         * sets this one back. */
+        curl_easy_getinfo(e, CURLINFO_CAINFO, &ca);
+        up->default_ca = ca ? xstrdup(ca) : NULL;
+    }
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
@@ -445,7 +454,6 @@ static CURL *easy_new(struct upstream *up)
     /* Over TLS curl copies the request into an upload buffer, 64 KiB by
      * default; our requests are small. */
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     /* Only http and https, whatever a redirect says; and we follow none. */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -484,11 +492,15 @@ struct call *upstream_call(struct upstream *up, struct call_spec *spec, const st
      * curl's 16 KiB keeps thousands of concurrent streams cheap. Whole
      * answers keep the big one (fewer reads). */
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, c->spec.small_reads ? 2048L : 16384L);
-    /* Over TLS, wait for a connection being set up to tell whether it
-     * speaks HTTP/2 (ALPN) and multiplex on it rather than open another.
-     * Cleartext is HTTP/1.1 here, and PIPEWAIT would make every new call
-     * wait for a busy connection's response to learn that. */
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(c->spec.url, "https:", 6) == 0 ? 1L : 0L);
+    /* HTTP/1.1 unless the provider asks for HTTP/2 (http_version in
+     * gateway.conf.example says why). With HTTP/2, wait for a connection
+     * being set up to tell (ALPN) whether it multiplexes, rather than open
+     * another; over HTTP/1.1 that would make every new call wait for a busy
+     * connection's response. */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     c->spec.http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, c->spec.http2 ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_CAINFO, c->spec.ca_file ? c->spec.ca_file : up->default_ca);
 
     c->next = up->calls;
     if (up->calls)
@@ -621,5 +633,6 @@ void upstream_free(struct upstream *up)
     for (size_t i = 0; i < up->nsocks; i++)
         free(up->socks[i]);
     free(up->socks);
+    free(up->default_ca);
     free(up);
 }

@@ -51,7 +51,9 @@ struct call_spec {
     long timeout_ms;
     long first_byte_timeout_ms;
     long idle_timeout_ms;
-    int small_reads; /* a stream: many small reads, a small buffer */
+    int small_reads;     /* a stream: many small reads, a small buffer */
+    int http2;           /* HTTP/2 over https (ALPN); else HTTP/1.1 */
+    const char *ca_file; /* CA bundle, borrowed (the config outlives the call); NULL: curl's */
 };
 
 /* Fill spec for a plain JSON POST to url (taken over, as is body) with one

@@ -80,6 +80,7 @@ const TEST_ONLY_PKGS = [
   'libcmocka-dev', //               make unit
   'redis-server', //                integration tests start their own Redis
   'curl', //                        integration tests (the image installs its own, for probes)
+  'openssl', //                     integration tests make a TLS certificate (http2.test.mjs)
   'nginx-light', 'wrk', //          make bench
   'prometheus', //                  promtool: metric and dashboard checks
   'python3-yaml', //                this test's YAML parser

@@ -210,7 +210,7 @@ static void test_full_schema_loads(void **state)
         "  { name = \"openai\"; type = \"openai\"; base_url = \"https://api.openai.com/v1//\";\n"
         "    api_key_env = \"SLUICE_TEST_UNSET_KEY\"; timeout_ms = 120000; connect_timeout_ms = "
         "5000;\n"
-        "    first_byte_timeout_ms = 60000; idle_timeout_ms = 30000; },\n"
+        "    first_byte_timeout_ms = 60000; idle_timeout_ms = 30000; http_version = \"2\"; },\n"
         "  { name = \"azure\"; type = \"azure\"; base_url = \"https://X.openai.azure.com\";\n"
         "    api_key_env = \"AZURE_OPENAI_KEY\"; api_version = \"2024-10-21\";\n"
         "    timeout_ms = 9000; headers = { x-extra = \"1\"; X-Two = \"a b\"; }; }\n"
@@ -270,6 +270,7 @@ static void test_full_schema_loads(void **state)
     assert_non_null(p);
     assert_int_equal(p->type, PROVIDER_OPENAI);
     assert_string_equal(p->base_url, "https://api.openai.com/v1"); /* slashes stripped */
+    assert_int_equal(p->http_version, HTTP_2);
     assert_string_equal(p->api_key_env, "SLUICE_TEST_UNSET_KEY");
     assert_null(p->api_key); /* unset variable: no key, no error */
     assert_int_equal(p->first_byte_timeout_ms, 60000);
@@ -279,6 +280,7 @@ static void test_full_schema_loads(void **state)
     assert_int_equal(p->type, PROVIDER_AZURE);
     assert_string_equal(p->api_version, "2024-10-21");
     assert_int_equal(p->timeout_ms, 9000);
+    assert_int_equal(p->http_version, HTTP_1_1);      /* the default */
     assert_int_equal(p->first_byte_timeout_ms, 9000); /* defaults to timeout_ms */
     assert_int_equal(p->connect_timeout_ms, 5000);
     assert_int_equal(p->idle_timeout_ms, 30000);
@@ -582,6 +584,21 @@ static void test_bad_enums(void **state)
         "models = ( { name = \"m\"; provider = \"p\"; } );\n",
         "t.conf:1: providers.p.type: unknown value \"anthropic\" (expected one of: "
         "openai, azure)");
+    expect_only(
+        "providers = ( { name = \"p\"; base_url = \"http://x\"; http_version = \"3\"; } );\n"
+        "models = ( { name = \"m\"; provider = \"p\"; } );\n",
+        "t.conf:1: providers.p.http_version: unknown value \"3\" (expected one of: 1.1, 2)");
+    expect_only(
+        "providers = ( { name = \"p\"; base_url = \"http://x\"; http_version = \"2\"; } );\n"
+        "models = ( { name = \"m\"; provider = \"p\"; } );\n",
+        "t.conf:1: providers.p.http_version: HTTP/2 needs an https:// base_url (libcurl 7.88 "
+        "cannot reuse a cleartext HTTP/2 connection)");
+    expect_only(
+        "providers = ( { name = \"p\"; base_url = \"https://x\"; ca_file = "
+        "\"/nonexistent/ca.pem\"; } );\n"
+        "models = ( { name = \"m\"; provider = \"p\"; } );\n",
+        "t.conf:1: providers.p.ca_file: cannot read \"/nonexistent/ca.pem\": No such file or "
+        "directory");
     expect_only(BASE "log = { level = \"verbose\"; };\n",
                 "t.conf:4: log.level: unknown value \"verbose\" (expected one of: debug, info, "
                 "warn, error)");
