@@ -76,7 +76,7 @@ static json_t *provider_json(const struct provider *p)
     json_object_set_new(o, "idle_timeout_ms", json_integer(p->idle_timeout_ms));
     json_object_set_new(o, "retries", json_integer(p->retries));
     json_object_set_new(o, "passthrough_auth", json_boolean(p->passthrough_auth));
-    json_object_set_new(o, "http_version", json_string(p->http_version == HTTP_2 ? "2" : "1.1"));
+    json_object_set_new(o, "http_version", json_string(config_http_version_name(p->http_version)));
     json_object_set_new(o, "ca_file", p->ca_file ? json_string(p->ca_file) : json_null());
     json_object_set_new(
         o, "breaker",

@@ -927,10 +927,9 @@ static struct attempt *attempt_new(struct run *run, enum att_kind kind, const st
 static void attempt_send(struct attempt *a)
 {
     struct run *run = a->run;
-    struct call_spec spec;
-
     struct exchange *ex = run->ex;
     int own = a->req == ex->ri.body; /* the client's body, unchanged */
+    struct call_spec spec;
 
     provider_build(a->model, a->ep, a->req, own ? ex->in.data : NULL, own ? ex->in.len : 0,
                    a->stream, ex->client_auth, &spec);

@@ -798,6 +798,11 @@ static const char *const provider_types[] = {"openai", "azure"};
 /* In the order of enum http_version. */
 static const char *const http_versions[] = {"1.1", "2"};
 
+const char *config_http_version_name(enum http_version v)
+{
+    return http_versions[v];
+}
+
 /* The provider's extra headers: a group of string values whose setting names
  * are the header names (libconfig 1.5 names allow [A-Za-z*][-A-Za-z0-9_*]*,
  * so "x-extra" is written bare: headers = { x-extra = "1"; }). */

@@ -252,6 +252,8 @@ void config_unref(struct config *cfg);
 const struct route *config_route(const struct config *cfg, const char *name);
 const struct model *config_model(const struct config *cfg, const char *name);
 const struct provider *config_provider(const struct config *cfg, const char *name);
+/* "1.1" or "2", as gateway.conf spells it. */
+const char *config_http_version_name(enum http_version v);
 /* The client key whose SHA-256 is sha (32 bytes): every key is compared, in
  * constant time, so timing tells nothing. NULL if none. */
 const struct client_key *config_key_by_hash(const struct config *cfg, const unsigned char *sha);

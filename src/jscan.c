@@ -490,21 +490,34 @@ int jtok_string(const struct jtok *t, struct buf *out)
     return 0;
 }
 
+const char *jtok_view(const struct jtok *t, struct buf *scratch, size_t *len)
+{
+    if (t->type != JT_STRING)
+        return NULL;
+    if (!t->escaped) {
+        *len = t->len;
+        return t->s;
+    }
+    buf_reset(scratch);
+    if (jtok_string(t, scratch) < 0)
+        return NULL;
+    *len = scratch->len;
+    return scratch->data ? scratch->data : "";
+}
+
 int jtok_eq(const struct jtok *t, const char *lit)
 {
-    size_t n = strlen(lit);
-    struct buf b;
+    size_t n = strlen(lit), len;
+    struct buf scratch;
+    const char *s;
     int eq;
 
-    if (t->type != JT_STRING)
+    if (t->type != JT_STRING || t->len < n) /* an escape never makes a string longer */
         return 0;
-    if (!t->escaped)
-        return t->len == n && memcmp(t->s, lit, n) == 0;
-    if (t->len < n)
-        return 0; /* an escape never makes a string longer */
-    buf_init(&b, t->len);
-    eq = jtok_string(t, &b) == 0 && b.len == n && memcmp(b.data, lit, n) == 0;
-    buf_free(&b);
+    buf_init(&scratch, t->len);
+    s = jtok_view(t, &scratch, &len);
+    eq = s != NULL && len == n && memcmp(s, lit, n) == 0;
+    buf_free(&scratch);
     return eq;
 }
 
@@ -537,11 +550,13 @@ int jtok_number(const struct jtok *t, double *out)
 /* ---- building a tree ---- */
 
 /* The value whose first token is t, or NULL where jscan refuses the text
- * (or, with dups, a key comes twice in an object). */
-static json_t *build_value(struct jscan *js, const struct jtok *t, int dups)
+ * (or, with dups, a key comes twice in an object). Strings and keys with no
+ * escape go from the text into the tree; scratch decodes the others. */
+static json_t *build_value(struct jscan *js, const struct jtok *t, int dups, struct buf *scratch)
 {
     struct jtok k, v;
-    struct buf s;
+    const char *s;
+    size_t len;
     json_t *out, *item;
     long long ll;
     double d;
@@ -549,10 +564,8 @@ static json_t *build_value(struct jscan *js, const struct jtok *t, int dups)
 
     switch (t->type) {
     case JT_STRING:
-        buf_init(&s, t->len);
-        out = jtok_string(t, &s) == 0 ? json_stringn_nocheck(s.data ? s.data : "", s.len) : NULL;
-        buf_free(&s);
-        return out;
+        s = jtok_view(t, scratch, &len);
+        return s ? json_stringn_nocheck(s, len) : NULL;
     case JT_NUMBER:
         if (jtok_integer(t, &ll))
             return json_integer(ll);
@@ -566,7 +579,7 @@ static json_t *build_value(struct jscan *js, const struct jtok *t, int dups)
     case JT_ARRAY:
         out = json_array();
         while ((r = jscan_elem(js)) == 1) {
-            if (jscan_value(js, &v) < 0 || (item = build_value(js, &v, dups)) == NULL) {
+            if (jscan_value(js, &v) < 0 || (item = build_value(js, &v, dups, scratch)) == NULL) {
                 json_decref(out);
                 return NULL;
             }
@@ -575,18 +588,20 @@ static json_t *build_value(struct jscan *js, const struct jtok *t, int dups)
         break;
     default: /* JT_OBJECT */
         out = json_object();
-        buf_init(&s, SIZE_MAX / 2);
         while ((r = jscan_member(js, &k)) == 1) {
-            buf_reset(&s);
-            if (jtok_string(&k, &s) < 0 ||
-                (dups && json_object_getn(out, s.data ? s.data : "", s.len)) ||
-                jscan_value(js, &v) < 0 || (item = build_value(js, &v, dups)) == NULL) {
+            if (jscan_value(js, &v) < 0 || (item = build_value(js, &v, dups, scratch)) == NULL) {
                 r = -1;
                 break;
             }
-            json_object_setn_new_nocheck(out, s.data ? s.data : "", s.len, item);
+            /* The key is decoded after its value, which may use scratch too. */
+            s = jtok_view(&k, scratch, &len);
+            if (s == NULL || (dups && json_object_getn(out, s, len))) {
+                json_decref(item);
+                r = -1;
+                break;
+            }
+            json_object_setn_new_nocheck(out, s, len, item);
         }
-        buf_free(&s);
     }
     if (r < 0) {
         json_decref(out);
@@ -599,6 +614,7 @@ json_t *jscan_build(const char *text, size_t len, size_t flags)
 {
     struct jscan js;
     struct jtok t;
+    struct buf scratch;
     json_t *j;
 
     jscan_init(&js, text, len);
@@ -606,7 +622,9 @@ json_t *jscan_build(const char *text, size_t len, size_t flags)
         return NULL;
     if (!(flags & JSON_DECODE_ANY) && t.type != JT_OBJECT && t.type != JT_ARRAY)
         return NULL;
-    j = build_value(&js, &t, (flags & JSON_REJECT_DUPLICATES) != 0);
+    buf_init(&scratch, SIZE_MAX / 2);
+    j = build_value(&js, &t, (flags & JSON_REJECT_DUPLICATES) != 0, &scratch);
+    buf_free(&scratch);
     if (j != NULL && jscan_end(&js) < 0) {
         json_decref(j);
         return NULL;

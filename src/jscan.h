@@ -71,6 +71,9 @@ int jscan_skip(struct jscan *js, const struct jtok *t);
 /* 0 if only whitespace is left after the top-level value, else -1. */
 int jscan_end(struct jscan *js);
 
+/* A string token's decoded bytes and their length: in place when it has no
+ * escape, else decoded into scratch (reset first). NULL if scratch is full. */
+const char *jtok_view(const struct jtok *t, struct buf *scratch, size_t *len);
 /* A string token equal to lit (escapes decoded)? */
 int jtok_eq(const struct jtok *t, const char *lit);
 /* Append a string token's decoded bytes to out. 0, or -1 if out is full. */

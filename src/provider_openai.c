@@ -403,16 +403,19 @@ static int read_choice(struct jscan *js, const struct jtok *v, enum endpoint ep,
             } else if (ep != EP_CHAT && jtok_eq(&k, "text")) {
                 read_text(&n, text, c);
             } else if (jtok_eq(&k, "finish_reason")) {
-                c->has_finish = n.type == JT_STRING;
-                if (c->has_finish) {
-                    struct buf f;
+                struct buf scratch;
+                size_t len;
+                const char *f;
 
-                    buf_init(&f, n.len);
-                    jtok_string(&n, &f);
-                    snprintf(c->finish, sizeof(c->finish), "%.*s", (int)f.len,
-                             f.data ? f.data : "");
-                    buf_free(&f);
+                buf_init(&scratch, n.len);
+                f = jtok_view(&n, &scratch, &len);
+                c->has_finish = f != NULL;
+                if (f) { /* cut to fit, as before */
+                    len = len < sizeof(c->finish) - 1 ? len : sizeof(c->finish) - 1;
+                    memcpy(c->finish, f, len);
+                    c->finish[len] = '\0';
                 }
+                buf_free(&scratch);
             }
             r = jscan_skip(js, &n); /* a scalar, or what is not read */
         }
