@@ -7,9 +7,11 @@
 #include "util.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define REDACTED "<redacted>"
 
@@ -24,6 +26,37 @@ int admin_key_ok(const struct config *cfg, const char *given)
     /* Compare the whole key whatever the first difference; a length
      * mismatch is no secret worth hiding. */
     return strlen(given) == n && CRYPTO_memcmp(given, key, n) == 0;
+}
+
+int admin_auth_ok(const struct config *cfg, const char *auth)
+{
+    unsigned char dec[512];
+    const char *colon;
+    size_t n;
+    int len, ok;
+
+    if (auth == NULL)
+        return 0;
+    if (strncasecmp(auth, "Bearer ", 7) == 0)
+        return admin_key_ok(cfg, auth + 7);
+    if (strncasecmp(auth, "Basic ", 6) != 0)
+        return 0;
+    /* A browser asks for Basic credentials; the key is the password, the
+     * user name is anything. */
+    auth += 6;
+    n = strlen(auth);
+    if (n == 0 || n % 4 != 0 || n / 4 * 3 >= sizeof(dec))
+        return 0;
+    len = EVP_DecodeBlock(dec, (const unsigned char *)auth, (int)n);
+    if (len < 0)
+        return 0;
+    /* EVP_DecodeBlock counts the padding's zero bytes: drop them. */
+    len -= (auth[n - 1] == '=') + (auth[n - 2] == '=');
+    dec[len] = '\0';
+    colon = memchr(dec, ':', (size_t)len);
+    ok = colon && strlen((const char *)dec) == (size_t)len && admin_key_ok(cfg, colon + 1);
+    explicit_bzero(dec, sizeof(dec));
+    return ok;
 }
 
 static void purge_cb(void *arg, long count, const char *err)

@@ -2,6 +2,8 @@
 #include "exchange.h"
 #include "log.h"
 #include "metrics.h"
+#include "otel.h"
+#include "stats.h"
 
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -51,6 +53,7 @@ static void metrics_record(const struct exchange *ex)
         .prompt_tokens = ex->meta.prompt_tokens,
         .completion_tokens = ex->meta.completion_tokens,
         .cost_usd = ex->meta.cost_usd,
+        .saved_usd = ex->meta.cache == CACHE_HIT ? ex->meta.saved_cost : 0,
     };
 
     if (ex->path[0] != '/' || strncmp(ex->path, "/admin/", 7) == 0)
@@ -63,6 +66,8 @@ void ex_unref(struct exchange *ex)
     if (__atomic_sub_fetch(&ex->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     log_request(ex);
+    stats_request(ex);
+    otel_request_end(ex);
     metrics_record(ex);
     limits_settle(ex);
     request_info_free(&ex->ri);

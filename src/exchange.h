@@ -32,6 +32,7 @@ struct MHD_Connection;
 struct run;
 struct flight;
 struct waiter;
+struct otel_trace;
 
 enum ex_state {
     EX_PENDING,   /* the loop is working; nothing for the client yet */
@@ -104,6 +105,11 @@ struct exchange {
     char *client_auth;            /* the client's Authorization, kept only when a
                                    * provider of the route has passthrough_auth */
     const struct client_key *key; /* the client key (tenant), in cfg; or NULL */
+
+    /* the request's trace (otel.h): made by the worker before the hand-off,
+     * added to by the loop while the run holds its reference, ended at the
+     * last unref; NULL when not traced */
+    struct otel_trace *otel;
 
     /* [l] until EX_DONE: the key's limits */
     struct limit_info limit;

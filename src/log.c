@@ -17,6 +17,14 @@ static int log_level = LOG_INFO;
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
+/* Set while log_request_json builds a record: JSON whatever the format. */
+static __thread int json_record;
+
+static int line_json(void)
+{
+    return json_record || __atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON;
+}
+
 int log_open(const struct log_conf *conf)
 {
     if (sink_open(&log_sink, conf->path) < 0)
@@ -70,7 +78,7 @@ static void line_start(struct buf *b, enum log_level level, double t)
     char ts[32];
 
     format_ts(t, ts);
-    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
+    if (line_json()) {
         buf_puts(b, "{\"ts\":\"");
         buf_puts(b, ts);
         buf_puts(b, "\",\"level\":\"");
@@ -91,7 +99,7 @@ static void put_key(struct buf *b, const char *key)
 
 static void field_str(struct buf *b, const char *key, const char *v)
 {
-    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
+    if (line_json()) {
         put_key(b, key);
         if (v)
             buf_put_json_str(b, v);
@@ -105,7 +113,7 @@ static void field_str(struct buf *b, const char *key, const char *v)
 /* A number or literal (true, false) written as is. */
 static void field_raw(struct buf *b, const char *key, const char *v)
 {
-    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
+    if (line_json()) {
         put_key(b, key);
         buf_puts(b, v);
     } else {
@@ -143,7 +151,7 @@ static void field_ms(struct buf *b, const char *key, uint64_t us)
 
 static void line_end(struct buf *b, int batched)
 {
-    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON)
+    if (line_json())
         buf_append(b, "}", 1);
     emit(b, batched);
 }
@@ -166,11 +174,50 @@ void log_msg(enum log_level level, const char *fmt, ...)
     buf_free(&b);
 }
 
+/* The request line's fields, after the timestamp and level. */
+static void request_fields(struct buf *b, const struct exchange *ex)
+{
+    char cost[48];
+
+    field_str(b, "msg", "request");
+    field_str(b, "request_id", ex->request_id);
+    field_str(b, "method", ex->method);
+    field_str(b, "path", ex->path);
+    field_str(b, "route", ex->route ? ex->route->name : NULL);
+    field_str(b, "model", ex->meta.model);
+    field_str(b, "provider", ex->meta.provider);
+    field_long(b, "status", ex->client_status);
+    field_raw(b, "stream", ex->ri.stream ? "true" : "false");
+    field_ms(b, "latency_ms", ex->t_end_us - ex->t_start_us);
+    field_ms(b, "upstream_ms", ex->meta.upstream_us);
+    if (ex->meta.ttft_us)
+        field_ms(b, "ttft_ms", ex->meta.ttft_us);
+    field_long(b, "prompt_tokens", ex->meta.prompt_tokens);
+    field_long(b, "completion_tokens", ex->meta.completion_tokens);
+    cost_format(ex->meta.cost_usd, cost, sizeof(cost));
+    field_raw(b, "cost_usd", cost);
+    field_long(b, "attempts", ex->meta.attempts);
+    if (ex->meta.retries)
+        field_long(b, "retries", ex->meta.retries);
+    if (ex->meta.stages.len)
+        field_str(b, "stages", ex->meta.stages.data);
+    if (ex->meta.cache != CACHE_NA) {
+        field_str(b, "cache", cache_status_name(ex->meta.cache));
+        if (ex->meta.cache == CACHE_HIT) {
+            cost_format(ex->meta.saved_cost, cost, sizeof(cost));
+            field_raw(b, "saved_cost_usd", cost);
+        }
+    }
+    if (ex->client_aborted)
+        field_str(b, "client", "aborted");
+    if (ex->err.status)
+        field_str(b, "error", ex->err.message);
+}
+
 void log_request(const struct exchange *ex)
 {
     enum log_level level = LOG_INFO;
     struct buf b;
-    char cost[48];
 
     if (ex->client_status >= 500)
         level = LOG_WARN;
@@ -182,39 +229,24 @@ void log_request(const struct exchange *ex)
         return;
     buf_init(&b, LOG_LINE_INIT);
     line_start(&b, level, ex->t_start_wall);
-    field_str(&b, "msg", "request");
-    field_str(&b, "request_id", ex->request_id);
-    field_str(&b, "method", ex->method);
-    field_str(&b, "path", ex->path);
-    field_str(&b, "route", ex->route ? ex->route->name : NULL);
-    field_str(&b, "model", ex->meta.model);
-    field_str(&b, "provider", ex->meta.provider);
-    field_long(&b, "status", ex->client_status);
-    field_raw(&b, "stream", ex->ri.stream ? "true" : "false");
-    field_ms(&b, "latency_ms", ex->t_end_us - ex->t_start_us);
-    field_ms(&b, "upstream_ms", ex->meta.upstream_us);
-    if (ex->meta.ttft_us)
-        field_ms(&b, "ttft_ms", ex->meta.ttft_us);
-    field_long(&b, "prompt_tokens", ex->meta.prompt_tokens);
-    field_long(&b, "completion_tokens", ex->meta.completion_tokens);
-    cost_format(ex->meta.cost_usd, cost, sizeof(cost));
-    field_raw(&b, "cost_usd", cost);
-    field_long(&b, "attempts", ex->meta.attempts);
-    if (ex->meta.retries)
-        field_long(&b, "retries", ex->meta.retries);
-    if (ex->meta.stages.len)
-        field_str(&b, "stages", ex->meta.stages.data);
-    if (ex->meta.cache != CACHE_NA) {
-        field_str(&b, "cache", cache_status_name(ex->meta.cache));
-        if (ex->meta.cache == CACHE_HIT) {
-            cost_format(ex->meta.saved_cost, cost, sizeof(cost));
-            field_raw(&b, "saved_cost_usd", cost);
-        }
-    }
-    if (ex->client_aborted)
-        field_str(&b, "client", "aborted");
-    if (ex->err.status)
-        field_str(&b, "error", ex->err.message);
+    request_fields(&b, ex);
     line_end(&b, 1);
     buf_free(&b);
+}
+
+int log_request_json(const struct exchange *ex, struct buf *b)
+{
+    size_t start = b->len;
+    int r;
+
+    json_record = 1;
+    line_start(b, ex->client_status >= 500 ? LOG_WARN : LOG_INFO, ex->t_start_wall);
+    request_fields(b, ex);
+    r = buf_append(b, "}", 1);
+    json_record = 0;
+    /* A field that did not fit was left out: no record rather than a wrong
+     * one. */
+    if (r < 0 || b->data == NULL || b->data[start] != '{')
+        return -1;
+    return 0;
 }

@@ -19,6 +19,12 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 /* The one line per request: ts, request_id, route, model, provider, status,
  * stream, latency_ms, upstream_ms, ttft_ms, tokens and cost_usd. */
 void log_request(const struct exchange *ex);
+/* The request line as one JSON object, whatever log.format and log.level
+ * say, appended to b (the dashboard's ring of recent requests keeps it).
+ * Returns 0, or -1 when b's cap was reached (b then holds no usable
+ * record). */
+struct buf;
+int log_request_json(const struct exchange *ex, struct buf *b);
 /* Write out batched request lines now. The loop calls it on a timer so a
  * quiet gateway's lines appear soon; shutdown calls it last. */
 void log_flush(void);

@@ -1,0 +1,386 @@
+/* otel_export.c - the OTLP/HTTP exporter; see otel_export.h.
+ *
+ * The queue is a list of requests' encoded spans under one mutex. The
+ * exporter thread wakes when a batch's worth (OTEL_BATCH_SPANS) is queued
+ * or after OTEL_BATCH_DELAY_MS, takes up to a batch, wraps it in an
+ * ExportTraceServiceRequest and POSTs it with a blocking libcurl easy
+ * handle (kept across exports, so the connection is reused). Only that
+ * thread waits on the collector. A failed export is not retried: its spans
+ * are counted as failed, and the trouble is logged once per interval.
+ */
+#include "otel_export.h"
+#include "caps.h"
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "otlp.h"
+#include "util.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define OTEL_BATCH_DELAY_MS 1000   /* a quiet gateway's spans wait at most this */
+#define OTEL_LOG_INTERVAL_US (10u * 1000000u)
+#define OTEL_ERR_MAX 200
+
+struct item {
+    struct item *next;
+    char *data;
+    size_t len;
+    int nspans;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* more than a batch is queued, or stop */
+    struct item *head, **tail;
+    uint64_t qspans, qbytes;
+    int running, stop;
+    pthread_t thread;
+    /* totals (atomic) */
+    uint64_t exported, dropped, failed, too_large, exports;
+    /* since the last log line: the exporter thread's only */
+    uint64_t logged_dropped, logged_failed, logged_too_large;
+    uint64_t last_log_us;
+    char last_err[OTEL_ERR_MAX];
+} q = {
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+    .tail = &q.head,
+};
+
+static pthread_once_t cv_once = PTHREAD_ONCE_INIT;
+
+static void cv_init(void)
+{
+    pthread_condattr_t a;
+
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&q.cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static void count(uint64_t *total, const char *result, uint64_t n)
+{
+    __atomic_add_fetch(total, n, __ATOMIC_RELAXED);
+    metrics_otel_spans(result, n);
+}
+
+void otel_export_drop_too_large(int nspans)
+{
+    count(&q.too_large, "too_large", (uint64_t)nspans);
+}
+
+static void *export_main(void *arg);
+
+void otel_export_start(void)
+{
+    pthread_once(&cv_once, cv_init);
+    pthread_mutex_lock(&q.mu);
+    if (!q.running && !q.stop) {
+        if (pthread_create(&q.thread, NULL, export_main, NULL) != 0)
+            sl_panic("pthread_create failed");
+        q.running = 1;
+    }
+    pthread_mutex_unlock(&q.mu);
+}
+
+void otel_export_push(char *data, size_t len, int nspans, long max_queue)
+{
+    struct item *it;
+    int wake;
+
+    otel_export_start(); /* a no-op but for the first trace */
+    pthread_mutex_lock(&q.mu);
+    if (q.stop || q.qspans + (uint64_t)nspans > (uint64_t)max_queue ||
+        q.qbytes + len > OTEL_QUEUE_MAX_BYTES) {
+        pthread_mutex_unlock(&q.mu);
+        free(data);
+        count(&q.dropped, "dropped", (uint64_t)nspans);
+        return;
+    }
+    it = xmalloc(sizeof(*it));
+    it->next = NULL;
+    it->data = data;
+    it->len = len;
+    it->nspans = nspans;
+    *q.tail = it;
+    q.tail = &it->next;
+    q.qspans += (uint64_t)nspans;
+    q.qbytes += len;
+    /* Wake the exporter once, when a whole batch is waiting. */
+    wake = q.qspans >= OTEL_BATCH_SPANS && q.qspans - (uint64_t)nspans < OTEL_BATCH_SPANS;
+    pthread_mutex_unlock(&q.mu);
+    if (wake)
+        pthread_cond_signal(&q.cv);
+}
+
+void otel_export_stats(struct otel_export_stats *out)
+{
+    out->exported = __atomic_load_n(&q.exported, __ATOMIC_RELAXED);
+    out->dropped = __atomic_load_n(&q.dropped, __ATOMIC_RELAXED);
+    out->failed = __atomic_load_n(&q.failed, __ATOMIC_RELAXED);
+    out->too_large = __atomic_load_n(&q.too_large, __ATOMIC_RELAXED);
+    out->exports = __atomic_load_n(&q.exports, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&q.mu);
+    out->queued = q.qspans;
+    pthread_mutex_unlock(&q.mu);
+}
+
+char *otel_export_body(const char *service, const char *spans, size_t spans_len, size_t *len)
+{
+    struct otlp w;
+    size_t rs, res, ss, scope;
+
+    otlp_init(&w, OTEL_EXPORT_MAX_BYTES);
+    rs = otlp_open(&w);
+    res = otlp_open(&w);
+    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "service.name", service, OTEL_ATTR_MAX_BYTES);
+    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "service.version", SLUICE_VERSION, OTEL_ATTR_MAX_BYTES);
+    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "telemetry.sdk.name", "sluice", OTEL_ATTR_MAX_BYTES);
+    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "telemetry.sdk.language", "c", OTEL_ATTR_MAX_BYTES);
+    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "telemetry.sdk.version", SLUICE_VERSION,
+                  OTEL_ATTR_MAX_BYTES);
+    /* Phoenix files spans under this project. */
+    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "openinference.project.name", service,
+                  OTEL_ATTR_MAX_BYTES);
+    otlp_close(&w, OTLP_RS_RESOURCE, res);
+    ss = otlp_open(&w);
+    scope = otlp_open(&w);
+    otlp_bytes(&w, OTLP_SCOPE_NAME, "sluice", 6);
+    otlp_bytes(&w, OTLP_SCOPE_VERSION, SLUICE_VERSION, strlen(SLUICE_VERSION));
+    otlp_close(&w, OTLP_SS_SCOPE, scope);
+    otlp_raw(&w, spans, spans_len);
+    otlp_close(&w, OTLP_RS_SCOPE_SPANS, ss);
+    otlp_close(&w, OTLP_REQ_RESOURCE_SPANS, rs);
+    if (otlp_failed(&w)) {
+        otlp_free(&w);
+        return NULL;
+    }
+    *len = w.b.len;
+    return buf_steal(&w.b, NULL);
+}
+
+static size_t discard_cb(char *p, size_t size, size_t n, void *arg)
+{
+    UNUSED(p);
+    UNUSED(arg);
+    return size * n;
+}
+
+/* POST body to the collector. Returns 0, or -1 with why in err. */
+static int post(CURL **curl, const struct otel_conf *oc, const char *body, size_t len, char *err)
+{
+    struct curl_slist *h = NULL, *nh;
+    char *url = xasprintf("%s/v1/traces", oc->endpoint);
+    char ebuf[CURL_ERROR_SIZE] = "";
+    long status = 0;
+    CURLcode rc;
+
+    if (*curl == NULL && (*curl = curl_easy_init()) == NULL)
+        sl_panic("curl_easy_init failed");
+    curl_easy_reset(*curl);
+    nh = curl_slist_append(h, "Content-Type: application/x-protobuf");
+    for (size_t i = 0; nh && i < oc->nheaders; i++) {
+        char *line = xasprintf("%s: %s", oc->headers[i].name, oc->headers[i].value);
+
+        h = nh;
+        nh = curl_slist_append(h, line);
+        explicit_bzero(line, strlen(line));
+        free(line);
+    }
+    if (nh == NULL)
+        sl_panic("curl_slist_append: out of memory");
+    h = nh;
+    curl_easy_setopt(*curl, CURLOPT_URL, url);
+    curl_easy_setopt(*curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(*curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(*curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(*curl, CURLOPT_TIMEOUT_MS, oc->timeout_ms);
+    curl_easy_setopt(*curl, CURLOPT_CONNECTTIMEOUT_MS, oc->timeout_ms);
+    curl_easy_setopt(*curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(*curl, CURLOPT_WRITEFUNCTION, discard_cb);
+    curl_easy_setopt(*curl, CURLOPT_ERRORBUFFER, ebuf);
+    curl_easy_setopt(*curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    rc = curl_easy_perform(*curl);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(*curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    free(url);
+    if (rc != CURLE_OK) {
+        snprintf(err, OTEL_ERR_MAX, "%s", ebuf[0] ? ebuf : curl_easy_strerror(rc));
+        return -1;
+    }
+    if (status < 200 || status >= 300) {
+        snprintf(err, OTEL_ERR_MAX, "HTTP %ld", status);
+        return -1;
+    }
+    return 0;
+}
+
+/* Send a batch (taken off the queue) and free it. Returns 0, or -1 when the
+ * collector did not take it. */
+static int send_batch(CURL **curl, struct item *items)
+{
+    struct config *cfg = config_current();
+    const struct otel_conf *oc = &cfg->otel;
+    struct buf spans;
+    uint64_t n = 0;
+    char *body = NULL;
+    size_t blen = 0;
+    int ok = 0, r = -1;
+
+    buf_init(&spans, OTEL_EXPORT_MAX_BYTES);
+    for (struct item *it = items, *next; it; it = next) {
+        next = it->next;
+        n += (uint64_t)it->nspans;
+        if (buf_append(&spans, it->data, it->len) < 0)
+            ok = -1; /* the batch was cut to fit; this cannot happen */
+        free(it->data);
+        free(it);
+    }
+    if (oc->endpoint == NULL) {
+        /* Tracing was turned off by a reload: the queue is let go. */
+        count(&q.dropped, "dropped", n);
+    } else if (ok < 0 || (body = otel_export_body(oc->service_name, spans.data ? spans.data : "",
+                                                  spans.len, &blen)) == NULL) {
+        count(&q.too_large, "too_large", n);
+    } else {
+        char err[OTEL_ERR_MAX];
+
+        __atomic_add_fetch(&q.exports, 1, __ATOMIC_RELAXED);
+        if (post(curl, oc, body, blen, err) == 0) {
+            count(&q.exported, "exported", n);
+            r = 0;
+        } else {
+            count(&q.failed, "failed", n);
+            snprintf(q.last_err, sizeof(q.last_err), "%.100s: %.90s", oc->endpoint, err);
+        }
+    }
+    free(body);
+    buf_free(&spans);
+    config_unref(cfg);
+    return r;
+}
+
+/* At most one line per interval about spans that did not reach the
+ * collector. */
+static void log_interval(void)
+{
+    uint64_t now = now_us(), d, f, t;
+
+    if (now - q.last_log_us < OTEL_LOG_INTERVAL_US)
+        return;
+    q.last_log_us = now;
+    d = __atomic_load_n(&q.dropped, __ATOMIC_RELAXED);
+    f = __atomic_load_n(&q.failed, __ATOMIC_RELAXED);
+    t = __atomic_load_n(&q.too_large, __ATOMIC_RELAXED);
+    if (d == q.logged_dropped && f == q.logged_failed && t == q.logged_too_large)
+        return;
+    log_msg(LOG_WARN,
+            "otel: in the last %us, %llu spans dropped (queue full), %llu lost in failed "
+            "exports%s%s, %llu in traces over the size cap",
+            OTEL_LOG_INTERVAL_US / 1000000u, (unsigned long long)(d - q.logged_dropped),
+            (unsigned long long)(f - q.logged_failed), f != q.logged_failed ? " to " : "",
+            f != q.logged_failed ? q.last_err : "", (unsigned long long)(t - q.logged_too_large));
+    q.logged_dropped = d;
+    q.logged_failed = f;
+    q.logged_too_large = t;
+}
+
+/* Take up to a batch off the queue. Called with q.mu held. */
+static struct item *take_batch(void)
+{
+    struct item *head = q.head, **pp = &q.head;
+    uint64_t spans = 0, bytes = 0;
+
+    while (*pp && (spans == 0 || (spans + (uint64_t)(*pp)->nspans <= OTEL_BATCH_SPANS &&
+                                  bytes + (*pp)->len <= OTEL_EXPORT_MAX_BYTES / 2))) {
+        spans += (uint64_t)(*pp)->nspans;
+        bytes += (*pp)->len;
+        pp = &(*pp)->next;
+    }
+    q.head = *pp;
+    *pp = NULL;
+    if (q.head == NULL)
+        q.tail = &q.head;
+    q.qspans -= spans;
+    q.qbytes -= bytes;
+    return head;
+}
+
+static void *export_main(void *arg)
+{
+    CURL *curl = NULL;
+
+    UNUSED(arg);
+    q.last_log_us = now_us();
+    pthread_mutex_lock(&q.mu);
+    for (;;) {
+        struct item *batch;
+
+        if (!q.stop && q.qspans < OTEL_BATCH_SPANS) {
+            struct timespec ts;
+
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += (OTEL_BATCH_DELAY_MS % 1000) * 1000000L;
+            ts.tv_sec += OTEL_BATCH_DELAY_MS / 1000 + ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&q.cv, &q.mu, &ts);
+        }
+        if (q.head == NULL) {
+            if (q.stop)
+                break;
+            pthread_mutex_unlock(&q.mu);
+            log_interval();
+            pthread_mutex_lock(&q.mu);
+            continue;
+        }
+        batch = take_batch();
+        pthread_mutex_unlock(&q.mu);
+        if (send_batch(&curl, batch) < 0 && __atomic_load_n(&q.stop, __ATOMIC_RELAXED)) {
+            /* Shutting down with a collector that fails: one try is all the
+             * exit waits for; the rest is dropped. */
+            pthread_mutex_lock(&q.mu);
+            while (q.head) {
+                struct item *it = q.head;
+
+                q.head = it->next;
+                count(&q.dropped, "dropped", (uint64_t)it->nspans);
+                free(it->data);
+                free(it);
+            }
+            q.tail = &q.head;
+            q.qspans = q.qbytes = 0;
+            pthread_mutex_unlock(&q.mu);
+        }
+        log_interval();
+        pthread_mutex_lock(&q.mu);
+    }
+    pthread_mutex_unlock(&q.mu);
+    if (curl)
+        curl_easy_cleanup(curl);
+    q.last_log_us = 0; /* say what was lost at the very end */
+    log_interval();
+    return NULL;
+}
+
+void otel_export_stop(void)
+{
+    int running;
+
+    pthread_once(&cv_once, cv_init);
+    pthread_mutex_lock(&q.mu);
+    q.stop = 1;
+    running = q.running;
+    pthread_mutex_unlock(&q.mu);
+    pthread_cond_signal(&q.cv);
+    if (running)
+        pthread_join(q.thread, NULL);
+    pthread_mutex_lock(&q.mu);
+    q.running = 0;
+    pthread_mutex_unlock(&q.mu);
+}

@@ -1,0 +1,325 @@
+/* otlp.c - the OTLP protobuf encoder; see otlp.h. */
+#include "otlp.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum wire {
+    WIRE_VARINT = 0,
+    WIRE_I64 = 1,
+    WIRE_LEN = 2,
+};
+
+/* KeyValue and AnyValue field numbers. */
+enum {
+    KV_KEY = 1,
+    KV_VALUE = 2,
+    ANY_STRING = 1,
+    ANY_BOOL = 2,
+    ANY_INT = 3,
+    ANY_DOUBLE = 4,
+    ANY_ARRAY = 5,
+    ARRAY_VALUES = 1,
+};
+
+void otlp_init(struct otlp *w, size_t max)
+{
+    buf_init(&w->b, max);
+    w->failed = 0;
+}
+
+void otlp_free(struct otlp *w)
+{
+    buf_free(&w->b);
+}
+
+int otlp_failed(const struct otlp *w)
+{
+    return w->failed;
+}
+
+static void put(struct otlp *w, const void *p, size_t n)
+{
+    if (w->failed)
+        return;
+    if (buf_append(&w->b, p, n) < 0)
+        w->failed = 1;
+}
+
+static size_t varint_encode(uint8_t out[10], uint64_t v)
+{
+    size_t n = 0;
+
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* A tag and, for a length-delimited field, its length: one append. */
+static void put_header(struct otlp *w, unsigned field, enum wire type, int with_len, size_t len)
+{
+    uint8_t h[20];
+    size_t n = varint_encode(h, (uint64_t)field << 3 | type);
+
+    if (with_len)
+        n += varint_encode(h + n, len);
+    put(w, h, n);
+}
+
+size_t otlp_open(struct otlp *w)
+{
+    return w->b.len;
+}
+
+void otlp_close(struct otlp *w, unsigned field, size_t mark)
+{
+    uint8_t h[20];
+    size_t body, n;
+
+    if (w->failed)
+        return;
+    sl_assert(mark <= w->b.len);
+    body = w->b.len - mark;
+    n = varint_encode(h, (uint64_t)field << 3 | WIRE_LEN);
+    n += varint_encode(h + n, body);
+    /* Grow by the header's size, then slide the body up to make room. */
+    put(w, h, n);
+    if (w->failed)
+        return;
+    memmove(w->b.data + mark + n, w->b.data + mark, body);
+    memcpy(w->b.data + mark, h, n);
+}
+
+void otlp_varint(struct otlp *w, unsigned field, uint64_t v)
+{
+    uint8_t h[20];
+    size_t n = varint_encode(h, (uint64_t)field << 3 | WIRE_VARINT);
+
+    n += varint_encode(h + n, v);
+    put(w, h, n);
+}
+
+void otlp_fixed64(struct otlp *w, unsigned field, uint64_t v)
+{
+    uint8_t h[18];
+    size_t n = varint_encode(h, (uint64_t)field << 3 | WIRE_I64);
+
+    /* Little-endian on the wire, whatever the host. */
+    for (int i = 0; i < 8; i++)
+        h[n++] = (uint8_t)(v >> (8 * i));
+    put(w, h, n);
+}
+
+void otlp_double(struct otlp *w, unsigned field, double v)
+{
+    uint64_t bits;
+
+    memcpy(&bits, &v, sizeof(bits));
+    otlp_fixed64(w, field, bits);
+}
+
+void otlp_bytes(struct otlp *w, unsigned field, const void *p, size_t n)
+{
+    put_header(w, field, WIRE_LEN, 1, n);
+    put(w, p, n);
+}
+
+void otlp_raw(struct otlp *w, const void *p, size_t n)
+{
+    put(w, p, n);
+}
+
+/* ---- UTF-8 ---- */
+
+/* The length of the valid UTF-8 character at p (n bytes left), or 0 when
+ * the bytes there are not one (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF). */
+static size_t utf8_char(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+
+        return n >= 3 && p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+
+        return n >= 4 && p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 &&
+                       (p[3] & 0xc0) == 0x80
+                   ? 4
+                   : 0;
+    }
+    return 0;
+}
+
+size_t otlp_utf8_span(const char *s, size_t n, size_t max, int *clean)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    *clean = 1;
+    while (i < n) {
+        size_t k;
+
+        /* ASCII runs are the common case: no per-character decoding. */
+        if (p[i] < 0x80) {
+            if (i + 1 > max)
+                break;
+            i++;
+            continue;
+        }
+        k = utf8_char(p + i, n - i);
+        if (k == 0) {
+            *clean = 0;
+            return 0;
+        }
+        if (i + k > max)
+            break;
+        i += k;
+    }
+    return i;
+}
+
+/* Is p[0..n) the start of a character that was cut off: a lead byte that
+ * wants more bytes than there are, followed only by continuation bytes? */
+static int utf8_cut(const unsigned char *p, size_t n)
+{
+    size_t want = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+                  : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+                  : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                                 : 0;
+
+    if (want == 0 || n >= want)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return 1;
+}
+
+size_t otlp_utf8_clean(const char *s, size_t n, char *out, size_t max)
+{
+    static const char repl[3] = {(char)0xef, (char)0xbf, (char)0xbd}; /* U+FFFD */
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+
+    while (i < n) {
+        size_t k = utf8_char(p + i, n - i);
+        const char *src = s + i;
+        size_t len = k;
+
+        if (k == 0 && utf8_cut(p + i, n - i))
+            break; /* text cut mid-character upstream: end before it */
+        if (k == 0) {
+            src = repl;
+            len = sizeof(repl);
+            k = 1; /* the bad byte is replaced; decoding goes on after it */
+        }
+        if (o + len > max)
+            break;
+        memcpy(out + o, src, len);
+        o += len;
+        i += k;
+    }
+    return o;
+}
+
+void otlp_str(struct otlp *w, unsigned field, const char *s, size_t n, size_t max)
+{
+    int clean;
+    size_t keep = otlp_utf8_span(s, n, max, &clean);
+    char stack[256] = "", *tmp;
+
+    if (clean) {
+        otlp_bytes(w, field, s, keep);
+        return;
+    }
+    if (w->failed)
+        return;
+    /* A cleaned text is at most 3 bytes per input byte, and at most max. */
+    if (max > n * 3)
+        max = n * 3;
+    tmp = max <= sizeof(stack) ? stack : xmalloc(max);
+    keep = otlp_utf8_clean(s, n, tmp, max);
+    otlp_bytes(w, field, tmp, keep);
+    if (tmp != stack)
+        free(tmp);
+}
+
+/* ---- attributes ---- */
+
+static size_t kv_open(struct otlp *w, const char *key)
+{
+    size_t mark = otlp_open(w);
+
+    otlp_bytes(w, KV_KEY, key, strlen(key));
+    return mark;
+}
+
+void otlp_attr_strn(struct otlp *w, unsigned field, const char *key, const char *v, size_t n,
+                    size_t max)
+{
+    size_t kv = kv_open(w, key), any = otlp_open(w);
+
+    otlp_str(w, ANY_STRING, v, n, max);
+    otlp_close(w, KV_VALUE, any);
+    otlp_close(w, field, kv);
+}
+
+void otlp_attr_str(struct otlp *w, unsigned field, const char *key, const char *v, size_t max)
+{
+    if (v)
+        otlp_attr_strn(w, field, key, v, strlen(v), max);
+}
+
+void otlp_attr_int(struct otlp *w, unsigned field, const char *key, int64_t v)
+{
+    size_t kv = kv_open(w, key), any = otlp_open(w);
+
+    otlp_varint(w, ANY_INT, (uint64_t)v); /* int64: two's complement, 10 bytes if negative */
+    otlp_close(w, KV_VALUE, any);
+    otlp_close(w, field, kv);
+}
+
+void otlp_attr_double(struct otlp *w, unsigned field, const char *key, double v)
+{
+    size_t kv = kv_open(w, key), any = otlp_open(w);
+
+    otlp_double(w, ANY_DOUBLE, v);
+    otlp_close(w, KV_VALUE, any);
+    otlp_close(w, field, kv);
+}
+
+void otlp_attr_bool(struct otlp *w, unsigned field, const char *key, int v)
+{
+    size_t kv = kv_open(w, key), any = otlp_open(w);
+
+    otlp_varint(w, ANY_BOOL, v != 0);
+    otlp_close(w, KV_VALUE, any);
+    otlp_close(w, field, kv);
+}
+
+void otlp_attr_strs(struct otlp *w, unsigned field, const char *key, const char *const *v, size_t n,
+                    size_t max)
+{
+    size_t kv = kv_open(w, key), any = otlp_open(w), arr = otlp_open(w);
+
+    for (size_t i = 0; i < n; i++) {
+        size_t item = otlp_open(w);
+
+        otlp_str(w, ANY_STRING, v[i], strlen(v[i]), max);
+        otlp_close(w, ARRAY_VALUES, item);
+    }
+    otlp_close(w, ANY_ARRAY, arr);
+    otlp_close(w, KV_VALUE, any);
+    otlp_close(w, field, kv);
+}
