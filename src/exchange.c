@@ -56,8 +56,9 @@ static void metrics_record(const struct exchange *ex)
         .saved_usd = ex->meta.cache == CACHE_HIT ? ex->meta.saved_cost : 0,
     };
 
-    if (ex->path[0] != '/' || strncmp(ex->path, "/admin/", 7) == 0)
-        return; /* the admin API is not traffic */
+    if (ex->path[0] != '/' || strncmp(ex->path, "/admin/", 7) == 0 ||
+        strncmp(ex->path, "/ui", 3) == 0)
+        return; /* the admin API and the dashboard are not traffic */
     metrics_request(&mr);
 }
 
