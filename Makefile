@@ -48,7 +48,7 @@ $(BUILD)/gen/ui_assets.c: $(UI_ASSETS) src/ui/embed.sh
 
 $(BUILD)/obj/ui_assets.o: $(BUILD)/gen/ui_assets.c src/ui.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Isrc -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -iquote src -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -106,7 +106,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(BUILD)/gen/ui_assets.c
 	@mkdir -p build/fuzz
 	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DSLUICE_FUZZ -fsanitize=fuzzer,address,undefined \
-	    $(shell pkg-config --cflags $(PKGS)) -Isrc -o $@ $< $(LIB_SRCS) $(BUILD)/gen/ui_assets.c \
+	    $(shell pkg-config --cflags $(PKGS)) -iquote src -o $@ $< $(LIB_SRCS) $(BUILD)/gen/ui_assets.c \
 	    $(LDLIBS_ALL)
 
 fuzz: $(FUZZ_BINS)

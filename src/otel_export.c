@@ -226,7 +226,7 @@ static int post(CURL **curl, const struct otel_conf *oc, const char *body, size_
 static int send_batch(CURL **curl, struct item *items)
 {
     struct config *cfg = config_current();
-    const struct otel_conf *oc = &cfg->otel;
+    const struct otel_conf *oc = cfg ? &cfg->otel : NULL;
     struct buf spans;
     uint64_t n = 0;
     char *body = NULL;
@@ -242,8 +242,9 @@ static int send_batch(CURL **curl, struct item *items)
         free(it->data);
         free(it);
     }
-    if (oc->endpoint == NULL) {
-        /* Tracing was turned off by a reload: the queue is let go. */
+    if (oc == NULL || oc->endpoint == NULL) {
+        /* Tracing was turned off by a reload (or the process is ending):
+         * the queue is let go. */
         count(&q.dropped, "dropped", n);
     } else if (ok < 0 || (body = otel_export_body(oc->service_name, spans.data ? spans.data : "",
                                                   spans.len, &blen)) == NULL) {
@@ -262,7 +263,8 @@ static int send_batch(CURL **curl, struct item *items)
     }
     free(body);
     buf_free(&spans);
-    config_unref(cfg);
+    if (cfg)
+        config_unref(cfg);
     return r;
 }
 
