@@ -12,6 +12,8 @@
 /* One request's encoded spans. A trace that outgrows it is dropped whole
  * and counted (result="too_large"). */
 #define OTEL_TRACE_MAX_BYTES (4u << 20)
+/* Reserved for a sampled request's spans when it starts (not a cap). */
+#define OTEL_TRACE_RESERVE 2048u
 /* One attribute value a client or provider controls (content, an error
  * message, a tracestate), cut at a UTF-8 character boundary. */
 #define OTEL_ATTR_MAX_BYTES (16u << 10)

@@ -154,6 +154,21 @@ static int ratio_sampled(const uint8_t trace_id[16], double ratio)
 
 /* ---- span encoding ---- */
 
+/* "a b" into out (cut to fit), without printf: span names, per request. */
+static void join2(char *out, size_t size, const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+
+    if (na > size / 2 - 1)
+        na = size / 2 - 1;
+    if (nb > size - na - 2)
+        nb = size - na - 2;
+    memcpy(out, a, na);
+    out[na] = ' ';
+    memcpy(out + na + 1, b, nb);
+    out[na + 1 + nb] = '\0';
+}
+
 static int64_t wall_ns(const struct otel_trace *t, uint64_t mono_us)
 {
     return t->wall0_ns + ((int64_t)mono_us - (int64_t)t->mono0_us) * 1000;
@@ -163,7 +178,7 @@ static int64_t wall_ns(const struct otel_trace *t, uint64_t mono_us)
 static size_t span_open(struct otel_trace *t, uint64_t id, uint64_t parent, const char *name,
                         enum otlp_span_kind kind, uint64_t t0_us)
 {
-    size_t mark = otlp_open(&t->w);
+    size_t mark = otlp_open(&t->w, OTLP_SS_SPANS);
     uint8_t b[8];
 
     otlp_bytes(&t->w, OTLP_SPAN_TRACE_ID, t->trace_id, 16);
@@ -188,25 +203,27 @@ static void span_close(struct otel_trace *t, size_t mark, uint64_t t1_us, int er
 {
     otlp_fixed64(&t->w, OTLP_SPAN_END, (uint64_t)wall_ns(t, t1_us));
     if (error) {
-        size_t st = otlp_open(&t->w);
+        size_t st = otlp_open(&t->w, OTLP_SPAN_STATUS);
 
         if (msg)
             otlp_str(&t->w, OTLP_STATUS_MESSAGE, msg, strlen(msg), OTEL_ATTR_MAX_BYTES);
         otlp_varint(&t->w, OTLP_STATUS_CODE, OTLP_STATUS_ERROR);
-        otlp_close(&t->w, OTLP_SPAN_STATUS, st);
+        otlp_close(&t->w, st);
     }
-    otlp_close(&t->w, OTLP_SS_SPANS, mark);
+    otlp_close(&t->w, mark);
     t->nspans++;
 }
 
 #define A OTLP_SPAN_ATTRIBUTES
 #define AMAX OTEL_ATTR_MAX_BYTES
+/* A string attribute sluice vouches for (otlp_attr_ascii): key a literal. */
+#define ASCII(t, key, v) otlp_attr_ascii(&(t)->w, A, key, sizeof(key) - 1, v)
 
 /* An event on the open span, with up to one string and one number. */
 static void span_event(struct otel_trace *t, const char *name, uint64_t at_us, const char *skey,
                        const char *sval, const char *dkey, double dval)
 {
-    size_t ev = otlp_open(&t->w);
+    size_t ev = otlp_open(&t->w, OTLP_SPAN_EVENTS);
 
     otlp_fixed64(&t->w, OTLP_EVENT_TIME, (uint64_t)wall_ns(t, at_us));
     otlp_bytes(&t->w, OTLP_EVENT_NAME, name, strlen(name));
@@ -214,7 +231,7 @@ static void span_event(struct otel_trace *t, const char *name, uint64_t at_us, c
         otlp_attr_str(&t->w, OTLP_EVENT_ATTRIBUTES, skey, sval, AMAX);
     if (dkey)
         otlp_attr_double(&t->w, OTLP_EVENT_ATTRIBUTES, dkey, dval);
-    otlp_close(&t->w, OTLP_SPAN_EVENTS, ev);
+    otlp_close(&t->w, ev);
 }
 
 /* The parent of a call or a verdict: the CHAIN span if there is one. */
@@ -256,6 +273,14 @@ void otel_request_begin(struct exchange *ex, const char *traceparent, const char
     t->wall0_ns = (int64_t)(ex->t_start_wall * 1e6) * 1000;
     t->mono0_us = ex->t_start_us;
     otlp_init(&t->w, OTEL_TRACE_MAX_BYTES);
+    if (t->sampled) {
+        /* A proxied request's two spans take about 1.5 KiB: one allocation
+         * up front instead of a few growing ones. */
+        static const char room[OTEL_TRACE_RESERVE];
+
+        otlp_raw(&t->w, room, sizeof(room));
+        buf_truncate(&t->w.b, 0);
+    }
     ex->otel = t;
 }
 
@@ -341,22 +366,25 @@ void otel_request_end(struct exchange *ex)
         trace_free(t);
         return;
     }
-    snprintf(name, sizeof(name), "%.15s %.128s", ex->method, ex->path);
+    join2(name, sizeof(name), ex->method, ex->path);
     mark = span_open(t, t->server_id, t->parent_id, name, OTLP_KIND_SERVER, ex->t_start_us);
-    otlp_attr_str(&t->w, A, "openinference.span.kind", "CHAIN", AMAX);
-    otlp_attr_str(&t->w, A, "http.request.method", ex->method, AMAX);
+    /* The method and path are in the name; what is said elsewhere (the
+     * provider, on the LLM span) is not said again: every attribute costs
+     * CPU on every traced request. */
+    ASCII(t, "openinference.span.kind", "CHAIN");
     otlp_attr_str(&t->w, A, "url.path", ex->path, AMAX);
     otlp_attr_int(&t->w, A, "http.response.status_code", ex->client_status);
-    otlp_attr_str(&t->w, A, "sluice.request_id", ex->request_id, AMAX);
+    ASCII(t, "sluice.request_id", ex->request_id);
     if (ex->route)
-        otlp_attr_str(&t->w, A, "sluice.route", ex->route->name, AMAX);
+        ASCII(t, "sluice.route", ex->route->name);
     if (ex->key)
-        otlp_attr_str(&t->w, A, "sluice.key", ex->key->name, AMAX);
+        ASCII(t, "sluice.key", ex->key->name);
+    /* From the config, or from a cache entry (which is outside input). */
     otlp_attr_str(&t->w, A, "sluice.model", m->model, AMAX);
-    otlp_attr_str(&t->w, A, "sluice.provider", m->provider, AMAX);
-    otlp_attr_bool(&t->w, A, "sluice.stream", ex->ri.stream);
+    if (ex->ri.stream)
+        otlp_attr_bool(&t->w, A, "sluice.stream", 1);
     if (m->cache != CACHE_NA)
-        otlp_attr_str(&t->w, A, "sluice.cache", cache_status_name(m->cache), AMAX);
+        ASCII(t, "sluice.cache", cache_status_name(m->cache));
     otlp_attr_double(&t->w, A, "sluice.cost_usd", m->cost_usd);
     if (m->cache == CACHE_HIT)
         otlp_attr_double(&t->w, A, "sluice.saved_usd", m->saved_cost);
@@ -364,7 +392,8 @@ void otel_request_end(struct exchange *ex)
         otlp_attr_double(&t->w, A, "sluice.saved_usd", t->saving);
     if (m->stages.len)
         otlp_attr_strn(&t->w, A, "sluice.stages", m->stages.data, m->stages.len, AMAX);
-    otlp_attr_int(&t->w, A, "sluice.attempts", m->attempts);
+    if (m->attempts > 1)
+        otlp_attr_int(&t->w, A, "sluice.attempts", m->attempts);
     if (m->retries)
         otlp_attr_int(&t->w, A, "sluice.retries", m->retries);
     if (m->ttft_us)
@@ -493,15 +522,25 @@ static const char *invocation_params(struct otel_trace *t, const struct exchange
 {
     static const char *const drop[] = {"messages", "prompt", "input",          "tools",
                                        "functions", "model", "stream_options", "user"};
-    json_t *copy;
+    json_t *params, *v;
+    const char *k;
 
     if (t->params || ex->ri.body == NULL)
         return t->params;
-    copy = json_copy(ex->ri.body);
-    for (size_t i = 0; i < ARRAY_LEN(drop); i++)
-        json_object_del(copy, drop[i]);
-    t->params = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(copy);
+    /* A shallow object: members are shared with the body, not copied. */
+    params = json_object();
+    json_object_foreach ((json_t *)ex->ri.body, k, v) {
+        size_t i = 0;
+
+        while (i < ARRAY_LEN(drop) && strcmp(k, drop[i]) != 0)
+            i++;
+        if (i == ARRAY_LEN(drop))
+            json_object_set(params, k, v);
+    }
+    /* Nothing but content and routing (the common case): no attribute. */
+    t->params = json_object_size(params) ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS)
+                                          : xstrdup("");
+    json_decref(params);
     if (t->params == NULL)
         sl_panic("json_dumps: out of memory");
     return t->params;
@@ -515,20 +554,18 @@ static void put_model_attrs(struct otel_trace *t, const struct exchange *ex,
     int azure = m->provider->type == PROVIDER_AZURE;
     const struct reply *r = ci->reply;
 
-    otlp_attr_str(&t->w, A, "openinference.span.kind", ci->ep == EP_EMBEDDINGS ? "EMBEDDING" : "LLM",
-                  AMAX);
-    otlp_attr_str(&t->w, A, "llm.model_name", m->id, AMAX);
-    otlp_attr_str(&t->w, A, "llm.provider", azure ? "azure" : "openai", AMAX);
-    otlp_attr_str(&t->w, A, "llm.system", "openai", AMAX);
-    otlp_attr_str(&t->w, A, "gen_ai.operation.name", operation_name(ci->ep), AMAX);
-    otlp_attr_str(&t->w, A, "gen_ai.provider.name", azure ? "azure.ai.openai" : "openai", AMAX);
-    otlp_attr_str(&t->w, A, "gen_ai.request.model", m->id, AMAX);
-    otlp_attr_str(&t->w, A, "sluice.model", m->name, AMAX);
-    otlp_attr_str(&t->w, A, "sluice.provider", m->provider->name, AMAX);
-    if (strcmp(ci->role, "answer") == 0 && invocation_params(t, ex))
+    ASCII(t, "openinference.span.kind", ci->ep == EP_EMBEDDINGS ? "EMBEDDING" : "LLM");
+    ASCII(t, "llm.model_name", m->id);
+    ASCII(t, "llm.provider", azure ? "azure" : "openai");
+    ASCII(t, "gen_ai.operation.name", operation_name(ci->ep));
+    ASCII(t, "gen_ai.provider.name", azure ? "azure.ai.openai" : "openai");
+    ASCII(t, "gen_ai.request.model", m->id);
+    ASCII(t, "sluice.model", m->name);
+    ASCII(t, "sluice.provider", m->provider->name);
+    if (strcmp(ci->role, "answer") == 0 && invocation_params(t, ex) && t->params[0])
         otlp_attr_str(&t->w, A, "llm.invocation_parameters", t->params, AMAX);
     if (ci->status >= 200 && ci->status < 300)
-        otlp_attr_str(&t->w, A, "gen_ai.response.model", m->id, AMAX);
+        ASCII(t, "gen_ai.response.model", m->id);
     if (r && r->has_usage) {
         otlp_attr_int(&t->w, A, "llm.token_count.prompt", r->prompt_tokens);
         otlp_attr_int(&t->w, A, "llm.token_count.completion", r->completion_tokens);
@@ -567,26 +604,30 @@ void otel_call_end(struct exchange *ex, struct otel_call *oc, const struct otel_
         return;
     }
     if (ci->model)
-        snprintf(name, sizeof(name), "%s %.128s",
-                 strcmp(ci->role, "answer") == 0 ? operation_name(ci->ep) : ci->role,
-                 ci->model->id);
+        join2(name, sizeof(name),
+              strcmp(ci->role, "answer") == 0 ? operation_name(ci->ep) : ci->role, ci->model->id);
     else
-        snprintf(name, sizeof(name), "scorer http");
+        join2(name, sizeof(name), "scorer", "http");
     mark = span_open(t, oc->span_id, run_parent(t), name, OTLP_KIND_CLIENT, oc->t0_us);
     if (ci->model) {
         put_model_attrs(t, ex, ci);
     } else {
-        otlp_attr_str(&t->w, A, "openinference.span.kind", "EVALUATOR", AMAX);
+        ASCII(t, "openinference.span.kind", "EVALUATOR");
         otlp_attr_str(&t->w, A, "url.full", ci->url, AMAX);
     }
-    otlp_attr_str(&t->w, A, "sluice.role", ci->role, AMAX);
-    otlp_attr_int(&t->w, A, "sluice.stage", ci->stage);
-    otlp_attr_bool(&t->w, A, "sluice.stream", ci->stream);
+    /* Said only where it tells something: a judge, a cascade's stage, a
+     * stream, a retry, a status other than 200. */
+    if (strcmp(ci->role, "answer") != 0)
+        ASCII(t, "sluice.role", ci->role);
+    if (t->chain_id)
+        otlp_attr_int(&t->w, A, "sluice.stage", ci->stage);
+    if (ci->stream)
+        otlp_attr_bool(&t->w, A, "sluice.stream", 1);
     if (ci->retry)
         otlp_attr_int(&t->w, A, "sluice.retry", ci->retry);
     if (ci->will_retry)
         otlp_attr_bool(&t->w, A, "sluice.will_retry", 1);
-    if (ci->status)
+    if (ci->status && ci->status != 200)
         otlp_attr_int(&t->w, A, "http.response.status_code", ci->status);
     if (oc->first_us) {
         span_event(t, "first_token", oc->first_us, NULL, NULL, "sluice.ttft_ms",

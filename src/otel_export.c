@@ -130,32 +130,51 @@ void otel_export_stats(struct otel_export_stats *out)
     pthread_mutex_unlock(&q.mu);
 }
 
-char *otel_export_body(const char *service, const char *spans, size_t spans_len, size_t *len)
+char *otel_export_body(const char *service, const char *const *parts, const size_t *lens,
+                       size_t nparts, size_t *len)
 {
-    struct otlp w;
-    size_t rs, res, ss, scope;
+    struct otlp head, w;
+    size_t res_len, scope_len, spans_len = 0, ss_len, rs_len, mark;
 
-    otlp_init(&w, OTEL_EXPORT_MAX_BYTES);
-    rs = otlp_open(&w);
-    res = otlp_open(&w);
-    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "service.name", service, OTEL_ATTR_MAX_BYTES);
-    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "service.version", SLUICE_VERSION, OTEL_ATTR_MAX_BYTES);
-    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "telemetry.sdk.name", "sluice", OTEL_ATTR_MAX_BYTES);
-    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "telemetry.sdk.language", "c", OTEL_ATTR_MAX_BYTES);
-    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "telemetry.sdk.version", SLUICE_VERSION,
+    /* The resource and the scope are small: encode them apart, so that the
+     * sizes of the enclosing messages are known before the spans (the bulk)
+     * are copied, once, and never moved. */
+    otlp_init(&head, 64u << 10);
+    mark = otlp_open(&head, OTLP_RS_RESOURCE);
+    otlp_attr_str(&head, OTLP_RES_ATTRIBUTES, "service.name", service, OTEL_ATTR_MAX_BYTES);
+    otlp_attr_str(&head, OTLP_RES_ATTRIBUTES, "service.version", SLUICE_VERSION,
+                  OTEL_ATTR_MAX_BYTES);
+    otlp_attr_str(&head, OTLP_RES_ATTRIBUTES, "telemetry.sdk.name", "sluice", OTEL_ATTR_MAX_BYTES);
+    otlp_attr_str(&head, OTLP_RES_ATTRIBUTES, "telemetry.sdk.language", "c", OTEL_ATTR_MAX_BYTES);
+    otlp_attr_str(&head, OTLP_RES_ATTRIBUTES, "telemetry.sdk.version", SLUICE_VERSION,
                   OTEL_ATTR_MAX_BYTES);
     /* Phoenix files spans under this project. */
-    otlp_attr_str(&w, OTLP_RES_ATTRIBUTES, "openinference.project.name", service,
+    otlp_attr_str(&head, OTLP_RES_ATTRIBUTES, "openinference.project.name", service,
                   OTEL_ATTR_MAX_BYTES);
-    otlp_close(&w, OTLP_RS_RESOURCE, res);
-    ss = otlp_open(&w);
-    scope = otlp_open(&w);
-    otlp_bytes(&w, OTLP_SCOPE_NAME, "sluice", 6);
-    otlp_bytes(&w, OTLP_SCOPE_VERSION, SLUICE_VERSION, strlen(SLUICE_VERSION));
-    otlp_close(&w, OTLP_SS_SCOPE, scope);
-    otlp_raw(&w, spans, spans_len);
-    otlp_close(&w, OTLP_RS_SCOPE_SPANS, ss);
-    otlp_close(&w, OTLP_REQ_RESOURCE_SPANS, rs);
+    otlp_close(&head, mark);
+    res_len = head.b.len;
+    mark = otlp_open(&head, OTLP_SS_SCOPE);
+    otlp_bytes(&head, OTLP_SCOPE_NAME, "sluice", 6);
+    otlp_bytes(&head, OTLP_SCOPE_VERSION, SLUICE_VERSION, strlen(SLUICE_VERSION));
+    otlp_close(&head, mark);
+    if (otlp_failed(&head)) {
+        otlp_free(&head);
+        return NULL;
+    }
+    scope_len = head.b.len - res_len;
+    for (size_t i = 0; i < nparts; i++)
+        spans_len += lens[i];
+    ss_len = scope_len + spans_len;
+    rs_len = res_len + otlp_len_header_size(OTLP_RS_SCOPE_SPANS, ss_len) + ss_len;
+    otlp_init(&w, OTEL_EXPORT_MAX_BYTES);
+    otlp_reserve(&w, rs_len + 16);
+    otlp_len_header(&w, OTLP_REQ_RESOURCE_SPANS, rs_len);
+    otlp_raw(&w, head.b.data, res_len);
+    otlp_len_header(&w, OTLP_RS_SCOPE_SPANS, ss_len);
+    otlp_raw(&w, head.b.data + res_len, scope_len);
+    for (size_t i = 0; i < nparts; i++)
+        otlp_raw(&w, parts[i], lens[i]);
+    otlp_free(&head);
     if (otlp_failed(&w)) {
         otlp_free(&w);
         return NULL;
@@ -227,27 +246,26 @@ static int send_batch(CURL **curl, struct item *items)
 {
     struct config *cfg = config_current();
     const struct otel_conf *oc = cfg ? &cfg->otel : NULL;
-    struct buf spans;
+    const char *parts[OTEL_BATCH_SPANS];
+    size_t lens[OTEL_BATCH_SPANS], nparts = 0;
     uint64_t n = 0;
     char *body = NULL;
     size_t blen = 0;
-    int ok = 0, r = -1;
+    int r = -1;
 
-    buf_init(&spans, OTEL_EXPORT_MAX_BYTES);
-    for (struct item *it = items, *next; it; it = next) {
-        next = it->next;
+    /* A batch holds at most OTEL_BATCH_SPANS spans, and every item at
+     * least one (take_batch), so the pieces fit. */
+    for (struct item *it = items; it; it = it->next) {
+        sl_assert(nparts < OTEL_BATCH_SPANS);
+        parts[nparts] = it->data;
+        lens[nparts++] = it->len;
         n += (uint64_t)it->nspans;
-        if (buf_append(&spans, it->data, it->len) < 0)
-            ok = -1; /* the batch was cut to fit; this cannot happen */
-        free(it->data);
-        free(it);
     }
     if (oc == NULL || oc->endpoint == NULL) {
         /* Tracing was turned off by a reload (or the process is ending):
          * the queue is let go. */
         count(&q.dropped, "dropped", n);
-    } else if (ok < 0 || (body = otel_export_body(oc->service_name, spans.data ? spans.data : "",
-                                                  spans.len, &blen)) == NULL) {
+    } else if ((body = otel_export_body(oc->service_name, parts, lens, nparts, &blen)) == NULL) {
         count(&q.too_large, "too_large", n);
     } else {
         char err[OTEL_ERR_MAX];
@@ -262,7 +280,11 @@ static int send_batch(CURL **curl, struct item *items)
         }
     }
     free(body);
-    buf_free(&spans);
+    for (struct item *it = items, *next; it; it = next) {
+        next = it->next;
+        free(it->data);
+        free(it);
+    }
     if (cfg)
         config_unref(cfg);
     return r;

@@ -40,9 +40,11 @@ struct otel_export_stats {
 void otel_export_stats(struct otel_export_stats *out);
 
 /* The protobuf body of one ExportTraceServiceRequest holding the spans
- * (n encoded ScopeSpans.spans fields, concatenated) under a resource
- * with service.name = service. Returns a malloc'd body and its length in
- * *len, or NULL when it would outgrow OTEL_EXPORT_MAX_BYTES. Pure. */
-char *otel_export_body(const char *service, const char *spans, size_t spans_len, size_t *len);
+ * (parts[0..nparts), each encoded ScopeSpans.spans fields, borrowed) under
+ * a resource with service.name = service. Returns a malloc'd body and its
+ * length in *len, or NULL when it would outgrow OTEL_EXPORT_MAX_BYTES.
+ * Pure. */
+char *otel_export_body(const char *service, const char *const *parts, const size_t *lens,
+                       size_t nparts, size_t *len);
 
 #endif

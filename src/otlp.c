@@ -38,23 +38,74 @@ int otlp_failed(const struct otlp *w)
     return w->failed;
 }
 
-static void put(struct otlp *w, const void *p, size_t n)
+/* Where n more bytes go: grown once through buf_append, so that the
+ * buffer's cap is kept, and then written in place. NULL (and the writer
+ * failed) past the cap. The caller adds n to the length (put_done). */
+static uint8_t *room(struct otlp *w, size_t n)
 {
+    static const uint8_t zeros[4096];
+
     if (w->failed)
-        return;
-    if (buf_append(&w->b, p, n) < 0)
-        w->failed = 1;
+        return NULL;
+    if (w->b.data == NULL || w->b.cap - w->b.len < n) {
+        size_t len = w->b.len, left = n;
+
+        /* Append n bytes (in pieces of zeros) to grow within the cap, then
+         * take them back. */
+        while (left > 0) {
+            size_t k = left < sizeof(zeros) ? left : sizeof(zeros);
+
+            if (buf_append(&w->b, zeros, k) < 0) {
+                w->failed = 1;
+                return NULL;
+            }
+            left -= k;
+        }
+        buf_truncate(&w->b, len);
+    }
+    return (uint8_t *)w->b.data + w->b.len;
 }
 
-static size_t varint_encode(uint8_t out[10], uint64_t v)
+static void put_done(struct otlp *w, size_t n)
+{
+    w->b.len += n;
+    w->b.data[w->b.len] = '\0'; /* a struct buf is always terminated */
+}
+
+static void put(struct otlp *w, const void *p, size_t n)
+{
+    uint8_t *d = room(w, n);
+
+    if (d) {
+        memcpy(d, p, n);
+        put_done(w, n);
+    }
+}
+
+static inline size_t varint_encode(uint8_t out[10], uint64_t v)
 {
     size_t n = 0;
 
+    if (v < 0x80) {
+        out[0] = (uint8_t)v;
+        return 1;
+    }
     while (v >= 0x80) {
         out[n++] = (uint8_t)(v | 0x80);
         v >>= 7;
     }
     out[n++] = (uint8_t)v;
+    return n;
+}
+
+static inline size_t varint_size(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
     return n;
 }
 
@@ -69,28 +120,36 @@ static void put_header(struct otlp *w, unsigned field, enum wire type, int with_
     put(w, h, n);
 }
 
-size_t otlp_open(struct otlp *w)
+size_t otlp_open(struct otlp *w, unsigned field)
 {
+    uint8_t h[11];
+    size_t n = varint_encode(h, (uint64_t)field << 3 | WIRE_LEN);
+
+    /* The tag, and one byte for the length: most messages here are under
+     * 128 bytes, and then closing them moves nothing. */
+    h[n++] = 0;
+    put(w, h, n);
     return w->b.len;
 }
 
-void otlp_close(struct otlp *w, unsigned field, size_t mark)
+void otlp_close(struct otlp *w, size_t mark)
 {
-    uint8_t h[20];
+    uint8_t h[10];
     size_t body, n;
 
     if (w->failed)
         return;
-    sl_assert(mark <= w->b.len);
+    sl_assert(mark >= 1 && mark <= w->b.len);
     body = w->b.len - mark;
-    n = varint_encode(h, (uint64_t)field << 3 | WIRE_LEN);
-    n += varint_encode(h + n, body);
-    /* Grow by the header's size, then slide the body up to make room. */
-    put(w, h, n);
-    if (w->failed)
-        return;
-    memmove(w->b.data + mark + n, w->b.data + mark, body);
-    memcpy(w->b.data + mark, h, n);
+    n = varint_encode(h, body);
+    if (n > 1) {
+        /* A longer length: grow, then slide the body up to make room. */
+        put(w, h, n - 1);
+        if (w->failed)
+            return;
+        memmove(w->b.data + mark + n - 1, w->b.data + mark, body);
+    }
+    memcpy(w->b.data + mark - 1, h, n);
 }
 
 void otlp_varint(struct otlp *w, unsigned field, uint64_t v)
@@ -125,6 +184,23 @@ void otlp_bytes(struct otlp *w, unsigned field, const void *p, size_t n)
 {
     put_header(w, field, WIRE_LEN, 1, n);
     put(w, p, n);
+}
+
+void otlp_len_header(struct otlp *w, unsigned field, size_t len)
+{
+    put_header(w, field, WIRE_LEN, 1, len);
+}
+
+size_t otlp_len_header_size(unsigned field, size_t len)
+{
+    uint8_t h[20];
+
+    return varint_encode(h, (uint64_t)field << 3 | WIRE_LEN) + varint_encode(h, len);
+}
+
+void otlp_reserve(struct otlp *w, size_t n)
+{
+    room(w, n);
 }
 
 void otlp_raw(struct otlp *w, const void *p, size_t n)
@@ -257,9 +333,54 @@ void otlp_str(struct otlp *w, unsigned field, const char *s, size_t n, size_t ma
 
 /* ---- attributes ---- */
 
-static size_t kv_open(struct otlp *w, const char *key)
+/* Append one KeyValue, field `field`: the key, and an AnyValue of one
+ * field whose header (tag, and length for a string) is hdr[0..hlen) and
+ * whose bytes are val[0..vlen). Written in place, in one go. */
+static void put_kv(struct otlp *w, unsigned field, const char *key, size_t klen,
+                   const uint8_t *hdr, size_t hlen, const void *val, size_t vlen)
 {
-    size_t mark = otlp_open(w);
+    size_t anylen = hlen + vlen;
+    size_t kvlen = 1 + varint_size(klen) + klen + 1 + varint_size(anylen) + anylen;
+    size_t total = varint_size((uint64_t)field << 3 | WIRE_LEN) + varint_size(kvlen) + kvlen;
+    uint8_t *d = room(w, total), *o = d;
+
+    if (d == NULL)
+        return;
+    o += varint_encode(o, (uint64_t)field << 3 | WIRE_LEN);
+    o += varint_encode(o, kvlen);
+    *o++ = KV_KEY << 3 | WIRE_LEN;
+    o += varint_encode(o, klen);
+    memcpy(o, key, klen);
+    o += klen;
+    *o++ = KV_VALUE << 3 | WIRE_LEN;
+    o += varint_encode(o, anylen);
+    memcpy(o, hdr, hlen);
+    o += hlen;
+    if (vlen)
+        memcpy(o, val, vlen);
+    o += vlen;
+    put_done(w, (size_t)(o - d));
+}
+
+/* A scalar AnyValue field (varint or fixed64) as a KeyValue. */
+static void put_kv_scalar(struct otlp *w, unsigned field, const char *key, unsigned anyfield,
+                          enum wire type, uint64_t v)
+{
+    uint8_t any[11];
+    size_t n = varint_encode(any, (uint64_t)anyfield << 3 | type);
+
+    if (type == WIRE_VARINT) {
+        n += varint_encode(any + n, v);
+    } else {
+        for (int i = 0; i < 8; i++)
+            any[n++] = (uint8_t)(v >> (8 * i));
+    }
+    put_kv(w, field, key, strlen(key), any, n, NULL, 0);
+}
+
+static size_t kv_open(struct otlp *w, unsigned field, const char *key)
+{
+    size_t mark = otlp_open(w, field);
 
     otlp_bytes(w, KV_KEY, key, strlen(key));
     return mark;
@@ -268,11 +389,25 @@ static size_t kv_open(struct otlp *w, const char *key)
 void otlp_attr_strn(struct otlp *w, unsigned field, const char *key, const char *v, size_t n,
                     size_t max)
 {
-    size_t kv = kv_open(w, key), any = otlp_open(w);
+    size_t keep, kv, any;
+    int clean;
+    uint8_t hdr[11];
 
+    if (w->failed)
+        return;
+    keep = otlp_utf8_span(v, n, max, &clean);
+    if (clean) {
+        size_t h = varint_encode(hdr, ANY_STRING << 3 | WIRE_LEN);
+
+        h += varint_encode(hdr + h, keep);
+        put_kv(w, field, key, strlen(key), hdr, h, v, keep);
+        return;
+    }
+    kv = kv_open(w, field, key);
+    any = otlp_open(w, KV_VALUE);
     otlp_str(w, ANY_STRING, v, n, max);
-    otlp_close(w, KV_VALUE, any);
-    otlp_close(w, field, kv);
+    otlp_close(w, any);
+    otlp_close(w, kv);
 }
 
 void otlp_attr_str(struct otlp *w, unsigned field, const char *key, const char *v, size_t max)
@@ -283,43 +418,53 @@ void otlp_attr_str(struct otlp *w, unsigned field, const char *key, const char *
 
 void otlp_attr_int(struct otlp *w, unsigned field, const char *key, int64_t v)
 {
-    size_t kv = kv_open(w, key), any = otlp_open(w);
-
-    otlp_varint(w, ANY_INT, (uint64_t)v); /* int64: two's complement, 10 bytes if negative */
-    otlp_close(w, KV_VALUE, any);
-    otlp_close(w, field, kv);
+    /* int64: two's complement, so 10 bytes when negative */
+    put_kv_scalar(w, field, key, ANY_INT, WIRE_VARINT, (uint64_t)v);
 }
 
 void otlp_attr_double(struct otlp *w, unsigned field, const char *key, double v)
 {
-    size_t kv = kv_open(w, key), any = otlp_open(w);
+    uint64_t bits;
 
-    otlp_double(w, ANY_DOUBLE, v);
-    otlp_close(w, KV_VALUE, any);
-    otlp_close(w, field, kv);
+    memcpy(&bits, &v, sizeof(bits));
+    put_kv_scalar(w, field, key, ANY_DOUBLE, WIRE_I64, bits);
 }
 
 void otlp_attr_bool(struct otlp *w, unsigned field, const char *key, int v)
 {
-    size_t kv = kv_open(w, key), any = otlp_open(w);
-
-    otlp_varint(w, ANY_BOOL, v != 0);
-    otlp_close(w, KV_VALUE, any);
-    otlp_close(w, field, kv);
+    put_kv_scalar(w, field, key, ANY_BOOL, WIRE_VARINT, v != 0);
 }
 
 void otlp_attr_strs(struct otlp *w, unsigned field, const char *key, const char *const *v, size_t n,
                     size_t max)
 {
-    size_t kv = kv_open(w, key), any = otlp_open(w), arr = otlp_open(w);
+    size_t kv = kv_open(w, field, key), any = otlp_open(w, KV_VALUE),
+           arr = otlp_open(w, ANY_ARRAY);
 
     for (size_t i = 0; i < n; i++) {
-        size_t item = otlp_open(w);
+        size_t item = otlp_open(w, ARRAY_VALUES);
 
         otlp_str(w, ANY_STRING, v[i], strlen(v[i]), max);
-        otlp_close(w, ARRAY_VALUES, item);
+        otlp_close(w, item);
     }
-    otlp_close(w, ANY_ARRAY, arr);
-    otlp_close(w, KV_VALUE, any);
-    otlp_close(w, field, kv);
+    otlp_close(w, arr);
+    otlp_close(w, any);
+    otlp_close(w, kv);
+}
+
+void otlp_attr_ascii(struct otlp *w, unsigned field, const char *key, size_t klen, const char *v)
+{
+    uint8_t hdr[11];
+    size_t n, h;
+
+    if (v == NULL)
+        return;
+    n = strlen(v);
+    if (n > OTLP_ASCII_MAX) {
+        otlp_attr_strn(w, field, key, v, n, OTLP_ASCII_MAX);
+        return;
+    }
+    h = varint_encode(hdr, ANY_STRING << 3 | WIRE_LEN);
+    h += varint_encode(hdr + h, n);
+    put_kv(w, field, key, klen, hdr, h, v, n);
 }

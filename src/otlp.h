@@ -5,10 +5,10 @@
  * Protobuf's wire format is simple to write: a field is a varint tag
  * (number << 3 | wire type) and then a varint, 8 fixed bytes, or a varint
  * length and that many bytes. The only hard part is that a nested message is
- * preceded by its length: otlp_open() notes where a message starts, and
- * otlp_close() slides its bytes to make room for the tag and length once the
- * length is known. So a span is written in one pass, with no message tree and
- * no allocation but its buffer's.
+ * preceded by its length: otlp_open() writes the tag and notes where the
+ * message starts, and otlp_close() writes the length in once it is known. So a span is written in one pass, with no message tree and
+ * no allocation but its buffer's. (One byte is kept for the length at the
+ * start, so only messages of 128 bytes or more are moved.)
  *
  * Errors are sticky: every append is checked, and the first one that fails
  * (the buffer's cap, caps.h) marks the writer failed; later calls do
@@ -86,10 +86,11 @@ void otlp_init(struct otlp *w, size_t max);
 void otlp_free(struct otlp *w);
 int otlp_failed(const struct otlp *w);
 
-/* Begin a nested message; returns the mark otlp_close() takes. */
-size_t otlp_open(struct otlp *w);
-/* End the message begun at mark as field `field` of the enclosing one. */
-void otlp_close(struct otlp *w, unsigned field, size_t mark);
+/* Begin a nested message, field `field` of the enclosing one; returns the
+ * mark otlp_close() takes. */
+size_t otlp_open(struct otlp *w, unsigned field);
+/* End the message begun at mark: its length is written in. */
+void otlp_close(struct otlp *w, size_t mark);
 
 /* Scalar fields. */
 void otlp_varint(struct otlp *w, unsigned field, uint64_t v);
@@ -98,6 +99,13 @@ void otlp_double(struct otlp *w, unsigned field, double v);
 /* Length-delimited bytes, copied as they are (ids, or bytes already encoded
  * as a message). */
 void otlp_bytes(struct otlp *w, unsigned field, const void *p, size_t n);
+/* The tag and length of a length-delimited field whose len bytes are
+ * appended next (with otlp_raw), and how many bytes that header takes: for
+ * a message whose size is known beforehand, which then is never moved. */
+void otlp_len_header(struct otlp *w, unsigned field, size_t len);
+size_t otlp_len_header_size(unsigned field, size_t len);
+/* Make room for n more bytes now (one allocation for what follows). */
+void otlp_reserve(struct otlp *w, size_t n);
 /* Bytes appended raw, without a tag: fields encoded elsewhere. */
 void otlp_raw(struct otlp *w, const void *p, size_t n);
 /* A string field made valid UTF-8 and cut at a character boundary to at
@@ -113,6 +121,12 @@ void otlp_attr_strn(struct otlp *w, unsigned field, const char *key, const char 
 void otlp_attr_int(struct otlp *w, unsigned field, const char *key, int64_t v);
 void otlp_attr_double(struct otlp *w, unsigned field, const char *key, double v);
 void otlp_attr_bool(struct otlp *w, unsigned field, const char *key, int v);
+/* A string attribute whose value sluice vouches for: printable ASCII from
+ * the config (names, ids) or made by sluice (request ids are checked to be
+ * printable ASCII). No UTF-8 scan; klen is strlen(key). A value longer
+ * than OTLP_ASCII_MAX is scanned and cut like any other. */
+#define OTLP_ASCII_MAX 1024
+void otlp_attr_ascii(struct otlp *w, unsigned field, const char *key, size_t klen, const char *v);
 /* An array of strings (gen_ai.response.finish_reasons). */
 void otlp_attr_strs(struct otlp *w, unsigned field, const char *key, const char *const *v, size_t n,
                     size_t max);

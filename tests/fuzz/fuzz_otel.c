@@ -119,7 +119,7 @@ static void check_encoder(const uint8_t *d, size_t n)
 
     snprintf(key, sizeof(key), "k%.*s", (int)(half < 40 ? half : 40), (const char *)d);
     otlp_init(&w, 1u << 20);
-    span = otlp_open(&w);
+    span = otlp_open(&w, OTLP_SS_SPANS);
     otlp_bytes(&w, OTLP_SPAN_TRACE_ID, "0123456789abcdef", 16);
     otlp_str(&w, OTLP_SPAN_NAME, (const char *)d, half, 100);
     otlp_str(&w, OTLP_SPAN_TRACE_STATE, (const char *)d + half, n - half, 512);
@@ -129,12 +129,12 @@ static void check_encoder(const uint8_t *d, size_t n)
     arr[0] = "stop";
     arr[1] = key;
     otlp_attr_strs(&w, OTLP_SPAN_ATTRIBUTES, "arr", arr, 2, 16);
-    ev = otlp_open(&w);
+    ev = otlp_open(&w, OTLP_SPAN_EVENTS);
     otlp_fixed64(&w, OTLP_EVENT_TIME, 1);
     otlp_bytes(&w, OTLP_EVENT_NAME, "e", 1);
     otlp_attr_strn(&w, OTLP_EVENT_ATTRIBUTES, "m", (const char *)d + half, n - half, 64);
-    otlp_close(&w, OTLP_SPAN_EVENTS, ev);
-    otlp_close(&w, OTLP_SS_SPANS, span);
+    otlp_close(&w, ev);
+    otlp_close(&w, span);
     if (otlp_failed(&w))
         abort();
     /* The span alone, then wrapped in a whole export request. */
@@ -146,7 +146,12 @@ static void check_encoder(const uint8_t *d, size_t n)
             abort();
         walk(f.data, f.len, K_SPAN, 0);
     }
-    body = otel_export_body(key, w.b.data, w.b.len, &blen);
+    {
+        const char *parts[2] = {w.b.data, w.b.data};
+        size_t lens[2] = {w.b.len, w.b.len};
+
+        body = otel_export_body(key, parts, lens, 2, &blen);
+    }
     if (body == NULL)
         abort();
     walk((const uint8_t *)body, blen, K_REQ, 0);

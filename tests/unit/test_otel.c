@@ -277,10 +277,15 @@ static void test_export_body(void **state)
 
     (void)state;
     otlp_init(&w, 4096);
-    span = otlp_open(&w);
+    span = otlp_open(&w, OTLP_SS_SPANS);
     otlp_bytes(&w, OTLP_SPAN_NAME, "s", 1);
-    otlp_close(&w, OTLP_SS_SPANS, span);
-    body = otel_export_body("svc", w.b.data, w.b.len, &len);
+    otlp_close(&w, span);
+    {
+        const char *part = w.b.data;
+        size_t plen = w.b.len;
+
+        body = otel_export_body("svc", &part, &plen, 1, &len);
+    }
     assert_non_null(body);
     r = pb_of(body, len);
     assert_int_equal(pb_next(&r, &f), 1);

@@ -65,12 +65,12 @@ static void test_nesting(void **state)
 
         otlp_init(&w, 1u << 20);
         otlp_varint(&w, 1, 7);
-        outer = otlp_open(&w);
+        outer = otlp_open(&w, 5);
         otlp_varint(&w, 2, 8);
-        inner = otlp_open(&w);
+        inner = otlp_open(&w, 4);
         otlp_bytes(&w, 3, blob, sizes[i]);
-        otlp_close(&w, 4, inner);
-        otlp_close(&w, 5, outer);
+        otlp_close(&w, inner);
+        otlp_close(&w, outer);
         otlp_varint(&w, 6, 9);
         assert_false(otlp_failed(&w));
         r = pb_of(w.b.data, w.b.len);
@@ -240,10 +240,10 @@ static void test_cap(void **state)
     otlp_init(&w, 16);
     otlp_bytes(&w, 1, "0123456789", 10);
     assert_false(otlp_failed(&w));
-    m = otlp_open(&w);
+    m = otlp_open(&w, 3);
     otlp_bytes(&w, 2, "0123456789", 10);
     assert_true(otlp_failed(&w));
-    otlp_close(&w, 3, m);
+    otlp_close(&w, m);
     otlp_varint(&w, 4, 1);
     assert_true(otlp_failed(&w));
     assert_true(w.b.len <= 16);
