@@ -29,6 +29,8 @@
 /* Bytes of encoded spans waiting for export, whatever otel.max_queue says
  * about their count. */
 #define OTEL_QUEUE_MAX_BYTES (64u << 20)
+/* Trace buffers of OTEL_TRACE_RESERVE bytes kept for reuse. */
+#define OTEL_POOL_BUFFERS 1024
 /* The largest otel.max_queue a config may set. */
 #define OTEL_MAX_QUEUE_LIMIT 1000000L
 /* A client's tracestate longer than this is not kept (W3C: 512 is the

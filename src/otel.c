@@ -174,26 +174,22 @@ static int64_t wall_ns(const struct otel_trace *t, uint64_t mono_us)
     return t->wall0_ns + ((int64_t)mono_us - (int64_t)t->mono0_us) * 1000;
 }
 
-/* Open a span in t's buffer: ids, name, kind and start. */
+/* Open a span in t's buffer: ids, name, kind and start; the tracestate. */
 static size_t span_open(struct otel_trace *t, uint64_t id, uint64_t parent, const char *name,
                         enum otlp_span_kind kind, uint64_t t0_us)
 {
-    size_t mark = otlp_open(&t->w, OTLP_SS_SPANS);
-    uint8_t b[8];
+    uint8_t sid[8], pid[8];
+    size_t mark;
 
-    otlp_bytes(&t->w, OTLP_SPAN_TRACE_ID, t->trace_id, 16);
-    u64_be(id, b);
-    otlp_bytes(&t->w, OTLP_SPAN_SPAN_ID, b, 8);
-    if (parent) {
-        u64_be(parent, b);
-        otlp_bytes(&t->w, OTLP_SPAN_PARENT_SPAN_ID, b, 8);
-    }
+    u64_be(id, sid);
+    if (parent)
+        u64_be(parent, pid);
+    /* Span names are sluice's own: methods, paths, model ids, routes. */
+    mark = otlp_span_open(&t->w, t->trace_id, sid, parent ? pid : NULL, name, strlen(name), kind,
+                          (uint64_t)wall_ns(t, t0_us));
     if (t->tracestate)
         otlp_str(&t->w, OTLP_SPAN_TRACE_STATE, t->tracestate, strlen(t->tracestate),
                  OTEL_TRACESTATE_MAX);
-    otlp_str(&t->w, OTLP_SPAN_NAME, name, strlen(name), OTEL_ATTR_MAX_BYTES);
-    otlp_varint(&t->w, OTLP_SPAN_KIND, kind);
-    otlp_fixed64(&t->w, OTLP_SPAN_START, (uint64_t)wall_ns(t, t0_us));
     return mark;
 }
 
@@ -272,15 +268,12 @@ void otel_request_begin(struct exchange *ex, const char *traceparent, const char
     t->capture = oc->capture_content;
     t->wall0_ns = (int64_t)(ex->t_start_wall * 1e6) * 1000;
     t->mono0_us = ex->t_start_us;
-    otlp_init(&t->w, OTEL_TRACE_MAX_BYTES);
-    if (t->sampled) {
-        /* A proxied request's two spans take about 1.5 KiB: one allocation
-         * up front instead of a few growing ones. */
-        static const char room[OTEL_TRACE_RESERVE];
-
-        otlp_raw(&t->w, room, sizeof(room));
-        buf_truncate(&t->w.b, 0);
-    }
+    /* A proxied request's two spans take about 1.5 KiB: storage of that
+     * size up front (a recycled buffer, usually) instead of growing. */
+    if (t->sampled)
+        otel_export_buffer(&t->w);
+    else
+        otlp_init(&t->w, OTEL_TRACE_MAX_BYTES);
     ex->otel = t;
 }
 
@@ -412,13 +405,10 @@ void otel_request_end(struct exchange *ex)
     if (ex->err.status && ex->err.code)
         otlp_attr_str(&t->w, A, "error.type", ex->err.code, AMAX);
     span_close(t, mark, end, error, ex->err.status ? ex->err.message : NULL);
-    if (otlp_failed(&t->w)) {
+    if (otlp_failed(&t->w))
         otel_export_drop_too_large(t->nspans);
-    } else {
-        size_t len = t->w.b.len;
-
-        otel_export_push(buf_steal(&t->w.b, NULL), len, t->nspans, ex->cfg->otel.max_queue);
-    }
+    else
+        otel_export_push(&t->w, t->nspans, ex->cfg->otel.max_queue);
     trace_free(t);
 }
 
@@ -546,22 +536,68 @@ static const char *invocation_params(struct otel_trace *t, const struct exchange
     return t->params;
 }
 
+/* The attributes of an LLM span that depend on the model and the endpoint
+ * alone, encoded once: eight of a call's twenty, a third of its cost.
+ * Loop thread only (calls end there), so no lock. A snapshot's model may be
+ * freed by a reload and its address reused: an entry is only used when the
+ * strings it was made from still match. */
+#define MODEL_ATTRS_SLOTS 64
+
+static struct model_attrs {
+    const struct model *m;
+    int ep;
+    enum provider_type type;
+    char *name, *id, *provider; /* copies, to check the entry against */
+    char *bytes;
+    size_t len;
+} model_attrs[MODEL_ATTRS_SLOTS];
+
+static const struct model_attrs *model_attrs_get(const struct model *m, int ep)
+{
+    struct model_attrs *c = &model_attrs[((uintptr_t)m / 64 + (unsigned)ep) % MODEL_ATTRS_SLOTS];
+    int azure = m->provider->type == PROVIDER_AZURE;
+    struct otlp w;
+
+    if (c->m == m && c->ep == ep && c->type == m->provider->type && strcmp(c->name, m->name) == 0 &&
+        strcmp(c->id, m->id) == 0 && strcmp(c->provider, m->provider->name) == 0)
+        return c;
+    free(c->name);
+    free(c->id);
+    free(c->provider);
+    free(c->bytes);
+    otlp_init(&w, 64u << 10);
+#define CA(key, v) otlp_attr_ascii(&w, A, key, sizeof(key) - 1, v)
+    CA("openinference.span.kind", ep == EP_EMBEDDINGS ? "EMBEDDING" : "LLM");
+    CA("llm.model_name", m->id);
+    CA("llm.provider", azure ? "azure" : "openai");
+    CA("gen_ai.operation.name", operation_name(ep));
+    CA("gen_ai.provider.name", azure ? "azure.ai.openai" : "openai");
+    CA("gen_ai.request.model", m->id);
+    CA("sluice.model", m->name);
+    CA("sluice.provider", m->provider->name);
+#undef CA
+    /* Config names and ids are short: this cannot fail. */
+    sl_assert(!otlp_failed(&w));
+    c->m = m;
+    c->ep = ep;
+    c->type = m->provider->type;
+    c->name = xstrdup(m->name);
+    c->id = xstrdup(m->id);
+    c->provider = xstrdup(m->provider->name);
+    c->bytes = buf_steal(&w.b, &c->len);
+    return c;
+}
+
 /* Attributes of a model call: OpenInference and OTel GenAI. */
 static void put_model_attrs(struct otel_trace *t, const struct exchange *ex,
                             const struct otel_call_info *ci)
 {
     const struct model *m = ci->model;
-    int azure = m->provider->type == PROVIDER_AZURE;
     const struct reply *r = ci->reply;
 
-    ASCII(t, "openinference.span.kind", ci->ep == EP_EMBEDDINGS ? "EMBEDDING" : "LLM");
-    ASCII(t, "llm.model_name", m->id);
-    ASCII(t, "llm.provider", azure ? "azure" : "openai");
-    ASCII(t, "gen_ai.operation.name", operation_name(ci->ep));
-    ASCII(t, "gen_ai.provider.name", azure ? "azure.ai.openai" : "openai");
-    ASCII(t, "gen_ai.request.model", m->id);
-    ASCII(t, "sluice.model", m->name);
-    ASCII(t, "sluice.provider", m->provider->name);
+    const struct model_attrs *ma = model_attrs_get(m, ci->ep);
+
+    otlp_raw(&t->w, ma->bytes, ma->len);
     if (strcmp(ci->role, "answer") == 0 && invocation_params(t, ex) && t->params[0])
         otlp_attr_str(&t->w, A, "llm.invocation_parameters", t->params, AMAX);
     if (ci->status >= 200 && ci->status < 300)

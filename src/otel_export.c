@@ -4,8 +4,12 @@
  * exporter thread wakes when a batch's worth (OTEL_BATCH_SPANS) is queued
  * or after OTEL_BATCH_DELAY_MS, takes up to a batch, wraps it in an
  * ExportTraceServiceRequest and POSTs it with a blocking libcurl easy
- * handle (kept across exports, so the connection is reused). Only that
- * thread waits on the collector. A failed export is not retried: its spans
+ * handle (kept across exports, so the connection is reused), the spans read
+ * straight from the queued buffers. Only that thread waits on the
+ * collector. Sent buffers are kept in a pool for new traces: a trace's
+ * buffer is filled in an HTTP worker or the loop and let go here, and
+ * malloc pays dearly for memory freed by another thread than the one that
+ * took it. A failed export is not retried: its spans
  * are counted as failed, and the trouble is logged once per interval.
  */
 #include "otel_export.h"
@@ -30,8 +34,85 @@ struct item {
     struct item *next;
     char *data;
     size_t len;
+    size_t cap; /* allocated */
     int nspans;
 };
+
+/* Buffers and items of sent traces, for new ones. */
+static struct {
+    pthread_mutex_t mu;
+    char *bufs[OTEL_POOL_BUFFERS];
+    size_t nbufs;
+    struct item *items;
+    size_t nitems;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+void otel_export_buffer(struct otlp *w)
+{
+    char *data = NULL;
+
+    pthread_mutex_lock(&pool.mu);
+    if (pool.nbufs)
+        data = pool.bufs[--pool.nbufs];
+    pthread_mutex_unlock(&pool.mu);
+    if (data)
+        otlp_init_with(w, OTEL_TRACE_MAX_BYTES, data, OTEL_TRACE_RESERVE);
+    else
+        otlp_init_sized(w, OTEL_TRACE_MAX_BYTES, OTEL_TRACE_RESERVE);
+}
+
+static struct item *item_get(void)
+{
+    struct item *it;
+
+    pthread_mutex_lock(&pool.mu);
+    it = pool.items;
+    if (it) {
+        pool.items = it->next;
+        pool.nitems--;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return it ? it : xmalloc(sizeof(*it));
+}
+
+/* A sent (or dropped) item and its buffer go back to the pool, or are
+ * freed when it is full or the buffer grew past the usual size. */
+static void item_put(struct item *it)
+{
+    pthread_mutex_lock(&pool.mu);
+    if (it->data && it->cap == OTEL_TRACE_RESERVE && pool.nbufs < OTEL_POOL_BUFFERS) {
+        pool.bufs[pool.nbufs++] = it->data;
+        it->data = NULL;
+    }
+    if (pool.nitems < OTEL_POOL_BUFFERS) {
+        free(it->data);
+        it->data = NULL;
+        it->next = pool.items;
+        pool.items = it;
+        pool.nitems++;
+        it = NULL;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    if (it) {
+        free(it->data);
+        free(it);
+    }
+}
+
+static void pool_free(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    while (pool.nbufs)
+        free(pool.bufs[--pool.nbufs]);
+    while (pool.items) {
+        struct item *it = pool.items;
+
+        pool.items = it->next;
+        free(it);
+    }
+    pool.nitems = 0;
+    pthread_mutex_unlock(&pool.mu);
+}
 
 static struct {
     pthread_mutex_t mu;
@@ -88,25 +169,28 @@ void otel_export_start(void)
     pthread_mutex_unlock(&q.mu);
 }
 
-void otel_export_push(char *data, size_t len, int nspans, long max_queue)
+void otel_export_push(struct otlp *w, int nspans, long max_queue)
 {
     struct item *it;
+    size_t len = w->b.len;
     int wake;
 
     otel_export_start(); /* a no-op but for the first trace */
+    it = item_get();
+    it->next = NULL;
+    it->data = w->b.data;
+    it->len = len;
+    it->cap = w->b.cap;
+    it->nspans = nspans;
+    buf_init(&w->b, 0); /* the storage is the item's now */
     pthread_mutex_lock(&q.mu);
     if (q.stop || q.qspans + (uint64_t)nspans > (uint64_t)max_queue ||
         q.qbytes + len > OTEL_QUEUE_MAX_BYTES) {
         pthread_mutex_unlock(&q.mu);
-        free(data);
+        item_put(it);
         count(&q.dropped, "dropped", (uint64_t)nspans);
         return;
     }
-    it = xmalloc(sizeof(*it));
-    it->next = NULL;
-    it->data = data;
-    it->len = len;
-    it->nspans = nspans;
     *q.tail = it;
     q.tail = &it->next;
     q.qspans += (uint64_t)nspans;
@@ -130,15 +214,13 @@ void otel_export_stats(struct otel_export_stats *out)
     pthread_mutex_unlock(&q.mu);
 }
 
-char *otel_export_body(const char *service, const char *const *parts, const size_t *lens,
-                       size_t nparts, size_t *len)
+char *otel_export_head(const char *service, size_t spans_len, size_t *len)
 {
     struct otlp head, w;
-    size_t res_len, scope_len, spans_len = 0, ss_len, rs_len, mark;
+    size_t res_len, scope_len, ss_len, rs_len, mark;
 
     /* The resource and the scope are small: encode them apart, so that the
-     * sizes of the enclosing messages are known before the spans (the bulk)
-     * are copied, once, and never moved. */
+     * sizes of the enclosing messages are known before the spans. */
     otlp_init(&head, 64u << 10);
     mark = otlp_open(&head, OTLP_RS_RESOURCE);
     otlp_attr_str(&head, OTLP_RES_ATTRIBUTES, "service.name", service, OTEL_ATTR_MAX_BYTES);
@@ -157,30 +239,44 @@ char *otel_export_body(const char *service, const char *const *parts, const size
     otlp_bytes(&head, OTLP_SCOPE_NAME, "sluice", 6);
     otlp_bytes(&head, OTLP_SCOPE_VERSION, SLUICE_VERSION, strlen(SLUICE_VERSION));
     otlp_close(&head, mark);
-    if (otlp_failed(&head)) {
-        otlp_free(&head);
-        return NULL;
-    }
     scope_len = head.b.len - res_len;
-    for (size_t i = 0; i < nparts; i++)
-        spans_len += lens[i];
     ss_len = scope_len + spans_len;
     rs_len = res_len + otlp_len_header_size(OTLP_RS_SCOPE_SPANS, ss_len) + ss_len;
-    otlp_init(&w, OTEL_EXPORT_MAX_BYTES);
-    otlp_reserve(&w, rs_len + 16);
+    otlp_init(&w, 64u << 10);
     otlp_len_header(&w, OTLP_REQ_RESOURCE_SPANS, rs_len);
-    otlp_raw(&w, head.b.data, res_len);
+    otlp_raw(&w, head.b.data ? head.b.data : "", res_len);
     otlp_len_header(&w, OTLP_RS_SCOPE_SPANS, ss_len);
-    otlp_raw(&w, head.b.data + res_len, scope_len);
-    for (size_t i = 0; i < nparts; i++)
-        otlp_raw(&w, parts[i], lens[i]);
-    otlp_free(&head);
-    if (otlp_failed(&w)) {
+    otlp_raw(&w, head.b.data ? head.b.data + res_len : "", scope_len);
+    if (otlp_failed(&head) || otlp_failed(&w) || w.b.len + spans_len > OTEL_EXPORT_MAX_BYTES) {
+        otlp_free(&head);
         otlp_free(&w);
         return NULL;
     }
+    otlp_free(&head);
     *len = w.b.len;
     return buf_steal(&w.b, NULL);
+}
+
+char *otel_export_body(const char *service, const char *const *parts, const size_t *lens,
+                       size_t nparts, size_t *len)
+{
+    size_t spans_len = 0, hlen;
+    char *head, *body;
+
+    for (size_t i = 0; i < nparts; i++)
+        spans_len += lens[i];
+    head = otel_export_head(service, spans_len, &hlen);
+    if (head == NULL)
+        return NULL;
+    body = xmalloc(hlen + spans_len + 1);
+    memcpy(body, head, hlen);
+    *len = hlen;
+    for (size_t i = 0; i < nparts; i++) {
+        memcpy(body + *len, parts[i], lens[i]);
+        *len += lens[i];
+    }
+    free(head);
+    return body;
 }
 
 static size_t discard_cb(char *p, size_t size, size_t n, void *arg)
@@ -190,19 +286,66 @@ static size_t discard_cb(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* POST body to the collector. Returns 0, or -1 with why in err. */
-static int post(CURL **curl, const struct otel_conf *oc, const char *body, size_t len, char *err)
+/* The body, read by curl piece by piece: the head, then each item's spans,
+ * with no copy made of the batch. */
+struct body_reader {
+    const char *head;
+    size_t head_len, off;
+    struct item *it;
+};
+
+static size_t read_cb(char *dst, size_t size, size_t n, void *arg)
+{
+    struct body_reader *r = arg;
+    size_t want = size * n, done = 0;
+
+    while (done < want) {
+        const char *src;
+        size_t len, k;
+
+        if (r->head) {
+            src = r->head;
+            len = r->head_len;
+        } else if (r->it) {
+            src = r->it->data;
+            len = r->it->len;
+        } else {
+            break;
+        }
+        k = len - r->off < want - done ? len - r->off : want - done;
+        memcpy(dst + done, src + r->off, k);
+        done += k;
+        r->off += k;
+        if (r->off == len) {
+            r->off = 0;
+            if (r->head)
+                r->head = NULL;
+            else
+                r->it = r->it->next;
+        }
+    }
+    return done;
+}
+
+/* POST the head and the items' spans to the collector. Returns 0, or -1
+ * with why in err. */
+static int post(CURL **curl, const struct otel_conf *oc, const char *head, size_t head_len,
+                struct item *items, size_t spans_len, char *err)
 {
     struct curl_slist *h = NULL, *nh;
     char *url = xasprintf("%s/v1/traces", oc->endpoint);
     char ebuf[CURL_ERROR_SIZE] = "";
+    struct body_reader rd = {head, head_len, 0, items};
     long status = 0;
     CURLcode rc;
 
     if (*curl == NULL && (*curl = curl_easy_init()) == NULL)
         sl_panic("curl_easy_init failed");
     curl_easy_reset(*curl);
+    /* No "Expect: 100-continue": the collector gets the body at once. */
     nh = curl_slist_append(h, "Content-Type: application/x-protobuf");
+    if (nh)
+        nh = curl_slist_append(h = nh, "Expect:");
     for (size_t i = 0; nh && i < oc->nheaders; i++) {
         char *line = xasprintf("%s: %s", oc->headers[i].name, oc->headers[i].value);
 
@@ -216,8 +359,10 @@ static int post(CURL **curl, const struct otel_conf *oc, const char *body, size_
     h = nh;
     curl_easy_setopt(*curl, CURLOPT_URL, url);
     curl_easy_setopt(*curl, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(*curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(*curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(*curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(*curl, CURLOPT_READFUNCTION, read_cb);
+    curl_easy_setopt(*curl, CURLOPT_READDATA, &rd);
+    curl_easy_setopt(*curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(head_len + spans_len));
     curl_easy_setopt(*curl, CURLOPT_TIMEOUT_MS, oc->timeout_ms);
     curl_easy_setopt(*curl, CURLOPT_CONNECTTIMEOUT_MS, oc->timeout_ms);
     curl_easy_setopt(*curl, CURLOPT_NOSIGNAL, 1L);
@@ -240,38 +385,32 @@ static int post(CURL **curl, const struct otel_conf *oc, const char *body, size_
     return 0;
 }
 
-/* Send a batch (taken off the queue) and free it. Returns 0, or -1 when the
- * collector did not take it. */
+/* Send a batch (taken off the queue) and let it go. Returns 0, or -1 when
+ * the collector did not take it. */
 static int send_batch(CURL **curl, struct item *items)
 {
     struct config *cfg = config_current();
     const struct otel_conf *oc = cfg ? &cfg->otel : NULL;
-    const char *parts[OTEL_BATCH_SPANS];
-    size_t lens[OTEL_BATCH_SPANS], nparts = 0;
     uint64_t n = 0;
-    char *body = NULL;
-    size_t blen = 0;
+    size_t spans_len = 0, hlen = 0;
+    char *head = NULL;
     int r = -1;
 
-    /* A batch holds at most OTEL_BATCH_SPANS spans, and every item at
-     * least one (take_batch), so the pieces fit. */
     for (struct item *it = items; it; it = it->next) {
-        sl_assert(nparts < OTEL_BATCH_SPANS);
-        parts[nparts] = it->data;
-        lens[nparts++] = it->len;
         n += (uint64_t)it->nspans;
+        spans_len += it->len;
     }
     if (oc == NULL || oc->endpoint == NULL) {
         /* Tracing was turned off by a reload (or the process is ending):
          * the queue is let go. */
         count(&q.dropped, "dropped", n);
-    } else if ((body = otel_export_body(oc->service_name, parts, lens, nparts, &blen)) == NULL) {
+    } else if ((head = otel_export_head(oc->service_name, spans_len, &hlen)) == NULL) {
         count(&q.too_large, "too_large", n);
     } else {
         char err[OTEL_ERR_MAX];
 
         __atomic_add_fetch(&q.exports, 1, __ATOMIC_RELAXED);
-        if (post(curl, oc, body, blen, err) == 0) {
+        if (post(curl, oc, head, hlen, items, spans_len, err) == 0) {
             count(&q.exported, "exported", n);
             r = 0;
         } else {
@@ -279,11 +418,10 @@ static int send_batch(CURL **curl, struct item *items)
             snprintf(q.last_err, sizeof(q.last_err), "%.100s: %.90s", oc->endpoint, err);
         }
     }
-    free(body);
+    free(head);
     for (struct item *it = items, *next; it; it = next) {
         next = it->next;
-        free(it->data);
-        free(it);
+        item_put(it);
     }
     if (cfg)
         config_unref(cfg);
@@ -374,8 +512,7 @@ static void *export_main(void *arg)
 
                 q.head = it->next;
                 count(&q.dropped, "dropped", (uint64_t)it->nspans);
-                free(it->data);
-                free(it);
+                item_put(it);
             }
             q.tail = &q.head;
             q.qspans = q.qbytes = 0;
@@ -407,4 +544,5 @@ void otel_export_stop(void)
     pthread_mutex_lock(&q.mu);
     q.running = 0;
     pthread_mutex_unlock(&q.mu);
+    pool_free();
 }

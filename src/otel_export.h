@@ -20,11 +20,15 @@ void otel_export_start(void);
  * thread. Main thread, at exit. */
 void otel_export_stop(void);
 
-/* Any thread: queue one request's spans, `data` being n encoded
- * ScopeSpans.spans fields (taken over, malloc'd). When max_queue spans
- * are already waiting (or OTEL_QUEUE_MAX_BYTES), they are dropped and
- * counted instead. */
-void otel_export_push(char *data, size_t len, int nspans, long max_queue);
+/* Any thread: storage for a new request's spans, w initialised over it (a
+ * buffer of a sent trace when there is one). */
+struct otlp;
+void otel_export_buffer(struct otlp *w);
+/* Any thread: queue one request's spans, w's nspans encoded
+ * ScopeSpans.spans fields; w's storage is taken over (w is left empty).
+ * When max_queue spans are already waiting (or OTEL_QUEUE_MAX_BYTES), they
+ * are dropped and counted instead. */
+void otel_export_push(struct otlp *w, int nspans, long max_queue);
 /* A request's trace outgrew OTEL_TRACE_MAX_BYTES: count its spans lost. */
 void otel_export_drop_too_large(int nspans);
 
@@ -39,6 +43,11 @@ struct otel_export_stats {
 };
 void otel_export_stats(struct otel_export_stats *out);
 
+/* The start of an ExportTraceServiceRequest whose spans (spans_len bytes of
+ * encoded ScopeSpans.spans fields) follow it: the resource (service.name =
+ * service) and the scope. Returns a malloc'd head and its length in *len,
+ * or NULL when the whole would outgrow OTEL_EXPORT_MAX_BYTES. Pure. */
+char *otel_export_head(const char *service, size_t spans_len, size_t *len);
 /* The protobuf body of one ExportTraceServiceRequest holding the spans
  * (parts[0..nparts), each encoded ScopeSpans.spans fields, borrowed) under
  * a resource with service.name = service. Returns a malloc'd body and its

@@ -28,6 +28,26 @@ void otlp_init(struct otlp *w, size_t max)
     w->failed = 0;
 }
 
+void otlp_init_with(struct otlp *w, size_t max, char *data, size_t cap)
+{
+    otlp_init(w, max);
+    w->b.data = data;
+    w->b.cap = cap;
+    data[0] = '\0';
+}
+
+void otlp_init_sized(struct otlp *w, size_t max, size_t size)
+{
+    otlp_init(w, max);
+    if (size > max)
+        size = max;
+    /* One allocation of the expected size (a struct buf grows from 256 by
+     * doubling otherwise). */
+    w->b.data = xmalloc(size + 1);
+    w->b.data[0] = '\0';
+    w->b.cap = size;
+}
+
 void otlp_free(struct otlp *w)
 {
     buf_free(&w->b);
@@ -38,41 +58,46 @@ int otlp_failed(const struct otlp *w)
     return w->failed;
 }
 
-/* Where n more bytes go: grown once through buf_append, so that the
- * buffer's cap is kept, and then written in place. NULL (and the writer
- * failed) past the cap. The caller adds n to the length (put_done). */
-static uint8_t *room(struct otlp *w, size_t n)
+/* Where n more bytes go, past the fast case: grown through buf_append, so
+ * that the buffer's cap is kept, and then written in place. NULL (and the
+ * writer failed) past the cap. */
+static uint8_t *room_slow(struct otlp *w, size_t n)
 {
     static const uint8_t zeros[4096];
+    size_t len = w->b.len, left = n;
 
     if (w->failed)
         return NULL;
-    if (w->b.data == NULL || w->b.cap - w->b.len < n) {
-        size_t len = w->b.len, left = n;
+    /* Append n bytes (in pieces of zeros) to grow within the cap, then take
+     * them back. */
+    while (left > 0) {
+        size_t k = left < sizeof(zeros) ? left : sizeof(zeros);
 
-        /* Append n bytes (in pieces of zeros) to grow within the cap, then
-         * take them back. */
-        while (left > 0) {
-            size_t k = left < sizeof(zeros) ? left : sizeof(zeros);
-
-            if (buf_append(&w->b, zeros, k) < 0) {
-                w->failed = 1;
-                return NULL;
-            }
-            left -= k;
+        if (buf_append(&w->b, zeros, k) < 0) {
+            w->failed = 1;
+            return NULL;
         }
-        buf_truncate(&w->b, len);
+        left -= k;
     }
+    buf_truncate(&w->b, len);
     return (uint8_t *)w->b.data + w->b.len;
 }
 
-static void put_done(struct otlp *w, size_t n)
+/* Where n more bytes go; the caller then adds n with put_done. */
+static inline uint8_t *room(struct otlp *w, size_t n)
+{
+    if (__builtin_expect(!w->failed && w->b.data && w->b.cap - w->b.len >= n, 1))
+        return (uint8_t *)w->b.data + w->b.len;
+    return room_slow(w, n);
+}
+
+static inline void put_done(struct otlp *w, size_t n)
 {
     w->b.len += n;
     w->b.data[w->b.len] = '\0'; /* a struct buf is always terminated */
 }
 
-static void put(struct otlp *w, const void *p, size_t n)
+static inline void put(struct otlp *w, const void *p, size_t n)
 {
     uint8_t *d = room(w, n);
 
@@ -438,9 +463,26 @@ void otlp_attr_bool(struct otlp *w, unsigned field, const char *key, int v)
 void otlp_attr_strs(struct otlp *w, unsigned field, const char *key, const char *const *v, size_t n,
                     size_t max)
 {
-    size_t kv = kv_open(w, field, key), any = otlp_open(w, KV_VALUE),
-           arr = otlp_open(w, ANY_ARRAY);
+    size_t kv, any, arr;
 
+    if (n == 1) {
+        /* One short clean string (a finish reason): the AnyValue's nested
+         * headers are known, and it goes in one piece. */
+        int clean;
+        size_t len = strlen(v[0]), keep = otlp_utf8_span(v[0], len, max, &clean);
+
+        if (clean && keep < 100) {
+            uint8_t hdr[6] = {ANY_ARRAY << 3 | WIRE_LEN, (uint8_t)(keep + 4),
+                              ARRAY_VALUES << 3 | WIRE_LEN, (uint8_t)(keep + 2),
+                              ANY_STRING << 3 | WIRE_LEN, (uint8_t)keep};
+
+            put_kv(w, field, key, strlen(key), hdr, sizeof(hdr), v[0], keep);
+            return;
+        }
+    }
+    kv = kv_open(w, field, key);
+    any = otlp_open(w, KV_VALUE);
+    arr = otlp_open(w, ANY_ARRAY);
     for (size_t i = 0; i < n; i++) {
         size_t item = otlp_open(w, ARRAY_VALUES);
 
@@ -467,4 +509,48 @@ void otlp_attr_ascii(struct otlp *w, unsigned field, const char *key, size_t kle
     h = varint_encode(hdr, ANY_STRING << 3 | WIRE_LEN);
     h += varint_encode(hdr + h, n);
     put_kv(w, field, key, klen, hdr, h, v, n);
+}
+
+size_t otlp_span_open(struct otlp *w, const uint8_t trace_id[16], const uint8_t span_id[8],
+                      const uint8_t *parent_id, const char *name, size_t name_len, int kind,
+                      uint64_t start_ns)
+{
+    /* The tag and one length byte are written by otlp_open; the head's
+     * fields then go in one piece. name is sluice's own (printable ASCII,
+     * at most 255 bytes). */
+    size_t mark = otlp_open(w, OTLP_SS_SPANS), total;
+    uint8_t *d, *o;
+
+    if (name_len > 255)
+        name_len = 255;
+    total = 18 + 10 + (parent_id ? 10 : 0) + 1 + varint_size(name_len) + name_len + 2 + 9;
+    d = room(w, total);
+    if (d == NULL)
+        return mark;
+    o = d;
+    *o++ = OTLP_SPAN_TRACE_ID << 3 | WIRE_LEN;
+    *o++ = 16;
+    memcpy(o, trace_id, 16);
+    o += 16;
+    *o++ = OTLP_SPAN_SPAN_ID << 3 | WIRE_LEN;
+    *o++ = 8;
+    memcpy(o, span_id, 8);
+    o += 8;
+    if (parent_id) {
+        *o++ = OTLP_SPAN_PARENT_SPAN_ID << 3 | WIRE_LEN;
+        *o++ = 8;
+        memcpy(o, parent_id, 8);
+        o += 8;
+    }
+    *o++ = OTLP_SPAN_NAME << 3 | WIRE_LEN;
+    o += varint_encode(o, name_len);
+    memcpy(o, name, name_len);
+    o += name_len;
+    *o++ = OTLP_SPAN_KIND << 3 | WIRE_VARINT;
+    *o++ = (uint8_t)kind;
+    *o++ = OTLP_SPAN_START << 3 | WIRE_I64;
+    for (int i = 0; i < 8; i++)
+        *o++ = (uint8_t)(start_ns >> (8 * i));
+    put_done(w, (size_t)(o - d));
+    return mark;
 }

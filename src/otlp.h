@@ -83,6 +83,11 @@ struct otlp {
 
 /* Start an empty writer whose buffer holds at most max bytes. */
 void otlp_init(struct otlp *w, size_t max);
+/* The same, over storage the caller hands over: data (malloc'd) holds cap
+ * bytes and a terminator. */
+void otlp_init_with(struct otlp *w, size_t max, char *data, size_t cap);
+/* The same, with room for size bytes allocated at once. */
+void otlp_init_sized(struct otlp *w, size_t max, size_t size);
 void otlp_free(struct otlp *w);
 int otlp_failed(const struct otlp *w);
 
@@ -104,6 +109,13 @@ void otlp_bytes(struct otlp *w, unsigned field, const void *p, size_t n);
  * a message whose size is known beforehand, which then is never moved. */
 void otlp_len_header(struct otlp *w, unsigned field, size_t len);
 size_t otlp_len_header_size(unsigned field, size_t len);
+/* Open a Span (as a ScopeSpans.spans field) and write its head in one
+ * piece: trace_id, span_id, parent_span_id (when not NULL), name (sluice's
+ * own text, printable ASCII, cut at 255 bytes), kind and start time.
+ * Returns the mark otlp_close() takes. */
+size_t otlp_span_open(struct otlp *w, const uint8_t trace_id[16], const uint8_t span_id[8],
+                      const uint8_t *parent_id, const char *name, size_t name_len, int kind,
+                      uint64_t start_ns);
 /* Make room for n more bytes now (one allocation for what follows). */
 void otlp_reserve(struct otlp *w, size_t n);
 /* Bytes appended raw, without a tag: fields encoded elsewhere. */
