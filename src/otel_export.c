@@ -479,6 +479,7 @@ static void *export_main(void *arg)
     CURL *curl = NULL;
 
     UNUSED(arg);
+    pthread_setname_np(pthread_self(), "otel-export");
     q.last_log_us = now_us();
     pthread_mutex_lock(&q.mu);
     for (;;) {
