@@ -1,16 +1,13 @@
 /* exchange.c - the request object shared by worker and loop; see exchange.h. */
 #include "exchange.h"
+#include "caps.h"
+#include "cost.h"
 #include "log.h"
 #include "metrics.h"
 
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* A slow client may let this much of a stream pile up before we give up on
- * it. Pausing HTTP/2 curl transfers is unsafe on curl 7.88 (bugs 10971 and
- * 10988), so the cap is the back-pressure. */
-#define STREAM_BUF_MAX (4u << 20)
 
 struct exchange *ex_new(struct MHD_Connection *conn, size_t max_body)
 {
@@ -24,7 +21,7 @@ struct exchange *ex_new(struct MHD_Connection *conn, size_t max_body)
     ex->t_start_wall = wall_time();
     buf_init(&ex->out, STREAM_BUF_MAX);
     buf_init(&ex->in, max_body);
-    buf_init(&ex->meta.stages, 4096);
+    buf_init(&ex->meta.stages, EX_STAGES_MAX);
     return ex;
 }
 
@@ -56,6 +53,58 @@ static void metrics_record(const struct exchange *ex)
     if (ex->path[0] != '/' || strncmp(ex->path, "/admin/", 7) == 0)
         return; /* the admin API is not traffic */
     metrics_request(&mr);
+}
+
+/* The request's one log line: what was asked, who answered, how long it
+ * took and what it cost. */
+static void log_request(const struct exchange *ex)
+{
+    enum log_level level = ex->client_status >= 500 ? LOG_WARN : LOG_INFO;
+    struct log_line l;
+    char cost[48];
+
+    /* Probes and scrapes come every few seconds: keep them out of the way. */
+    if (strcmp(ex->path, "/healthz") == 0 || strcmp(ex->path, "/readyz") == 0 ||
+        strcmp(ex->path, "/metrics") == 0)
+        level = LOG_DEBUG;
+    if (!log_enabled(level))
+        return;
+    log_line_start(&l, level, ex->t_start_wall);
+    l.id = ex->request_id;
+    log_str(&l, "msg", "request", LOG_VALUE_SHORT);
+    log_str(&l, "request_id", ex->request_id, LOG_VALUE_SHORT);
+    log_str(&l, "method", ex->method, LOG_VALUE_SHORT);
+    log_str(&l, "path", ex->path, LOG_VALUE_PATH);
+    log_str(&l, "route", ex->route ? ex->route->name : NULL, LOG_VALUE_NAME);
+    log_str(&l, "model", ex->meta.model, LOG_VALUE_NAME);
+    log_str(&l, "provider", ex->meta.provider, LOG_VALUE_NAME);
+    log_long(&l, "status", ex->client_status);
+    log_raw(&l, "stream", ex->ri.stream ? "true" : "false");
+    log_ms(&l, "latency_ms", ex->t_end_us - ex->t_start_us);
+    log_ms(&l, "upstream_ms", ex->meta.upstream_us);
+    if (ex->meta.ttft_us)
+        log_ms(&l, "ttft_ms", ex->meta.ttft_us);
+    log_long(&l, "prompt_tokens", ex->meta.prompt_tokens);
+    log_long(&l, "completion_tokens", ex->meta.completion_tokens);
+    cost_format(ex->meta.cost_usd, cost, sizeof(cost));
+    log_raw(&l, "cost_usd", cost);
+    log_long(&l, "attempts", ex->meta.attempts);
+    if (ex->meta.retries)
+        log_long(&l, "retries", ex->meta.retries);
+    if (ex->meta.stages.len)
+        log_str(&l, "stages", ex->meta.stages.data, LOG_VALUE_LONG);
+    if (ex->meta.cache != CACHE_NA) {
+        log_str(&l, "cache", cache_status_name(ex->meta.cache), LOG_VALUE_SHORT);
+        if (ex->meta.cache == CACHE_HIT) {
+            cost_format(ex->meta.saved_cost, cost, sizeof(cost));
+            log_raw(&l, "saved_cost_usd", cost);
+        }
+    }
+    if (ex->client_aborted)
+        log_str(&l, "client", "aborted", LOG_VALUE_SHORT);
+    if (ex->err.status)
+        log_str(&l, "error", ex->err.message, LOG_VALUE_LONG);
+    log_line_end(&l, 1);
 }
 
 void ex_unref(struct exchange *ex)
@@ -122,7 +171,8 @@ void ex_set_cached_meta(struct exchange *ex, const char *model, const char *prov
     ex->meta.model = ex->meta.owned_model;
     ex->meta.provider = ex->meta.owned_provider;
     buf_reset(&ex->meta.stages);
-    buf_puts(&ex->meta.stages, stages);
+    if (buf_puts(&ex->meta.stages, stages) < 0)
+        buf_reset(&ex->meta.stages); /* a foreign entry's: not reported */
     ex->meta.saved_cost = cost;
     ex->meta.cost_usd = 0;
 }

@@ -214,8 +214,9 @@ static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
         ex->err_sent = 1;
         buf_reset(&ex->out);
         ex->out_off = 0;
-        ex->out.max = SIZE_MAX / 2;
-        buf_printf(&ex->out, "data: %s\n\n", json);
+        ex->out.max = len + 8;
+        if (buf_printf(&ex->out, "data: %s\n\n", json) < 0)
+            sl_assert(!"the event fits the cap made for it");
         free(json);
     }
     if (ex->out.len > ex->out_off) {
@@ -397,7 +398,7 @@ static enum MHD_Result handle_models(struct exchange *ex, struct MHD_Connection 
             r = queue_json(ex, conn, 200, route_object(rt));
         } else {
             api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                          "The model '%.128s' does not exist.", id);
+                          "The model '%.*s' does not exist.", utf8_prec(id, 128), id);
             r = queue_error(ex, conn, &e);
         }
     }
@@ -492,13 +493,14 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
     ex->route = config_route(ex->cfg, ex->ri.model);
     if (ex->route == NULL) {
         api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                      "The model '%.128s' does not exist or you do not have access to it.",
-                      ex->ri.model);
+                      "The model '%.*s' does not exist or you do not have access to it.",
+                      utf8_prec(ex->ri.model, 128), ex->ri.model);
         return queue_error(ex, conn, &e);
     }
     if (ex->key && !config_key_allows(ex->key, ex->route)) {
         api_error_set(&e, 403, "permission_error", "route_not_allowed", "model",
-                      "Key '%.64s' may not use '%.128s'.", ex->key->name, ex->route->name);
+                      "Key '%.*s' may not use '%.*s'.", utf8_prec(ex->key->name, 64), ex->key->name,
+                      utf8_prec(ex->route->name, 128), ex->route->name);
         return queue_error(ex, conn, &e);
     }
     if (route_passes_auth(ex->route)) {
@@ -685,8 +687,8 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
         ex->cache = cache_current();
         return hand_off(ex, conn, purge_task_cb);
     }
-    api_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
-                  "Invalid URL (%.16s %.128s).", ex->method, url);
+    api_error_set(&e, 404, "invalid_request_error", "not_found", NULL, "Invalid URL (%.16s %.*s).",
+                  ex->method, utf8_prec(url, 128), url);
     return queue_error(ex, conn, &e);
 }
 
@@ -703,8 +705,8 @@ static enum MHD_Result handle_other(struct exchange *ex, struct MHD_Connection *
         return method_not_allowed(ex, conn, is_api ? "POST" : "GET");
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
         return method_not_allowed(ex, conn, "GET");
-    api_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
-                  "Invalid URL (%.16s %.128s).", ex->method, url);
+    api_error_set(&e, 404, "invalid_request_error", "not_found", NULL, "Invalid URL (%.16s %.*s).",
+                  ex->method, utf8_prec(url, 128), url);
     return queue_error(ex, conn, &e);
 }
 

@@ -80,8 +80,9 @@ char *provider_assembly_finish(struct assembly *a, size_t *len);
 /* Write a whole response (chat.completion or text_completion) as the SSE
  * stream a streaming client expects: per choice a role chunk, content
  * chunks, tool calls, a finish chunk; the usage chunk when include_usage;
- * then [DONE]. Used for buffered cascade answers and cache hits. */
-void provider_sse_from_response(enum endpoint ep, const json_t *resp, int include_usage,
-                                struct buf *out);
+ * then [DONE]. Used for buffered cascade answers and cache hits. Returns 0,
+ * or -1 when out went over its cap (and has failed). */
+int provider_sse_from_response(enum endpoint ep, const json_t *resp, int include_usage,
+                               struct buf *out) BUF_MUST_CHECK;
 
 #endif
