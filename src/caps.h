@@ -19,6 +19,10 @@
  * it. Pausing HTTP/2 curl transfers is unsafe on curl 7.88 (bugs 10971 and
  * 10988), so the cap is the back-pressure. */
 #define STREAM_BUF_MAX (4u << 20)
+/* A stream that holds fewer unsent bytes than this keeps up with its
+ * client: it is never cut when all streams reach max_stream_memory_bytes,
+ * and a drained buffer larger than this is given back. */
+#define STREAM_KEEP_BYTES (64u << 10)
 /* The x-sluice-stages value: "model:score:decision,..." */
 #define EX_STAGES_MAX 4096u
 

@@ -557,8 +557,12 @@ static int attempt_outcome(struct attempt *a, struct call *c, const char *err)
             if (!a->saw_done)
                 a->bad = "the stream ended early";
         } else if (a->kind != ATT_HTTP) {
-            if (provider_parse_response(a->ep, a->body.data ? a->body.data : "", a->body.len,
-                                        &a->reply) < 0)
+            int rc = provider_parse_response(a->ep, a->body.data ? a->body.data : "", a->body.len,
+                                             &a->reply);
+
+            if (rc == PROVIDER_ERROR_ANSWER)
+                a->bad = "HTTP 200 with an error object instead of an answer";
+            else if (rc < 0)
                 a->bad = "the response is not JSON";
         }
     }
@@ -568,9 +572,11 @@ static int attempt_outcome(struct attempt *a, struct call *c, const char *err)
         /* (A breaker-open attempt, the other client_fault, never gets here.) */
         if (a->client_fault)
             api_error_set(&run->last_err, 503, "api_error", "client_too_slow", NULL,
-                          "The client read the stream more slowly than %s wrote it, and the "
-                          "stream buffer filled.",
-                          who);
+                          "The client read the stream more slowly than %s wrote it, and %s.", who,
+                          a->bad);
+        else if (a->reply.is_error && a->reply.error[0])
+            api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
+                          "Upstream %s: %s: %s", who, a->bad, a->reply.error);
         else
             api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
                           "Upstream %s: %s", who, a->bad);
@@ -627,7 +633,9 @@ static int relay_event_cb(void *arg, const char *event, const char *data, size_t
     r = run_write(run, ev.data, ev.len);
     buf_free(&ev);
     if (r < 0) {
-        a->bad = "client too slow: stream buffer full";
+        a->bad = r == EX_STREAM_MEMORY_FULL
+                     ? "the gateway's stream memory is full (max_stream_memory_bytes)"
+                     : "its stream buffer filled";
         a->client_fault = 1;
     }
     return r;

@@ -39,6 +39,9 @@
 #define DEF_MAX_INFLIGHT 0L
 #define DEF_DRAIN_TIMEOUT_S 30L
 #define DEF_CLIENT_TIMEOUT_S 60L
+#define DEF_CLIENT_HEADER_TIMEOUT_S 10L
+#define DEF_CLIENT_BODY_TIMEOUT_S 60L
+#define DEF_MAX_STREAM_MEMORY_BYTES (64L << 20)
 #define DEF_RETRY_BACKOFF_MS 200L
 #define DEF_RETRY_MAX_BACKOFF_MS 5000L
 #define DEF_RETRY_AFTER_MAX_MS 30000L
@@ -1457,6 +1460,9 @@ static const char *const top_keys[] = {"listen",
                                        "max_inflight",
                                        "drain_timeout_s",
                                        "client_timeout_s",
+                                       "client_header_timeout_s",
+                                       "client_body_timeout_s",
+                                       "max_stream_memory_bytes",
                                        "admin",
                                        "log",
                                        "trace",
@@ -1626,6 +1632,13 @@ static void load_root(struct load *l, const config_setting_t *root)
     get_int(l, root, "", "drain_timeout_s", 0, 0, 3600, &cfg->drain_timeout_s);
     cfg->client_timeout_s = DEF_CLIENT_TIMEOUT_S;
     get_int(l, root, "", "client_timeout_s", 0, 1, 3600, &cfg->client_timeout_s);
+    cfg->client_header_timeout_s = DEF_CLIENT_HEADER_TIMEOUT_S;
+    get_int(l, root, "", "client_header_timeout_s", 0, 1, 3600, &cfg->client_header_timeout_s);
+    cfg->client_body_timeout_s = DEF_CLIENT_BODY_TIMEOUT_S;
+    get_int(l, root, "", "client_body_timeout_s", 0, 1, 3600, &cfg->client_body_timeout_s);
+    cfg->max_stream_memory_bytes = (size_t)DEF_MAX_STREAM_MEMORY_BYTES;
+    if (get_int(l, root, "", "max_stream_memory_bytes", 0, (long)STREAM_BUF_MAX, 1L << 40, &v) > 0)
+        cfg->max_stream_memory_bytes = (size_t)v;
     load_admin(l, root);
 
     load_log(l, root);

@@ -4,10 +4,54 @@
 #include "cost.h"
 #include "log.h"
 #include "metrics.h"
+#include "util.h"
 
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Bytes held by the output buffers of every open stream (allocated, so what
+ * RSS pays), against the config's max_stream_memory_bytes. Loop thread,
+ * but read by ex_stream_memory() from anywhere. */
+static size_t stream_bytes;
+/* Slow streams cut at the cap since the last note in the log. Loop thread. */
+static unsigned long stream_cuts;
+static uint64_t stream_cut_note_us;
+
+size_t ex_stream_memory(void)
+{
+    return __atomic_load_n(&stream_bytes, __ATOMIC_RELAXED);
+}
+
+/* Count out's allocation into stream_bytes. Called with mu held. */
+static void account_out_locked(struct exchange *ex)
+{
+    size_t now = ex->out.data ? ex->out.cap + 1 : 0;
+
+    if (now >= ex->out_accounted)
+        __atomic_add_fetch(&stream_bytes, now - ex->out_accounted, __ATOMIC_RELAXED);
+    else
+        __atomic_sub_fetch(&stream_bytes, ex->out_accounted - now, __ATOMIC_RELAXED);
+    ex->out_accounted = now;
+}
+
+/* A stream was cut at the memory cap: counted, and logged at most once a
+ * second (a burst of cuts is one line). */
+static void note_stream_cut(const struct exchange *ex)
+{
+    uint64_t now = now_us();
+
+    metrics_limited(ex->key ? ex->key->name : NULL, "stream_memory");
+    stream_cuts++;
+    if (now - stream_cut_note_us >= 1000000u) {
+        log_msg(LOG_WARN,
+                "max_stream_memory_bytes (%zu) reached: %lu slow stream(s) ended with "
+                "client_too_slow; the last was %s",
+                ex->cfg->max_stream_memory_bytes, stream_cuts, ex->request_id);
+        stream_cuts = 0;
+        stream_cut_note_us = now;
+    }
+}
 
 struct exchange *ex_new(struct MHD_Connection *conn, size_t max_body)
 {
@@ -118,6 +162,7 @@ void ex_unref(struct exchange *ex)
     if (ex->cfg)
         config_unref(ex->cfg);
     cache_unref(ex->cache);
+    __atomic_sub_fetch(&stream_bytes, ex->out_accounted, __ATOMIC_RELAXED);
     buf_free(&ex->out);
     buf_free(&ex->in);
     buf_free(&ex->meta.stages);
@@ -214,17 +259,30 @@ void ex_stream_begin(struct exchange *ex)
 
 int ex_stream_write(struct exchange *ex, const char *p, size_t n)
 {
+    size_t max = ex->cfg ? ex->cfg->max_stream_memory_bytes : SIZE_MAX;
     int r;
 
     pthread_mutex_lock(&ex->mu);
     sl_assert(ex->state == EX_STREAMING);
     if (ex->out_off > 0) {
         /* Drop what the worker already took, so the cap counts only what is
-         * still waiting for the client. */
+         * still waiting for the client; a drained buffer that grew for a
+         * burst gives its memory back. */
         buf_consume(&ex->out, ex->out_off);
         ex->out_off = 0;
+        if (ex->out.len == 0 && ex->out.cap > STREAM_KEEP_BYTES)
+            buf_free(&ex->out);
     }
-    r = buf_append(&ex->out, p, n);
+    /* All streams together are over their cap: the ones whose clients are
+     * behind give way, those keeping up go on. */
+    if (n > max - (max < ex_stream_memory() ? max : ex_stream_memory()) &&
+        ex->out.len >= STREAM_KEEP_BYTES) {
+        r = EX_STREAM_MEMORY_FULL;
+        note_stream_cut(ex);
+    } else {
+        r = buf_append(&ex->out, p, n);
+    }
+    account_out_locked(ex);
     if (r == 0)
         wake_locked(ex);
     pthread_mutex_unlock(&ex->mu);

@@ -477,13 +477,53 @@ static int read_choices(struct jscan *js, const struct jtok *v, enum endpoint ep
     return e;
 }
 
+/* An "error" member: a string, or an object whose "message" is one. Its
+ * text (valid UTF-8, cut to fit) goes in r->error. Null is no error. */
+static int read_error(struct jscan *js, const struct jtok *v, struct reply *r)
+{
+    struct jtok k, n;
+    const char *msg = NULL;
+    struct buf scratch;
+    size_t len = 0;
+    int m;
+
+    if (v->type == JT_NULL)
+        return 0;
+    r->is_error = 1;
+    buf_init(&scratch, CONTENT_MAX);
+    if (v->type == JT_STRING) {
+        msg = jtok_view(v, &scratch, &len);
+        m = 0;
+    } else if (v->type == JT_OBJECT) {
+        while ((m = jscan_member(js, &k)) == 1) {
+            if (jscan_value(js, &n) < 0) {
+                m = -1;
+                break;
+            }
+            if (n.type == JT_STRING && jtok_eq(&k, "message")) {
+                buf_reset(&scratch);
+                msg = jtok_view(&n, &scratch, &len);
+            } else if (jscan_skip(js, &n) < 0) {
+                m = -1;
+                break;
+            }
+        }
+    } else {
+        m = jscan_skip(js, v);
+    }
+    if (m == 0 && msg)
+        utf8_copy(r->error, sizeof(r->error), msg, len);
+    buf_free(&scratch);
+    return m;
+}
+
 int provider_parse_response(enum endpoint ep, const char *body, size_t len, struct reply *r)
 {
     struct usage_read u = {0}; /* the last usage: each read replaces it */
     struct jscan js;
     struct jtok t, k, v;
     struct buf tmp;
-    int m = -1;
+    int m = -1, answer = 0;
 
     buf_init(&tmp, CONTENT_MAX);
     jscan_init(&js, body, len);
@@ -497,8 +537,12 @@ int provider_parse_response(enum endpoint ep, const char *body, size_t len, stru
         if (jtok_eq(&k, "usage")) {
             rc = read_usage(&js, &v, &u);
         } else if (ep != EP_EMBEDDINGS && jtok_eq(&k, "choices")) {
+            answer = v.type == JT_ARRAY;
             rc = read_choices(&js, &v, ep, r, &tmp);
+        } else if (jtok_eq(&k, "error")) {
+            rc = read_error(&js, &v, r);
         } else {
+            answer |= ep == EP_EMBEDDINGS && jtok_eq(&k, "data") && v.type == JT_ARRAY;
             rc = jscan_skip(&js, &v);
         }
         if (rc < 0)
@@ -506,8 +550,21 @@ int provider_parse_response(enum endpoint ep, const char *body, size_t len, stru
     }
     if (m < 0 || jscan_end(&js) < 0)
         goto bad;
-    commit_usage(&u, r);
     buf_free(&tmp);
+    if (r->is_error && !answer) {
+        /* A 200 whose body is an error object is a failure, not an answer
+         * (some OpenAI-compatible servers and proxies send them). */
+        char msg[sizeof(r->error)];
+
+        memcpy(msg, r->error, sizeof(msg));
+        reply_free(r);
+        reply_init(r);
+        r->is_error = 1;
+        memcpy(r->error, msg, sizeof(msg));
+        return PROVIDER_ERROR_ANSWER;
+    }
+    r->is_error = 0;
+    commit_usage(&u, r);
     return 0;
 bad:
     buf_free(&tmp);
