@@ -13,6 +13,7 @@
 #include "exchange.h"
 #include "log.h"
 #include "loop.h"
+#include "mhd_errors.h"
 #include "server.h"
 #include "util.h"
 
@@ -36,6 +37,9 @@
  * every byte of it is resident: it is the largest per-connection cost, and
  * 5,000 open streams pay it 5,000 times. */
 #define CONNECTION_MEMORY_EXTRA (2u * 1024u)
+
+/* A stalled body is closed this long after its deadline. */
+#define BODY_REAP_GRACE_US 1000000u
 
 enum phase {
     PH_BODY,    /* reading the request body */
@@ -765,8 +769,11 @@ void http_reap_slow_clients(void)
     struct config *cfg = config_current();
     int headers = 0, body = 0;
 
+    /* A body that is late when a piece of it arrives gets a 408 from
+     * access_cb; the grace lets that happen before the socket is shut. */
     if (deadline_reap(now_us(), (uint64_t)cfg->client_header_timeout_s * 1000000u,
-                      (uint64_t)cfg->client_body_timeout_s * 1000000u, &headers, &body) > 0) {
+                      (uint64_t)cfg->client_body_timeout_s * 1000000u + BODY_REAP_GRACE_US,
+                      &headers, &body) > 0) {
         for (int i = 0; i < headers; i++)
             metrics_limited(NULL, "client_header_timeout");
         for (int i = 0; i < body; i++)
@@ -1005,6 +1012,7 @@ int http_start(const struct config *cfg, const char *listen)
         workers = sysconf(_SC_NPROCESSORS_ONLN);
     if (workers <= 0)
         workers = 1;
+    mhd_errors_init();
     daemon_ = start_daemon(cfg, listen, workers, NULL, &bound_port);
     if (daemon_ == NULL)
         return -1;
