@@ -235,33 +235,6 @@ void otlp_raw(struct otlp *w, const void *p, size_t n)
 
 /* ---- UTF-8 ---- */
 
-/* The length of the valid UTF-8 character at p (n bytes left), or 0 when
- * the bytes there are not one (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF). */
-static size_t utf8_char(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        return n >= 2 && (p[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        unsigned char lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-
-        return n >= 3 && p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 ? 3 : 0;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        unsigned char lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-
-        return n >= 4 && p[1] >= lo && p[1] <= hi && (p[2] & 0xc0) == 0x80 &&
-                       (p[3] & 0xc0) == 0x80
-                   ? 4
-                   : 0;
-    }
-    return 0;
-}
-
 size_t otlp_utf8_span(const char *s, size_t n, size_t max, int *clean)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -278,7 +251,7 @@ size_t otlp_utf8_span(const char *s, size_t n, size_t max, int *clean)
             i++;
             continue;
         }
-        k = utf8_char(p + i, n - i);
+        k = utf8_seq(p + i, n - i);
         if (k == 0) {
             *clean = 0;
             return 0;
@@ -292,7 +265,7 @@ size_t otlp_utf8_span(const char *s, size_t n, size_t max, int *clean)
 
 /* Is p[0..n) the start of a character that was cut off: a lead byte that
  * wants more bytes than there are, followed only by continuation bytes? */
-static int utf8_cut(const unsigned char *p, size_t n)
+static int utf8_cut_off(const unsigned char *p, size_t n)
 {
     size_t want = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
                   : p[0] >= 0xe0 && p[0] <= 0xef ? 3
@@ -314,11 +287,11 @@ size_t otlp_utf8_clean(const char *s, size_t n, char *out, size_t max)
     size_t i = 0, o = 0;
 
     while (i < n) {
-        size_t k = utf8_char(p + i, n - i);
+        size_t k = utf8_seq(p + i, n - i);
         const char *src = s + i;
         size_t len = k;
 
-        if (k == 0 && utf8_cut(p + i, n - i))
+        if (k == 0 && utf8_cut_off(p + i, n - i))
             break; /* text cut mid-character upstream: end before it */
         if (k == 0) {
             src = repl;

@@ -34,16 +34,12 @@ static struct {
 void stats_request(const struct exchange *ex)
 {
     struct record r = {0}, old;
-    struct buf b;
 
     if (!ex->is_api || ex->cfg == NULL || ex->cfg->admin.listen == NULL)
         return;
-    buf_init(&b, STATS_RECORD_MAX_BYTES);
-    if (log_request_json(ex, &b) < 0) {
-        buf_free(&b);
+    r.json = ex_log_record(ex, &r.len);
+    if (r.json == NULL)
         return;
-    }
-    r.json = buf_steal(&b, &r.len);
     if (ex->cfg->otel.capture_content && ex->ri.body) {
         char *q = request_query_text(&ex->ri);
 
