@@ -88,6 +88,22 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+/* The otel block; header values may be credentials (headers_env). */
+static json_t *otel_json(const struct otel_conf *oc)
+{
+    json_t *h;
+
+    if (oc->endpoint == NULL)
+        return json_null();
+    h = json_object();
+    for (size_t i = 0; i < oc->nheaders; i++)
+        json_object_set_new(h, oc->headers[i].name, json_string(REDACTED));
+    return json_pack("{s:s, s:o, s:s, s:f, s:b, s:I, s:I}", "endpoint", oc->endpoint, "headers", h,
+                     "service_name", oc->service_name, "sample_ratio", oc->sample_ratio,
+                     "capture_content", oc->capture_content, "timeout_ms",
+                     (json_int_t)oc->timeout_ms, "max_queue", (json_int_t)oc->max_queue);
+}
+
 static json_t *provider_json(const struct provider *p)
 {
     json_t *o = json_object(), *h = json_object();
@@ -175,6 +191,7 @@ json_t *admin_config_json(const struct config *cfg)
                         cfg->trace.path ? json_pack("{s:s, s:b}", "path", cfg->trace.path,
                                                     "include_content", cfg->trace.include_content)
                                         : json_null());
+    json_object_set_new(o, "otel", otel_json(&cfg->otel));
     a = json_array();
     for (size_t i = 0; i < cfg->nproviders; i++)
         json_array_append_new(a, provider_json(&cfg->providers[i]));

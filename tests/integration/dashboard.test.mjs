@@ -8,9 +8,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import { existsSync, writeFileSync, copyFileSync, readFileSync } from 'node:fs';
+import { existsSync, copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startMock, startGateway, tmpDir, waitFor, SLOW } from './helpers.mjs';
+import { startMock, startGateway, learnedWeights, tmpDir, waitFor, SLOW } from './helpers.mjs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ADMIN_KEY = 'admin-secret-for-the-dashboard';
@@ -22,12 +22,7 @@ let gw;
 let collector; // takes the traces, so the page shows the exporter at work
 let lastRequestId;
 
-function weights(name, bias) {
-  const f = join(dir, `${name}.w`);
-  writeFileSync(f, `sluice-learned 1\nmodel=${name}\nbits=8\nword_ngrams=1-2\nchar_ngrams=3-5\n`
-    + `query_tail=100\nanswer_head=100\nfeatures=meta\nbias=${bias}\nnonzero=0\nweights\nend\n`);
-  return f;
-}
+const weights = (name, bias) => learnedWeights(dir, name, bias);
 
 before(async () => {
   mock = await startMock();
@@ -150,6 +145,10 @@ test('/ui and /admin/stats need the admin key; a browser is asked for it (Basic)
   const j = await st.json();
   assert.ok(j.metrics.sluice_requests_total);
   assert.ok(Array.isArray(j.recent));
+  // The effective config shows the otel block, header values redacted.
+  const cfg = await (await fetch(`${gw.adminUrl}/admin/config`, { headers: { Authorization: `Bearer ${ADMIN_KEY}` } })).json();
+  assert.match(cfg.otel.endpoint, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(cfg.otel.sample_ratio, 1);
   // The public listener has no dashboard.
   assert.equal((await fetch(`${gw.url}/ui`)).status, 404);
 });

@@ -9,9 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { startMock, startGateway, tmpDir, waitFor, freePort, sleep, SLOW, SANITIZED } from './helpers.mjs';
+import { startMock, startGateway, learnedWeights, tmpDir, waitFor, freePort, sleep, SLOW, SANITIZED } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const root = require('@opentelemetry/otlp-transformer/build/src/generated/root.js');
@@ -86,12 +84,7 @@ function startReceiver() {
   });
 }
 
-function weights(name, bias) {
-  const f = join(dir, `${name}.w`);
-  writeFileSync(f, `sluice-learned 1\nmodel=${name}\nbits=8\nword_ngrams=1-2\nchar_ngrams=3-5\n`
-    + `query_tail=100\nanswer_head=100\nfeatures=meta\nbias=${bias}\nnonzero=0\nweights\nend\n`);
-  return f;
-}
+const weights = (name, bias) => learnedWeights(dir, name, bias);
 
 function conf(endpoint, extraOtel = '') {
   return `
