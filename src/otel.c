@@ -24,7 +24,7 @@ struct otel_trace {
     int sampled;
     int capture; /* capture_content */
     char *tracestate;
-    int64_t wall0_ns; /* the request's start, wall clock ... */
+    int64_t wall0_ns;  /* the request's start, wall clock ... */
     uint64_t mono0_us; /* ... and monotonic */
     int has_saving;
     double saving;
@@ -510,8 +510,8 @@ static const char *operation_name(int ep)
  * sets itself. Made once per request. */
 static const char *invocation_params(struct otel_trace *t, const struct exchange *ex)
 {
-    static const char *const drop[] = {"messages", "prompt", "input",          "tools",
-                                       "functions", "model", "stream_options", "user"};
+    static const char *const drop[] = {"messages",  "prompt", "input",          "tools",
+                                       "functions", "model",  "stream_options", "user"};
     json_t *params, *v;
     const char *k;
 
@@ -528,8 +528,8 @@ static const char *invocation_params(struct otel_trace *t, const struct exchange
             json_object_set(params, k, v);
     }
     /* Nothing but content and routing (the common case): no attribute. */
-    t->params = json_object_size(params) ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS)
-                                          : xstrdup("");
+    t->params =
+        json_object_size(params) ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("");
     json_decref(params);
     if (t->params == NULL)
         sl_panic("json_dumps: out of memory");

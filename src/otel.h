@@ -69,11 +69,11 @@ struct otel_call_info {
     int stage;                 /* the route's stage index */
     int ep;                    /* enum endpoint */
     int stream;
-    long status;              /* HTTP status, 0 = none */
-    const char *error;        /* why it failed, or NULL */
-    const char *error_type;   /* a short class for error.type, or NULL */
-    int retry;                /* 0 for the first try, n for the n-th retry */
-    int will_retry;           /* the call failed and is tried again */
+    long status;               /* HTTP status, 0 = none */
+    const char *error;         /* why it failed, or NULL */
+    const char *error_type;    /* a short class for error.type, or NULL */
+    int retry;                 /* 0 for the first try, n for the n-th retry */
+    int will_retry;            /* the call failed and is tried again */
     const struct reply *reply; /* what came back (may be empty) */
 };
 

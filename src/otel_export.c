@@ -26,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-#define OTEL_BATCH_DELAY_MS 1000   /* a quiet gateway's spans wait at most this */
+#define OTEL_BATCH_DELAY_MS 1000 /* a quiet gateway's spans wait at most this */
 #define OTEL_LOG_INTERVAL_US (10u * 1000000u)
 #define OTEL_ERR_MAX 200
 

@@ -34,12 +34,12 @@ void otel_export_drop_too_large(int nspans);
 
 /* Totals since start, for /admin/stats. */
 struct otel_export_stats {
-    uint64_t exported;   /* spans the collector accepted */
-    uint64_t dropped;    /* spans dropped: queue full */
-    uint64_t failed;     /* spans in exports that failed */
-    uint64_t too_large;  /* spans of traces over the cap */
-    uint64_t queued;     /* spans waiting now */
-    uint64_t exports;    /* export requests made */
+    uint64_t exported;  /* spans the collector accepted */
+    uint64_t dropped;   /* spans dropped: queue full */
+    uint64_t failed;    /* spans in exports that failed */
+    uint64_t too_large; /* spans of traces over the cap */
+    uint64_t queued;    /* spans waiting now */
+    uint64_t exports;   /* export requests made */
 };
 void otel_export_stats(struct otel_export_stats *out);
 

@@ -334,8 +334,8 @@ void otlp_str(struct otlp *w, unsigned field, const char *s, size_t n, size_t ma
 /* Append one KeyValue, field `field`: the key, and an AnyValue of one
  * field whose header (tag, and length for a string) is hdr[0..hlen) and
  * whose bytes are val[0..vlen). Written in place, in one go. */
-static void put_kv(struct otlp *w, unsigned field, const char *key, size_t klen,
-                   const uint8_t *hdr, size_t hlen, const void *val, size_t vlen)
+static void put_kv(struct otlp *w, unsigned field, const char *key, size_t klen, const uint8_t *hdr,
+                   size_t hlen, const void *val, size_t vlen)
 {
     size_t anylen = hlen + vlen;
     size_t kvlen = 1 + varint_size(klen) + klen + 1 + varint_size(anylen) + anylen;
@@ -445,9 +445,9 @@ void otlp_attr_strs(struct otlp *w, unsigned field, const char *key, const char 
         size_t len = strlen(v[0]), keep = otlp_utf8_span(v[0], len, max, &clean);
 
         if (clean && keep < 100) {
-            uint8_t hdr[6] = {ANY_ARRAY << 3 | WIRE_LEN, (uint8_t)(keep + 4),
+            uint8_t hdr[6] = {ANY_ARRAY << 3 | WIRE_LEN,    (uint8_t)(keep + 4),
                               ARRAY_VALUES << 3 | WIRE_LEN, (uint8_t)(keep + 2),
-                              ANY_STRING << 3 | WIRE_LEN, (uint8_t)keep};
+                              ANY_STRING << 3 | WIRE_LEN,   (uint8_t)keep};
 
             put_kv(w, field, key, strlen(key), hdr, sizeof(hdr), v[0], keep);
             return;

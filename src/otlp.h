@@ -6,9 +6,9 @@
  * (number << 3 | wire type) and then a varint, 8 fixed bytes, or a varint
  * length and that many bytes. The only hard part is that a nested message is
  * preceded by its length: otlp_open() writes the tag and notes where the
- * message starts, and otlp_close() writes the length in once it is known. So a span is written in one pass, with no message tree and
- * no allocation but its buffer's. (One byte is kept for the length at the
- * start, so only messages of 128 bytes or more are moved.)
+ * message starts, and otlp_close() writes the length in once it is known. So a span is written in
+ * one pass, with no message tree and no allocation but its buffer's. (One byte is kept for the
+ * length at the start, so only messages of 128 bytes or more are moved.)
  *
  * Errors are sticky: every append is checked, and the first one that fails
  * (the buffer's cap, caps.h) marks the writer failed; later calls do

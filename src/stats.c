@@ -137,10 +137,10 @@ static json_t *otel_json(const struct config *cfg)
 
     otel_export_stats(&st);
     return json_pack("{s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:I}", "enabled",
-                     cfg->otel.endpoint != NULL, "sample_ratio", cfg->otel.sample_ratio,
-                     "exported", (json_int_t)st.exported, "dropped", (json_int_t)st.dropped,
-                     "failed", (json_int_t)st.failed, "too_large", (json_int_t)st.too_large,
-                     "queued", (json_int_t)st.queued, "exports", (json_int_t)st.exports);
+                     cfg->otel.endpoint != NULL, "sample_ratio", cfg->otel.sample_ratio, "exported",
+                     (json_int_t)st.exported, "dropped", (json_int_t)st.dropped, "failed",
+                     (json_int_t)st.failed, "too_large", (json_int_t)st.too_large, "queued",
+                     (json_int_t)st.queued, "exports", (json_int_t)st.exports);
 }
 
 json_t *stats_json(const struct config *cfg)

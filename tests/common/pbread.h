@@ -14,8 +14,8 @@ struct pb {
 
 struct pb_field {
     unsigned num;
-    unsigned type;   /* 0 varint, 1 fixed64, 2 bytes, 5 fixed32 */
-    uint64_t v;      /* varint or fixed value */
+    unsigned type;       /* 0 varint, 1 fixed64, 2 bytes, 5 fixed32 */
+    uint64_t v;          /* varint or fixed value */
     const uint8_t *data; /* type 2 */
     size_t len;
 };

@@ -26,18 +26,35 @@ enum kind { K_REQ, K_RS, K_RES, K_SS, K_SCOPE, K_SPAN, K_KV, K_ANY, K_ARR, K_EVE
 static int nested(enum kind k, unsigned num, enum kind *sub)
 {
     switch (k) {
-    case K_REQ: *sub = K_RS; return num == 1;
-    case K_RS: *sub = num == 1 ? K_RES : K_SS; return num == 1 || num == 2;
-    case K_RES: *sub = K_KV; return num == 1;
-    case K_SS: *sub = num == 1 ? K_SCOPE : K_SPAN; return num == 1 || num == 2;
+    case K_REQ:
+        *sub = K_RS;
+        return num == 1;
+    case K_RS:
+        *sub = num == 1 ? K_RES : K_SS;
+        return num == 1 || num == 2;
+    case K_RES:
+        *sub = K_KV;
+        return num == 1;
+    case K_SS:
+        *sub = num == 1 ? K_SCOPE : K_SPAN;
+        return num == 1 || num == 2;
     case K_SPAN:
         *sub = num == 9 ? K_KV : num == 11 ? K_EVENT : K_STATUS;
         return num == 9 || num == 11 || num == 15;
-    case K_KV: *sub = K_ANY; return num == 2;
-    case K_ANY: *sub = K_ARR; return num == 5;
-    case K_ARR: *sub = K_ANY; return num == 1;
-    case K_EVENT: *sub = K_KV; return num == 3;
-    default: return 0;
+    case K_KV:
+        *sub = K_ANY;
+        return num == 2;
+    case K_ANY:
+        *sub = K_ARR;
+        return num == 5;
+    case K_ARR:
+        *sub = K_ANY;
+        return num == 1;
+    case K_EVENT:
+        *sub = K_KV;
+        return num == 3;
+    default:
+        return 0;
     }
 }
 

@@ -38,7 +38,8 @@ static void test_traceparent(void **state)
     assert_string_equal(out, ok);
     /* A later version's extra fields are allowed, after a dash. */
     assert_int_equal(
-        otel_traceparent_parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-what", &c), 0);
+        otel_traceparent_parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-what", &c),
+        0);
     assert_int_equal(c.flags, 0);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(otel_traceparent_parse(bad[i], &c), -1);
@@ -87,7 +88,8 @@ static int spans_named(const struct otlp *w, const char *name, struct pb_field *
 
         assert_int_equal(f.num, OTLP_SS_SPANS);
         while (pb_next(&s, &g) == 1)
-            if (g.num == OTLP_SPAN_NAME && g.len == strlen(name) && memcmp(g.data, name, g.len) == 0) {
+            if (g.num == OTLP_SPAN_NAME && g.len == strlen(name) &&
+                memcmp(g.data, name, g.len) == 0) {
                 *span = f;
                 n++;
             }
@@ -153,10 +155,19 @@ static void test_span_tree(void **state)
     r.completion_tokens = 5;
     snprintf(r.finish_reason, sizeof(r.finish_reason), "stop");
     {
-        struct otel_call_info ci = {.model = &cfg->models[0], .role = "answer", .stage = 0,
-                                    .ep = EP_CHAT, .status = 200, .reply = &r};
-        struct otel_verdict v = {.stage = 0, .model = "m", .scorer = "rules", .has_score = 1,
-                                 .score = 1.0, .threshold = 1.0, .decision = "accept",
+        struct otel_call_info ci = {.model = &cfg->models[0],
+                                    .role = "answer",
+                                    .stage = 0,
+                                    .ep = EP_CHAT,
+                                    .status = 200,
+                                    .reply = &r};
+        struct otel_verdict v = {.stage = 0,
+                                 .model = "m",
+                                 .scorer = "rules",
+                                 .has_score = 1,
+                                 .score = 1.0,
+                                 .threshold = 1.0,
+                                 .decision = "accept",
                                  .t0_us = now_us()};
 
         otel_call_end(ex, &oc, &ci);
@@ -221,16 +232,18 @@ static void test_config(void **state)
     struct config *cfg;
     static const char base[] =
         "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://x/v1\"; } );\n"
-        "models = ( { name = \"m\"; provider = \"p\"; input_per_mtok = 1.0; output_per_mtok = 1.0; } "
+        "models = ( { name = \"m\"; provider = \"p\"; input_per_mtok = 1.0; output_per_mtok = 1.0; "
+        "} "
         ");\n";
     char *text;
 
     (void)state;
     setenv("TEST_OTEL_KEY", "secret-value", 1);
-    text = xasprintf("%sotel = { endpoint = \"https://api.smith.langchain.com/otel/\"; headers = { "
-                     "Langsmith-Project = \"p1\"; }; headers_env = { x-api-key = \"TEST_OTEL_KEY\"; "
-                     "x-unset = \"TEST_OTEL_UNSET\"; }; };\n",
-                     base);
+    text =
+        xasprintf("%sotel = { endpoint = \"https://api.smith.langchain.com/otel/\"; headers = { "
+                  "Langsmith-Project = \"p1\"; }; headers_env = { x-api-key = \"TEST_OTEL_KEY\"; "
+                  "x-unset = \"TEST_OTEL_UNSET\"; }; };\n",
+                  base);
     cfg = config_load_string(text, "t", &errs);
     free(text);
     assert_non_null(cfg);

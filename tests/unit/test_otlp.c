@@ -171,7 +171,8 @@ static void test_attributes(void **state)
             assert_int_equal(e.num, 1);
             item = pb_of(e.data, e.len);
             assert_int_equal(pb_next(&item, &s), 1);
-            assert_true(s.num == 1 && s.len == strlen(frs[i]) && memcmp(s.data, frs[i], s.len) == 0);
+            assert_true(s.num == 1 && s.len == strlen(frs[i]) &&
+                        memcmp(s.data, frs[i], s.len) == 0);
         }
         assert_int_equal(pb_next(&arr, &e), 0);
     }
@@ -191,10 +192,11 @@ static void test_utf8(void **state)
     assert_int_equal(otlp_utf8_span("abcdef", 6, 4, &clean), 4);
     assert_int_equal(otlp_utf8_span("a\xc5\xbe\xc5\xbe", 5, 4, &clean), 3); /* a ž | ž */
     assert_true(clean);
-    assert_int_equal(otlp_utf8_span("\xe2\x82\xac", 3, 2, &clean), 0);       /* € does not fit */
-    assert_int_equal(otlp_utf8_span("\xf0\x9f\x98\x80", 4, 4, &clean), 4);   /* 😀 */
+    assert_int_equal(otlp_utf8_span("\xe2\x82\xac", 3, 2, &clean), 0);     /* € does not fit */
+    assert_int_equal(otlp_utf8_span("\xf0\x9f\x98\x80", 4, 4, &clean), 4); /* 😀 */
     /* Invalid: overlong, surrogate, too high, stray continuation, cut. */
-    const char *bad[] = {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80", "a\xff", "\xe2\x82"};
+    const char *bad[] = {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                         "\x80",     "a\xff",        "\xe2\x82"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         otlp_utf8_span(bad[i], strlen(bad[i]), 64, &clean);
         assert_false(clean);
@@ -218,7 +220,7 @@ static void test_str_field(void **state)
 
     (void)state;
     otlp_init(&w, 1024);
-    otlp_str(&w, 1, "x\xc3\x28y", 4, 100); /* invalid: cleaned */
+    otlp_str(&w, 1, "x\xc3\x28y", 4, 100);             /* invalid: cleaned */
     otlp_str(&w, 2, "\xc5\xbe\xc5\xbe\xc5\xbe", 6, 5); /* cut to 2 characters */
     assert_false(otlp_failed(&w));
     r = pb_of(w.b.data, w.b.len);
@@ -253,9 +255,9 @@ static void test_cap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_varints),   cmocka_unit_test(test_nesting),
+        cmocka_unit_test(test_varints),    cmocka_unit_test(test_nesting),
         cmocka_unit_test(test_attributes), cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_str_field), cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_str_field),  cmocka_unit_test(test_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

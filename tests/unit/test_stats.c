@@ -15,7 +15,8 @@ static const char CONF[] =
     "admin = { listen = \"127.0.0.1:0\"; };\n"
     "%s\n"
     "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://127.0.0.1:1/v1\"; } );\n"
-    "models = ( { name = \"m\"; provider = \"p\"; input_per_mtok = 1.0; output_per_mtok = 2.0; } );\n"
+    "models = ( { name = \"m\"; provider = \"p\"; input_per_mtok = 1.0; output_per_mtok = 2.0; } "
+    ");\n"
     "routes = ( { name = \"c\"; cascade = ( { model = \"m\"; scorer = \"rules\"; threshold = 1.0; "
     "}, { model = \"m\"; } ); } );\n";
 
@@ -45,7 +46,8 @@ static void request(struct config *cfg, int i)
     snprintf(ex->request_id, sizeof(ex->request_id), "req_%d", i);
     snprintf(ex->method, sizeof(ex->method), "POST");
     snprintf(ex->path, sizeof(ex->path), "/v1/chat/completions");
-    snprintf(body, sizeof(body), "{\"model\":\"c\",\"messages\":[{\"role\":\"user\",\"content\":\"q %d\"}]}", i);
+    snprintf(body, sizeof(body),
+             "{\"model\":\"c\",\"messages\":[{\"role\":\"user\",\"content\":\"q %d\"}]}", i);
     assert_int_equal(request_parse(EP_CHAT, body, strlen(body), &ex->ri, &e), 0);
     stats_request(ex);
     /* The exchange's own unref would record it again: bypass. */
@@ -75,9 +77,9 @@ static void test_ring(void **state)
     assert_null(json_object_get(json_array_get(recent, 0), "prompt"));
     assert_non_null(json_object_get(j, "metrics"));
     assert_false(json_is_true(json_object_get(j, "capture_content")));
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(j, "routes"), 0), "kind")),
-                        "cascade");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "routes"), 0), "kind")),
+        "cascade");
     json_decref(j);
     stats_free();
     config_unref(cfg);
@@ -85,16 +87,17 @@ static void test_ring(void **state)
 
 static void test_prompt_with_capture(void **state)
 {
-    struct config *cfg = load("otel = { endpoint = \"http://127.0.0.1:1\"; capture_content = true; };");
+    struct config *cfg =
+        load("otel = { endpoint = \"http://127.0.0.1:1\"; capture_content = true; };");
     json_t *j;
 
     (void)state;
     stats_free();
     request(cfg, 7);
     j = stats_json(cfg);
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(json_object_get(j, "recent"), 0), "prompt")),
-        "q 7");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(j, "recent"), 0), "prompt")),
+                        "q 7");
     json_decref(j);
     stats_free();
     config_unref(cfg);
@@ -105,7 +108,8 @@ static void test_no_admin_no_ring(void **state)
     struct config_errors errs = {0};
     struct config *cfg = config_load_string(
         "providers = ( { name = \"p\"; type = \"openai\"; base_url = \"http://x/v1\"; } );\n"
-        "models = ( { name = \"c\"; provider = \"p\"; input_per_mtok = 1.0; output_per_mtok = 1.0; } );\n",
+        "models = ( { name = \"c\"; provider = \"p\"; input_per_mtok = 1.0; output_per_mtok = 1.0; "
+        "} );\n",
         "t", &errs);
     json_t *j;
 
