@@ -375,7 +375,9 @@ static int post(CURL **curl, const struct otel_conf *oc, const char *head, size_
     curl_slist_free_all(h);
     free(url);
     if (rc != CURLE_OK) {
-        snprintf(err, OTEL_ERR_MAX, "%s", ebuf[0] ? ebuf : curl_easy_strerror(rc));
+        const char *why = ebuf[0] ? ebuf : curl_easy_strerror(rc);
+
+        snprintf(err, OTEL_ERR_MAX, "%.*s", utf8_prec(why, OTEL_ERR_MAX - 1), why);
         return -1;
     }
     if (status < 200 || status >= 300) {
