@@ -112,10 +112,11 @@ static json_t *routes_json(const struct config *cfg)
 
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const struct route *rt = &cfg->routes[i];
-        json_t *stages = json_array();
+        json_t *stages;
 
         if (rt->implicit)
             continue;
+        stages = json_array();
         for (size_t s = 0; s < rt->nstages; s++) {
             json_t *models = json_array();
 
