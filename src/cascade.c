@@ -177,7 +177,7 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
         buf_puts(s, ":-:");
     }
     buf_puts(s, decision);
-    if (ex->cfg->trace.path == NULL && ex->cfg->trace.redis_url == NULL)
+    if (ex->cfg->trace.path == NULL && !ex->cfg->trace.stream_on)
         return;
     rec.request_id = ex->request_id;
     rec.route = run->route->name;

@@ -260,7 +260,10 @@ static void test_full_schema_loads(void **state)
     assert_string_equal(cfg->trace.path, "traces.jsonl");
     assert_int_equal(cfg->trace.include_content, 1);
     assert_int_equal(cfg->cache.backend, CACHE_REDIS);
-    assert_string_equal(cfg->cache.url, "redis://127.0.0.1:6379/0");
+    /* the old cache.url, alone, is the redis block's url */
+    assert_int_equal(cfg->redis.configured, 1);
+    assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    assert_int_equal(cfg->redis.timeout_ms, 25);
     assert_int_equal(cfg->cache.ttl_s, 3600);
     assert_int_equal(cfg->cache.timeout_ms, 25);
     assert_int_equal(cfg->cache.max_value_bytes, 1048576);
@@ -463,9 +466,11 @@ static void test_missing_required_more(void **state)
     expect_error("", "t.conf:1: models: missing required key");
     assert_int_equal(E.n, 2);
     expect_only(BASE "trace = { include_content = true; };\n",
-                "t.conf:4: trace.path: missing: a trace needs a path, a redis_url, or both");
+                "t.conf:4: trace.path: missing: a trace needs a path, a stream (on the redis "
+                "block's Redis), or both");
     expect_only(BASE "cache = { backend = \"redis\"; };\n",
-                "t.conf:4: cache.url: missing required key");
+                "t.conf:4: cache.backend: backend = \"redis\" uses the redis block: add redis = "
+                "{ url = \"redis://HOST:6379/0\"; }");
     expect_only(BASE "routes = ( { name = \"r\"; cascade = (\n"
                      "  { model = \"m1\"; scorer = \"judge\"; threshold = 0.5; },\n"
                      "  { model = \"m2\"; } ); } );\n",
@@ -545,7 +550,8 @@ static void test_bad_values(void **state)
                 "models = ( { name = \"m\"; provider = \"p\"; } );\n",
                 "t.conf:1: providers.p.base_url: expected an http:// or https:// URL");
     expect_only(BASE "cache = { backend = \"redis\"; url = \"http://127.0.0.1:6379\"; };\n",
-                "t.conf:4: cache.url: expected redis://HOST[:PORT][/DB]");
+                "t.conf:4: cache.url: expected redis://HOST[:PORT][/DB] or "
+                "rediss://HOST[:PORT][/DB]");
     expect_only(
         BASE
         "routes = ( { name = \"r\"; cascade = (\n"
@@ -974,7 +980,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->log.level, LOG_INFO);
     assert_null(cfg->trace.path);
     assert_int_equal(cfg->cache.backend, CACHE_MEMORY);
-    assert_null(cfg->cache.url);
+    assert_int_equal(cfg->redis.configured, 0);
     assert_int_equal(cfg->cache.ttl_s, 3600);
     assert_int_equal(cfg->cache.timeout_ms, 20);
     assert_int_equal(cfg->cache.max_value_bytes, 1 << 20);
