@@ -322,6 +322,10 @@ static void rreq_cb(void *arg, const char *err, struct redisReply *reply)
             /* A master that became a replica: ask the sentinels again. */
             sentinel_refind(r);
         }
+        /* A server that wants a password we do not send, or a user without
+         * the rights: as plain a misconfiguration as a wrong password. */
+        if (strncmp(reply->str, "NOAUTH", 6) == 0 || strncmp(reply->str, "NOPERM", 6) == 0)
+            note_error(r, NULL, rq->node, reply->str);
     }
     if (err) {
         r->st.errors++;

@@ -130,9 +130,11 @@ test('requirepass: AUTH on connect; a wrong password fails open, said in the log
     assert.ok(!bad.output().includes('not-it'), 'not even the wrong password is shown');
     await bad.stop();
 
-    // Without a password at all: NOAUTH on the first command.
+    // Without a password at all: NOAUTH on every command, said once in the log and in /readyz.
     const none = await gateway(`redis = { url = "redis://127.0.0.1:${r.port}/0"; };`);
-    for (let i = 0; i < 2; i++) assert.equal(await chat(none, `noauth ${i} ${Math.random()}`), 'ERROR');
+    for (let i = 0; i < 3; i++) assert.equal(await chat(none, `noauth ${i} ${Math.random()}`), 'ERROR');
+    assert.match((await readyz(none)).redis.error, /NOAUTH/);
+    assert.equal(none.output().match(/NOAUTH/g).length, 1, 'logged once, not per command');
     await none.stop();
   } finally {
     await r.stop();
