@@ -301,8 +301,16 @@ void redis_conn_send(struct redis_conn *c, const char *cmd, size_t len, redis_cb
         cb(arg, "down", NULL);
         return;
     }
-    if (buf_append(&c->out, cmd, len) < 0) {
+    /* Refused before the append: a buffer that goes over its cap fails
+     * whole (util.h), and the commands already in it must still go out. */
+    if (len > c->out.max - c->out.len) {
         cb(arg, "too many commands waiting", NULL);
+        return;
+    }
+    if (buf_append(&c->out, cmd, len) < 0) {
+        /* cannot happen after the check; the queue is lost if it does */
+        cb(arg, "too many commands waiting", NULL);
+        conn_drop(c, "the command buffer failed");
         return;
     }
     rc = rcmd_new(c, cb, arg, 0);
