@@ -73,6 +73,8 @@ async function chat(gw, content) {
 
 /** A miss then a hit through Redis (local_ttl_ms = 0: every hit is Redis's). */
 async function missThenHit(gw, tag) {
+  // connected (TLS handshake, AUTH, SELECT) before the first lookup
+  await waitFor(async () => (await readyz(gw)).redis?.state === 'up', { timeoutMs: 5000, stepMs: 20 });
   const q = `secure ${tag} ${Date.now()} ${Math.random()}`;
   assert.equal(await chat(gw, q), 'MISS');
   await waitFor(async () => (await chat(gw, q)) === 'HIT', { timeoutMs: 5000, stepMs: 50 });
