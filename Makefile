@@ -21,10 +21,13 @@ LDLIBS_ALL := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread $(LDLI
 LDFLAGS_ALL := $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 # Everything but the mains goes in one static library that the binaries, the
-# unit tests and the fuzz harnesses link.
+# unit tests and the fuzz harnesses link. sluice-tune lives in src/tune/ and
+# includes the library's headers from src/.
 MOCK_SRCS := $(wildcard src/mock*.c)
-TUNE_SRCS := $(wildcard src/tune*.c)
-LIB_SRCS := $(filter-out src/main.c $(MOCK_SRCS) $(TUNE_SRCS),$(wildcard src/*.c))
+TUNE_SRCS := src/tune/tune.c src/tune/tune_chain.c src/tune/tune_common.c src/tune/tune_data.c \
+             src/tune/tune_eval.c src/tune/tune_fit.c src/tune/tune_learn.c \
+             src/tune/tune_search.c src/tune/tune_simulate.c src/tune/tune_svg.c
+LIB_SRCS := $(filter-out src/main.c $(MOCK_SRCS),$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libsluice.a
 BINS := $(BUILD)/sluice $(BUILD)/sluice-mock $(BUILD)/sluice-tune
@@ -48,6 +51,8 @@ $(BUILD)/sluice: $(BUILD)/obj/main.o $(LIB)
 
 $(BUILD)/sluice-mock: $(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(TUNE_SRCS:src/%.c=$(BUILD)/obj/%.o): CFLAGS_ALL += -Isrc
 
 $(BUILD)/sluice-tune: $(TUNE_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
@@ -116,7 +121,7 @@ bench: deps all $(BUILD)/bench-scorer $(BUILD)/bench-metrics $(BUILD)/bench-json
 	bench/run.sh
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i src/*.c src/*.h src/tune/*.c src/tune/*.h tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build
