@@ -1,28 +1,24 @@
-/* learned.c - the `learned` scorer: features, scoring, the weights file and
- * training. See learned.h for the gateway's view and learned_train.h for the
- * model and sluice-tune's view.
+/* learned.c - the `learned` scorer as the gateway runs it: the features,
+ * scoring, and reading a weights file. Training and writing weights live in
+ * sluice-tune (src/tune/learned_train.c), which shares the feature walk
+ * through learned_model.h, so an offline score and the gateway's score for
+ * the same (query, answer) are the same double.
  *
- * Scoring and training share one feature walk (struct fwalk): in scoring
- * mode it sums weights as it goes and allocates nothing; in recording mode it
- * appends the same feature indices to a training set. Training rows are
- * scored by replaying the recorded indices in the recorded order, so the
- * offline score and the gateway's score are the same double.
+ * The walk has two modes: scoring sums weights as it goes and allocates
+ * nothing; recording hands each feature to a sink (training).
  */
 #include "learned.h"
-#include "learned_train.h"
+#include "learned_model.h"
 #include "answer.h"
 #include "util.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#define LEARNED_MAX_META 64
-#define LEARNED_MAX_KEY 64
-#define LEARNED_MAX_VALUE 1024
 #define LEARNED_MAX_LINE 4096
 #define LEARNED_CHOICE_MAX 512 /* bytes of an option line that are featurised */
 #define LEARNED_KEY_MAX 64
@@ -35,20 +31,6 @@ enum {
     NS_ANSWER_CHARS,
     NS_CHOICE,
     NS_META,
-};
-
-struct learned_meta {
-    char *key;
-    char *value;
-};
-
-struct learned_model {
-    char *name;
-    struct learned_params p;
-    double bias;
-    float *w; /* 1 << p.bits */
-    struct learned_meta *meta;
-    size_t nmeta;
 };
 
 /* ---- parameters ---- */
@@ -102,6 +84,14 @@ static const struct {
     {LF_META, "meta"},
 };
 
+const char *learned_feature_name(unsigned bit)
+{
+    for (size_t i = 0; i < ARRAY_LEN(feature_names); i++)
+        if (feature_names[i].bit == bit)
+            return feature_names[i].name;
+    return NULL;
+}
+
 /* ---- hashing ---- */
 
 #define FNV_OFFSET 2166136261u
@@ -152,37 +142,6 @@ static inline unsigned char to_lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-/* ---- training storage ---- */
-
-struct fgroup {
-    size_t end; /* one past the group's last entry in the pool */
-    float scale;
-};
-
-/* A featurised text: entries [e0, e1) and groups [g0, g1) of the pools. */
-struct fvec {
-    size_t e0, e1;
-    size_t g0, g1;
-};
-
-struct learned_row {
-    size_t query; /* index into queries */
-    struct fvec v;
-    int label;
-};
-
-struct learned_data {
-    struct learned_params p;
-    uint32_t *ent; /* feature index | sign << 31 */
-    size_t nent, capent, maxent;
-    struct fgroup *grp;
-    size_t ngrp, capgrp;
-    struct fvec *queries;
-    size_t nqueries, capqueries;
-    struct learned_row *rows;
-    size_t nrows, caprows;
-    int full; /* the entry cap was hit during the current add */
-};
 
 /* ---- the feature walk ---- */
 
@@ -195,23 +154,8 @@ struct fwalk {
     double s;   /* the current group's signed sum */
     uint32_t n; /* entries in the current group */
     /* recording mode (w == NULL) */
-    struct learned_data *d;
+    struct learned_sink *sink;
 };
-
-static void data_push_entry(struct learned_data *d, uint32_t e)
-{
-    if (d->nent == d->capent) {
-        if (d->nent >= d->maxent) {
-            d->full = 1;
-            return;
-        }
-        d->capent = d->capent ? d->capent * 2 : 4096;
-        if (d->capent > d->maxent)
-            d->capent = d->maxent;
-        d->ent = xrealloc(d->ent, d->capent * sizeof(*d->ent));
-    }
-    d->ent[d->nent++] = e;
-}
 
 static inline void fw_emit(struct fwalk *fw, uint32_t h)
 {
@@ -226,7 +170,7 @@ static inline void fw_emit(struct fwalk *fw, uint32_t h)
 
         fw->s += neg ? -x : x;
     } else {
-        data_push_entry(fw->d, idx | (neg << 31));
+        fw->sink->emit_cb(fw->sink, idx | (neg << 31));
     }
 }
 
@@ -239,15 +183,7 @@ static void fw_group_end(struct fwalk *fw, float scale)
     if (fw->w) {
         fw->z += fw->s * (double)scale;
     } else {
-        struct learned_data *d = fw->d;
-
-        if (d->ngrp == d->capgrp) {
-            d->capgrp = d->capgrp ? d->capgrp * 2 : 1024;
-            d->grp = xrealloc(d->grp, d->capgrp * sizeof(*d->grp));
-        }
-        d->grp[d->ngrp].end = d->nent;
-        d->grp[d->ngrp].scale = scale;
-        d->ngrp++;
+        fw->sink->group_end_cb(fw->sink, scale);
     }
     fw->s = 0;
     fw->n = 0;
@@ -506,7 +442,7 @@ static void walk_answer(struct fwalk *fw, const char *query, const char *answer,
     }
 }
 
-static double sigmoid(double z)
+double learned_sigmoid(double z)
 {
     if (z > 35)
         z = 35;
@@ -526,12 +462,38 @@ double learned_score(const struct learned_model *m, const char *query, const cha
     fw.z = m->bias;
     walk_query(&fw, query ? query : "");
     walk_answer(&fw, query ? query : "", answer ? answer : "", finish_reason);
-    return sigmoid(fw.z);
+    return learned_sigmoid(fw.z);
+}
+/* A walk in recording mode: every feature goes to the sink. */
+static void walk_record_begin(struct fwalk *fw, const struct learned_params *p,
+                              struct learned_sink *s)
+{
+    memset(fw, 0, sizeof(*fw));
+    fw->p = p;
+    fw->mask = (1u << p->bits) - 1;
+    fw->sink = s;
+}
+
+void learned_walk_query(const struct learned_params *p, const char *query, struct learned_sink *s)
+{
+    struct fwalk fw;
+
+    walk_record_begin(&fw, p, s);
+    walk_query(&fw, query);
+}
+
+void learned_walk_answer(const struct learned_params *p, const char *query, const char *answer,
+                         const char *finish_reason, struct learned_sink *s)
+{
+    struct fwalk fw;
+
+    walk_record_begin(&fw, p, s);
+    walk_answer(&fw, query, answer, finish_reason);
 }
 
 /* ---- model objects ---- */
 
-static struct learned_model *model_new(const struct learned_params *p, const char *name)
+struct learned_model *learned_model_new(const struct learned_params *p, const char *name)
 {
     struct learned_model *m = xcalloc(1, sizeof(*m));
 
@@ -560,25 +522,6 @@ const char *learned_model_name(const struct learned_model *m)
     return m->name;
 }
 
-const struct learned_params *learned_model_params(const struct learned_model *m)
-{
-    return &m->p;
-}
-
-double learned_model_bias(const struct learned_model *m)
-{
-    return m->bias;
-}
-
-size_t learned_model_nonzero(const struct learned_model *m)
-{
-    size_t n = 0, dim = (size_t)1 << m->p.bits;
-
-    for (size_t i = 0; i < dim; i++)
-        n += m->w[i] != 0.0f;
-    return n;
-}
-
 /* The keys the model itself owns; metadata may not use them. */
 static const char *const reserved_keys[] = {
     "model",       "bits",     "word_ngrams", "char_ngrams", "query_tail",
@@ -593,7 +536,7 @@ static int is_reserved_key(const char *k, size_t n)
     return 0;
 }
 
-static int valid_meta_key(const char *k, size_t n)
+static int valid_key(const char *k, size_t n)
 {
     if (n == 0 || n > LEARNED_MAX_KEY)
         return 0;
@@ -603,37 +546,9 @@ static int valid_meta_key(const char *k, size_t n)
     return 1;
 }
 
-/* Store a copy of value with control characters (a newline would break the
- * line format) replaced by spaces, cut at LEARNED_MAX_VALUE bytes. */
-static char *clean_value(const char *v)
+int learned_meta_key_ok(const char *key, size_t n)
 {
-    size_t n = strlen(v);
-    char *c;
-
-    if (n > LEARNED_MAX_VALUE)
-        n = LEARNED_MAX_VALUE;
-    c = xstrndup(v, n);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
-            c[i] = ' ';
-    return c;
-}
-
-void learned_set_meta(struct learned_model *m, const char *key, const char *value)
-{
-    sl_assert(valid_meta_key(key, strlen(key)) && !is_reserved_key(key, strlen(key)));
-    for (size_t i = 0; i < m->nmeta; i++) {
-        if (strcmp(m->meta[i].key, key) == 0) {
-            free(m->meta[i].value);
-            m->meta[i].value = clean_value(value);
-            return;
-        }
-    }
-    sl_assert(m->nmeta < LEARNED_MAX_META);
-    m->meta = xrealloc(m->meta, (m->nmeta + 1) * sizeof(*m->meta));
-    m->meta[m->nmeta].key = xstrdup(key);
-    m->meta[m->nmeta].value = clean_value(value);
-    m->nmeta++;
+    return valid_key(key, n) && !is_reserved_key(key, n);
 }
 
 const char *learned_meta(const struct learned_model *m, const char *key)
@@ -644,77 +559,6 @@ const char *learned_meta(const struct learned_model *m, const char *key)
     return NULL;
 }
 
-/* ---- the weights file ---- */
-
-int learned_format(const struct learned_model *m, struct buf *out)
-{
-    size_t dim = (size_t)1 << m->p.bits;
-    int first = 1;
-    int r = 0;
-
-    r |= buf_printf(out, "%s %d\n", LEARNED_MAGIC, LEARNED_VERSION);
-    r |= buf_printf(out, "model=%s\n", m->name);
-    r |= buf_printf(out, "bits=%u\n", m->p.bits);
-    r |= buf_printf(out, "word_ngrams=%u-%u\n", m->p.word_min, m->p.word_max);
-    r |= buf_printf(out, "char_ngrams=%u-%u\n", m->p.char_min, m->p.char_max);
-    r |= buf_printf(out, "query_tail=%u\n", m->p.query_tail);
-    r |= buf_printf(out, "answer_head=%u\n", m->p.answer_head);
-    r |= buf_puts(out, "features=");
-    for (size_t i = 0; i < ARRAY_LEN(feature_names); i++) {
-        if (!(m->p.features & feature_names[i].bit))
-            continue;
-        r |= buf_printf(out, "%s%s", first ? "" : ",", feature_names[i].name);
-        first = 0;
-    }
-    r |= buf_puts(out, "\n");
-    r |= buf_printf(out, "bias=%.17g\n", m->bias);
-    for (size_t i = 0; i < m->nmeta; i++)
-        r |= buf_printf(out, "%s=%s\n", m->meta[i].key, m->meta[i].value);
-    r |= buf_printf(out, "nonzero=%zu\n", learned_model_nonzero(m));
-    r |= buf_puts(out, "weights\n");
-    for (size_t i = 0; i < dim && r == 0; i++)
-        if (m->w[i] != 0.0f)
-            r |= buf_printf(out, "%zu %.9g\n", i, (double)m->w[i]);
-    r |= buf_puts(out, "end\n");
-    return r ? -1 : 0;
-}
-
-int learned_save(const struct learned_model *m, const char *path, char *err, size_t errlen)
-{
-    struct buf b;
-    char *tmp;
-    FILE *f;
-    int ok;
-
-    buf_init(&b, (size_t)LEARNED_MAX_FILE_BYTES);
-    if (learned_format(m, &b) < 0) {
-        snprintf(err, errlen, "%s: weights too large", path);
-        buf_free(&b);
-        return -1;
-    }
-    tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-    f = fopen(tmp, "w");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        free(tmp);
-        buf_free(&b);
-        return -1;
-    }
-    ok = fwrite(b.data, 1, b.len, f) == b.len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        buf_free(&b);
-        return -1;
-    }
-    free(tmp);
-    buf_free(&b);
-    return 0;
-}
-
-/* Parser state: a cursor over [p, end) and the current line number. */
 struct lparse {
     const char *p, *end;
     long line;
@@ -890,7 +734,7 @@ static int parse_header(struct lparse *ps, struct learned_model *m, unsigned lon
         }
         klen = (size_t)(eq - ls);
         v = eq + 1;
-        if (!valid_meta_key(ls, klen)) {
+        if (!valid_key(ls, klen)) {
             perr(ps, "bad key \"%.*s\"", (int)(klen > 64 ? 64 : klen), ls);
             return -1;
         }
@@ -1152,347 +996,4 @@ struct learned_model *learned_load(const char *path, char *err, size_t errlen)
     if (m == NULL)
         snprintf(err, errlen, "%s: %s", path, msg);
     return m;
-}
-
-/* ---- training data ---- */
-
-struct learned_data *learned_data_new(const struct learned_params *p, size_t max_entries)
-{
-    struct learned_data *d = xcalloc(1, sizeof(*d));
-
-    d->p = *p;
-    d->maxent = max_entries ? max_entries : LEARNED_DATA_MAX_ENTRIES;
-    return d;
-}
-
-void learned_data_free(struct learned_data *d)
-{
-    if (d == NULL)
-        return;
-    free(d->ent);
-    free(d->grp);
-    free(d->queries);
-    free(d->rows);
-    free(d);
-}
-
-static void data_walk_begin(struct learned_data *d, struct fwalk *fw, struct fvec *v)
-{
-    memset(fw, 0, sizeof(*fw));
-    fw->p = &d->p;
-    fw->mask = (1u << d->p.bits) - 1;
-    fw->d = d;
-    d->full = 0;
-    v->e0 = d->nent;
-    v->g0 = d->ngrp;
-}
-
-/* Finish a recorded text, or roll it back if the cap was hit. */
-static int data_walk_end(struct learned_data *d, struct fvec *v)
-{
-    if (d->full) {
-        d->nent = v->e0;
-        d->ngrp = v->g0;
-        return -1;
-    }
-    v->e1 = d->nent;
-    v->g1 = d->ngrp;
-    return 0;
-}
-
-long learned_data_add_query(struct learned_data *d, const char *query)
-{
-    struct fwalk fw;
-    struct fvec v;
-
-    data_walk_begin(d, &fw, &v);
-    walk_query(&fw, query);
-    if (data_walk_end(d, &v) < 0)
-        return -1;
-    if (d->nqueries == d->capqueries) {
-        d->capqueries = d->capqueries ? d->capqueries * 2 : 256;
-        d->queries = xrealloc(d->queries, d->capqueries * sizeof(*d->queries));
-    }
-    d->queries[d->nqueries] = v;
-    return (long)d->nqueries++;
-}
-
-long learned_data_add_answer(struct learned_data *d, long qi, const char *query, const char *answer,
-                             const char *finish_reason, int label)
-{
-    struct fwalk fw;
-    struct fvec v;
-
-    sl_assert(qi >= 0 && (size_t)qi < d->nqueries);
-    data_walk_begin(d, &fw, &v);
-    walk_answer(&fw, query, answer, finish_reason);
-    if (data_walk_end(d, &v) < 0)
-        return -1;
-    if (d->nrows == d->caprows) {
-        d->caprows = d->caprows ? d->caprows * 2 : 1024;
-        d->rows = xrealloc(d->rows, d->caprows * sizeof(*d->rows));
-    }
-    d->rows[d->nrows].query = (size_t)qi;
-    d->rows[d->nrows].v = v;
-    d->rows[d->nrows].label = label ? 1 : 0;
-    return (long)d->nrows++;
-}
-
-size_t learned_data_rows(const struct learned_data *d)
-{
-    return d->nrows;
-}
-
-int learned_data_label(const struct learned_data *d, size_t row)
-{
-    sl_assert(row < d->nrows);
-    return d->rows[row].label;
-}
-
-/* Replay a recorded text against float weights, as learned_score does. */
-static double fvec_dot(const struct learned_data *d, const struct fvec *v, const float *w, double z)
-{
-    size_t e = v->e0;
-
-    for (size_t g = v->g0; g < v->g1; g++) {
-        double s = 0;
-
-        for (; e < d->grp[g].end; e++) {
-            uint32_t x = d->ent[e];
-            double wi = w[x & 0x7fffffffu];
-
-            s += (x >> 31) ? -wi : wi;
-        }
-        z += s * (double)d->grp[g].scale;
-    }
-    return z;
-}
-
-double learned_score_row(const struct learned_model *m, const struct learned_data *d, size_t row)
-{
-    const struct learned_row *r;
-    double z;
-
-    sl_assert(row < d->nrows && m->p.bits == d->p.bits);
-    r = &d->rows[row];
-    z = fvec_dot(d, &d->queries[r->query], m->w, m->bias);
-    z = fvec_dot(d, &r->v, m->w, z);
-    return sigmoid(z);
-}
-
-/* ---- training ---- */
-
-void learned_train_opts_default(struct learned_train_opts *o)
-{
-    o->l2 = 1e-2;
-    o->eta = 0.1;
-    o->epochs = 8;
-    o->seed = 1;
-}
-
-/* splitmix64: a tiny, well-mixed generator; all we need for shuffling. */
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Trainer state: double weights and AdaGrad's squared-gradient sums. */
-struct trainer {
-    const struct learned_data *d;
-    double *w;
-    double *g2;
-    double bias, bias_g2;
-    const struct learned_train_opts *o;
-};
-
-static double trainer_dot(const struct trainer *t, const struct fvec *v, double z)
-{
-    const struct learned_data *d = t->d;
-    size_t e = v->e0;
-
-    for (size_t g = v->g0; g < v->g1; g++) {
-        double s = 0;
-
-        for (; e < d->grp[g].end; e++) {
-            uint32_t x = d->ent[e];
-            double wi = t->w[x & 0x7fffffffu];
-
-            s += (x >> 31) ? -wi : wi;
-        }
-        z += s * (double)d->grp[g].scale;
-    }
-    return z;
-}
-
-/* One AdaGrad step on every weight the text touches, for the loss
- * gradient g (= p - y) plus the L2 term. The penalty is applied lazily, only
- * to the weights an example touches, as usual for sparse SGD. */
-static void trainer_step(struct trainer *t, const struct fvec *v, double g)
-{
-    const struct learned_data *d = t->d;
-    size_t e = v->e0;
-
-    for (size_t gi = v->g0; gi < v->g1; gi++) {
-        double scale = d->grp[gi].scale;
-
-        for (; e < d->grp[gi].end; e++) {
-            uint32_t x = d->ent[e];
-            uint32_t i = x & 0x7fffffffu;
-            double xi = (x >> 31) ? -scale : scale;
-            double grad = g * xi + t->o->l2 * t->w[i];
-
-            t->g2[i] += grad * grad;
-            t->w[i] -= t->o->eta * grad / (sqrt(t->g2[i]) + 1e-8);
-        }
-    }
-}
-
-/* Rows of one query, trained on together. */
-struct fit_group {
-    size_t first, n; /* into the sorted row list */
-};
-
-struct fit_row {
-    size_t row;
-    double weight;
-};
-
-static int fit_row_cmp(const void *a, const void *b, void *arg)
-{
-    const struct fit_row *x = a, *y = b;
-    const struct learned_data *d = arg;
-    size_t qx = d->rows[x->row].query, qy = d->rows[y->row].query;
-
-    if (qx != qy)
-        return qx < qy ? -1 : 1;
-    return x->row < y->row ? -1 : x->row > y->row;
-}
-
-struct learned_model *learned_fit(const struct learned_data *d, const size_t *rows,
-                                  const double *weight, size_t nrows,
-                                  const struct learned_train_opts *o, const char *model_name)
-{
-    size_t dim = (size_t)1 << d->p.bits;
-    struct trainer t = {d, xcalloc(dim, sizeof(double)), xcalloc(dim, sizeof(double)), 0, 0, o};
-    struct fit_row *fr = xmalloc((nrows ? nrows : 1) * sizeof(*fr));
-    struct fit_group *grp = xmalloc((nrows ? nrows : 1) * sizeof(*grp));
-    double *g = xmalloc((nrows ? nrows : 1) * sizeof(*g));
-    size_t ngrp = 0;
-    struct learned_model *m;
-    uint64_t rng = o->seed;
-    double pos = 0, tot = 0;
-
-    for (size_t i = 0; i < nrows; i++) {
-        fr[i].row = rows[i];
-        fr[i].weight = weight ? weight[i] : 1.0;
-        pos += fr[i].weight * d->rows[rows[i]].label;
-        tot += fr[i].weight;
-    }
-    /* Start the bias at the log-odds of the base rate: the weights then only
-     * have to learn the deviations, which takes fewer epochs. */
-    if (tot > 0)
-        t.bias = log((pos + 0.5) / (tot - pos + 0.5));
-
-    /* Answers to the same query share its features: take them as one
-     * minibatch, so the query's features are read and updated once with the
-     * summed gradient instead of once per answer. */
-    qsort_r(fr, nrows, sizeof(*fr), fit_row_cmp, (void *)d);
-    for (size_t i = 0; i < nrows; i++) {
-        if (i == 0 || d->rows[fr[i].row].query != d->rows[fr[i - 1].row].query) {
-            grp[ngrp].first = i;
-            grp[ngrp].n = 0;
-            ngrp++;
-        }
-        grp[ngrp - 1].n++;
-    }
-
-    for (unsigned ep = 0; ep < o->epochs; ep++) {
-        for (size_t i = ngrp; i > 1; i--) {
-            size_t j = (size_t)(splitmix64(&rng) % i);
-            struct fit_group tmp = grp[i - 1];
-
-            grp[i - 1] = grp[j];
-            grp[j] = tmp;
-        }
-        for (size_t k = 0; k < ngrp; k++) {
-            const struct fvec *qv = &d->queries[d->rows[fr[grp[k].first].row].query];
-            double zq = trainer_dot(&t, qv, 0), gsum = 0;
-
-            for (size_t i = grp[k].first; i < grp[k].first + grp[k].n; i++) {
-                const struct learned_row *r = &d->rows[fr[i].row];
-                double z = trainer_dot(&t, &r->v, t.bias + zq);
-
-                g[i] = fr[i].weight * (sigmoid(z) - r->label);
-                gsum += g[i];
-            }
-            t.bias_g2 += gsum * gsum;
-            t.bias -= o->eta * gsum / (sqrt(t.bias_g2) + 1e-8);
-            trainer_step(&t, qv, gsum);
-            for (size_t i = grp[k].first; i < grp[k].first + grp[k].n; i++)
-                trainer_step(&t, &d->rows[fr[i].row].v, g[i]);
-        }
-    }
-
-    m = model_new(&d->p, model_name);
-    m->bias = t.bias;
-    /* Weights too small to matter would only bloat the file. */
-    for (size_t i = 0; i < dim; i++)
-        m->w[i] = fabs(t.w[i]) < 1e-7 ? 0.0f : (float)t.w[i];
-    free(fr);
-    free(grp);
-    free(g);
-    free(t.w);
-    free(t.g2);
-    return m;
-}
-
-/* ---- evaluation ---- */
-
-struct scored {
-    double s;
-    int y;
-};
-
-static int scored_cmp(const void *a, const void *b)
-{
-    const struct scored *x = a, *y = b;
-
-    if (x->s != y->s)
-        return x->s < y->s ? -1 : 1;
-    return x->y - y->y;
-}
-
-double learned_auc(const double *score, const int *label, size_t n)
-{
-    struct scored *v = xmalloc((n ? n : 1) * sizeof(*v));
-    double rank_sum = 0, npos = 0, nneg;
-    size_t i = 0;
-
-    for (size_t k = 0; k < n; k++) {
-        v[k].s = score[k];
-        v[k].y = label[k] ? 1 : 0;
-        npos += v[k].y;
-    }
-    nneg = (double)n - npos;
-    if (npos == 0 || nneg == 0) {
-        free(v);
-        return 0.5;
-    }
-    qsort(v, n, sizeof(*v), scored_cmp);
-    /* Mann-Whitney: average ranks over ties. */
-    while (i < n) {
-        size_t j = i;
-        double pos_in_tie = 0;
-
-        while (j < n && v[j].s == v[i].s)
-            pos_in_tie += v[j++].y;
-        rank_sum += pos_in_tie * ((double)(i + 1) + (double)j) / 2.0;
-        i = j;
-    }
-    free(v);
-    return (rank_sum - npos * (npos + 1) / 2.0) / (npos * nneg);
 }

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 
 #include "../../src/learned.h"
-#include "../../src/learned_train.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

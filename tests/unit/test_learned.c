@@ -1,4 +1,5 @@
-/* test_learned.c - the `learned` scorer (src/learned.c): training separates
+/* test_learned.c - the `learned` scorer (src/learned.c, and its trainer
+ * src/tune/learned_train.c, included here): training separates
  * a synthetic set, scores are in [0, 1], saving and loading round-trips to
  * the same scores bit for bit, the feature hash is the documented one, and
  * bad weights files are rejected with a message.
@@ -16,7 +17,7 @@
 #include <unistd.h>
 
 #include "../../src/learned.h"
-#include "../../src/learned_train.h"
+#include "../../src/tune/learned_train.c"
 #include "../../src/util.h"
 
 /* A synthetic task: the answer is right when it names the query's colour.
