@@ -27,7 +27,7 @@ MOCK_SRCS := $(wildcard src/mock*.c)
 TUNE_SRCS := src/tune/tune.c src/tune/tune_chain.c src/tune/tune_common.c src/tune/tune_data.c \
              src/tune/tune_eval.c src/tune/tune_fit.c src/tune/tune_learn.c \
              src/tune/tune_search.c src/tune/tune_simulate.c src/tune/tune_svg.c \
-             src/tune/learned_train.c
+             src/tune/tune_select.c src/tune/tune_train.c src/tune/learned_train.c
 LIB_SRCS := $(filter-out src/main.c $(MOCK_SRCS),$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libsluice.a

@@ -26,8 +26,28 @@ int learned_save(const struct learned_model *m, const char *path, char *err, siz
 void learned_set_meta(struct learned_model *m, const char *key, const char *value);
 const struct learned_params *learned_model_params(const struct learned_model *m);
 double learned_model_bias(const struct learned_model *m);
-/* Number of non-zero weights. */
+/* Fold 0's text bias; the number of non-zero text weights, all folds. */
 size_t learned_model_nonzero(const struct learned_model *m);
+
+/* A deployable model of nfolds folds (learned_model.h): the scorer of
+ * model `name` reading the answers of npeers peers (names comma-separated),
+ * with a head over the inputs head_in[0..nhead) (nhead 0: none). Its folds
+ * are empty until learned_set_fold. Caller frees. Borrows everything. */
+struct learned_model *learned_assemble(const char *name, const struct learned_params *p,
+                                       unsigned nfolds, uint64_t fold_seed, const char *peers,
+                                       unsigned npeers, const unsigned char *head_in,
+                                       unsigned nhead);
+/* Fold f of m: the text model `text` (a one-fold model from learned_fit,
+ * copied) and the head's bias and weights (nhead of them). */
+void learned_set_fold(struct learned_model *m, unsigned f, const struct learned_model *text,
+                      double head_bias, const double *head);
+
+/* The head's weights: L2-penalised logistic regression (Newton's method) of
+ * the 0/1 labels y on rows of inputs x (n rows of LI_COUNT, as
+ * learned_inputs() fills them), using inputs in[0..nin). Writes the bias and
+ * nin weights. Deterministic. */
+void learned_head_fit(const double *x, const int *y, size_t n, const unsigned char *in,
+                      unsigned nin, double l2, double *bias, double *w);
 
 /* Featurised examples. Query features are computed once and shared by every
  * answer to that query (sluice-tune scores 11 models' answers to each). */
@@ -67,8 +87,13 @@ struct learned_model *learned_fit(const struct learned_data *d, const size_t *ro
                                   const double *weight, size_t nrows,
                                   const struct learned_train_opts *o, const char *model_name);
 
-/* The score of a featurised row: exactly learned_score() of its texts, with
- * the same floating-point operations in the same order. */
+/* Fold f's text logit of a featurised row: exactly what learned_score()
+ * computes as z_text for its texts, the same floating-point operations in
+ * the same order. */
+double learned_text_z_row(const struct learned_model *m, unsigned f, const struct learned_data *d,
+                          size_t row);
+/* The score of a row under a one-fold model without a head (learned_fit's):
+ * exactly learned_score() of its texts. */
 double learned_score_row(const struct learned_model *m, const struct learned_data *d, size_t row);
 
 /* Area under the ROC curve of scores against 0/1 labels, ties counted half;

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <errno.h>
 
 #define EVAL_BODY_MAX ((size_t)64 << 20) /* one response */
 #define EVAL_HDR_MAX 4096                /* one captured header value */
@@ -37,6 +39,7 @@ enum {
     OPT_CONCURRENCY,
     OPT_TIMEOUT_MS,
     OPT_API_KEY_ENV,
+    OPT_ROUTES,
 };
 
 static const struct option eval_options[] = {
@@ -48,6 +51,7 @@ static const struct option eval_options[] = {
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"api-key-env", required_argument, NULL, OPT_API_KEY_ENV},
+    {"routes", required_argument, NULL, OPT_ROUTES},
     {NULL, 0, NULL, 0},
 };
 
@@ -56,7 +60,8 @@ static void eval_usage(FILE *out)
     fprintf(out,
             "usage: sluice-tune eval --gateway URL --data FILE.jsonl [--data ...]\n"
             "           (--prices prices.json | --config gateway.conf) --route NAME\n"
-            "           [--models m1,m2,...|none] [--chain CHAIN [--weights-dir DIR]]\n"
+            "           [--models m1,m2,...|none] [--chain CHAIN | --routes FILE]\n"
+            "           [--weights-dir DIR]\n"
             "           [--concurrency 8]\n"
             "\n"
             "Send every query of the data through a running sluice, whose provider is\n"
@@ -68,10 +73,13 @@ static void eval_usage(FILE *out)
             "  --gateway URL       the gateway's base URL (http://127.0.0.1:8080); requests\n"
             "                      go to URL/v1/chat/completions\n"
             "  --route NAME        the route under test (the request's \"model\")\n"
-            "  --chain CHAIN       the route's chain, as `simulate --chain` takes it; without\n"
-            "                      it the route is measured but not compared\n"
+            "  --chain CHAIN       the route's chain, as `simulate --chain` takes it\n"
+            "  --routes FILE       or take it from the \"# chain:\" comment fit wrote above\n"
+            "                      the route in FILE (default: ./routes.conf when there is\n"
+            "                      one); with neither, the route is measured, not compared\n"
             "  --weights-dir DIR   the weights files of the chain's learned stages (the\n"
-            "                      directory the gateway's `weights` paths point into)\n"
+            "                      directory the gateway's `weights` paths point into;\n"
+            "                      default with --routes: scorers/ beside FILE)\n"
             "  --models LIST       single models to measure too (default: every model of\n"
             "                      the data that has a price; \"none\": only the route)\n"
             "  --concurrency N     requests in flight (default 8)\n"
@@ -423,7 +431,8 @@ static int eval_run(struct eval *ev, int conc)
 
 /* Simulate the row's chain on all queries, and on each query alone for
  * the per-query comparison. */
-static void row_simulate(const struct tune_data *d, struct eval_row *row, const double *score)
+static void row_simulate(const struct tune_data *d, struct eval_row *row,
+                         const struct tune_scores *score)
 {
     unsigned char *include = xcalloc(d->nq, 1);
 
@@ -650,6 +659,66 @@ static int report(const struct eval *ev, int ref, const char *chain_text, const 
 
 /* ---- main ---- */
 
+#define ROUTES_MAX_BYTES ((size_t)16 << 20)
+
+/* The chain fit wrote for route `name` in a routes.conf: the last
+ * "# chain: ..." comment above the route's `name = "NAME";` line. Returns
+ * it (caller frees), or NULL with the reason on stderr. */
+static char *routes_chain(const char *path, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    char *chain = NULL, *found = NULL;
+    struct buf names;
+    long lineno = 0;
+
+    if (f == NULL) {
+        tune_msg("--routes: %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf_init(&names, 4096);
+    while (fgets(line, sizeof(line), f) && found == NULL) {
+        char *p = line, *q;
+        size_t n = strlen(line);
+
+        lineno++;
+        if ((size_t)lineno * sizeof(line) > ROUTES_MAX_BYTES)
+            break;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, "# chain:", 8) == 0) {
+            free(chain);
+            chain = xstrdup(p + 8 + strspn(p + 8, " "));
+            continue;
+        }
+        if (strncmp(p, "name", 4) != 0)
+            continue;
+        p += 4 + strspn(p + 4, " \t");
+        if (*p != '=')
+            continue;
+        p += 1 + strspn(p + 1, " \t");
+        if (*p != '"' || (q = strchr(p + 1, '"')) == NULL)
+            continue;
+        *q = '\0';
+        if (strcmp(p + 1, name) == 0 && chain)
+            found = xstrdup(chain);
+        else if (buf_printf(&names, "%s%s", names.len ? ", " : "", p + 1) < 0)
+            buf_reset(&names); /* the list is only for the message */
+        free(chain);
+        chain = NULL;
+    }
+    fclose(f);
+    free(chain);
+    if (found == NULL)
+        tune_msg("--routes: %s has no route \"%s\" with a \"# chain:\" comment above it%s%s%s",
+                 path, name, names.len ? " (it has: " : "", names.len ? names.data : "",
+                 names.len ? ")" : "");
+    buf_free(&names);
+    return found;
+}
+
 /* URL/v1/chat/completions, whether URL ends in "/", "/v1" or neither. */
 static char *chat_url(const char *base)
 {
@@ -733,7 +802,9 @@ static int eval_main(int argc, char **argv)
     long conc = 8, timeout_ms = 300000;
     struct tune_data d;
     struct eval ev = {0};
-    double *score = NULL;
+    struct tune_scores scores = {0};
+    const char *routes_file = NULL;
+    char *chain_buf = NULL, *wdir_buf = NULL;
     int c, rc = TUNE_EXIT_FAIL, ref, need_learned = 0;
     int models[64];
     int nmodels;
@@ -783,6 +854,9 @@ static int eval_main(int argc, char **argv)
         case OPT_API_KEY_ENV:
             key_env = optarg;
             break;
+        case OPT_ROUTES:
+            routes_file = optarg;
+            break;
         default:
             eval_usage(stderr);
             return TUNE_EXIT_USAGE;
@@ -800,8 +874,29 @@ static int eval_main(int argc, char **argv)
         fprintf(stderr, "sluice-tune: --api-key-env: %s is not set\n", key_env);
         return TUNE_EXIT_USAGE;
     }
-    if (tune_inputs_load(&in, &d) < 0)
+    /* Without --chain, the route's chain is the "# chain:" comment fit wrote
+     * above it in routes.conf, and its weights are in scorers/ beside it. */
+    if (chain_text == NULL && (routes_file || access("routes.conf", R_OK) == 0)) {
+        if (routes_file == NULL)
+            routes_file = "routes.conf";
+        chain_buf = routes_chain(routes_file, route);
+        if (chain_buf == NULL)
+            return TUNE_EXIT_USAGE;
+        chain_text = chain_buf;
+        if (wdir == NULL) {
+            const char *slash = strrchr(routes_file, '/');
+
+            wdir_buf = slash ? xasprintf("%.*s/scorers", (int)(slash - routes_file), routes_file)
+                             : xstrdup("scorers");
+            wdir = wdir_buf;
+        }
+        tune_msg("route %s: chain from %s: %s", route, routes_file, chain_text);
+    }
+    if (tune_inputs_load(&in, &d) < 0) {
+        free(chain_buf);
+        free(wdir_buf);
         return TUNE_EXIT_FAIL;
+    }
     ev.d = &d;
     buf_init(&out, (size_t)64 << 20);
     nmodels = d.nmodels <= ARRAY_LEN(models) ? pick_models(&d, models_list, models) : -1;
@@ -844,15 +939,12 @@ static int eval_main(int argc, char **argv)
         row->chain.st[0].kind = TS_NONE;
         row->have_chain = 1;
     }
-    if (need_learned) {
-        score = xmalloc(d.nq * d.nmodels * sizeof(*score));
-        if (tune_scores_load(&d, &ev.rows[0].chain, wdir, score) < 0)
-            goto done;
-    }
+    if (need_learned && tune_scores_load(&d, &ev.rows[0].chain, wdir, &scores) < 0)
+        goto done;
     for (size_t i = 0; i < ev.nrows; i++) {
         ev.rows[i].ans = xcalloc(d.nq, sizeof(*ev.rows[i].ans));
         if (ev.rows[i].have_chain)
-            row_simulate(&d, &ev.rows[i], score);
+            row_simulate(&d, &ev.rows[i], &scores);
     }
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -895,7 +987,9 @@ static int eval_main(int argc, char **argv)
 done:
     buf_free(&out);
     rows_free(&ev);
-    free(score);
+    tune_scores_free(&scores);
+    free(chain_buf);
+    free(wdir_buf);
     tune_data_free(&d);
     return rc;
 }

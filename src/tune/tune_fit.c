@@ -1,11 +1,14 @@
 /* tune_fit.c - `sluice-tune fit`: train the learned scorers with k-fold
- * cross-validation, search the chains on the out-of-fold scores, print and
- * write the frontier, the plot, the weights and a gateway.conf routes block.
+ * cross-validation, search the chains on the out-of-fold scores, choose one
+ * chain per budget (tune_select.c), check the choice on data the fit never
+ * saw (the nested check), and print and write the frontier, the plot, the
+ * weights files and a gateway.conf routes block.
  *
- * The chosen chain's numbers on the data it was chosen on are optimistic
- * (the best of ~20M chains is picked on the same queries), so fit also
- * cross-validates the whole selection: for each fold, search on the other
- * folds, pick by the same rule, and run the pick on the held-out fold.
+ * The nested check holds out 20% of the queries (by a hash of the prompt,
+ * independent of the folds), runs the whole fit on the other 80%, deploys
+ * each pick on the 20% exactly as the gateway would score it, and prints
+ * what the fit on the 80% predicted beside what happened: each stage's
+ * acceptance rate, accuracy and cost.
  */
 #include "tune.h"
 
@@ -16,19 +19,28 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define CHECK_SALT 0x6e65737465643230ull /* the nested check's split, apart from the folds */
+#define CHECK_PARTS 5                    /* hold out one part in five: 20% */
+#define CHECK_ACC_PTS 2.0                /* the check agrees within these (issue 14) */
+#define CHECK_COST_PTS 3.0
+
 enum {
     OPT_OUT = TUNE_OPT_FIRST_OWN,
     OPT_BUDGET,
     OPT_TARGET,
+    OPT_ROUTES,
     OPT_MAX_STAGES,
     OPT_THRESHOLDS,
     OPT_NO_LEARNED,
     OPT_NO_AGREE,
     OPT_NO_RULES,
     OPT_MAX_PARTNERS,
+    OPT_MAX_PEERS,
     OPT_ROUTE_NAME,
     OPT_NO_CV,
+    OPT_NO_CHECK,
     OPT_PENALTY,
+    OPT_PERFECT,
 };
 
 static const struct option fit_options[] = {
@@ -36,15 +48,19 @@ static const struct option fit_options[] = {
     {"out", required_argument, NULL, OPT_OUT},
     {"budget", required_argument, NULL, OPT_BUDGET},
     {"target-accuracy", required_argument, NULL, OPT_TARGET},
+    {"routes", required_argument, NULL, OPT_ROUTES},
     {"max-stages", required_argument, NULL, OPT_MAX_STAGES},
     {"thresholds", required_argument, NULL, OPT_THRESHOLDS},
     {"max-partners", required_argument, NULL, OPT_MAX_PARTNERS},
+    {"max-peers", required_argument, NULL, OPT_MAX_PEERS},
     {"no-learned", no_argument, NULL, OPT_NO_LEARNED},
     {"no-agree", no_argument, NULL, OPT_NO_AGREE},
     {"no-rules", no_argument, NULL, OPT_NO_RULES},
     {"route-name", required_argument, NULL, OPT_ROUTE_NAME},
     {"no-cv", no_argument, NULL, OPT_NO_CV},
+    {"no-check", no_argument, NULL, OPT_NO_CHECK},
     {"penalty", required_argument, NULL, OPT_PENALTY},
+    {"perfect-scorer", no_argument, NULL, OPT_PERFECT},
     {NULL, 0, NULL, 0},
 };
 
@@ -53,174 +69,101 @@ static void fit_usage(FILE *out)
     fprintf(out,
             "usage: sluice-tune fit --data FILE.jsonl [--data ...] (--prices prices.json |\n"
             "           --config gateway.conf) [--folds 5] [--seed N] [--out DIR]\n"
-            "           [--budget USD|N%% | --target-accuracy ACC|-Npt] [--models m1,m2,...]\n"
-            "           [--max-stages 3]\n"
+            "           [--budget USD|N%% | --target-accuracy ACC|-Npt | --routes B1,B2,...]\n"
+            "           [--models m1,m2,...] [--max-stages 3]\n"
             "\n"
-            "Train a `learned` scorer per model with k-fold cross-validation, search\n"
-            "every cascade of 1 to --max-stages stages (model order, scorer and\n"
-            "threshold per stage) on the out-of-fold scores, and print the\n"
-            "accuracy/cost frontier. Writes DIR/frontier.tsv, DIR/frontier.svg,\n"
-            "DIR/scorers/<model>.w (trained on all data) and DIR/routes.conf: the\n"
-            "gateway.conf routes block of the chosen chain.\n"
+            "Train the `learned` scorers with k-fold cross-validation (each model's\n"
+            "answers alone, and with the answers of up to --max-peers other models),\n"
+            "search every cascade of 1 to --max-stages stages (model order, scorer and\n"
+            "threshold per stage) on the out-of-fold scores, print the accuracy/cost\n"
+            "frontier, choose a chain, cross-validate the choice and check it on 20%%\n"
+            "of the data fitted without it. Writes DIR/frontier.tsv, DIR/frontier.svg,\n"
+            "DIR/routes.conf (the gateway.conf routes block, each route with a\n"
+            "\"# chain:\" comment) and DIR/scorers/*.w (the weights files its learned\n"
+            "stages load).\n"
             "\n"
-            "choosing:\n"
+            "choosing (one of):\n"
             "  --budget X          most accurate chain costing at most X $/query; \"20%%\"\n"
             "                      means 20%% of the reference model's $/query\n"
             "  --target-accuracy X cheapest chain reaching accuracy X; \"-0.5pt\" means\n"
             "                      0.5 points under the reference model\n"
-            "                      (default: most accurate within the reference's cost)\n"
+            "  --routes B1,B2,...  one route per budget (as --budget), named\n"
+            "                      NAME-5pct, NAME-0.001usd, ...\n"
+            "                      (none of them: the knee of the frontier, where more\n"
+            "                      cost starts buying little accuracy)\n"
             "  --penalty PTS       judge a chain by its accuracy minus PTS points per stage\n"
             "                      beyond the first, against fitting noise (default: chosen\n"
             "                      by cross-validation among 0-4; 0.5 with --no-cv)\n"
             "  --route-name NAME   the route's name in routes.conf (default \"tuned\")\n"
             "search:\n"
             "  --max-stages N      1..3 (default 3)\n"
-            "  --thresholds N      learned thresholds tried per model, at score quantiles\n"
+            "  --thresholds N      learned thresholds tried per scorer, at score quantiles\n"
             "                      (default 19)\n"
             "  --max-partners N    agreement partners per stage, 1..2 (default 2)\n"
+            "  --max-peers N       peers a learned scorer may read, 0..2 (default 1)\n"
             "  --no-learned, --no-agree, --no-rules   leave a scorer kind out\n"
             "output:\n"
             "  --out DIR           output directory (default tune-out)\n"
             "  --no-cv             skip the cross-validated estimate of the choice\n"
+            "  --no-check          skip the nested check on 20%% of the data\n"
+            "  --perfect-scorer    a bound, not a route: score every answer with its grade\n"
+            "                      (1 right, 0 wrong) instead of a learned scorer, and\n"
+            "                      report what the search and the choice reach with it;\n"
+            "                      writes no weights and no routes.conf\n"
             "\n%s",
             tune_common_help);
 }
 
-/* A budget or target given relative to the reference model. */
-struct choice {
-    double budget;       /* USD per query, or < 0 */
-    double budget_ratio; /* of the reference's $/query, or < 0 */
-    double target;       /* accuracy, or < 0 */
-    double target_pts;   /* points relative to the reference, or NAN */
-    double penalty;      /* accuracy charged per stage beyond the first */
-    int have;
-};
+/* ---- the command line's choices ---- */
 
-static int parse_budget(const char *s, struct choice *c)
+/* "--routes 5%,10%,0.001": one budget choice per item, named NAME-5pct,
+ * NAME-10pct, NAME-0.001usd. 0, or -1 with the reason on stderr. */
+static int parse_routes(const char *list, const char *base, struct tune_choice *ch, size_t *n)
 {
-    size_t n = strlen(s);
-    char tmp[64];
-    double x;
+    char *copy = xstrdup(list), *t = copy;
 
-    if (n == 0 || n >= sizeof(tmp))
-        goto bad;
-    memcpy(tmp, s, n + 1);
-    if (tmp[n - 1] == '%') {
-        tmp[n - 1] = '\0';
-        if (parse_double(tmp, &x) < 0 || x <= 0)
+    while (t) {
+        char *comma = strchr(t, ',');
+        size_t len;
+
+        if (comma)
+            *comma = '\0';
+        if (*n == TUNE_MAX_CHOICES) {
+            tune_msg("--routes: at most %d budgets", TUNE_MAX_CHOICES);
             goto bad;
-        c->budget_ratio = x / 100.0;
-    } else {
-        if (parse_double(tmp, &x) < 0 || x <= 0)
+        }
+        tune_choice_init(&ch[*n]);
+        if (tune_choice_budget(&ch[*n], t) < 0) {
+            tune_msg("--routes: expected budgets (USD per query or N%%), got \"%s\"", t);
             goto bad;
-        c->budget = x;
+        }
+        len = strlen(t);
+        if (t[len - 1] == '%')
+            snprintf(ch[*n].name, sizeof(ch[*n].name), "%s-%.*spct", base, (int)(len - 1), t);
+        else
+            snprintf(ch[*n].name, sizeof(ch[*n].name), "%s-%susd", base, t);
+        for (size_t i = 0; i < *n; i++) {
+            if (strcmp(ch[i].name, ch[*n].name) == 0) {
+                tune_msg("--routes: \"%s\" is listed twice", t);
+                goto bad;
+            }
+        }
+        (*n)++;
+        t = comma ? comma + 1 : NULL;
     }
-    c->have = 1;
+    free(copy);
     return 0;
 bad:
-    fprintf(stderr, "sluice-tune: --budget: expected USD per query or N%%, got \"%s\"\n", s);
+    free(copy);
     return -1;
 }
 
-static int parse_target(const char *s, struct choice *c)
-{
-    size_t n = strlen(s);
-    char tmp[64];
-    double x;
-
-    if (n == 0 || n >= sizeof(tmp))
-        goto bad;
-    memcpy(tmp, s, n + 1);
-    if (n > 2 && strcmp(tmp + n - 2, "pt") == 0) {
-        tmp[n - 2] = '\0';
-        if (parse_double(tmp, &x) < 0 || fabs(x) > 100)
-            goto bad;
-        c->target_pts = x;
-    } else {
-        if (parse_double(tmp, &x) < 0 || x < 0 || x > 1)
-            goto bad;
-        c->target = x;
-    }
-    c->have = 1;
-    return 0;
-bad:
-    fprintf(stderr,
-            "sluice-tune: --target-accuracy: expected an accuracy in [0, 1] or points "
-            "relative to the reference (\"-0.5pt\"), got \"%s\"\n",
-            s);
-    return -1;
-}
-
-/* The reference model's accuracy and $/query over the included queries. */
-static void ref_stats(const struct tune_data *d, int ref, const unsigned char *include, double *acc,
-                      double *cost)
-{
-    struct tune_chain c = {.n = 1};
-    struct tune_result r;
-
-    c.st[0].model = ref;
-    c.st[0].kind = TS_NONE;
-    tune_simulate(d, &c, NULL, include, &r);
-    *acc = r.n ? (double)r.correct / (double)r.n : 0;
-    *cost = r.n ? r.cost / (double)r.n : 0;
-}
-
-/* Resolve the choice against the reference on the included queries and pick
- * a frontier point. Falls back to the most accurate point when a target is
- * out of reach, and the cheapest when a budget is below everything. */
-static const struct tune_point *pick(const struct tune_data *d,
-                                     const struct tune_search_result *res, const struct choice *ch,
-                                     int ref, const unsigned char *include)
-{
-    double racc, rcost, budget = -1, target = -1;
-    const struct tune_point *p;
-
-    ref_stats(d, ref, include, &racc, &rcost);
-    if (!isnan(ch->target_pts))
-        target = racc + ch->target_pts / 100.0;
-    else if (ch->target >= 0)
-        target = ch->target;
-    else if (ch->budget_ratio >= 0)
-        budget = ch->budget_ratio * rcost;
-    else if (ch->budget >= 0)
-        budget = ch->budget;
-    else
-        budget = rcost; /* default: the best within the reference's cost */
-    p = tune_pick(res, budget, target, ch->penalty);
-    if (p == NULL && res->all.n > 0)
-        p = target >= 0 ? &res->all.pt[res->all.n - 1] : &res->all.pt[0];
-    return p;
-}
-
-static void describe_choice(const struct choice *ch, const struct tune_data *d, int ref,
-                            struct buf *out)
-{
-    const char *rn = d->models[ref].name;
-
-    if (!isnan(ch->target_pts) && ch->target_pts < 0)
-        buf_printf(out, "cheapest chain at most %.2f points under %s's accuracy", -ch->target_pts,
-                   rn);
-    else if (!isnan(ch->target_pts))
-        buf_printf(out, "cheapest chain at least %.2f points over %s's accuracy", ch->target_pts,
-                   rn);
-    else if (ch->target >= 0)
-        buf_printf(out, "cheapest chain reaching accuracy %.4f", ch->target);
-    else if (ch->budget_ratio >= 0)
-        buf_printf(out, "most accurate chain within %.1f%% of %s's $/query", ch->budget_ratio * 100,
-                   rn);
-    else if (ch->budget >= 0)
-        buf_printf(out, "most accurate chain within $%.6g/query", ch->budget);
-    else
-        buf_printf(out,
-                   "most accurate chain within %s's $/query (no --budget or "
-                   "--target-accuracy given)",
-                   rn);
-}
+/* ---- outputs ---- */
 
 static int make_dir(const char *path)
 {
     if (mkdir(path, 0777) < 0 && errno != EEXIST) {
-        fprintf(stderr, "sluice-tune: mkdir %s: %s\n", path, strerror(errno));
+        tune_msg("mkdir %s: %s", path, strerror(errno));
         return -1;
     }
     return 0;
@@ -232,33 +175,33 @@ static int write_file(const char *path, const char *data, size_t len)
     int ok;
 
     if (f == NULL) {
-        fprintf(stderr, "sluice-tune: %s: %s\n", path, strerror(errno));
+        tune_msg("%s: %s", path, strerror(errno));
         return -1;
     }
     ok = fwrite(data, 1, len, f) == len;
     ok = (fclose(f) == 0) && ok;
     if (!ok) {
-        fprintf(stderr, "sluice-tune: %s: write failed\n", path);
+        tune_msg("%s: write failed", path);
         return -1;
     }
     return 0;
 }
 
-/* Every frontier number comes from the bitset search; the simulation is the
- * reference. If they disagree, the search is wrong: abort loudly. */
-static void check_frontier(const struct tune_data *d, const struct tune_frontier *f,
-                           const double *score, const unsigned char *include)
-{
-    for (size_t i = 0; i < f->n; i++) {
-        struct tune_result r;
+/* Checked appends to the report: a report past its cap is a bug here. */
+static void out_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-        tune_simulate(d, &f->pt[i].chain, score, include, &r);
-        if (r.correct != f->pt[i].correct ||
-            fabs(r.cost - f->pt[i].cost) > 1e-9 * (1 + fabs(r.cost)))
-            sl_panic("search and simulation disagree on frontier point %zu: %zu/%.9g vs "
-                     "%zu/%.9g",
-                     i, f->pt[i].correct, f->pt[i].cost, r.correct, r.cost);
-    }
+static void out_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    char *s;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        sl_panic("vasprintf: out of memory");
+    va_end(ap);
+    if (buf_puts(b, s) < 0)
+        sl_panic("the report is longer than its cap");
+    free(s);
 }
 
 static void format_frontier(const struct tune_data *d, const struct tune_frontier *f, double racc,
@@ -267,10 +210,10 @@ static void format_frontier(const struct tune_data *d, const struct tune_frontie
     double nq = (double)f->nq;
 
     if (tsv)
-        buf_puts(out, "budget_usd\taccuracy\tusd_per_query\tacc_minus_ref_pts\tcost_over_ref\t"
-                      "stages\tchain\n");
+        out_printf(out, "budget_usd\taccuracy\tusd_per_query\tacc_minus_ref_pts\tcost_over_ref\t"
+                        "stages\tchain\n");
     else
-        buf_printf(out, "%-11s %-8s %-11s %-8s %-7s %s\n", "budget", "accuracy", "$/query",
+        out_printf(out, "%-11s %-8s %-11s %-8s %-7s %s\n", "budget", "accuracy", "$/query",
                    "vs ref", "cost", "chain");
     for (size_t i = 0; i < f->n; i++) {
         const struct tune_point *p = &f->pt[i];
@@ -278,162 +221,248 @@ static void format_frontier(const struct tune_data *d, const struct tune_frontie
 
         /* The budget from which this chain is the pick: its own cost. */
         if (tsv)
-            buf_printf(out, "%.6g\t%.4f\t%.6g\t%+.2f\t%.4f\t%d\t", cost, acc, cost,
+            out_printf(out, "%.6g\t%.4f\t%.6g\t%+.2f\t%.4f\t%d\t", cost, acc, cost,
                        (acc - racc) * 100, rcost > 0 ? cost / rcost : 0, p->chain.n);
         else
-            buf_printf(out, ">=%-9.3g %-8.4f %-11.3g %+6.2fpt %5.1f%%  ", cost, acc, cost,
+            out_printf(out, ">=%-9.3g %-8.4f %-11.3g %+6.2fpt %5.1f%%  ", cost, acc, cost,
                        (acc - racc) * 100, rcost > 0 ? 100 * cost / rcost : 0);
         tune_chain_format(d, &p->chain, out);
-        buf_puts(out, "\n");
+        out_printf(out, "\n");
     }
 }
 
-struct cv_outcome {
-    size_t n, correct;
-    double cost;
-};
-
-/* The selection, cross-validated: per fold, the search on the other folds.
- * The searches do not depend on the penalty, so every candidate penalty is
- * judged on the same ones. */
-struct cv_state {
-    int folds;
-    struct tune_search_result *res; /* [folds] */
-    unsigned char **train, **test;  /* [folds][nq] */
-};
-
-static void cv_search(const struct tune_data *d, const double *score, const int *fold, int folds,
-                      const struct tune_search_opts *so, struct cv_state *cv)
+static const char *short_name(const char *s)
 {
-    struct tune_progress prog;
+    const char *slash = strrchr(s, '/');
 
-    cv->folds = folds;
-    cv->res = xcalloc((size_t)folds, sizeof(*cv->res));
-    cv->train = xcalloc((size_t)folds, sizeof(*cv->train));
-    cv->test = xcalloc((size_t)folds, sizeof(*cv->test));
-    tune_progress_start(&prog, "cross-validating choice", (uint64_t)folds);
-    for (int f = 0; f < folds; f++) {
-        cv->train[f] = xmalloc(d->nq ? d->nq : 1);
-        cv->test[f] = xmalloc(d->nq ? d->nq : 1);
-        for (size_t q = 0; q < d->nq; q++) {
-            cv->train[f][q] = fold[q] != f;
-            cv->test[f][q] = fold[q] == f;
+    return slash ? slash + 1 : s;
+}
+
+/* The models table: answered, accuracy, cost, and the learned scorers'
+ * cross-validated AUC, alone and with the best single peer. */
+static void format_models(const struct tune_data *d, const struct tune_scores *sc, int ref,
+                          double rcost, struct buf *out)
+{
+    out_printf(out, "%-36s %-9s %-8s %-10s %-7s %s\n", "model", "answered", "accuracy", "$/query",
+               "cost", sc ? "learned CV AUC: alone, with the best peer" : "");
+    for (size_t m = 0; m < d->nmodels; m++) {
+        double acc, cost;
+        size_t answered = 0;
+        const struct tune_head *alone = NULL, *best = NULL;
+
+        for (size_t q = 0; q < d->nq; q++)
+            answered += d->q[q].ans[m].content != NULL;
+        tune_model_stats(d, (int)m, &acc, &cost);
+        out_printf(out, "%-36s %-9zu %-8.4f %-10.3g %5.1f%%%s", d->models[m].name, answered, acc,
+                   cost, rcost > 0 ? 100 * cost / rcost : 0, (int)m == ref ? " ref" : "    ");
+        for (size_t i = 0; sc && i < sc->n; i++) {
+            const struct tune_head *h = &sc->h[i];
+
+            if (h->model != (int)m)
+                continue;
+            if (h->npeers == 0)
+                alone = h;
+            else if (h->npeers == 1 && (best == NULL || h->auc > best->auc))
+                best = h;
         }
-        tune_search(d, score, cv->train[f], so, 0, &cv->res[f]);
-        tune_progress_step(&prog, 1);
+        if (alone)
+            out_printf(out, "  %.3f", alone->auc);
+        if (best)
+            out_printf(out, "  %.3f (%s)", best->auc, short_name(d->models[best->peers[0]].name));
+        out_printf(out, "\n");
     }
-    tune_progress_end(&prog);
 }
 
-static void cv_free(struct cv_state *cv)
+/* "Why the knee": what the cost bought below it and buys above it. */
+static void format_knee(const struct tune_knee *k, double rcost, struct buf *out)
 {
-    for (int f = 0; f < cv->folds; f++) {
-        tune_search_result_free(&cv->res[f]);
-        free(cv->train[f]);
-        free(cv->test[f]);
-    }
-    free(cv->res);
-    free(cv->train);
-    free(cv->test);
+    if (k->cost <= 0 || k->lo_cost <= 0)
+        return;
+    out_printf(out,
+               "  why the knee: from the cheapest chain ($%.3g, %.1f%% of ref) to the knee "
+               "($%.3g, %.1f%%), %.1fx the cost bought %+.2f points; from the knee to the most "
+               "accurate chain within the reference's cost ($%.3g, %.1f%%), %.1fx the cost "
+               "buys %+.2f points (accuracies net of the stage penalty)\n",
+               k->lo_cost, 100 * k->lo_cost / rcost, k->cost, 100 * k->cost / rcost,
+               k->cost / k->lo_cost, (k->acc - k->lo_acc) * 100, k->hi_cost,
+               100 * k->hi_cost / rcost, k->hi_cost / k->cost, (k->hi_acc - k->acc) * 100);
 }
 
-/* Pick on each fold's training split, run the pick on the fold. */
-static void cv_eval(const struct tune_data *d, const double *score, const struct cv_state *cv,
-                    const struct choice *ch, int ref, struct cv_outcome *out, struct buf *log)
+/* The learned stages' scorer AUCs of a chain, for the report. */
+static void format_stage_aucs(const struct tune_data *d, const struct tune_scores *sc,
+                              const struct tune_chain *c, struct buf *out)
 {
-    memset(out, 0, sizeof(*out));
-    for (int f = 0; f < cv->folds; f++) {
-        const struct tune_point *p = pick(d, &cv->res[f], ch, ref, cv->train[f]);
-        struct tune_result r;
+    int any = 0;
 
-        if (p == NULL)
+    for (int i = 0; i < c->n - 1; i++) {
+        const struct tune_stage *st = &c->st[i];
+        const struct tune_head *h;
+
+        if (st->kind != TS_LEARNED)
             continue;
-        tune_simulate(d, &p->chain, score, cv->test[f], &r);
-        out->n += r.n;
-        out->correct += r.correct;
-        out->cost += r.cost;
-        if (log) {
-            buf_printf(log, "    fold %d: %.4f at $%.3g/query  ", f + 1,
-                       r.n ? (double)r.correct / (double)r.n : 0, r.n ? r.cost / (double)r.n : 0);
-            tune_chain_format(d, &p->chain, log);
-            buf_puts(log, "\n");
-        }
+        h = tune_scores_find(sc, st->model, st->partners, st->npartners);
+        if (h == NULL)
+            continue;
+        out_printf(out, "%s stage %d scorer AUC %.3f", any ? "," : "  learned:", i + 1, h->auc);
+        any = 1;
     }
+    if (any)
+        out_printf(out, " (cross-validated)\n");
 }
 
-static const double penalty_grid[] = {0, 0.0025, 0.005, 0.01, 0.02, 0.04};
-
-/* Choose the penalty by cross-validation: with a budget, the most accurate
- * held-out result (then the cheapest); with a target, the cheapest that
- * reaches it (else the most accurate). Remaining ties go to the larger
- * penalty, i.e. the simpler chains. Writes the table of candidates to out.
- * The held-out numbers of the chosen penalty are then a little optimistic,
- * as it was chosen on them; with six candidates, only a little. */
-static double choose_penalty(const struct tune_data *d, const double *score,
-                             const struct cv_state *cv, const struct choice *ch, int ref,
-                             double target, struct buf *out)
+/* The nested check of one pick: the fit on the 80% predicted the chain's
+ * stages, accuracy and cost there; the same chain, scored as deployed, on
+ * the held-out 20%. Returns 1 when they agree within CHECK_*_PTS. */
+static int format_check(const struct tune_data *d, const struct tune_fit *f80,
+                        const struct tune_pick *pk, int ref, const unsigned char *held,
+                        struct buf *out)
 {
-    struct cv_outcome o[ARRAY_LEN(penalty_grid)];
-    size_t best = 0;
+    struct tune_result pred, act;
+    double racc_p, rcost_p, racc_a, rcost_a, pacc, pcost, cvacc, cvcost, aacc, acost;
+    int agrees;
 
-    for (size_t i = 0; i < ARRAY_LEN(penalty_grid); i++) {
-        struct choice c = *ch;
+    tune_simulate(d, &pk->p->chain, &f80->sc, f80->include, &pred);
+    tune_simulate(d, &pk->p->chain, &f80->sc, held, &act);
+    tune_ref_stats(d, ref, f80->include, &racc_p, &rcost_p);
+    tune_ref_stats(d, ref, held, &racc_a, &rcost_a);
+    pacc = pred.n ? (double)pred.correct / (double)pred.n : 0;
+    pcost = pred.n ? pred.cost / (double)pred.n : 0;
+    aacc = act.n ? (double)act.correct / (double)act.n : 0;
+    acost = act.n ? act.cost / (double)act.n : 0;
+    cvacc = pk->cv.n ? (double)pk->cv.correct / (double)pk->cv.n : pacc;
+    cvcost = pk->cv.n ? pk->cv.cost / (double)pk->cv.n : pcost;
+    out_printf(out, "    chain (chosen on the 80%%): ");
+    tune_chain_format(d, &pk->p->chain, out);
+    out_printf(out, "\n    %-44s %-26s %s\n", "", "predicted (fit on 80%)",
+               "actual (held-out 20%)");
+    for (int s = 0; s < pk->p->chain.n; s++)
+        out_printf(out, "    stage %d %-36s accepts %5.1f%%%12s accepts %5.1f%%\n", s + 1,
+                   short_name(d->models[pk->p->chain.st[s].model].name),
+                   pred.n ? 100.0 * (double)pred.accepted[s] / (double)pred.n : 0, "",
+                   act.n ? 100.0 * (double)act.accepted[s] / (double)act.n : 0);
+    out_printf(out,
+               "    %-44s %+6.2f pt (cross-validated)  %+6.2f pt   (ref %.4f / %.4f)\n"
+               "    %-44s %5.1f%% (cross-validated)   %5.1f%%    of ref's $/query\n",
+               "accuracy vs ref", (cvacc - racc_p) * 100, (aacc - racc_a) * 100, racc_p, racc_a,
+               "cost", rcost_p > 0 ? 100 * cvcost / rcost_p : 0,
+               rcost_a > 0 ? 100 * acost / rcost_a : 0);
+    agrees =
+        fabs((cvacc - racc_p) - (aacc - racc_a)) * 100 <= CHECK_ACC_PTS &&
+        fabs((rcost_p > 0 ? cvcost / rcost_p : 0) - (rcost_a > 0 ? acost / rcost_a : 0)) * 100 <=
+            CHECK_COST_PTS;
+    out_printf(out,
+               "    %s: accuracy %+.2f pt, cost %+.1f pt apart (on %zu queries; one query is "
+               "%.2f pt)\n",
+               agrees ? "agrees" : "DIFFERS", ((aacc - racc_a) - (cvacc - racc_p)) * 100,
+               ((rcost_a > 0 ? acost / rcost_a : 0) - (rcost_p > 0 ? cvcost / rcost_p : 0)) * 100,
+               act.n, act.n ? 100.0 / (double)act.n : 0);
+    return agrees;
+}
 
-        c.penalty = penalty_grid[i];
-        cv_eval(d, score, cv, &c, ref, &o[i], NULL);
-    }
-    for (size_t i = 1; i < ARRAY_LEN(penalty_grid); i++) {
-        double acc_i = o[i].n ? (double)o[i].correct / (double)o[i].n : 0;
-        double acc_b = o[best].n ? (double)o[best].correct / (double)o[best].n : 0;
-        int reach_i = target >= 0 && acc_i >= target, reach_b = target >= 0 && acc_b >= target;
+/* Write the weights file of every learned stage of the chosen chains into
+ * DIR/scorers. */
+static int write_weights(const struct tune_data *d, const struct tune_fit *fr,
+                         const struct tune_learn_opts *lo, const char *outdir)
+{
+    struct buf path;
+    int rc = 0;
 
-        if (reach_i && reach_b) {
-            if (o[i].cost <= o[best].cost)
-                best = i;
-        } else if (reach_i != reach_b) {
-            if (reach_i)
-                best = i;
-        } else if (acc_i > acc_b + 1e-12 || (acc_i >= acc_b - 1e-12 && o[i].cost <= o[best].cost)) {
-            best = i;
+    buf_init(&path, 8192);
+    for (size_t i = 0; i < fr->nchoice && rc == 0; i++) {
+        const struct tune_chain *c = &fr->pick[i].p->chain;
+
+        for (int s = 0; s < c->n - 1 && rc == 0; s++) {
+            const struct tune_stage *st = &c->st[s];
+            const struct tune_head *h;
+            struct learned_model *lm;
+            char err[512], *name;
+
+            if (st->kind != TS_LEARNED)
+                continue;
+            h = tune_scores_find(&fr->sc, st->model, st->partners, st->npartners);
+            sl_assert(h != NULL);
+            name = tune_weights_name(d, st->model, st->partners, st->npartners);
+            buf_reset(&path);
+            if (buf_printf(&path, "%s/scorers/%s", outdir, name) < 0)
+                sl_panic("path too long");
+            free(name);
+            lm = tune_head_model(d, &fr->sc, h, lo);
+            if (learned_save(lm, path.data, err, sizeof(err)) < 0) {
+                tune_msg("%s", err);
+                rc = -1;
+            }
+            learned_free(lm);
         }
     }
-    buf_puts(out, "  simplicity penalty chosen by cross-validation (points per stage beyond "
-                  "the first):\n");
-    for (size_t i = 0; i < ARRAY_LEN(penalty_grid); i++)
-        buf_printf(out, "    %-5.2f held-out accuracy %.4f, $%.3g/query%s\n", penalty_grid[i] * 100,
-                   o[i].n ? (double)o[i].correct / (double)o[i].n : 0,
-                   o[i].n ? o[i].cost / (double)o[i].n : 0, i == best ? "  <- chosen" : "");
-    return penalty_grid[best];
+    buf_free(&path);
+    return rc;
 }
+
+/* routes.conf: each route with "# chain:" and its figures above it. */
+static void format_routes(const struct tune_data *d, const struct tune_fit *fr,
+                          const struct tune_choice *ch, int ref, int do_cv, struct buf *out)
+{
+    double racc, rcost;
+
+    tune_ref_stats(d, ref, NULL, &racc, &rcost);
+    out_printf(out, "# sluice-tune fit on %s (%zu queries); reference %s at $%.3g/query\n",
+               d->source, d->nq, d->models[ref].name, rcost);
+    out_printf(out, "routes = (\n");
+    for (size_t i = 0; i < fr->nchoice; i++) {
+        const struct tune_pick *pk = &fr->pick[i];
+        double nq = (double)fr->res.all.nq;
+
+        out_printf(out, "# route %s: ", ch[i].name);
+        tune_choice_describe(&ch[i], d, ref, out);
+        out_printf(out, "\n# chain: ");
+        tune_chain_format(d, &pk->p->chain, out);
+        out_printf(out, "\n# on all data: accuracy %.4f, $%.3g/query (%.1f%% of ref)\n",
+                   (double)pk->p->correct / nq, pk->p->cost / nq,
+                   rcost > 0 ? 100 * pk->p->cost / nq / rcost : 0);
+        if (do_cv && pk->cv.n)
+            out_printf(out,
+                       "# cross-validated: accuracy %.4f (%+.2f points vs ref), $%.3g/query "
+                       "(%.1f%% of ref)\n",
+                       (double)pk->cv.correct / (double)pk->cv.n,
+                       ((double)pk->cv.correct / (double)pk->cv.n - racc) * 100,
+                       pk->cv.cost / (double)pk->cv.n,
+                       rcost > 0 ? 100 * pk->cv.cost / (double)pk->cv.n / rcost : 0);
+        tune_route_format(d, &pk->p->chain, ch[i].name, "scorers", out);
+        out_printf(out, "%s\n", i + 1 < fr->nchoice ? "," : "");
+    }
+    out_printf(out, ");\n");
+}
+
+/* ---- main ---- */
 
 static int fit_main(int argc, char **argv)
 {
     struct tune_inputs in;
     struct tune_search_opts so;
-    struct choice ch = {-1, -1, -1, NAN, 0.005, 0};
-    struct cv_state cv = {0};
-    struct buf cvlog;
-    int penalty_given = 0;
-    const char *outdir = "tune-out", *route_name = "tuned";
-    int use_learned = 1, do_cv = 1, c, rc = TUNE_EXIT_FAIL, ref;
+    struct tune_choice ch[TUNE_MAX_CHOICES], one;
+    size_t nch = 0;
+    const char *outdir = "tune-out", *route_name = "tuned", *routes_list = NULL;
+    int use_learned = 1, do_cv = 1, do_check = 1, c, rc = TUNE_EXIT_FAIL, ref;
+    int max_peers = 1, penalty_given = 0, perfect = 0;
+    double penalty = 0.005;
     long v;
     struct tune_data d;
-    double *score = NULL, *auc = NULL;
-    struct learned_model **final = NULL;
-    int *fold = NULL;
-    struct tune_search_result res = {0};
-    const struct tune_frontier *fr = &res.all;
-    const struct tune_point *chosen;
+    struct tune_head_spec *spec = NULL;
+    size_t nspec = 0;
+    struct tune_fit fr = {0}, f80 = {0};
+    struct tune_fit_opts fo;
+    unsigned char *train80 = NULL, *held = NULL;
     struct tune_plot_model *pm = NULL;
+    struct tune_plot_mark marks[TUNE_MAX_CHOICES];
     double racc, rcost;
     struct buf out, path;
-    uint64_t t0 = now_us(), t1;
+    uint64_t t0 = now_us();
 
     buf_init(&out, (size_t)64 << 20);
     buf_init(&path, 4096);
-    buf_init(&cvlog, (size_t)1 << 20);
     tune_inputs_init(&in);
     tune_search_opts_default(&so);
+    tune_choice_init(&one);
     optind = 1;
     while ((c = getopt_long(argc, argv, "", fit_options, NULL)) != -1) {
         int r = tune_inputs_opt(&in, c, optarg);
@@ -450,18 +479,28 @@ static int fit_main(int argc, char **argv)
             outdir = optarg;
             break;
         case OPT_BUDGET:
-            if (ch.have || parse_budget(optarg, &ch) < 0) {
-                if (ch.have)
-                    fprintf(stderr, "sluice-tune: give one --budget or --target-accuracy\n");
+        case OPT_TARGET:
+            if (one.have || routes_list) {
+                tune_msg("give one of --budget, --target-accuracy or --routes");
+                return TUNE_EXIT_USAGE;
+            }
+            if (c == OPT_BUDGET && tune_choice_budget(&one, optarg) < 0) {
+                tune_msg("--budget: expected USD per query or N%%, got \"%s\"", optarg);
+                return TUNE_EXIT_USAGE;
+            }
+            if (c == OPT_TARGET && tune_choice_target(&one, optarg) < 0) {
+                tune_msg("--target-accuracy: expected an accuracy in [0, 1] or points relative "
+                         "to the reference (\"-0.5pt\"), got \"%s\"",
+                         optarg);
                 return TUNE_EXIT_USAGE;
             }
             break;
-        case OPT_TARGET:
-            if (ch.have || parse_target(optarg, &ch) < 0) {
-                if (ch.have)
-                    fprintf(stderr, "sluice-tune: give one --budget or --target-accuracy\n");
+        case OPT_ROUTES:
+            if (one.have || routes_list) {
+                tune_msg("give one of --budget, --target-accuracy or --routes");
                 return TUNE_EXIT_USAGE;
             }
+            routes_list = optarg;
             break;
         case OPT_MAX_STAGES:
             if (tune_opt_long("--max-stages", optarg, 1, 3, &v) < 0)
@@ -478,6 +517,11 @@ static int fit_main(int argc, char **argv)
                 return TUNE_EXIT_USAGE;
             so.max_partners = (int)v;
             break;
+        case OPT_MAX_PEERS:
+            if (tune_opt_long("--max-peers", optarg, 0, 2, &v) < 0)
+                return TUNE_EXIT_USAGE;
+            max_peers = (int)v;
+            break;
         case OPT_NO_LEARNED:
             use_learned = 0;
             break;
@@ -493,29 +537,50 @@ static int fit_main(int argc, char **argv)
         case OPT_NO_CV:
             do_cv = 0;
             break;
-        case OPT_PENALTY: {
-            double x;
-
-            if (tune_opt_double("--penalty", optarg, &x) < 0 || x < 0 || x > 100) {
-                fprintf(stderr, "sluice-tune: --penalty: points in [0, 100]\n");
+        case OPT_NO_CHECK:
+            do_check = 0;
+            break;
+        case OPT_PERFECT:
+            perfect = 1;
+            break;
+        case OPT_PENALTY:
+            if (tune_opt_double("--penalty", optarg, &penalty) < 0 || penalty < 0 ||
+                penalty > 100) {
+                tune_msg("--penalty: points in [0, 100]");
                 return TUNE_EXIT_USAGE;
             }
-            ch.penalty = x / 100.0;
+            penalty /= 100.0;
             penalty_given = 1;
             break;
-        }
         default:
             fit_usage(stderr);
             return TUNE_EXIT_USAGE;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "sluice-tune: fit: unexpected argument \"%s\"\n", argv[optind]);
+        tune_msg("fit: unexpected argument \"%s\"", argv[optind]);
         return TUNE_EXIT_USAGE;
     }
     if (in.ndata == 0) {
         fit_usage(stderr);
         return TUNE_EXIT_USAGE;
+    }
+    if (strlen(route_name) > 64 || strpbrk(route_name, " \t\"\\") || route_name[0] == '\0') {
+        tune_msg("--route-name: 1 to 64 characters, no spaces, quotes or backslashes");
+        return TUNE_EXIT_USAGE;
+    }
+    if (routes_list) {
+        if (parse_routes(routes_list, route_name, ch, &nch) < 0)
+            return TUNE_EXIT_USAGE;
+    } else {
+        ch[0] = one;
+        ch[0].knee = !one.have;
+        snprintf(ch[0].name, sizeof(ch[0].name), "%s", route_name);
+        nch = 1;
+    }
+    for (size_t i = 0; i < nch; i++) {
+        ch[i].penalty = penalty;
+        ch[i].penalty_given = penalty_given || !do_cv;
     }
     so.use_learned = use_learned;
     if (tune_inputs_load(&in, &d) < 0)
@@ -523,90 +588,81 @@ static int fit_main(int argc, char **argv)
     ref = tune_reference(&in, &d);
     if (ref < 0)
         goto done;
-    fold = xmalloc(d.nq * sizeof(*fold));
-    tune_folds(&d, in.learn.folds, in.learn.seed, fold);
+    if (use_learned && !perfect)
+        nspec = tune_head_specs_all(&d, max_peers, &spec);
 
-    if (use_learned) {
-        score = xmalloc(d.nq * d.nmodels * sizeof(*score));
-        auc = xmalloc(d.nmodels * sizeof(*auc));
-        final = xcalloc(d.nmodels, sizeof(*final));
-        tune_learn(&d, &in.learn, fold, NULL, score, final, auc);
+    memset(&fo, 0, sizeof(fo));
+    fo.learn = &in.learn;
+    fo.search = &so;
+    fo.spec = spec;
+    fo.nspec = nspec;
+    fo.use_learned = use_learned;
+    fo.do_cv = do_cv;
+    fo.ref = ref;
+    fo.perfect = perfect;
+    fo.choice = ch;
+    fo.nchoice = nch;
+    tune_fit_run(&d, &fo, NULL, &fr);
+    if (do_check) {
+        train80 = xmalloc(d.nq ? d.nq : 1);
+        held = xmalloc(d.nq ? d.nq : 1);
+        for (size_t q = 0; q < d.nq; q++) {
+            held[q] = learned_fold_of(in.learn.seed ^ CHECK_SALT, CHECK_PARTS, d.q[q].prompt) == 0;
+            train80[q] = !held[q];
+        }
+        tune_msg("nested check: the same fit on 80%% of the queries");
+        tune_fit_run(&d, &fo, train80, &f80);
     }
-    t1 = now_us();
+    tune_ref_stats(&d, ref, NULL, &racc, &rcost);
 
-    tune_search(&d, score, NULL, &so, 1, &res);
-    for (int k = 0; k < TUNE_SEARCH_STAGES; k++)
-        check_frontier(&d, &res.by_stages[k], score, NULL);
-    check_frontier(&d, fr, score, NULL);
-    ref_stats(&d, ref, NULL, &racc, &rcost);
-    if (do_cv) {
-        double target = -1;
-
-        if (!isnan(ch.target_pts))
-            target = racc + ch.target_pts / 100.0;
-        else if (ch.target >= 0)
-            target = ch.target;
-        cv_search(&d, score, fold, in.learn.folds, &so, &cv);
-        if (!penalty_given)
-            ch.penalty = choose_penalty(&d, score, &cv, &ch, ref, target, &cvlog);
-    }
-    chosen = pick(&d, &res, &ch, ref, NULL);
-
-    buf_printf(&out, "sluice-tune fit: %s: %zu queries, %zu models, %d-fold CV, seed %llu\n\n",
+    out_printf(&out, "sluice-tune fit: %s: %zu queries, %zu models, %d-fold CV, seed %llu\n\n",
                d.source, d.nq, d.nmodels, in.learn.folds, (unsigned long long)in.learn.seed);
-    buf_printf(&out, "%-36s %-9s %-8s %-10s %-7s %s\n", "model", "answered", "accuracy", "$/query",
-               "cost", use_learned ? "learned CV AUC" : "");
-    pm = xcalloc(d.nmodels, sizeof(*pm));
-    for (size_t m = 0; m < d.nmodels; m++) {
-        double acc, cost;
-        size_t answered = 0;
-
-        for (size_t q = 0; q < d.nq; q++)
-            answered += d.q[q].ans[m].content != NULL;
-        tune_model_stats(&d, (int)m, &acc, &cost);
-        pm[m].label = d.models[m].name;
-        pm[m].acc = acc;
-        pm[m].cost = cost;
-        buf_printf(&out, "%-36s %-9zu %-8.4f %-10.3g %5.1f%%%s", d.models[m].name, answered, acc,
-                   cost, rcost > 0 ? 100 * cost / rcost : 0, (int)m == ref ? " ref" : "    ");
-        if (use_learned)
-            buf_printf(&out, "  %.3f", auc[m]);
-        buf_puts(&out, "\n");
-    }
-    buf_printf(&out,
+    if (perfect)
+        out_printf(&out, "PERFECT SCORER: every answer is scored with its grade (1 right, 0 "
+                         "wrong). These figures are a bound on what any scorer could reach, not "
+                         "a route: no weights and no routes.conf are written.\n\n");
+    format_models(&d, use_learned && !perfect ? &fr.sc : NULL, ref, rcost, &out);
+    out_printf(&out,
                "\nfrontier (%zu chains; accuracy and cost over all %zu queries; learned "
                "thresholds on out-of-fold scores; vs ref = %s):\n",
-               fr->n, d.nq, d.models[ref].name);
-    format_frontier(&d, fr, racc, rcost, 0, &out);
+               fr.res.all.n, d.nq, d.models[ref].name);
+    format_frontier(&d, &fr.res.all, racc, rcost, 0, &out);
 
-    buf_puts(&out, "\nchoice: ");
-    describe_choice(&ch, &d, ref, &out);
-    buf_puts(&out, "\n");
-    if (chosen) {
-        double acc = (double)chosen->correct / (double)fr->nq;
-        double cost = chosen->cost / (double)fr->nq;
+    for (size_t i = 0; i < nch; i++) {
+        const struct tune_pick *pk = &fr.pick[i];
+        double nq = (double)fr.res.all.nq;
 
-        buf_puts(&out, "  chain: ");
-        tune_chain_format(&d, &chosen->chain, &out);
-        buf_printf(&out,
+        if (pk->p == NULL)
+            continue;
+        out_printf(&out, "\nroute %s: ", ch[i].name);
+        tune_choice_describe(&ch[i], &d, ref, &out);
+        out_printf(&out, "\n  chain: ");
+        tune_chain_format(&d, &pk->p->chain, &out);
+        out_printf(&out,
                    "\n  on all data: accuracy %.4f (%+.2f points vs ref), $%.3g/query "
                    "(%.1f%% of ref)\n",
-                   acc, (acc - racc) * 100, cost, rcost > 0 ? 100 * cost / rcost : 0);
-    }
-    buf_printf(&out, "  penalty: %.2f points per stage beyond the first\n", ch.penalty * 100);
-    if (do_cv && chosen) {
-        struct cv_outcome o;
+                   (double)pk->p->correct / nq, ((double)pk->p->correct / nq - racc) * 100,
+                   pk->p->cost / nq, rcost > 0 ? 100 * pk->p->cost / nq / rcost : 0);
+        if (ch[i].knee)
+            format_knee(&pk->knee, rcost, &out);
+        if (use_learned && !perfect)
+            format_stage_aucs(&d, &fr.sc, &pk->p->chain, &out);
+        out_printf(&out, "  penalty: %.2f points per stage beyond the first\n", pk->penalty * 100);
+        if (do_cv && pk->cv.n) {
+            double acc = (double)pk->cv.correct / (double)pk->cv.n;
+            double cost = pk->cv.cost / (double)pk->cv.n;
 
-        cv_eval(&d, score, &cv, &ch, ref, &o, &cvlog);
-        if (o.n) {
-            double acc = (double)o.correct / (double)o.n, cost = o.cost / (double)o.n;
-
-            buf_printf(&out,
+            out_printf(&out,
                        "  cross-validated (chain re-chosen on each %d-fold training split, run "
                        "on the held-out fold):\n    accuracy %.4f (%+.2f points vs ref), "
                        "$%.3g/query (%.1f%% of ref)\n%s",
                        in.learn.folds, acc, (acc - racc) * 100, cost,
-                       rcost > 0 ? 100 * cost / rcost : 0, cvlog.data ? cvlog.data : "");
+                       rcost > 0 ? 100 * cost / rcost : 0, pk->cvlog.data ? pk->cvlog.data : "");
+        }
+        if (do_check && f80.pick[i].p) {
+            out_printf(&out, "  nested check: the whole fit on 80%% of the queries, its choice "
+                             "deployed on the other 20%% as the gateway scores it:\n");
+            format_check(&d, &f80, &f80.pick[i], ref, held, &out);
         }
     }
 
@@ -614,91 +670,89 @@ static int fit_main(int argc, char **argv)
     if (make_dir(outdir) < 0)
         goto done;
     buf_reset(&path);
-    buf_printf(&path, "%s/scorers", outdir);
-    if (use_learned && make_dir(path.data) < 0)
+    if (buf_printf(&path, "%s/scorers", outdir) < 0)
+        sl_panic("--out too long");
+    if (use_learned && !perfect && make_dir(path.data) < 0)
         goto done;
-    for (size_t m = 0; use_learned && m < d.nmodels; m++) {
-        char err[512];
-
-        buf_reset(&path);
-        buf_printf(&path, "%s/scorers/%s.w", outdir, d.models[m].file_name);
-        if (learned_save(final[m], path.data, err, sizeof(err)) < 0) {
-            fprintf(stderr, "sluice-tune: %s\n", err);
-            goto done;
-        }
-    }
+    if (use_learned && !perfect && write_weights(&d, &fr, &in.learn, outdir) < 0)
+        goto done;
     {
         struct buf tsv;
         FILE *svg;
         char title[512];
+        size_t nmarks = 0;
 
         buf_init(&tsv, (size_t)16 << 20);
-        format_frontier(&d, fr, racc, rcost, 1, &tsv);
+        format_frontier(&d, &fr.res.all, racc, rcost, 1, &tsv);
         buf_reset(&path);
-        buf_printf(&path, "%s/frontier.tsv", outdir);
+        if (buf_printf(&path, "%s/frontier.tsv", outdir) < 0)
+            sl_panic("--out too long");
         if (write_file(path.data, tsv.data, tsv.len) < 0) {
             buf_free(&tsv);
             goto done;
         }
         buf_free(&tsv);
+        pm = xcalloc(d.nmodels, sizeof(*pm));
+        for (size_t m = 0; m < d.nmodels; m++) {
+            pm[m].label = d.models[m].name;
+            tune_model_stats(&d, (int)m, &pm[m].acc, &pm[m].cost);
+        }
+        for (size_t i = 0; i < nch; i++) {
+            if (fr.pick[i].p == NULL)
+                continue;
+            marks[nmarks].cost = fr.pick[i].p->cost / (double)fr.res.all.nq;
+            marks[nmarks].acc = (double)fr.pick[i].p->correct / (double)fr.res.all.nq;
+            marks[nmarks].label = ch[i].name;
+            nmarks++;
+        }
         buf_reset(&path);
-        buf_printf(&path, "%s/frontier.svg", outdir);
+        if (buf_printf(&path, "%s/frontier.svg", outdir) < 0)
+            sl_panic("--out too long");
         svg = fopen(path.data, "w");
         if (svg == NULL) {
-            fprintf(stderr, "sluice-tune: %s: %s\n", path.data, strerror(errno));
+            tune_msg("%s: %s", path.data, strerror(errno));
             goto done;
         }
         snprintf(title, sizeof(title), "sluice-tune frontier: %s (%zu queries)", d.source, d.nq);
-        tune_svg(svg, &d, fr, pm, d.nmodels, chosen, title);
+        tune_svg(svg, &d, &fr.res.all, pm, d.nmodels, marks, nmarks, title);
         if (fclose(svg) != 0) {
-            fprintf(stderr, "sluice-tune: %s: write failed\n", path.data);
+            tune_msg("%s: write failed", path.data);
             goto done;
         }
     }
-    if (chosen) {
+    if (fr.res.all.n > 0 && !perfect) {
         struct buf routes;
 
         buf_init(&routes, (size_t)1 << 20);
-        buf_puts(&routes, "# sluice-tune fit: ");
-        describe_choice(&ch, &d, ref, &routes);
-        buf_puts(&routes, "\n# chain: ");
-        tune_chain_format(&d, &chosen->chain, &routes);
-        buf_printf(&routes, "\n# accuracy %.4f, $%.3g/query on %s (%zu queries)\n",
-                   (double)chosen->correct / (double)fr->nq, chosen->cost / (double)fr->nq,
-                   d.source, d.nq);
-        tune_routes_format(&d, &chosen->chain, route_name, "scorers", &routes);
+        format_routes(&d, &fr, ch, ref, do_cv, &routes);
         buf_reset(&path);
-        buf_printf(&path, "%s/routes.conf", outdir);
+        if (buf_printf(&path, "%s/routes.conf", outdir) < 0)
+            sl_panic("--out too long");
         if (write_file(path.data, routes.data, routes.len) < 0) {
             buf_free(&routes);
             goto done;
         }
-        buf_printf(&out, "\n%s/routes.conf (weights paths are relative to %s):\n%s", outdir, outdir,
+        out_printf(&out, "\n%s/routes.conf (weights paths are relative to %s):\n%s", outdir, outdir,
                    routes.data);
         buf_free(&routes);
     }
     fwrite(out.data, 1, out.len, stdout);
-    fprintf(stderr, "sluice-tune: training %.1fs, search and outputs %.1fs\n",
-            (double)(t1 - t0) / 1e6, (double)(now_us() - t1) / 1e6);
+    tune_msg("fit took %.1fs", (double)(now_us() - t0) / 1e6);
     rc = TUNE_EXIT_OK;
 
 done:
     buf_free(&out);
     buf_free(&path);
-    buf_free(&cvlog);
-    cv_free(&cv);
-    if (final)
-        for (size_t m = 0; m < d.nmodels; m++)
-            learned_free(final[m]);
-    free(final);
-    free(score);
-    free(auc);
-    free(fold);
+    tune_fit_free(&fr);
+    tune_fit_free(&f80);
+    free(spec);
+    free(train80);
+    free(held);
     free(pm);
-    tune_search_result_free(&res);
     tune_data_free(&d);
     return rc;
 }
 
-TUNE_COMMAND(fit, "fit", "train scorers, search cascades, print the frontier and a routes block",
+TUNE_COMMAND(fit, "fit",
+             "train scorers, search cascades, choose and check routes, write a routes block",
              fit_main)
