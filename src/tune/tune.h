@@ -371,13 +371,14 @@ struct tune_knee {
 };
 
 /* The chain the choice deploys from a search over the included queries,
- * judging chains with the given penalty per extra stage. A target out of
- * reach gets the most accurate chain, a budget below every chain the
- * cheapest. kn (may be NULL) describes a knee choice. */
+ * judging chains with the given penalty per extra stage, and keeping to
+ * margin * budget. A target out of reach gets the most accurate chain, a
+ * budget below every chain the cheapest. kn (may be NULL) describes a knee
+ * choice. */
 const struct tune_point *tune_choose(const struct tune_data *d,
                                      const struct tune_search_result *res,
-                                     const struct tune_choice *ch, double penalty, int ref,
-                                     const unsigned char *include, struct tune_knee *kn);
+                                     const struct tune_choice *ch, double penalty, double margin,
+                                     int ref, const unsigned char *include, struct tune_knee *kn);
 /* The reference model's accuracy and $/query over the included queries. */
 void tune_ref_stats(const struct tune_data *d, int ref, const unsigned char *include, double *acc,
                     double *cost);
@@ -399,9 +400,10 @@ struct tune_cv {
 struct tune_pick {
     const struct tune_point *p; /* in the fit's res */
     double penalty;
+    double margin; /* the chain keeps to margin * budget */
     struct tune_knee knee;
     struct tune_outcome cv; /* the choice cross-validated */
-    struct buf cvlog;       /* the penalty table and the per-fold picks */
+    struct buf cvlog;       /* the rule chosen and the per-fold picks */
 };
 
 struct tune_fit_opts {

@@ -39,6 +39,7 @@ enum {
     OPT_ROUTE_NAME,
     OPT_NO_CV,
     OPT_NO_CHECK,
+    OPT_CHECK_PARTS,
     OPT_PENALTY,
     OPT_PERFECT,
 };
@@ -59,6 +60,7 @@ static const struct option fit_options[] = {
     {"route-name", required_argument, NULL, OPT_ROUTE_NAME},
     {"no-cv", no_argument, NULL, OPT_NO_CV},
     {"no-check", no_argument, NULL, OPT_NO_CHECK},
+    {"check-parts", required_argument, NULL, OPT_CHECK_PARTS},
     {"penalty", required_argument, NULL, OPT_PENALTY},
     {"perfect-scorer", no_argument, NULL, OPT_PERFECT},
     {NULL, 0, NULL, 0},
@@ -93,7 +95,9 @@ static void fit_usage(FILE *out)
             "                      cost starts buying little accuracy)\n"
             "  --penalty PTS       judge a chain by its accuracy minus PTS points per stage\n"
             "                      beyond the first, against fitting noise (default: chosen\n"
-            "                      by cross-validation among 0-4; 0.5 with --no-cv)\n"
+            "                      by cross-validation among 0-4, with a budget together\n"
+            "                      with a margin under it, 70-100%%, so that the choice\n"
+            "                      keeps to the budget on held-out folds; 0.5 with --no-cv)\n"
             "  --route-name NAME   the route's name in routes.conf (default \"tuned\")\n"
             "search:\n"
             "  --max-stages N      1..3 (default 3)\n"
@@ -106,6 +110,9 @@ static void fit_usage(FILE *out)
             "  --out DIR           output directory (default tune-out)\n"
             "  --no-cv             skip the cross-validated estimate of the choice\n"
             "  --no-check          skip the nested check on 20%% of the data\n"
+            "  --check-parts K     run the nested check on K of the five 20%% parts in turn\n"
+            "                      and sum them (default 1; 5 is a nested cross-validation,\n"
+            "                      five times as long, and far less noisy)\n"
             "  --perfect-scorer    a bound, not a route: score every answer with its grade\n"
             "                      (1 right, 0 wrong) instead of a learned scorer, and\n"
             "                      report what the search and the choice reach with it;\n"
@@ -310,53 +317,100 @@ static void format_stage_aucs(const struct tune_data *d, const struct tune_score
         out_printf(out, " (cross-validated)\n");
 }
 
-/* The nested check of one pick: the fit on the 80% predicted the chain's
- * stages, accuracy and cost there; the same chain, scored as deployed, on
- * the held-out 20%. Returns 1 when they agree within CHECK_*_PTS. */
-static int format_check(const struct tune_data *d, const struct tune_fit *f80,
-                        const struct tune_pick *pk, int ref, const unsigned char *held,
-                        struct buf *out)
-{
-    struct tune_result pred, act;
-    double racc_p, rcost_p, racc_a, rcost_a, pacc, pcost, cvacc, cvcost, aacc, acost;
-    int agrees;
+/* The nested check of one choice, summed over the held-out parts: what the
+ * fit on the other 80% predicted (the chosen chain on its own queries, and
+ * the choice cross-validated there) and what the chain, scored as
+ * deployed, did on the held-out part; the reference on both. */
+struct check {
+    size_t parts;
+    struct tune_result pred, act;    /* accepted[] summed by stage position */
+    struct tune_outcome cv;          /* the choice cross-validated on the 80% */
+    struct tune_result ref_p, ref_a; /* the reference: on the 80%, held out */
+    int nstages;                     /* the longest chain picked */
+    struct buf chains;               /* one line per part */
+};
 
+static void result_add(struct tune_result *sum, const struct tune_result *r)
+{
+    sum->n += r->n;
+    sum->correct += r->correct;
+    sum->cost += r->cost;
+    for (int s = 0; s < TUNE_MAX_STAGES; s++)
+        sum->accepted[s] += r->accepted[s];
+}
+
+/* Add part `held` of the check: f80 was fitted on the other queries. */
+static void check_add(const struct tune_data *d, const struct tune_fit *f80, size_t i, int ref,
+                      const unsigned char *held, struct check *ck)
+{
+    const struct tune_pick *pk = &f80->pick[i];
+    struct tune_chain rc = {.n = 1};
+    struct tune_result pred, r;
+
+    if (pk->p == NULL)
+        return;
+    ck->parts++;
     tune_simulate(d, &pk->p->chain, &f80->sc, f80->include, &pred);
-    tune_simulate(d, &pk->p->chain, &f80->sc, held, &act);
-    tune_ref_stats(d, ref, f80->include, &racc_p, &rcost_p);
-    tune_ref_stats(d, ref, held, &racc_a, &rcost_a);
-    pacc = pred.n ? (double)pred.correct / (double)pred.n : 0;
-    pcost = pred.n ? pred.cost / (double)pred.n : 0;
-    aacc = act.n ? (double)act.correct / (double)act.n : 0;
-    acost = act.n ? act.cost / (double)act.n : 0;
-    cvacc = pk->cv.n ? (double)pk->cv.correct / (double)pk->cv.n : pacc;
-    cvcost = pk->cv.n ? pk->cv.cost / (double)pk->cv.n : pcost;
-    out_printf(out, "    chain (chosen on the 80%%): ");
-    tune_chain_format(d, &pk->p->chain, out);
-    out_printf(out, "\n    %-44s %-26s %s\n", "", "predicted (fit on 80%)",
-               "actual (held-out 20%)");
-    for (int s = 0; s < pk->p->chain.n; s++)
-        out_printf(out, "    stage %d %-36s accepts %5.1f%%%12s accepts %5.1f%%\n", s + 1,
-                   short_name(d->models[pk->p->chain.st[s].model].name),
-                   pred.n ? 100.0 * (double)pred.accepted[s] / (double)pred.n : 0, "",
-                   act.n ? 100.0 * (double)act.accepted[s] / (double)act.n : 0);
+    result_add(&ck->pred, &pred);
+    tune_simulate(d, &pk->p->chain, &f80->sc, held, &r);
+    result_add(&ck->act, &r);
+    out_printf(&ck->chains, "    part %zu (%zu held-out queries): ", ck->parts, r.n);
+    tune_chain_format(d, &pk->p->chain, &ck->chains);
+    out_printf(&ck->chains, "\n");
+    if (pk->p->chain.n > ck->nstages)
+        ck->nstages = pk->p->chain.n;
+    /* Without cross-validation, the chain's own figure is the prediction. */
+    ck->cv.n += pk->cv.n ? pk->cv.n : pred.n;
+    ck->cv.correct += pk->cv.n ? pk->cv.correct : pred.correct;
+    ck->cv.cost += pk->cv.n ? pk->cv.cost : pred.cost;
+    rc.st[0].model = ref;
+    tune_simulate(d, &rc, NULL, f80->include, &r);
+    result_add(&ck->ref_p, &r);
+    tune_simulate(d, &rc, NULL, held, &r);
+    result_add(&ck->ref_a, &r);
+}
+
+static double ratio(double a, double b)
+{
+    return b > 0 ? a / b : 0;
+}
+
+/* Print a choice's check: per stage, acceptance predicted and actual; then
+ * accuracy and cost against the reference, predicted (cross-validated on
+ * the 80%) and actual; and whether they agree within CHECK_*_PTS. */
+static void format_check(const struct tune_data *d, const struct check *ck, struct buf *out)
+{
+    const struct tune_result *p = &ck->pred, *a = &ck->act;
+    double pacc = ratio((double)ck->cv.correct, (double)ck->cv.n);
+    double aacc = ratio((double)a->correct, (double)a->n);
+    double racc_p = ratio((double)ck->ref_p.correct, (double)ck->ref_p.n);
+    double racc_a = ratio((double)ck->ref_a.correct, (double)ck->ref_a.n);
+    double pcost = 100 * ratio(ratio(ck->cv.cost, (double)ck->cv.n),
+                               ratio(ck->ref_p.cost, (double)ck->ref_p.n));
+    double acost =
+        100 * ratio(ratio(a->cost, (double)a->n), ratio(ck->ref_a.cost, (double)ck->ref_a.n));
+    double dacc = ((aacc - racc_a) - (pacc - racc_p)) * 100;
+    int agrees = fabs(dacc) <= CHECK_ACC_PTS && fabs(acost - pcost) <= CHECK_COST_PTS;
+
+    if (ck->parts == 0)
+        return;
+    out_printf(out, "%s", ck->chains.data ? ck->chains.data : "");
+    out_printf(out, "    %-32s %-24s %s\n", "", "predicted (fit on 80%)", "actual (held out)");
+    for (int s = 0; s < ck->nstages; s++)
+        out_printf(out, "    stage %d%-24s accepts %5.1f%%%10s accepts %5.1f%%\n", s + 1,
+                   ck->parts > 1 ? " (chains may differ)" : "",
+                   100 * ratio((double)p->accepted[s], (double)p->n), "",
+                   100 * ratio((double)a->accepted[s], (double)a->n));
     out_printf(out,
-               "    %-44s %+6.2f pt (cross-validated)  %+6.2f pt   (ref %.4f / %.4f)\n"
-               "    %-44s %5.1f%% (cross-validated)   %5.1f%%    of ref's $/query\n",
-               "accuracy vs ref", (cvacc - racc_p) * 100, (aacc - racc_a) * 100, racc_p, racc_a,
-               "cost", rcost_p > 0 ? 100 * cvcost / rcost_p : 0,
-               rcost_a > 0 ? 100 * acost / rcost_a : 0);
-    agrees =
-        fabs((cvacc - racc_p) - (aacc - racc_a)) * 100 <= CHECK_ACC_PTS &&
-        fabs((rcost_p > 0 ? cvcost / rcost_p : 0) - (rcost_a > 0 ? acost / rcost_a : 0)) * 100 <=
-            CHECK_COST_PTS;
+               "    %-32s %+6.2f pt (cross-validated) %+6.2f pt   (ref %.4f / %.4f)\n"
+               "    %-32s %5.1f%% (cross-validated)  %5.1f%%     of ref's $/query\n",
+               "accuracy vs ref", (pacc - racc_p) * 100, (aacc - racc_a) * 100, racc_p, racc_a,
+               "cost", pcost, acost);
     out_printf(out,
-               "    %s: accuracy %+.2f pt, cost %+.1f pt apart (on %zu queries; one query is "
-               "%.2f pt)\n",
-               agrees ? "agrees" : "DIFFERS", ((aacc - racc_a) - (cvacc - racc_p)) * 100,
-               ((rcost_a > 0 ? acost / rcost_a : 0) - (rcost_p > 0 ? cvcost / rcost_p : 0)) * 100,
-               act.n, act.n ? 100.0 / (double)act.n : 0);
-    return agrees;
+               "    %s: accuracy %+.2f pt, cost %+.1f pt apart (on %zu held-out queries; one "
+               "query is %.2f pt)\n",
+               agrees ? "agrees" : "DIFFERS", dacc, acost - pcost, a->n,
+               100 * ratio(1, (double)a->n));
 }
 
 /* Write the weights file of every learned stage of the chosen chains into
@@ -442,14 +496,16 @@ static int fit_main(int argc, char **argv)
     struct tune_choice ch[TUNE_MAX_CHOICES], one;
     size_t nch = 0;
     const char *outdir = "tune-out", *route_name = "tuned", *routes_list = NULL;
-    int use_learned = 1, do_cv = 1, do_check = 1, c, rc = TUNE_EXIT_FAIL, ref;
+    int use_learned = 1, do_cv = 1, c, rc = TUNE_EXIT_FAIL, ref;
+    long check_parts = 1;
     int max_peers = 1, penalty_given = 0, perfect = 0;
     double penalty = 0.005;
     long v;
     struct tune_data d;
     struct tune_head_spec *spec = NULL;
     size_t nspec = 0;
-    struct tune_fit fr = {0}, f80 = {0};
+    struct tune_fit fr = {0};
+    struct check checks[TUNE_MAX_CHOICES];
     struct tune_fit_opts fo;
     unsigned char *train80 = NULL, *held = NULL;
     struct tune_plot_model *pm = NULL;
@@ -463,6 +519,7 @@ static int fit_main(int argc, char **argv)
     tune_inputs_init(&in);
     tune_search_opts_default(&so);
     tune_choice_init(&one);
+    memset(checks, 0, sizeof(checks));
     optind = 1;
     while ((c = getopt_long(argc, argv, "", fit_options, NULL)) != -1) {
         int r = tune_inputs_opt(&in, c, optarg);
@@ -538,7 +595,11 @@ static int fit_main(int argc, char **argv)
             do_cv = 0;
             break;
         case OPT_NO_CHECK:
-            do_check = 0;
+            check_parts = 0;
+            break;
+        case OPT_CHECK_PARTS:
+            if (tune_opt_long("--check-parts", optarg, 0, CHECK_PARTS, &check_parts) < 0)
+                return TUNE_EXIT_USAGE;
             break;
         case OPT_PERFECT:
             perfect = 1;
@@ -603,15 +664,24 @@ static int fit_main(int argc, char **argv)
     fo.choice = ch;
     fo.nchoice = nch;
     tune_fit_run(&d, &fo, NULL, &fr);
-    if (do_check) {
-        train80 = xmalloc(d.nq ? d.nq : 1);
-        held = xmalloc(d.nq ? d.nq : 1);
+    for (size_t i = 0; i < nch; i++)
+        buf_init(&checks[i].chains, (size_t)1 << 20);
+    train80 = xmalloc(d.nq ? d.nq : 1);
+    held = xmalloc(d.nq ? d.nq : 1);
+    for (long part = 0; part < check_parts; part++) {
+        struct tune_fit f80;
+
         for (size_t q = 0; q < d.nq; q++) {
-            held[q] = learned_fold_of(in.learn.seed ^ CHECK_SALT, CHECK_PARTS, d.q[q].prompt) == 0;
+            held[q] = (long)learned_fold_of(in.learn.seed ^ CHECK_SALT, CHECK_PARTS,
+                                            d.q[q].prompt) == part;
             train80[q] = !held[q];
         }
-        tune_msg("nested check: the same fit on 80%% of the queries");
+        tune_msg("nested check %ld of %ld: the same fit on the other 80%% of the queries", part + 1,
+                 check_parts);
         tune_fit_run(&d, &fo, train80, &f80);
+        for (size_t i = 0; i < nch; i++)
+            check_add(&d, &f80, i, ref, held, &checks[i]);
+        tune_fit_free(&f80);
     }
     tune_ref_stats(&d, ref, NULL, &racc, &rcost);
 
@@ -647,7 +717,10 @@ static int fit_main(int argc, char **argv)
             format_knee(&pk->knee, rcost, &out);
         if (use_learned && !perfect)
             format_stage_aucs(&d, &fr.sc, &pk->p->chain, &out);
-        out_printf(&out, "  penalty: %.2f points per stage beyond the first\n", pk->penalty * 100);
+        out_printf(&out, "  rule: %.2f points per stage beyond the first", pk->penalty * 100);
+        if (pk->margin < 1)
+            out_printf(&out, ", within %.0f%% of the budget", pk->margin * 100);
+        out_printf(&out, "\n");
         if (do_cv && pk->cv.n) {
             double acc = (double)pk->cv.correct / (double)pk->cv.n;
             double cost = pk->cv.cost / (double)pk->cv.n;
@@ -659,10 +732,13 @@ static int fit_main(int argc, char **argv)
                        in.learn.folds, acc, (acc - racc) * 100, cost,
                        rcost > 0 ? 100 * cost / rcost : 0, pk->cvlog.data ? pk->cvlog.data : "");
         }
-        if (do_check && f80.pick[i].p) {
-            out_printf(&out, "  nested check: the whole fit on 80%% of the queries, its choice "
-                             "deployed on the other 20%% as the gateway scores it:\n");
-            format_check(&d, &f80, &f80.pick[i], ref, held, &out);
+        if (checks[i].parts) {
+            out_printf(&out,
+                       "  nested check: the whole fit on 80%% of the queries, its choice "
+                       "deployed on the other 20%% as the gateway scores it (%ld of %d "
+                       "parts):\n",
+                       check_parts, CHECK_PARTS);
+            format_check(&d, &checks[i], &out);
         }
     }
 
@@ -744,7 +820,8 @@ done:
     buf_free(&out);
     buf_free(&path);
     tune_fit_free(&fr);
-    tune_fit_free(&f80);
+    for (size_t i = 0; i < nch; i++)
+        buf_free(&checks[i].chains);
     free(spec);
     free(train80);
     free(held);

@@ -187,8 +187,8 @@ static double knee_budget(const struct tune_search_result *res, double penalty, 
 
 const struct tune_point *tune_choose(const struct tune_data *d,
                                      const struct tune_search_result *res,
-                                     const struct tune_choice *ch, double penalty, int ref,
-                                     const unsigned char *include, struct tune_knee *kn)
+                                     const struct tune_choice *ch, double penalty, double margin,
+                                     int ref, const unsigned char *include, struct tune_knee *kn)
 {
     double racc, rcost, budget = -1, target = -1;
     const struct tune_point *p;
@@ -206,6 +206,8 @@ const struct tune_point *tune_choose(const struct tune_data *d,
         budget = ch->budget;
     else
         budget = rcost;
+    if (!ch->knee && budget >= 0)
+        budget *= margin;
     p = tune_pick(res, budget, target, penalty);
     /* A target out of reach gets the most accurate chain; a budget under
      * everything, the cheapest. */
@@ -261,13 +263,13 @@ static void cv_free(struct tune_cv *cv)
 /* Pick on each fold's training split, run the pick on the fold. With log,
  * one line per fold. */
 static void cv_eval(const struct tune_data *d, const struct tune_scores *sc,
-                    const struct tune_cv *cv, const struct tune_choice *ch, double penalty, int ref,
-                    struct tune_outcome *out, struct buf *log)
+                    const struct tune_cv *cv, const struct tune_choice *ch, double penalty,
+                    double margin, int ref, struct tune_outcome *out, struct buf *log)
 {
     memset(out, 0, sizeof(*out));
     for (int f = 0; f < cv->folds; f++) {
         const struct tune_point *p =
-            tune_choose(d, &cv->res[f], ch, penalty, ref, cv->train[f], NULL);
+            tune_choose(d, &cv->res[f], ch, penalty, margin, ref, cv->train[f], NULL);
         struct tune_result r;
 
         if (p == NULL)
@@ -286,44 +288,81 @@ static void cv_eval(const struct tune_data *d, const struct tune_scores *sc,
 }
 
 static const double penalty_grid[] = {0, 0.0025, 0.005, 0.01, 0.02, 0.04};
+/* The best of many chains within a budget on some queries tends to cost
+ * more on others (it was picked partly for its luck), so a budget may be
+ * kept with a margin: the chain is chosen within margin * budget. */
+static const double margin_grid[] = {1.0, 0.95, 0.9, 0.85, 0.8, 0.7};
 
-/* Choose the penalty by cross-validation: with a budget, the most accurate
- * held-out result (then the cheapest); with a target, the cheapest that
- * reaches it (else the most accurate). Remaining ties go to the larger
- * penalty, i.e. the simpler chains. Writes the table of candidates to out.
- * The held-out numbers of the chosen penalty are then a little optimistic,
- * as it was chosen on them; with six candidates, only a little. */
-static double choose_penalty(const struct tune_data *d, const struct tune_scores *sc,
-                             const struct tune_cv *cv, const struct tune_choice *ch, int ref,
-                             double target, struct buf *out)
+/* Is outcome x better than b for the choice? With a target: reaching it,
+ * then cheaper. With a budget: keeping to it, then more accurate (when
+ * neither keeps to it, the nearer). Else (the knee): more accurate. Then
+ * cheaper. */
+static int outcome_better(const struct tune_outcome *x, const struct tune_outcome *b, double target,
+                          double budget)
 {
-    struct tune_outcome o[ARRAY_LEN(penalty_grid)];
-    size_t best = 0;
+    double ax = x->n ? (double)x->correct / (double)x->n : 0;
+    double ab = b->n ? (double)b->correct / (double)b->n : 0;
+    double cx = x->n ? x->cost / (double)x->n : 0, cb = b->n ? b->cost / (double)b->n : 0;
+    int kx = cx <= budget * (1 + 1e-9), kb = cb <= budget * (1 + 1e-9);
 
-    for (size_t i = 0; i < ARRAY_LEN(penalty_grid); i++)
-        cv_eval(d, sc, cv, ch, penalty_grid[i], ref, &o[i], NULL);
-    for (size_t i = 1; i < ARRAY_LEN(penalty_grid); i++) {
-        double acc_i = o[i].n ? (double)o[i].correct / (double)o[i].n : 0;
-        double acc_b = o[best].n ? (double)o[best].correct / (double)o[best].n : 0;
-        int reach_i = target >= 0 && acc_i >= target, reach_b = target >= 0 && acc_b >= target;
+    if (target >= 0) {
+        int rx = ax >= target, rb = ab >= target;
 
-        if (reach_i && reach_b) {
-            if (o[i].cost <= o[best].cost)
-                best = i;
-        } else if (reach_i != reach_b) {
-            if (reach_i)
-                best = i;
-        } else if (acc_i > acc_b + 1e-12 || (acc_i >= acc_b - 1e-12 && o[i].cost <= o[best].cost)) {
-            best = i;
-        }
+        if (rx != rb)
+            return rx;
+        if (rx)
+            return cx < cb - 1e-15;
+    } else if (budget >= 0 && kx != kb) {
+        return kx;
+    } else if (budget >= 0 && !kb) {
+        return cx < cb - 1e-15;
     }
-    buf_puts(out, "  simplicity penalty chosen by cross-validation (points per stage beyond "
-                  "the first):\n");
+    return ax > ab + 1e-12 || (ax >= ab - 1e-12 && cx < cb - 1e-15);
+}
+
+/* Choose the rule (the stage penalty and, with a budget, the margin) by
+ * cross-validation: the best held-out outcome as outcome_better() judges.
+ * Ties go to the larger penalty (simpler chains), then to the margin
+ * nearer 1. The held-out numbers of the rule chosen are then a little
+ * optimistic, as it was chosen on them. Writes one line to out. */
+static void choose_rule(const struct tune_data *d, const struct tune_scores *sc,
+                        const struct tune_cv *cv, const struct tune_choice *ch, int ref,
+                        const unsigned char *include, struct tune_pick *pk, struct buf *out)
+{
+    struct tune_outcome o[ARRAY_LEN(penalty_grid)][ARRAY_LEN(margin_grid)];
+    double racc, rcost, target = -1, budget = -1;
+    size_t nm = 1, bp = ARRAY_LEN(penalty_grid) - 1, bm = 0;
+
+    tune_ref_stats(d, ref, include, &racc, &rcost);
+    if (!isnan(ch->target_pts))
+        target = racc + ch->target_pts / 100.0;
+    else if (ch->target >= 0)
+        target = ch->target;
+    else if (!ch->knee && ch->budget_ratio >= 0)
+        budget = ch->budget_ratio * rcost;
+    else if (!ch->knee && ch->budget >= 0)
+        budget = ch->budget;
+    if (budget >= 0)
+        nm = ARRAY_LEN(margin_grid);
     for (size_t i = 0; i < ARRAY_LEN(penalty_grid); i++)
-        buf_printf(out, "    %-5.2f held-out accuracy %.4f, $%.3g/query%s\n", penalty_grid[i] * 100,
-                   o[i].n ? (double)o[i].correct / (double)o[i].n : 0,
-                   o[i].n ? o[i].cost / (double)o[i].n : 0, i == best ? "  <- chosen" : "");
-    return penalty_grid[best];
+        for (size_t j = 0; j < nm; j++)
+            cv_eval(d, sc, cv, ch, penalty_grid[i], margin_grid[j], ref, &o[i][j], NULL);
+    /* From the largest penalty down and the margin nearest 1 out, so that a
+     * tie keeps the simpler rule found first. */
+    for (size_t i = ARRAY_LEN(penalty_grid); i-- > 0;)
+        for (size_t j = 0; j < nm; j++)
+            if (outcome_better(&o[i][j], &o[bp][bm], target, budget)) {
+                bp = i;
+                bm = j;
+            }
+    pk->penalty = penalty_grid[bp];
+    pk->margin = margin_grid[bm];
+    buf_printf(out,
+               "  rule chosen by cross-validation (of %zu): %.2f points per stage beyond the first",
+               ARRAY_LEN(penalty_grid) * nm, pk->penalty * 100);
+    if (nm > 1)
+        buf_printf(out, ", chains within %.0f%% of the budget", pk->margin * 100);
+    buf_printf(out, "\n");
 }
 
 /* ---- one whole fit ---- */
@@ -370,19 +409,12 @@ void tune_fit_run(const struct tune_data *d, const struct tune_fit_opts *o,
 
         buf_init(&pk->cvlog, (size_t)1 << 20);
         pk->penalty = ch->penalty;
-        if (o->do_cv && !ch->penalty_given) {
-            double racc, rcost, target = -1;
-
-            tune_ref_stats(d, o->ref, include, &racc, &rcost);
-            if (!isnan(ch->target_pts))
-                target = racc + ch->target_pts / 100.0;
-            else if (ch->target >= 0)
-                target = ch->target;
-            pk->penalty = choose_penalty(d, &fr->sc, &fr->cv, ch, o->ref, target, &pk->cvlog);
-        }
-        pk->p = tune_choose(d, &fr->res, ch, pk->penalty, o->ref, include, &pk->knee);
+        pk->margin = 1.0;
+        if (o->do_cv && !ch->penalty_given)
+            choose_rule(d, &fr->sc, &fr->cv, ch, o->ref, include, pk, &pk->cvlog);
+        pk->p = tune_choose(d, &fr->res, ch, pk->penalty, pk->margin, o->ref, include, &pk->knee);
         if (o->do_cv && pk->p)
-            cv_eval(d, &fr->sc, &fr->cv, ch, pk->penalty, o->ref, &pk->cv, &pk->cvlog);
+            cv_eval(d, &fr->sc, &fr->cv, ch, pk->penalty, pk->margin, o->ref, &pk->cv, &pk->cvlog);
     }
     free(fold);
 }

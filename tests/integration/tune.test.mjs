@@ -97,7 +97,8 @@ test('fit writes the frontier, its plot, the scorers and a routes block, and che
   assert.match(out, /^ {4}accuracy [\d.]+ \([-+][\d.]+ points vs ref\)/m, 'the cross-validated figures');
   // The nested check: fitted on 80%, deployed on the other 20%, stage by stage.
   assert.match(out, /^ {2}nested check: the whole fit on 80% of the queries/m);
-  assert.match(out, /^ {4}stage 1 \S+\s+accepts\s+[\d.]+%\s+accepts\s+[\d.]+%$/m);
+  assert.match(out, /^ {4}part 1 \(\d+ held-out queries\): \S+/m);
+  assert.match(out, /^ {4}stage 1\s+accepts\s+[\d.]+%\s+accepts\s+[\d.]+%$/m);
   assert.match(out, /^ {4}(agrees|DIFFERS): accuracy [-+][\d.]+ pt, cost [-+][\d.]+ pt apart/m);
 
   const tsv = readFileSync(join(fitDir, 'frontier.tsv'), 'utf8').trim().split('\n');
@@ -179,6 +180,9 @@ test('learned stages with and without peers, trained by `train`, run end to end 
   { model = "zero-one-ai/Yi-34B-Chat"; scorer = "learned"; weights = "scorers/zero-one-ai_Yi-34B-Chat.w"; threshold = ${chain.match(/@([\d.]+) ->/)[1]}; },
   { models = ( "mistralai/mixtral-8x7b-chat", "zero-one-ai/Yi-34B-Chat" ); scorer = "learned"; weights = "scorers/mistralai_mixtral-8x7b-chat+zero-one-ai_Yi-34B-Chat.w"; threshold = ${chain.match(/\)@([\d.]+)/)[1]}; },
   { model = "gpt-4-1106-preview"; }
+); }, { name = "peers1"; cascade = (
+  { models = ( "mistralai/mixtral-8x7b-chat", "zero-one-ai/Yi-34B-Chat" ); scorer = "learned"; weights = "scorers/mistralai_mixtral-8x7b-chat+zero-one-ai_Yi-34B-Chat.w"; threshold = ${chain.match(/\)@([\d.]+)/)[1]}; },
+  { model = "gpt-4-1106-preview"; }
 ); } );`));
   const url = await startOn(conf);
   const ev = await run(TUNE, ['eval', '--gateway', url, '--data', ARC, '--prices', PRICES, '--route', 'peers',
@@ -187,6 +191,13 @@ test('learned stages with and without peers, trained by `train`, run end to end 
   const stages = [...ev.stdout.matchAll(/^ {2}(\d) (\S+)\s+(\d+) \/ (\d+)$/gm)];
   assert.equal(stages.length, 3);
   for (const s of stages) assert.ok(Number(s[3]) > 0 && s[3] === s[4], ev.stdout);
+
+  // The peer called by the stage itself (not reused from an earlier one): paid there.
+  const first = chain.replace(/^.*? -> /, '');
+  const ev1 = await run(TUNE, ['eval', '--gateway', url, '--data', ARC, '--prices', PRICES, '--route', 'peers1',
+    '--chain', first, '--weights-dir', scorers, '--models', 'none']);
+  assert.equal(ev1.code, 0, `eval: end to end differs from offline:\n${ev1.stdout}\n${ev1.stderr}`);
+  assert.equal(evalRow(ev1.stdout, 'peers1').verdict, 'equal');
 
   // A stage whose models do not match what the weights file reads is refused.
   const bad = join(dir, 'bad.conf');
