@@ -250,8 +250,9 @@ struct tune_result {
  * "agree(a,b)@0.66", "rules"). 0, or -1 with a message. */
 int tune_chain_parse(const struct tune_data *d, const char *s, struct tune_chain *c, char *err,
                      size_t errlen);
-/* Append the chain's text to out. */
-void tune_chain_format(const struct tune_data *d, const struct tune_chain *c, struct buf *out);
+/* Append the chain's text to out. 0, or -1 when out went over its cap. */
+int tune_chain_format(const struct tune_data *d, const struct tune_chain *c,
+                      struct buf *out) BUF_MUST_CHECK;
 /* Models the chain may call (stage models and agreement partners). */
 int tune_chain_models(const struct tune_chain *c, int *models);
 
@@ -283,9 +284,10 @@ int tune_scores_load(const struct tune_data *d, const struct tune_chain *c, cons
 
 /* Append one route of a gateway.conf routes list, "    { name = ...;
  * cascade = ( ... ); }", without a trailing comma or newline. weights_dir is
- * the directory the weights paths are relative to, as written ("scorers"). */
-void tune_route_format(const struct tune_data *d, const struct tune_chain *c,
-                       const char *route_name, const char *weights_dir, struct buf *out);
+ * the directory the weights paths are relative to, as written ("scorers").
+ * 0, or -1 when out went over its cap. */
+int tune_route_format(const struct tune_data *d, const struct tune_chain *c, const char *route_name,
+                      const char *weights_dir, struct buf *out) BUF_MUST_CHECK;
 
 /* ---- search ---- */
 
@@ -360,8 +362,9 @@ void tune_choice_init(struct tune_choice *c);
 /* "20%" or "0.001" (USD); "-0.5pt" or "0.94". 0, or -1 when malformed. */
 int tune_choice_budget(struct tune_choice *c, const char *s);
 int tune_choice_target(struct tune_choice *c, const char *s);
-void tune_choice_describe(const struct tune_choice *ch, const struct tune_data *d, int ref,
-                          struct buf *out);
+/* Append how the choice chooses. 0, or -1 when out went over its cap. */
+int tune_choice_describe(const struct tune_choice *ch, const struct tune_data *d, int ref,
+                         struct buf *out) BUF_MUST_CHECK;
 
 /* Where the knee is, and the ends of the frontier it was found between
  * (accuracy minus the stage penalty, $/query). */

@@ -225,40 +225,43 @@ int tune_chain_parse(const struct tune_data *d, const char *s, struct tune_chain
     return 0;
 }
 
-void tune_chain_format(const struct tune_data *d, const struct tune_chain *c, struct buf *out)
+int tune_chain_format(const struct tune_data *d, const struct tune_chain *c, struct buf *out)
 {
+    int r = 0;
+
     for (int i = 0; i < c->n; i++) {
         const struct tune_stage *st = &c->st[i];
 
         if (i)
-            buf_puts(out, " -> ");
-        buf_puts(out, d->models[st->model].name);
+            r |= buf_puts(out, " -> ");
+        r |= buf_puts(out, d->models[st->model].name);
         switch (st->kind) {
         case TS_NONE:
             break;
         case TS_LEARNED:
-            buf_puts(out, ":learned");
+            r |= buf_puts(out, ":learned");
             if (st->npartners) {
-                buf_puts(out, "(");
+                r |= buf_puts(out, "(");
                 for (int k = 0; k < st->npartners; k++)
-                    buf_printf(out, "%s%s", k ? "," : "", d->models[st->partners[k]].name);
-                buf_puts(out, ")");
+                    r |= buf_printf(out, "%s%s", k ? "," : "", d->models[st->partners[k]].name);
+                r |= buf_puts(out, ")");
             }
-            buf_printf(out, "@%.4f", st->threshold);
+            r |= buf_printf(out, "@%.4f", st->threshold);
             break;
         case TS_RULES:
-            buf_puts(out, ":rules");
+            r |= buf_puts(out, ":rules");
             break;
         case TS_AGREE:
-            buf_puts(out, ":agree(");
+            r |= buf_puts(out, ":agree(");
             for (int k = 0; k < st->npartners; k++)
-                buf_printf(out, "%s%s", k ? "," : "", d->models[st->partners[k]].name);
-            buf_puts(out, ")");
+                r |= buf_printf(out, "%s%s", k ? "," : "", d->models[st->partners[k]].name);
+            r |= buf_puts(out, ")");
             if (st->threshold != 1.0)
-                buf_printf(out, "@%.2f", st->threshold);
+                r |= buf_printf(out, "@%.2f", st->threshold);
             break;
         }
     }
+    return r;
 }
 
 int tune_chain_models(const struct tune_chain *c, int *models)
@@ -393,58 +396,60 @@ void tune_simulate(const struct tune_data *d, const struct tune_chain *c,
     }
 }
 
-static void routes_threshold(struct buf *out, double t, int decimals)
+static int routes_threshold(struct buf *out, double t, int decimals)
 {
     if (t == 1.0)
-        buf_puts(out, " threshold = 1.0;");
-    else
-        buf_printf(out, " threshold = %.*f;", decimals, t);
+        return buf_puts(out, " threshold = 1.0;");
+    return buf_printf(out, " threshold = %.*f;", decimals, t);
 }
 
-void tune_route_format(const struct tune_data *d, const struct tune_chain *c,
-                       const char *route_name, const char *weights_dir, struct buf *out)
+int tune_route_format(const struct tune_data *d, const struct tune_chain *c, const char *route_name,
+                      const char *weights_dir, struct buf *out)
 {
-    buf_printf(out, "    {\n        name = \"%s\";\n        cascade = (\n", route_name);
+    int r = 0;
+
+    r |= buf_printf(out, "    {\n        name = \"%s\";\n        cascade = (\n", route_name);
     for (int i = 0; i < c->n; i++) {
         const struct tune_stage *st = &c->st[i];
         const struct tune_model *m = &d->models[st->model];
         enum tune_scorer kind = i == c->n - 1 ? TS_NONE : st->kind;
 
-        buf_puts(out, "            {");
+        r |= buf_puts(out, "            {");
         switch (kind) {
         case TS_NONE:
-            buf_printf(out, " model = \"%s\";", m->route_name);
+            r |= buf_printf(out, " model = \"%s\";", m->route_name);
             break;
         case TS_LEARNED: {
             char *w = tune_weights_name(d, st->model, st->partners, st->npartners);
 
             if (st->npartners == 0) {
-                buf_printf(out, " model = \"%s\";", m->route_name);
+                r |= buf_printf(out, " model = \"%s\";", m->route_name);
             } else {
                 /* The scorer's peers are the stage's other models. */
-                buf_printf(out, " models = ( \"%s\"", m->route_name);
+                r |= buf_printf(out, " models = ( \"%s\"", m->route_name);
                 for (int k = 0; k < st->npartners; k++)
-                    buf_printf(out, ", \"%s\"", d->models[st->partners[k]].route_name);
-                buf_puts(out, " );");
+                    r |= buf_printf(out, ", \"%s\"", d->models[st->partners[k]].route_name);
+                r |= buf_puts(out, " );");
             }
-            buf_printf(out, " scorer = \"learned\"; weights = \"%s/%s\";", weights_dir, w);
-            routes_threshold(out, st->threshold, 4);
+            r |= buf_printf(out, " scorer = \"learned\"; weights = \"%s/%s\";", weights_dir, w);
+            r |= routes_threshold(out, st->threshold, 4);
             free(w);
             break;
         }
         case TS_RULES:
-            buf_printf(out, " model = \"%s\"; scorer = \"rules\";", m->route_name);
-            routes_threshold(out, 1.0, 2);
+            r |= buf_printf(out, " model = \"%s\"; scorer = \"rules\";", m->route_name);
+            r |= routes_threshold(out, 1.0, 2);
             break;
         case TS_AGREE:
-            buf_printf(out, " models = ( \"%s\"", m->route_name);
+            r |= buf_printf(out, " models = ( \"%s\"", m->route_name);
             for (int k = 0; k < st->npartners; k++)
-                buf_printf(out, ", \"%s\"", d->models[st->partners[k]].route_name);
-            buf_puts(out, " ); scorer = \"agreement\";");
-            routes_threshold(out, st->threshold, 2);
+                r |= buf_printf(out, ", \"%s\"", d->models[st->partners[k]].route_name);
+            r |= buf_puts(out, " ); scorer = \"agreement\";");
+            r |= routes_threshold(out, st->threshold, 2);
             break;
         }
-        buf_printf(out, " }%s\n", i == c->n - 1 ? "" : ",");
+        r |= buf_printf(out, " }%s\n", i == c->n - 1 ? "" : ",");
     }
-    buf_puts(out, "        );\n    }");
+    r |= buf_puts(out, "        );\n    }");
+    return r;
 }

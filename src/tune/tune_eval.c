@@ -200,7 +200,10 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg)
 
         hdr_value(v, n - (size_t)(v - p), tmp, sizeof(tmp));
         buf_reset(&j->stages_hdr);
-        buf_puts(&j->stages_hdr, tmp); /* cut at the cap: diagnostics only */
+        /* tmp is cut to EVAL_HDR_MAX - 1 bytes, the buffer's cap: it fits. */
+        if (buf_puts(&j->stages_hdr, tmp) < 0)
+            sl_panic("x-sluice-stages: %zu bytes do not fit a buffer of %d", strlen(tmp),
+                     EVAL_HDR_MAX);
     }
     return n;
 }
@@ -497,12 +500,11 @@ static void row_totals(const struct tune_data *d, const struct eval_row *row, st
     }
 }
 
-static void name_cell(struct buf *out, const struct eval_row *row)
+static int name_cell(struct buf *out, const struct eval_row *row)
 {
     if (row->model < 0)
-        buf_printf(out, "%s (route)", row->name);
-    else
-        buf_puts(out, row->name);
+        return buf_printf(out, "%s (route)", row->name);
+    return buf_puts(out, row->name);
 }
 
 static const char *model_label(const struct tune_data *d, int m)
@@ -512,9 +514,10 @@ static const char *model_label(const struct tune_data *d, int m)
 
 /* List the first queries on which the row's end to end and offline answers
  * differ, and every bug of its answers. */
-static void report_row_details(const struct tune_data *d, const struct eval_row *row,
-                               struct buf *out)
+static int report_row_details(const struct tune_data *d, const struct eval_row *row,
+                              struct buf *out)
 {
+    int r = 0;
     size_t shown = 0, bugs = 0;
 
     for (size_t q = 0; q < d->nq; q++) {
@@ -522,45 +525,47 @@ static void report_row_details(const struct tune_data *d, const struct eval_row 
         int s;
 
         if (a->why && bugs < EVAL_SHOW_DIFFS) {
-            buf_printf(out, "  %s: %s: %s\n", row->name, d->q[q].id, a->why);
+            r |= buf_printf(out, "  %s: %s: %s\n", row->name, d->q[q].id, a->why);
             bugs++;
         }
         if (!row->have_chain || !answer_differs(row, q) || shown == EVAL_SHOW_DIFFS)
             continue;
         s = row->sim_stage[q];
-        buf_printf(out,
-                   "  %s: %s differs:\n    end to end: HTTP %d, answered by %s, correct %d, "
-                   "$%.12g, stages %s\n    offline:    ",
-                   row->name, d->q[q].id, a->status, model_label(d, a->model), a->correct, a->cost,
-                   a->stages && a->stages[0] ? a->stages : "-");
+        r |= buf_printf(out,
+                        "  %s: %s differs:\n    end to end: HTTP %d, answered by %s, correct %d, "
+                        "$%.12g, stages %s\n    offline:    ",
+                        row->name, d->q[q].id, a->status, model_label(d, a->model), a->correct,
+                        a->cost, a->stages && a->stages[0] ? a->stages : "-");
         if (s >= 0)
-            buf_printf(out, "stage %d (%s) accepts, correct %d, $%.12g\n", s + 1,
-                       d->models[row->chain.st[s].model].name, row->sim_correct[q],
-                       row->sim_cost[q]);
+            r |= buf_printf(out, "stage %d (%s) accepts, correct %d, $%.12g\n", s + 1,
+                            d->models[row->chain.st[s].model].name, row->sim_correct[q],
+                            row->sim_cost[q]);
         else
-            buf_printf(out, "no stage accepts (salvaged or failed), correct %d, $%.12g\n",
-                       row->sim_correct[q], row->sim_cost[q]);
+            r |= buf_printf(out, "no stage accepts (salvaged or failed), correct %d, $%.12g\n",
+                            row->sim_correct[q], row->sim_cost[q]);
         shown++;
     }
+    return r;
 }
 
 /* Per stage of the route: queries each stage answered, end to end and
  * offline. End to end, a stage answered when its model did and the answer
  * was not a salvaged one. */
-static void report_stages(const struct tune_data *d, const struct eval_row *row, struct buf *out)
+static int report_stages(const struct tune_data *d, const struct eval_row *row, struct buf *out)
 {
+    int r = 0;
     size_t other_e2e = 0, answered_sim = 0;
 
-    buf_printf(out, "\nstages of route \"%s\" (queries answered, end to end / offline):\n",
-               row->name);
+    r |= buf_printf(out, "\nstages of route \"%s\" (queries answered, end to end / offline):\n",
+                    row->name);
     for (int s = 0; s < row->chain.n; s++) {
         size_t e2e = 0;
 
         for (size_t q = 0; q < d->nq; q++)
             e2e += row->ans[q].status == 200 && !row->ans[q].salvage &&
                    row->ans[q].model == row->chain.st[s].model;
-        buf_printf(out, "  %d %-36s %zu / %zu\n", s + 1, d->models[row->chain.st[s].model].name,
-                   e2e, row->sim.accepted[s]);
+        r |= buf_printf(out, "  %d %-36s %zu / %zu\n", s + 1,
+                        d->models[row->chain.st[s].model].name, e2e, row->sim.accepted[s]);
         answered_sim += row->sim.accepted[s];
     }
     for (size_t q = 0; q < d->nq; q++) {
@@ -571,8 +576,9 @@ static void report_stages(const struct tune_data *d, const struct eval_row *row,
             by_stage |= a->status == 200 && !a->salvage && a->model == row->chain.st[s].model;
         other_e2e += !by_stage;
     }
-    buf_printf(out, "    %-36s %zu / %zu\n", "salvaged or failed", other_e2e,
-               row->sim.n - answered_sim);
+    r |= buf_printf(out, "    %-36s %zu / %zu\n", "salvaged or failed", other_e2e,
+                    row->sim.n - answered_sim);
+    return r;
 }
 
 /* Print the table; return the number of rows whose end to end figures
@@ -580,6 +586,7 @@ static void report_stages(const struct tune_data *d, const struct eval_row *row,
 static int report(const struct eval *ev, int ref, const char *chain_text, const char *wdir,
                   struct buf *out)
 {
+    int r = 0;
     const struct tune_data *d = ev->d;
     struct tune_chain rc = {.n = 1};
     struct tune_result rr;
@@ -589,20 +596,23 @@ static int report(const struct eval *ev, int ref, const char *chain_text, const 
     rc.st[0].model = ref;
     tune_simulate(d, &rc, NULL, NULL, &rr);
     rcost = rr.n ? rr.cost / (double)rr.n : 0;
-    buf_printf(out, "sluice-tune eval: %s: %zu queries through %s\n", d->source, d->nq, ev->url);
+    r |= buf_printf(out, "sluice-tune eval: %s: %zu queries through %s\n", d->source, d->nq,
+                    ev->url);
     if (chain_text) {
-        buf_printf(out, "route \"%s\" is the chain: ", ev->rows[0].name);
-        tune_chain_format(d, &ev->rows[0].chain, out);
-        buf_printf(out, "\n  (learned scores: %s)\n",
-                   wdir ? "from the weights files, as the gateway scores" : "not used");
+        r |= buf_printf(out, "route \"%s\" is the chain: ", ev->rows[0].name);
+        r |= tune_chain_format(d, &ev->rows[0].chain, out);
+        r |= buf_printf(out, "\n  (learned scores: %s)\n",
+                        wdir ? "from the weights files, as the gateway scores" : "not used");
     } else {
-        buf_printf(out, "route \"%s\": no --chain, so not compared offline\n", ev->rows[0].name);
+        r |= buf_printf(out, "route \"%s\": no --chain, so not compared offline\n",
+                        ev->rows[0].name);
     }
-    buf_printf(out, "cost: %% of %s's $/query (%.6g)\n\n", d->models[ref].name, rcost);
-    buf_printf(out, "%-44s %-29s %s\n", "", "------- end to end --------", "----- offline ------");
-    buf_printf(out, "%-44s %-8s %-11s %-6s   %-8s %-11s   %-7s %-4s %s\n", "route / model",
-               "accuracy", "$/query", "cost", "accuracy", "$/query", "non-200", "bugs",
-               "vs offline");
+    r |= buf_printf(out, "cost: %% of %s's $/query (%.6g)\n\n", d->models[ref].name, rcost);
+    r |= buf_printf(out, "%-44s %-29s %s\n", "", "------- end to end --------",
+                    "----- offline ------");
+    r |= buf_printf(out, "%-44s %-8s %-11s %-6s   %-8s %-11s   %-7s %-4s %s\n", "route / model",
+                    "accuracy", "$/query", "cost", "accuracy", "$/query", "non-200", "bugs",
+                    "vs offline");
     for (size_t i = 0; i < ev->nrows; i++) {
         const struct eval_row *row = &ev->rows[i];
         struct row_totals t;
@@ -614,9 +624,9 @@ static int report(const struct eval *ev, int ref, const char *chain_text, const 
         acc = t.n ? (double)t.correct / (double)t.n : 0;
         cost = t.n ? t.cost / (double)t.n : 0;
         buf_init(&name, 1024);
-        name_cell(&name, row);
-        buf_printf(out, "%-44s %-8.4f %-11.6g %5.1f%%   ", name.data, acc, cost,
-                   rcost > 0 ? 100 * cost / rcost : 0);
+        r |= name_cell(&name, row);
+        r |= buf_printf(out, "%-44s %-8.4f %-11.6g %5.1f%%   ", name.data ? name.data : "?", acc,
+                        cost, rcost > 0 ? 100 * cost / rcost : 0);
         buf_free(&name);
         if (row->have_chain) {
             double sacc = row->sim.n ? (double)row->sim.correct / (double)row->sim.n : 0;
@@ -624,37 +634,38 @@ static int report(const struct eval *ev, int ref, const char *chain_text, const 
 
             differs = row->sim.correct != t.correct || row->sim.n != t.n ||
                       fabs(scost - cost) > EVAL_COST_EPS || t.diffs > 0;
-            buf_printf(out, "%-8.4f %-11.6g   ", sacc, scost);
-            buf_printf(out, "%-7zu %-4zu ", t.non200, t.bugs);
+            r |= buf_printf(out, "%-8.4f %-11.6g   ", sacc, scost);
+            r |= buf_printf(out, "%-7zu %-4zu ", t.non200, t.bugs);
             if (!differs)
-                buf_puts(out, "equal");
+                r |= buf_puts(out, "equal");
             else
-                buf_printf(out, "DIFFERENT: %+.4f, %+.3g $/query, %zu queries", acc - sacc,
-                           cost - scost, t.diffs);
+                r |= buf_printf(out, "DIFFERENT: %+.4f, %+.3g $/query, %zu queries", acc - sacc,
+                                cost - scost, t.diffs);
         } else {
-            buf_printf(out, "%-8s %-11s   %-7zu %-4zu -", "-", "-", t.non200, t.bugs);
+            r |= buf_printf(out, "%-8s %-11s   %-7zu %-4zu -", "-", "-", t.non200, t.bugs);
         }
-        buf_puts(out, "\n");
+        r |= buf_puts(out, "\n");
         any_cache |= t.cache > 0;
         any_skip |= t.skip > 0;
         if (differs || t.bugs > 0)
             bad_rows++;
     }
     if (ev->rows[0].have_chain)
-        report_stages(d, &ev->rows[0], out);
+        r |= report_stages(d, &ev->rows[0], out);
     if (any_cache)
-        buf_puts(out, "\nnote: some answers came from the gateway's cache (x-sluice-cache: HIT) "
+        r |= buf_puts(out,
+                      "\nnote: some answers came from the gateway's cache (x-sluice-cache: HIT) "
                       "at no cost, despite Cache-Control: no-store; the simulation has no "
                       "cache.\n");
     if (any_skip)
-        buf_puts(out, "\nnote: the gateway skipped stages over the route's max_cost; the "
-                      "simulation has no budget.\n");
+        r |= buf_puts(out, "\nnote: the gateway skipped stages over the route's max_cost; the "
+                           "simulation has no budget.\n");
     if (bad_rows) {
-        buf_puts(out, "\ndifferences and bugs:\n");
+        r |= buf_puts(out, "\ndifferences and bugs:\n");
         for (size_t i = 0; i < ev->nrows; i++)
-            report_row_details(d, &ev->rows[i], out);
+            r |= report_row_details(d, &ev->rows[i], out);
     }
-    return bad_rows;
+    return r < 0 ? -1 : bad_rows;
 }
 
 /* ---- main ---- */
@@ -966,19 +977,23 @@ static int eval_main(int argc, char **argv)
     if (ev.hdrs == NULL)
         sl_panic("curl_slist_append: out of memory");
     if (eval_run(&ev, (int)conc) == 0) {
-        int bad = report(&ev, ref, chain_text, wdir, &out);
+        int bad = report(&ev, ref, chain_text, wdir, &out), r = bad < 0 ? -1 : 0;
 
         if (bad == 0 && chain_text)
-            buf_puts(&out, "\nresult: end to end equals the offline simulation\n");
+            r |= buf_puts(&out, "\nresult: end to end equals the offline simulation\n");
         else if (bad == 0)
-            buf_puts(&out, "\nresult: no bugs; the route was not compared (no --chain)\n");
-        else
-            buf_printf(&out,
-                       "\nresult: %d row%s differ%s from the offline simulation or had "
-                       "bugs: a difference is a bug\n",
-                       bad, bad == 1 ? "" : "s", bad == 1 ? "s" : "");
-        fwrite(out.data, 1, out.len, stdout);
-        rc = bad == 0 ? TUNE_EXIT_OK : TUNE_EXIT_FAIL;
+            r |= buf_puts(&out, "\nresult: no bugs; the route was not compared (no --chain)\n");
+        else if (bad > 0)
+            r |= buf_printf(&out,
+                            "\nresult: %d row%s differ%s from the offline simulation or had "
+                            "bugs: a difference is a bug\n",
+                            bad, bad == 1 ? "" : "s", bad == 1 ? "s" : "");
+        if (r < 0) {
+            tune_msg("the report is longer than its cap of %zu bytes", out.max);
+        } else {
+            fwrite(out.data, 1, out.len, stdout);
+            rc = bad == 0 ? TUNE_EXIT_OK : TUNE_EXIT_FAIL;
+        }
     }
     curl_slist_free_all(ev.hdrs);
     free(ev.url);

@@ -197,18 +197,34 @@ static int write_file(const char *path, const char *data, size_t len)
 /* Checked appends to the report: a report past its cap is a bug here. */
 static void out_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Appends to the report buffers: a failure sticks in the buffer (struct
+ * buf fails whole), and each buffer is checked once, before it is written
+ * (out_ok). */
 static void out_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;
-    char *s;
+    int r;
 
     va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        sl_panic("vasprintf: out of memory");
+    r = buf_vprintf(b, fmt, ap);
     va_end(ap);
-    if (buf_puts(b, s) < 0)
-        sl_panic("the report is longer than its cap");
-    free(s);
+    if (r < 0)
+        return; /* sticks: out_ok() reports it */
+}
+
+static void out_chain(struct buf *b, const struct tune_data *d, const struct tune_chain *c)
+{
+    if (tune_chain_format(d, c, b) < 0)
+        return; /* sticks: out_ok() reports it */
+}
+
+/* A report buffer is whole, or its cap was too small: say so. */
+static int out_ok(const struct buf *b, const char *what)
+{
+    if (!b->failed)
+        return 0;
+    tune_msg("%s is longer than its cap of %zu bytes", what, b->max);
+    return -1;
 }
 
 static void format_frontier(const struct tune_data *d, const struct tune_frontier *f, double racc,
@@ -233,7 +249,7 @@ static void format_frontier(const struct tune_data *d, const struct tune_frontie
         else
             out_printf(out, ">=%-9.3g %-8.4f %-11.3g %+6.2fpt %5.1f%%  ", cost, acc, cost,
                        (acc - racc) * 100, rcost > 0 ? 100 * cost / rcost : 0);
-        tune_chain_format(d, &p->chain, out);
+        out_chain(out, d, &p->chain);
         out_printf(out, "\n");
     }
 }
@@ -355,7 +371,7 @@ static void check_add(const struct tune_data *d, const struct tune_fit *f80, siz
     tune_simulate(d, &pk->p->chain, &f80->sc, held, &r);
     result_add(&ck->act, &r);
     out_printf(&ck->chains, "    part %zu (%zu held-out queries): ", ck->parts, r.n);
-    tune_chain_format(d, &pk->p->chain, &ck->chains);
+    out_chain(&ck->chains, d, &pk->p->chain);
     out_printf(&ck->chains, "\n");
     if (pk->p->chain.n > ck->nstages)
         ck->nstages = pk->p->chain.n;
@@ -467,9 +483,10 @@ static void format_routes(const struct tune_data *d, const struct tune_fit *fr,
         double nq = (double)fr->res.all.nq;
 
         out_printf(out, "# route %s: ", ch[i].name);
-        tune_choice_describe(&ch[i], d, ref, out);
+        if (tune_choice_describe(&ch[i], d, ref, out) < 0)
+            return; /* sticks: out_ok() reports it */
         out_printf(out, "\n# chain: ");
-        tune_chain_format(d, &pk->p->chain, out);
+        out_chain(out, d, &pk->p->chain);
         out_printf(out, "\n# on all data: accuracy %.4f, $%.3g/query (%.1f%% of ref)\n",
                    (double)pk->p->correct / nq, pk->p->cost / nq,
                    rcost > 0 ? 100 * pk->p->cost / nq / rcost : 0);
@@ -481,7 +498,8 @@ static void format_routes(const struct tune_data *d, const struct tune_fit *fr,
                        ((double)pk->cv.correct / (double)pk->cv.n - racc) * 100,
                        pk->cv.cost / (double)pk->cv.n,
                        rcost > 0 ? 100 * pk->cv.cost / (double)pk->cv.n / rcost : 0);
-        tune_route_format(d, &pk->p->chain, ch[i].name, "scorers", out);
+        if (tune_route_format(d, &pk->p->chain, ch[i].name, "scorers", out) < 0)
+            return; /* sticks: out_ok() reports it */
         out_printf(out, "%s\n", i + 1 < fr->nchoice ? "," : "");
     }
     out_printf(out, ");\n");
@@ -705,9 +723,10 @@ static int fit_main(int argc, char **argv)
         if (pk->p == NULL)
             continue;
         out_printf(&out, "\nroute %s: ", ch[i].name);
-        tune_choice_describe(&ch[i], &d, ref, &out);
+        if (tune_choice_describe(&ch[i], &d, ref, &out) < 0)
+            break; /* sticks: out_ok() reports it */
         out_printf(&out, "\n  chain: ");
-        tune_chain_format(&d, &pk->p->chain, &out);
+        out_chain(&out, &d, &pk->p->chain);
         out_printf(&out,
                    "\n  on all data: accuracy %.4f (%+.2f points vs ref), $%.3g/query "
                    "(%.1f%% of ref)\n",
@@ -763,7 +782,7 @@ static int fit_main(int argc, char **argv)
         buf_reset(&path);
         if (buf_printf(&path, "%s/frontier.tsv", outdir) < 0)
             sl_panic("--out too long");
-        if (write_file(path.data, tsv.data, tsv.len) < 0) {
+        if (out_ok(&tsv, "frontier.tsv") < 0 || write_file(path.data, tsv.data, tsv.len) < 0) {
             buf_free(&tsv);
             goto done;
         }
@@ -804,7 +823,8 @@ static int fit_main(int argc, char **argv)
         buf_reset(&path);
         if (buf_printf(&path, "%s/routes.conf", outdir) < 0)
             sl_panic("--out too long");
-        if (write_file(path.data, routes.data, routes.len) < 0) {
+        if (out_ok(&routes, "routes.conf") < 0 ||
+            write_file(path.data, routes.data, routes.len) < 0) {
             buf_free(&routes);
             goto done;
         }
@@ -812,6 +832,8 @@ static int fit_main(int argc, char **argv)
                    routes.data);
         buf_free(&routes);
     }
+    if (out_ok(&out, "the report") < 0)
+        goto done;
     fwrite(out.data, 1, out.len, stdout);
     tune_msg("fit took %.1fs", (double)(now_us() - t0) / 1e6);
     rc = TUNE_EXIT_OK;

@@ -86,30 +86,30 @@ void tune_ref_stats(const struct tune_data *d, int ref, const unsigned char *inc
     *cost = r.n ? r.cost / (double)r.n : 0;
 }
 
-void tune_choice_describe(const struct tune_choice *ch, const struct tune_data *d, int ref,
-                          struct buf *out)
+int tune_choice_describe(const struct tune_choice *ch, const struct tune_data *d, int ref,
+                         struct buf *out)
 {
     const char *rn = d->models[ref].name;
 
     if (ch->knee)
-        buf_printf(out,
-                   "the knee of the frontier (no --budget or --target-accuracy given): the "
-                   "chain farthest above the line from the cheapest chain to the most accurate "
-                   "one within %s's $/query, in accuracy against log cost",
-                   rn);
-    else if (!isnan(ch->target_pts) && ch->target_pts < 0)
-        buf_printf(out, "cheapest chain at most %.2f points under %s's accuracy", -ch->target_pts,
-                   rn);
-    else if (!isnan(ch->target_pts))
-        buf_printf(out, "cheapest chain at least %.2f points over %s's accuracy", ch->target_pts,
-                   rn);
-    else if (ch->target >= 0)
-        buf_printf(out, "cheapest chain reaching accuracy %.4f", ch->target);
-    else if (ch->budget_ratio >= 0)
-        buf_printf(out, "most accurate chain within %.1f%% of %s's $/query", ch->budget_ratio * 100,
-                   rn);
-    else
-        buf_printf(out, "most accurate chain within $%.6g/query", ch->budget);
+        return buf_printf(
+            out,
+            "the knee of the frontier (no --budget or --target-accuracy given): the "
+            "chain farthest above the line from the cheapest chain to the most accurate "
+            "one within %s's $/query, in accuracy against log cost",
+            rn);
+    if (!isnan(ch->target_pts) && ch->target_pts < 0)
+        return buf_printf(out, "cheapest chain at most %.2f points under %s's accuracy",
+                          -ch->target_pts, rn);
+    if (!isnan(ch->target_pts))
+        return buf_printf(out, "cheapest chain at least %.2f points over %s's accuracy",
+                          ch->target_pts, rn);
+    if (ch->target >= 0)
+        return buf_printf(out, "cheapest chain reaching accuracy %.4f", ch->target);
+    if (ch->budget_ratio >= 0)
+        return buf_printf(out, "most accurate chain within %.1f%% of %s's $/query",
+                          ch->budget_ratio * 100, rn);
+    return buf_printf(out, "most accurate chain within $%.6g/query", ch->budget);
 }
 
 /* The knee of the penalised frontier: of the chains within max_cost (USD per
@@ -278,12 +278,12 @@ static void cv_eval(const struct tune_data *d, const struct tune_scores *sc,
         out->n += r.n;
         out->correct += r.correct;
         out->cost += r.cost;
-        if (log) {
-            buf_printf(log, "    fold %d: %.4f at $%.3g/query  ", f + 1,
-                       r.n ? (double)r.correct / (double)r.n : 0, r.n ? r.cost / (double)r.n : 0);
-            tune_chain_format(d, &p->chain, log);
-            buf_puts(log, "\n");
-        }
+        /* The log is for the report: one that overflows just stops. */
+        if (log && (buf_printf(log, "    fold %d: %.4f at $%.3g/query  ", f + 1,
+                               r.n ? (double)r.correct / (double)r.n : 0,
+                               r.n ? r.cost / (double)r.n : 0) < 0 ||
+                    tune_chain_format(d, &p->chain, log) < 0 || buf_puts(log, "\n") < 0))
+            log = NULL;
     }
 }
 
@@ -357,12 +357,13 @@ static void choose_rule(const struct tune_data *d, const struct tune_scores *sc,
             }
     pk->penalty = penalty_grid[bp];
     pk->margin = margin_grid[bm];
-    buf_printf(out,
-               "  rule chosen by cross-validation (of %zu): %.2f points per stage beyond the first",
-               ARRAY_LEN(penalty_grid) * nm, pk->penalty * 100);
-    if (nm > 1)
-        buf_printf(out, ", chains within %.0f%% of the budget", pk->margin * 100);
-    buf_printf(out, "\n");
+    /* The log is for the report: one that overflows just loses this line. */
+    if (buf_printf(out,
+                   "  rule chosen by cross-validation (of %zu): %.2f points per stage beyond the "
+                   "first%s",
+                   ARRAY_LEN(penalty_grid) * nm, pk->penalty * 100, nm > 1 ? "" : "\n") < 0 ||
+        (nm > 1 && buf_printf(out, ", chains within %.0f%% of the budget\n", pk->margin * 100) < 0))
+        return;
 }
 
 /* ---- one whole fit ---- */

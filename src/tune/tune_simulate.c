@@ -197,7 +197,11 @@ static int sim_main(int argc, char **argv)
         racc = rr.n ? (double)rr.correct / (double)rr.n : 0;
         rcost = rr.n ? rr.cost / (double)rr.n : 0;
         buf_init(&b, 1 << 20);
-        tune_chain_format(&d, &chain, &b);
+        if (tune_chain_format(&d, &chain, &b) < 0) {
+            tune_msg("the chain's text is longer than %zu bytes", b.max);
+            buf_free(&b);
+            goto done;
+        }
         printf("chain: %s\n", b.data);
         printf("learned scores: %s\n",
                !need_learned ? "not used"

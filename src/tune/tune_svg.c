@@ -176,7 +176,9 @@ void tune_svg(FILE *out, const struct tune_data *d, const struct tune_frontier *
             struct buf b;
 
             buf_init(&b, 8192);
-            tune_chain_format(d, &f->pt[i].chain, &b);
+            /* A chain too long for its tooltip gets an empty one. */
+            if (tune_chain_format(d, &f->pt[i].chain, &b) < 0)
+                buf_reset(&b);
             fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"><title>",
                     px(&a, f->pt[i].cost / nq), py(&a, (double)f->pt[i].correct / nq));
             fprintf(out, "%.4f @ $%.3g/query: ", (double)f->pt[i].correct / nq, f->pt[i].cost / nq);
