@@ -28,6 +28,7 @@
 #ifndef SLUICE_LEARNED_MODEL_H
 #define SLUICE_LEARNED_MODEL_H
 
+#include "caps.h"
 #include "learned.h"
 
 #include <stddef.h>
@@ -40,7 +41,7 @@
 #define LEARNED_KEY_MAX 64 /* an answer's agreement key, NUL included */
 #define LEARNED_MIN_BITS 8
 #define LEARNED_MAX_BITS 24
-#define LEARNED_MAX_FILE_BYTES (512u << 20)
+#define LEARNED_MAX_FILE_BYTES LEARNED_FILE_MAX
 #define LEARNED_MAX_META 64
 #define LEARNED_MAX_KEY 64
 #define LEARNED_MAX_VALUE 1024

@@ -2,6 +2,7 @@
  * models of a gateway.conf) and routerbench-style labelled JSONL.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -595,7 +596,7 @@ int tune_data_load(struct tune_data *d, char *const *files, size_t nfiles,
             }
     }
 
-    buf_init(&src, 4096);
+    buf_init(&src, TUNE_NAMES_MAX);
     for (size_t fi = 0; fi < nfiles; fi++) {
         char *b = base_name(files[fi]);
 

@@ -14,6 +14,7 @@
  * the gateway or in the simulation, so eval exits non-zero on any.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -25,8 +26,6 @@
 #include <unistd.h>
 #include <errno.h>
 
-#define EVAL_BODY_MAX ((size_t)64 << 20) /* one response */
-#define EVAL_HDR_MAX 4096                /* one captured header value */
 #define EVAL_MAX_CONCURRENCY 256
 #define EVAL_COST_EPS 1e-9 /* USD, per query and per $/query */
 #define EVAL_SHOW_DIFFS 10 /* differing queries listed per row */
@@ -140,7 +139,7 @@ struct eval_job {
     CURL *h;
     char *req; /* the request body */
     struct buf body;
-    char model_hdr[EVAL_HDR_MAX], route_hdr[EVAL_HDR_MAX], cost_hdr[64], cache_hdr[64];
+    char model_hdr[TUNE_EVAL_HDR_MAX], route_hdr[TUNE_EVAL_HDR_MAX], cost_hdr[64], cache_hdr[64];
     struct buf stages_hdr;
     int have_model, have_cost, have_route;
 };
@@ -196,14 +195,14 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg)
     } else if ((v = hdr_match(p, n, "x-sluice-cache"))) {
         hdr_value(v, n - (size_t)(v - p), j->cache_hdr, sizeof(j->cache_hdr));
     } else if ((v = hdr_match(p, n, "x-sluice-stages"))) {
-        char tmp[EVAL_HDR_MAX];
+        char tmp[TUNE_EVAL_HDR_MAX];
 
         hdr_value(v, n - (size_t)(v - p), tmp, sizeof(tmp));
         buf_reset(&j->stages_hdr);
-        /* tmp is cut to EVAL_HDR_MAX - 1 bytes, the buffer's cap: it fits. */
+        /* tmp is cut to TUNE_EVAL_HDR_MAX - 1 bytes, the buffer's cap: it fits. */
         if (buf_puts(&j->stages_hdr, tmp) < 0)
             sl_panic("x-sluice-stages: %zu bytes do not fit a buffer of %d", strlen(tmp),
-                     EVAL_HDR_MAX);
+                     TUNE_EVAL_HDR_MAX);
     }
     return n;
 }
@@ -234,8 +233,8 @@ static struct eval_job *job_start(struct eval *ev, CURLM *multi, size_t r, size_
     json_decref(body);
     if (j->req == NULL)
         sl_panic("json_dumps: out of memory");
-    buf_init(&j->body, EVAL_BODY_MAX);
-    buf_init(&j->stages_hdr, EVAL_HDR_MAX);
+    buf_init(&j->body, TUNE_EVAL_BODY_MAX);
+    buf_init(&j->stages_hdr, TUNE_EVAL_HDR_MAX);
     j->h = curl_easy_init();
     if (j->h == NULL)
         sl_panic("curl_easy_init failed");
@@ -623,7 +622,7 @@ static int report(const struct eval *ev, int ref, const char *chain_text, const 
         row_totals(d, row, &t);
         acc = t.n ? (double)t.correct / (double)t.n : 0;
         cost = t.n ? t.cost / (double)t.n : 0;
-        buf_init(&name, 1024);
+        buf_init(&name, TUNE_NAMES_MAX);
         r |= name_cell(&name, row);
         r |= buf_printf(out, "%-44s %-8.4f %-11.6g %5.1f%%   ", name.data ? name.data : "?", acc,
                         cost, rcost > 0 ? 100 * cost / rcost : 0);
@@ -687,7 +686,7 @@ static char *routes_chain(const char *path, const char *name)
         tune_msg("--routes: %s: %s", path, strerror(errno));
         return NULL;
     }
-    buf_init(&names, 4096);
+    buf_init(&names, TUNE_NAMES_MAX);
     while (fgets(line, sizeof(line), f) && found == NULL) {
         char *p = line, *q;
         size_t n = strlen(line);
@@ -909,7 +908,7 @@ static int eval_main(int argc, char **argv)
         return TUNE_EXIT_FAIL;
     }
     ev.d = &d;
-    buf_init(&out, (size_t)64 << 20);
+    buf_init(&out, TUNE_REPORT_MAX);
     nmodels = d.nmodels <= ARRAY_LEN(models) ? pick_models(&d, models_list, models) : -1;
     if (nmodels < 0) {
         rc = TUNE_EXIT_USAGE;

@@ -11,6 +11,7 @@
  * acceptance rate, accuracy and cost.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -437,7 +438,7 @@ static int write_weights(const struct tune_data *d, const struct tune_fit *fr,
     struct buf path;
     int rc = 0;
 
-    buf_init(&path, 8192);
+    buf_init(&path, TUNE_PATH_MAX);
     for (size_t i = 0; i < fr->nchoice && rc == 0; i++) {
         const struct tune_chain *c = &fr->pick[i].p->chain;
 
@@ -532,8 +533,8 @@ static int fit_main(int argc, char **argv)
     struct buf out, path;
     uint64_t t0 = now_us();
 
-    buf_init(&out, (size_t)64 << 20);
-    buf_init(&path, 4096);
+    buf_init(&out, TUNE_REPORT_MAX);
+    buf_init(&path, TUNE_PATH_MAX);
     tune_inputs_init(&in);
     tune_search_opts_default(&so);
     tune_choice_init(&one);
@@ -683,7 +684,7 @@ static int fit_main(int argc, char **argv)
     fo.nchoice = nch;
     tune_fit_run(&d, &fo, NULL, &fr);
     for (size_t i = 0; i < nch; i++)
-        buf_init(&checks[i].chains, (size_t)1 << 20);
+        buf_init(&checks[i].chains, TUNE_LOG_MAX);
     train80 = xmalloc(d.nq ? d.nq : 1);
     held = xmalloc(d.nq ? d.nq : 1);
     for (long part = 0; part < check_parts; part++) {
@@ -777,7 +778,7 @@ static int fit_main(int argc, char **argv)
         char title[512];
         size_t nmarks = 0;
 
-        buf_init(&tsv, (size_t)16 << 20);
+        buf_init(&tsv, TUNE_TSV_MAX);
         format_frontier(&d, &fr.res.all, racc, rcost, 1, &tsv);
         buf_reset(&path);
         if (buf_printf(&path, "%s/frontier.tsv", outdir) < 0)
@@ -818,7 +819,7 @@ static int fit_main(int argc, char **argv)
     if (fr.res.all.n > 0 && !perfect) {
         struct buf routes;
 
-        buf_init(&routes, (size_t)1 << 20);
+        buf_init(&routes, TUNE_ROUTES_MAX);
         format_routes(&d, &fr, ch, ref, do_cv, &routes);
         buf_reset(&path);
         if (buf_printf(&path, "%s/routes.conf", outdir) < 0)

@@ -20,6 +20,7 @@
  * which is what it gets on new data too.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -426,7 +427,7 @@ char *tune_weights_name(const struct tune_data *d, int model, const int *peers, 
     struct buf b;
     char *name;
 
-    buf_init(&b, 4096);
+    buf_init(&b, TUNE_PATH_MAX);
     if (buf_puts(&b, d->models[model].file_name) < 0)
         sl_panic("weights file name too long");
     for (int i = 0; i < npeers; i++)

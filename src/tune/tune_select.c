@@ -11,6 +11,7 @@
  * it never saw.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -408,7 +409,7 @@ void tune_fit_run(const struct tune_data *d, const struct tune_fit_opts *o,
         const struct tune_choice *ch = &o->choice[i];
         struct tune_pick *pk = &fr->pick[i];
 
-        buf_init(&pk->cvlog, (size_t)1 << 20);
+        buf_init(&pk->cvlog, TUNE_LOG_MAX);
         pk->penalty = ch->penalty;
         pk->margin = 1.0;
         if (o->do_cv && !ch->penalty_given)

@@ -7,6 +7,7 @@
  * training right here (the default), which is what `fit` reports.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -196,7 +197,7 @@ static int sim_main(int argc, char **argv)
         tune_simulate(&d, &rchain, NULL, NULL, &rr);
         racc = rr.n ? (double)rr.correct / (double)rr.n : 0;
         rcost = rr.n ? rr.cost / (double)rr.n : 0;
-        buf_init(&b, 1 << 20);
+        buf_init(&b, TUNE_CHAIN_MAX);
         if (tune_chain_format(&d, &chain, &b) < 0) {
             tune_msg("the chain's text is longer than %zu bytes", b.max);
             buf_free(&b);

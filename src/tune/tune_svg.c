@@ -5,6 +5,7 @@
  * its chain.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -175,7 +176,7 @@ void tune_svg(FILE *out, const struct tune_data *d, const struct tune_frontier *
         for (size_t i = 0; i < f->n; i++) {
             struct buf b;
 
-            buf_init(&b, 8192);
+            buf_init(&b, TUNE_CHAIN_MAX);
             /* A chain too long for its tooltip gets an empty one. */
             if (tune_chain_format(d, &f->pt[i].chain, &b) < 0)
                 buf_reset(&b);
