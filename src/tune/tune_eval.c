@@ -669,18 +669,17 @@ static int report(const struct eval *ev, int ref, const char *chain_text, const 
 
 /* ---- main ---- */
 
-#define ROUTES_MAX_BYTES ((size_t)16 << 20)
-
 /* The chain fit wrote for route `name` in a routes.conf: the last
- * "# chain: ..." comment above the route's `name = "NAME";` line. Returns
- * it (caller frees), or NULL with the reason on stderr. */
+ * "# chain: ..." comment above the route's `name = "NAME";` line. The file
+ * is read a line at a time (a longer line is read as several, which can
+ * only miss a match). Returns the chain (caller frees), or NULL with the
+ * reason on stderr. */
 static char *routes_chain(const char *path, const char *name)
 {
     FILE *f = fopen(path, "r");
     char line[8192];
     char *chain = NULL, *found = NULL;
     struct buf names;
-    long lineno = 0;
 
     if (f == NULL) {
         tune_msg("--routes: %s: %s", path, strerror(errno));
@@ -691,9 +690,6 @@ static char *routes_chain(const char *path, const char *name)
         char *p = line, *q;
         size_t n = strlen(line);
 
-        lineno++;
-        if ((size_t)lineno * sizeof(line) > ROUTES_MAX_BYTES)
-            break;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = '\0';
         while (*p == ' ' || *p == '\t')
