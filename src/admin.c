@@ -55,13 +55,42 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+char *admin_url_redact(const char *url)
+{
+    const char *auth, *end, *at = NULL;
+
+    if (url == NULL)
+        return NULL;
+    auth = strstr(url, "://");
+    auth = auth ? auth + 3 : url;
+    end = auth + strcspn(auth, "/?#");
+    /* The last '@' ends the user information: a password may hold an
+     * unescaped '@', a host never does. */
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at == NULL)
+        return xstrdup(url);
+    return xasprintf("%.*s" REDACTED "%s", (int)(auth - url), url, at);
+}
+
+/* A URL for the admin API's eyes: see admin_url_redact. */
+static json_t *url_json(const char *url)
+{
+    char *shown = admin_url_redact(url);
+    json_t *j = str_or_null(shown);
+
+    free(shown);
+    return j;
+}
+
 static json_t *provider_json(const struct provider *p)
 {
     json_t *o = json_object(), *h = json_object();
 
     json_object_set_new(o, "name", json_string(p->name));
     json_object_set_new(o, "type", json_string(p->type == PROVIDER_AZURE ? "azure" : "openai"));
-    json_object_set_new(o, "base_url", str_or_null(p->base_url));
+    json_object_set_new(o, "base_url", url_json(p->base_url));
     json_object_set_new(o, "api_key_env", str_or_null(p->api_key_env));
     json_object_set_new(o, "api_key", p->api_key ? json_string(REDACTED) : json_null());
     if (p->api_version)
@@ -104,7 +133,7 @@ static json_t *stage_json(const struct stage *st)
     if (st->weights_path)
         json_object_set_new(o, "weights", json_string(st->weights_path));
     if (st->url)
-        json_object_set_new(o, "url", json_string(st->url));
+        json_object_set_new(o, "url", url_json(st->url));
     return o;
 }
 
@@ -129,11 +158,10 @@ json_t *admin_config_json(const struct config *cfg)
     json_object_set_new(o, "cache",
                         json_pack("{s:s, s:o, s:I, s:I, s:I, s:I}", "backend",
                                   cfg->cache.backend == CACHE_REDIS ? "redis" : "memory", "url",
-                                  str_or_null(cfg->cache.url), "ttl_s",
-                                  (json_int_t)cfg->cache.ttl_s, "timeout_ms",
-                                  (json_int_t)cfg->cache.timeout_ms, "max_value_bytes",
-                                  (json_int_t)cfg->cache.max_value_bytes, "max_bytes",
-                                  (json_int_t)cfg->cache.max_bytes));
+                                  url_json(cfg->cache.url), "ttl_s", (json_int_t)cfg->cache.ttl_s,
+                                  "timeout_ms", (json_int_t)cfg->cache.timeout_ms,
+                                  "max_value_bytes", (json_int_t)cfg->cache.max_value_bytes,
+                                  "max_bytes", (json_int_t)cfg->cache.max_bytes));
     json_object_set_new(o, "trace",
                         cfg->trace.path ? json_pack("{s:s, s:b}", "path", cfg->trace.path,
                                                     "include_content", cfg->trace.include_content)

@@ -93,11 +93,11 @@ static void test_estimate_cascade_holds_every_stage(void **state)
 static void test_budget_refuses(void **state)
 {
     (void)state;
-    assert_false(limits_budget_refuses(0, 100, 100, 100)); /* no budget */
-    assert_false(limits_budget_refuses(1, 0.5, 0.25, 0.25)); /* fits exactly */
+    assert_false(limits_budget_refuses(0, 100, 100, 100));       /* no budget */
+    assert_false(limits_budget_refuses(1, 0.5, 0.25, 0.25));     /* fits exactly */
     assert_false(limits_budget_refuses(1, 0.1 + 0.2, 0.3, 0.4)); /* rounding forgiven */
     assert_true(limits_budget_refuses(1, 0.5, 0.25, 0.26));
-    assert_true(limits_budget_refuses(1, 1, 0, 0)); /* spent: even a free request */
+    assert_true(limits_budget_refuses(1, 1, 0, 0));   /* spent: even a free request */
     assert_true(limits_budget_refuses(1, 0, 0, 1.5)); /* one request dearer than the budget */
 }
 
