@@ -67,30 +67,13 @@ function family(name) {
 
 // ---- scripts/deps.sh --------------------------------------------------------
 
-// Every package scripts/deps.sh installs is either needed by `make all` (and
-// so by the image's build stage) or only by tests, fuzzing and benchmarks.
-// A package added to deps.sh must be put in one of the two lists here.
-const BUILD_PKGS = [
-  'build-essential', 'pkg-config',
-  'libmicrohttpd-dev', 'libcurl4-openssl-dev', 'libjansson-dev', 'libhiredis-dev', 'libssl-dev',
-  'libconfig-dev',
-];
-const TEST_ONLY_PKGS = [
-  'clang', 'libclang-rt-14-dev', // make fuzz / fuzz-smoke (libFuzzer)
-  'libcmocka-dev', //               make unit
-  'redis-server', //                integration tests start their own Redis
-  'curl', //                        integration tests (the image installs its own, for probes)
-  'openssl', //                     integration tests make a TLS certificate (http2.test.mjs)
-  'nginx-light', 'wrk', //          make bench
-  'prometheus', //                  promtool: metric and dashboard checks
-  'python3-yaml', //                this test's YAML parser
-  'valgrind', //                    the memcheck test
-];
-
-function depsPackages() {
-  const m = read('scripts/deps.sh').match(/^PKGS="([^"]*)"/m);
-  assert.ok(m, 'scripts/deps.sh: no PKGS="..." list');
-  return m[1].split(/\s+/).filter(Boolean);
+// scripts/deps.sh installs in tiers, each including the one before: run
+// (what `make all` and `make run` need, so what the image's build stage
+// installs), test, bench. `--list TIER` prints a tier's Debian packages.
+function depsTier(tier) {
+  const r = spawnSync(join(ROOT, 'scripts', 'deps.sh'), ['--list', tier], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `scripts/deps.sh --list ${tier}: ${r.stderr}`);
+  return r.stdout.split(/\s+/).filter(Boolean);
 }
 
 // ---- Dockerfile -------------------------------------------------------------
@@ -180,16 +163,13 @@ function dockerfile() {
 const instr = (stage, op) => stage.instrs.filter((i) => i.op === op);
 
 test('Dockerfile: the build stage installs the build packages of scripts/deps.sh, no more, no less', () => {
-  const deps = depsPackages();
-  const known = new Set([...BUILD_PKGS, ...TEST_ONLY_PKGS]);
-  const unclassified = deps.filter((p) => !known.has(p));
-  assert.deepEqual(unclassified, [],
-    'scripts/deps.sh has packages this test does not classify: add each to BUILD_PKGS ' +
-    '(then also to the Dockerfile build stage) or TEST_ONLY_PKGS');
-  // A build package that left deps.sh must leave the Dockerfile too.
-  const expected = BUILD_PKGS.filter((p) => deps.includes(p)).sort();
-  assert.deepEqual(expected, [...BUILD_PKGS].sort(), 'BUILD_PKGS names a package deps.sh no longer installs');
-
+  const expected = depsTier('run').sort();
+  assert.ok(expected.includes('build-essential') && expected.includes('libmicrohttpd-dev'),
+    `the run tier holds the build: ${expected.join(' ')}`);
+  for (const [low, high] of [['run', 'test'], ['test', 'bench']]) {
+    const h = depsTier(high);
+    assert.deepEqual(depsTier(low).filter((p) => !h.includes(p)), [], `the ${high} tier includes the ${low} tier`);
+  }
   const { build } = dockerfile();
   assert.match(build.image, /^debian:(12|bookworm)$/, 'build stage is FROM debian:12');
   assert.deepEqual([...new Set(aptInstalls(build))].sort(), expected,
