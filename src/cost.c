@@ -1,5 +1,6 @@
 /* cost.c - see cost.h. */
 #include "cost.h"
+#include "caps.h"
 #include "util.h"
 
 #include <math.h>
@@ -58,7 +59,7 @@ double cost_stage_estimate(const struct stage *st, const struct request_info *ri
 
 /* The models a route's stages before the current one have called. */
 struct seen {
-    const struct model *m[COST_ROUTE_MODELS];
+    const struct model *m[ROUTE_MODELS_MAX];
     size_t n;
 };
 
@@ -85,9 +86,9 @@ double cost_route_estimate(const struct route *rt, const struct request_info *ri
             answer = est > answer ? est : answer;
         else
             scored += est;
-        /* A route with more models than fit counts the rest again: too
-         * high an estimate, never too low. */
-        for (size_t j = 0; j < st->nmodels && seen.n < COST_ROUTE_MODELS; j++)
+        /* config.c allows no more models; were there more, they would be
+         * counted again: too high an estimate, never too low. */
+        for (size_t j = 0; j < st->nmodels && seen.n < ROUTE_MODELS_MAX; j++)
             if (!seen_cb(&seen, st->models[j]))
                 seen.m[seen.n++] = st->models[j];
     }

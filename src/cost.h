@@ -9,9 +9,6 @@
  * and of a judge's verdict. */
 #define COST_DEFAULT_COMPLETION 256
 #define COST_JUDGE_COMPLETION 8
-/* Distinct models cost_route_estimate tells apart; past it a model is
- * counted again (an estimate too high, never too low). */
-#define COST_ROUTE_MODELS 64
 
 /* Cost of one call that used the given tokens. */
 double cost_usd(const struct model *m, long prompt_tokens, long completion_tokens);

@@ -883,9 +883,9 @@ static void test_error_cap(void **state)
     struct buf b;
 
     buf_init(&b, 1 << 20);
-    buf_puts(&b, BASE);
+    assert_int_equal(buf_puts(&b, BASE), 0);
     for (int i = 0; i < MAX_ERRORS + 50; i++)
-        buf_printf(&b, "junk%d = 1;\n", i);
+        assert_int_equal(buf_printf(&b, "junk%d = 1;\n", i), 0);
     assert_null(load(b.data));
     assert_int_equal(E.n, MAX_ERRORS + 1);
     assert_string_equal(E.msgs[0], "t.conf:4: junk0: unknown key");
