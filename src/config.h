@@ -244,10 +244,6 @@ struct config *config_load(const char *path, struct config_errors *errs);
 struct config *config_load_string(const char *text, const char *name, struct config_errors *errs);
 void config_errors_free(struct config_errors *errs);
 
-/* The built-in config `make run` uses when no file is given: sluice-mock on
- * mock_url as provider "mock", a few models and a fallback route. */
-struct config *config_default(const char *mock_url);
-
 struct config *config_ref(struct config *cfg);
 void config_unref(struct config *cfg);
 

@@ -8,15 +8,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
-import { startMock, startGateway, startRedis, waitFor, SLOW } from './helpers.mjs';
+import { sharedMockAndRedis, startGateway, waitFor, SLOW } from './helpers.mjs';
 
 const ADMIN = 'admin-budget-1';
 const sha = (k) => createHash('sha256').update(k).digest('hex');
 const PER_TOKEN = 1000 / 1e6; // "dear": $1000 per million tokens, prompt and completion
 const CHEAP_PER_TOKEN = 10 / 1e6;
 const WORDS = Array.from({ length: 80 }, (_, i) => `w${i}`).join(' ');
-let mock;
-let redis;
+const shared = sharedMockAndRedis(before, after);
 let seq = 0;
 
 // Each test has keys of its own: a "total" budget in Redis outlives a gateway.
@@ -25,7 +24,7 @@ function conf(keys, cache = '') {
 log = { format = "json"; path = "-"; level = "info"; };
 admin = { listen = "127.0.0.1:0"; };
 ${cache}
-providers = ( { name = "mock"; base_url = "${mock.base}"; timeout_ms = ${30000 * SLOW}; } );
+providers = ( { name = "mock"; base_url = "${shared.mock.base}"; timeout_ms = ${30000 * SLOW}; } );
 models = (
   { name = "dear"; provider = "mock"; id = "mock-dear"; input_per_mtok = 1000; output_per_mtok = 1000; },
   { name = "cheap"; provider = "mock"; id = "mock-cheap"; input_per_mtok = 10; output_per_mtok = 10; }
@@ -110,15 +109,6 @@ function assertWithinBudget({ spent, served, refused }, settled) {
   assert.ok(Math.abs(settled.held_usd) < 1e-9, `every hold is released at the end (${settled.held_usd} left)`);
 }
 
-before(async () => {
-  mock = await startMock();
-  redis = await startRedis();
-});
-
-after(async () => {
-  await redis?.stop();
-  await mock?.stop();
-});
 
 test('in memory: 40 concurrent streams cannot spend past a $0.50 budget', async () => {
   const gw = await startGateway(conf(['mem']), { env: { SLUICE_ADMIN_KEY: ADMIN } });
@@ -131,7 +121,7 @@ test('in memory: 40 concurrent streams cannot spend past a $0.50 budget', async 
 });
 
 test('two replicas on one Redis: 40 concurrent streams cannot spend past a $0.50 budget', async () => {
-  const c = conf(['shared'], `cache = { backend = "redis"; url = "${redis.url}"; timeout_ms = ${500 * SLOW}; };`);
+  const c = conf(['shared'], `cache = { backend = "redis"; url = "${shared.redis.url}"; timeout_ms = ${500 * SLOW}; };`);
   const g1 = await startGateway(c, { env: { SLUICE_ADMIN_KEY: ADMIN } });
   const g2 = await startGateway(c, { env: { SLUICE_ADMIN_KEY: ADMIN } });
   try {
@@ -159,7 +149,7 @@ async function heldBy(gw, key, route, content, mockCtl) {
 for (const backend of ['memory', 'redis']) {
   test(`${backend}: a fallback holds its dearest model, a cascade every stage, until the request ends`, async () => {
     const keys = [`hold-${backend}`];
-    const cache = backend === 'redis' ? `cache = { backend = "redis"; url = "${redis.url}"; };` : '';
+    const cache = backend === 'redis' ? `cache = { backend = "redis"; url = "${shared.redis.url}"; };` : '';
     const gw = await startGateway(conf(keys, cache), { env: { SLUICE_ADMIN_KEY: ADMIN } });
     const key = keys[0];
     try {
