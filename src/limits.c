@@ -268,8 +268,9 @@ static void admit_cb(void *arg, const char *err, struct redisReply *reply)
 
     if (err || limits_read_admit(reply, &ar) < 0) {
         /* Fail open: a Redis outage must not become an outage of the API.
-         * Nothing is known to be reserved or held, but the request's real
-         * tokens and cost are still settled at the end. */
+         * Nothing is known to be reserved or held (a script that ran but
+         * answered too late leaves a hold that expires after HOLD_MINUTES),
+         * but the request's real tokens and cost are still settled. */
         fill_info(ex, 0, 0, 0, 0, op->now);
         ex->limit_est = 0;
         ex->limit_hold_usd = 0;
