@@ -99,18 +99,6 @@ void deadline_body_done(struct deadline *d)
         set_phase(d, DL_IDLE);
 }
 
-int deadline_late(const struct deadline *d, uint64_t now, uint64_t body_us)
-{
-    int late;
-
-    if (d == NULL)
-        return 0;
-    pthread_mutex_lock(&mu);
-    late = d->phase == DL_BODY && now - d->since_us > body_us;
-    pthread_mutex_unlock(&mu);
-    return late;
-}
-
 int deadline_reap(uint64_t now, uint64_t header_us, uint64_t body_us, int *headers, int *body)
 {
     struct deadline *d, *next;

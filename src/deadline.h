@@ -7,8 +7,8 @@
  * of them fill max_connections. This module keeps, per connection, when the
  * part being read began, and deadline_reap() (the loop, about once a second)
  * shuts down the socket of every connection past its deadline; libmicrohttpd
- * then sees the connection fail and closes it in its own thread. A body that
- * is late when a chunk of it arrives gets a 408 instead (deadline_late).
+ * then sees the connection fail and closes it in its own thread. No response
+ * is sent: libmicrohttpd 0.9.75 takes none while a body is being read.
  *
  * Connections waiting on the gateway (suspended, streaming) or idle between
  * keep-alive requests are not on the clock: the idle timeout covers those.
@@ -37,8 +37,6 @@ void deadline_request_begins(struct deadline *d);
 void deadline_headers_done(struct deadline *d);
 /* The body is in: off the clock until the next request. */
 void deadline_body_done(struct deadline *d);
-/* True if d's body is past its deadline (body_us after its headers). */
-int deadline_late(const struct deadline *d, uint64_t now_us, uint64_t body_us);
 /* Shut down every connection past its deadline at now_us. Returns how many
  * were, and adds to *headers and *body by phase. */
 int deadline_reap(uint64_t now_us, uint64_t header_us, uint64_t body_us, int *headers, int *body);

@@ -93,7 +93,6 @@ struct exchange {
     int retry_after_s; /* a Retry-After to send with an error, 0 = none */
     int client_aborted;
     struct deadline *deadline; /* the connection's (deadline.h) */
-    uint64_t body_timeout_us;
     uint64_t t_end_us;
     char method[16];
     char path[128];

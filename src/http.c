@@ -38,9 +38,6 @@
  * 5,000 open streams pay it 5,000 times. */
 #define CONNECTION_MEMORY_EXTRA (2u * 1024u)
 
-/* A stalled body is closed this long after its deadline. */
-#define BODY_REAP_GRACE_US 1000000u
-
 enum phase {
     PH_BODY,    /* reading the request body */
     PH_WAIT,    /* handed to the loop, connection suspended */
@@ -769,11 +766,8 @@ void http_reap_slow_clients(void)
     struct config *cfg = config_current();
     int headers = 0, body = 0;
 
-    /* A body that is late when a piece of it arrives gets a 408 from
-     * access_cb; the grace lets that happen before the socket is shut. */
     if (deadline_reap(now_us(), (uint64_t)cfg->client_header_timeout_s * 1000000u,
-                      (uint64_t)cfg->client_body_timeout_s * 1000000u + BODY_REAP_GRACE_US,
-                      &headers, &body) > 0) {
+                      (uint64_t)cfg->client_body_timeout_s * 1000000u, &headers, &body) > 0) {
         for (int i = 0; i < headers; i++)
             metrics_limited(NULL, "client_header_timeout");
         for (int i = 0; i < body; i++)
@@ -803,9 +797,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         struct config *cfg = config_current();
         const char *cl;
         long inflight, max_inflight = cfg->max_inflight;
+        size_t n;
 
         ex = ex_new(conn, cfg->max_body_bytes);
-        ex->body_timeout_us = (uint64_t)cfg->client_body_timeout_s * 1000000u;
         config_unref(cfg);
         *con_cls = ex;
         ex->deadline = conn_deadline(conn);
@@ -814,7 +808,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         ex->is_api = is_api;
         inflight = is_api ? __atomic_add_fetch(&server.api_inflight, 1, __ATOMIC_RELAXED) : 0;
         snprintf(ex->method, sizeof(ex->method), "%s", method);
-        snprintf(ex->path, sizeof(ex->path), "%s", url);
+        /* Cut at a character boundary: the log writes it as UTF-8. */
+        n = utf8_cut(url, strlen(url), sizeof(ex->path) - 1);
+        memcpy(ex->path, url, n);
+        ex->path[n] = '\0';
         set_request_id(ex, conn);
         if (is_api && max_inflight > 0 && inflight > max_inflight) {
             /* Shed load early and cheaply rather than fall over. */
@@ -838,17 +835,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 
     switch (ex->phase) {
     case PH_BODY:
-        if (*upload_data_size > 0 && deadline_late(ex->deadline, now_us(), ex->body_timeout_us)) {
-            struct api_error e;
-
-            *upload_data_size = 0;
-            deadline_body_done(ex->deadline);
-            api_error_set(&e, 408, "invalid_request_error", "request_timeout", NULL,
-                          "The request body did not arrive within client_body_timeout_s (%llu s).",
-                          (unsigned long long)(ex->body_timeout_us / 1000000u));
-            metrics_limited(NULL, "client_body_timeout");
-            return queue_error(ex, conn, &e);
-        }
         if (*upload_data_size > 0) {
             if (!ex->in_too_big && buf_append(&ex->in, upload_data, *upload_data_size) < 0) {
                 ex->in_too_big = 1;

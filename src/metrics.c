@@ -142,8 +142,9 @@ static const struct family_def family_defs[FAM_COUNT] = {
                      1,
                      {"provider"}},
     [FAM_LIMITED] = {"sluice_limited_total",
-                     "Requests refused by a limit, by client key and limit (rpm, tpm, budget, "
-                     "inflight).",
+                     "Requests refused or cut by a limit, by client key and limit (rpm, tpm, "
+                     "budget, inflight, stream_memory, client_header_timeout, "
+                     "client_body_timeout).",
                      KIND_COUNTER,
                      2,
                      {"key", "limit"}},
