@@ -42,7 +42,9 @@ const client = (gw, key) => new OpenAI({ baseURL: gw.base, apiKey: `sk-${key}`, 
 async function usage(gw, key) {
   const r = await fetch(`${gw.adminUrl}/admin/usage`, { headers: { Authorization: `Bearer ${ADMIN}` } });
   assert.equal(r.status, 200);
-  return (await r.json())[key].spend;
+  const u = (await r.json())[key];
+  assert.ok(u?.spend, `/admin/usage for ${key}: ${JSON.stringify(u)}`);
+  return u.spend;
 }
 
 /** The key's spend once every request has been settled (just after each
@@ -149,7 +151,8 @@ async function heldBy(gw, key, route, content, mockCtl) {
 for (const backend of ['memory', 'redis']) {
   test(`${backend}: a fallback holds its dearest model, a cascade every stage, until the request ends`, async () => {
     const keys = [`hold-${backend}`];
-    const cache = backend === 'redis' ? `cache = { backend = "redis"; url = "${shared.redis.url}"; };` : '';
+    const cache = backend === 'redis'
+      ? `cache = { backend = "redis"; url = "${shared.redis.url}"; timeout_ms = ${500 * SLOW}; };` : '';
     const gw = await startGateway(conf(keys, cache), { env: { SLUICE_ADMIN_KEY: ADMIN } });
     const key = keys[0];
     try {
