@@ -102,7 +102,9 @@ static struct counters *local_counters;
 
 /* ---- naming ---- */
 
-/* The key's part of a Redis key, unique per key name. */
+/* The key's part of a Redis key, unique per key name. In braces in every
+ * counter's name (a hash tag): a key's counters share one Cluster slot, so
+ * the admission script may touch them all. */
 static void tenant_id(const char *name, char *out, size_t n)
 {
     size_t len = strlen(name);
@@ -147,9 +149,11 @@ static long estimate_tokens(const struct exchange *ex)
            (ex->ri.max_tokens > 0 ? ex->ri.max_tokens : 0);
 }
 
+/* The loop's Redis client, lent for the call (loop thread). */
 static struct redis *limits_redis(const struct exchange *ex)
 {
-    return ex->cache ? cache_redis_of(ex->cache) : NULL;
+    UNUSED(ex);
+    return server.redis;
 }
 
 int limits_budget_refuses(double budget, double spent, double held, double usd)
@@ -364,10 +368,10 @@ void limits_admit(struct exchange *ex, void (*next)(struct exchange *ex))
         size_t lens[ARRAY_LEN(argv)];
 
         tenant_id(k->name, tid, sizeof(tid));
-        snprintf(kr, sizeof(kr), "sluice:rl:%s:r:%ld", tid, ex->limit_minute);
-        snprintf(kt, sizeof(kt), "sluice:rl:%s:t:%ld", tid, ex->limit_minute);
-        snprintf(kb, sizeof(kb), "sluice:rl:%s:b:%s", tid, ex->limit_period);
-        snprintf(kh, sizeof(kh), "sluice:rl:%s:h", tid);
+        snprintf(kr, sizeof(kr), "sluice:rl:{%s}:r:%ld", tid, ex->limit_minute);
+        snprintf(kt, sizeof(kt), "sluice:rl:{%s}:t:%ld", tid, ex->limit_minute);
+        snprintf(kb, sizeof(kb), "sluice:rl:{%s}:b:%s", tid, ex->limit_period);
+        snprintf(kh, sizeof(kh), "sluice:rl:{%s}:h", tid);
         snprintf(a1, sizeof(a1), "%ld", k->rpm);
         snprintf(a2, sizeof(a2), "%ld", k->tpm);
         snprintf(a3, sizeof(a3), "%.10f", k->budget_usd);
@@ -422,7 +426,7 @@ static void ignore_cb(void *arg, const char *err, struct redisReply *reply)
 static void settle_cb(struct loop *loop, void *arg)
 {
     struct settle *s = arg;
-    struct redis *r = s->cache ? cache_redis_of(s->cache) : NULL;
+    struct redis *r = server.redis;
 
     UNUSED(loop);
     if (r) {
@@ -431,9 +435,9 @@ static void settle_cb(struct loop *loop, void *arg)
         size_t lens[ARRAY_LEN(argv)];
 
         tenant_id(s->name, tid, sizeof(tid));
-        snprintf(kt, sizeof(kt), "sluice:rl:%s:t:%ld", tid, s->minute);
-        snprintf(kb, sizeof(kb), "sluice:rl:%s:b:%s", tid, s->period);
-        snprintf(kh, sizeof(kh), "sluice:rl:%s:h", tid);
+        snprintf(kt, sizeof(kt), "sluice:rl:{%s}:t:%ld", tid, s->minute);
+        snprintf(kb, sizeof(kb), "sluice:rl:{%s}:b:%s", tid, s->period);
+        snprintf(kh, sizeof(kh), "sluice:rl:{%s}:h", tid);
         snprintf(a1, sizeof(a1), "%ld", s->token_delta);
         snprintf(a2, sizeof(a2), "%.12f", s->cost > 0 ? s->cost : 0);
         snprintf(a3, sizeof(a3), "%ld", period_ttl(s->period_kind));
@@ -562,10 +566,10 @@ void limits_usage(struct exchange *ex)
 
             tenant_id(k->name, tid, sizeof(tid));
             period_id(k->budget_period, now, period, sizeof(period));
-            snprintf(kr, sizeof(kr), "sluice:rl:%s:r:%ld", tid, (long)(now / 60));
-            snprintf(kt, sizeof(kt), "sluice:rl:%s:t:%ld", tid, (long)(now / 60));
-            snprintf(kb, sizeof(kb), "sluice:rl:%s:b:%s", tid, period);
-            snprintf(kh, sizeof(kh), "sluice:rl:%s:h", tid);
+            snprintf(kr, sizeof(kr), "sluice:rl:{%s}:r:%ld", tid, (long)(now / 60));
+            snprintf(kt, sizeof(kt), "sluice:rl:{%s}:t:%ld", tid, (long)(now / 60));
+            snprintf(kb, sizeof(kb), "sluice:rl:{%s}:b:%s", tid, period);
+            snprintf(kh, sizeof(kh), "sluice:rl:{%s}:h", tid);
             snprintf(slot, sizeof(slot), "%ld", (long)(now / 60));
             snprintf(keep, sizeof(keep), "%d", HOLD_MINUTES);
             for (size_t j = 0; j < ARRAY_LEN(argv); j++)

@@ -101,7 +101,6 @@ test('conf/replicas.conf: two replicas on one Redis share the cache, the keys\' 
   const key = 'sk-conf-replicas-1';
   const sha = createHash('sha256').update(key).digest('hex');
   const replace = [
-    ['redis_url = "redis://redis:6379/0"', `redis_url = "${shared.redis.url}"`],
     ['url = "redis://redis:6379/0"', `url = "${shared.redis.url}"`],
     ['"https://api.openai.com/v1"', `"${shared.mock.base}"`],
     [`"${'0'.repeat(64)}"`, `"${sha}"`],
