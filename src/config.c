@@ -2115,8 +2115,10 @@ void config_unref(struct config *cfg)
 
 const struct route *config_route(const struct config *cfg, const char *name)
 {
+    /* While a file loads, a route without a name (an error already) has
+     * none. */
     for (size_t i = 0; i < cfg->nroutes; i++)
-        if (strcmp(cfg->routes[i].name, name) == 0)
+        if (cfg->routes[i].name && strcmp(cfg->routes[i].name, name) == 0)
             return &cfg->routes[i];
     return NULL;
 }

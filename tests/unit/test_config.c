@@ -64,6 +64,8 @@ double learned_score(const struct learned_model *m, const char *query, const cha
 static struct config_errors E; /* errors of the last load */
 static char tmpdir[64];
 
+#define ZERO64 "0000000000000000000000000000000000000000000000000000000000000000"
+
 /* Three lines every snippet can build on: its own lines start at 4. */
 #define BASE                                                                                       \
     "providers = ( { name = \"p\"; base_url = \"http://127.0.0.1:1/v1\"; } );\n"                   \
@@ -471,6 +473,12 @@ static void test_missing_required_more(void **state)
     expect_only(BASE "cache = { backend = \"redis\"; };\n",
                 "t.conf:4: cache.backend: backend = \"redis\" uses the redis block: add redis = "
                 "{ url = \"redis://HOST:6379/0\"; }");
+    /* A key that names a route, when a route has no name: an error, not a
+     * crash (config_route once compared a NULL name). */
+    expect_error(BASE "routes = ( { rout = \"r\"; fallback = ( \"m1\" ); } );\n"
+                      "keys = ( { name = \"k\"; key_sha256 = \"" ZERO64 "\"; routes = ( \"r\" ); } );\n",
+                 "t.conf:4: routes.[0].name: missing required key");
+    assert_true(has_error("t.conf:5: keys.k.routes.[0]: unknown route \"r\""));
     expect_only(BASE "routes = ( { name = \"r\"; cascade = (\n"
                      "  { model = \"m1\"; scorer = \"judge\"; threshold = 0.5; },\n"
                      "  { model = \"m2\"; } ); } );\n",
