@@ -476,7 +476,8 @@ static void test_missing_required_more(void **state)
     /* A key that names a route, when a route has no name: an error, not a
      * crash (config_route once compared a NULL name). */
     expect_error(BASE "routes = ( { rout = \"r\"; fallback = ( \"m1\" ); } );\n"
-                      "keys = ( { name = \"k\"; key_sha256 = \"" ZERO64 "\"; routes = ( \"r\" ); } );\n",
+                      "keys = ( { name = \"k\"; key_sha256 = \"" ZERO64
+                      "\"; routes = ( \"r\" ); } );\n",
                  "t.conf:4: routes.[0].name: missing required key");
     assert_true(has_error("t.conf:5: keys.k.routes.[0]: unknown route \"r\""));
     expect_only(BASE "routes = ( { name = \"r\"; cascade = (\n"
