@@ -1742,7 +1742,8 @@ static void load_key(struct load *l, const config_setting_t *list, unsigned idx,
             int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
 
             ok = hi >= 0 && lo >= 0;
-            k->sha256[i] = (unsigned char)(hi << 4 | lo);
+            if (ok) /* -1 << 4 would be undefined */
+                k->sha256[i] = (unsigned char)(hi << 4 | lo);
         }
         if (!ok)
             conf_err(l, config_setting_get_member(g, "key_sha256"), path, "key_sha256",
