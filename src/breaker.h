@@ -38,6 +38,10 @@ void breaker_record(const struct provider *p, int ok);
 
 /* Every breaker's state, as {"name": "closed", ...}. Thread-safe. */
 json_t *breaker_report(void);
+/* Tests: read the time from now (a monotonic clock in microseconds)
+ * instead of now_us, so cooldowns and windows pass without sleeping; NULL
+ * puts now_us back. */
+void breaker_set_clock(uint64_t (*now)(void));
 /* Free every breaker (at exit). */
 void breaker_free_all(void);
 
