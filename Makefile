@@ -10,6 +10,8 @@
 #   make fuzz        run every libFuzzer harness for FUZZ_SECONDS each
 #   make bench       wrk benchmarks against nginx; writes bench/RESULTS.md
 #   make format      clang-format the sources
+#   make check-style the house rules a compiler does not check (CHECK_CYCLES=1:
+#                    include circles fail too)
 #
 # Each target that needs more than the build installs its tier of
 # scripts/deps.sh first (as root; otherwise it prints the apt-get line).
@@ -43,7 +45,8 @@ BINS := $(BUILD)/sluice $(BUILD)/sluice-mock $(BUILD)/sluice-tune
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-test deps-bench run test unit integration asan fuzz fuzz-smoke bench format clean
+.PHONY: all deps deps-test deps-bench run test unit integration asan fuzz fuzz-smoke bench format clean \
+        check-style
 
 all: $(BINS)
 
@@ -155,6 +158,14 @@ $(BUILD)/bench-json: bench/json.c $(LIB)
 bench: deps-bench
 	$(MAKE) all $(BUILD)/bench-scorer $(BUILD)/bench-metrics $(BUILD)/bench-json
 	bench/run.sh
+
+# Banned calls, include order, contract comments, a unit test per module, and
+# include circles (scripts/check-style.sh), after the checker's own test
+# (tests/style/). Circles are printed but fail only with CHECK_CYCLES=1.
+CHECK_CYCLES ?= 0
+check-style:
+	@tests/style/test.sh
+	@CHECK_CYCLES=$(CHECK_CYCLES) scripts/check-style.sh
 
 format:
 	clang-format -i src/*.c src/*.h src/tune/*.c src/tune/*.h tests/unit/*.c tests/fuzz/*.c

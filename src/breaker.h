@@ -13,10 +13,10 @@
 #ifndef SLUICE_BREAKER_H
 #define SLUICE_BREAKER_H
 
+#include "config.h"
+
 #include <jansson.h>
 #include <stdint.h>
-
-#include "config.h"
 
 enum breaker_state {
     BREAKER_CLOSED = 0,
