@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/unit.h"
 #include "../../src/caps.h"
 #include "../../src/log.h"
 
@@ -51,23 +52,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static char *slurp(const char *p)
-{
-    FILE *fp = fopen(p, "rb");
-    char *data = calloc(1, 1 << 20);
-    size_t n;
-
-    assert_non_null(fp);
-    n = fread(data, 1, (1 << 20) - 1, fp);
-    data[n] = '\0';
-    fclose(fp);
-    return data;
-}
-
 /* The log's lines as JSON objects (each must parse), in a JSON array. */
 static json_t *lines(void)
 {
-    char *text = slurp(path), *p = text, *nl;
+    char *text = test_slurp(path), *p = text, *nl;
     json_t *arr = json_array();
 
     while ((nl = strchr(p, '\n')) != NULL) {
@@ -217,7 +205,7 @@ static void test_text_format(void **state)
     log_line_start(&l, LOG_INFO, 1700000000.5);
     log_str(&l, "msg", "plain", LOG_VALUE_SHORT);
     log_line_end(&l, 0);
-    text = slurp(path);
+    text = test_slurp(path);
     assert_string_equal(text, "2023-11-14T22:13:20.500Z warn  msg=request "
                               "path=\"/v1/chat completions\" status=429\n"
                               "2023-11-14T22:13:20.500Z info  msg=plain\n");
@@ -236,7 +224,7 @@ static void test_batching(void **state)
     log_line_start(&l, LOG_INFO, 1700000000);
     log_str(&l, "msg", "request", LOG_VALUE_SHORT);
     log_line_end(&l, 1);
-    text = slurp(path);
+    text = test_slurp(path);
     assert_string_equal(text, "");
     free(text);
     log_flush();
@@ -272,7 +260,7 @@ static void test_reopen(void **state)
     assert_int_equal(json_array_size(arr), 1);
     assert_string_equal(field(arr, 0, "msg"), "new");
     json_decref(arr);
-    text = slurp(moved);
+    text = test_slurp(moved);
     assert_non_null(strstr(text, "\"msg\":\"old\""));
     assert_null(strstr(text, "new"));
     free(text);
@@ -301,7 +289,7 @@ static void test_take_json(void **state)
     json_decref(j);
     free(rec);
     log_flush();
-    text = slurp(path);
+    text = test_slurp(path);
     assert_string_equal(text, ""); /* taken, not written */
     free(text);
     /* over its cap: NULL, nothing half made */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/unit.h"
 #include "../../src/sink.h"
 #include "../../src/util.h"
 
@@ -51,26 +52,9 @@ static int teardown(void **state)
 }
 
 /* The whole file, NUL-terminated (malloc'd). */
-static char *slurp(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    char *data;
-    long n;
-
-    assert_non_null(fp);
-    fseek(fp, 0, SEEK_END);
-    n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    data = xmalloc((size_t)n + 1);
-    assert_int_equal(fread(data, 1, (size_t)n, fp), (size_t)n);
-    data[n] = '\0';
-    fclose(fp);
-    return data;
-}
-
 static void expect_file(const char *path, const char *want)
 {
-    char *got = slurp(path);
+    char *got = test_slurp(path);
 
     assert_string_equal(got, want);
     free(got);
@@ -128,7 +112,7 @@ static void test_full_batch_goes_out(void **state)
         put(&f->s, line, 1);
         lines++;
     }
-    got = slurp(f->path);
+    got = test_slurp(f->path);
     assert_int_equal(strlen(got), lines * sizeof(line));
     free(got);
 }
@@ -144,7 +128,7 @@ static void test_long_line_whole(void **state)
     line[n] = '\0';
     put(&f->s, "first", 1);
     sink_write(&f->s, line, n, 1);
-    got = slurp(f->path);
+    got = test_slurp(f->path);
     assert_int_equal(strlen(got), 6 + n + 1);
     assert_memory_equal(got, "first\n", 6);
     assert_memory_equal(got + 6, line, n);
@@ -229,7 +213,7 @@ static void test_threads_never_interleave(void **state)
     for (int t = 0; t < THREADS; t++)
         pthread_join(th[t], NULL);
     sink_flush(&f->s);
-    got = slurp(f->path);
+    got = test_slurp(f->path);
     for (line = strtok_r(got, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         int t, i, n;
         size_t len = strlen(line);

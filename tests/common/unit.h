@@ -1,0 +1,28 @@
+/* unit.h - helpers the unit tests share. Include it after <cmocka.h>. */
+#ifndef SLUICE_TEST_UNIT_H
+#define SLUICE_TEST_UNIT_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The whole file at path, NUL-terminated; the caller frees it. */
+static inline char *test_slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    char *data;
+    long n;
+
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    n = ftell(fp);
+    assert_true(n >= 0);
+    assert_int_equal(fseek(fp, 0, SEEK_SET), 0);
+    data = malloc((size_t)n + 1);
+    assert_non_null(data);
+    assert_int_equal(fread(data, 1, (size_t)n, fp), (size_t)n);
+    data[n] = '\0';
+    fclose(fp);
+    return data;
+}
+
+#endif
