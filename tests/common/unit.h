@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* The whole file at path, NUL-terminated; the caller frees it. */
 static inline char *test_slurp(const char *path)
@@ -23,6 +24,22 @@ static inline char *test_slurp(const char *path)
     data[n] = '\0';
     fclose(fp);
     return data;
+}
+
+/* rel (a path from the top of the tree) as a path the test can open: found
+ * from this file's own path, as the build named it, so a test runs from
+ * any directory the build ran in. The caller frees it. */
+static inline char *test_tree_path(const char *rel)
+{
+    const char *me = __FILE__;
+    const char *end = strstr(me, "tests/");
+    size_t n = end ? (size_t)(end - me) : 0;
+    char *p = malloc(n + strlen(rel) + 1);
+
+    assert_non_null(p);
+    memcpy(p, me, n);
+    memcpy(p + n, rel, strlen(rel) + 1);
+    return p;
 }
 
 #endif
