@@ -115,6 +115,26 @@ static void seen_cb(void *arg, const char *err, struct redisReply *reply)
     snprintf(s->err, sizeof(s->err), "%s", err ? err : "");
 }
 
+/* "GET foo" as sent to node and answered by text (a RESP error): what
+ * redis.c does with the answer. Returns the request, still pending when the
+ * answer redirected it. */
+static struct rreq *answered(struct redis *r, struct seen *s, const char *node, const char *text)
+{
+    const char *get[] = {"GET", "foo"};
+    size_t glen[] = {3, 3};
+    struct rreq *rq = xcalloc(1, sizeof(*rq));
+    redisReply *reply = resp(text);
+
+    rq->r = r;
+    rq->cb = seen_cb;
+    rq->arg = s;
+    rq->len = (size_t)redisFormatCommandArgv(&rq->cmd, 2, get, glen);
+    snprintf(rq->node, sizeof(rq->node), "%s", node);
+    rreq_cb(rq, NULL, reply);
+    freeReplyObject(reply);
+    return rq;
+}
+
 static void test_moved(void **state)
 {
     struct loop *loop = loop_new();
@@ -132,15 +152,7 @@ static void test_moved(void **state)
     redis_command(r, 2, get, glen, seen_cb, &s);
     assert_int_equal(s.calls, 0);
     /* ...and is answered MOVED: it goes to 7009, which now owns the slot. */
-    rq = xcalloc(1, sizeof(*rq));
-    rq->r = r;
-    rq->cb = seen_cb;
-    rq->arg = &s;
-    rq->len = (size_t)redisFormatCommandArgv(&rq->cmd, 2, get, glen);
-    snprintf(rq->node, sizeof(rq->node), "127.0.0.1:7003");
-    reply = resp("-MOVED 12182 127.0.0.1:7009\r\n");
-    rreq_cb(rq, NULL, reply);
-    freeReplyObject(reply);
+    rq = answered(r, &s, "127.0.0.1:7003", "-MOVED 12182 127.0.0.1:7009\r\n");
     assert_int_equal(s.calls, 0);
     assert_string_equal(r->slots[12182]->addr, "127.0.0.1:7009");
     assert_string_equal(r->slots[12183]->addr, "127.0.0.1:7003"); /* the rest waits for the map */
@@ -177,22 +189,13 @@ static void test_moved_without_host(void **state)
     struct loop *loop = loop_new();
     struct redis *r = cluster_client(loop);
     redisReply *reply = resp(THREE_MASTERS);
-    const char *get[] = {"GET", "foo"};
-    size_t glen[] = {3, 3};
     struct seen s = {0};
-    struct rreq *rq = xcalloc(1, sizeof(*rq));
+    struct rreq *rq;
 
     (void)state;
     slots_cb(r, NULL, reply);
     freeReplyObject(reply);
-    rq->r = r;
-    rq->cb = seen_cb;
-    rq->arg = &s;
-    rq->len = (size_t)redisFormatCommandArgv(&rq->cmd, 2, get, glen);
-    snprintf(rq->node, sizeof(rq->node), "127.0.0.1:7003");
-    reply = resp("-MOVED 12182 :7011\r\n");
-    rreq_cb(rq, NULL, reply);
-    freeReplyObject(reply);
+    rq = answered(r, &s, "127.0.0.1:7003", "-MOVED 12182 :7011\r\n");
     assert_int_equal(s.calls, 0);
     assert_string_equal(r->slots[12182]->addr, "127.0.0.1:7011");
     assert_string_equal(rq->node, "127.0.0.1:7011");
