@@ -2,6 +2,7 @@
 #ifndef SLUICE_TEST_UNIT_H
 #define SLUICE_TEST_UNIT_H
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,29 @@ static inline char *test_slurp(const char *path)
     data[n] = '\0';
     fclose(fp);
     return data;
+}
+
+/* The lines of the file at path as a JSON array: each line must be one
+ * JSON object, and the file must end with a whole line. The caller owns the
+ * array. */
+static inline json_t *test_json_lines(const char *path)
+{
+    char *text = test_slurp(path), *p = text, *nl;
+    json_t *arr = json_array();
+
+    while ((nl = strchr(p, '\n')) != NULL) {
+        json_error_t e;
+        json_t *j = json_loadb(p, (size_t)(nl - p), 0, &e);
+
+        if (j == NULL || !json_is_object(j))
+            fail_msg("not a JSON object (%s): %.*s", e.text, (int)(nl - p), p);
+        json_array_append_new(arr, j);
+        p = nl + 1;
+    }
+    if (*p != '\0')
+        fail_msg("a partial last line: %s", p);
+    free(text);
+    return arr;
 }
 
 /* rel (a path from the top of the tree) as a path the test can open: found

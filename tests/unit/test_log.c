@@ -52,26 +52,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The log's lines as JSON objects (each must parse), in a JSON array. */
-static json_t *lines(void)
-{
-    char *text = test_slurp(path), *p = text, *nl;
-    json_t *arr = json_array();
-
-    while ((nl = strchr(p, '\n')) != NULL) {
-        json_error_t e;
-        json_t *j = json_loadb(p, (size_t)(nl - p), 0, &e);
-
-        if (j == NULL)
-            fail_msg("not JSON (%s): %.*s", e.text, (int)(nl - p), p);
-        json_array_append_new(arr, j);
-        p = nl + 1;
-    }
-    assert_int_equal(*p, '\0'); /* no partial line */
-    free(text);
-    return arr;
-}
-
 static const char *field(json_t *arr, size_t i, const char *key)
 {
     return json_string_value(json_object_get(json_array_get(arr, i), key));
@@ -84,7 +64,7 @@ static void test_json_line(void **state)
 
     (void)state;
     log_msg(LOG_WARN, "upstream %s answered %d", "openai", 503);
-    arr = lines();
+    arr = test_json_lines(path);
     assert_int_equal(json_array_size(arr), 1);
     assert_string_equal(field(arr, 0, "level"), "warn");
     assert_string_equal(field(arr, 0, "msg"), "upstream openai answered 503");
@@ -104,7 +84,7 @@ static void test_timestamp(void **state)
     log_line_end(&l, 0);
     log_line_start(&l, LOG_ERROR, 1700000001.999);
     log_line_end(&l, 0);
-    arr = lines();
+    arr = test_json_lines(path);
     assert_string_equal(field(arr, 0, "ts"), "2023-11-14T22:13:20.250Z");
     assert_string_equal(field(arr, 0, "level"), "info");
     assert_string_equal(field(arr, 1, "ts"), "2023-11-14T22:13:21.999Z");
@@ -125,7 +105,7 @@ static void test_level_filter(void **state)
     log_msg(LOG_INFO, "info");
     log_msg(LOG_WARN, "warn");
     log_msg(LOG_ERROR, "error");
-    arr = lines();
+    arr = test_json_lines(path);
     assert_int_equal(json_array_size(arr), 2);
     assert_string_equal(field(arr, 0, "msg"), "warn");
     assert_string_equal(field(arr, 1, "msg"), "error");
@@ -150,7 +130,7 @@ static void test_fields(void **state)
     log_raw(&l, "stream", "true");
     log_str(&l, "quote", "say \"hi\"\n\tand \\ go", LOG_VALUE_NAME);
     log_line_end(&l, 0);
-    arr = lines();
+    arr = test_json_lines(path);
     o = json_array_get(arr, 0);
     assert_string_equal(json_string_value(json_object_get(o, "route")), "smart");
     assert_true(json_is_null(json_object_get(o, "model")));
@@ -179,7 +159,7 @@ static void test_value_room_and_utf8(void **state)
     log_str(&l, "long", value, 64);
     log_str(&l, "bad", "a\xff" "b\xc3", LOG_VALUE_SHORT);
     log_line_end(&l, 0);
-    arr = lines();
+    arr = test_json_lines(path);
     got = field(arr, 0, "long");
     assert_true(strlen(got) + 2 <= 64);
     assert_true(strlen(got) >= 60); /* cut near the room, not emptied */
@@ -228,14 +208,14 @@ static void test_batching(void **state)
     assert_string_equal(text, "");
     free(text);
     log_flush();
-    arr = lines();
+    arr = test_json_lines(path);
     assert_int_equal(json_array_size(arr), 1);
     json_decref(arr);
     log_line_start(&l, LOG_INFO, 1700000000);
     log_str(&l, "msg", "second request", LOG_VALUE_SHORT);
     log_line_end(&l, 1);
     log_msg(LOG_WARN, "after");
-    arr = lines();
+    arr = test_json_lines(path);
     assert_int_equal(json_array_size(arr), 3);
     assert_string_equal(field(arr, 1, "msg"), "second request");
     assert_string_equal(field(arr, 2, "msg"), "after");
@@ -256,7 +236,7 @@ static void test_reopen(void **state)
     assert_int_equal(rename(path, moved), 0);
     open_log(LOG_FORMAT_JSON, LOG_INFO);
     log_msg(LOG_INFO, "new");
-    arr = lines();
+    arr = test_json_lines(path);
     assert_int_equal(json_array_size(arr), 1);
     assert_string_equal(field(arr, 0, "msg"), "new");
     json_decref(arr);

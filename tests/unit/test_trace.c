@@ -67,25 +67,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* The file's records, each of which must be one JSON object a line. */
-static json_t *records(void)
-{
-    char *text = test_slurp(path), *p = text, *nl;
-    json_t *arr = json_array();
-
-    while ((nl = strchr(p, '\n')) != NULL) {
-        json_t *j = json_loadb(p, (size_t)(nl - p), 0, NULL);
-
-        assert_non_null(j);
-        assert_true(json_is_object(j));
-        json_array_append_new(arr, j);
-        p = nl + 1;
-    }
-    assert_int_equal(*p, '\0');
-    free(text);
-    return arr;
-}
-
 static void test_record(void **state)
 {
     struct trace_conf tc = {.path = path};
@@ -104,7 +85,7 @@ static void test_record(void **state)
     r.cache = "MISS";
     trace_write(&tc, &r);
     trace_flush();
-    arr = records();
+    arr = test_json_lines(path);
     assert_int_equal(json_array_size(arr), 2);
     o = json_array_get(arr, 0);
     assert_string_equal(json_string_value(json_object_get(o, "request_id")), "req_1");
@@ -149,7 +130,7 @@ static void test_content_and_bad_values(void **state)
     r.answer = NULL;
     trace_write(&tc, &r);
     trace_flush();
-    arr = records();
+    arr = test_json_lines(path);
     assert_int_equal(json_array_size(arr), 2);
     o = json_array_get(arr, 0);
     assert_string_equal(json_string_value(json_object_get(o, "prompt")), "What is 2+2?");
@@ -176,7 +157,7 @@ static void test_batched_and_closed(void **state)
     assert_string_equal(text, "");
     free(text);
     trace_flush();
-    arr = records();
+    arr = test_json_lines(path);
     assert_int_equal(json_array_size(arr), 1);
     json_decref(arr);
     /* closed: what waits is written, later records go nowhere */
@@ -184,7 +165,7 @@ static void test_batched_and_closed(void **state)
     assert_int_equal(trace_open(&off), 0);
     trace_write(&off, &r);
     trace_flush();
-    arr = records();
+    arr = test_json_lines(path);
     assert_int_equal(json_array_size(arr), 2);
     json_decref(arr);
 }
