@@ -16,30 +16,30 @@ struct test_resp {
     size_t hcap, bcap, hlen;
 };
 
+/* Append n bytes to a NUL-terminated growing string. */
+static void test_resp_add(char **s, size_t *len, size_t *cap, const char *p, size_t n)
+{
+    while (*len + n + 1 > *cap)
+        *s = realloc(*s, *cap = *cap ? 2 * *cap : 4096);
+    memcpy(*s + *len, p, n);
+    *len += n;
+    (*s)[*len] = '\0';
+}
+
 static size_t test_resp_body_cb(char *p, size_t size, size_t n, void *arg)
 {
     struct test_resp *r = arg;
 
-    n *= size;
-    while (r->len + n + 1 > r->bcap)
-        r->body = realloc(r->body, r->bcap = r->bcap ? 2 * r->bcap : 4096);
-    memcpy(r->body + r->len, p, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
+    test_resp_add(&r->body, &r->len, &r->bcap, p, size * n);
+    return size * n;
 }
 
 static size_t test_resp_header_cb(char *p, size_t size, size_t n, void *arg)
 {
     struct test_resp *r = arg;
 
-    n *= size;
-    while (r->hlen + n + 1 > r->hcap)
-        r->headers = realloc(r->headers, r->hcap = r->hcap ? 2 * r->hcap : 4096);
-    memcpy(r->headers + r->hlen, p, n);
-    r->hlen += n;
-    r->headers[r->hlen] = '\0';
-    return n;
+    test_resp_add(&r->headers, &r->hlen, &r->hcap, p, size * n);
+    return size * n;
 }
 
 /* method url with the given header lines (NULL-terminated, or NULL) and
