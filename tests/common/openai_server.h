@@ -4,7 +4,8 @@
  * whole body or, when the request streams, as SSE chunks with the usage
  * chunk and [DONE]. A model id can ask for trouble by its name: one ending
  * in "-500" gets a 500, "-empty" an empty answer, "-slow" its answer after
- * 1.5 s, "-hangup" no answer at all. Include it after <cmocka.h>. */
+ * 1.5 s, "-hangup" no answer at all, "-flaky" a 503 every other call (the
+ * first, the third...). Include it after <cmocka.h>. */
 #ifndef SLUICE_TEST_OPENAI_SERVER_H
 #define SLUICE_TEST_OPENAI_SERVER_H
 
@@ -25,6 +26,7 @@ static int test_openai_ends(const char *s, const char *suffix)
 static __thread char test_openai_bodies[8][2048];
 static __thread const char *test_openai_chunks[8][6];
 static __thread int test_openai_next;
+static int test_openai_flaky_calls;
 
 static void test_openai_cb(void *arg, const struct test_http_req *req, struct test_http_reply *out)
 {
@@ -46,7 +48,9 @@ static void test_openai_cb(void *arg, const struct test_http_req *req, struct te
              test_openai_ends(model, "-empty") ? "" : "answer from ");
     if (!test_openai_ends(model, "-empty"))
         snprintf(content + strlen(content), sizeof(content) - strlen(content), "%.100s", model);
-    if (test_openai_ends(model, "-500")) {
+    if (test_openai_ends(model, "-500") ||
+        (test_openai_ends(model, "-flaky") &&
+         __atomic_fetch_add(&test_openai_flaky_calls, 1, __ATOMIC_RELAXED) % 2 == 0)) {
         out->status = 500;
         out->body = "{\"error\":{\"message\":\"upstream broke\",\"type\":\"server_error\"}}";
     } else if (test_openai_ends(model, "-hangup")) {
