@@ -5,7 +5,8 @@
 #   make deps-bench  ... and what the benchmarks need
 #   make             build build/sluice, build/sluice-mock, build/sluice-tune
 #   make run         start sluice on 127.0.0.1:8080 with sluice-mock behind it
-#   make test        unit tests (cmocka) + integration tests (node --test, curl)
+#   make test        check-style, unit tests (cmocka), integration tests (node --test,
+#                    curl), a short fuzz pass
 #   make asan        the integration suite under ASan + UBSan
 #   make fuzz        run every libFuzzer harness for FUZZ_SECONDS each
 #   make bench       wrk benchmarks against nginx; writes bench/RESULTS.md
@@ -114,6 +115,7 @@ integration: all
 	SLUICE_BUILD=$(abspath $(BUILD)) $(NODE_TEST) tests/integration/
 
 test: deps-test
+	$(MAKE) check-style
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration

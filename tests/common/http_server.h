@@ -101,10 +101,9 @@ static void test_http_stream_free_cb(void *cls)
     free(cls);
 }
 
-static enum MHD_Result test_http_handler_cb(void *cls, struct MHD_Connection *conn,
-                                            const char *url, const char *method,
-                                            const char *version, const char *upload,
-                                            size_t *upload_size, void **con_cls)
+static enum MHD_Result test_http_handler_cb(void *cls, struct MHD_Connection *conn, const char *url,
+                                            const char *method, const char *version,
+                                            const char *upload, size_t *upload_size, void **con_cls)
 {
     struct test_http *h = cls;
     struct test_http_conn *c = *con_cls;

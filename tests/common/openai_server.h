@@ -77,12 +77,13 @@ static void test_openai_cb(void *arg, const struct test_http_req *req, struct te
         out->content_type = "text/event-stream";
         out->chunks = chunks;
     } else {
-        snprintf(b, 2048,
-                 "{\"id\":\"c1\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"%.100s\","
-                 "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"%s\"},"
-                 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,"
-                 "\"completion_tokens\":3,\"total_tokens\":8}}",
-                 model, content);
+        snprintf(
+            b, 2048,
+            "{\"id\":\"c1\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"%.100s\","
+            "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"%s\"},"
+            "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,"
+            "\"completion_tokens\":3,\"total_tokens\":8}}",
+            model, content);
         out->body = b;
     }
     if (test_openai_ends(model, "-slow"))

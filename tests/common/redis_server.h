@@ -46,8 +46,8 @@ static inline void test_redis_start(struct test_redis *t)
     t->pid = fork();
     assert_true(t->pid >= 0);
     if (t->pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save",
-               "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning",
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning",
                (char *)NULL);
         _exit(127);
     }

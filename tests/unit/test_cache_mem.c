@@ -212,9 +212,9 @@ static void test_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mem_lru),    cmocka_unit_test(test_mem_ttl),
-        cmocka_unit_test(test_any_bytes),  cmocka_unit_test(test_accounting),
-        cmocka_unit_test(test_many_keys),  cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_mem_lru),   cmocka_unit_test(test_mem_ttl),
+        cmocka_unit_test(test_any_bytes), cmocka_unit_test(test_accounting),
+        cmocka_unit_test(test_many_keys), cmocka_unit_test(test_threads),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -145,9 +145,9 @@ static void test_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cost_usd),         cmocka_unit_test(test_tokens_from_chars),
-        cmocka_unit_test(test_estimate),         cmocka_unit_test(test_expected),
-        cmocka_unit_test(test_stage_estimate),   cmocka_unit_test(test_format),
+        cmocka_unit_test(test_cost_usd),       cmocka_unit_test(test_tokens_from_chars),
+        cmocka_unit_test(test_estimate),       cmocka_unit_test(test_expected),
+        cmocka_unit_test(test_stage_estimate), cmocka_unit_test(test_format),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -130,8 +130,8 @@ static void fetch(const char *method, const char *path, const char *const *heade
 }
 
 /* The response is OpenAI's error with this status, type and code. */
-static void expect_error(const struct test_resp *r, long status, const char *type,
-                         const char *code, const char *param)
+static void expect_error(const struct test_resp *r, long status, const char *type, const char *code,
+                         const char *param)
 {
     json_t *j = json_loads(r->body, 0, NULL), *e;
     char ct[64];
@@ -172,11 +172,10 @@ static void test_error_json(void **state)
     assert_int_equal(strlen(s), len);
     j = json_loads(s, 0, NULL);
     assert_non_null(j);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(j, "error"), "param")), "messages");
-    assert_non_null(strstr(json_string_value(
-                               json_object_get(json_object_get(j, "error"), "message")),
-                           "a \"quote\""));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "param")),
+                        "messages");
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(j, "error"), "message")), "a \"quote\""));
     json_decref(j);
     free(s);
 }
@@ -240,8 +239,10 @@ static void test_keys(void **state)
 {
     static const char *const none[] = {"Content-Type: application/json", NULL};
     static const char *const wrong[] = {"Authorization: Bearer sk-nobody", NULL};
-    const char *body = "{\"model\":\"small\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
-    const char *large = "{\"model\":\"large\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    const char *body =
+        "{\"model\":\"small\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    const char *large =
+        "{\"model\":\"large\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
     struct test_resp r;
 
     (void)state;
@@ -273,8 +274,7 @@ static void test_models(void **state)
     j = json_loads(r.body, 0, NULL);
     data = json_object_get(j, "data");
     assert_int_equal(json_array_size(data), 1); /* team-a may use small only */
-    assert_string_equal(json_string_value(json_object_get(json_array_get(data, 0), "id")),
-                        "small");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(data, 0), "id")), "small");
     json_decref(j);
     test_resp_free(&r);
     fetch("GET", "/models", key_b, NULL, &r); /* without /v1 too */
@@ -351,11 +351,11 @@ static void test_proxied_then_cached(void **state)
         fail_msg("status %ld: %s", r.status, r.body);
     j = json_loads(r.body, 0, NULL);
     assert_non_null(j);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_object_get(json_array_get(json_object_get(j, "choices"), 0),
-                                            "message"),
-                            "content")),
-                        "answer from up-small");
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"),
+            "content")),
+        "answer from up-small");
     json_decref(j);
     assert_string_equal(test_header(&r, "x-sluice-model", v, sizeof(v)), "small");
     assert_string_equal(test_header(&r, "x-sluice-route", v, sizeof(v)), "small");

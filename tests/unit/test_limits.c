@@ -360,7 +360,7 @@ static void test_token_minute(void **state)
     ex_unref(a);
     loop_post(server.loop, stop_cb, NULL);
     loop_run(server.loop);
-    end(b, 0); /* used all 48 */
+    end(b, 0);        /* used all 48 */
     a = ask(&k, &rt); /* 20 + 48 + 48 */
     assert_int_equal(admitted, 3);
     end(a, 0);

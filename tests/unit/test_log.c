@@ -157,7 +157,10 @@ static void test_value_room_and_utf8(void **state)
     value[600] = '\0';
     log_line_start(&l, LOG_INFO, 1700000000);
     log_str(&l, "long", value, 64);
-    log_str(&l, "bad", "a\xff" "b\xc3", LOG_VALUE_SHORT);
+    log_str(&l, "bad",
+            "a\xff"
+            "b\xc3",
+            LOG_VALUE_SHORT);
     log_line_end(&l, 0);
     arr = test_json_lines(path);
     got = field(arr, 0, "long");
@@ -165,7 +168,8 @@ static void test_value_room_and_utf8(void **state)
     assert_true(strlen(got) >= 60); /* cut near the room, not emptied */
     assert_int_equal(strlen(got) % 2, 0);
     assert_memory_equal(got, value, strlen(got));
-    assert_string_equal(field(arr, 0, "bad"), "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+    assert_string_equal(field(arr, 0, "bad"), "a\xef\xbf\xbd"
+                                              "b\xef\xbf\xbd");
     json_decref(arr);
 }
 
@@ -275,11 +279,12 @@ static void test_take_json(void **state)
     /* over its cap: NULL, nothing half made */
     log_line_start_json(&l, LOG_INFO, 1700000000);
     for (int i = 0; i < 40; i++)
-        log_str(&l, "v", "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
-                         "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
-                         "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
-                         "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
-                         "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01",
+        log_str(&l, "v",
+                "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+                "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+                "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+                "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+                "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01",
                 LOG_VALUE_LONG);
     assert_null(log_line_take(&l, &len));
 }

@@ -317,8 +317,7 @@ static void test_assembly(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "object")), "chat.completion");
     choice = json_array_get(json_object_get(j, "choices"), 0);
     assert_string_equal(
-        json_string_value(json_object_get(json_object_get(choice, "message"), "content")),
-        "Hello");
+        json_string_value(json_object_get(json_object_get(choice, "message"), "content")), "Hello");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(choice, "message"), "role")),
         "assistant");
@@ -380,12 +379,9 @@ static void test_sse_from_response(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_response),
-        cmocka_unit_test(test_chunks),
-        cmocka_unit_test(test_body_as_written),
-        cmocka_unit_test(test_call_openai),
-        cmocka_unit_test(test_call_azure),
-        cmocka_unit_test(test_assembly),
+        cmocka_unit_test(test_response),          cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_body_as_written),   cmocka_unit_test(test_call_openai),
+        cmocka_unit_test(test_call_azure),        cmocka_unit_test(test_assembly),
         cmocka_unit_test(test_sse_from_response),
     };
 

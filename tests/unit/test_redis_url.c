@@ -34,9 +34,9 @@ static void test_url(void **state)
     assert_int_equal(u.db, 2);
     {
         static const char *const bad[] = {
-            "http://h:6379", "redis://",         "redis:///0",        "redis://h:0",
+            "http://h:6379",   "redis://",       "redis:///0",        "redis://h:0",
             "redis://h:70000", "redis://h:x/0",  "redis://h/x",       "redis://::1:6379",
-            "redis://h h",   "redis://[zz]:1",   "redis://h:6379/-1", "redis://[::1:6379",
+            "redis://h h",     "redis://[zz]:1", "redis://h:6379/-1", "redis://[::1:6379",
         };
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -54,17 +54,15 @@ static void test_addr(void **state)
     int port;
 
     (void)state;
-    assert_int_equal(redis_addr_parse("10.0.0.1:26379", 14, host, sizeof(host), &port, err,
-                                      sizeof(err)),
-                     0);
+    assert_int_equal(
+        redis_addr_parse("10.0.0.1:26379", 14, host, sizeof(host), &port, err, sizeof(err)), 0);
     assert_string_equal(host, "10.0.0.1");
     assert_int_equal(port, 26379);
     /* n bytes only: the rest of the string is not looked at */
     assert_int_equal(redis_addr_parse("a:1junk", 3, host, sizeof(host), &port, err, sizeof(err)),
                      0);
     assert_int_equal(port, 1);
-    assert_int_equal(redis_addr_parse("::1:1", 5, host, sizeof(host), &port, err, sizeof(err)),
-                     -1);
+    assert_int_equal(redis_addr_parse("::1:1", 5, host, sizeof(host), &port, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "brackets"));
     redis_addr_format(out, sizeof(out), "::1", 7000);
     assert_string_equal(out, "[::1]:7000");
@@ -81,9 +79,8 @@ static void test_format_parses_back(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
         redis_addr_format(out, sizeof(out), hosts[i], 6380);
-        assert_int_equal(redis_addr_parse(out, strlen(out), host, sizeof(host), &port, err,
-                                          sizeof(err)),
-                         0);
+        assert_int_equal(
+            redis_addr_parse(out, strlen(out), host, sizeof(host), &port, err, sizeof(err)), 0);
         assert_string_equal(host, hosts[i]);
         assert_int_equal(port, 6380);
     }
@@ -92,9 +89,8 @@ static void test_format_parses_back(void **state)
 static void test_bad_addrs(void **state)
 {
     static const char *const bad[] = {
-        "",      "h",       "h:",       ":6379",     "h:0",     "h:65536",    "h:-1",
-        "h:1x",  "[::1]",   "[::1]6379", "[]:1",     "[zz]:1",  "h h:1",      "h/x:1",
-        "a@b:1", "h:123456",
+        "",      "h",         "h:",   ":6379",  "h:0",   "h:65536", "h:-1",  "h:1x",
+        "[::1]", "[::1]6379", "[]:1", "[zz]:1", "h h:1", "h/x:1",   "a@b:1", "h:123456",
     };
     char host[REDIS_HOST_MAX], err[100];
     int port;
@@ -102,8 +98,8 @@ static void test_bad_addrs(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
-        if (redis_addr_parse(bad[i], strlen(bad[i]), host, sizeof(host), &port, err,
-                             sizeof(err)) != -1)
+        if (redis_addr_parse(bad[i], strlen(bad[i]), host, sizeof(host), &port, err, sizeof(err)) !=
+            -1)
             fail_msg("'%s' was accepted", bad[i]);
         assert_true(err[0] != '\0'); /* a message for the user */
     }

@@ -87,14 +87,13 @@ static long chat(const char *model, char *content, size_t n)
     status = r.status;
     j = json_loads(r.body ? r.body : "", 0, NULL);
     if (content)
-        snprintf(content, n, "%s",
-                 status == 200 ? json_string_value(json_object_get(
-                                     json_object_get(
-                                         json_array_get(json_object_get(j, "choices"), 0),
-                                         "message"),
-                                     "content"))
-                               : json_string_value(json_object_get(
-                                     json_object_get(j, "error"), "code")));
+        snprintf(
+            content, n, "%s",
+            status == 200
+                ? json_string_value(json_object_get(
+                      json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"),
+                      "content"))
+                : json_string_value(json_object_get(json_object_get(j, "error"), "code")));
     json_decref(j);
     test_resp_free(&r);
     free(url);

@@ -62,8 +62,17 @@ static void test_files_as_in_tree(void **state)
 static void test_nothing_else(void **state)
 {
     static const char *const paths[] = {
-        "/ui/../etc/passwd", "/uix", "/ui/app.js/", "/UI", "/ui/APP.JS", "", "/", "/ui//",
-        "/ui/index.html", "/ui/embed.sh", "/ui/LICENSE.uPlot",
+        "/ui/../etc/passwd",
+        "/uix",
+        "/ui/app.js/",
+        "/UI",
+        "/ui/APP.JS",
+        "",
+        "/",
+        "/ui//",
+        "/ui/index.html",
+        "/ui/embed.sh",
+        "/ui/LICENSE.uPlot",
     };
 
     (void)state;
