@@ -35,7 +35,7 @@ for dir in "$here"/*/; do
 $out"
 done
 
-out=$("$checker" "$here/circle" 2>/dev/null)
+out=$(CHECK_CYCLES=0 "$checker" "$here/circle" 2>/dev/null)
 [ $? -eq 0 ] || fail "circle: fails without CHECK_CYCLES=1"
 printf '%s\n' "$out" | grep -q '^circle: 3 modules' || fail "circle: not printed without CHECK_CYCLES=1"
 
