@@ -21,10 +21,11 @@ LDLIBS_ALL := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread $(LDLI
 LDFLAGS_ALL := $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 # Everything but the mains goes in one static library that the binaries, the
-# unit tests and the fuzz harnesses link.
-MOCK_SRCS := $(wildcard src/mock*.c)
+# unit tests and the fuzz harnesses link. sluice-mock lives in src/mock/ and
+# includes the library's headers from src/.
+MOCK_SRCS := src/mock/mock.c src/mock/mock_gen.c src/mock/mock_http.c src/mock/mock_replay.c
 TUNE_SRCS := $(wildcard src/tune*.c)
-LIB_SRCS := $(filter-out src/main.c $(MOCK_SRCS) $(TUNE_SRCS),$(wildcard src/*.c))
+LIB_SRCS := $(filter-out src/main.c $(TUNE_SRCS),$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libsluice.a
 BINS := $(BUILD)/sluice $(BUILD)/sluice-mock $(BUILD)/sluice-tune
@@ -45,6 +46,8 @@ $(LIB): $(LIB_OBJS)
 
 $(BUILD)/sluice: $(BUILD)/obj/main.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o): CFLAGS_ALL += -Isrc
 
 $(BUILD)/sluice-mock: $(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
@@ -116,7 +119,7 @@ bench: deps all $(BUILD)/bench-scorer $(BUILD)/bench-metrics $(BUILD)/bench-json
 	bench/run.sh
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i src/*.c src/*.h src/mock/*.c src/mock/*.h tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build

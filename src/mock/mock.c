@@ -877,26 +877,26 @@ static const char *default_error_message(long status)
 
 /* ---- endpoints ---- */
 
-enum endpoint {
-    EP_NONE,
-    EP_CHAT,
-    EP_COMPLETIONS,
-    EP_EMBEDDINGS,
-    EP_MODELS,
-    EP_MODEL,
-    EP_STATS,
-    EP_RESET,
-    EP_HEALTH,
+enum mock_ep {
+    MOCK_EP_NONE,
+    MOCK_EP_CHAT,
+    MOCK_EP_COMPLETIONS,
+    MOCK_EP_EMBEDDINGS,
+    MOCK_EP_MODELS,
+    MOCK_EP_MODEL,
+    MOCK_EP_STATS,
+    MOCK_EP_RESET,
+    MOCK_EP_HEALTH,
 };
 
-struct route {
-    enum endpoint ep;
+struct mock_route {
+    enum mock_ep ep;
     int azure;
     char *deployment; /* owned: the Azure deployment, which is the model */
     char *model_id;   /* owned: GET /v1/models/{id} */
 };
 
-static void route_request(const struct mock_http_req *req, struct route *r)
+static void route_request(const struct mock_http_req *req, struct mock_route *r)
 {
     const char *p = req->path;
     size_t n = req->path_len;
@@ -904,22 +904,22 @@ static void route_request(const struct mock_http_req *req, struct route *r)
 
     memset(r, 0, sizeof(*r));
     if (span_eq(p, n, "/v1/chat/completions"))
-        r->ep = EP_CHAT;
+        r->ep = MOCK_EP_CHAT;
     else if (span_eq(p, n, "/v1/completions"))
-        r->ep = EP_COMPLETIONS;
+        r->ep = MOCK_EP_COMPLETIONS;
     else if (span_eq(p, n, "/v1/embeddings"))
-        r->ep = EP_EMBEDDINGS;
+        r->ep = MOCK_EP_EMBEDDINGS;
     else if (span_eq(p, n, "/v1/models"))
-        r->ep = EP_MODELS;
+        r->ep = MOCK_EP_MODELS;
     else if (span_prefix(p, n, "/v1/models/") && n > 11) {
         r->model_id = pct_decode(p + 11, n - 11);
-        r->ep = r->model_id ? EP_MODEL : EP_NONE;
+        r->ep = r->model_id ? MOCK_EP_MODEL : MOCK_EP_NONE;
     } else if (span_eq(p, n, "/_mock/stats"))
-        r->ep = EP_STATS;
+        r->ep = MOCK_EP_STATS;
     else if (span_eq(p, n, "/_mock/reset"))
-        r->ep = EP_RESET;
+        r->ep = MOCK_EP_RESET;
     else if (span_eq(p, n, "/_mock/health"))
-        r->ep = EP_HEALTH;
+        r->ep = MOCK_EP_HEALTH;
     else if (span_prefix(p, n, az)) {
         const char *d = p + sizeof(az) - 1, *slash;
         size_t rest = n - (sizeof(az) - 1);
@@ -929,16 +929,16 @@ static void route_request(const struct mock_http_req *req, struct route *r)
             return;
         rest -= (size_t)(slash - d);
         if (span_eq(slash, rest, "/chat/completions"))
-            r->ep = EP_CHAT;
+            r->ep = MOCK_EP_CHAT;
         else if (span_eq(slash, rest, "/completions"))
-            r->ep = EP_COMPLETIONS;
+            r->ep = MOCK_EP_COMPLETIONS;
         else if (span_eq(slash, rest, "/embeddings"))
-            r->ep = EP_EMBEDDINGS;
+            r->ep = MOCK_EP_EMBEDDINGS;
         else
             return;
         r->deployment = pct_decode(d, (size_t)(slash - d));
         if (r->deployment == NULL)
-            r->ep = EP_NONE;
+            r->ep = MOCK_EP_NONE;
         r->azure = 1;
     }
 }
@@ -982,12 +982,12 @@ static json_t *model_object(const char *id)
                      "owned_by", "sluice-mock");
 }
 
-static void handle_models(struct conn *c, const struct route *r)
+static void handle_models(struct conn *c, const struct mock_route *r)
 {
     size_t i;
     json_t *m;
 
-    if (r->ep == EP_MODELS) {
+    if (r->ep == MOCK_EP_MODELS) {
         json_t *data = json_array();
 
         json_array_foreach (srv.models, i, m) {
@@ -1104,7 +1104,7 @@ static void log_request(const struct mock_http_req *req, const char *model, cons
 /* An API POST (chat, completions, embeddings): count it, check it, parse the
  * body and the mock controls, and set up the answer. Returns the first-byte
  * delay to apply. */
-static long handle_api(struct conn *c, const struct mock_http_req *req, const struct route *r)
+static long handle_api(struct conn *c, const struct mock_http_req *req, const struct mock_route *r)
 {
     struct mock_err err = {0};
     struct mock_ctl ctl;
@@ -1177,7 +1177,7 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
     if (ctl.fault != FAULT_NONE)
         srv.st.faults++;
 
-    if (r->ep == EP_EMBEDDINGS) {
+    if (r->ep == MOCK_EP_EMBEDDINGS) {
         struct buf out;
         long long tokens;
 
@@ -1210,8 +1210,8 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
             .seq = srv.seq,
         };
         struct mock_answer a;
-        int rc = r->ep == EP_CHAT ? mock_gen_chat(body, &o, &a, &err)
-                                  : mock_gen_completion(body, &o, &a, &err);
+        int rc = r->ep == MOCK_EP_CHAT ? mock_gen_chat(body, &o, &a, &err)
+                                       : mock_gen_completion(body, &o, &a, &err);
 
         if (rc < 0) {
             if (err.code && strcmp(err.code, "replay_miss") == 0)
@@ -1238,7 +1238,7 @@ done:
  * needs later is copied into c->pend or c->stream. */
 static void handle_request(struct conn *c, const struct mock_http_req *req)
 {
-    struct route r;
+    struct mock_route r;
     long delay = 0;
 
     srv.seq++;
@@ -1248,16 +1248,16 @@ static void handle_request(struct conn *c, const struct mock_http_req *req)
     c->act = ACT_SEND;
     route_request(req, &r);
     switch (r.ep) {
-    case EP_CHAT:
-    case EP_COMPLETIONS:
-    case EP_EMBEDDINGS:
+    case MOCK_EP_CHAT:
+    case MOCK_EP_COMPLETIONS:
+    case MOCK_EP_EMBEDDINGS:
         if (!method_is(req, "POST"))
             pend_error(c, 405, NULL, NULL, "sluice-mock: use POST on this path", "Allow: POST\r\n");
         else
             delay = handle_api(c, req, &r);
         break;
-    case EP_MODELS:
-    case EP_MODEL:
+    case MOCK_EP_MODELS:
+    case MOCK_EP_MODEL:
         if (!method_is(req, "GET"))
             pend_error(c, 405, NULL, NULL, "sluice-mock: use GET on this path", "Allow: GET\r\n");
         else if (!auth_ok(req, 0))
@@ -1266,13 +1266,13 @@ static void handle_request(struct conn *c, const struct mock_http_req *req)
         else
             handle_models(c, &r);
         break;
-    case EP_STATS:
+    case MOCK_EP_STATS:
         if (!method_is(req, "GET"))
             pend_error(c, 405, NULL, NULL, "sluice-mock: use GET on this path", "Allow: GET\r\n");
         else
             handle_stats(c);
         break;
-    case EP_RESET:
+    case MOCK_EP_RESET:
         if (!method_is(req, "POST")) {
             pend_error(c, 405, NULL, NULL, "sluice-mock: use POST on this path", "Allow: POST\r\n");
         } else {
@@ -1280,10 +1280,10 @@ static void handle_request(struct conn *c, const struct mock_http_req *req)
             pend_json(c, 200, json_pack("{s:b}", "ok", 1));
         }
         break;
-    case EP_HEALTH:
+    case MOCK_EP_HEALTH:
         pend_json(c, 200, json_pack("{s:s}", "status", "ok"));
         break;
-    case EP_NONE: {
+    case MOCK_EP_NONE: {
         char *p = printable(req->path, req->path_len > 200 ? 200 : req->path_len);
         char *m = printable(req->method, req->method_len);
         char msg[300];
