@@ -8,4 +8,9 @@
 #ifndef SLUICE_CAPS_H
 #define SLUICE_CAPS_H
 
+/* Content blocks of one streamed Anthropic answer that the stream's
+ * translation tracks (provider_anthropic.c): a block index beyond it makes
+ * the stream malformed. */
+#define ANTHROPIC_STREAM_BLOCKS_MAX 4096
+
 #endif

@@ -197,6 +197,7 @@ void log_request(const struct exchange *ex)
         field_ms(&b, "ttft_ms", ex->meta.ttft_us);
     field_long(&b, "prompt_tokens", ex->meta.prompt_tokens);
     field_long(&b, "completion_tokens", ex->meta.completion_tokens);
+    field_long(&b, "cached_tokens", ex->meta.cached_tokens);
     cost_format(ex->meta.cost_usd, cost, sizeof(cost));
     field_raw(&b, "cost_usd", cost);
     field_long(&b, "attempts", ex->meta.attempts);

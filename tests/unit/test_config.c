@@ -579,11 +579,10 @@ static void test_bad_values(void **state)
 
 static void test_bad_enums(void **state)
 {
-    expect_only(
-        "providers = ( { name = \"p\"; type = \"anthropic\"; base_url = \"http://x\"; } );\n"
-        "models = ( { name = \"m\"; provider = \"p\"; } );\n",
-        "t.conf:1: providers.p.type: unknown value \"anthropic\" (expected one of: "
-        "openai, azure)");
+    expect_only("providers = ( { name = \"p\"; type = \"vertex\"; base_url = \"http://x\"; } );\n"
+                "models = ( { name = \"m\"; provider = \"p\"; } );\n",
+                "t.conf:1: providers.p.type: unknown value \"vertex\" (expected one of: "
+                "openai, azure, anthropic)");
     expect_only(
         "providers = ( { name = \"p\"; base_url = \"http://x\"; http_version = \"3\"; } );\n"
         "models = ( { name = \"m\"; provider = \"p\"; } );\n",
