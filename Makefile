@@ -23,7 +23,8 @@ LDFLAGS_ALL := $(LDFLAGS) $(EXTRA_LDFLAGS)
 # Everything but the mains goes in one static library that the binaries, the
 # unit tests and the fuzz harnesses link. sluice-mock lives in src/mock/ and
 # includes the library's headers from src/.
-MOCK_SRCS := src/mock/mock.c src/mock/mock_gen.c src/mock/mock_http.c src/mock/mock_replay.c
+MOCK_SRCS := src/mock/mock.c src/mock/mock_anthropic.c src/mock/mock_gen.c src/mock/mock_http.c \
+             src/mock/mock_replay.c
 TUNE_SRCS := $(wildcard src/tune*.c)
 LIB_SRCS := $(filter-out src/main.c $(TUNE_SRCS),$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)

@@ -15,6 +15,7 @@
  * arrived, so a test can assert how many upstream calls were made.
  */
 #include "loop.h"
+#include "mock_anthropic.h"
 #include "mock_gen.h"
 #include "mock_http.h"
 #include "mock_replay.h"
@@ -102,7 +103,8 @@ struct conn {
     int head_only;     /* a HEAD request: headers but no body */
     int peer_eof;
     int closed;
-    int blocked; /* production stopped at MOCK_WBUF_HIGH; resume on drain */
+    int blocked;   /* production stopped at MOCK_WBUF_HIGH; resume on drain */
+    int anthropic; /* the request being answered is Anthropic's: its error shape */
 
     /* The answer being delivered. */
     enum conn_action act;
@@ -151,7 +153,14 @@ static struct mock_server {
 } srv;
 
 /* Parsed "mock" controls of one request. */
-enum mock_fault { FAULT_NONE, FAULT_HANG, FAULT_RESET, FAULT_TRUNCATE, FAULT_MALFORMED };
+enum mock_fault {
+    FAULT_NONE,
+    FAULT_HANG,
+    FAULT_RESET,
+    FAULT_TRUNCATE,
+    FAULT_MALFORMED,
+    FAULT_ERROR_EVENT, /* a 200 stream that fails with an error event */
+};
 
 struct mock_ctl {
     const char *content;
@@ -167,6 +176,8 @@ struct mock_ctl {
     const char *model;
     long fail_times; /* -1 = not given */
     const char *key;
+    long tool_calls;              /* Anthropic mode: tool_use blocks; 0 = not given */
+    long cache_read, cache_write; /* prompt tokens reported as cached; 0 = none */
 };
 
 static void conn_update(struct conn *c);
@@ -201,6 +212,7 @@ static const struct {
     {502, "Bad Gateway"},
     {503, "Service Unavailable"},
     {504, "Gateway Timeout"},
+    {529, "Site Overloaded"},
     {505, "HTTP Version Not Supported"},
 };
 
@@ -497,9 +509,10 @@ static void pend_head(struct conn *c, int status, const char *ctype, const char 
 {
     buf_reset(&c->pend);
     buf_printf(&c->pend,
-               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nx-request-id: req_mock_%llu\r\n"
-               "openai-processing-ms: 1\r\n%s%s",
-               status, status_text(status), ctype, srv.seq, extra ? extra : "",
+               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s: req_mock_%llu\r\n"
+               "%s%s%s",
+               status, status_text(status), ctype, c->anthropic ? "request-id" : "x-request-id",
+               srv.seq, c->anthropic ? "" : "openai-processing-ms: 1\r\n", extra ? extra : "",
                !c->keep_alive ? "Connection: close\r\n"
                : c->http10    ? "Connection: keep-alive\r\n"
                               : "");
@@ -517,15 +530,23 @@ static void pend_response(struct conn *c, int status, const char *ctype, const c
     c->act_after = c->keep_alive ? AFTER_NONE : AFTER_LINGER;
 }
 
-/* c->pend = the OpenAI error JSON. This is the one place error bodies are
- * made. `extra` is more header lines, or NULL. */
+/* c->pend = the error JSON: OpenAI's, or for an Anthropic request
+ * Anthropic's ({"type":"error","error":{"type","message"},"request_id"}),
+ * where code and param have no place. This is the one place error bodies
+ * are made. `extra` is more header lines, or NULL. */
 static void pend_error(struct conn *c, int status, const char *code, const char *param,
                        const char *message, const char *extra)
 {
-    json_t *e = json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", message, "type",
-                          error_type(status), "param", param, "code", code);
-    char *body;
+    json_t *e;
+    char *body, rid[48];
 
+    snprintf(rid, sizeof(rid), "req_mock_%llu", srv.seq);
+    if (c->anthropic)
+        e = json_pack("{s:s,s:{s:s,s:s},s:s}", "type", "error", "error", "type",
+                      mock_anth_error_type(status), "message", message, "request_id", rid);
+    else
+        e = json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", message, "type",
+                      error_type(status), "param", param, "code", code);
     if (e == NULL) /* a message that is not UTF-8 */
         e = json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", "sluice-mock: bad request",
                       "type", error_type(status), "param", "code");
@@ -723,10 +744,12 @@ static int ctl_parse(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
                 ctl->fault = FAULT_TRUNCATE;
             else if (f && strcmp(f, "malformed") == 0)
                 ctl->fault = FAULT_MALFORMED;
+            else if (f && strcmp(f, "error_event") == 0)
+                ctl->fault = FAULT_ERROR_EVENT;
             else if (!json_is_null(v))
                 return ctl_fail(err, "mock.fault",
-                                "'mock.fault' must be \"hang\", \"reset\", \"truncate\" or "
-                                "\"malformed\"");
+                                "'mock.fault' must be \"hang\", \"reset\", \"truncate\", "
+                                "\"malformed\" or \"error_event\"");
         } else if (strcmp(k, "first_byte_ms") == 0) {
             if (ctl_int(v, 0, MOCK_MAX_DELAY_MS, &ctl->first_byte_ms) < 0)
                 return ctl_fail(err, "mock.first_byte_ms",
@@ -755,6 +778,18 @@ static int ctl_parse(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
             if (!json_is_string(v))
                 return ctl_fail(err, "mock.key", "'mock.key' must be a string");
             ctl->key = json_string_value(v);
+        } else if (strcmp(k, "tool_calls") == 0) {
+            if (ctl_int(v, 1, MOCK_ANTH_MAX_TOOL_CALLS, &ctl->tool_calls) < 0)
+                return ctl_fail(err, "mock.tool_calls",
+                                "'mock.tool_calls' must be an integer 1..16");
+        } else if (strcmp(k, "cache_read_tokens") == 0) {
+            if (ctl_int(v, 0, 1000000000, &ctl->cache_read) < 0)
+                return ctl_fail(err, "mock.cache_read_tokens",
+                                "'mock.cache_read_tokens' must be an integer 0..1000000000");
+        } else if (strcmp(k, "cache_write_tokens") == 0) {
+            if (ctl_int(v, 0, 1000000000, &ctl->cache_write) < 0)
+                return ctl_fail(err, "mock.cache_write_tokens",
+                                "'mock.cache_write_tokens' must be an integer 0..1000000000");
         } else {
             char msg[160];
 
@@ -867,6 +902,7 @@ static const char *default_error_message(long status)
         {502, "Bad gateway (sluice-mock)"},
         {503, "The engine is currently overloaded (sluice-mock)"},
         {504, "Gateway timeout (sluice-mock)"},
+        {529, "Overloaded"},
     };
 
     for (size_t i = 0; i < ARRAY_LEN(msgs); i++)
@@ -887,6 +923,8 @@ enum mock_ep {
     MOCK_EP_STATS,
     MOCK_EP_RESET,
     MOCK_EP_HEALTH,
+    MOCK_EP_MESSAGES,     /* Anthropic: POST /v1/messages */
+    MOCK_EP_COUNT_TOKENS, /* Anthropic: POST /v1/messages/count_tokens */
 };
 
 struct mock_route {
@@ -909,6 +947,10 @@ static void route_request(const struct mock_http_req *req, struct mock_route *r)
         r->ep = MOCK_EP_COMPLETIONS;
     else if (span_eq(p, n, "/v1/embeddings"))
         r->ep = MOCK_EP_EMBEDDINGS;
+    else if (span_eq(p, n, "/v1/messages"))
+        r->ep = MOCK_EP_MESSAGES;
+    else if (span_eq(p, n, "/v1/messages/count_tokens"))
+        r->ep = MOCK_EP_COUNT_TOKENS;
     else if (span_eq(p, n, "/v1/models"))
         r->ep = MOCK_EP_MODELS;
     else if (span_prefix(p, n, "/v1/models/") && n > 11) {
@@ -948,7 +990,9 @@ static int method_is(const struct mock_http_req *req, const char *m)
     return span_eq(req->method, req->method_len, m);
 }
 
-static int auth_ok(const struct mock_http_req *req, int azure)
+/* The --require-key check: "Authorization: Bearer KEY", or the key alone
+ * in api-key (Azure) or x-api-key (Anthropic). */
+static int auth_ok(const struct mock_http_req *req, int azure, int anthropic)
 {
     const char *key = srv.opt.require_key;
     const struct mock_http_header *h;
@@ -957,8 +1001,8 @@ static int auth_ok(const struct mock_http_req *req, int azure)
     if (key == NULL)
         return 1;
     kl = strlen(key);
-    if (azure) {
-        h = mock_http_find(req, "api-key");
+    if (azure || anthropic) {
+        h = mock_http_find(req, anthropic ? "x-api-key" : "api-key");
         return h && span_eq(h->value, h->value_len, key);
     }
     h = mock_http_find(req, "authorization");
@@ -1039,19 +1083,26 @@ static void handle_stats(struct conn *c)
                   (json_int_t)srv.st.replay_misses, "connections", (json_int_t)srv.st.connections));
 }
 
-/* Answer a chat or completions request whose answer is built: a stream or a
- * body, with the fault (if any) applied. */
+/* Answer a chat, completions or messages request whose answer is built: a
+ * stream or a body, in OpenAI's or (c->anthropic) Anthropic's format, with
+ * the fault (if any) applied. */
 static void deliver_answer(struct conn *c, struct mock_answer *a, const struct mock_ctl *ctl,
                            int http10)
 {
     long chunks = ctl->chunks > 0 ? ctl->chunks : srv.opt.chunks;
     long interval = ctl->interval_ms >= 0 ? ctl->interval_ms : srv.opt.interval_ms;
     int malformed = ctl->fault == FAULT_MALFORMED, truncate = ctl->fault == FAULT_TRUNCATE;
+    int error_event = ctl->fault == FAULT_ERROR_EVENT;
     int status = ctl->status > 0 && ctl->status < 400 ? (int)ctl->status : 200;
 
     if (a->stream) {
         /* HTTP/1.0 has no chunked encoding: the body ends at the close. */
-        if (mock_render_stream(a, (size_t)chunks, malformed, !http10, &c->stream) < 0) {
+        int rc = c->anthropic ? mock_anth_render_stream(a, (size_t)chunks, malformed, error_event,
+                                                        !http10, &c->stream)
+                              : mock_render_stream(a, (size_t)chunks, malformed, error_event,
+                                                   !http10, &c->stream);
+
+        if (rc < 0) {
             pend_error(c, 400, "response_too_large", NULL,
                        "sluice-mock: the stream would be too large (over 64 MiB or 200000 chunks)",
                        NULL);
@@ -1074,9 +1125,16 @@ static void deliver_answer(struct conn *c, struct mock_answer *a, const struct m
         srv.st.streams_started++;
         return;
     }
+    if (error_event) {
+        /* No stream to fail inside: the same overload, as a status. */
+        pend_error(c, c->anthropic ? 529 : 503, NULL, NULL,
+                   default_error_message(c->anthropic ? 529 : 503), NULL);
+        return;
+    }
     {
         size_t len;
-        char *body = mock_render_json(a, malformed, &len);
+        char *body = c->anthropic ? mock_anth_render_json(a, malformed, &len)
+                                  : mock_render_json(a, malformed, &len);
 
         if (truncate) {
             /* Promise the whole body, send half, close. */
@@ -1122,11 +1180,16 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
                    "sluice-mock: the api-version query parameter is required", NULL);
         return 0;
     }
-    if (!auth_ok(req, r->azure)) {
+    if (!auth_ok(req, r->azure, c->anthropic)) {
         pend_error(c, 401, "invalid_api_key", NULL,
-                   r->azure ? "Access denied due to invalid subscription key (sluice-mock)."
-                            : "Incorrect API key provided (sluice-mock).",
+                   r->azure       ? "Access denied due to invalid subscription key (sluice-mock)."
+                   : c->anthropic ? "invalid x-api-key (sluice-mock)"
+                                  : "Incorrect API key provided (sluice-mock).",
                    NULL);
+        return 0;
+    }
+    if (c->anthropic && mock_http_find(req, "anthropic-version") == NULL) {
+        pend_error(c, 400, NULL, NULL, "anthropic-version: header is required", NULL);
         return 0;
     }
     body = json_loadb(req->body, req->body_len, 0, &jerr);
@@ -1165,8 +1228,10 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
         char extra[96] = "";
 
         if (ctl.retry_after >= 0)
-            snprintf(extra, sizeof(extra), "Retry-After: %lld\r\nretry-after-ms: %lld\r\n",
-                     (long long)ceil(ctl.retry_after), (long long)llround(ctl.retry_after * 1000));
+            snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n%s: %lld\r\n",
+                     (long long)ceil(ctl.retry_after),
+                     c->anthropic ? "x-should-retry" : "retry-after-ms",
+                     c->anthropic ? 1LL : (long long)llround(ctl.retry_after * 1000));
         srv.st.faults++;
         pend_error(c, (int)ctl.status, ctl.status == 429 ? "rate_limit_exceeded" : NULL, NULL,
                    ctl.error_message ? ctl.error_message : default_error_message(ctl.status),
@@ -1177,7 +1242,14 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
     if (ctl.fault != FAULT_NONE)
         srv.st.faults++;
 
-    if (r->ep == MOCK_EP_EMBEDDINGS) {
+    if (r->ep == MOCK_EP_COUNT_TOKENS) {
+        long long tokens;
+
+        if (mock_anth_count_tokens(body, &tokens, &err) < 0)
+            goto error;
+        pend_json(c, 200, json_pack("{s:I}", "input_tokens", (json_int_t)tokens));
+        log_request(req, model, "ok");
+    } else if (r->ep == MOCK_EP_EMBEDDINGS) {
         struct buf out;
         long long tokens;
 
@@ -1208,10 +1280,14 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
             .forced_lp = ctl.logprob,
             .replay = srv.replay,
             .seq = srv.seq,
+            .cache_read = ctl.cache_read,
+            .cache_write = ctl.cache_write,
         };
         struct mock_answer a;
         int rc = r->ep == MOCK_EP_CHAT ? mock_gen_chat(body, &o, &a, &err)
-                                       : mock_gen_completion(body, &o, &a, &err);
+                 : r->ep == MOCK_EP_MESSAGES
+                     ? mock_anth_gen(body, &o, (int)ctl.tool_calls, &a, &err)
+                     : mock_gen_completion(body, &o, &a, &err);
 
         if (rc < 0) {
             if (err.code && strcmp(err.code, "replay_miss") == 0)
@@ -1247,7 +1323,10 @@ static void handle_request(struct conn *c, const struct mock_http_req *req)
     c->head_only = method_is(req, "HEAD");
     c->act = ACT_SEND;
     route_request(req, &r);
+    c->anthropic = r.ep == MOCK_EP_MESSAGES || r.ep == MOCK_EP_COUNT_TOKENS;
     switch (r.ep) {
+    case MOCK_EP_MESSAGES:
+    case MOCK_EP_COUNT_TOKENS:
     case MOCK_EP_CHAT:
     case MOCK_EP_COMPLETIONS:
     case MOCK_EP_EMBEDDINGS:
@@ -1260,7 +1339,7 @@ static void handle_request(struct conn *c, const struct mock_http_req *req)
     case MOCK_EP_MODEL:
         if (!method_is(req, "GET"))
             pend_error(c, 405, NULL, NULL, "sluice-mock: use GET on this path", "Allow: GET\r\n");
-        else if (!auth_ok(req, 0))
+        else if (!auth_ok(req, 0, 0))
             pend_error(c, 401, "invalid_api_key", NULL, "Incorrect API key provided (sluice-mock).",
                        NULL);
         else
@@ -1333,6 +1412,7 @@ static void conn_handle_requests(struct conn *c)
             /* The stream cannot be resynchronised: answer and close. */
             c->keep_alive = 0;
             c->http10 = 0;
+            c->anthropic = 0;
             c->head_only = 0;
             pend_error(c, req.status, NULL, NULL, req.error, NULL);
             conn_perform(c);
