@@ -22,7 +22,7 @@ LDFLAGS_ALL := $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 # Everything but the mains goes in one static library that the binaries, the
 # unit tests and the fuzz harnesses link. sluice-mock lives in src/mock/ and
-# includes the library's headers from src/.
+# includes the library's headers from src/ (-iquote: <limits.h> stays the system's).
 MOCK_SRCS := src/mock/mock.c src/mock/mock_anthropic.c src/mock/mock_gen.c src/mock/mock_http.c \
              src/mock/mock_replay.c
 TUNE_SRCS := $(wildcard src/tune*.c)
@@ -48,7 +48,7 @@ $(LIB): $(LIB_OBJS)
 $(BUILD)/sluice: $(BUILD)/obj/main.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
-$(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o): CFLAGS_ALL += -Isrc
+$(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o): CFLAGS_ALL += -iquote src
 
 $(BUILD)/sluice-mock: $(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
@@ -98,7 +98,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p build/fuzz
-	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DSLUICE_FUZZ -fsanitize=fuzzer,address,undefined \
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DSLUICE_FUZZ -iquote src -fsanitize=fuzzer,address,undefined \
 	    $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIB_SRCS) $(LDLIBS_ALL)
 
 fuzz: $(FUZZ_BINS)

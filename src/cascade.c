@@ -826,10 +826,10 @@ static int upstream_fault(const struct attempt *a, struct call *c, const char *e
 
     if (a->client_fault)
         return 0;
+    if (a->bad) /* an error event or a malformed answer, also when it aborted the call */
+        return 1;
     if (err)
         return call_err(c) != CALL_ERR_ABORTED;
-    if (a->bad)
-        return 1;
     return status == 429 || status >= 500;
 }
 

@@ -74,7 +74,7 @@ struct turns {
     json_t *blocks;   /* its other blocks */
 };
 
-/* Close the open turn; a turn left with no blocks is dropped. */
+/* Close the open turn; a turn with no blocks is not sent. */
 static void turns_flush(struct turns *t)
 {
     if (t->role == NULL)
@@ -89,16 +89,37 @@ static void turns_flush(struct turns *t)
     t->results = t->blocks = NULL;
 }
 
-/* Open a turn of role (static string), or stay in the open one if it has
- * that role. */
+/* Open a turn of role (a static string), or stay in the open one if it has
+ * that role. An open turn that is still empty is dropped, and if the turn
+ * sent before it has this role, that one is opened again: the turns around
+ * an empty one are one turn (roles must alternate). */
 static void turns_open(struct turns *t, const char *role)
 {
+    size_t n, i;
+    json_t *last, *b;
+
     if (t->role && strcmp(t->role, role) == 0)
         return;
+    if (t->role && json_array_size(t->results) + json_array_size(t->blocks) == 0) {
+        json_decref(t->results);
+        json_decref(t->blocks);
+        t->role = NULL;
+    }
     turns_flush(t);
     t->role = role;
     t->results = json_array();
     t->blocks = json_array();
+    n = json_array_size(t->messages);
+    last = n ? json_array_get(t->messages, n - 1) : NULL;
+    if (last == NULL || strcmp(json_string_value(json_object_get(last, "role")), role) != 0)
+        return;
+    json_array_foreach (json_object_get(last, "content"), i, b) {
+        const char *type = json_string_value(json_object_get(b, "type"));
+        int result = type && strcmp(type, "tool_result") == 0 && json_array_size(t->blocks) == 0;
+
+        json_array_append(result ? t->results : t->blocks, b);
+    }
+    json_array_remove(t->messages, n - 1);
 }
 
 /* A text block, with the part's cache_control when it has one (clients of

@@ -991,7 +991,8 @@ static int method_is(const struct mock_http_req *req, const char *m)
 }
 
 /* The --require-key check: "Authorization: Bearer KEY", or the key alone
- * in api-key (Azure) or x-api-key (Anthropic). */
+ * in api-key (Azure, which takes nothing else) or x-api-key (Anthropic,
+ * which also takes the bearer token its SDK 1.x sends). */
 static int auth_ok(const struct mock_http_req *req, int azure, int anthropic)
 {
     const char *key = srv.opt.require_key;
@@ -1003,7 +1004,8 @@ static int auth_ok(const struct mock_http_req *req, int azure, int anthropic)
     kl = strlen(key);
     if (azure || anthropic) {
         h = mock_http_find(req, anthropic ? "x-api-key" : "api-key");
-        return h && span_eq(h->value, h->value_len, key);
+        if (h || azure)
+            return h && span_eq(h->value, h->value_len, key);
     }
     h = mock_http_find(req, "authorization");
     if (h == NULL || h->value_len < 7 || strncasecmp(h->value, "bearer ", 7) != 0)

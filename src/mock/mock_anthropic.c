@@ -620,7 +620,7 @@ static long long input_tokens(const struct mock_answer *a)
     return in > 0 ? in : 0;
 }
 
-static json_t *usage_json(const struct mock_answer *a, long long output)
+static json_t *anth_usage(const struct mock_answer *a, long long output)
 {
     return json_pack("{s:I,s:I,s:I,s:I}", "input_tokens", (json_int_t)input_tokens(a),
                      "cache_creation_input_tokens", (json_int_t)a->cache_write,
@@ -650,7 +650,7 @@ static json_t *message_json(const struct mock_answer *a, int start)
                      "assistant", "model", a->model, "content", content, "stop_reason",
                      start ? NULL : a->stop_reason, "stop_sequence",
                      start ? NULL : a->stop_sequence, "usage",
-                     usage_json(a, start ? 1 : a->completion_tokens));
+                     anth_usage(a, start ? 1 : a->completion_tokens));
 }
 
 char *mock_anth_render_json(const struct mock_answer *a, int truncated_json, size_t *len)
@@ -709,7 +709,7 @@ static int emit_delta(struct buf *b, const struct mock_choice *c, size_t i, cons
                 chunked);
 }
 
-static void step_end(struct mock_stream *s, size_t *step)
+static void anth_step_end(struct mock_stream *s, size_t *step)
 {
     s->ends[(*step)++] = s->data.len;
 }
@@ -747,7 +747,7 @@ int mock_anth_render_stream(const struct mock_answer *a, size_t chunks, int malf
         r = mock_emit_event(&s->data, "ping", "{\"type\": \"ping\"}", 16, chunked);
     if (r == 0 && malformed)
         r = mock_emit_event(&s->data, "content_block_delta", "{not json", 9, chunked);
-    step_end(s, &step);
+    anth_step_end(s, &step);
     if (error_event) {
         static const char e[] = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
                                 "\"message\":\"Overloaded\"}}";
@@ -767,12 +767,12 @@ int mock_anth_render_stream(const struct mock_answer *a, size_t chunks, int malf
             if (r == 0)
                 r = emit_block_start(&s->data, a, i, chunked);
             if (nb[i] == 0)
-                step_end(s, &step);
+                anth_step_end(s, &step);
         }
         for (size_t j = 0; j < nb[i] && r == 0; j++) {
             r = emit_delta(&s->data, c, i, c->text + bounds[i][j], bounds[i][j + 1] - bounds[i][j],
                            chunked);
-            step_end(s, &step);
+            anth_step_end(s, &step);
         }
     }
 
@@ -783,14 +783,14 @@ int mock_anth_render_stream(const struct mock_answer *a, size_t chunks, int malf
         r = emit(&s->data, "message_delta",
                  json_pack("{s:s,s:{s:s,s:s?},s:o}", "type", "message_delta", "delta",
                            "stop_reason", a->stop_reason, "stop_sequence", a->stop_sequence,
-                           "usage", usage_json(a, a->completion_tokens)),
+                           "usage", anth_usage(a, a->completion_tokens)),
                  chunked);
     if (r == 0)
         r = emit(&s->data, "message_stop", json_pack("{s:s}", "type", "message_stop"), chunked);
 end:
     if (r == 0 && chunked)
         r = buf_append(&s->data, "0\r\n\r\n", 5);
-    step_end(s, &step);
+    anth_step_end(s, &step);
     s->nsteps = step;
     for (size_t i = 0; i < a->nchoices; i++)
         free(bounds[i]);
