@@ -43,6 +43,7 @@
  * Streams: see the comment above anthropic_stream_event.
  */
 #include "caps.h"
+#include "jscan.h"
 #include "provider.h"
 
 #include <stdarg.h>
@@ -226,7 +227,7 @@ static int tool_use_blocks(const json_t *calls, json_t *blocks, size_t mi, struc
                             "function.name.",
                             mi, k);
         if (json_is_string(args) && json_string_length(args) > 0) {
-            input = json_loadb(json_string_value(args), json_string_length(args), 0, NULL);
+            input = jscan_loadb(json_string_value(args), json_string_length(args), 0, NULL);
             if (!json_is_object(input)) {
                 json_decref(input);
                 return req_fail(err, "messages",
@@ -664,7 +665,7 @@ static int put_json(json_t *j, struct buf *out)
 
 int anthropic_answer(const char *body, size_t len, long long created, struct buf *out)
 {
-    json_t *msg = json_loadb(body, len, 0, NULL), *content, *usage, *b, *message, *tools;
+    json_t *msg = jscan_loadb(body, len, 0, NULL), *content, *usage, *b, *message, *tools;
     struct buf text;
     const char *finish;
     size_t i;
@@ -731,7 +732,7 @@ out:
 
 int anthropic_error(const char *body, size_t len, struct buf *out)
 {
-    json_t *j = json_loadb(body, len, 0, NULL), *e = json_object_get(j, "error");
+    json_t *j = jscan_loadb(body, len, 0, NULL), *e = json_object_get(j, "error");
     json_t *type = json_object_get(e, "type"), *msg = json_object_get(e, "message");
     int rc = -1;
 
@@ -769,6 +770,8 @@ int anthropic_error(const char *body, size_t len, struct buf *out)
 struct provider_stream {
     long long created;
     json_t *id, *model; /* from message_start */
+    char *head;         /* a chunk's JSON up to its delta's members, for fast_delta */
+    size_t head_len;
     int role_sent;
     int has_usage;
     long long in, cache_read, cache_write, out;
@@ -777,11 +780,30 @@ struct provider_stream {
     int ntools;
 };
 
+/* The chunk's head as emit_delta writes it: the id, created and model,
+ * up to the opening of the delta. */
+static void make_head(struct provider_stream *s)
+{
+    json_t *c = json_pack("{s:O?,s:s,s:I,s:O?}", "id", s->id, "object", "chat.completion.chunk",
+                          "created", (json_int_t)s->created, "model", s->model);
+    char *text = json_dumps(c, JSON_COMPACT);
+
+    json_decref(c);
+    if (text == NULL)
+        sl_panic("json_dumps: out of memory");
+    free(s->head);
+    s->head_len = strlen(text) - 1; /* without the closing brace */
+    s->head = xasprintf("%.*s,\"choices\":[{\"index\":0,\"delta\":{", (int)s->head_len, text);
+    s->head_len = strlen(s->head);
+    free(text);
+}
+
 struct provider_stream *anthropic_stream_new(long long created)
 {
     struct provider_stream *s = xcalloc(1, sizeof(*s));
 
     s->created = created;
+    make_head(s);
     return s;
 }
 
@@ -791,6 +813,7 @@ void provider_stream_free(struct provider_stream *s)
         return;
     json_decref(s->id);
     json_decref(s->model);
+    free(s->head);
     free(s->tool_of);
     free(s);
 }
@@ -944,6 +967,7 @@ static int stream_event(struct provider_stream *s, const json_t *ev, provider_ch
         json_decref(s->model);
         s->id = json_incref(json_object_get(msg, "id"));
         s->model = json_incref(json_object_get(msg, "model"));
+        make_head(s);
         take_usage(s, json_object_get(msg, "usage"));
         return 0;
     }
@@ -981,6 +1005,118 @@ static int stream_event(struct provider_stream *s, const json_t *ev, provider_ch
     return 0; /* ping, content_block_stop, and events added later */
 }
 
+/* ---- the fast path ----
+ *
+ * Nearly every event of a stream is a content_block_delta. It is read in
+ * place with jscan, and its chunk is written around the delta's text as it
+ * came, escapes and all (jscan has checked that it is a valid JSON string),
+ * after a head made once per stream: what stream_event would send, without
+ * building and dumping two trees per token. Anything else, or anything
+ * unusual, takes stream_event's way. */
+
+#ifdef SLUICE_FUZZ
+int anthropic_fast_off; /* tests/fuzz/fuzz_anthropic.c compares both ways */
+#else
+#define anthropic_fast_off 0
+#endif
+
+/* What a content_block_delta carries; a key given twice counts the last
+ * time, as in jansson's tree. */
+struct delta_read {
+    int is_delta;
+    int has_index;
+    long long index;
+    int kind;        /* 1 text_delta, 2 input_json_delta, 0 another or none */
+    struct jtok str; /* its text or partial_json */
+    int has_str;
+};
+
+static int read_delta_obj(struct jscan *js, struct delta_read *d)
+{
+    struct jtok k, v;
+    int m;
+
+    d->kind = 0;
+    d->has_str = 0;
+    while ((m = jscan_member(js, &k)) == 1) {
+        if (jscan_value(js, &v) < 0)
+            return -1;
+        if (jtok_eq(&k, "type"))
+            d->kind = v.type != JT_STRING               ? 0
+                      : jtok_eq(&v, "text_delta")       ? 1
+                      : jtok_eq(&v, "input_json_delta") ? 2
+                                                        : 0;
+        if (jtok_eq(&k, "text") || jtok_eq(&k, "partial_json")) {
+            /* Which one it was: 1 or 2, as kind is for the delta it fits. */
+            d->str = v;
+            d->has_str = v.type != JT_STRING ? 0 : jtok_eq(&k, "text") ? 1 : 2;
+        }
+        if (jscan_skip(js, &v) < 0)
+            return -1;
+    }
+    return m;
+}
+
+/* 1 if data was a plain content_block_delta and is done (*rc is cb's
+ * answer), 0 if stream_event must look at it. */
+static int fast_delta(struct provider_stream *s, const char *data, size_t len, provider_chunk_cb cb,
+                      void *arg, int *rc)
+{
+    static const char tail[] = "\"},\"logprobs\":null,\"finish_reason\":null}]}";
+    struct delta_read d = {0};
+    struct jscan js;
+    struct jtok t, k, v;
+    struct buf out;
+    char num[24];
+    int m, tool = -1;
+
+    jscan_init(&js, data, len);
+    if (jscan_value(&js, &t) < 0 || t.type != JT_OBJECT)
+        return 0;
+    while ((m = jscan_member(&js, &k)) == 1) {
+        if (jscan_value(&js, &v) < 0)
+            return 0;
+        if (jtok_eq(&k, "delta") && v.type == JT_OBJECT) {
+            if (read_delta_obj(&js, &d) < 0)
+                return 0;
+            continue;
+        }
+        if (jtok_eq(&k, "delta"))
+            d.kind = d.has_str = 0;
+        else if (jtok_eq(&k, "type"))
+            d.is_delta = v.type == JT_STRING && jtok_eq(&v, "content_block_delta");
+        else if (jtok_eq(&k, "index"))
+            d.has_index = jtok_integer(&v, &d.index);
+        if (jscan_skip(&js, &v) < 0)
+            return 0;
+    }
+    if (m < 0 || jscan_end(&js) < 0 || !d.is_delta || !d.has_index || d.kind == 0 ||
+        d.has_str != d.kind || d.index < 0 || d.index >= (long long)s->nblocks)
+        return 0;
+    if (d.kind == 2 && (tool = s->tool_of[d.index]) < 0)
+        return 0;
+    if (d.str.len == 0) {
+        *rc = 0;
+        return 1;
+    }
+    buf_init(&out, s->head_len + d.str.len + 160);
+    if (buf_append(&out, s->head, s->head_len) < 0 ||
+        (!s->role_sent &&
+         buf_puts(&out, d.kind == 1 ? "\"role\":\"assistant\","
+                                    : "\"role\":\"assistant\",\"content\":null,") < 0) ||
+        (d.kind == 1 && buf_puts(&out, "\"content\":\"") < 0) ||
+        (d.kind == 2 && (buf_puts(&out, "\"tool_calls\":[{\"index\":") < 0 ||
+                         buf_append(&out, num, fmt_u64(num, (uint64_t)tool)) < 0 ||
+                         buf_puts(&out, ",\"function\":{\"arguments\":\"") < 0)) ||
+        buf_append(&out, d.str.s, d.str.len) < 0 || (d.kind == 2 && buf_puts(&out, "\"}}]") < 0) ||
+        buf_puts(&out, d.kind == 1 ? tail : tail + 1) < 0)
+        sl_panic("fast_delta: the chunk outgrew its own size");
+    s->role_sent = 1;
+    *rc = cb(arg, out.data, out.len);
+    buf_free(&out);
+    return 1;
+}
+
 int provider_stream_event(struct provider_stream *s, const char *event, const char *data,
                           size_t len, provider_chunk_cb cb, void *arg)
 {
@@ -988,7 +1124,9 @@ int provider_stream_event(struct provider_stream *s, const char *event, const ch
     int rc;
 
     UNUSED(event); /* the data's "type" says the same */
-    ev = json_loadb(data, len, 0, NULL);
+    if (!anthropic_fast_off && fast_delta(s, data, len, cb, arg, &rc))
+        return rc;
+    ev = jscan_loadb(data, len, 0, NULL);
     rc = json_is_object(ev) ? stream_event(s, ev, cb, arg) : -1;
     json_decref(ev);
     return rc;

@@ -6,7 +6,8 @@
  *      tool_result blocks first in user turns and one per id)
  *   1  a Messages answer -> a chat.completion the gateway's reader accepts
  *   2  a stream: events separated by a blank line -> chunks, each JSON the
- *      gateway's chunk reader takes (or [DONE])
+ *      gateway's chunk reader takes (or [DONE]), the same with the fast
+ *      path for deltas as without it
  *   3  an error body -> OpenAI's error shape
  */
 #include <stdint.h>
@@ -14,6 +15,8 @@
 #include <string.h>
 
 #include "../../src/provider.h"
+
+extern int anthropic_fast_off; /* provider_anthropic.c, under SLUICE_FUZZ */
 
 /* The Messages API's rules that the translation promises to keep. */
 static void check_messages(const json_t *req)
@@ -110,32 +113,62 @@ static void fuzz_answer(const char *text, size_t size)
     buf_free(&out);
 }
 
+/* The payloads one translation sent, each read by the gateway's chunk
+ * reader as it went. */
+struct sent {
+    struct reply r;
+    json_t *all;
+};
+
 static int chunk_cb(void *arg, const char *data, size_t len)
 {
-    struct reply *r = arg;
+    struct sent *s = arg;
+    json_t *j;
 
-    if (provider_parse_chunk(EP_CHAT, data, len, r, NULL) == CHUNK_BAD)
+    if (provider_parse_chunk(EP_CHAT, data, len, &s->r, NULL) == CHUNK_BAD)
         abort(); /* the translation sends only what the reader takes */
+    j = len == 6 && memcmp(data, "[DONE]", 6) == 0 ? json_string("[DONE]")
+                                                   : json_loadb(data, len, 0, NULL);
+    if (j == NULL)
+        abort();
+    json_array_append_new(s->all, j);
     return 0;
 }
 
-static void fuzz_stream(const char *text, size_t size)
+/* Translate the events, with the fast path for deltas or without it. */
+static json_t *translate(const char *text, size_t size, int fast_off, int *rc)
 {
-    struct provider_stream *s = anthropic_stream_new(0);
-    struct reply r;
+    struct provider_stream *ps = anthropic_stream_new(0);
+    struct sent s;
     size_t i = 0;
 
-    reply_init(&r);
-    while (i < size) {
+    anthropic_fast_off = fast_off;
+    reply_init(&s.r);
+    s.all = json_array();
+    *rc = 0;
+    while (i < size && *rc == 0) {
         const char *end = memmem(text + i, size - i, "\n\n", 2);
         size_t n = end ? (size_t)(end - (text + i)) : size - i;
 
-        if (provider_stream_event(s, "", text + i, n, chunk_cb, &r) < 0)
-            break;
+        *rc = provider_stream_event(ps, "", text + i, n, chunk_cb, &s);
         i += n + 2;
     }
-    reply_free(&r);
-    provider_stream_free(s);
+    reply_free(&s.r);
+    provider_stream_free(ps);
+    anthropic_fast_off = 0;
+    return s.all;
+}
+
+/* The fast path says what the tree-built one says, to the byte's meaning. */
+static void fuzz_stream(const char *text, size_t size)
+{
+    int rc_fast, rc_slow;
+    json_t *fast = translate(text, size, 0, &rc_fast), *slow = translate(text, size, 1, &rc_slow);
+
+    if (rc_fast != rc_slow || !json_equal(fast, slow))
+        abort();
+    json_decref(fast);
+    json_decref(slow);
 }
 
 static void fuzz_error(const char *text, size_t size)

@@ -545,6 +545,42 @@ static void test_stream_edges(void **state)
     assert_int_equal(json_array_size(c), 0);
     json_decref(c);
 
+    /* Deltas read in place keep their escapes, mean what they said, and a
+     * key given twice counts the last time, as in a tree. */
+    {
+        static const char *const raw[] = {
+            "{\"type\":\"message_start\",\"message\":{\"id\":\"m\\u0031\",\"model\":\"c\"}}",
+            "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\","
+            "\"text\":\"\"}}",
+            "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+            "\"text\":\"a\\\"b\\\\\\u00e9\\n\\/\",\"extra\":[1,{}]}}",
+            "{\"index\":0,\"delta\":{\"type\":\"x\"},\"type\":\"content_block_delta\",\"delta\":"
+            "{\"text\":\"lost\",\"type\":\"text_delta\",\"text\":\"kept\"}}",
+            "{\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\","
+            "\"id\":\"t\",\"name\":\"n\",\"input\":{}}}",
+            "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\","
+            "\"partial_json\":\"{\\\"k\\\": \\\"\\u00e9\\\"}\"}}",
+            "{\"type\":\"content_block_delta\",\"index\":7,\"delta\":{\"type\":\"text_delta\","
+            "\"text\":\"late\"}}",
+        };
+        struct provider_stream *ps = anthropic_stream_new(5);
+        struct sink s = {json_array(), 0};
+
+        for (size_t i = 0; i < ARRAY_LEN(raw); i++)
+            assert_int_equal(provider_stream_event(ps, "", raw[i], strlen(raw[i]), sink_cb, &s), 0);
+        assert_int_equal(json_array_size(s.chunks), 5);
+        assert_json(json_array_get(s.chunks, 0),
+                    "{'id':'m1','object':'chat.completion.chunk','created':5,'model':'c',"
+                    "'choices':[{'index':0,'delta':{'role':'assistant','content':'a\\'b\\\\\u00e9\\n/'},"
+                    "'logprobs':null,'finish_reason':null}]}");
+        assert_json(delta_of(s.chunks, 1), "{'content':'kept'}");
+        assert_json(delta_of(s.chunks, 3),
+                    "{'tool_calls':[{'index':0,'function':{'arguments':'{\\'k\\': \\'\u00e9\\'}'}}]}");
+        assert_json(delta_of(s.chunks, 4), "{'content':'late'}");
+        provider_stream_free(ps);
+        json_decref(s.chunks);
+    }
+
     /* The receiver says stop: so does the translation. */
     {
         struct provider_stream *ps = anthropic_stream_new(0);
