@@ -33,6 +33,12 @@ int provider_answer_normalize(const struct model *m, enum endpoint ep, struct bu
     sl_assert(ep == EP_CHAT);
     buf_init(&out, body->max);
     rc = anthropic_answer(body->data ? body->data : "", body->len, (long long)time(NULL), &out);
+    /* A 200 with an error body: in OpenAI's error shape, so the reader
+     * reports it as the failure it is. */
+    if (rc < 0) {
+        buf_reset(&out);
+        rc = anthropic_error(body->data ? body->data : "", body->len, &out);
+    }
     if (rc == 0) {
         buf_free(body);
         *body = out;

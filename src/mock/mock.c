@@ -160,6 +160,7 @@ enum mock_fault {
     FAULT_TRUNCATE,
     FAULT_MALFORMED,
     FAULT_ERROR_EVENT, /* a 200 stream that fails with an error event */
+    FAULT_ERROR_200,   /* an error object with HTTP 200, as some proxies send */
 };
 
 struct mock_ctl {
@@ -508,14 +509,15 @@ static void conn_read(struct conn *c)
 static void pend_head(struct conn *c, int status, const char *ctype, const char *extra)
 {
     buf_reset(&c->pend);
-    buf_printf(&c->pend,
-               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s: req_mock_%llu\r\n"
-               "%s%s%s",
-               status, status_text(status), ctype, c->anthropic ? "request-id" : "x-request-id",
-               srv.seq, c->anthropic ? "" : "openai-processing-ms: 1\r\n", extra ? extra : "",
-               !c->keep_alive ? "Connection: close\r\n"
-               : c->http10    ? "Connection: keep-alive\r\n"
-                              : "");
+    if (buf_printf(&c->pend,
+                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s: req_mock_%llu\r\n"
+                   "%s%s%s",
+                   status, status_text(status), ctype, c->anthropic ? "request-id" : "x-request-id",
+                   srv.seq, c->anthropic ? "" : "openai-processing-ms: 1\r\n", extra ? extra : "",
+                   !c->keep_alive ? "Connection: close\r\n"
+                   : c->http10    ? "Connection: keep-alive\r\n"
+                                  : "") < 0)
+        sl_panic("mock: a response head outgrew its buffer");
 }
 
 /* c->pend = a whole response with this body. */
@@ -746,10 +748,12 @@ static int ctl_parse(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
                 ctl->fault = FAULT_MALFORMED;
             else if (f && strcmp(f, "error_event") == 0)
                 ctl->fault = FAULT_ERROR_EVENT;
+            else if (f && strcmp(f, "error_200") == 0)
+                ctl->fault = FAULT_ERROR_200;
             else if (!json_is_null(v))
                 return ctl_fail(err, "mock.fault",
                                 "'mock.fault' must be \"hang\", \"reset\", \"truncate\", "
-                                "\"malformed\" or \"error_event\"");
+                                "\"malformed\", \"error_event\" or \"error_200\"");
         } else if (strcmp(k, "first_byte_ms") == 0) {
             if (ctl_int(v, 0, MOCK_MAX_DELAY_MS, &ctl->first_byte_ms) < 0)
                 return ctl_fail(err, "mock.first_byte_ms",
@@ -1115,7 +1119,8 @@ static void deliver_answer(struct conn *c, struct mock_answer *a, const struct m
         pend_head(c, status, "text/event-stream; charset=utf-8",
                   http10 ? "Cache-Control: no-cache\r\n"
                          : "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n");
-        buf_puts(&c->pend, "\r\n");
+        if (buf_puts(&c->pend, "\r\n") < 0)
+            sl_panic("mock: a response head outgrew its buffer");
         c->act = ACT_STREAM;
         c->act_after = http10 ? AFTER_CLOSE : c->keep_alive ? AFTER_NONE : AFTER_LINGER;
         c->interval_us = (uint64_t)interval * 1000;
@@ -1141,8 +1146,8 @@ static void deliver_answer(struct conn *c, struct mock_answer *a, const struct m
         if (truncate) {
             /* Promise the whole body, send half, close. */
             pend_head(c, status, "application/json", NULL);
-            buf_printf(&c->pend, "Content-Length: %zu\r\n\r\n", len);
-            if (buf_append(&c->pend, body, len / 2) < 0)
+            if (buf_printf(&c->pend, "Content-Length: %zu\r\n\r\n", len) < 0 ||
+                buf_append(&c->pend, body, len / 2) < 0)
                 sl_panic("mock: a response outgrew its buffer");
             c->act = ACT_SEND;
             c->act_after = AFTER_CLOSE;
@@ -1226,6 +1231,14 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
         log_request(req, model, ctl.fault == FAULT_HANG ? "fault=hang" : "fault=reset");
         goto done;
     }
+    if (ctl.fault == FAULT_ERROR_200) {
+        srv.st.faults++;
+        pend_error(c, 200, "server_error", NULL,
+                   ctl.error_message ? ctl.error_message : "sluice-mock: an error with status 200",
+                   NULL);
+        log_request(req, model, "fault=error_200");
+        goto done;
+    }
     if (ctl.status >= 400) {
         char extra[96] = "";
 
@@ -1262,8 +1275,9 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
         }
         if (ctl.fault == FAULT_TRUNCATE) {
             pend_head(c, 200, "application/json", NULL);
-            buf_printf(&c->pend, "Content-Length: %zu\r\n\r\n", out.len);
-            buf_append(&c->pend, out.data, out.len / 2);
+            if (buf_printf(&c->pend, "Content-Length: %zu\r\n\r\n", out.len) < 0 ||
+                buf_append(&c->pend, out.data, out.len / 2) < 0)
+                sl_panic("mock: a response outgrew its buffer");
             c->act = ACT_SEND;
             c->act_after = AFTER_CLOSE;
         } else {

@@ -15,6 +15,7 @@
 
 #define ANTH_MAX_EVENTS 200000 /* content deltas of one stream */
 #define ANTH_MAX_CHUNKS 10000
+#define ANTH_MAX_PROMPT (16u << 20) /* text of one message, or of the system prompt */
 
 static int anth_fail(struct mock_err *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -52,7 +53,7 @@ const char *mock_anth_error_type(int status)
     case 529:
         return "overloaded_error";
     default:
-        return status >= 500 ? "api_error" : "invalid_request_error";
+        return status >= 500 || status < 400 ? "api_error" : "invalid_request_error";
     }
 }
 
@@ -396,17 +397,16 @@ static int anth_check(const json_t *req, int for_count, struct mock_err *err)
 
 /* ---- the answer ---- */
 
-/* Append the text a block list (or string) carries, for the chat view. */
-static void text_of(const json_t *content, struct buf *b, int *only_results)
+/* Append the text a block list (or string) carries, for the chat view.
+ * Returns 0, or -1 when b is full. */
+static int text_of(const json_t *content, struct buf *b, int *only_results)
 {
     const json_t *blk;
     size_t i;
 
     *only_results = 0;
-    if (json_is_string(content)) {
-        (void)buf_append(b, json_string_value(content), json_string_length(content));
-        return;
-    }
+    if (json_is_string(content))
+        return buf_append(b, json_string_value(content), json_string_length(content));
     *only_results = json_array_size(content) > 0;
     json_array_foreach ((json_t *)content, i, blk) {
         const char *t = type_of(blk);
@@ -415,22 +415,23 @@ static void text_of(const json_t *content, struct buf *b, int *only_results)
         if (t && strcmp(t, "tool_result") == 0) {
             int dummy;
 
-            text_of(json_object_get(blk, "content"), b, &dummy);
+            if (text_of(json_object_get(blk, "content"), b, &dummy) < 0)
+                return -1;
             continue;
         }
         *only_results = 0;
-        if (json_is_string(text)) {
-            if (b->len > 0 && buf_append(b, "\n", 1) < 0)
-                return;
-            (void)buf_append(b, json_string_value(text), json_string_length(text));
-        }
+        if (json_is_string(text) &&
+            ((b->len > 0 && buf_append(b, "\n", 1) < 0) ||
+             buf_append(b, json_string_value(text), json_string_length(text)) < 0))
+            return -1;
     }
+    return 0;
 }
 
 /* The same conversation as a chat completions request, for mock_gen_chat:
  * the system prompt first, each turn's text, a user turn of tool results
  * only as a "tool" turn (which ends an agent loop), the tools and the
- * choice among them. */
+ * choice among them. NULL when a message is over ANTH_MAX_PROMPT. */
 static json_t *chat_view(const json_t *req)
 {
     json_t *chat = json_object(), *msgs = json_array(), *m, *t, *tools = json_array();
@@ -440,8 +441,9 @@ static json_t *chat_view(const json_t *req)
     size_t i;
     int only_results;
 
-    buf_init(&b, 16u << 20);
-    text_of(json_object_get(req, "system"), &b, &only_results);
+    buf_init(&b, ANTH_MAX_PROMPT);
+    if (text_of(json_object_get(req, "system"), &b, &only_results) < 0)
+        goto too_big;
     if (b.len > 0)
         json_array_append_new(msgs,
                               json_pack("{s:s,s:s%}", "role", "system", "content", b.data, b.len));
@@ -449,7 +451,8 @@ static json_t *chat_view(const json_t *req)
         const char *role = json_string_value(json_object_get(m, "role"));
 
         buf_reset(&b);
-        text_of(json_object_get(m, "content"), &b, &only_results);
+        if (text_of(json_object_get(m, "content"), &b, &only_results) < 0)
+            goto too_big;
         json_array_append_new(msgs, json_pack("{s:s,s:s%}", "role", only_results ? "tool" : role,
                                               "content", b.data ? b.data : "", b.len));
     }
@@ -474,6 +477,12 @@ static json_t *chat_view(const json_t *req)
                             json_pack("{s:s,s:{s:O}}", "type", "function", "function", "name",
                                       json_object_get(tc, "name")));
     return chat;
+too_big:
+    buf_free(&b);
+    json_decref(msgs);
+    json_decref(tools);
+    json_decref(chat);
+    return NULL;
 }
 
 static void tool_id(struct mock_choice *c, uint64_t h)
@@ -559,6 +568,8 @@ int mock_anth_gen(const json_t *req, const struct mock_gen_opts *o, int tool_cal
     if (anth_check(req, 0, err) < 0)
         return -1;
     chat = chat_view(req);
+    if (chat == NULL)
+        return anth_fail(err, "messages: too large for sluice-mock");
     rc = mock_gen_chat(chat, o, a, err);
     json_decref(chat);
     if (rc < 0)
@@ -599,6 +610,8 @@ int mock_anth_count_tokens(const json_t *req, long long *tokens, struct mock_err
     if (anth_check(req, 1, err) < 0)
         return -1;
     chat = chat_view(req);
+    if (chat == NULL)
+        return anth_fail(err, "messages: too large for sluice-mock");
     json_object_del(chat, "tools"); /* count the prompt; do not call a tool */
     rc = mock_gen_chat(chat, &o, &a, err);
     json_decref(chat);

@@ -150,14 +150,17 @@ static char *gen_sentence(uint64_t h, size_t *len)
     size_t nwords = 5 + (size_t)((h >> 10) % 8);
     uint64_t x = h;
 
-    buf_init(&b, 4096);
-    buf_printf(&b, "Mock answer %u:", (unsigned)(h % 1000));
+    int r;
+
+    buf_init(&b, 4096); /* twelve short words at most */
+    r = buf_printf(&b, "Mock answer %u:", (unsigned)(h % 1000));
     for (size_t i = 0; i < nwords; i++) {
         x = mix64(x + i);
-        buf_puts(&b, " ");
-        buf_puts(&b, gen_words[x % GEN_NWORDS]);
+        r |= buf_puts(&b, " ");
+        r |= buf_puts(&b, gen_words[x % GEN_NWORDS]);
     }
-    buf_puts(&b, ".");
+    r |= buf_puts(&b, ".");
+    sl_assert(r == 0);
     return buf_steal(&b, len);
 }
 
@@ -473,8 +476,9 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
      * last user message's text (what the synthetic answer derives from). */
     buf_init(&all, GEN_MAX_PROMPT);
     buf_init(&user, GEN_MAX_PROMPT);
-    buf_append(&all, "", 0); /* allocate: data is never NULL below */
-    buf_append(&user, "", 0);
+    /* allocate: data is never NULL below */
+    if (buf_append(&all, "", 0) < 0 || buf_append(&user, "", 0) < 0)
+        goto too_big;
     json_array_foreach (messages, i, m) {
         json_t *role = json_object_get(m, "role");
         size_t before;

@@ -306,6 +306,12 @@ test('a fallback route moves from an overloaded Anthropic model to an OpenAI one
   assert.equal(chunks[0].model, 'mock-small');
   assert.match(text, /^Mock answer/);
 
+  // A 200 that carries an Anthropic error object is a failure too.
+  const e200 = await client.chat.completions.create({ model: 'fb', messages: user('anthropic fb 5'),
+    mock: [{ model: 'claude-x', fault: 'error_200' }] }).withResponse();
+  assert.equal(e200.data.model, 'mock-small');
+  assert.match(e200.response.headers.get('x-sluice-stages'), /^claude-once:-:error,small:/);
+
   // What Messages cannot do (n > 1) is a 400 for the Anthropic model, and the route moves on.
   const n = await client.chat.completions.create({ model: 'fb', n: 2, messages: user('anthropic fb 3') });
   assert.equal(n.model, 'mock-small');
