@@ -67,7 +67,7 @@ $(BUILD)/sluice-tune: $(TUNE_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -Wno-missing-prototypes -o $@ $< $(LIB) $(LDLIBS_ALL) -lcmocka
+	$(CC) $(CFLAGS_ALL) -MMD -MP -Wno-missing-prototypes -iquote src -o $@ $< $(LIB) $(LDLIBS_ALL) -lcmocka
 
 deps:
 	@scripts/deps.sh
