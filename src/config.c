@@ -520,9 +520,10 @@ static int env_name_ok(const char *s)
  * come from api_key_env. Setting them here would break requests or put a
  * secret in the file. */
 static const char *const reserved_headers[] = {
-    "host",    "content-length", "transfer-encoding", "connection", "authorization",
-    "api-key", "x-api-key",      "anthropic-version", NULL,
+    "host", "content-length", "transfer-encoding", "connection", "authorization", "api-key", NULL,
 };
+/* ...and what an anthropic provider's calls carry. */
+static const char *const anthropic_reserved_headers[] = {"x-api-key", "anthropic-version", NULL};
 
 /* ---- lookups while loading --------------------------------------------- */
 
@@ -818,6 +819,18 @@ const char *config_http_version_name(enum http_version v)
     return http_versions[v];
 }
 
+/* Is header `name` one that sluice sets on p's calls itself? */
+static int header_reserved(const struct provider *p, const char *name)
+{
+    for (size_t k = 0; reserved_headers[k]; k++)
+        if (strcasecmp(name, reserved_headers[k]) == 0)
+            return 1;
+    for (size_t k = 0; p->type == PROVIDER_ANTHROPIC && anthropic_reserved_headers[k]; k++)
+        if (strcasecmp(name, anthropic_reserved_headers[k]) == 0)
+            return 1;
+    return 0;
+}
+
 /* The provider's extra headers: a group of string values whose setting names
  * are the header names (libconfig 1.5 names allow [A-Za-z*][-A-Za-z0-9_*]*,
  * so "x-extra" is written bare: headers = { x-extra = "1"; }). */
@@ -861,13 +874,11 @@ static void load_headers(struct load *l, const config_setting_t *pg, const char 
                 }
             }
         }
-        for (size_t k = 0; !bad && reserved_headers[k]; k++) {
-            if (strcasecmp(name, reserved_headers[k]) == 0) {
-                conf_err(l, h, hpath, name,
-                         "header %s is set by sluice itself (credentials come from api_key_env)",
-                         quote(qb, name));
-                bad = 1;
-            }
+        if (!bad && header_reserved(p, name)) {
+            conf_err(l, h, hpath, name,
+                     "header %s is set by sluice itself (credentials come from api_key_env)",
+                     quote(qb, name));
+            bad = 1;
         }
         for (size_t k = 0; !bad && k < p->nheaders; k++) {
             if (strcasecmp(name, p->headers[k].name) == 0) {

@@ -636,6 +636,13 @@ static void test_anthropic(void **state)
                 "\"a\"; } );\n",
                 "t.conf:2: providers.a.headers.x-api-key: header \"x-api-key\" is set by sluice "
                 "itself (credentials come from api_key_env)");
+    /* An OpenAI-compatible server behind a proxy may want one. */
+    cfg =
+        expect_ok("providers = ( { name = \"o\"; base_url = \"http://o\"; headers = { x-api-key = "
+                  "\"k\"; anthropic-version = \"v\"; }; } );\nmodels = ( { name = \"m\"; "
+                  "provider = \"o\"; } );\n");
+    assert_int_equal(cfg->providers[0].nheaders, 2);
+    config_unref(cfg);
 
     /* No logprobs and one answer a call: --check says so. */
     text = xasprintf("%smodels = ( { name = \"c\"; provider = \"a\"; } );\nroutes = ( { name = "
