@@ -22,11 +22,15 @@ LDFLAGS_ALL := $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 # Everything but the mains goes in one static library that the binaries, the
 # unit tests and the fuzz harnesses link. sluice-mock lives in src/mock/ and
-# includes the library's headers from src/ (-iquote: <limits.h> stays the system's).
+# sluice-tune in src/tune/; they include the library's headers from src/
+# (-iquote for the mock: <limits.h> stays the system's).
 MOCK_SRCS := src/mock/mock.c src/mock/mock_anthropic.c src/mock/mock_gen.c src/mock/mock_http.c \
              src/mock/mock_replay.c
-TUNE_SRCS := $(wildcard src/tune*.c)
-LIB_SRCS := $(filter-out src/main.c $(TUNE_SRCS),$(wildcard src/*.c))
+TUNE_SRCS := src/tune/tune.c src/tune/tune_chain.c src/tune/tune_common.c src/tune/tune_data.c \
+             src/tune/tune_eval.c src/tune/tune_fit.c src/tune/tune_learn.c \
+             src/tune/tune_search.c src/tune/tune_simulate.c src/tune/tune_svg.c \
+             src/tune/tune_select.c src/tune/tune_train.c src/tune/learned_train.c
+LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libsluice.a
 BINS := $(BUILD)/sluice $(BUILD)/sluice-mock $(BUILD)/sluice-tune
@@ -41,9 +45,6 @@ $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
-# Transitional: sluice-tune's sources are being moved into src/tune/; their
-# buf_* results are checked there (src/mock/'s are).
-$(TUNE_SRCS:src/%.c=$(BUILD)/obj/%.o): CFLAGS_ALL += -Wno-error=unused-result
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -61,6 +62,8 @@ $(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o): CFLAGS_ALL += -iquote src
 
 $(BUILD)/sluice-mock: $(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
+
+$(TUNE_SRCS:src/%.c=$(BUILD)/obj/%.o): CFLAGS_ALL += -Isrc
 
 $(BUILD)/sluice-tune: $(TUNE_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
@@ -129,7 +132,8 @@ bench: deps all $(BUILD)/bench-scorer $(BUILD)/bench-metrics $(BUILD)/bench-json
 	bench/run.sh
 
 format:
-	clang-format -i src/*.c src/*.h src/mock/*.c src/mock/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i src/*.c src/*.h src/mock/*.c src/mock/*.h src/tune/*.c src/tune/*.h \
+	    tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build
