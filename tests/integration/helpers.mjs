@@ -179,6 +179,24 @@ ${extra}
 `;
 }
 
+/**
+ * A copy of conf/NAME in a scratch directory with each [from, to] of
+ * `replace` done, for a test to run a ready config against its own ports.
+ * Each `from` must be in the file exactly once, so a config that changes
+ * under the test fails it rather than going untested. Returns the path.
+ */
+export function confCopy(name, replace) {
+  let text = readFileSync(join(ROOT, 'conf', name), 'utf8');
+  for (const [from, to] of replace) {
+    const n = text.split(from).length - 1;
+    if (n !== 1) throw new Error(`conf/${name} has ${n} times ${from}, expected once`);
+    text = text.replace(from, () => to);
+  }
+  const file = join(tmpDir(), name);
+  writeFileSync(file, text);
+  return file;
+}
+
 /** The JSON log lines a process printed so far. */
 export function logLines(p) {
   return p.output().split('\n').filter((l) => l.startsWith('{')).map((l) => {
@@ -199,15 +217,17 @@ export async function waitFor(pred, { timeoutMs = 5000, stepMs = 20 } = {}) {
 // A client that stops reading: python3 sets a tiny receive buffer before it
 // connects, which Node cannot, so the gateway's stream buffer is what fills.
 const SLOW_READER = `
-import socket, sys, time
-port, wait, rid = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+import os, socket, sys, time
+port, wait, rid, gate = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
 body = sys.stdin.buffer.read()
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.connect(('127.0.0.1', port))
 s.sendall(b'POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n'
           b'x-request-id: %s\\r\\nContent-Length: %d\\r\\n\\r\\n' % (rid.encode(), len(body)) + body)
-time.sleep(wait)
+end = time.time() + wait
+while time.time() < end and not (gate and os.path.exists(gate)):
+    time.sleep(0.05)
 s.settimeout(20)
 data = b''
 while not data.endswith(b'0\\r\\n\\r\\n'):
@@ -220,11 +240,11 @@ sys.stdout.buffer.write(data[-4000:])
 
 /**
  * POST body as a streamed chat request to the gateway at url from a client
- * that reads nothing for waitS seconds, then reads to the end. Resolves to
- * the last 4000 bytes it got.
+ * that reads nothing for waitS seconds (or until the file gate exists, when
+ * given), then reads to the end. Resolves to the last 4000 bytes it got.
  */
-export function slowReader(url, body, waitS, requestId) {
-  const child = spawn('python3', ['-c', SLOW_READER, new URL(url).port, String(waitS), requestId]);
+export function slowReader(url, body, waitS, requestId, gate = '') {
+  const child = spawn('python3', ['-c', SLOW_READER, new URL(url).port, String(waitS), requestId, gate]);
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stdin.end(body);
@@ -232,6 +252,24 @@ export function slowReader(url, body, waitS, requestId) {
 }
 
 export { existsSync, readFileSync };
+
+/**
+ * For a test file that shares one sluice-mock and one redis-server among
+ * its tests: registers before/after hooks that start and stop them, and
+ * returns an object whose `mock` and `redis` are set once they are up.
+ */
+export function sharedMockAndRedis(before, after) {
+  const shared = { mock: null, redis: null };
+  before(async () => {
+    shared.mock = await startMock();
+    shared.redis = await startRedis();
+  });
+  after(async () => {
+    await shared.redis?.stop();
+    await shared.mock?.stop();
+  });
+  return shared;
+}
 
 /** Start a throwaway redis-server on a free port (or the given one). */
 export async function startRedis(port) {
