@@ -119,11 +119,13 @@ static char *sent_body(const char *client, int stream, int as_written)
     struct model m = {.name = "m", .provider = &p, .id = "up-1"};
     json_t *body = json_loads(client, 0, NULL);
     struct call_spec spec;
+    struct api_error e;
     char *out;
 
     assert_non_null(body);
-    provider_build(&m, EP_CHAT, body, as_written ? client : NULL, as_written ? strlen(client) : 0,
-                   stream, NULL, &spec);
+    assert_int_equal(provider_build(&m, EP_CHAT, body, as_written ? client : NULL,
+                                    as_written ? strlen(client) : 0, stream, NULL, &spec, &e),
+                     0);
     assert_int_equal(strlen(spec.body), spec.body_len);
     out = spec.body;
     curl_slist_free_all(spec.headers);
@@ -204,10 +206,13 @@ static void test_call_openai(void **state)
     struct model m = {.name = "m", .provider = &p, .id = "gpt-x", .timeout_ms = 9000};
     const char *client = "{\"model\":\"m\",\"messages\":[]}";
     struct call_spec spec;
+    struct api_error e;
     char *h;
 
     UNUSED(state);
-    provider_build(&m, EP_CHAT, NULL, client, strlen(client), 0, "Bearer client", &spec);
+    assert_int_equal(
+        provider_build(&m, EP_CHAT, NULL, client, strlen(client), 0, "Bearer client", &spec, &e),
+        0);
     assert_string_equal(spec.url, "https://api.example.com/v1/chat/completions");
     h = header_lines(spec.headers);
     assert_non_null(strstr(h, "Content-Type: application/json\n"));
@@ -228,7 +233,8 @@ static void test_call_openai(void **state)
 
     /* a stream: event-stream, small reads; HTTP/2 when asked */
     p.http_version = HTTP_2;
-    provider_build(&m, EP_COMPLETIONS, NULL, client, strlen(client), 1, NULL, &spec);
+    assert_int_equal(
+        provider_build(&m, EP_COMPLETIONS, NULL, client, strlen(client), 1, NULL, &spec, &e), 0);
     assert_string_equal(spec.url, "https://api.example.com/v1/completions");
     h = header_lines(spec.headers);
     assert_non_null(strstr(h, "Accept: text/event-stream\n"));
@@ -239,7 +245,9 @@ static void test_call_openai(void **state)
 
     /* passthrough_auth: the client's credentials, never the key */
     p.passthrough_auth = 1;
-    provider_build(&m, EP_EMBEDDINGS, NULL, client, strlen(client), 0, "Bearer client", &spec);
+    assert_int_equal(provider_build(&m, EP_EMBEDDINGS, NULL, client, strlen(client), 0,
+                                    "Bearer client", &spec, &e),
+                     0);
     assert_string_equal(spec.url, "https://api.example.com/v1/embeddings");
     h = header_lines(spec.headers);
     assert_non_null(strstr(h, "Authorization: Bearer client\n"));
@@ -249,7 +257,8 @@ static void test_call_openai(void **state)
     /* a provider without a key sends no Authorization */
     p.passthrough_auth = 0;
     p.api_key = NULL;
-    provider_build(&m, EP_CHAT, NULL, client, strlen(client), 0, NULL, &spec);
+    assert_int_equal(provider_build(&m, EP_CHAT, NULL, client, strlen(client), 0, NULL, &spec, &e),
+                     0);
     h = header_lines(spec.headers);
     assert_null(strstr(h, "Authorization"));
     free(h);
@@ -266,10 +275,12 @@ static void test_call_azure(void **state)
     struct model m = {.name = "m", .provider = &p, .id = "my deploy/1"};
     const char *client = "{\"model\":\"m\"}";
     struct call_spec spec;
+    struct api_error e;
     char *h;
 
     UNUSED(state);
-    provider_build(&m, EP_CHAT, NULL, client, strlen(client), 0, NULL, &spec);
+    assert_int_equal(provider_build(&m, EP_CHAT, NULL, client, strlen(client), 0, NULL, &spec, &e),
+                     0);
     /* the deployment is escaped into the path */
     assert_string_equal(spec.url, "https://res.openai.azure.com/openai/deployments/my%20deploy%2F1"
                                   "/chat/completions?api-version=2024-06-01");
@@ -279,7 +290,8 @@ static void test_call_azure(void **state)
     free(h);
     spec_free(&spec);
     p.passthrough_auth = 1;
-    provider_build(&m, EP_CHAT, NULL, client, strlen(client), 0, "client-key", &spec);
+    assert_int_equal(
+        provider_build(&m, EP_CHAT, NULL, client, strlen(client), 0, "client-key", &spec, &e), 0);
     h = header_lines(spec.headers);
     assert_non_null(strstr(h, "api-key: client-key\n"));
     assert_null(strstr(h, "az-secret"));
