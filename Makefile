@@ -32,7 +32,8 @@ LDFLAGS_ALL := $(LDFLAGS) $(EXTRA_LDFLAGS)
 # unit tests and the fuzz harnesses link. sluice-mock lives in src/mock/ and
 # sluice-tune in src/tune/; they include the library's headers from src/
 # (-iquote for the mock: <limits.h> stays the system's).
-MOCK_SRCS := src/mock/mock.c src/mock/mock_anthropic.c src/mock/mock_gen.c src/mock/mock_http.c \
+MOCK_SRCS := src/mock/mock.c src/mock/mock_anthropic.c src/mock/mock_conn.c src/mock/mock_ctl.c \
+             src/mock/mock_ep.c src/mock/mock_gen.c src/mock/mock_http.c src/mock/mock_reply.c \
              src/mock/mock_replay.c
 TUNE_SRCS := src/tune/tune.c src/tune/tune_chain.c src/tune/tune_common.c src/tune/tune_data.c \
              src/tune/tune_eval.c src/tune/tune_fit.c src/tune/tune_learn.c \

@@ -4,7 +4,7 @@
  * @anthropic-ai/sdk types, and a test drives the SDK against this mock):
  * a Message object {id, type, role, model, content, stop_reason,
  * stop_sequence, usage}; streams as named SSE events; errors as
- * {"type":"error","error":{"type","message"}} (mock.c renders those).
+ * {"type":"error","error":{"type","message"}} (mock_reply.c renders those).
  */
 #include "mock_anthropic.h"
 
