@@ -125,8 +125,7 @@ static long mock_opt_long(const char *name, const char *v, long min, long max)
 
 /* --mock MODEL=JSON and --content MODEL=TEXT: merge the value into the
  * model's default controls in o->defaults. Exits on a bad value. */
-static void mock_default_add(struct mock_opts *o, const char *opt, const char *spec,
-                             int is_content)
+static void mock_default_add(struct mock_opts *o, const char *opt, const char *spec, int is_content)
 {
     const char *eq = strchr(spec, '=');
     struct mock_ctl ctl;
@@ -237,7 +236,8 @@ static struct mock_replay *mock_load_replay(const char **files, size_t nfiles, i
         }
     }
     if (!quiet)
-        fprintf(stderr, "sluice-mock: replay: %zu answers of %zu models from %zu files in %llu ms\n",
+        fprintf(stderr,
+                "sluice-mock: replay: %zu answers of %zu models from %zu files in %llu ms\n",
                 mock_replay_nanswers(replay), mock_replay_nmodels(replay), nfiles,
                 (unsigned long long)(now_ms() - t0));
     return replay;

@@ -186,8 +186,8 @@ static int mock_ctl_select(json_t *mock, const char *model, json_t **sel, struct
     return 0;
 }
 
-int mock_ctl_from_request(json_t *req, const char *model, json_t *defaults,
-                          struct mock_ctl *ctl, struct mock_err *err)
+int mock_ctl_from_request(json_t *req, const char *model, json_t *defaults, struct mock_ctl *ctl,
+                          struct mock_err *err)
 {
     json_t *sel, *d, *eff;
 

@@ -65,8 +65,8 @@ int mock_ctl_parse(json_t *m, struct mock_ctl *ctl, struct mock_err *err);
  * Borrows req and defaults. Return 0 with ctl filled (free it with
  * mock_ctl_free; ctl->obj is a new reference, or NULL when no control
  * applies), or -1 with err set and nothing to free. */
-int mock_ctl_from_request(json_t *req, const char *model, json_t *defaults,
-                          struct mock_ctl *ctl, struct mock_err *err);
+int mock_ctl_from_request(json_t *req, const char *model, json_t *defaults, struct mock_ctl *ctl,
+                          struct mock_err *err);
 
 /* Drop ctl's reference to the controls it borrows from. */
 void mock_ctl_free(struct mock_ctl *ctl);

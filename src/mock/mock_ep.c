@@ -21,7 +21,7 @@
 
 #define MOCK_EP_MAX_STATS_KEYS 10000
 #define MOCK_EP_MAX_FAIL_KEYS 100000
-#define MOCK_EP_MAX_KEY_LEN 256 /* longer stats keys count as "(other)" */
+#define MOCK_EP_MAX_KEY_LEN 256    /* longer stats keys count as "(other)" */
 #define MOCK_EP_CREATED 1700000000 /* the "created" of listed models */
 
 enum mock_ep_kind {
@@ -270,8 +270,8 @@ static int mock_ep_auth_ok(const struct mock_http_req *req, int azure, int anthr
 
 static json_t *mock_ep_model_object(const char *id)
 {
-    return json_pack("{s:s,s:s,s:i,s:s}", "id", id, "object", "model", "created",
-                     MOCK_EP_CREATED, "owned_by", "sluice-mock");
+    return json_pack("{s:s,s:s,s:i,s:s}", "id", id, "object", "model", "created", MOCK_EP_CREATED,
+                     "owned_by", "sluice-mock");
 }
 
 static void mock_ep_models(struct mock_reply *r, const struct mock_route *rt)
@@ -371,12 +371,12 @@ static const char *mock_ep_error_message(long status)
 /* Answer a chat, completions or messages request whose answer is built: a
  * stream or a body, in OpenAI's or (r->anthropic) Anthropic's format, with
  * the fault (if any) applied. */
-static void mock_ep_deliver(struct mock_reply *r, struct mock_answer *a,
-                            const struct mock_ctl *ctl)
+static void mock_ep_deliver(struct mock_reply *r, struct mock_answer *a, const struct mock_ctl *ctl)
 {
     long chunks = ctl->chunks > 0 ? ctl->chunks : ep.opt.chunks;
     long interval = ctl->interval_ms >= 0 ? ctl->interval_ms : ep.opt.interval_ms;
-    int malformed = ctl->fault == MOCK_FAULT_MALFORMED, truncate = ctl->fault == MOCK_FAULT_TRUNCATE;
+    int malformed = ctl->fault == MOCK_FAULT_MALFORMED,
+        truncate = ctl->fault == MOCK_FAULT_TRUNCATE;
     int error_event = ctl->fault == MOCK_FAULT_ERROR_EVENT;
     int status = ctl->status > 0 && ctl->status < 400 ? (int)ctl->status : 200;
 
@@ -443,11 +443,9 @@ static int mock_ep_inject(struct mock_reply *r, const struct mock_http_req *req,
                      r->anthropic ? "x-should-retry" : "retry-after-ms",
                      r->anthropic ? 1LL : (long long)llround(ctl->retry_after * 1000));
         ep.faults++;
-        mock_reply_error(r, (int)ctl->status, ctl->status == 429 ? "rate_limit_exceeded" : NULL,
-                         NULL,
-                         ctl->error_message ? ctl->error_message
-                                            : mock_ep_error_message(ctl->status),
-                         extra);
+        mock_reply_error(
+            r, (int)ctl->status, ctl->status == 429 ? "rate_limit_exceeded" : NULL, NULL,
+            ctl->error_message ? ctl->error_message : mock_ep_error_message(ctl->status), extra);
         mock_ep_log(req, model, "injected status");
         return 1;
     }

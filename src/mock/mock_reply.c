@@ -171,9 +171,7 @@ void mock_reply_stream(struct mock_reply *r, int status, uint64_t interval_us, i
     if (buf_puts(&r->data, "\r\n") < 0)
         sl_panic("mock: a response head outgrew its buffer");
     r->act = MOCK_REPLY_STREAM;
-    r->after = r->http10       ? MOCK_REPLY_CLOSE
-               : r->keep_alive ? MOCK_REPLY_KEEP
-                               : MOCK_REPLY_LINGER;
+    r->after = r->http10 ? MOCK_REPLY_CLOSE : r->keep_alive ? MOCK_REPLY_KEEP : MOCK_REPLY_LINGER;
     r->interval_us = interval_us;
     r->truncate = truncate;
     r->stop_step = r->stream.nsteps;
