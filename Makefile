@@ -155,6 +155,9 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(BUILD)/gen/ui_assets.c
 	    $(shell pkg-config --cflags $(PKGS)) -iquote src -o $@ $< $(LIB_SRCS) $(BUILD)/gen/ui_assets.c \
 	    $(LDLIBS_ALL)
 
+# The mock's harnesses include its sources, which are not in LIB_SRCS.
+$(filter build/fuzz/fuzz_mock_%,$(FUZZ_BINS)): $(MOCK_SRCS) $(wildcard src/mock/*.h)
+
 fuzz: deps-test
 	$(MAKE) $(FUZZ_BINS)
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
