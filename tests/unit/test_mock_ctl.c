@@ -8,31 +8,17 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "../common/unit.h"
+
 #include "../../src/mock/mock_ctl.c"
 #include "../../src/mock/mock_gen.c"
 #include "../../src/mock/mock_replay.c"
-
-/* JSON from text written with ' for ". Fails the test on bad JSON. */
-static json_t *J(const char *text)
-{
-    char *s = xstrdup(text);
-    json_t *j;
-
-    for (char *p = s; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    j = json_loads(s, 0, NULL);
-    if (j == NULL)
-        fail_msg("bad test JSON: %s", s);
-    free(s);
-    return j;
-}
 
 /* The controls of request body `req` for model m, with defaults d (or NULL).
  * Fails the test unless they parse. */
 static void ctl_of(const char *req, const char *m, const char *d, struct mock_ctl *ctl)
 {
-    json_t *r = J(req), *dj = d ? J(d) : NULL;
+    json_t *r = test_json_q(req), *dj = d ? test_json_q(d) : NULL;
     struct mock_err err = {0};
 
     if (mock_ctl_from_request(r, m, dj, ctl, &err) < 0)
@@ -46,7 +32,7 @@ static void ctl_of(const char *req, const char *m, const char *d, struct mock_ct
  * whose message has `words`. */
 static void refused(const char *req, const char *param, const char *words)
 {
-    json_t *r = J(req);
+    json_t *r = test_json_q(req);
     struct mock_ctl ctl;
     struct mock_err err = {0};
 
