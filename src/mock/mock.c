@@ -2,12 +2,14 @@
  * demos and benchmarks. This file is its main: the command line, startup,
  * signals and shutdown.
  *
- * One thread, one epoll loop (loop.c), non-blocking sockets. The program is
- * five parts: the connections (mock_conn.c: accept, read, write, keep-alive,
- * the timing of each reply), the HTTP parser (mock_http.c), the endpoints
- * (mock_ep.c), the parser of a request's "mock" controls (mock_ctl.c) and
- * the answers' bytes (mock_reply.c, mock_gen.c, mock_anthropic.c), with
- * recorded answers from --replay files (mock_replay.c).
+ * One thread, one epoll loop (loop.c), non-blocking sockets. Its parts: the
+ * connections (mock_conn.c: accept, read, write, keep-alive, the timing of
+ * each reply), the HTTP parser (mock_http.c), the endpoints (mock_ep.c),
+ * the parser of a request's "mock" controls (mock_ctl.c) and the answers'
+ * bytes (mock_reply.c, mock_gen.c, mock_anthropic.c), with recorded answers
+ * from --replay files (mock_replay.c). main() starts the connections with
+ * the endpoints' request callback, so the connections know nothing of the
+ * API.
  */
 #include "loop.h"
 #include "mock_conn.h"
