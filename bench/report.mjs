@@ -31,6 +31,16 @@ check(`${m.stream_conns} concurrent streams: errors, peak RSS`,
   `${m.streams.errors} errors, ${m.streams.requests} streams done, ${f1(m.stream_hwm_kb / 1024)} MB`,
   '0 errors, ≤ 200 MB', streamOk);
 
+// Memory per open stream: (RSS with N streams open - RSS before) / N, at
+// the largest N held open (bench/streams.mjs).
+const memLevels = m.stream_mem || [];
+const memTop = memLevels[memLevels.length - 1];
+if (memTop) {
+  check(`memory per open stream at ${memTop.n} streams held open`,
+    `${f1(memTop.kb_per_stream)} KB (${memLevels.map((l) => `${l.n}: ${f1(l.kb_per_stream)}`).join(', ')})`,
+    '≤ 25 KB', memTop.kb_per_stream <= 25);
+}
+
 const memRatio = m.cache_mem.rps / m.proxy.rps;
 const redisRatio = m.cache_redis.rps / m.proxy.rps;
 const hitLat = m.cache_mem_lat.p50_us / m.lat_static.p50_us;
@@ -153,6 +163,18 @@ ${m.stream_conns} connections held open by wrk for 20 s, each a streamed chat co
 sluice from sluice-mock (1 s to the first byte, then 20 chunks 50 ms apart): ${m.streams.requests}
 streams completed, ${m.streams.errors} errors, p50 ${us(m.streams.p50_us)}, p99 ${us(m.streams.p99_us)};
 peak RSS of sluice ${f1(m.stream_hwm_kb / 1024)} MB.
-`;
+${memLevels.length ? `
+### Memory per open stream
+
+A fresh sluice of the same config (idle RSS ${f1(m.hold_idle_kb / 1024)} MB) held N streams open at
+once, each a streamed chat completion whose upstream sends an event a second, and its RSS was
+read while every stream was flowing (\`bench/streams.mjs\`). Per stream is the RSS over what it
+was before the first level (after a warm-up of 50 streams, ${f1(memLevels[0].base_kb / 1024)} MB), divided by N.
+docs/ARCHITECTURE.md ("Memory per open stream") says what holds it.
+
+| streams open | RSS | per stream |
+| --- | --- | --- |
+${memLevels.map((l) => `| ${l.n} | ${f1(l.rss_kb / 1024)} MB | ${f1(l.kb_per_stream)} KB |`).join('\n')}
+` : ''}`;
 writeFileSync(new URL('./RESULTS.md', import.meta.url), md);
 process.stdout.write(checks.join('\n') + '\n');

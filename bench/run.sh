@@ -8,8 +8,9 @@
 # Throughput at 32 connections, p50 latency at 1 connection (added latency =
 # p50 through the proxy minus p50 direct), idle RSS, and 5,000 concurrent
 # streams through sluice from sluice-mock (1 s to first byte, then 20 chunks
-# 50 ms apart), and the CPU cost of tracing (OpenTelemetry at sample_ratio 1
-# and 0 against none). Results go to bench/RESULTS.md as ratios against the
+# 50 ms apart), the memory each open stream costs (1,000, 4,000 and 8,000
+# held open at once; BENCH_STREAM_LEVELS), and the CPU cost of tracing
+# (OpenTelemetry at sample_ratio 1 and 0 against none). Results go to bench/RESULTS.md as ratios against the
 # baselines of the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ ROOT=$PWD
 OUT=$ROOT/bench/out
 DUR=${BENCH_SECONDS:-10}
 STREAMS=${BENCH_STREAMS:-5000}
+STREAM_LEVELS=${BENCH_STREAM_LEVELS:-1000,4000,8000}
 mkdir -p "$OUT"
 rm -f "$OUT"/*.log
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -287,6 +289,23 @@ wait_port "$P_MOCK"; wait_port "$P_SLUICE_STREAM"
 sleep 0.3
 S_STREAM=$(wrk_run streams "http://127.0.0.1:$P_SLUICE_STREAM" "$STREAMS" 2 20 MODEL=stream-nocache STREAM=1)
 STREAM_HWM_KB=$(hwm_kb $STREAM_PID)
+kill "$STREAM_PID" 2>/dev/null || true
+
+# Memory per open stream: a fresh sluice of the same config holds 1,000,
+# 4,000 and 8,000 streams open at once (one event a second each), and its
+# RSS is read while they flow (bench/streams.mjs).
+echo "bench: memory per open stream at $STREAM_LEVELS streams held open"
+P_SLUICE_HOLD=$(free_port)
+sed -e "s/$P_SLUICE_STREAM/$P_SLUICE_HOLD/" -e "s|sluice-stream.log|sluice-hold.log|" \
+  "$OUT/sluice-stream.conf" > "$OUT/sluice-hold.conf"
+build/sluice --config "$OUT/sluice-hold.conf" &
+HOLD_PID=$!
+pids+=($HOLD_PID)
+wait_port "$P_SLUICE_HOLD"
+sleep 0.3
+HOLD_IDLE_KB=$(rss_kb $HOLD_PID)
+STREAM_MEM=$(node bench/streams.mjs "http://127.0.0.1:$P_SLUICE_HOLD" "$HOLD_PID" stream-nocache "$STREAM_LEVELS" |
+  node -e 'console.log(JSON.stringify(require("fs").readFileSync(0, "utf8").trim().split("\n").map(JSON.parse)))')
 
 node bench/report.mjs "$OUT/RESULTS.json" <<JSON
 {"static":$T_STATIC,"proxy":$T_PROXY,"sluice":$T_SLUICE,
@@ -301,6 +320,7 @@ node bench/report.mjs "$OUT/RESULTS.json" <<JSON
  "sluice_cpu_ticks":$CPU_TICKS,"clk_tck":$(getconf CLK_TCK),"metrics_ns":$METRICS_NS,
  "otel":$OTEL_JSON,
  "streams":$S_STREAM,"stream_conns":$STREAMS,"stream_hwm_kb":$STREAM_HWM_KB,
+ "stream_mem":$STREAM_MEM,"hold_idle_kb":$HOLD_IDLE_KB,
  "seconds":$ROUND_SECONDS,"rounds":$ROUNDS,"cores":$(nproc)}
 JSON
 echo "bench: wrote bench/RESULTS.md"
