@@ -32,9 +32,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Bytes MHD takes from a stream per read: SSE events are small, and the
- * block is allocated per streamed response. */
+/* Bytes MHD takes from a stream per read, for an HTTP/1.0 client: without
+ * chunks, libmicrohttpd copies the stream through a block of this size,
+ * allocated with each streamed response. An HTTP/1.1 client gets chunks,
+ * which libmicrohttpd 0.9.75 has the reader write straight into the
+ * connection's own buffer (its pool); the block is then never used, so it
+ * gets the least size, not 2 KiB per open stream for nothing. */
 #define STREAM_BLOCK (2u * 1024u)
+#define STREAM_BLOCK_CHUNKED 16u
 /* Per-connection memory of libmicrohttpd holds the request line and
  * headers, the body read buffer and the response headers: max_header_bytes
  * plus this much. It zeroes the whole pool between keep-alive requests, so
@@ -226,11 +231,7 @@ static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
         free(json);
     }
     if (ex->out.len > ex->out_off) {
-        size_t avail = ex->out.len - ex->out_off;
-
-        n = (ssize_t)(avail < max ? avail : max);
-        memcpy(dst, ex->out.data + ex->out_off, (size_t)n);
-        ex->out_off += (size_t)n;
+        n = (ssize_t)ex_stream_take_locked(ex, dst, max);
         pthread_mutex_unlock(&ex->mu);
         return n;
     }
@@ -250,15 +251,19 @@ static void stream_free_cb(void *cls)
 }
 
 /* The loop has answered (ex->state is not EX_PENDING): queue the response.
- * Called with ex->mu held. */
-static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *conn)
+ * version is the request's HTTP version. Called with ex->mu held. */
+static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *conn,
+                                    const char *version)
 {
     struct MHD_Response *r;
     char *body;
     size_t len;
 
     if (ex->streamed) {
-        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader_cb,
+        size_t block = strcmp(version, MHD_HTTP_VERSION_1_1) == 0 ? STREAM_BLOCK_CHUNKED
+                                                                   : STREAM_BLOCK;
+
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, block, stream_reader_cb,
                                               ex_ref(ex), stream_free_cb);
         if (r == NULL)
             return MHD_NO;
@@ -497,7 +502,8 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
         return r;
     if (request_parse(ep, ex->in.data ? ex->in.data : "", ex->in.len, &ex->ri, &e) < 0)
         return queue_error(ex, conn, &e);
-    /* ex->in is kept: the upstream call sends it as the client wrote it. */
+    /* ex->in is kept: the upstream call sends it as the client wrote it
+     * (until a stream's answer begins: ex_release_request). */
     ex->cache = cache_current();
     ex->route = config_route(ex->cfg, ex->ri.model);
     if (ex->route == NULL) {
@@ -857,7 +863,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     int is_post = strcmp(method, "POST") == 0;
     int is_api = !admin && api_endpoint(url, &ep);
 
-    UNUSED(version);
     if (ex == NULL) {
         struct config *cfg = config_current();
         const char *cl;
@@ -927,7 +932,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             pthread_mutex_unlock(&ex->mu);
             return MHD_YES;
         }
-        r = queue_answer(ex, conn);
+        r = queue_answer(ex, conn, version);
         pthread_mutex_unlock(&ex->mu);
         return r;
     }
