@@ -128,4 +128,9 @@
 /* The /admin/stats answer. */
 #define STATS_JSON_MAX_BYTES (16u << 20)
 
+/* Content blocks of one streamed Anthropic answer that the stream's
+ * translation tracks (provider_anthropic.c): a block index beyond it makes
+ * the stream malformed. */
+#define ANTHROPIC_STREAM_BLOCKS_MAX 4096
+
 #endif

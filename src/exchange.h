@@ -19,14 +19,14 @@
 #ifndef SLUICE_EXCHANGE_H
 #define SLUICE_EXCHANGE_H
 
-#include <pthread.h>
-#include <stdint.h>
-
 #include "cache.h"
 #include "config.h"
 #include "limits.h"
 #include "request.h"
 #include "util.h"
+
+#include <pthread.h>
+#include <stdint.h>
 
 struct MHD_Connection;
 struct deadline;
@@ -48,6 +48,7 @@ struct ex_meta {
     double cost_usd;
     long prompt_tokens;
     long completion_tokens;
+    long cached_tokens;   /* of prompt_tokens, read from a provider's prompt cache */
     uint64_t upstream_us; /* time spent waiting on upstream calls */
     uint64_t ttft_us;     /* first byte of the answer to the client */
     int attempts;         /* upstream calls made */

@@ -9,9 +9,9 @@
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H
 
-#include <stddef.h>
-
 #include "request.h"
+
+#include <stddef.h>
 
 struct config;
 
