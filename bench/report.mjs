@@ -25,6 +25,17 @@ const addNginx = Math.max(1, m.lat_proxy.p50_us - m.lat_static.p50_us);
 const addSluice = m.lat_sluice.p50_us - m.lat_static.p50_us;
 const lat = addSluice / addNginx;
 check('p50 added latency at 1 connection, sluice / nginx', `${f2(lat)} (${addSluice} µs vs ${addNginx} µs)`, '≤ 2.0', lat <= 2.0);
+// The floor: bench/mhd_curl_proxy.c, libmicrohttpd and libcurl alone.
+if (m.floor) {
+  rows.push(`| floor: mhd_curl_proxy (${m.floor_threads} threads) | ${f1(m.floor.rps)} | ${us(m.floor.p50_us)} | ${us(m.floor.p99_us)} | ${m.floor.errors} |`);
+  const floorTput = m.sluice.rps / m.floor.rps;
+  check('throughput at 32 connections, sluice / floor (mhd_curl_proxy)', f2(floorTput), '≥ 0.90',
+    floorTput >= 0.9 && m.sluice.errors === 0);
+  const addFloor = Math.max(1, m.lat_floor.p50_us - m.lat_static.p50_us);
+  const floorLat = addSluice / addFloor;
+  check('p50 added latency at 1 connection, sluice / floor (mhd_curl_proxy)',
+    `${f2(floorLat)} (${addSluice} µs vs ${addFloor} µs)`, '≤ 1.25', floorLat <= 1.25);
+}
 check('idle RSS', `${f1(m.idle_rss_kb / 1024)} MB (after load: ${f1(m.after_rss_kb / 1024)} MB)`, '≤ 10 MB', m.idle_rss_kb <= 10 * 1024);
 const streamOk = m.streams.errors === 0 && m.stream_hwm_kb <= 200 * 1024;
 check(`${m.stream_conns} concurrent streams: errors, peak RSS`,
@@ -109,7 +120,7 @@ ${rows.join('\n')}
 | nginx static (the upstream) | ${us(m.lat_static.p50_us)} | ${us(m.lat_static.p90_us)} | ${us(m.lat_static.p99_us)} | — |
 | nginx proxy_pass | ${us(m.lat_proxy.p50_us)} | ${us(m.lat_proxy.p90_us)} | ${us(m.lat_proxy.p99_us)} | ${addNginx} µs |
 | sluice | ${us(m.lat_sluice.p50_us)} | ${us(m.lat_sluice.p90_us)} | ${us(m.lat_sluice.p99_us)} | ${addSluice} µs |
-
+${m.lat_floor ? `| floor: mhd_curl_proxy | ${us(m.lat_floor.p50_us)} | ${us(m.lat_floor.p90_us)} | ${us(m.lat_floor.p99_us)} | ${m.lat_floor.p50_us - m.lat_static.p50_us} µs |\n` : ''}
 ## Cache hits
 
 One request repeated: every request after the first is a hit.

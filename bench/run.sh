@@ -37,6 +37,7 @@ P_STATIC=$(free_port); P_PROXY=$(free_port); P_SLUICE=$(free_port)
 P_MOCK=$(free_port); P_SLUICE_STREAM=$(free_port); P_REDIS=$(free_port); P_SLUICE_REDIS=$(free_port)
 P_REDIS_TLS=$(free_port); P_CL1=$(free_port); P_CL2=$(free_port); P_CL3=$(free_port)
 P_SLUICE_R1=$(free_port); P_SLUICE_RC=$(free_port); P_SLUICE_RT=$(free_port)
+P_FLOOR=$(free_port)
 
 CANNED='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":14,"completion_tokens":9,"total_tokens":23},"system_fingerprint":"fp_bench"}'
 
@@ -79,7 +80,16 @@ CONF
 build/sluice --config "$OUT/sluice.conf" &
 SLUICE_PID=$!
 pids+=($SLUICE_PID)
-wait_port "$P_STATIC"; wait_port "$P_PROXY"; wait_port "$P_SLUICE"
+
+# The floor: bench/mhd_curl_proxy.c, a bare-bones proxy of libmicrohttpd and
+# libcurl alone (no JSON, no log, no cache), with as many threads as sluice
+# has HTTP workers (workers = 0: one per core). sluice is measured against
+# it as well as against nginx.
+FLOOR_THREADS=${BENCH_FLOOR_THREADS:-$(nproc)}
+cc -O2 -o "$OUT/mhd_curl_proxy" bench/mhd_curl_proxy.c -lmicrohttpd -lcurl -pthread
+"$OUT/mhd_curl_proxy" "$P_FLOOR" "http://127.0.0.1:$P_STATIC/v1/chat/completions" "$FLOOR_THREADS" &
+pids+=($!)
+wait_port "$P_STATIC"; wait_port "$P_PROXY"; wait_port "$P_SLUICE"; wait_port "$P_FLOOR"
 sleep 0.5
 IDLE_RSS_KB=$(rss_kb $SLUICE_PID)
 
@@ -148,6 +158,7 @@ wait_port "$P_SLUICE_R1"; wait_port "$P_SLUICE_RC"; wait_port "$P_SLUICE_RT"
 TARGETS=(
   "static http://127.0.0.1:$P_STATIC bench"
   "proxy http://127.0.0.1:$P_PROXY bench"
+  "floor http://127.0.0.1:$P_FLOOR bench"
   "sluice http://127.0.0.1:$P_SLUICE bench-nocache"
   "cache-mem http://127.0.0.1:$P_SLUICE bench"
   "cache-redis http://127.0.0.1:$P_SLUICE_REDIS bench"
@@ -202,12 +213,14 @@ median() {
 echo "bench: throughput at 32 connections ($ROUNDS interleaved rounds of ${ROUND_SECONDS}s)"
 rounds tput 32 2
 T_STATIC=$(median tput static); T_PROXY=$(median tput proxy); T_SLUICE=$(median tput sluice)
+T_FLOOR=$(median tput floor)
 C_MEM=$(median tput cache-mem); C_REDIS=$(median tput cache-redis)
 R_ONE=$(median tput redis-one); R_CLUSTER=$(median tput redis-cluster); R_TLS=$(median tput redis-tls)
 
 echo "bench: latency at 1 connection ($ROUNDS interleaved rounds of ${ROUND_SECONDS}s)"
 rounds lat 1 1
 L_STATIC=$(median lat static); L_PROXY=$(median lat proxy); L_SLUICE=$(median lat sluice)
+L_FLOOR=$(median lat floor)
 CL_MEM=$(median lat cache-mem); CL_REDIS=$(median lat cache-redis)
 RL_ONE=$(median lat redis-one); RL_CLUSTER=$(median lat redis-cluster); RL_TLS=$(median lat redis-tls)
 AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
@@ -308,8 +321,8 @@ STREAM_MEM=$(node bench/streams.mjs "http://127.0.0.1:$P_SLUICE_HOLD" "$HOLD_PID
   node -e 'console.log(JSON.stringify(require("fs").readFileSync(0, "utf8").trim().split("\n").map(JSON.parse)))')
 
 node bench/report.mjs "$OUT/RESULTS.json" <<JSON
-{"static":$T_STATIC,"proxy":$T_PROXY,"sluice":$T_SLUICE,
- "lat_static":$L_STATIC,"lat_proxy":$L_PROXY,"lat_sluice":$L_SLUICE,
+{"static":$T_STATIC,"proxy":$T_PROXY,"sluice":$T_SLUICE,"floor":$T_FLOOR,"floor_threads":$FLOOR_THREADS,
+ "lat_static":$L_STATIC,"lat_proxy":$L_PROXY,"lat_sluice":$L_SLUICE,"lat_floor":$L_FLOOR,
  "idle_rss_kb":$IDLE_RSS_KB,"after_rss_kb":$AFTER_RSS_KB,
  "cache_mem":$C_MEM,"cache_mem_lat":$CL_MEM,"cache_redis":$C_REDIS,"cache_redis_lat":$CL_REDIS,
  "redis_one":$R_ONE,"redis_cluster":$R_CLUSTER,"redis_tls":$R_TLS,
