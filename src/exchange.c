@@ -290,9 +290,12 @@ int ex_stream_write(struct exchange *ex, const char *p, size_t n)
     sl_assert(ex->state == EX_STREAMING);
     if (ex->out_off > 0) {
         /* Drop what the worker already took, so the cap counts only what is
-         * still waiting for the client (a buffer it took all of, it freed). */
+         * still waiting for the client; a drained buffer is given back (the
+         * worker frees one it took all of: ex_stream_take_locked). */
         buf_consume(&ex->out, ex->out_off);
         ex->out_off = 0;
+        if (ex->out.len == 0)
+            buf_free(&ex->out);
     }
     /* All streams together are over their cap: the ones whose clients are
      * behind give way, those keeping up go on. */
