@@ -4,14 +4,18 @@
 #   static  nginx serving a canned chat completion directly (the upstream)
 #   proxy   nginx proxy_pass (keep-alive upstream) in front of that upstream
 #   sluice  sluice in front of that same upstream
+#   floor   bench/mhd_curl_proxy.c in front of it: libmicrohttpd and libcurl
+#           alone (no JSON, log or cache), one thread per core like sluice's
+#           workers (BENCH_FLOOR_THREADS); sluice is held to >= 0.9x its
+#           throughput and <= 1.25x its added p50
 #
 # Throughput at 32 connections, p50 latency at 1 connection (added latency =
 # p50 through the proxy minus p50 direct), idle RSS, and 5,000 concurrent
 # streams through sluice from sluice-mock (1 s to first byte, then 20 chunks
 # 50 ms apart), the memory each open stream costs (1,000, 4,000 and 8,000
 # held open at once; BENCH_STREAM_LEVELS), and the CPU cost of tracing
-# (OpenTelemetry at sample_ratio 1 and 0 against none). Results go to bench/RESULTS.md as ratios against the
-# baselines of the same run.
+# (OpenTelemetry at sample_ratio 1 and 0 against none). Results go to
+# bench/RESULTS.md as ratios against the baselines of the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
