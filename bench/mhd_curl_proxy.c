@@ -1,5 +1,6 @@
 /* Copied from /work/shared/bench/mhd_curl_proxy.c (issue 15's "Must not regress": the floor
- * that bench/run.sh measures sluice against), so that a clean clone has it. Unchanged below. */
+ * that bench/run.sh measures sluice against), so that a clean clone has it. One change: main
+ * reads its numbers with strtol and a check, not atoi (banned by scripts/check-style.sh). */
 /* mhd_curl_proxy.c - the floor of what libmicrohttpd + libcurl can do as a proxy on this
  * machine: N threads, each with one epoll holding its own MHD daemon (external epoll, the port
  * shared with SO_REUSEPORT) and its own curl multi; a request never leaves its thread.
@@ -170,7 +171,10 @@ static void *run(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 4) { fprintf(stderr, "usage: %s PORT UPSTREAM_URL THREADS\n", argv[0]); return 2; }
-    port = atoi(argv[1]); upstream = argv[2]; int n = atoi(argv[3]);
+    char *end1, *end3;
+    long p = strtol(argv[1], &end1, 10), nl = strtol(argv[3], &end3, 10);
+    if (*end1 || *end3 || p < 1 || p > 65535 || nl < 1 || nl > 256) { fprintf(stderr, "bad PORT or THREADS\n"); return 2; }
+    port = (int)p; upstream = argv[2]; int n = (int)nl;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct worker *ws = calloc(n, sizeof *ws);
     for (int i = 0; i < n; i++) pthread_create(&ws[i].th, NULL, run, &ws[i]);
