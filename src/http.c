@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -207,15 +208,38 @@ static enum MHD_Result queue_json(struct exchange *ex, struct MHD_Connection *co
 
 /* ---- streaming ---- */
 
+/* Give the kernel back the whole pages of dst[used..max): the part of the
+ * buffer a content reader may write (it is ours for the call) that it did
+ * not. For a chunked stream dst is the connection's buffer in
+ * libmicrohttpd's pool, which has zeroed that space by then (0.9.75 zeroes
+ * pool space it takes back), so it is resident, and only ever sends what
+ * the reader wrote: once the pages are given back, an open stream no longer
+ * pays for the part of the pool it never uses (about 4 KiB of the 10 KiB of
+ * a default pool). MADV_DONTNEED leaves zeros, as if we had written them.
+ * A buffer without a whole page in it (HTTP/1.0's STREAM_BLOCK) is left. */
+static void stream_release_tail(char *dst, size_t used, size_t max)
+{
+    static uintptr_t page;
+    uintptr_t from, to;
+
+    if (page == 0)
+        page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    from = ((uintptr_t)dst + used + page - 1) & ~(page - 1);
+    to = ((uintptr_t)dst + max) & ~(page - 1);
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
 /* MHD wants bytes for the client. Copy what the loop left in out; when there
  * is none yet, suspend (returning 0 without suspending spins the CPU in
- * libmicrohttpd 0.9.75) and let the loop resume us. */
+ * libmicrohttpd 0.9.75) and let the loop resume us. The first bytes of a
+ * stream also give back the unused pages of dst (stream_release_tail): the
+ * buffer stays where it is for the whole stream, so once is enough. */
 static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
 {
     struct exchange *ex = cls;
     ssize_t n;
 
-    UNUSED(pos);
     pthread_mutex_lock(&ex->mu);
     if (ex->out.len == ex->out_off && ex->state == EX_DONE && ex->err.status && !ex->err_sent) {
         /* The stream failed after it began: one final error event. */
@@ -233,6 +257,8 @@ static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
     if (ex->out.len > ex->out_off) {
         n = (ssize_t)ex_stream_take_locked(ex, dst, max);
         pthread_mutex_unlock(&ex->mu);
+        if (pos == 0)
+            stream_release_tail(dst, (size_t)n, max);
         return n;
     }
     if (ex->state == EX_DONE) {
