@@ -1063,7 +1063,7 @@ int http_start(const struct config *cfg, const char *listen)
         workers = sysconf(_SC_NPROCESSORS_ONLN);
     if (workers <= 0)
         workers = 1;
-    mhd_errors_init();
+    mhd_errors_init(http_error_json);
     daemon_ = start_daemon(cfg, listen, workers, NULL, &bound_port);
     if (daemon_ == NULL)
         return -1;
