@@ -58,6 +58,7 @@ static void log_timer_start_cb(struct loop *loop, void *arg)
 static void redis_swap_cb(struct loop *loop, void *arg)
 {
     UNUSED(loop);
+    trace_set_redis(arg);
     redis_free(server.redis, 0);
     server.redis = arg;
     if (server.redis)
@@ -268,6 +269,7 @@ void server_stop(long drain_ms)
     pthread_join(server.loop_thread, NULL);
     loop_timer_stop(server.loop, &log_timer);
     loop_timer_stop(server.loop, &reap_timer);
+    trace_set_redis(NULL);
     redis_free(server.redis, 1);
     server.redis = NULL;
     upstream_free(server.up);
