@@ -297,6 +297,29 @@ static void usage_task_cb(struct loop *loop, void *arg)
     limits_usage(arg);
 }
 
+/* The cache purged (or could not): {"purged": N}, or a 502. Drops the
+ * purge's reference to ex. */
+static void purge_done_cb(void *arg, long count, const char *err)
+{
+    struct exchange *ex = arg;
+
+    if (err) {
+        struct api_error e;
+
+        api_error_set(&e, 502, "api_error", "cache_purge_failed", NULL, "Cache purge failed: %s",
+                      err);
+        ex_fail(ex, &e);
+    } else {
+        char *body = xasprintf("{\"purged\":%ld}", count);
+
+        ex_respond(ex, 200, body, strlen(body));
+    }
+    ex_unref(ex);
+}
+
+/* POST /admin/cache/purge on the loop: by key or by namespace (exactly one,
+ * checked by cache_purge_check), on the cache the request holds (the
+ * current one when it came in). Takes over the task's reference to ex. */
 static void purge_task_cb(struct loop *loop, void *arg)
 {
     struct exchange *ex = arg;
@@ -304,7 +327,7 @@ static void purge_task_cb(struct loop *loop, void *arg)
            *ns = json_object_get(ex->ri.body, "namespace");
 
     UNUSED(loop);
-    admin_purge(ex, json_string_value(key), json_string_value(ns));
+    cache_purge(ex->cache, json_string_value(key), json_string_value(ns), purge_done_cb, ex);
 }
 
 static void cancel_task_cb(struct loop *loop, void *arg)

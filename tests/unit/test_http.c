@@ -478,6 +478,7 @@ static void test_admin(void **state)
     test_resp_free(&r);
     admin_fetch("POST", "/admin/cache/purge", ADMIN_KEY, "{\"namespace\":\"team-b\"}", &r);
     assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"purged\":0}"); /* nothing cached for team-b */
     test_resp_free(&r);
     admin_fetch("GET", "/admin/nope", ADMIN_KEY, NULL, &r);
     expect_error(&r, 404, "invalid_request_error", "not_found", NULL);
