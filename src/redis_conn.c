@@ -282,8 +282,7 @@ static void arm_deadline(struct redis_conn *c, uint64_t when_us)
     loop_timer_start(c->loop, &c->deadline, when_us > now ? when_us - now : 1);
 }
 
-static struct rcmd *rcmd_new(struct redis_conn *c, redis_conn_reply_cb cb, void *arg,
-                             int hello)
+static struct rcmd *rcmd_new(struct redis_conn *c, redis_conn_reply_cb cb, void *arg, int hello)
 {
     struct rcmd *rc = xcalloc(1, sizeof(*rc));
 
