@@ -1,5 +1,6 @@
 /* exchange.c - the request object shared by worker and loop; see exchange.h. */
 #include "exchange.h"
+#include "caps.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -66,6 +67,7 @@ void ex_unref(struct exchange *ex)
     metrics_record(ex);
     limits_settle(ex);
     request_info_free(&ex->ri);
+    dialect_free(ex->dx);
     if (ex->cfg)
         config_unref(ex->cfg);
     cache_unref(ex->cache);
@@ -101,6 +103,15 @@ static void set_body_locked(struct exchange *ex, char *body, size_t len)
 
 void ex_respond_sse(struct exchange *ex, char *body, size_t len)
 {
+    if (ex->dx && dialect_answer_sse(ex->dx, &body, &len) < 0) {
+        struct api_error e;
+
+        free(body);
+        api_error_set(&e, 502, "api_error", "stream_overflow", NULL, "%s",
+                      "The answer is larger than the stream buffer.");
+        ex_fail(ex, &e);
+        return;
+    }
     pthread_mutex_lock(&ex->mu);
     sl_assert(ex->state == EX_PENDING);
     set_body_locked(ex, body, len);
@@ -164,8 +175,23 @@ void ex_stream_begin(struct exchange *ex)
 
 int ex_stream_write(struct exchange *ex, const char *p, size_t n)
 {
+    struct buf t = {0};
     int r;
 
+    if (ex->dx) {
+        /* The client's dialect, translated here, outside the lock. */
+        buf_init(&t, DIALECT_OUT_MAX);
+        if (dialect_stream(ex->dx, p, n, &t) < 0) {
+            buf_free(&t);
+            return -1;
+        }
+        p = t.data;
+        n = t.len;
+        if (n == 0) {
+            buf_free(&t);
+            return 0; /* nothing for the client yet (usage kept for the end) */
+        }
+    }
     pthread_mutex_lock(&ex->mu);
     sl_assert(ex->state == EX_STREAMING);
     if (ex->out_off > 0) {
@@ -178,17 +204,36 @@ int ex_stream_write(struct exchange *ex, const char *p, size_t n)
     if (r == 0)
         wake_locked(ex);
     pthread_mutex_unlock(&ex->mu);
+    buf_free(&t);
     return r;
 }
 
 void ex_stream_end(struct exchange *ex)
 {
+    struct buf t = {0};
+    int r = 0;
+
+    /* Another dialect closes its stream with events of its own (they were
+     * written when the chat stream's [DONE] went by; this is the last
+     * chance if it never did). */
+    if (ex->dx) {
+        buf_init(&t, DIALECT_OUT_MAX);
+        r = dialect_stream_end(ex->dx, &t);
+    }
     pthread_mutex_lock(&ex->mu);
     if (ex->state == EX_STREAMING) {
+        if (r == 0 && t.len && ex->out_off > 0) {
+            buf_consume(&ex->out, ex->out_off);
+            ex->out_off = 0;
+        }
+        if (r < 0 || (t.len && buf_append(&ex->out, t.data, t.len) < 0))
+            api_error_set(&ex->err, 502, "api_error", "stream_overflow", NULL, "%s",
+                          "The answer is larger than the stream buffer.");
         ex->state = EX_DONE;
         wake_locked(ex);
     }
     pthread_mutex_unlock(&ex->mu);
+    buf_free(&t);
 }
 
 int ex_client_gone(struct exchange *ex)

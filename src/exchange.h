@@ -24,6 +24,7 @@
 
 #include "cache.h"
 #include "config.h"
+#include "dialect.h"
 #include "limits.h"
 #include "request.h"
 #include "util.h"
@@ -66,7 +67,11 @@ struct exchange {
     struct cache *cache; /* the cache instance it started with (one reference) */
     const struct route *route;
     struct request_info ri;
-    struct buf in; /* the request body as the client wrote it (the worker fills it) */
+    struct buf in; /* the request body as the client wrote it (the worker fills it);
+                    * for another dialect, its translation into the chat form */
+    enum dialect dialect;   /* the client's API, from the path ([w] until the hand-off) */
+    struct dialect_ctx *dx; /* its translation state (NULL for chat); the stream's part is
+                             * the loop's until EX_DONE, then the worker's */
     char request_id[64];
     uint64_t t_start_us;
     double t_start_wall;
@@ -137,7 +142,8 @@ void ex_fail(struct exchange *ex, const struct api_error *err);
 /* Commit a 200 event stream; the headers go out now. meta.model must be
  * set before (it goes in a header) and not change after. */
 void ex_stream_begin(struct exchange *ex);
-/* Queue stream bytes. Returns 0, or -1 when the client is too slow and the
+/* Queue stream bytes (in the chat form; a client of another dialect gets
+ * them translated). Returns 0, or -1 when the client is too slow and the
  * buffer cap is reached (the caller then fails the exchange). */
 int ex_stream_write(struct exchange *ex, const char *p, size_t n);
 /* End a stream normally. */

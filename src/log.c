@@ -186,6 +186,8 @@ void log_request(const struct exchange *ex)
     field_str(&b, "request_id", ex->request_id);
     field_str(&b, "method", ex->method);
     field_str(&b, "path", ex->path);
+    if (ex->is_api)
+        field_str(&b, "dialect", dialect_name(ex->dialect));
     field_str(&b, "route", ex->route ? ex->route->name : NULL);
     field_str(&b, "model", ex->meta.model);
     field_str(&b, "provider", ex->meta.provider);

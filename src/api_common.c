@@ -1,0 +1,91 @@
+/* api_common.c - see api_common.h. */
+#include "api_common.h"
+#include "caps.h"
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *api_str(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+int api_streq(const char *a, const char *b)
+{
+    return a && strcmp(a, b) == 0;
+}
+
+int api_fail(struct api_error *err, const char *param, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+
+    err->status = 400;
+    err->type = "invalid_request_error";
+    err->code = code;
+    err->param = param;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void api_copy(json_t *to, const char *to_key, const json_t *from, const char *key)
+{
+    json_t *v = json_object_get(from, key);
+
+    if (v && !json_is_null(v))
+        json_object_set(to, to_key, v);
+}
+
+int api_check(const json_t *o, const char *key, json_type want, const char *what,
+              struct api_error *err)
+{
+    json_t *v = json_object_get(o, key);
+
+    if (v == NULL || json_is_null(v) || json_typeof(v) == want ||
+        (want == JSON_REAL && json_is_integer(v)) || (want == JSON_TRUE && json_is_boolean(v)))
+        return 0;
+    return api_fail(err, key, NULL, "Invalid type for '%s': expected %s.", key, what);
+}
+
+json_t *api_content_text(const json_t *content)
+{
+    json_t *p, *s;
+    struct buf b;
+    size_t i;
+
+    if (json_is_string(content))
+        return json_incref((json_t *)content);
+    if (!json_is_array(content))
+        return NULL;
+    buf_init(&b, DIALECT_ANSWER_MAX);
+    json_array_foreach (content, i, p) {
+        json_t *t = json_object_get(p, "text");
+
+        if (json_is_string(t) && buf_append(&b, json_string_value(t), json_string_length(t)) < 0)
+            break;
+    }
+    s = json_stringn(b.data ? b.data : "", b.len);
+    buf_free(&b);
+    return s;
+}
+
+const json_t *api_chunk_choice(const json_t *chunk, json_t **usage, char *finish,
+                               size_t finish_len)
+{
+    json_t *u = json_object_get(chunk, "usage");
+    json_t *c0 = json_array_get(json_object_get(chunk, "choices"), 0);
+    const char *f = api_str(c0, "finish_reason");
+
+    if (json_is_object(u)) {
+        json_decref(*usage);
+        *usage = json_incref(u);
+    }
+    if (c0 == NULL || json_integer_value(json_object_get(c0, "index")) != 0)
+        return NULL;
+    if (f)
+        snprintf(finish, finish_len, "%s", f);
+    return c0;
+}
