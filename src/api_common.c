@@ -72,8 +72,7 @@ json_t *api_content_text(const json_t *content)
     return s;
 }
 
-const json_t *api_chunk_choice(const json_t *chunk, json_t **usage, char *finish,
-                               size_t finish_len)
+const json_t *api_chunk_choice(const json_t *chunk, json_t **usage, char *finish, size_t finish_len)
 {
     json_t *u = json_object_get(chunk, "usage");
     json_t *c0 = json_array_get(json_object_get(chunk, "choices"), 0);
@@ -88,4 +87,16 @@ const json_t *api_chunk_choice(const json_t *chunk, json_t **usage, char *finish
     if (f)
         snprintf(finish, finish_len, "%s", f);
     return c0;
+}
+
+json_t *api_collapse(json_t *parts)
+{
+    json_t *s;
+
+    if (json_array_size(parts) != 1 ||
+        !api_streq(api_str(json_array_get(parts, 0), "type"), "text"))
+        return parts;
+    s = json_incref(json_object_get(json_array_get(parts, 0), "text"));
+    json_decref(parts);
+    return s;
 }

@@ -28,6 +28,10 @@ int api_check(const json_t *o, const char *key, json_type want, const char *what
 /* The text of a chat message's content: a string as it is, the text parts
  * of an array joined; NULL for anything else. A new reference. */
 json_t *api_content_text(const json_t *content);
+/* Content parts as a chat client writes them: one text part alone is its
+ * string, anything else the parts as they are. Takes parts; returns a new
+ * reference. */
+json_t *api_collapse(json_t *parts);
 /* What a stream translator reads of a chat.completion.chunk: its usage,
  * when it carries one, replaces *usage; its finish_reason, when it has
  * one, goes to finish. Returns the first choice, or NULL when the chunk

@@ -56,19 +56,6 @@ static json_t *text_to_chat(const json_t *b, size_t i, struct api_error *err)
     return json_pack("{s:s, s:O}", "type", "text", "text", t);
 }
 
-/* Parts as chat content: one text part alone is its string, as a chat
- * client writes it. Takes parts. */
-static json_t *collapse(json_t *parts)
-{
-    json_t *s;
-
-    if (json_array_size(parts) != 1 || !api_streq(api_str(json_array_get(parts, 0), "type"), "text"))
-        return parts;
-    s = json_incref(json_object_get(json_array_get(parts, 0), "text"));
-    json_decref(parts);
-    return s;
-}
-
 /* A tool_result's content as a tool message's: text as it is; images go
  * to the user message that follows (a chat tool message holds text only),
  * appended to extra. NULL with err set. */
@@ -83,7 +70,8 @@ static json_t *result_to_chat(const json_t *c, json_t *extra, size_t i, struct a
         return json_incref((json_t *)c);
     if (!json_is_array(c)) {
         api_fail(err, "messages", NULL,
-                 "messages[%zu]: a tool_result's content must be a string or an array of blocks.", i);
+                 "messages[%zu]: a tool_result's content must be a string or an array of blocks.",
+                 i);
         return NULL;
     }
     parts = json_array();
@@ -106,7 +94,7 @@ static json_t *result_to_chat(const json_t *c, json_t *extra, size_t i, struct a
         }
         json_array_append_new(api_streq(type, "image") ? extra : parts, p);
     }
-    return collapse(parts);
+    return api_collapse(parts);
 }
 
 static int put_user(struct conv *cv, const json_t *content, size_t i)
@@ -115,7 +103,8 @@ static int put_user(struct conv *cv, const json_t *content, size_t i)
     size_t k;
 
     if (json_is_string(content)) {
-        json_array_append_new(cv->msgs, json_pack("{s:s, s:O}", "role", "user", "content", content));
+        json_array_append_new(cv->msgs,
+                              json_pack("{s:s, s:O}", "role", "user", "content", content));
         return 0;
     }
     parts = json_array();
@@ -168,8 +157,8 @@ static int put_user(struct conv *cv, const json_t *content, size_t i)
         json_decref(parts); /* only tool results */
         return 0;
     }
-    json_array_append_new(cv->msgs, json_pack("{s:s, s:o}", "role", "user", "content",
-                                              collapse(parts)));
+    json_array_append_new(cv->msgs,
+                          json_pack("{s:s, s:o}", "role", "user", "content", api_collapse(parts)));
     return 0;
 }
 
@@ -231,7 +220,7 @@ static int put_assistant(struct conv *cv, const json_t *content, size_t i)
         return 0;
     }
     m = json_pack("{s:s, s:o}", "role", "assistant", "content",
-                  json_array_size(parts) ? collapse(json_incref(parts)) : json_null());
+                  json_array_size(parts) ? api_collapse(json_incref(parts)) : json_null());
     if (json_array_size(calls))
         json_object_set(m, "tool_calls", calls);
     json_array_append_new(cv->msgs, m);
@@ -285,7 +274,8 @@ static int put_system(struct conv *cv, const json_t *sys)
         return 0;
     if (json_is_string(sys)) {
         if (json_string_length(sys))
-            json_array_append_new(cv->msgs, json_pack("{s:s, s:O}", "role", "system", "content", sys));
+            json_array_append_new(cv->msgs,
+                                  json_pack("{s:s, s:O}", "role", "system", "content", sys));
         return 0;
     }
     if (!json_is_array(sys))
@@ -300,8 +290,8 @@ static int put_system(struct conv *cv, const json_t *sys)
         json_array_append_new(parts, p);
     }
     if (json_array_size(parts))
-        json_array_append_new(cv->msgs, json_pack("{s:s, s:o}", "role", "system", "content",
-                                                  collapse(parts)));
+        json_array_append_new(
+            cv->msgs, json_pack("{s:s, s:o}", "role", "system", "content", api_collapse(parts)));
     else
         json_decref(parts);
     return 0;
@@ -327,8 +317,9 @@ static json_t *tools_to_chat(const json_t *tools, struct api_error *err)
         if (!json_is_string(json_object_get(t, "name")) ||
             !json_is_object(json_object_get(t, "input_schema"))) {
             json_decref(out);
-            api_fail(err, "tools", NULL, "tools[%zu]: a tool needs a string 'name' and an object "
-                                         "'input_schema'.",
+            api_fail(err, "tools", NULL,
+                     "tools[%zu]: a tool needs a string 'name' and an object "
+                     "'input_schema'.",
                      i);
             return NULL;
         }
@@ -367,8 +358,7 @@ static int tool_choice_to_chat(const json_t *tc, json_t *chat, struct api_error 
     return 0;
 }
 
-static int settings_to_chat(const json_t *req, json_t *chat, int count_only,
-                            struct api_error *err)
+static int settings_to_chat(const json_t *req, json_t *chat, int count_only, struct api_error *err)
 {
     json_t *v, *x;
     size_t i;
@@ -672,8 +662,9 @@ static int tool_delta(struct messages_stream *s, struct buf *out, const json_t *
             snprintf(gen, sizeof(gen), "toolu_%.80s_%zu", s->id, s->ntools);
             id = gen;
         }
-        if (block_start(s, out, json_pack("{s:s, s:s, s:s, s:{}}", "type", "tool_use", "id", id,
-                                           "name", name ? name : "", "input")) < 0)
+        if (block_start(s, out,
+                        json_pack("{s:s, s:s, s:s, s:{}}", "type", "tool_use", "id", id, "name",
+                                  name ? name : "", "input")) < 0)
             return -1;
         t = &s->tools[s->ntools++];
         t->chat_index = ci;
@@ -682,8 +673,9 @@ static int tool_delta(struct messages_stream *s, struct buf *out, const json_t *
     if (!json_is_string(args) || json_string_length(args) == 0)
         return 0;
     s->chars += json_string_length(args);
-    return emit(out, json_pack("{s:s, s:i, s:{s:s, s:O}}", "type", "content_block_delta", "index",
-                               t->block, "delta", "type", "input_json_delta", "partial_json", args));
+    return emit(out,
+                json_pack("{s:s, s:i, s:{s:s, s:O}}", "type", "content_block_delta", "index",
+                          t->block, "delta", "type", "input_json_delta", "partial_json", args));
 }
 
 int messages_stream_chunk(struct messages_stream *s, const json_t *chunk, struct buf *out)
@@ -723,9 +715,9 @@ int messages_stream_done(struct messages_stream *s, struct buf *out)
     /* The whole usage, the real input count included: it replaces
      * message_start's estimate. */
     usage = usage_from_chat(s->usage, s->input_tokens, cost_tokens(s->chars));
-    if (emit(out, json_pack("{s:s, s:{s:s, s:n}, s:o}", "type", "message_delta", "delta",
-                            "stop_reason", stop_reason(s->finish), "stop_sequence", "usage",
-                            usage)) < 0)
+    if (emit(out,
+             json_pack("{s:s, s:{s:s, s:n}, s:o}", "type", "message_delta", "delta", "stop_reason",
+                       stop_reason(s->finish), "stop_sequence", "usage", usage)) < 0)
         return -1;
     return emit(out, json_pack("{s:s}", "type", "message_stop"));
 }
@@ -771,23 +763,23 @@ json_t *messages_request_from_chat(const json_t *chat)
         json_t *content = json_object_get(m, "content");
 
         if (api_streq(role, "system")) {
-            json_object_set_new(req, "system", json_is_string(content)
-                                                   ? json_incref(content)
-                                                   : blocks_from_content(content));
+            json_object_set_new(req, "system",
+                                json_is_string(content) ? json_incref(content)
+                                                        : blocks_from_content(content));
             continue;
         }
         if (api_streq(role, "tool") || api_streq(role, "user")) {
             /* Tool results and the user text after them are one user turn. */
             if (user == NULL) {
                 user = json_array();
-                json_array_append_new(msgs, json_pack("{s:s, s:O}", "role", "user", "content", user));
+                json_array_append_new(msgs,
+                                      json_pack("{s:s, s:O}", "role", "user", "content", user));
                 json_decref(user);
             }
             if (api_streq(role, "tool")) {
-                json_array_append_new(user, json_pack("{s:s, s:O, s:O}", "type", "tool_result",
-                                                      "tool_use_id",
-                                                      json_object_get(m, "tool_call_id"),
-                                                      "content", content));
+                json_array_append_new(
+                    user, json_pack("{s:s, s:O, s:O}", "type", "tool_result", "tool_use_id",
+                                    json_object_get(m, "tool_call_id"), "content", content));
             } else {
                 json_t *blocks = blocks_from_content(content);
 
@@ -803,10 +795,10 @@ json_t *messages_request_from_chat(const json_t *chat)
             json_t *fn = json_object_get(tc, "function");
             const char *args = api_str(fn, "arguments");
 
-            json_array_append_new(v, json_pack("{s:s, s:O, s:O, s:o}", "type", "tool_use", "id",
-                                               json_object_get(tc, "id"), "name",
-                                               json_object_get(fn, "name"), "input",
-                                               input_of(args ? args : "", args ? strlen(args) : 0)));
+            json_array_append_new(
+                v, json_pack("{s:s, s:O, s:O, s:o}", "type", "tool_use", "id",
+                             json_object_get(tc, "id"), "name", json_object_get(fn, "name"),
+                             "input", input_of(args ? args : "", args ? strlen(args) : 0)));
         }
         json_array_append_new(msgs, json_pack("{s:s, s:o}", "role", "assistant", "content", v));
     }
@@ -866,9 +858,9 @@ json_t *messages_answer_to_chat(const json_t *msg)
             if (buf_puts(&text, api_str(b, "text") ? api_str(b, "text") : "") < 0)
                 break;
         } else if (api_streq(api_str(b, "type"), "tool_use")) {
-            json_t *input = json_object_get(b, "input");
-            char *args = json_is_string(input) ? xstrdup(json_string_value(input))
-                                               : json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY);
+            /* As JSON whatever it is: a string input (arguments that were
+             * not JSON) comes back as that string. */
+            char *args = json_dumps(json_object_get(b, "input"), JSON_COMPACT | JSON_ENCODE_ANY);
 
             json_array_append_new(calls, json_pack("{s:O, s:s, s:{s:O, s:s}}", "id",
                                                    json_object_get(b, "id"), "type", "function",

@@ -32,11 +32,12 @@ static json_t *part_to_chat(const json_t *p, enum role_kind rk, size_t i, struct
         api_fail(err, "input", NULL, "input[%zu].content: each part needs a string 'type'.", i);
         return NULL;
     }
-    if (api_streq(type, "input_text") || api_streq(type, "output_text") || api_streq(type, "text")) {
+    if (api_streq(type, "input_text") || api_streq(type, "output_text") ||
+        api_streq(type, "text")) {
         v = json_object_get(p, "text");
         if (!json_is_string(v)) {
             api_fail(err, "input", NULL, "input[%zu].content: a %s part needs a string 'text'.", i,
-                 type);
+                     type);
             return NULL;
         }
         return json_pack("{s:s, s:O}", "type", "text", "text", v);
@@ -44,15 +45,16 @@ static json_t *part_to_chat(const json_t *p, enum role_kind rk, size_t i, struct
     if (api_streq(type, "refusal") && rk == ROLE_ASSISTANT) {
         v = json_object_get(p, "refusal");
         if (!json_is_string(v)) {
-            api_fail(err, "input", NULL, "input[%zu].content: a refusal part needs a string 'refusal'.",
-                 i);
+            api_fail(err, "input", NULL,
+                     "input[%zu].content: a refusal part needs a string 'refusal'.", i);
             return NULL;
         }
         return json_pack("{s:s, s:O}", "type", "refusal", "refusal", v);
     }
     if (rk != ROLE_USER) {
-        api_fail(err, "input", NULL, "input[%zu].content: a part of type '%.32s' may not be in a %s message.",
-             i, type, rk == ROLE_SYSTEM ? "system" : "assistant");
+        api_fail(err, "input", NULL,
+                 "input[%zu].content: a part of type '%.32s' may not be in a %s message.", i, type,
+                 rk == ROLE_SYSTEM ? "system" : "assistant");
         return NULL;
     }
     if (api_streq(type, "input_image")) {
@@ -60,10 +62,11 @@ static json_t *part_to_chat(const json_t *p, enum role_kind rk, size_t i, struct
 
         v = json_object_get(p, "image_url");
         if (!json_is_string(v)) {
-            api_fail(err, "input", "unsupported_value",
-                 "input[%zu].content: an input_image needs an 'image_url' (a URL or a data: URL); "
-                 "file_id is not supported.",
-                 i);
+            api_fail(
+                err, "input", "unsupported_value",
+                "input[%zu].content: an input_image needs an 'image_url' (a URL or a data: URL); "
+                "file_id is not supported.",
+                i);
             return NULL;
         }
         img = json_pack("{s:O}", "url", v);
@@ -77,14 +80,14 @@ static json_t *part_to_chat(const json_t *p, enum role_kind rk, size_t i, struct
     if (api_streq(type, "input_file")) {
         json_t *file = json_object();
 
-        if (json_object_get(p, "file_url") ||
-            (!json_is_string(json_object_get(p, "file_data")) &&
-             !json_is_string(json_object_get(p, "file_id")))) {
+        if (json_object_get(p, "file_url") || (!json_is_string(json_object_get(p, "file_data")) &&
+                                               !json_is_string(json_object_get(p, "file_id")))) {
             json_decref(file);
-            api_fail(err, "input", "unsupported_value",
-                 "input[%zu].content: an input_file needs 'file_data' or 'file_id' (file_url is "
-                 "not supported).",
-                 i);
+            api_fail(
+                err, "input", "unsupported_value",
+                "input[%zu].content: an input_file needs 'file_data' or 'file_id' (file_url is "
+                "not supported).",
+                i);
             return NULL;
         }
         api_copy(file, "file_data", p, "file_data");
@@ -95,14 +98,14 @@ static json_t *part_to_chat(const json_t *p, enum role_kind rk, size_t i, struct
     if (api_streq(type, "input_audio")) {
         v = json_object_get(p, "input_audio");
         if (!json_is_object(v)) {
-            api_fail(err, "input", NULL, "input[%zu].content: an input_audio part needs an object 'input_audio'.",
-                 i);
+            api_fail(err, "input", NULL,
+                     "input[%zu].content: an input_audio part needs an object 'input_audio'.", i);
             return NULL;
         }
         return json_pack("{s:s, s:O}", "type", "input_audio", "input_audio", v);
     }
     api_fail(err, "input", "unsupported_value",
-         "input[%zu].content: parts of type '%.32s' are not supported.", i, type);
+             "input[%zu].content: parts of type '%.32s' are not supported.", i, type);
     return NULL;
 }
 
@@ -119,7 +122,8 @@ static json_t *content_to_chat(const json_t *c, enum role_kind rk, size_t i, str
     if (json_is_null(c) && rk == ROLE_ASSISTANT)
         return json_null();
     if (!json_is_array(c)) {
-        api_fail(err, "input", NULL, "input[%zu]: 'content' must be a string or an array of parts.", i);
+        api_fail(err, "input", NULL, "input[%zu]: 'content' must be a string or an array of parts.",
+                 i);
         return NULL;
     }
     parts = json_array();
@@ -130,13 +134,7 @@ static json_t *content_to_chat(const json_t *c, enum role_kind rk, size_t i, str
         }
         json_array_append_new(parts, q);
     }
-    if (json_array_size(parts) == 1 && api_streq(api_str(json_array_get(parts, 0), "type"), "text")) {
-        json_t *s = json_incref(json_object_get(json_array_get(parts, 0), "text"));
-
-        json_decref(parts);
-        return s;
-    }
-    return parts;
+    return api_collapse(parts);
 }
 
 static int put_message(struct conv *cv, const json_t *item, size_t i)
@@ -159,9 +157,9 @@ static int put_message(struct conv *cv, const json_t *item, size_t i)
         return -1;
     /* developer is system under another name; not every chat server
      * knows it. */
-    json_array_append_new(cv->msgs,
-                          json_pack("{s:s, s:o}", "role", rk == ROLE_SYSTEM ? "system" : role,
-                                    "content", content));
+    json_array_append_new(
+        cv->msgs,
+        json_pack("{s:s, s:o}", "role", rk == ROLE_SYSTEM ? "system" : role, "content", content));
     return 0;
 }
 
@@ -176,11 +174,12 @@ static int put_function_call(struct conv *cv, const json_t *item, size_t i)
 
     if (!json_is_string(call_id) || json_string_length(call_id) == 0 || !json_is_string(name) ||
         !json_is_string(args))
-        return api_fail(cv->err, "input", NULL,
-                    "input[%zu]: a function_call needs string 'call_id', 'name' and 'arguments'.", i);
+        return api_fail(
+            cv->err, "input", NULL,
+            "input[%zu]: a function_call needs string 'call_id', 'name' and 'arguments'.", i);
     if (json_object_get(cv->calls, json_string_value(call_id)))
         return api_fail(cv->err, "input", NULL, "input[%zu]: call_id '%.64s' is used twice.", i,
-                    json_string_value(call_id));
+                        json_string_value(call_id));
     json_object_set_new(cv->calls, json_string_value(call_id), json_true());
     tc = json_pack("{s:O, s:s, s:{s:O, s:O}}", "id", call_id, "type", "function", "function",
                    "name", name, "arguments", args);
@@ -194,8 +193,8 @@ static int put_function_call(struct conv *cv, const json_t *item, size_t i)
         json_array_append_new(calls, tc);
         return 0;
     }
-    json_array_append_new(cv->msgs, json_pack("{s:s, s:n, s:[o]}", "role", "assistant", "content",
-                                              "tool_calls", tc));
+    json_array_append_new(
+        cv->msgs, json_pack("{s:s, s:n, s:[o]}", "role", "assistant", "content", "tool_calls", tc));
     return 0;
 }
 
@@ -210,13 +209,14 @@ static int put_function_output(struct conv *cv, const json_t *item, size_t i)
     size_t k;
 
     if (id == NULL)
-        return api_fail(cv->err, "input", NULL, "input[%zu]: a function_call_output needs a string 'call_id'.",
-                    i);
-    if (json_object_get(cv->calls, id) == NULL)
         return api_fail(cv->err, "input", NULL,
-                    "input[%zu]: no function_call with call_id '%.64s' comes before this output. "
-                    "sluice keeps no state: send the function_call item as well.",
-                    i, id);
+                        "input[%zu]: a function_call_output needs a string 'call_id'.", i);
+    if (json_object_get(cv->calls, id) == NULL)
+        return api_fail(
+            cv->err, "input", NULL,
+            "input[%zu]: no function_call with call_id '%.64s' comes before this output. "
+            "sluice keeps no state: send the function_call item as well.",
+            i, id);
     if (json_object_get(cv->outputs, id))
         return 0;
     if (json_is_string(out)) {
@@ -232,9 +232,10 @@ static int put_function_output(struct conv *cv, const json_t *item, size_t i)
             }
             json_array_append_new(content, q);
         }
+        content = api_collapse(content);
     } else {
         return api_fail(cv->err, "input", NULL,
-                    "input[%zu]: 'output' must be a string or an array of text parts.", i);
+                        "input[%zu]: 'output' must be a string or an array of text parts.", i);
     }
     json_object_set_new(cv->outputs, id, json_true());
     json_array_append_new(cv->msgs, json_pack("{s:s, s:O, s:o}", "role", "tool", "tool_call_id",
@@ -258,11 +259,12 @@ static int put_item(struct conv *cv, const json_t *item, size_t i)
         return 0; /* the model's own notes; a chat model takes none */
     if (api_streq(type, "item_reference"))
         return api_fail(cv->err, "input", "unsupported_value",
-                    "input[%zu]: item_reference is not supported: sluice keeps no items.", i);
-    return api_fail(cv->err, "input", "unsupported_value",
-                "input[%zu]: items of type '%.40s' are not supported (sluice serves messages and "
-                "function tools).",
-                i, type);
+                        "input[%zu]: item_reference is not supported: sluice keeps no items.", i);
+    return api_fail(
+        cv->err, "input", "unsupported_value",
+        "input[%zu]: items of type '%.40s' are not supported (sluice serves messages and "
+        "function tools).",
+        i, type);
 }
 
 static json_t *tools_to_chat(const json_t *tools, struct api_error *err)
@@ -282,8 +284,8 @@ static json_t *tools_to_chat(const json_t *tools, struct api_error *err)
         if (!api_streq(type, "function")) {
             json_decref(out);
             api_fail(err, "tools", "unsupported_value",
-                 "tools[%zu]: only function tools are supported, not '%.40s'.", i,
-                 type ? type : "(no type)");
+                     "tools[%zu]: only function tools are supported, not '%.40s'.", i,
+                     type ? type : "(no type)");
             return NULL;
         }
         if (!json_is_string(json_object_get(t, "name"))) {
@@ -312,8 +314,8 @@ static json_t *tool_choice_to_chat(const json_t *tc, struct api_error *err)
         return json_pack("{s:s, s:{s:O}}", "type", "function", "function", "name",
                          json_object_get(tc, "name"));
     api_fail(err, "tool_choice", "unsupported_value",
-         "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
-         "\"name\": ...}.");
+             "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
+             "\"name\": ...}.");
     return NULL;
 }
 
@@ -338,7 +340,7 @@ static int format_to_chat(const json_t *text, json_t **rf, struct api_error *err
         if (!json_is_string(json_object_get(f, "name")) ||
             !json_is_object(json_object_get(f, "schema")))
             return api_fail(err, "text.format", NULL,
-                        "A json_schema format needs a string 'name' and an object 'schema'.");
+                            "A json_schema format needs a string 'name' and an object 'schema'.");
         js = json_object();
         api_copy(js, "name", f, "name");
         api_copy(js, "description", f, "description");
@@ -348,7 +350,7 @@ static int format_to_chat(const json_t *text, json_t **rf, struct api_error *err
         return 0;
     }
     return api_fail(err, "text.format", "unsupported_value",
-                "'text.format.type' must be text, json_object or json_schema.");
+                    "'text.format.type' must be text, json_object or json_schema.");
 }
 
 /* Fields that need state or hosted features sluice does not have. */
@@ -360,21 +362,23 @@ static int refuse_stateful(const json_t *req, struct api_error *err)
     for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
         v = json_object_get(req, keys[i]);
         if (v && !json_is_null(v))
-            return api_fail(err, keys[i], "unsupported_parameter",
-                        "'%s' is not supported: sluice is stateless. Send the whole conversation "
-                        "in 'input'.",
-                        keys[i]);
+            return api_fail(
+                err, keys[i], "unsupported_parameter",
+                "'%s' is not supported: sluice is stateless. Send the whole conversation "
+                "in 'input'.",
+                keys[i]);
     }
     v = json_object_get(req, "store");
     if (api_check(req, "store", JSON_TRUE, "a boolean", err) < 0)
         return -1;
     if (json_is_true(v))
-        return api_fail(err, "store", "unsupported_parameter",
-                    "store: true is not supported: sluice keeps no responses (omit 'store' or set "
-                    "it to false).");
+        return api_fail(
+            err, "store", "unsupported_parameter",
+            "store: true is not supported: sluice keeps no responses (omit 'store' or set "
+            "it to false).");
     if (json_is_true(json_object_get(req, "background")))
         return api_fail(err, "background", "unsupported_parameter",
-                    "background: true is not supported: sluice keeps no responses.");
+                        "background: true is not supported: sluice keeps no responses.");
     return 0;
 }
 
@@ -393,8 +397,8 @@ static json_t *make_echo(const json_t *req)
     api_copy(e, "parallel_tool_calls", req, "parallel_tool_calls");
     json_object_set_new(e, "previous_response_id", json_null());
     v = json_object_get(json_object_get(req, "reasoning"), "effort");
-    json_object_set_new(e, "reasoning", json_pack("{s:O, s:n}", "effort", v ? v : json_null(),
-                                                  "summary"));
+    json_object_set_new(e, "reasoning",
+                        json_pack("{s:O, s:n}", "effort", v ? v : json_null(), "summary"));
     json_object_set_new(e, "store", json_false());
     json_object_set_new(e, "temperature", json_real(1.0));
     api_copy(e, "temperature", req, "temperature");
@@ -450,7 +454,8 @@ static int settings_to_chat(const json_t *req, json_t *chat, struct api_error *e
     }
     v = json_object_get(req, "max_output_tokens");
     if (json_is_integer(v) && json_integer_value(v) < 1)
-        return api_fail(err, "max_output_tokens", NULL, "Invalid 'max_output_tokens': must be at least 1.");
+        return api_fail(err, "max_output_tokens", NULL,
+                        "Invalid 'max_output_tokens': must be at least 1.");
     api_copy(chat, "max_tokens", req, "max_output_tokens");
     api_copy(chat, "temperature", req, "temperature");
     api_copy(chat, "top_p", req, "top_p");
@@ -509,8 +514,9 @@ json_t *responses_request_to_chat(const json_t *req, json_t **echo, struct api_e
                 goto out;
         }
     } else {
-        api_fail(err, "input", NULL, v ? "Invalid type for 'input': expected a string or an array."
-                                   : "Missing required parameter: 'input'.");
+        api_fail(err, "input", NULL,
+                 v ? "Invalid type for 'input': expected a string or an array."
+                   : "Missing required parameter: 'input'.");
         goto out;
     }
     if (json_array_size(cv.msgs) == 0) {
@@ -556,15 +562,14 @@ static json_t *usage_from_chat(const json_t *u)
                 ? json_integer_value(json_object_get(u, "total_tokens"))
                 : pt + ct;
     /* OpenAI's input_tokens include the cached ones, like prompt_tokens. */
-    return json_pack(
-        "{s:I, s:{s:I}, s:I, s:{s:I}, s:I}", "input_tokens", pt, "input_tokens_details",
-        "cached_tokens",
-        json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"),
-                                           "cached_tokens")),
-        "output_tokens", ct, "output_tokens_details", "reasoning_tokens",
-        json_integer_value(json_object_get(json_object_get(u, "completion_tokens_details"),
-                                           "reasoning_tokens")),
-        "total_tokens", total);
+    return json_pack("{s:I, s:{s:I}, s:I, s:{s:I}, s:I}", "input_tokens", pt,
+                     "input_tokens_details", "cached_tokens",
+                     json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"),
+                                                        "cached_tokens")),
+                     "output_tokens", ct, "output_tokens_details", "reasoning_tokens",
+                     json_integer_value(json_object_get(
+                         json_object_get(u, "completion_tokens_details"), "reasoning_tokens")),
+                     "total_tokens", total);
 }
 
 /* Why an answer is incomplete, for incomplete_details, or NULL. */
@@ -631,13 +636,12 @@ json_t *responses_answer_from_chat(const json_t *chat, const json_t *echo, const
         json_t *parts = json_array();
 
         if (has_text || !has_refusal)
-            json_array_append_new(parts, text_part(json_is_string(text) ? json_string_value(text)
-                                                                        : "",
-                                                   json_is_string(text) ? json_string_length(text)
-                                                                        : 0));
+            json_array_append_new(parts,
+                                  text_part(json_is_string(text) ? json_string_value(text) : "",
+                                            json_is_string(text) ? json_string_length(text) : 0));
         if (has_refusal)
-            json_array_append_new(parts, json_pack("{s:s, s:O}", "type", "refusal", "refusal",
-                                                   refusal));
+            json_array_append_new(parts,
+                                  json_pack("{s:s, s:O}", "type", "refusal", "refusal", refusal));
         json_array_append_new(out, json_pack("{s:o, s:s, s:s, s:s, s:o}", "id",
                                              item_id("msg", id, 0), "type", "message", "status",
                                              incomplete_reason(finish) ? "incomplete" : "completed",
@@ -758,7 +762,8 @@ static int stream_start(struct responses_stream *s, const json_t *chunk, struct 
     json_object_set_new(r, "output", json_array());
     json_object_set_new(r, "usage", json_null());
     rc = emit(s, out, json_pack("{s:s, s:O}", "type", "response.created", "response", r)) < 0 ||
-                 emit(s, out, json_pack("{s:s, s:O}", "type", "response.in_progress", "response", r)) < 0
+                 emit(s, out,
+                      json_pack("{s:s, s:O}", "type", "response.in_progress", "response", r)) < 0
              ? -1
              : 0;
     json_decref(r);
@@ -788,8 +793,8 @@ static json_t *msg_parts(struct responses_stream *s)
 
 static json_t *msg_item(struct responses_stream *s, const char *status, int with_parts)
 {
-    return json_pack("{s:o, s:s, s:s, s:s, s:o}", "id", msg_item_id(s), "type", "message",
-                     "status", status, "role", "assistant", "content",
+    return json_pack("{s:o, s:s, s:s, s:s, s:o}", "id", msg_item_id(s), "type", "message", "status",
+                     status, "role", "assistant", "content",
                      with_parts ? msg_parts(s) : json_array());
 }
 
@@ -804,44 +809,45 @@ static int msg_open(struct responses_stream *s, struct buf *out)
     buf_reset(&s->text);
     buf_reset(&s->refusal);
     json_array_append_new(s->output, json_null());
-    return emit(s, out, json_pack("{s:s, s:I, s:o}", "type", "response.output_item.added",
-                                  "output_index", (json_int_t)s->msg_index, "item",
-                                  msg_item(s, "in_progress", 0)));
+    return emit(s, out,
+                json_pack("{s:s, s:I, s:o}", "type", "response.output_item.added", "output_index",
+                          (json_int_t)s->msg_index, "item", msg_item(s, "in_progress", 0)));
 }
 
 /* Open a content part of the message: an output_text or a refusal. */
 static int part_open(struct responses_stream *s, struct buf *out, int refusal)
 {
     int idx = s->nparts++;
-    json_t *part = refusal ? json_pack("{s:s, s:s}", "type", "refusal", "refusal", "")
-                           : text_part("", 0);
+    json_t *part =
+        refusal ? json_pack("{s:s, s:s}", "type", "refusal", "refusal", "") : text_part("", 0);
 
     if (refusal)
         s->refusal_part = idx;
     else
         s->text_part = idx;
-    return emit(s, out, json_pack("{s:s, s:o, s:I, s:i, s:o}", "type", "response.content_part.added",
-                                  "item_id", msg_item_id(s), "output_index",
-                                  (json_int_t)s->msg_index, "content_index", idx, "part", part));
+    return emit(s, out,
+                json_pack("{s:s, s:o, s:I, s:i, s:o}", "type", "response.content_part.added",
+                          "item_id", msg_item_id(s), "output_index", (json_int_t)s->msg_index,
+                          "content_index", idx, "part", part));
 }
 
 static int text_delta(struct responses_stream *s, struct buf *out, const json_t *d, int refusal)
 {
-    if (msg_open(s, out) < 0 || ((refusal ? s->refusal_part : s->text_part) < 0 &&
-                                 part_open(s, out, refusal) < 0))
+    if (msg_open(s, out) < 0 ||
+        ((refusal ? s->refusal_part : s->text_part) < 0 && part_open(s, out, refusal) < 0))
         return -1;
     if (buf_append(refusal ? &s->refusal : &s->text, json_string_value(d), json_string_length(d)) <
         0)
         return -1;
     if (refusal)
-        return emit(s, out, json_pack("{s:s, s:o, s:I, s:i, s:O}", "type", "response.refusal.delta",
-                                      "item_id", msg_item_id(s), "output_index",
-                                      (json_int_t)s->msg_index, "content_index", s->refusal_part,
-                                      "delta", d));
-    return emit(s, out, json_pack("{s:s, s:o, s:I, s:i, s:O, s:[]}", "type",
-                                  "response.output_text.delta", "item_id", msg_item_id(s),
-                                  "output_index", (json_int_t)s->msg_index, "content_index",
-                                  s->text_part, "delta", d, "logprobs"));
+        return emit(s, out,
+                    json_pack("{s:s, s:o, s:I, s:i, s:O}", "type", "response.refusal.delta",
+                              "item_id", msg_item_id(s), "output_index", (json_int_t)s->msg_index,
+                              "content_index", s->refusal_part, "delta", d));
+    return emit(s, out,
+                json_pack("{s:s, s:o, s:I, s:i, s:O, s:[]}", "type", "response.output_text.delta",
+                          "item_id", msg_item_id(s), "output_index", (json_int_t)s->msg_index,
+                          "content_index", s->text_part, "delta", d, "logprobs"));
 }
 
 static int msg_close(struct responses_stream *s, struct buf *out, const char *status)
@@ -854,21 +860,20 @@ static int msg_close(struct responses_stream *s, struct buf *out, const char *st
     parts = msg_parts(s);
     for (int k = 0; k < s->nparts; k++) {
         json_t *part = json_array_get(parts, (size_t)k);
-        json_t *done = k == s->text_part
-                           ? json_pack("{s:s, s:o, s:I, s:i, s:O, s:[]}", "type",
-                                       "response.output_text.done", "item_id", msg_item_id(s),
-                                       "output_index", (json_int_t)s->msg_index, "content_index",
-                                       k, "text", json_object_get(part, "text"), "logprobs")
-                           : json_pack("{s:s, s:o, s:I, s:i, s:O}", "type",
-                                       "response.refusal.done", "item_id", msg_item_id(s),
-                                       "output_index", (json_int_t)s->msg_index, "content_index",
-                                       k, "refusal", json_object_get(part, "refusal"));
+        json_t *done =
+            k == s->text_part
+                ? json_pack("{s:s, s:o, s:I, s:i, s:O, s:[]}", "type", "response.output_text.done",
+                            "item_id", msg_item_id(s), "output_index", (json_int_t)s->msg_index,
+                            "content_index", k, "text", json_object_get(part, "text"), "logprobs")
+                : json_pack("{s:s, s:o, s:I, s:i, s:O}", "type", "response.refusal.done", "item_id",
+                            msg_item_id(s), "output_index", (json_int_t)s->msg_index,
+                            "content_index", k, "refusal", json_object_get(part, "refusal"));
 
         if (emit(s, out, done) < 0 ||
-            emit(s, out, json_pack("{s:s, s:o, s:I, s:i, s:O}", "type", "response.content_part.done",
-                                   "item_id", msg_item_id(s), "output_index",
-                                   (json_int_t)s->msg_index, "content_index", k, "part",
-                                   part)) < 0) {
+            emit(s, out,
+                 json_pack("{s:s, s:o, s:I, s:i, s:O}", "type", "response.content_part.done",
+                           "item_id", msg_item_id(s), "output_index", (json_int_t)s->msg_index,
+                           "content_index", k, "part", part)) < 0) {
             json_decref(parts);
             return -1;
         }
@@ -876,8 +881,9 @@ static int msg_close(struct responses_stream *s, struct buf *out, const char *st
     json_decref(parts);
     item = msg_item(s, status, 1);
     json_array_set(s->output, s->msg_index, item);
-    return emit(s, out, json_pack("{s:s, s:I, s:o}", "type", "response.output_item.done",
-                                  "output_index", (json_int_t)s->msg_index, "item", item));
+    return emit(s, out,
+                json_pack("{s:s, s:I, s:o}", "type", "response.output_item.done", "output_index",
+                          (json_int_t)s->msg_index, "item", item));
 }
 
 static json_t *tool_item(struct responses_stream *s, const struct rs_tool *t, const char *status)
@@ -934,25 +940,26 @@ static int tool_delta(struct responses_stream *s, struct buf *out, const json_t 
     if (t == NULL)
         return -1;
     fresh = s->ntools != before;
-    if (json_is_string(name) && buf_append(&t->name, json_string_value(name), json_string_length(name)) < 0)
+    if (json_is_string(name) &&
+        buf_append(&t->name, json_string_value(name), json_string_length(name)) < 0)
         return -1;
-    if (fresh &&
-        emit(s, out, json_pack("{s:s, s:I, s:o}", "type", "response.output_item.added",
-                               "output_index", (json_int_t)t->out_index, "item",
-                               json_pack("{s:o, s:s, s:s, s:s, s:s%, s:s}", "id",
-                                         item_id("fc", s->id, t->out_index), "type",
-                                         "function_call", "status", "in_progress", "call_id",
-                                         t->call_id, "name", t->name.data ? t->name.data : "",
-                                         t->name.len, "arguments", ""))) < 0)
+    if (fresh && emit(s, out,
+                      json_pack("{s:s, s:I, s:o}", "type", "response.output_item.added",
+                                "output_index", (json_int_t)t->out_index, "item",
+                                json_pack("{s:o, s:s, s:s, s:s, s:s%, s:s}", "id",
+                                          item_id("fc", s->id, t->out_index), "type",
+                                          "function_call", "status", "in_progress", "call_id",
+                                          t->call_id, "name", t->name.data ? t->name.data : "",
+                                          t->name.len, "arguments", ""))) < 0)
         return -1;
     if (!json_is_string(args) || json_string_length(args) == 0)
         return 0;
     if (buf_append(&t->args, json_string_value(args), json_string_length(args)) < 0)
         return -1;
-    return emit(s, out, json_pack("{s:s, s:o, s:I, s:O}", "type",
-                                  "response.function_call_arguments.delta", "item_id",
-                                  item_id("fc", s->id, t->out_index), "output_index",
-                                  (json_int_t)t->out_index, "delta", args));
+    return emit(s, out,
+                json_pack("{s:s, s:o, s:I, s:O}", "type", "response.function_call_arguments.delta",
+                          "item_id", item_id("fc", s->id, t->out_index), "output_index",
+                          (json_int_t)t->out_index, "delta", args));
 }
 
 int responses_stream_chunk(struct responses_stream *s, const json_t *chunk, struct buf *out)
@@ -1003,20 +1010,22 @@ int responses_stream_done(struct responses_stream *s, struct buf *out)
         json_t *item = tool_item(s, t, "completed");
 
         json_array_set_new(s->output, t->out_index, item);
-        if (emit(s, out, json_pack("{s:s, s:o, s:I, s:s%}", "type",
-                                   "response.function_call_arguments.done", "item_id",
-                                   item_id("fc", s->id, t->out_index), "output_index",
-                                   (json_int_t)t->out_index, "arguments",
-                                   t->args.data ? t->args.data : "", t->args.len)) < 0 ||
-            emit(s, out, json_pack("{s:s, s:I, s:O}", "type", "response.output_item.done",
-                                   "output_index", (json_int_t)t->out_index, "item", item)) < 0)
+        if (emit(s, out,
+                 json_pack("{s:s, s:o, s:I, s:s%}", "type", "response.function_call_arguments.done",
+                           "item_id", item_id("fc", s->id, t->out_index), "output_index",
+                           (json_int_t)t->out_index, "arguments", t->args.data ? t->args.data : "",
+                           t->args.len)) < 0 ||
+            emit(s, out,
+                 json_pack("{s:s, s:I, s:O}", "type", "response.output_item.done", "output_index",
+                           (json_int_t)t->out_index, "item", item)) < 0)
             return -1;
     }
     s->finished = 1;
     r = stream_response(s, "completed");
     finish_response(r, json_incref(s->output), s->finish, s->usage);
-    rc = emit(s, out, json_pack("{s:s, s:o}", "type",
-                                why ? "response.incomplete" : "response.completed", "response", r));
+    rc = emit(s, out,
+              json_pack("{s:s, s:o}", "type", why ? "response.incomplete" : "response.completed",
+                        "response", r));
     return rc;
 }
 
@@ -1039,13 +1048,14 @@ int responses_stream_fail(struct responses_stream *s, const struct api_error *e,
     r = stream_response(s, "failed");
     json_object_set_new(r, "output", output);
     json_object_set_new(r, "usage", json_null());
-    json_object_set_new(r, "error", json_pack("{s:s, s:s}", "code",
-                                              e->status == 429 ? "rate_limit_exceeded"
-                                                               : "server_error",
-                                              "message", e->message));
-    if (emit(s, out, json_pack("{s:s, s:s, s:s, s:s?}", "type", "error", "code",
-                               e->code ? e->code : (e->type ? e->type : "api_error"), "message",
-                               e->message, "param", e->param)) < 0) {
+    json_object_set_new(r, "error",
+                        json_pack("{s:s, s:s}", "code",
+                                  e->status == 429 ? "rate_limit_exceeded" : "server_error",
+                                  "message", e->message));
+    if (emit(s, out,
+             json_pack("{s:s, s:s, s:s, s:s?}", "type", "error", "code",
+                       e->code ? e->code : (e->type ? e->type : "api_error"), "message", e->message,
+                       "param", e->param)) < 0) {
         json_decref(r);
         return -1;
     }
@@ -1103,17 +1113,17 @@ json_t *responses_request_from_chat(const json_t *chat)
         json_t *content = json_object_get(m, "content");
 
         if (api_streq(role, "tool")) {
-            json_array_append_new(input, json_pack("{s:s, s:O, s:o}", "type",
-                                                   "function_call_output", "call_id",
-                                                   json_object_get(m, "tool_call_id"), "output",
-                                                   content_from_chat(content, 0)));
+            json_array_append_new(input,
+                                  json_pack("{s:s, s:O, s:o}", "type", "function_call_output",
+                                            "call_id", json_object_get(m, "tool_call_id"), "output",
+                                            content_from_chat(content, 0)));
             continue;
         }
-        if (!(api_streq(role, "assistant") && json_is_null(content) &&
-              json_object_get(m, "tool_calls")))
-            json_array_append_new(input, json_pack("{s:s, s:o}", "role", role, "content",
-                                                   content_from_chat(content,
-                                                                     api_streq(role, "assistant"))));
+        /* Always the message, even an assistant's null: its calls then
+         * join it, as they joined it on the way in. */
+        json_array_append_new(input,
+                              json_pack("{s:s, s:o}", "role", role, "content",
+                                        content_from_chat(content, api_streq(role, "assistant"))));
         json_array_foreach (json_object_get(m, "tool_calls"), k, tc) {
             json_t *fn = json_object_get(tc, "function");
 
@@ -1177,11 +1187,11 @@ json_t *responses_answer_to_chat(const json_t *resp)
     buf_init(&text, DIALECT_ANSWER_MAX);
     json_array_foreach (json_object_get(resp, "output"), i, item) {
         if (api_streq(api_str(item, "type"), "function_call")) {
-            json_array_append_new(calls, json_pack("{s:O, s:s, s:{s:O, s:O}}", "id",
-                                                   json_object_get(item, "call_id"), "type",
-                                                   "function", "function", "name",
-                                                   json_object_get(item, "name"), "arguments",
-                                                   json_object_get(item, "arguments")));
+            json_array_append_new(calls,
+                                  json_pack("{s:O, s:s, s:{s:O, s:O}}", "id",
+                                            json_object_get(item, "call_id"), "type", "function",
+                                            "function", "name", json_object_get(item, "name"),
+                                            "arguments", json_object_get(item, "arguments")));
             continue;
         }
         json_array_foreach (json_object_get(item, "content"), k, p) {
@@ -1208,16 +1218,14 @@ json_t *responses_answer_to_chat(const json_t *resp)
     else
         finish = json_object_get(msg, "tool_calls") ? "tool_calls" : "stop";
     if (json_is_object(u))
-        usage = json_pack("{s:O, s:O, s:O, s:{s:O}, s:{s:O}}", "prompt_tokens",
-                          json_object_get(u, "input_tokens"), "completion_tokens",
-                          json_object_get(u, "output_tokens"), "total_tokens",
-                          json_object_get(u, "total_tokens"), "prompt_tokens_details",
-                          "cached_tokens",
-                          json_object_get(json_object_get(u, "input_tokens_details"),
-                                          "cached_tokens"),
-                          "completion_tokens_details", "reasoning_tokens",
-                          json_object_get(json_object_get(u, "output_tokens_details"),
-                                          "reasoning_tokens"));
+        usage = json_pack(
+            "{s:O, s:O, s:O, s:{s:O}, s:{s:O}}", "prompt_tokens",
+            json_object_get(u, "input_tokens"), "completion_tokens",
+            json_object_get(u, "output_tokens"), "total_tokens", json_object_get(u, "total_tokens"),
+            "prompt_tokens_details", "cached_tokens",
+            json_object_get(json_object_get(u, "input_tokens_details"), "cached_tokens"),
+            "completion_tokens_details", "reasoning_tokens",
+            json_object_get(json_object_get(u, "output_tokens_details"), "reasoning_tokens"));
     return json_pack("{s:O, s:s, s:O, s:O, s:[{s:i, s:o, s:s, s:n}], s:o}", "id",
                      json_object_get(resp, "id"), "object", "chat.completion", "created",
                      json_object_get(resp, "created_at"), "model", json_object_get(resp, "model"),

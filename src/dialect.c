@@ -122,8 +122,8 @@ long dialect_count_tokens(const json_t *chat)
         json_array_foreach (json_object_get(m, "tool_calls"), k, tc) {
             json_t *fn = json_object_get(tc, "function");
 
-            chars += chars_of(json_object_get(fn, "name")) +
-                     chars_of(json_object_get(fn, "arguments"));
+            chars +=
+                chars_of(json_object_get(fn, "name")) + chars_of(json_object_get(fn, "arguments"));
         }
     }
     tools = json_object_get(chat, "tools");
@@ -221,7 +221,8 @@ void dialect_error_of(const char *body, size_t len, int status, struct api_error
     json_t *j = jscan_loadb(body ? body : "", len, 0, NULL);
     const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
 
-    api_error_set(e, status, NULL, NULL, NULL, "%s", msg ? msg : "The upstream refused the request.");
+    api_error_set(e, status, NULL, NULL, NULL, "%s",
+                  msg ? msg : "The upstream refused the request.");
     json_decref(j);
 }
 

@@ -67,8 +67,8 @@ struct exchange {
     struct cache *cache; /* the cache instance it started with (one reference) */
     const struct route *route;
     struct request_info ri;
-    struct buf in; /* the request body as the client wrote it (the worker fills it);
-                    * for another dialect, its translation into the chat form */
+    struct buf in;          /* the request body as the client wrote it (the worker fills it);
+                             * for another dialect, its translation into the chat form */
     enum dialect dialect;   /* the client's API, from the path ([w] until the hand-off) */
     struct dialect_ctx *dx; /* its translation state (NULL for chat); the stream's part is
                              * the loop's until EX_DONE, then the worker's */

@@ -111,8 +111,8 @@ char *http_error_body(enum dialect d, const struct api_error *e, const char *req
     if (*status == 503)
         *status = 529; /* Anthropic's "overloaded": its clients back off and retry */
     return dump_error(json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type",
-                                anthropic_error_type(*status), "message", e->message,
-                                "request_id", request_id),
+                                anthropic_error_type(*status), "message", e->message, "request_id",
+                                request_id),
                       len);
 }
 
@@ -636,9 +636,9 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
         return queue_error(ex, conn, &e);
     }
     if (ex->dx && dialect_count_only(ex->dx))
-        return queue_json(ex, conn, 200,
-                          json_pack("{s:I}", "input_tokens",
-                                    (json_int_t)dialect_input_tokens(ex->dx)));
+        return queue_json(
+            ex, conn, 200,
+            json_pack("{s:I}", "input_tokens", (json_int_t)dialect_input_tokens(ex->dx)));
     if (route_passes_auth(ex->route)) {
         const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
         const char *xkey = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
