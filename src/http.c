@@ -424,13 +424,14 @@ static void set_request_id(struct exchange *ex, struct MHD_Connection *conn)
 static int authenticate(struct exchange *ex, struct MHD_Connection *conn, const struct config *cfg,
                         enum MHD_Result *r)
 {
-    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    const char *xkey = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
+    const char *auth, *xkey;
     unsigned char sha[32];
     struct api_error e;
 
     if (cfg->nkeys == 0)
         return 1;
+    auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    xkey = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
     if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
         sha256(auth + 7, strlen(auth + 7), sha);
         ex->key = config_key_by_hash(cfg, sha);
