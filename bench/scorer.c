@@ -96,7 +96,8 @@ int main(int argc, char **argv)
             uint64_t t0, t1, t2;
 
             reply_init(&rep);
-            buf_puts(&rep.content, items[i].answer);
+            if (buf_puts(&rep.content, items[i].answer) < 0)
+                return 1;
             memcpy(rep.finish_reason, "stop", 5);
             t0 = now_ns();
             sink += learned_score(w, items[i].prompt, items[i].answer, "stop");

@@ -122,6 +122,10 @@ json_t *admin_config_json(const struct config *cfg)
     json_object_set_new(o, "max_inflight", json_integer(cfg->max_inflight));
     json_object_set_new(o, "drain_timeout_s", json_integer(cfg->drain_timeout_s));
     json_object_set_new(o, "client_timeout_s", json_integer(cfg->client_timeout_s));
+    json_object_set_new(o, "client_header_timeout_s", json_integer(cfg->client_header_timeout_s));
+    json_object_set_new(o, "client_body_timeout_s", json_integer(cfg->client_body_timeout_s));
+    json_object_set_new(o, "max_stream_memory_bytes",
+                        json_integer((json_int_t)cfg->max_stream_memory_bytes));
     json_object_set_new(o, "admin",
                         json_pack("{s:o, s:s, s:s}", "listen", str_or_null(cfg->admin.listen),
                                   "key_env", cfg->admin.key_env, "key",

@@ -1,6 +1,7 @@
 /* cache.c - response cache policy, keys, entries and single flight; see
  * cache.h. */
 #include "cache.h"
+#include "caps.h"
 #include "cache_mem.h"
 #include "cache_redis.h"
 #include "cascade.h"
@@ -39,31 +40,28 @@ static int key_cmp(const void *a, const void *b)
 /* Numbers are written one way whatever way they came: an integral real is
  * an integer (1.0 and 1 are the same temperature), other reals in the
  * shortest %.17g form. */
-static void put_number(struct buf *out, const json_t *v)
+static int put_number(struct buf *out, const json_t *v)
 {
     double d;
 
-    if (json_is_integer(v)) {
-        buf_printf(out, "%lld", (long long)json_integer_value(v));
-        return;
-    }
+    if (json_is_integer(v))
+        return buf_printf(out, "%lld", (long long)json_integer_value(v));
     d = json_real_value(v);
     if (d == floor(d) && fabs(d) < 9007199254740992.0)
-        buf_printf(out, "%.0f", d == 0 ? 0.0 : d);
-    else
-        buf_printf(out, "%.17g", d);
+        return buf_printf(out, "%.0f", d == 0 ? 0.0 : d);
+    return buf_printf(out, "%.17g", d);
 }
 
-void cache_canonical(const json_t *v, int top, struct buf *out)
+int cache_canonical(const json_t *v, int top, struct buf *out)
 {
     size_t i, n;
     const char *k;
     json_t *x;
+    int err = 0;
 
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         const char **keys = xmalloc((json_object_size(v) + 1) * sizeof(*keys));
-        int first = 1;
 
         n = 0;
         json_object_foreach ((json_t *)v, k, x) {
@@ -74,62 +72,70 @@ void cache_canonical(const json_t *v, int top, struct buf *out)
             keys[n++] = k;
         }
         qsort(keys, n, sizeof(*keys), key_cmp);
-        buf_append(out, "{", 1);
-        for (i = 0; i < n; i++) {
-            if (!first)
-                buf_append(out, ",", 1);
-            first = 0;
-            buf_put_json_str(out, keys[i]);
-            buf_append(out, ":", 1);
-            cache_canonical(json_object_get(v, keys[i]), 0, out);
+        err |= buf_append(out, "{", 1);
+        for (i = 0; i < n && !err; i++) {
+            if (i)
+                err |= buf_append(out, ",", 1);
+            err |= buf_put_json_str(out, keys[i]);
+            err |= buf_append(out, ":", 1);
+            err |= cache_canonical(json_object_get(v, keys[i]), 0, out);
         }
-        buf_append(out, "}", 1);
+        err |= buf_append(out, "}", 1);
         free(keys);
         break;
     }
     case JSON_ARRAY:
-        buf_append(out, "[", 1);
+        err |= buf_append(out, "[", 1);
         json_array_foreach ((json_t *)v, i, x) {
             if (i)
-                buf_append(out, ",", 1);
-            cache_canonical(x, 0, out);
+                err |= buf_append(out, ",", 1);
+            err |= cache_canonical(x, 0, out);
+            if (err)
+                break;
         }
-        buf_append(out, "]", 1);
+        err |= buf_append(out, "]", 1);
         break;
     case JSON_STRING:
-        buf_put_json_str(out, json_string_value(v));
+        err = buf_put_json_str(out, json_string_value(v));
         break;
     case JSON_INTEGER:
     case JSON_REAL:
-        put_number(out, v);
+        err = put_number(out, v);
         break;
     case JSON_TRUE:
-        buf_puts(out, "true");
+        err = buf_puts(out, "true");
         break;
     case JSON_FALSE:
-        buf_puts(out, "false");
+        err = buf_puts(out, "false");
         break;
     case JSON_NULL:
-        buf_puts(out, "null");
+        err = buf_puts(out, "null");
         break;
     }
+    return err ? -1 : 0;
 }
 
-void cache_key(const char *ns, const char *route, enum endpoint ep, const json_t *body,
-               char out[CACHE_KEY_MAX])
+int cache_key(const char *ns, const char *route, enum endpoint ep, const json_t *body,
+              char out[CACHE_KEY_MAX])
 {
     struct buf b;
     unsigned char md[32];
     char hex[2 * 32 + 1];
+    int err;
 
-    buf_init(&b, SIZE_MAX / 2);
+    buf_init(&b, CACHE_CANON_MAX);
     /* The namespace and the route are hashed too, not only prefixed. */
-    buf_printf(&b, "sluice-cache-v1\n%s\n%s\n%s\n", ns, route, endpoint_path(ep));
-    cache_canonical(body, 1, &b);
+    err = buf_printf(&b, "sluice-cache-v1\n%s\n%s\n%s\n", ns, route, endpoint_path(ep));
+    err |= cache_canonical(body, 1, &b);
+    if (err) {
+        buf_free(&b);
+        return -1;
+    }
     sha256(b.data, b.len, md);
     buf_free(&b);
     hex_encode(md, sizeof(md), hex);
     snprintf(out, CACHE_KEY_MAX, CACHE_KEY_PREFIX "%s:%s", ns, hex);
+    return 0;
 }
 
 /* A namespace a purge may name: a client's, or a tenant's "t.<hex>/<ns>". */
@@ -222,10 +228,13 @@ int cache_plan(const struct config *cfg, const struct route *rt, const struct re
         out->status = CACHE_BYPASS;
         return 0;
     }
+    if (cache_key(ns, rt->name, ri->ep, ri->body, out->key) < 0) {
+        out->status = CACHE_BYPASS; /* too big to key: neither looked up nor stored */
+        return 0;
+    }
     out->store = 1;
     out->lookup = !has_directive(cache_control, "no-cache");
     out->status = out->lookup ? CACHE_MISS : CACHE_BYPASS;
-    cache_key(ns, rt->name, ri->ep, ri->body, out->key);
     return 0;
 }
 
@@ -234,25 +243,32 @@ int cache_plan(const struct config *cfg, const struct route *rt, const struct re
  * beyond a few memchr; names and stages never hold tabs or newlines (and
  * are sanitised anyway). */
 
-static void put_field(struct buf *b, const char *s)
+static int put_field(struct buf *b, const char *s)
 {
-    buf_append(b, "\t", 1);
+    int err = buf_append(b, "\t", 1);
+
     for (; s && *s; s++)
-        buf_append(b, *s == '\t' || *s == '\n' ? " " : s, 1);
+        err |= buf_append(b, *s == '\t' || *s == '\n' ? " " : s, 1);
+    return err;
 }
 
 char *cache_entry_encode(const char *model, const char *provider, double cost, const char *stages,
                          const char *body, size_t len, size_t *outlen)
 {
     struct buf b;
+    int err;
 
-    buf_init(&b, SIZE_MAX / 2);
-    buf_printf(&b, ENTRY_MAGIC "%.17g", cost);
-    put_field(&b, model);
-    put_field(&b, provider);
-    put_field(&b, stages);
-    buf_append(&b, "\n", 1);
-    buf_append(&b, body, len);
+    buf_init(&b, CACHE_ENTRY_HEAD_MAX + len);
+    err = buf_printf(&b, ENTRY_MAGIC "%.17g", cost);
+    err |= put_field(&b, model);
+    err |= put_field(&b, provider);
+    err |= put_field(&b, stages);
+    err |= buf_append(&b, "\n", 1);
+    err |= buf_append(&b, body, len);
+    if (err) {
+        buf_free(&b);
+        return NULL;
+    }
     return buf_steal(&b, outlen);
 }
 
@@ -314,8 +330,12 @@ int cache_entry_render(const struct cache_entry *e, const struct request_info *r
         json_decref(j);
         return -1;
     }
-    buf_init(&b, SIZE_MAX / 2);
-    provider_sse_from_response(ri->ep, j, ri->include_usage, &b);
+    buf_init(&b, SSE_RENDER_MAX);
+    if (provider_sse_from_response(ri->ep, j, ri->include_usage, &b) < 0) {
+        json_decref(j);
+        buf_free(&b);
+        return -1;
+    }
     json_decref(j);
     *out = buf_steal(&b, outlen);
     return 0;
@@ -662,7 +682,7 @@ void cache_finish(struct exchange *ex, const char *body, size_t len)
         raw = cache_entry_encode(ex->meta.model, ex->meta.provider, ex->meta.cost_usd,
                                  ex->meta.stages.data, body, len, &rlen);
         /* The request's own config, so a reload that changes only the limit applies. */
-        if (rlen <= ex->cfg->cache.max_value_bytes) {
+        if (raw && rlen <= ex->cfg->cache.max_value_bytes) {
             c->st.stores++;
             if (c->mem) {
                 cache_mem_put(c->mem, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s * 1000);

@@ -64,12 +64,14 @@ int cache_plan(const struct config *cfg, const struct route *rt, const struct re
                const char *tenant, const char *ns, const char *cache_control, const char *ttl,
                struct cache_plan *out, struct api_error *err);
 
-/* The key of (namespace, route, endpoint, body), written to out. Pure. */
-void cache_key(const char *ns, const char *route, enum endpoint ep, const json_t *body,
-               char out[CACHE_KEY_MAX]);
+/* The key of (namespace, route, endpoint, body), written to out. Pure.
+ * Returns 0, or -1 when the body's canonical form is over CACHE_CANON_MAX
+ * (such a request is not cached). */
+int cache_key(const char *ns, const char *route, enum endpoint ep, const json_t *body,
+              char out[CACHE_KEY_MAX]);
 /* The canonical JSON the key hashes (for tests and the fuzz harness);
- * appended to out. */
-void cache_canonical(const json_t *body, int top, struct buf *out);
+ * appended to out. Returns 0, or -1 when out is full (and has failed). */
+int cache_canonical(const json_t *body, int top, struct buf *out) BUF_MUST_CHECK;
 
 /* A decoded entry. body points into raw. */
 struct cache_entry {
@@ -82,7 +84,8 @@ struct cache_entry {
     size_t body_len;
 };
 
-/* Encode an entry (returns malloc'd bytes and their length). */
+/* Encode an entry (returns malloc'd bytes and their length), or NULL when
+ * its header line would be over CACHE_ENTRY_HEAD_MAX. */
 char *cache_entry_encode(const char *model, const char *provider, double cost, const char *stages,
                          const char *body, size_t len, size_t *outlen);
 /* Decode raw (taken over). Returns 0, or -1 (raw freed) if malformed. */

@@ -8,6 +8,60 @@
 #ifndef SLUICE_CAPS_H
 #define SLUICE_CAPS_H
 
+/* The largest request body max_body_bytes may allow. */
+#define BODY_HARD_MAX (1u << 30)
+
+/* An API error's message is formatted into this much, then cut at a
+ * character boundary to fit struct api_error's message (request.h). */
+#define API_ERROR_FORMAT_MAX 1024u
+
+/* A slow client may let this much of a stream pile up before we give up on
+ * it. Pausing HTTP/2 curl transfers is unsafe on curl 7.88 (bugs 10971 and
+ * 10988), so the cap is the back-pressure. */
+#define STREAM_BUF_MAX (4u << 20)
+/* A stream that holds fewer unsent bytes than this keeps up with its
+ * client: it is never cut when all streams reach max_stream_memory_bytes,
+ * and a drained buffer larger than this is given back. */
+#define STREAM_KEEP_BYTES (64u << 10)
+/* The x-sluice-stages value: "model:score:decision,..." */
+#define EX_STAGES_MAX 4096u
+
+/* The cache (cache.h): a request whose canonical form is larger is not
+ * cached; an entry's header line (cost, model, provider, stages). */
+#define CACHE_CANON_MAX (64u << 20)
+#define CACHE_ENTRY_HEAD_MAX 8192u
+/* A whole answer rendered as an event stream (a hit replayed, a buffered
+ * stage's answer sent to a streaming client). */
+#define SSE_RENDER_MAX (96u << 20)
+
+/* Upstream answers (cascade.c, provider_openai.c): an error body (what is
+ * past it is dropped), a whole answer, one event of a stream, the text of
+ * one choice; an assembled stream's choices and tool calls per choice. */
+#define ERR_BODY_MAX (1u << 20)
+#define RESP_BODY_MAX (64u << 20)
+#define SSE_EVENT_MAX (8u << 20)
+#define CONTENT_MAX (64u << 20)
+#define ASM_CHOICES_MAX 128
+#define ASM_TOOLS_MAX 128
+/* Distinct models one route may name, so one run calls at most this many
+ * (config.c refuses more). */
+#define ROUTE_MODELS_MAX 16
+
+/* What the gateway adds to a client's body on its way upstream (the model's
+ * id aside): stream and stream_options. */
+#define UPSTREAM_BODY_EXTRA 128u
+
+/* Log lines (log.h). A line never exceeds LOG_LINE_MAX; each field's value
+ * is cut to its room, as written (escapes included), so that the sum of
+ * the rooms of a request line's fields stays well under the line's cap. */
+#define LOG_LINE_MAX (16u << 10)
+#define LOG_MSG_MAX 4096u    /* a formatted log_msg, before escaping */
+#define LOG_VALUE_MSG 8192u  /* log_msg's text */
+#define LOG_VALUE_SHORT 256u /* ids, methods, enum-like values */
+#define LOG_VALUE_NAME 512u  /* route, model and provider names */
+#define LOG_VALUE_PATH 1024u /* the request path */
+#define LOG_VALUE_LONG 2048u /* stages, error messages */
+
 /* ---- client dialects: dialect.c, api_responses.c, api_messages.c ---- */
 /* A Responses or Messages body, once translated into the chat form, may be
  * this much larger than max_body_bytes (tools and messages get wrapped). */

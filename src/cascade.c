@@ -19,6 +19,7 @@
  */
 #include "cascade.h"
 #include "breaker.h"
+#include "caps.h"
 #include "cache.h"
 #include "cost.h"
 #include "exchange.h"
@@ -37,12 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ERR_BODY_MAX (1u << 20)   /* an upstream error body */
-#define RESP_BODY_MAX (64u << 20) /* a whole upstream response */
-#define SSE_EVENT_MAX (8u << 20)  /* one upstream stream event */
-#define PING_US (15u * 1000000u)  /* SSE comment after this much silence */
-#define MAX_MEMO 16               /* distinct models one run may call */
-#define DEFAULT_COMPLETION 256    /* completion tokens expected before any are seen */
+#define PING_US (15u * 1000000u) /* SSE comment after this much silence */
+#define DEFAULT_COMPLETION 256   /* completion tokens expected before any are seen */
 #define JUDGE_COMPLETION 8
 
 struct run;
@@ -153,6 +150,25 @@ static void memo_free(struct memo *mo)
     free(mo->body);
 }
 
+/* Append "model:score:decision" (or "model:-:decision") to a stages list. */
+static int stages_put(struct buf *s, const char *model, int has_score, double score,
+                      const char *decision)
+{
+    int err = s->len ? buf_append(s, ",", 1) : 0;
+
+    err |= buf_puts(s, model);
+    if (has_score) {
+        char num[32];
+
+        err |= buf_append(s, ":", 1);
+        err |= buf_append(s, num, fmt_fixed2(num, score));
+        err |= buf_append(s, ":", 1);
+    } else {
+        err |= buf_puts(s, ":-:");
+    }
+    return err | buf_puts(s, decision);
+}
+
 /* Record a stage's outcome: in x-sluice-stages, and in the trace. */
 static void stage_note(struct run *run, const struct model *m, int has_score, double score,
                        const char *decision, const char *reason, const char *answer)
@@ -163,20 +179,11 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
 
     metrics_stage(run->route->name, (int)run->stage, m->name, decision);
     /* m:score:decision, without printf: this runs for every request. The
-     * exchange is not done, so the worker does not read meta yet. */
-    if (s->len)
-        buf_append(s, ",", 1);
-    buf_puts(s, m->name);
-    if (has_score) {
-        char num[32];
-
-        buf_append(s, ":", 1);
-        buf_append(s, num, fmt_fixed2(num, score));
-        buf_append(s, ":", 1);
-    } else {
-        buf_puts(s, ":-:");
-    }
-    buf_puts(s, decision);
+     * exchange is not done, so the worker does not read meta yet. A route
+     * has at most ROUTE_MODELS_MAX models, whose names are short enough for
+     * all of them to fit; if they did not, the header is left out whole. */
+    if (stages_put(s, m->name, has_score, score, decision) < 0)
+        log_msg(LOG_WARN, "x-sluice-stages over its cap of %u bytes: left out", EX_STAGES_MAX);
     if (ex->cfg->trace.path == NULL && ex->cfg->trace.redis_url == NULL)
         return;
     rec.request_id = ex->request_id;
@@ -415,10 +422,10 @@ static void respond_memo(struct run *run, struct memo *mo, int cacheable)
     if (ri->stream) {
         struct buf sse;
 
-        buf_init(&sse, RESP_BODY_MAX);
-        provider_sse_from_response(ri->ep, json, ri->include_usage, &sse);
+        buf_init(&sse, SSE_RENDER_MAX);
         ex->meta.ttft_us = now_us() - ex->t_start_us;
-        if (run_write(run, sse.data, sse.len) < 0) {
+        if (provider_sse_from_response(ri->ep, json, ri->include_usage, &sse) < 0 ||
+            run_write(run, sse.data, sse.len) < 0) {
             api_error_set(&run->last_err, 502, "api_error", "stream_overflow", NULL, "%s",
                           "The answer is larger than the stream buffer.");
             ex_fail(ex, &run->last_err);
@@ -456,7 +463,8 @@ static void run_give_up(struct run *run)
             best = mo;
     }
     if (best && !run->answering) {
-        buf_printf(&run->ex->meta.stages, ",%s:%.2f:salvage", best->model->name, best->score);
+        if (stages_put(&run->ex->meta.stages, best->model->name, 1, best->score, "salvage") < 0)
+            log_msg(LOG_WARN, "x-sluice-stages over its cap of %u bytes: left out", EX_STAGES_MAX);
         respond_memo(run, best, 0); /* a second-best answer is not kept */
         return;
     }
@@ -549,8 +557,12 @@ static int attempt_outcome(struct attempt *a, struct call *c, const char *err)
             if (!a->saw_done)
                 a->bad = "the stream ended early";
         } else if (a->kind != ATT_HTTP) {
-            if (provider_parse_response(a->ep, a->body.data ? a->body.data : "", a->body.len,
-                                        &a->reply) < 0)
+            int rc = provider_parse_response(a->ep, a->body.data ? a->body.data : "", a->body.len,
+                                             &a->reply);
+
+            if (rc == PROVIDER_ERROR_ANSWER)
+                a->bad = "HTTP 200 with an error object instead of an answer";
+            else if (rc < 0)
                 a->bad = "the response is not JSON";
         }
     }
@@ -560,9 +572,11 @@ static int attempt_outcome(struct attempt *a, struct call *c, const char *err)
         /* (A breaker-open attempt, the other client_fault, never gets here.) */
         if (a->client_fault)
             api_error_set(&run->last_err, 503, "api_error", "client_too_slow", NULL,
-                          "The client read the stream more slowly than %s wrote it, and the "
-                          "stream buffer filled.",
-                          who);
+                          "The client read the stream more slowly than %s wrote it, and %s.", who,
+                          a->bad);
+        else if (a->reply.is_error && a->reply.error[0])
+            api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
+                          "Upstream %s: %s: %s", who, a->bad, a->reply.error);
         else
             api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
                           "Upstream %s: %s", who, a->bad);
@@ -612,14 +626,16 @@ static int relay_event_cb(void *arg, const char *event, const char *data, size_t
         set_answerer(run, a->model);
         ex->meta.ttft_us = now_us() - ex->t_start_us;
     }
-    buf_init(&ev, len + 16);
-    buf_append(&ev, "data: ", 6);
-    buf_append(&ev, data, len);
-    buf_append(&ev, "\n\n", 2);
+    buf_init(&ev, len + 8);
+    if (buf_append(&ev, "data: ", 6) < 0 || buf_append(&ev, data, len) < 0 ||
+        buf_append(&ev, "\n\n", 2) < 0)
+        sl_assert(!"an event fits the buffer made for it");
     r = run_write(run, ev.data, ev.len);
     buf_free(&ev);
     if (r < 0) {
-        a->bad = "client too slow: stream buffer full";
+        a->bad = r == EX_STREAM_MEMORY_FULL
+                     ? "the gateway's stream memory is full (max_stream_memory_bytes)"
+                     : "its stream buffer filled";
         a->client_fault = 1;
     }
     return r;
@@ -709,7 +725,7 @@ static void answer_done(struct attempt *a, struct call *c, const char *err, int 
 
     account(run, a->model, &a->reply, c);
     a->call = NULL;
-    sl_assert(run->nmemo < MAX_MEMO);
+    sl_assert(run->nmemo < ROUTE_MODELS_MAX);
     run->memo = xrealloc(run->memo, (run->nmemo + 1) * sizeof(*run->memo));
     mo = &run->memo[run->nmemo++];
     memset(mo, 0, sizeof(*mo));
@@ -771,7 +787,10 @@ static int attempt_data_cb(struct call *c, const char *p, size_t n, void *arg)
 
     if (status < 200 || status >= 300) {
         /* Keep what fits of an error body; the rest is noise. */
-        buf_append(&a->body, p, n);
+        size_t room = a->body.max - a->body.len;
+
+        if (buf_append(&a->body, p, n < room ? n : room) < 0)
+            sl_assert(!"an append within the room left fits");
         return 0;
     }
     if (!a->stream) {

@@ -14,6 +14,7 @@
  */
 #include "config.h"
 
+#include "caps.h"
 #include "learned.h"
 #include "util.h"
 
@@ -38,6 +39,9 @@
 #define DEF_MAX_INFLIGHT 0L
 #define DEF_DRAIN_TIMEOUT_S 30L
 #define DEF_CLIENT_TIMEOUT_S 60L
+#define DEF_CLIENT_HEADER_TIMEOUT_S 10L
+#define DEF_CLIENT_BODY_TIMEOUT_S 60L
+#define DEF_MAX_STREAM_MEMORY_BYTES (64L << 20)
 #define DEF_RETRY_BACKOFF_MS 200L
 #define DEF_RETRY_MAX_BACKOFF_MS 5000L
 #define DEF_RETRY_AFTER_MAX_MS 30000L
@@ -1296,6 +1300,27 @@ static void load_cascade(struct load *l, const config_setting_t *g, const char *
     }
 }
 
+/* How many distinct models a route's stages name (one run calls each at
+ * most once). */
+static size_t route_models(const struct route *r)
+{
+    const struct model *seen[ROUTE_MODELS_MAX + 1];
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->nstages; i++) {
+        for (size_t j = 0; j < r->stages[i].nmodels && n <= ROUTE_MODELS_MAX; j++) {
+            const struct model *m = r->stages[i].models[j];
+            size_t k = 0;
+
+            while (k < n && seen[k] != m)
+                k++;
+            if (m && k == n)
+                seen[n++] = m;
+        }
+    }
+    return n;
+}
+
 static const char *const route_keys[] = {
     "name",     "model", "fallback",    "cascade",
     "max_cost", "cache", "cache_ttl_s", "cache_nondeterministic",
@@ -1358,6 +1383,10 @@ static void load_route(struct load *l, const config_setting_t *list, unsigned id
         r->kind = ROUTE_CASCADE;
         load_cascade(l, g, path, r);
     }
+    if (route_models(r) > ROUTE_MODELS_MAX)
+        conf_err(l, g, path, NULL,
+                 "names more than %d distinct models; a route may name at most %d",
+                 ROUTE_MODELS_MAX, ROUTE_MODELS_MAX);
 
     get_num(l, g, path, "max_cost", 0, 0, HUGE_VAL, &r->max_cost);
     get_bool(l, g, path, "cache", &r->cache);
@@ -1431,6 +1460,9 @@ static const char *const top_keys[] = {"listen",
                                        "max_inflight",
                                        "drain_timeout_s",
                                        "client_timeout_s",
+                                       "client_header_timeout_s",
+                                       "client_body_timeout_s",
+                                       "max_stream_memory_bytes",
                                        "admin",
                                        "log",
                                        "trace",
@@ -1587,7 +1619,7 @@ static void load_root(struct load *l, const config_setting_t *root)
     }
     get_int(l, root, "", "workers", 0, 0, 256, &cfg->workers);
     cfg->max_body_bytes = (size_t)DEF_MAX_BODY_BYTES;
-    if (get_int(l, root, "", "max_body_bytes", 0, 1024, 1L << 30, &v) > 0)
+    if (get_int(l, root, "", "max_body_bytes", 0, 1024, (long)BODY_HARD_MAX, &v) > 0)
         cfg->max_body_bytes = (size_t)v;
     cfg->max_header_bytes = (size_t)DEF_MAX_HEADER_BYTES;
     if (get_int(l, root, "", "max_header_bytes", 0, 1024, 1L << 20, &v) > 0)
@@ -1600,6 +1632,13 @@ static void load_root(struct load *l, const config_setting_t *root)
     get_int(l, root, "", "drain_timeout_s", 0, 0, 3600, &cfg->drain_timeout_s);
     cfg->client_timeout_s = DEF_CLIENT_TIMEOUT_S;
     get_int(l, root, "", "client_timeout_s", 0, 1, 3600, &cfg->client_timeout_s);
+    cfg->client_header_timeout_s = DEF_CLIENT_HEADER_TIMEOUT_S;
+    get_int(l, root, "", "client_header_timeout_s", 0, 1, 3600, &cfg->client_header_timeout_s);
+    cfg->client_body_timeout_s = DEF_CLIENT_BODY_TIMEOUT_S;
+    get_int(l, root, "", "client_body_timeout_s", 0, 1, 3600, &cfg->client_body_timeout_s);
+    cfg->max_stream_memory_bytes = (size_t)DEF_MAX_STREAM_MEMORY_BYTES;
+    if (get_int(l, root, "", "max_stream_memory_bytes", 0, (long)STREAM_BUF_MAX, 1L << 40, &v) > 0)
+        cfg->max_stream_memory_bytes = (size_t)v;
     load_admin(l, root);
 
     load_log(l, root);
@@ -1858,18 +1897,20 @@ void config_errors_free(struct config_errors *errs)
 static char *lc_escape(const char *s)
 {
     struct buf b;
+    int err = 0;
 
-    buf_init(&b, 4 * strlen(s) + 1);
+    buf_init(&b, 4 * strlen(s)); /* \xNN at most per byte */
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
 
         if (ch == '"' || ch == '\\')
-            buf_printf(&b, "\\%c", ch);
+            err |= buf_printf(&b, "\\%c", ch);
         else if (ch < 0x20 || ch == 0x7f)
-            buf_printf(&b, "\\x%02x", ch);
+            err |= buf_printf(&b, "\\x%02x", ch);
         else
-            buf_append(&b, s, 1);
+            err |= buf_append(&b, s, 1);
     }
+    sl_assert(!err); /* the cap is the longest escape of every byte */
     return buf_steal(&b, NULL);
 }
 

@@ -202,10 +202,13 @@ struct admin_conf {
 struct config {
     int refs; /* atomic; see config_ref/config_unref */
     char *path;
-    char *listen;          /* "host:port" */
-    long max_inflight;     /* requests at once; past it a fast 503. 0 = no limit */
-    long drain_timeout_s;  /* SIGTERM: how long in-flight requests may take */
-    long client_timeout_s; /* an idle or slow client connection is closed */
+    char *listen;                   /* "host:port" */
+    long max_inflight;              /* requests at once; past it a fast 503. 0 = no limit */
+    long drain_timeout_s;           /* SIGTERM: how long in-flight requests may take */
+    long client_timeout_s;          /* an idle or slow client connection is closed */
+    long client_header_timeout_s;   /* a request's line and headers must arrive in this */
+    long client_body_timeout_s;     /* and then its body in this */
+    size_t max_stream_memory_bytes; /* what all streams' unsent bytes may hold */
     struct admin_conf admin;
     long workers; /* 0 = one per core */
     size_t max_body_bytes;

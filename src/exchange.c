@@ -1,17 +1,57 @@
 /* exchange.c - the request object shared by worker and loop; see exchange.h. */
 #include "exchange.h"
 #include "caps.h"
+#include "cost.h"
 #include "log.h"
 #include "metrics.h"
+#include "util.h"
 
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A slow client may let this much of a stream pile up before we give up on
- * it. Pausing HTTP/2 curl transfers is unsafe on curl 7.88 (bugs 10971 and
- * 10988), so the cap is the back-pressure. */
-#define STREAM_BUF_MAX (4u << 20)
+/* Bytes held by the output buffers of every open stream (allocated, so what
+ * RSS pays), against the config's max_stream_memory_bytes. Loop thread,
+ * but read by ex_stream_memory() from anywhere. */
+static size_t stream_bytes;
+/* Slow streams cut at the cap since the last note in the log. Loop thread. */
+static unsigned long stream_cuts;
+static uint64_t stream_cut_note_us;
+
+size_t ex_stream_memory(void)
+{
+    return __atomic_load_n(&stream_bytes, __ATOMIC_RELAXED);
+}
+
+/* Count out's allocation into stream_bytes. Called with mu held. */
+static void account_out_locked(struct exchange *ex)
+{
+    size_t now = ex->out.data ? ex->out.cap + 1 : 0;
+
+    if (now >= ex->out_accounted)
+        __atomic_add_fetch(&stream_bytes, now - ex->out_accounted, __ATOMIC_RELAXED);
+    else
+        __atomic_sub_fetch(&stream_bytes, ex->out_accounted - now, __ATOMIC_RELAXED);
+    ex->out_accounted = now;
+}
+
+/* A stream was cut at the memory cap: counted, and logged at most once a
+ * second (a burst of cuts is one line). */
+static void note_stream_cut(const struct exchange *ex)
+{
+    uint64_t now = now_us();
+
+    metrics_limited(ex->key ? ex->key->name : NULL, "stream_memory");
+    stream_cuts++;
+    if (now - stream_cut_note_us >= 1000000u) {
+        log_msg(LOG_WARN,
+                "max_stream_memory_bytes (%zu) reached: %lu slow stream(s) ended with "
+                "client_too_slow; the last was %s",
+                ex->cfg->max_stream_memory_bytes, stream_cuts, ex->request_id);
+        stream_cuts = 0;
+        stream_cut_note_us = now;
+    }
+}
 
 struct exchange *ex_new(struct MHD_Connection *conn, size_t max_body)
 {
@@ -25,7 +65,7 @@ struct exchange *ex_new(struct MHD_Connection *conn, size_t max_body)
     ex->t_start_wall = wall_time();
     buf_init(&ex->out, STREAM_BUF_MAX);
     buf_init(&ex->in, max_body);
-    buf_init(&ex->meta.stages, 4096);
+    buf_init(&ex->meta.stages, EX_STAGES_MAX);
     return ex;
 }
 
@@ -59,6 +99,60 @@ static void metrics_record(const struct exchange *ex)
     metrics_request(&mr);
 }
 
+/* The request's one log line: what was asked, who answered, how long it
+ * took and what it cost. */
+static void log_request(const struct exchange *ex)
+{
+    enum log_level level = ex->client_status >= 500 ? LOG_WARN : LOG_INFO;
+    struct log_line l;
+    char cost[48];
+
+    /* Probes and scrapes come every few seconds: keep them out of the way. */
+    if (strcmp(ex->path, "/healthz") == 0 || strcmp(ex->path, "/readyz") == 0 ||
+        strcmp(ex->path, "/metrics") == 0)
+        level = LOG_DEBUG;
+    if (!log_enabled(level))
+        return;
+    log_line_start(&l, level, ex->t_start_wall);
+    l.id = ex->request_id;
+    log_str(&l, "msg", "request", LOG_VALUE_SHORT);
+    log_str(&l, "request_id", ex->request_id, LOG_VALUE_SHORT);
+    log_str(&l, "method", ex->method, LOG_VALUE_SHORT);
+    log_str(&l, "path", ex->path, LOG_VALUE_PATH);
+    if (ex->is_api)
+        log_str(&l, "dialect", dialect_name(ex->dialect), LOG_VALUE_SHORT);
+    log_str(&l, "route", ex->route ? ex->route->name : NULL, LOG_VALUE_NAME);
+    log_str(&l, "model", ex->meta.model, LOG_VALUE_NAME);
+    log_str(&l, "provider", ex->meta.provider, LOG_VALUE_NAME);
+    log_long(&l, "status", ex->client_status);
+    log_raw(&l, "stream", ex->ri.stream ? "true" : "false");
+    log_ms(&l, "latency_ms", ex->t_end_us - ex->t_start_us);
+    log_ms(&l, "upstream_ms", ex->meta.upstream_us);
+    if (ex->meta.ttft_us)
+        log_ms(&l, "ttft_ms", ex->meta.ttft_us);
+    log_long(&l, "prompt_tokens", ex->meta.prompt_tokens);
+    log_long(&l, "completion_tokens", ex->meta.completion_tokens);
+    cost_format(ex->meta.cost_usd, cost, sizeof(cost));
+    log_raw(&l, "cost_usd", cost);
+    log_long(&l, "attempts", ex->meta.attempts);
+    if (ex->meta.retries)
+        log_long(&l, "retries", ex->meta.retries);
+    if (ex->meta.stages.len)
+        log_str(&l, "stages", ex->meta.stages.data, LOG_VALUE_LONG);
+    if (ex->meta.cache != CACHE_NA) {
+        log_str(&l, "cache", cache_status_name(ex->meta.cache), LOG_VALUE_SHORT);
+        if (ex->meta.cache == CACHE_HIT) {
+            cost_format(ex->meta.saved_cost, cost, sizeof(cost));
+            log_raw(&l, "saved_cost_usd", cost);
+        }
+    }
+    if (ex->client_aborted)
+        log_str(&l, "client", "aborted", LOG_VALUE_SHORT);
+    if (ex->err.status)
+        log_str(&l, "error", ex->err.message, LOG_VALUE_LONG);
+    log_line_end(&l, 1);
+}
+
 void ex_unref(struct exchange *ex)
 {
     if (__atomic_sub_fetch(&ex->refs, 1, __ATOMIC_ACQ_REL) != 0)
@@ -71,6 +165,7 @@ void ex_unref(struct exchange *ex)
     if (ex->cfg)
         config_unref(ex->cfg);
     cache_unref(ex->cache);
+    __atomic_sub_fetch(&stream_bytes, ex->out_accounted, __ATOMIC_RELAXED);
     buf_free(&ex->out);
     buf_free(&ex->in);
     buf_free(&ex->meta.stages);
@@ -133,7 +228,8 @@ void ex_set_cached_meta(struct exchange *ex, const char *model, const char *prov
     ex->meta.model = ex->meta.owned_model;
     ex->meta.provider = ex->meta.owned_provider;
     buf_reset(&ex->meta.stages);
-    buf_puts(&ex->meta.stages, stages);
+    if (buf_puts(&ex->meta.stages, stages) < 0)
+        buf_reset(&ex->meta.stages); /* a foreign entry's: not reported */
     ex->meta.saved_cost = cost;
     ex->meta.cost_usd = 0;
 }
@@ -173,14 +269,45 @@ void ex_stream_begin(struct exchange *ex)
     pthread_mutex_unlock(&ex->mu);
 }
 
-int ex_stream_write(struct exchange *ex, const char *p, size_t n)
+/* Queue n bytes for the client, under the stream caps. Called with mu held;
+ * returns as ex_stream_write. */
+static int stream_append_locked(struct exchange *ex, const char *p, size_t n)
 {
-    struct buf t = {0};
+    size_t max = ex->cfg ? ex->cfg->max_stream_memory_bytes : SIZE_MAX;
     int r;
 
+    if (ex->out_off > 0) {
+        /* Drop what the worker already took, so the cap counts only what is
+         * still waiting for the client; a drained buffer that grew for a
+         * burst gives its memory back. */
+        buf_consume(&ex->out, ex->out_off);
+        ex->out_off = 0;
+        if (ex->out.len == 0 && ex->out.cap > STREAM_KEEP_BYTES)
+            buf_free(&ex->out);
+    }
+    /* All streams together are over their cap: the ones whose clients are
+     * behind give way, those keeping up go on. */
+    if (n > max - (max < ex_stream_memory() ? max : ex_stream_memory()) &&
+        ex->out.len >= STREAM_KEEP_BYTES) {
+        r = EX_STREAM_MEMORY_FULL;
+        note_stream_cut(ex);
+    } else {
+        r = buf_append(&ex->out, p, n);
+    }
+    account_out_locked(ex);
+    if (r == 0)
+        wake_locked(ex);
+    return r;
+}
+
+int ex_stream_write(struct exchange *ex, const char *p, size_t n)
+{
+    struct buf t;
+    int r;
+
+    buf_init(&t, DIALECT_OUT_MAX);
     if (ex->dx) {
         /* The client's dialect, translated here, outside the lock. */
-        buf_init(&t, DIALECT_OUT_MAX);
         if (dialect_stream(ex->dx, p, n, &t) < 0) {
             buf_free(&t);
             return -1;
@@ -194,15 +321,7 @@ int ex_stream_write(struct exchange *ex, const char *p, size_t n)
     }
     pthread_mutex_lock(&ex->mu);
     sl_assert(ex->state == EX_STREAMING);
-    if (ex->out_off > 0) {
-        /* Drop what the worker already took, so the cap counts only what is
-         * still waiting for the client. */
-        buf_consume(&ex->out, ex->out_off);
-        ex->out_off = 0;
-    }
-    r = buf_append(&ex->out, p, n);
-    if (r == 0)
-        wake_locked(ex);
+    r = stream_append_locked(ex, p, n);
     pthread_mutex_unlock(&ex->mu);
     buf_free(&t);
     return r;
@@ -210,23 +329,20 @@ int ex_stream_write(struct exchange *ex, const char *p, size_t n)
 
 void ex_stream_end(struct exchange *ex)
 {
-    struct buf t = {0};
+    struct buf t;
     int r = 0;
 
     /* Another dialect closes its stream with events of its own (they were
      * written when the chat stream's [DONE] went by; this is the last
      * chance if it never did). */
-    if (ex->dx) {
-        buf_init(&t, DIALECT_OUT_MAX);
+    buf_init(&t, DIALECT_OUT_MAX);
+    if (ex->dx)
         r = dialect_stream_end(ex->dx, &t);
-    }
     pthread_mutex_lock(&ex->mu);
     if (ex->state == EX_STREAMING) {
-        if (r == 0 && t.len && ex->out_off > 0) {
-            buf_consume(&ex->out, ex->out_off);
-            ex->out_off = 0;
-        }
-        if (r < 0 || (t.len && buf_append(&ex->out, t.data, t.len) < 0))
+        if (r == 0 && t.len)
+            r = stream_append_locked(ex, t.data, t.len);
+        if (r < 0)
             api_error_set(&ex->err, 502, "api_error", "stream_overflow", NULL, "%s",
                           "The answer is larger than the stream buffer.");
         ex->state = EX_DONE;

@@ -30,6 +30,7 @@
 #include "util.h"
 
 struct MHD_Connection;
+struct deadline;
 struct run;
 struct flight;
 struct waiter;
@@ -84,6 +85,7 @@ struct exchange {
     int status;           /* HTTP status of the response */
     struct buf out;       /* response bytes not yet taken by the worker */
     size_t out_off;       /* bytes of out already taken */
+    size_t out_accounted; /* out's allocation as counted in the stream memory */
     struct api_error err; /* set on failure; mid-stream it becomes an SSE error event */
     struct ex_meta meta;
 
@@ -95,6 +97,7 @@ struct exchange {
     int client_status; /* status actually sent, for the log */
     int retry_after_s; /* a Retry-After to send with an error, 0 = none */
     int client_aborted;
+    struct deadline *deadline; /* the connection's (deadline.h) */
     uint64_t t_end_us;
     char method[16];
     char path[128];
@@ -143,9 +146,14 @@ void ex_fail(struct exchange *ex, const struct api_error *err);
  * set before (it goes in a header) and not change after. */
 void ex_stream_begin(struct exchange *ex);
 /* Queue stream bytes (in the chat form; a client of another dialect gets
- * them translated). Returns 0, or -1 when the client is too slow and the
- * buffer cap is reached (the caller then fails the exchange). */
+ * them translated). Returns 0; -1 when the client is too slow and this
+ * stream's buffer is at its cap (STREAM_BUF_MAX); EX_STREAM_MEMORY_FULL when
+ * all streams together hold max_stream_memory_bytes and this one is behind
+ * (holds STREAM_KEEP_BYTES or more). The caller then fails the exchange. */
+#define EX_STREAM_MEMORY_FULL (-3)
 int ex_stream_write(struct exchange *ex, const char *p, size_t n);
+/* Bytes all open streams' buffers hold now. Any thread. */
+size_t ex_stream_memory(void);
 /* End a stream normally. */
 void ex_stream_end(struct exchange *ex);
 /* True once the worker reported the connection gone. */

@@ -10,10 +10,12 @@
 #include "config.h"
 #include "caps.h"
 #include "cost.h"
+#include "deadline.h"
 #include "dialect.h"
 #include "exchange.h"
 #include "log.h"
 #include "loop.h"
+#include "mhd_errors.h"
 #include "server.h"
 #include "util.h"
 
@@ -268,15 +270,17 @@ static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
         ex->err_sent = 1;
         buf_reset(&ex->out);
         ex->out_off = 0;
-        ex->out.max = SIZE_MAX / 2;
         if (ex->dx) {
-            /* The dialect's own failure events: the loop is done with
-             * the stream's state. */
+            /* The dialect's own failure events: the loop is done with the
+             * stream's state. */
+            ex->out.max = DIALECT_OUT_MAX;
             if (dialect_stream_fail(ex->dx, &ex->err, json, &ex->out) < 0)
-                log_msg(LOG_WARN, "request %s: the failed stream's last events were lost",
-                        ex->request_id);
+                log_msg(LOG_WARN, "request %s: the failed stream's last events were over %u bytes",
+                        ex->request_id, DIALECT_OUT_MAX);
         } else {
-            buf_printf(&ex->out, "data: %s\n\n", json);
+            ex->out.max = len + 8;
+            if (buf_printf(&ex->out, "data: %s\n\n", json) < 0)
+                sl_assert(!"the event fits the cap made for it");
         }
         free(json);
     }
@@ -489,7 +493,7 @@ static enum MHD_Result handle_models(struct exchange *ex, struct MHD_Connection 
             r = queue_json(ex, conn, 200, route_object(rt));
         } else {
             api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                          "The model '%.128s' does not exist.", id);
+                          "The model '%.*s' does not exist.", utf8_prec(id, 128), id);
             r = queue_error(ex, conn, &e);
         }
     }
@@ -627,13 +631,14 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
     ex->route = config_route(ex->cfg, ex->ri.model);
     if (ex->route == NULL) {
         api_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                      "The model '%.128s' does not exist or you do not have access to it.",
-                      ex->ri.model);
+                      "The model '%.*s' does not exist or you do not have access to it.",
+                      utf8_prec(ex->ri.model, 128), ex->ri.model);
         return queue_error(ex, conn, &e);
     }
     if (ex->key && !config_key_allows(ex->key, ex->route)) {
         api_error_set(&e, 403, "permission_error", "route_not_allowed", "model",
-                      "Key '%.64s' may not use '%.128s'.", ex->key->name, ex->route->name);
+                      "Key '%.*s' may not use '%.*s'.", utf8_prec(ex->key->name, 64), ex->key->name,
+                      utf8_prec(ex->route->name, 128), ex->route->name);
         return queue_error(ex, conn, &e);
     }
     if (ex->dx && dialect_count_only(ex->dx))
@@ -829,8 +834,8 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
         ex->cache = cache_current();
         return hand_off(ex, conn, purge_task_cb);
     }
-    api_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
-                  "Invalid URL (%.16s %.128s).", ex->method, url);
+    api_error_set(&e, 404, "invalid_request_error", "not_found", NULL, "Invalid URL (%.16s %.*s).",
+                  ex->method, utf8_prec(url, 128), url);
     return queue_error(ex, conn, &e);
 }
 
@@ -847,9 +852,77 @@ static enum MHD_Result handle_other(struct exchange *ex, struct MHD_Connection *
         return method_not_allowed(ex, conn, is_api ? "POST" : "GET");
     if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
         return method_not_allowed(ex, conn, "GET");
-    api_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
-                  "Invalid URL (%.16s %.128s).", ex->method, url);
+    api_error_set(&e, 404, "invalid_request_error", "not_found", NULL, "Invalid URL (%.16s %.*s).",
+                  ex->method, utf8_prec(url, 128), url);
     return queue_error(ex, conn, &e);
+}
+
+/* A Content-Length (digits only: libmicrohttpd refuses anything else) that
+ * announces more than max bytes, up to 2^64 - 1. */
+static int content_length_over(const char *cl, size_t max)
+{
+    unsigned long long n = 0;
+
+    for (; *cl >= '0' && *cl <= '9'; cl++) {
+        if (n > (ULLONG_MAX - 9) / 10)
+            return 1; /* libmicrohttpd itself refuses past 2^64 - 1 */
+        n = n * 10 + (unsigned long long)(*cl - '0');
+    }
+    return *cl == '\0' && n > max;
+}
+
+/* The deadlines of a connection, kept in its socket context. */
+static struct deadline *conn_deadline(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci ? ci->socket_context : NULL;
+}
+
+static void notify_connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+                                 enum MHD_ConnectionNotificationCode toe)
+{
+    UNUSED(cls);
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        *socket_context = ci ? deadline_conn_started(ci->connect_fd) : NULL;
+    } else {
+        deadline_conn_closed(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* A request line is in (libmicrohttpd's URI logger, called before the
+ * headers are read): a keep-alive connection's next request is on the
+ * clock. Returns the request's initial context: none. */
+static void *request_line_cb(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    UNUSED(cls);
+    UNUSED(uri);
+    deadline_request_begins(conn_deadline(conn));
+    return NULL;
+}
+
+void http_reap_slow_clients(void)
+{
+    struct config *cfg = config_current();
+    int headers = 0, body = 0;
+
+    if (deadline_reap(now_us(), (uint64_t)cfg->client_header_timeout_s * 1000000u,
+                      (uint64_t)cfg->client_body_timeout_s * 1000000u, &headers, &body) > 0) {
+        for (int i = 0; i < headers; i++)
+            metrics_limited(NULL, "client_header_timeout");
+        for (int i = 0; i < body; i++)
+            metrics_limited(NULL, "client_body_timeout");
+        log_msg(LOG_INFO,
+                "closed %d connection(s) past client_header_timeout_s (%ld s) and %d past "
+                "client_body_timeout_s (%ld s)",
+                headers, cfg->client_header_timeout_s, body, cfg->client_body_timeout_s);
+    }
+    config_unref(cfg);
 }
 
 /* MHD calls this once when the headers are in, then once per body chunk,
@@ -868,13 +941,14 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     if (ex == NULL) {
         struct config *cfg = config_current();
         const char *cl;
-        long n;
-
         long inflight, max_inflight = cfg->max_inflight;
+        size_t n;
 
         ex = ex_new(conn, cfg->max_body_bytes);
         config_unref(cfg);
         *con_cls = ex;
+        ex->deadline = conn_deadline(conn);
+        deadline_headers_done(ex->deadline);
         __atomic_add_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
         ex->is_api = is_api;
         if (!admin) {
@@ -884,7 +958,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         }
         inflight = is_api ? __atomic_add_fetch(&server.api_inflight, 1, __ATOMIC_RELAXED) : 0;
         snprintf(ex->method, sizeof(ex->method), "%s", method);
-        snprintf(ex->path, sizeof(ex->path), "%s", url);
+        /* Cut at a character boundary: the log writes it as UTF-8. */
+        n = utf8_cut(url, strlen(url), sizeof(ex->path) - 1);
+        memcpy(ex->path, url, n);
+        ex->path[n] = '\0';
         set_request_id(ex, conn);
         if (is_api && max_inflight > 0 && inflight > max_inflight) {
             /* Shed load early and cheaply rather than fall over. */
@@ -899,8 +976,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         }
         /* Refuse an announced oversized body before reading it. */
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (is_post && is_api && cl && parse_long(cl, 0, LONG_MAX, &n) == 0 &&
-            (size_t)n > ex->in.max) {
+        if (is_post && is_api && cl && content_length_over(cl, ex->in.max)) {
             ex->in_too_big = 1;
             return handle_api(ex, conn, ep);
         }
@@ -917,6 +993,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             *upload_data_size = 0;
             return MHD_YES;
         }
+        deadline_body_done(ex->deadline);
         if (admin)
             return handle_admin(ex, conn, url, is_post);
         if (is_post && is_api)
@@ -1043,6 +1120,8 @@ static struct MHD_Daemon *start_daemon(const struct config *cfg, const char *lis
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT,
          (intptr_t)(cfg->max_header_bytes + CONNECTION_MEMORY_EXTRA), NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed_cb, NULL},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection_cb, NULL},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)request_line_cb, NULL},
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log_cb, NULL},
         /* A pool of one is no pool: then the option is left out (a size of
          * 0 or 1 makes libmicrohttpd complain on stderr). */
@@ -1069,6 +1148,7 @@ int http_start(const struct config *cfg, const char *listen)
         workers = sysconf(_SC_NPROCESSORS_ONLN);
     if (workers <= 0)
         workers = 1;
+    mhd_errors_init();
     daemon_ = start_daemon(cfg, listen, workers, NULL, &bound_port);
     if (daemon_ == NULL)
         return -1;

@@ -23,6 +23,10 @@ int http_start(const struct config *cfg, const char *listen);
 /* The ports actually bound (the admin one is 0 without admin.listen). */
 int http_port(void);
 int http_admin_port(void);
+/* Close the connections of clients past their header or body deadlines
+ * (client_header_timeout_s, client_body_timeout_s; deadline.h): counted and
+ * logged. The loop calls it about once a second. */
+void http_reap_slow_clients(void);
 /* Stop accepting new connections (in-flight ones go on). */
 void http_quiesce(void);
 /* Stop the daemon; every connection must be resumed by then. */

@@ -622,7 +622,7 @@ json_t *jscan_build(const char *text, size_t len, size_t flags)
         return NULL;
     if (!(flags & JSON_DECODE_ANY) && t.type != JT_OBJECT && t.type != JT_ARRAY)
         return NULL;
-    buf_init(&scratch, SIZE_MAX / 2);
+    buf_init(&scratch, len); /* one string at a time, never longer unescaped */
     j = build_value(&js, &t, (flags & JSON_REJECT_DUPLICATES) != 0, &scratch);
     buf_free(&scratch);
     if (j != NULL && jscan_end(&js) < 0) {

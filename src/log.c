@@ -1,15 +1,11 @@
 /* log.c - structured logging; see log.h. */
 #include "log.h"
-#include "cost.h"
-#include "exchange.h"
+#include "caps.h"
 #include "sink.h"
-#include "util.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-#define LOG_LINE_INIT 1024 /* the buffer grows for a longer line */
 
 static struct sink log_sink = SINK_INIT;
 static int log_format = LOG_FORMAT_JSON;
@@ -29,6 +25,11 @@ int log_open(const struct log_conf *conf)
 void log_flush(void)
 {
     sink_flush(&log_sink);
+}
+
+int log_enabled(enum log_level level)
+{
+    return (int)level >= __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
 /* RFC 3339 UTC timestamp with milliseconds. The date and time to the
@@ -59,61 +60,101 @@ static void format_ts(double t, char out[32])
     out[last_len + 5] = '\0';
 }
 
-static void emit(struct buf *b, int batched)
+/* Append to the line. A failure sticks in the buffer (util.h), and
+ * log_line_end looks at it once, so the appends themselves need not. */
+static void put(struct log_line *l, const char *p, size_t n)
 {
-    sink_write(&log_sink, b->data, b->len, batched);
+    if (buf_append(&l->b, p, n) < 0)
+        return; /* the buffer has failed; log_line_end replaces the line */
 }
 
-/* Start a line: timestamp and level, in the configured format. */
-static void line_start(struct buf *b, enum log_level level, double t)
+static void put_s(struct log_line *l, const char *s)
 {
+    put(l, s, strlen(s));
+}
+
+void log_line_start(struct log_line *l, enum log_level level, double t)
+{
+    const char *name = level_names[level];
     char ts[32];
 
+    buf_init(&l->b, LOG_LINE_MAX);
+    l->json = __atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON;
+    l->id = NULL;
     format_ts(t, ts);
-    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
-        buf_puts(b, "{\"ts\":\"");
-        buf_puts(b, ts);
-        buf_puts(b, "\",\"level\":\"");
-        buf_puts(b, level_names[level]);
-        buf_append(b, "\"", 1);
+    if (l->json) {
+        put_s(l, "{\"ts\":\"");
+        put_s(l, ts);
+        put_s(l, "\",\"level\":\"");
+        put_s(l, name);
+        put(l, "\"", 1);
     } else {
-        buf_printf(b, "%s %-5s", ts, level_names[level]);
+        put_s(l, ts);
+        put(l, " ", 1);
+        put_s(l, name);
+        put(l, "    ", 5 - strlen(name)); /* "%-5s" */
     }
 }
 
-/* ,"key": */
-static void put_key(struct buf *b, const char *key)
+/* ,"key": in JSON, " key=" in text */
+static void put_key(struct log_line *l, const char *key)
 {
-    buf_append(b, ",\"", 2);
-    buf_puts(b, key);
-    buf_append(b, "\":", 2);
-}
-
-static void field_str(struct buf *b, const char *key, const char *v)
-{
-    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
-        put_key(b, key);
-        if (v)
-            buf_put_json_str(b, v);
-        else
-            buf_puts(b, "null");
-    } else if (v) {
-        buf_printf(b, strchr(v, ' ') ? " %s=\"%s\"" : " %s=%s", key, v);
-    }
-}
-
-/* A number or literal (true, false) written as is. */
-static void field_raw(struct buf *b, const char *key, const char *v)
-{
-    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
-        put_key(b, key);
-        buf_puts(b, v);
+    if (l->json) {
+        put(l, ",\"", 2);
+        put_s(l, key);
+        put(l, "\":", 2);
     } else {
-        buf_printf(b, " %s=%s", key, v);
+        put(l, " ", 1);
+        put_s(l, key);
+        put(l, "=", 1);
     }
 }
 
-static void field_long(struct buf *b, const char *key, long v)
+/* In text, a value that is a plain token (printable ASCII, no quote,
+ * backslash or '=') goes bare; anything else as a JSON string. */
+static int plain_token(const char *v, size_t n)
+{
+    size_t i;
+
+    if (n == 0)
+        return 0;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '=')
+            return 0;
+    }
+    return 1;
+}
+
+void log_str(struct log_line *l, const char *key, const char *v, size_t room)
+{
+    size_t n;
+
+    if (v == NULL) {
+        if (l->json) {
+            put_key(l, key);
+            put(l, "null", 4);
+        }
+        return;
+    }
+    put_key(l, key);
+    n = strlen(v);
+    if (!l->json && n <= room && plain_token(v, n)) {
+        put(l, v, n);
+        return;
+    }
+    if (buf_put_json_strn(&l->b, v, n, room) < 0)
+        return; /* failed: see put() */
+}
+
+void log_raw(struct log_line *l, const char *key, const char *v)
+{
+    put_key(l, key);
+    put_s(l, v);
+}
+
+void log_long(struct log_line *l, const char *key, long v)
 {
     char num[24];
 
@@ -123,11 +164,10 @@ static void field_long(struct buf *b, const char *key, long v)
     } else {
         fmt_u64(num, (uint64_t)v);
     }
-    field_raw(b, key, num);
+    log_raw(l, key, num);
 }
 
-/* Milliseconds with microsecond resolution. */
-static void field_ms(struct buf *b, const char *key, uint64_t us)
+void log_ms(struct log_line *l, const char *key, uint64_t us)
 {
     char num[32];
     unsigned frac = (unsigned)(us % 1000u);
@@ -138,85 +178,45 @@ static void field_ms(struct buf *b, const char *key, uint64_t us)
     num[n + 2] = (char)('0' + frac / 10 % 10);
     num[n + 3] = (char)('0' + frac % 10);
     num[n + 4] = '\0';
-    field_raw(b, key, num);
+    log_raw(l, key, num);
 }
 
-static void line_end(struct buf *b, int batched)
+void log_line_end(struct log_line *l, int batched)
 {
-    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON)
-        buf_append(b, "}", 1);
-    emit(b, batched);
+    if (l->json)
+        put(l, "}", 1);
+    if (l->b.failed) {
+        /* The fields' rooms are meant to keep every line under the cap;
+         * if one still is not, say so in a line of known size rather
+         * than write part of it. */
+        struct log_line r;
+
+        log_line_start(&r, LOG_ERROR, wall_time());
+        log_str(&r, "msg", "log line over its cap; dropped", LOG_VALUE_SHORT);
+        log_str(&r, "request_id", l->id, LOG_VALUE_SHORT);
+        if (r.json)
+            put(&r, "}", 1);
+        sl_assert(!r.b.failed);
+        sink_write(&log_sink, r.b.data, r.b.len, 0);
+        buf_free(&r.b);
+    } else {
+        sink_write(&log_sink, l->b.data, l->b.len, batched);
+    }
+    buf_free(&l->b);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    struct buf b;
-    char msg[2048];
+    struct log_line l;
+    char msg[LOG_MSG_MAX];
     va_list ap;
 
-    if ((int)level < __atomic_load_n(&log_level, __ATOMIC_RELAXED))
+    if (!log_enabled(level))
         return;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap); /* cut mid-character at worst: escaped as U+FFFD */
     va_end(ap);
-    buf_init(&b, LOG_LINE_INIT);
-    line_start(&b, level, wall_time());
-    field_str(&b, "msg", msg);
-    line_end(&b, 0);
-    buf_free(&b);
-}
-
-void log_request(const struct exchange *ex)
-{
-    enum log_level level = LOG_INFO;
-    struct buf b;
-    char cost[48];
-
-    if (ex->client_status >= 500)
-        level = LOG_WARN;
-    /* Probes and scrapes come every few seconds: keep them out of the way. */
-    if (strcmp(ex->path, "/healthz") == 0 || strcmp(ex->path, "/readyz") == 0 ||
-        strcmp(ex->path, "/metrics") == 0)
-        level = LOG_DEBUG;
-    if ((int)level < __atomic_load_n(&log_level, __ATOMIC_RELAXED))
-        return;
-    buf_init(&b, LOG_LINE_INIT);
-    line_start(&b, level, ex->t_start_wall);
-    field_str(&b, "msg", "request");
-    field_str(&b, "request_id", ex->request_id);
-    field_str(&b, "method", ex->method);
-    field_str(&b, "path", ex->path);
-    if (ex->is_api)
-        field_str(&b, "dialect", dialect_name(ex->dialect));
-    field_str(&b, "route", ex->route ? ex->route->name : NULL);
-    field_str(&b, "model", ex->meta.model);
-    field_str(&b, "provider", ex->meta.provider);
-    field_long(&b, "status", ex->client_status);
-    field_raw(&b, "stream", ex->ri.stream ? "true" : "false");
-    field_ms(&b, "latency_ms", ex->t_end_us - ex->t_start_us);
-    field_ms(&b, "upstream_ms", ex->meta.upstream_us);
-    if (ex->meta.ttft_us)
-        field_ms(&b, "ttft_ms", ex->meta.ttft_us);
-    field_long(&b, "prompt_tokens", ex->meta.prompt_tokens);
-    field_long(&b, "completion_tokens", ex->meta.completion_tokens);
-    cost_format(ex->meta.cost_usd, cost, sizeof(cost));
-    field_raw(&b, "cost_usd", cost);
-    field_long(&b, "attempts", ex->meta.attempts);
-    if (ex->meta.retries)
-        field_long(&b, "retries", ex->meta.retries);
-    if (ex->meta.stages.len)
-        field_str(&b, "stages", ex->meta.stages.data);
-    if (ex->meta.cache != CACHE_NA) {
-        field_str(&b, "cache", cache_status_name(ex->meta.cache));
-        if (ex->meta.cache == CACHE_HIT) {
-            cost_format(ex->meta.saved_cost, cost, sizeof(cost));
-            field_raw(&b, "saved_cost_usd", cost);
-        }
-    }
-    if (ex->client_aborted)
-        field_str(&b, "client", "aborted");
-    if (ex->err.status)
-        field_str(&b, "error", ex->err.message);
-    line_end(&b, 1);
-    buf_free(&b);
+    log_line_start(&l, level, wall_time());
+    log_str(&l, "msg", msg, LOG_VALUE_MSG);
+    log_line_end(&l, 0);
 }

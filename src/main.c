@@ -2,6 +2,7 @@
 #include "breaker.h"
 #include "cache.h"
 #include "config.h"
+#include "exchange.h"
 #include "limits.h"
 #include "metrics.h"
 #include "log.h"
@@ -75,6 +76,12 @@ static struct config *load(const char *path, const char *mock_url)
         print_errors(&errs);
     config_errors_free(&errs);
     return cfg;
+}
+
+static double stream_gauge(void *arg)
+{
+    UNUSED(arg);
+    return (double)ex_stream_memory();
 }
 
 static double inflight_gauge(void *arg)
@@ -186,6 +193,10 @@ int main(int argc, char **argv)
                      (void *)"entries");
     metrics_gauge_fn("sluice_cache_bytes", "Bytes of the in-process cache.", cache_gauge,
                      (void *)"bytes");
+    metrics_gauge_fn("sluice_stream_buffer_bytes",
+                     "Bytes the buffers of open streams hold for their clients "
+                     "(capped by max_stream_memory_bytes).",
+                     stream_gauge, NULL);
     server.config_path = path;
     config_swap(cfg);
     cfg = config_current();

@@ -142,8 +142,9 @@ static const struct family_def family_defs[FAM_COUNT] = {
                      1,
                      {"provider"}},
     [FAM_LIMITED] = {"sluice_limited_total",
-                     "Requests refused by a limit, by client key and limit (rpm, tpm, budget, "
-                     "inflight).",
+                     "Requests refused or cut by a limit, by client key and limit (rpm, tpm, "
+                     "budget, inflight, stream_memory, client_header_timeout, "
+                     "client_body_timeout).",
                      KIND_COUNTER,
                      2,
                      {"key", "limit"}},
@@ -1008,32 +1009,38 @@ static int gauges_render(struct buf *b)
 }
 
 /* Past the cap, the text ends after the last whole family, with a comment
- * that says so: a scrape of a partial family would be wrong, not short. */
+ * that says so (when the cap leaves room for it): a scrape of a partial
+ * family would be wrong, not short. Each family (and the gauges) is
+ * rendered on its own first, then joined while it fits. */
 char *metrics_render(size_t *len)
 {
-    struct buf b;
-    size_t mark = 0;
-    int err = 0;
+    static const char note[] = "# sluice: exposition truncated at its size cap\n";
+    struct buf b, parts[FAM_COUNT + 1];
+    size_t total = 0, n = registry.on ? FAM_COUNT + 1 : 0, i;
+    int failed = 0;
 
-    buf_init(&b, render_max);
-    if (registry.on) {
-        for (int i = 0; i < FAM_COUNT && !err; i++) {
-            mark = b.len;
-            err = family_render(&b, &registry.fams[i]);
-        }
-        if (!err) {
-            mark = b.len;
-            err = gauges_render(&b);
-        }
-        if (err) {
-            static const char note[] = "# sluice: exposition truncated at its size cap\n";
-
-            b.len = mark;
-            if (b.data)
-                b.data[mark] = '\0';
-            if (b.len + sizeof(note) - 1 <= b.max)
-                buf_append(&b, note, sizeof(note) - 1);
-        }
+    for (i = 0; i < n; i++) {
+        buf_init(&parts[i], render_max);
+        if (i < FAM_COUNT ? family_render(&parts[i], &registry.fams[i]) < 0
+                          : gauges_render(&parts[i]) < 0)
+            failed = 1;
+        total += parts[i].len;
     }
+    buf_init(&b, render_max);
+    if (!failed && total <= render_max) {
+        for (i = 0; i < n; i++)
+            if (buf_append(&b, parts[i].data, parts[i].len) < 0)
+                sl_assert(!"the parts fit: their total was checked");
+    } else {
+        size_t room = render_max >= sizeof(note) - 1 ? render_max - (sizeof(note) - 1) : 0;
+
+        for (i = 0; i < n && !parts[i].failed && parts[i].len <= room - b.len; i++)
+            if (buf_append(&b, parts[i].data, parts[i].len) < 0)
+                sl_assert(!"the part fits the room just checked");
+        if (render_max >= sizeof(note) - 1 && buf_append(&b, note, sizeof(note) - 1) < 0)
+            sl_assert(!"the note fits the room kept for it");
+    }
+    for (i = 0; i < n; i++)
+        buf_free(&parts[i]);
     return buf_steal(&b, len);
 }

@@ -151,7 +151,14 @@ static struct mock_server {
 } srv;
 
 /* Parsed "mock" controls of one request. */
-enum mock_fault { FAULT_NONE, FAULT_HANG, FAULT_RESET, FAULT_TRUNCATE, FAULT_MALFORMED };
+enum mock_fault {
+    FAULT_NONE,
+    FAULT_HANG,
+    FAULT_RESET,
+    FAULT_TRUNCATE,
+    FAULT_MALFORMED,
+    FAULT_ERROR_200, /* an error object with HTTP 200, as some proxies send */
+};
 
 struct mock_ctl {
     const char *content;
@@ -723,10 +730,12 @@ static int ctl_parse(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
                 ctl->fault = FAULT_TRUNCATE;
             else if (f && strcmp(f, "malformed") == 0)
                 ctl->fault = FAULT_MALFORMED;
+            else if (f && strcmp(f, "error_200") == 0)
+                ctl->fault = FAULT_ERROR_200;
             else if (!json_is_null(v))
                 return ctl_fail(err, "mock.fault",
-                                "'mock.fault' must be \"hang\", \"reset\", \"truncate\" or "
-                                "\"malformed\"");
+                                "'mock.fault' must be \"hang\", \"reset\", \"truncate\", "
+                                "\"malformed\" or \"error_200\"");
         } else if (strcmp(k, "first_byte_ms") == 0) {
             if (ctl_int(v, 0, MOCK_MAX_DELAY_MS, &ctl->first_byte_ms) < 0)
                 return ctl_fail(err, "mock.first_byte_ms",
@@ -1159,6 +1168,14 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
         srv.st.faults++;
         c->act = ctl.fault == FAULT_HANG ? ACT_HANG : ACT_RESET;
         log_request(req, model, ctl.fault == FAULT_HANG ? "fault=hang" : "fault=reset");
+        goto done;
+    }
+    if (ctl.fault == FAULT_ERROR_200) {
+        srv.st.faults++;
+        pend_error(c, 200, "server_error", NULL,
+                   ctl.error_message ? ctl.error_message : "sluice-mock: an error with status 200",
+                   NULL);
+        log_request(req, model, "fault=error_200");
         goto done;
     }
     if (ctl.status >= 400) {

@@ -43,14 +43,19 @@ struct reply {
     json_t *choices_text; /* array of every choice's text (for n > 1), or NULL */
     size_t nchoices;      /* a whole response's choices */
     int any_logprobs;     /* one of them has logprobs that are not null */
+    int is_error;         /* the body was an error object, not an answer */
+    char error[256];      /* its message (valid UTF-8), or "" */
 };
 
 void reply_init(struct reply *r);
 void reply_free(struct reply *r);
 
 /* Read a complete (non-streamed) response body into r, which is as
- * reply_init left it. Returns 0, or -1 (r untouched) if the body is not a JSON
- * object. No tree is built: a caller that changes the body parses it. */
+ * reply_init left it. Returns 0; -1 (r untouched) if the body is not a JSON
+ * object; PROVIDER_ERROR_ANSWER if it is an error object ({"error": ...}
+ * with no choices, or no data for embeddings), with its message in r->error.
+ * No tree is built: a caller that changes the body parses it. */
+#define PROVIDER_ERROR_ANSWER (-2)
 int provider_parse_response(enum endpoint ep, const char *body, size_t len, struct reply *r);
 
 /* Kinds of stream event. */
@@ -80,8 +85,9 @@ char *provider_assembly_finish(struct assembly *a, size_t *len);
 /* Write a whole response (chat.completion or text_completion) as the SSE
  * stream a streaming client expects: per choice a role chunk, content
  * chunks, tool calls, a finish chunk; the usage chunk when include_usage;
- * then [DONE]. Used for buffered cascade answers and cache hits. */
-void provider_sse_from_response(enum endpoint ep, const json_t *resp, int include_usage,
-                                struct buf *out);
+ * then [DONE]. Used for buffered cascade answers and cache hits. Returns 0,
+ * or -1 when out went over its cap (and has failed). */
+int provider_sse_from_response(enum endpoint ep, const json_t *resp, int include_usage,
+                               struct buf *out) BUF_MUST_CHECK;
 
 #endif

@@ -1,6 +1,7 @@
 /* provider_openai.c - OpenAI-compatible and Azure OpenAI upstreams; see
  * provider.h. */
 #include "provider.h"
+#include "caps.h"
 
 #include "jscan.h"
 
@@ -8,8 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CONTENT_MAX (64u << 20)
 
 /* Append one header line (curl copies it). */
 static struct curl_slist *add_line(struct curl_slist *h, const char *line)
@@ -63,9 +62,9 @@ static int copy_members(struct jscan *js, const char *drop, struct buf *out, int
         if (jscan_value(js, &v) < 0 || jscan_skip(js, &v) < 0)
             return -1;
         if (keep) {
-            if (*comma)
-                buf_append(out, ",", 1);
-            buf_append(out, start, (size_t)(js->p - start));
+            if ((*comma && buf_append(out, ",", 1) < 0) ||
+                buf_append(out, start, (size_t)(js->p - start)) < 0)
+                return -1;
             *comma = 1;
         }
     }
@@ -84,15 +83,15 @@ static int splice_body(const char *text, size_t len, const char *id, int stream,
     struct jscan js;
     struct jtok t, k, v;
     struct buf so, so_raw; /* stream_options' members but include_usage; the member as written */
-    int so_comma = 0, had_stream = 0, m, rc = -1;
+    int so_comma = 0, had_stream = 0, m, rc = -1, err;
 
     buf_init(&so, len);
     buf_init(&so_raw, len);
     jscan_init(&js, text, len);
     if (jscan_value(&js, &t) < 0 || t.type != JT_OBJECT)
         goto out;
-    buf_puts(out, "{\"model\":");
-    buf_put_json_str(out, id);
+    err = buf_puts(out, "{\"model\":");
+    err |= buf_put_json_str(out, id);
     while ((m = jscan_member(&js, &k)) == 1) {
         const char *start = k.s - 1;
 
@@ -106,7 +105,7 @@ static int splice_body(const char *text, size_t len, const char *id, int stream,
             if (v.type != JT_OBJECT && jscan_skip(&js, &v) < 0)
                 goto out;
             buf_reset(&so_raw);
-            buf_append(&so_raw, start, (size_t)(js.p - start));
+            err |= buf_append(&so_raw, start, (size_t)(js.p - start));
             continue;
         }
         if (jscan_skip(&js, &v) < 0)
@@ -114,23 +113,24 @@ static int splice_body(const char *text, size_t len, const char *id, int stream,
         if (jtok_eq(&k, "stream")) {
             had_stream = 1;
         } else if (!jtok_eq(&k, "model")) {
-            buf_append(out, ",", 1);
-            buf_append(out, start, (size_t)(js.p - start));
+            err |= buf_append(out, ",", 1);
+            err |= buf_append(out, start, (size_t)(js.p - start));
         }
     }
     if (m < 0 || jscan_end(&js) < 0)
         goto out;
     if (stream) {
-        buf_puts(out, ",\"stream\":true,\"stream_options\":{");
-        buf_append(out, so.data ? so.data : "", so.len);
-        buf_puts(out, so_comma ? ",\"include_usage\":true}" : "\"include_usage\":true}");
+        err |= buf_puts(out, ",\"stream\":true,\"stream_options\":{");
+        err |= buf_append(out, so.data ? so.data : "", so.len);
+        err |= buf_puts(out, so_comma ? ",\"include_usage\":true}" : "\"include_usage\":true}");
     } else if (had_stream) {
-        buf_puts(out, ",\"stream\":false");
+        err |= buf_puts(out, ",\"stream\":false");
     } else if (so_raw.len > 0) {
-        buf_append(out, ",", 1);
-        buf_append(out, so_raw.data, so_raw.len);
+        err |= buf_append(out, ",", 1);
+        err |= buf_append(out, so_raw.data, so_raw.len);
     }
-    rc = buf_append(out, "}", 1);
+    err |= buf_append(out, "}", 1);
+    rc = err ? -1 : 0;
 out:
     buf_free(&so);
     buf_free(&so_raw);
@@ -195,7 +195,7 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
     memset(spec, 0, sizeof(*spec));
     spec->url = build_url(m, ep);
     spec->headers = h;
-    buf_init(&b, SIZE_MAX / 2); /* no more than the text and the id */
+    buf_init(&b, text_len + strlen(m->id) + UPSTREAM_BODY_EXTRA);
     if (text && splice_body(text, text_len, m->id, stream, &b) == 0) {
         spec->body = buf_steal(&b, &spec->body_len);
     } else {
@@ -477,13 +477,53 @@ static int read_choices(struct jscan *js, const struct jtok *v, enum endpoint ep
     return e;
 }
 
+/* An "error" member: a string, or an object whose "message" is one. Its
+ * text (valid UTF-8, cut to fit) goes in r->error. Null is no error. */
+static int read_error(struct jscan *js, const struct jtok *v, struct reply *r)
+{
+    struct jtok k, n;
+    const char *msg = NULL;
+    struct buf scratch;
+    size_t len = 0;
+    int m;
+
+    if (v->type == JT_NULL)
+        return 0;
+    r->is_error = 1;
+    buf_init(&scratch, CONTENT_MAX);
+    if (v->type == JT_STRING) {
+        msg = jtok_view(v, &scratch, &len);
+        m = 0;
+    } else if (v->type == JT_OBJECT) {
+        while ((m = jscan_member(js, &k)) == 1) {
+            if (jscan_value(js, &n) < 0) {
+                m = -1;
+                break;
+            }
+            if (n.type == JT_STRING && jtok_eq(&k, "message")) {
+                buf_reset(&scratch);
+                msg = jtok_view(&n, &scratch, &len);
+            } else if (jscan_skip(js, &n) < 0) {
+                m = -1;
+                break;
+            }
+        }
+    } else {
+        m = jscan_skip(js, v);
+    }
+    if (m == 0 && msg)
+        utf8_copy(r->error, sizeof(r->error), msg, len);
+    buf_free(&scratch);
+    return m;
+}
+
 int provider_parse_response(enum endpoint ep, const char *body, size_t len, struct reply *r)
 {
     struct usage_read u = {0}; /* the last usage: each read replaces it */
     struct jscan js;
     struct jtok t, k, v;
     struct buf tmp;
-    int m = -1;
+    int m = -1, answer = 0;
 
     buf_init(&tmp, CONTENT_MAX);
     jscan_init(&js, body, len);
@@ -497,8 +537,12 @@ int provider_parse_response(enum endpoint ep, const char *body, size_t len, stru
         if (jtok_eq(&k, "usage")) {
             rc = read_usage(&js, &v, &u);
         } else if (ep != EP_EMBEDDINGS && jtok_eq(&k, "choices")) {
+            answer = v.type == JT_ARRAY;
             rc = read_choices(&js, &v, ep, r, &tmp);
+        } else if (jtok_eq(&k, "error")) {
+            rc = read_error(&js, &v, r);
         } else {
+            answer |= ep == EP_EMBEDDINGS && jtok_eq(&k, "data") && v.type == JT_ARRAY;
             rc = jscan_skip(&js, &v);
         }
         if (rc < 0)
@@ -506,8 +550,21 @@ int provider_parse_response(enum endpoint ep, const char *body, size_t len, stru
     }
     if (m < 0 || jscan_end(&js) < 0)
         goto bad;
-    commit_usage(&u, r);
     buf_free(&tmp);
+    if (r->is_error && !answer) {
+        /* A 200 whose body is an error object is a failure, not an answer
+         * (some OpenAI-compatible servers and proxies send them). */
+        char msg[sizeof(r->error)];
+
+        memcpy(msg, r->error, sizeof(msg));
+        reply_free(r);
+        reply_init(r);
+        r->is_error = 1;
+        memcpy(r->error, msg, sizeof(msg));
+        return PROVIDER_ERROR_ANSWER;
+    }
+    r->is_error = 0;
+    commit_usage(&u, r);
     return 0;
 bad:
     buf_free(&tmp);
@@ -614,16 +671,18 @@ bad:
 
 /* ---- a whole response as a stream ---- */
 
-/* Append `data: <json>\n\n` and free j. */
-static void put_event(struct buf *out, json_t *j)
+/* Append `data: <json>\n\n` and free j. 0, or -1 when out is full. */
+static int put_event(struct buf *out, json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT);
+    int err;
 
     json_decref(j);
     if (s == NULL)
         sl_panic("json_dumps: out of memory");
-    buf_printf(out, "data: %s\n\n", s);
+    err = buf_printf(out, "data: %s\n\n", s);
     free(s);
+    return err;
 }
 
 /* A chunk with the response's id, created, model (and fingerprint). */
@@ -643,8 +702,8 @@ static json_t *chunk_head(const json_t *resp, const char *object)
 }
 
 /* One chunk for one choice: delta (chat) or text (completions). */
-static void put_choice_chunk(struct buf *out, enum endpoint ep, const json_t *resp, size_t index,
-                             json_t *delta_or_text, json_t *logprobs, json_t *finish)
+static int put_choice_chunk(struct buf *out, enum endpoint ep, const json_t *resp, size_t index,
+                            json_t *delta_or_text, json_t *logprobs, json_t *finish)
 {
     json_t *c = chunk_head(resp, ep == EP_CHAT ? "chat.completion.chunk" : "text_completion");
     json_t *choice = json_object();
@@ -654,7 +713,7 @@ static void put_choice_chunk(struct buf *out, enum endpoint ep, const json_t *re
     json_object_set_new(choice, "logprobs", logprobs ? logprobs : json_null());
     json_object_set_new(choice, "finish_reason", finish ? finish : json_null());
     json_object_set_new(c, "choices", json_pack("[o]", choice));
-    put_event(out, c);
+    return put_event(out, c);
 }
 
 /* Split text into pieces of about STREAM_PIECE bytes, cut after a space so a
@@ -677,12 +736,13 @@ static json_t *text_value(enum endpoint ep, const char *s, size_t n)
     return ep == EP_CHAT ? json_pack("{s:o}", "content", t) : t;
 }
 
-void provider_sse_from_response(enum endpoint ep, const json_t *resp, int include_usage,
-                                struct buf *out)
+int provider_sse_from_response(enum endpoint ep, const json_t *resp, int include_usage,
+                               struct buf *out)
 {
     json_t *choices = json_object_get(resp, "choices"), *c;
     json_t *usage = json_object_get(resp, "usage");
     size_t i;
+    int err = 0;
 
     json_array_foreach (choices, i, c) {
         json_t *msg = json_object_get(c, "message");
@@ -694,14 +754,14 @@ void provider_sse_from_response(enum endpoint ep, const json_t *resp, int includ
         int first = 1;
 
         if (ep == EP_CHAT)
-            put_choice_chunk(out, ep, resp, i,
-                             json_pack("{s:s, s:s}", "role", "assistant", "content", ""), NULL,
-                             NULL);
-        while (off < len) {
+            err |= put_choice_chunk(out, ep, resp, i,
+                                    json_pack("{s:s, s:s}", "role", "assistant", "content", ""),
+                                    NULL, NULL);
+        while (off < len && !err) {
             size_t n = next_piece(s + off, len - off);
 
-            put_choice_chunk(out, ep, resp, i, text_value(ep, s + off, n),
-                             first && json_is_object(lp) ? json_incref(lp) : NULL, NULL);
+            err |= put_choice_chunk(out, ep, resp, i, text_value(ep, s + off, n),
+                                    first && json_is_object(lp) ? json_incref(lp) : NULL, NULL);
             first = 0;
             off += n;
         }
@@ -715,20 +775,23 @@ void provider_sse_from_response(enum endpoint ep, const json_t *resp, int includ
                 json_object_set_new(d, "index", json_integer((json_int_t)k));
                 json_array_append_new(deltas, d);
             }
-            put_choice_chunk(out, ep, resp, i, json_pack("{s:o}", "tool_calls", deltas), NULL,
-                             NULL);
+            err |= put_choice_chunk(out, ep, resp, i, json_pack("{s:o}", "tool_calls", deltas),
+                                    NULL, NULL);
         }
-        put_choice_chunk(out, ep, resp, i, ep == EP_CHAT ? json_object() : json_string(""), NULL,
-                         json_incref(json_object_get(c, "finish_reason")));
+        err |= put_choice_chunk(out, ep, resp, i, ep == EP_CHAT ? json_object() : json_string(""),
+                                NULL, json_incref(json_object_get(c, "finish_reason")));
+        if (err)
+            return -1;
     }
     if (include_usage && json_is_object(usage)) {
         json_t *u = chunk_head(resp, ep == EP_CHAT ? "chat.completion.chunk" : "text_completion");
 
         json_object_set_new(u, "choices", json_array());
         json_object_set(u, "usage", usage);
-        put_event(out, u);
+        err |= put_event(out, u);
     }
-    buf_puts(out, "data: [DONE]\n\n");
+    err |= buf_puts(out, "data: [DONE]\n\n");
+    return err ? -1 : 0;
 }
 
 /* ---- assembling a stream into a whole response ---- */
@@ -759,9 +822,6 @@ struct assembly {
     size_t nchoices;
     int overflow; /* over a cap: the answer is not cached */
 };
-
-#define ASM_CHOICES_MAX 128
-#define ASM_TOOLS_MAX 128
 
 struct assembly *provider_assembly_new(enum endpoint ep)
 {

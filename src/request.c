@@ -1,5 +1,6 @@
 /* request.c - request body validation; see request.h. */
 #include "request.h"
+#include "caps.h"
 #include "jscan.h"
 #include "util.h"
 
@@ -23,15 +24,23 @@ const char *endpoint_path(enum endpoint ep)
 void api_error_set(struct api_error *e, int status, const char *type, const char *code,
                    const char *param, const char *fmt, ...)
 {
+    char full[API_ERROR_FORMAT_MAX];
     va_list ap;
+    int n;
 
     e->status = status;
     e->type = type;
     e->code = code;
     e->param = param;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    n = vsnprintf(full, sizeof(full), fmt, ap);
     va_end(ap);
+    /* Valid UTF-8, cut at a character boundary: the message goes into
+     * JSON, and jansson drops a string that is not UTF-8. */
+    utf8_copy(e->message, sizeof(e->message), full,
+              n < 0                      ? 0
+              : (size_t)n < sizeof(full) ? (size_t)n
+                                         : sizeof(full) - 1);
 }
 
 static int bad(struct api_error *err, const char *param, const char *msg)
@@ -103,7 +112,8 @@ static int check_messages(const json_t *msgs, struct request_info *ri, struct ap
                 break;
         if (r == ARRAY_LEN(roles))
             return (api_error_set(err, 400, "invalid_request_error", NULL, "messages",
-                                  "Invalid value for 'role': '%.64s'.", json_string_value(role)),
+                                  "Invalid value for 'role': '%.*s'.",
+                                  utf8_prec(json_string_value(role), 64), json_string_value(role)),
                     -1);
         if (content && !json_is_string(content) && !json_is_array(content) &&
             !json_is_null(content))
@@ -275,8 +285,10 @@ char *request_query_text(const struct request_info *ri)
     json_t *msgs, *m, *v;
     size_t i;
 
-    buf_init(&b, SIZE_MAX / 2);
-    buf_append(&b, "", 0);
+    int err = 0;
+
+    /* The text is shorter than the body it came from, which is capped. */
+    buf_init(&b, BODY_HARD_MAX);
     if (ri->ep == EP_CHAT) {
         msgs = json_object_get(ri->body, "messages");
         json_array_foreach (msgs, i, m) {
@@ -284,13 +296,14 @@ char *request_query_text(const struct request_info *ri)
             if (!json_is_string(v))
                 continue;
             if (b.len > 0)
-                buf_append(&b, "\n", 1);
-            buf_append(&b, json_string_value(v), json_string_length(v));
+                err |= buf_append(&b, "\n", 1);
+            err |= buf_append(&b, json_string_value(v), json_string_length(v));
         }
     } else {
         v = json_object_get(ri->body, ri->ep == EP_COMPLETIONS ? "prompt" : "input");
         if (json_is_string(v))
-            buf_append(&b, json_string_value(v), json_string_length(v));
+            err |= buf_append(&b, json_string_value(v), json_string_length(v));
     }
+    sl_assert(!err);
     return buf_steal(&b, NULL);
 }

@@ -18,8 +18,18 @@
 struct server server;
 
 #define LOG_FLUSH_TIMER_US 100000
+#define REAP_TIMER_US 1000000 /* how often late clients are looked for */
 
 static struct loop_timer log_timer;
+static struct loop_timer reap_timer;
+
+/* Close the connections of clients too slow to send their requests. */
+static void reap_timer_cb(struct loop *loop, void *arg)
+{
+    UNUSED(arg);
+    http_reap_slow_clients();
+    loop_timer_start(loop, &reap_timer, REAP_TIMER_US);
+}
 
 /* Batched request log lines reach the file within this period even when
  * the gateway goes quiet. */
@@ -36,6 +46,8 @@ static void log_timer_start_cb(struct loop *loop, void *arg)
     UNUSED(arg);
     loop_timer_init(&log_timer, log_timer_cb, NULL);
     loop_timer_start(loop, &log_timer, LOG_FLUSH_TIMER_US);
+    loop_timer_init(&reap_timer, reap_timer_cb, NULL);
+    loop_timer_start(loop, &reap_timer, REAP_TIMER_US);
 }
 
 static void *loop_main(void *arg)
@@ -209,6 +221,7 @@ void server_stop(long drain_ms)
     loop_stop(server.loop);
     pthread_join(server.loop_thread, NULL);
     loop_timer_stop(server.loop, &log_timer);
+    loop_timer_stop(server.loop, &reap_timer);
     trace_redis_close();
     upstream_free(server.up);
     loop_free(server.loop);

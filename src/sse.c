@@ -129,6 +129,8 @@ int sse_write_event(struct buf *out, const char *name, const json_t *data)
         buf_append(out, "data: ", 6) < 0 ||
         json_dump_callback(data, dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY) < 0 ||
         buf_append(out, "\n\n", 2) < 0) {
+        /* Over the cap, out has failed and is empty; if jansson itself
+         * refused, the half event is taken back. */
         if (out->len > start)
             buf_truncate(out, start);
         return -1;

@@ -46,8 +46,8 @@ int sse_pending(const struct sse *p);
 /* The writing side, for the streams the gateway makes itself: append one
  * event to out, "event: NAME\n" (left out when name is NULL) then
  * "data: " and data as compact JSON, then a blank line. data is borrowed.
- * Returns 0, or -1 when out went over its cap (what was appended of the
- * event is taken back). */
-int sse_write_event(struct buf *out, const char *name, const json_t *data);
+ * Returns 0, or -1 when out went over its cap (out has then failed, as
+ * every buffer does: util.h). */
+int sse_write_event(struct buf *out, const char *name, const json_t *data) BUF_MUST_CHECK;
 
 #endif

@@ -115,6 +115,26 @@ void trace_flush(void)
     sink_flush(&trace_sink);
 }
 
+/* A JSON string of s as valid UTF-8 (U+FFFD for what is not): jansson
+ * refuses invalid UTF-8, and a value an upstream sent must not cost the
+ * record. */
+static json_t *safe_string(const char *s)
+{
+    size_t n = strlen(s), cap = 3 * n + 4;
+    char *tmp;
+    json_t *j;
+
+    j = json_stringn(s, n);
+    if (j)
+        return j;
+    tmp = xmalloc(cap);
+    n = utf8_copy(tmp, cap, s, n);
+    j = json_stringn(tmp, n);
+    free(tmp);
+    sl_assert(j != NULL);
+    return j;
+}
+
 void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
 {
     json_t *o;
@@ -130,24 +150,24 @@ void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03dZ",
              (int)((now - (double)secs) * 1000.0));
-    o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:I, s:I, s:f, s:f}", "ts", ts, "request_id",
-                  r->request_id, "route", r->route, "stage", r->stage, "model", r->model,
-                  "decision", r->decision, "prompt_tokens", (json_int_t)r->prompt_tokens,
-                  "completion_tokens", (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd,
-                  "latency_ms", r->latency_ms);
-    if (o == NULL)
-        return;
+    o = json_pack("{s:s, s:o, s:o, s:i, s:o, s:o, s:I, s:I, s:f, s:f}", "ts", ts, "request_id",
+                  safe_string(r->request_id), "route", safe_string(r->route), "stage", r->stage,
+                  "model", safe_string(r->model), "decision", safe_string(r->decision),
+                  "prompt_tokens", (json_int_t)r->prompt_tokens, "completion_tokens",
+                  (json_int_t)r->completion_tokens, "cost_usd", r->cost_usd, "latency_ms",
+                  r->latency_ms);
+    sl_assert(o != NULL);
     json_object_set_new(o, "score",
                         r->has_score && isfinite(r->score) ? json_real(r->score) : json_null());
     if (r->reason)
-        json_object_set_new(o, "reason", json_string(r->reason));
+        json_object_set_new(o, "reason", safe_string(r->reason));
     if (r->retries)
         json_object_set_new(o, "retries", json_integer(r->retries));
     if (r->cache)
-        json_object_set_new(o, "cache", json_string(r->cache));
+        json_object_set_new(o, "cache", safe_string(r->cache));
     if (conf->include_content) {
-        json_object_set_new(o, "prompt", r->prompt ? json_string(r->prompt) : json_null());
-        json_object_set_new(o, "answer", r->answer ? json_string(r->answer) : json_null());
+        json_object_set_new(o, "prompt", r->prompt ? safe_string(r->prompt) : json_null());
+        json_object_set_new(o, "answer", r->answer ? safe_string(r->answer) : json_null());
     }
     if (conf->redis_url && trace_redis)
         xadd(conf, o);

@@ -221,6 +221,7 @@ void buf_init(struct buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->failed = 0;
 }
 
 void buf_free(struct buf *b)
@@ -233,7 +234,17 @@ void buf_free(struct buf *b)
 
 void buf_reset(struct buf *b)
 {
+    b->failed = 0;
     buf_truncate(b, 0);
+}
+
+/* Over the cap: free what was written, so none of it can go out, and
+ * refuse every append until the buffer is reset. */
+static int buf_fail(struct buf *b)
+{
+    buf_free(b);
+    b->failed = 1;
+    return -1;
 }
 
 void buf_truncate(struct buf *b, size_t len)
@@ -249,8 +260,10 @@ static int buf_reserve(struct buf *b, size_t extra)
 {
     size_t need;
 
-    if (extra > b->max - b->len)
+    if (b->failed)
         return -1;
+    if (extra > b->max - b->len)
+        return buf_fail(b);
     need = b->len + extra;
     if (need > b->cap || b->data == NULL) {
         size_t cap = b->cap ? b->cap : 256;
@@ -327,21 +340,22 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
     size_t room = b->data ? b->cap - b->len : 0;
     int n;
 
+    if (b->failed)
+        return -1;
     /* One pass when it fits in what is allocated; a second only to grow. */
     va_copy(cp, ap);
     n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? room + 1 : 0, fmt, cp);
     va_end(cp);
     if (n < 0)
-        return -1;
+        return buf_fail(b);
     if (b->data && (size_t)n <= room) {
         b->len += (size_t)n;
         return 0;
     }
-    if (buf_reserve(b, (size_t)n) < 0) {
-        if (b->data)
-            b->data[b->len] = '\0';
+    if (b->data)
+        b->data[b->len] = '\0'; /* undo the partial first pass */
+    if (buf_reserve(b, (size_t)n) < 0)
         return -1;
-    }
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return 0;
@@ -370,53 +384,150 @@ void buf_consume(struct buf *b, size_t n)
     b->data[b->len] = '\0';
 }
 
-void buf_put_json_str(struct buf *b, const char *s)
+size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len, i;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c < 0xc2 || c > 0xf4) /* continuation byte, overlong lead, or past U+10FFFF */
+        return 0;
+    len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    if (n < len)
+        return 0;
+    cp = c & (0x3fu >> (len - 1));
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+    size_t i;
+
+    if (len <= max)
+        return len;
+    /* Back up over continuation bytes to the start of the character that
+     * straddles max; at most three of them belong to one character. */
+    i = max;
+    while (i > 0 && max - i < 3 && ((unsigned char)s[i] & 0xc0) == 0x80)
+        i--;
+    if (((unsigned char)s[i] & 0xc0) == 0x80)
+        return max; /* not UTF-8 here: any cut is as good */
+    return i;
+}
+
+int utf8_prec(const char *s, size_t max)
+{
+    return (int)utf8_cut(s, strnlen(s, max + 1), max);
+}
+
+size_t utf8_copy(char *out, size_t cap, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0, i = 0;
+
+    sl_assert(cap >= 4);
+    while (i < len) {
+        size_t k = utf8_seq(p + i, len - i);
+        const unsigned char *src = p + i;
+
+        if (k == 0 || p[i] == 0) {
+            src = (const unsigned char *)"\xef\xbf\xbd";
+            i += 1;
+            k = 3;
+        } else {
+            i += k;
+        }
+        if (o + k >= cap)
+            break;
+        memcpy(out + o, src, k);
+        o += k;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+int buf_put_json_strn(struct buf *b, const char *s, size_t len, size_t room)
 {
     static const char hex[] = "0123456789abcdef";
-    const char *run = s;
+    static const char repl[] = "\xef\xbf\xbd"; /* U+FFFD */
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0, used = 2; /* the two quotes */
+    int err;
 
-    buf_append(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[6];
+    sl_assert(room >= 8);
+    err = buf_append(b, "\"", 1);
+    while (i < len) {
+        unsigned char c = p[i];
+        const char *esc = NULL;
+        char tmp[6];
+        size_t k, elen;
 
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        buf_append(b, run, (size_t)(s - run));
-        run = s + 1;
-        esc[0] = '\\';
-        switch (c) {
-        case '"':
-        case '\\':
-            esc[1] = (char)c;
-            buf_append(b, esc, 2);
-            break;
-        case '\n':
-            buf_append(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_append(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_append(b, "\\t", 2);
-            break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            buf_append(b, esc, 6);
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            k = elen = 1; /* plain ASCII: part of the run */
+        } else if (c >= 0x80) {
+            k = utf8_seq(p + i, len - i);
+            elen = k ? k : sizeof(repl) - 1;
+            if (k == 0) {
+                esc = repl;
+                k = 1;
+            }
+        } else {
+            k = 1;
+            esc = tmp;
+            tmp[0] = '\\';
+            elen = 2;
+            if (c == '"' || c == '\\')
+                tmp[1] = (char)c;
+            else if (c == '\n')
+                tmp[1] = 'n';
+            else if (c == '\r')
+                tmp[1] = 'r';
+            else if (c == '\t')
+                tmp[1] = 't';
+            else {
+                tmp[1] = 'u';
+                tmp[2] = '0';
+                tmp[3] = '0';
+                tmp[4] = hex[c >> 4];
+                tmp[5] = hex[c & 15];
+                elen = 6;
+            }
         }
+        if (used + elen > room)
+            break;
+        used += elen;
+        if (esc) {
+            err |= buf_append(b, s + run, i - run);
+            err |= buf_append(b, esc, elen);
+            run = i + k;
+        }
+        i += k;
     }
-    buf_append(b, run, (size_t)(s - run));
-    buf_append(b, "\"", 1);
+    err |= buf_append(b, s + run, i - run);
+    err |= buf_append(b, "\"", 1);
+    return err ? -1 : 0;
+}
+
+int buf_put_json_str(struct buf *b, const char *s)
+{
+    return buf_put_json_strn(b, s, strlen(s), SIZE_MAX);
 }
 
 char *buf_steal(struct buf *b, size_t *len)
 {
     char *p = b->data;
 
+    sl_assert(!b->failed);
     if (p == NULL)
         p = xstrdup("");
     if (len)

@@ -68,30 +68,67 @@ size_t fmt_fixed2(char *out, double v);
 /* Case-insensitive ASCII compare of a NUL-terminated string with a prefix. */
 int str_has_prefix(const char *s, const char *prefix);
 
-/* A growable byte buffer with a hard cap. data is always NUL-terminated
- * (the terminator is not counted in len), so text can be used in place. */
+/* UTF-8. The length of the longest prefix of s[0..len) that is no longer
+ * than max bytes and ends on a character boundary (it may still hold invalid
+ * sequences: this only avoids cutting a valid character in half). */
+size_t utf8_cut(const char *s, size_t len, size_t max);
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when the bytes at s
+ * (n of them available) are not one: a stray continuation byte, an overlong
+ * form, a surrogate, a code point past U+10FFFF, or a cut sequence. */
+size_t utf8_seq(const unsigned char *s, size_t n);
+/* The printf precision ("%.*s") that prints at most max bytes of the
+ * NUL-terminated s without cutting a character in half. */
+int utf8_prec(const char *s, size_t max);
+/* Copy s[0..len) into out[cap] (cap >= 4) as valid UTF-8, NUL-terminated:
+ * invalid sequences become U+FFFD and the copy stops at a character boundary
+ * when out is full. Returns the bytes written, without the NUL. */
+size_t utf8_copy(char *out, size_t cap, const char *s, size_t len);
+
+/* A growable byte buffer with a hard cap, in the way of curl's dynbuf.
+ * data is always NUL-terminated (the terminator is not counted in len), so
+ * text can be used in place.
+ *
+ * An append that would take len past max is an error, and not a silent
+ * one: the buffer's memory is freed and it is marked failed, so every later
+ * append fails too and what was half-written can never go out. Callers must
+ * look at every append's result (warn_unused_result); a run of appends may
+ * be checked once at its end, because a failure sticks. buf_reset (or
+ * buf_init) starts the buffer over. The caps live in caps.h. */
 struct buf {
     char *data;
     size_t len;
     size_t cap; /* allocated, excluding the terminator slot */
     size_t max; /* hard cap on len */
+    int failed; /* an append went over max: empty, and refusing appends */
 };
+
+#define BUF_MUST_CHECK __attribute__((warn_unused_result))
 
 void buf_init(struct buf *b, size_t max);
 void buf_free(struct buf *b);
+/* Empty the buffer and clear a failure: it may be filled again. */
 void buf_reset(struct buf *b);
 /* Keep the first len bytes (len <= b->len). */
 void buf_truncate(struct buf *b, size_t len);
-/* Append n bytes. Return 0, or -1 (buffer unchanged) if len would exceed max. */
-int buf_append(struct buf *b, const void *p, size_t n);
-int buf_puts(struct buf *b, const char *s);
-int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
-/* Append s (NUL-terminated UTF-8) as a JSON string literal, with quotes. */
-void buf_put_json_str(struct buf *b, const char *s);
+/* Append n bytes. Return 0, or -1 if the buffer has failed or len would
+ * exceed max (then the buffer fails: freed, and every later append fails). */
+int buf_append(struct buf *b, const void *p, size_t n) BUF_MUST_CHECK;
+int buf_puts(struct buf *b, const char *s) BUF_MUST_CHECK;
+int buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3))) BUF_MUST_CHECK;
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap) BUF_MUST_CHECK;
+/* Append s (NUL-terminated UTF-8) as a JSON string literal, with quotes.
+ * Invalid UTF-8 is written as U+FFFD, so the result always parses. */
+int buf_put_json_str(struct buf *b, const char *s) BUF_MUST_CHECK;
+/* Append s[0..len) as a JSON string literal whose escaped form, quotes
+ * included, takes at most `room` bytes (room >= 8): the value is cut at a
+ * character boundary, never the escape or the quotes. Invalid UTF-8 becomes
+ * U+FFFD, NUL bytes \u0000. */
+int buf_put_json_strn(struct buf *b, const char *s, size_t len, size_t room) BUF_MUST_CHECK;
 /* Drop the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
-/* Hand the storage to the caller (who frees it with free()); b is reset. */
+/* Hand the storage to the caller (who frees it with free()); b is reset.
+ * The buffer must not have failed. */
 char *buf_steal(struct buf *b, size_t *len);
 
 #endif

@@ -196,6 +196,41 @@ export async function waitFor(pred, { timeoutMs = 5000, stepMs = 20 } = {}) {
   }
 }
 
+// A client that stops reading: python3 sets a tiny receive buffer before it
+// connects, which Node cannot, so the gateway's stream buffer is what fills.
+const SLOW_READER = `
+import socket, sys, time
+port, wait, rid = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+body = sys.stdin.buffer.read()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(('127.0.0.1', port))
+s.sendall(b'POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n'
+          b'x-request-id: %s\\r\\nContent-Length: %d\\r\\n\\r\\n' % (rid.encode(), len(body)) + body)
+time.sleep(wait)
+s.settimeout(20)
+data = b''
+while not data.endswith(b'0\\r\\n\\r\\n'):
+    d = s.recv(1 << 20)
+    if not d:
+        break
+    data += d
+sys.stdout.buffer.write(data[-4000:])
+`;
+
+/**
+ * POST body as a streamed chat request to the gateway at url from a client
+ * that reads nothing for waitS seconds, then reads to the end. Resolves to
+ * the last 4000 bytes it got.
+ */
+export function slowReader(url, body, waitS, requestId) {
+  const child = spawn('python3', ['-c', SLOW_READER, new URL(url).port, String(waitS), requestId]);
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stdin.end(body);
+  return new Promise((r) => child.on('close', () => r(out)));
+}
+
 export { existsSync, readFileSync };
 
 /** Start a throwaway redis-server on a free port (or the given one). */

@@ -5,9 +5,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
-import { startMock, startGateway, logLines, sleep, waitFor, SLOW, SANITIZED } from './helpers.mjs';
+import { startMock, startGateway, logLines, sleep, waitFor, slowReader, SLOW, SANITIZED } from './helpers.mjs';
 
 const ADMIN = 'adm-' + Math.random().toString(36).slice(2);
 const SECRET = 'sk-very-secret-' + Math.random().toString(36).slice(2);
@@ -282,38 +281,12 @@ test('a client that leaves mid-stream: the partial answer is still paid for, and
   assert.match(line.stages, /^small:-:error$/);
 });
 
-// A client that stops reading: python3 sets a tiny receive buffer before it
-// connects, which Node cannot, so the gateway's stream buffer is what fills.
-const SLOW_READER = `
-import socket, sys, time
-port, wait = int(sys.argv[1]), float(sys.argv[2])
-body = sys.stdin.buffer.read()
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-s.connect(('127.0.0.1', port))
-s.sendall(b'POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n'
-          b'x-request-id: slow-reader-1\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body) + body)
-time.sleep(wait)
-s.settimeout(20)
-data = b''
-while not data.endswith(b'0\\r\\n\\r\\n'):
-    d = s.recv(1 << 20)
-    if not d:
-        break
-    data += d
-sys.stdout.buffer.write(data[-4000:])
-`;
-
 test('a client too slow for its stream: it gets client_too_slow, the provider is not blamed, the cost is still counted', async () => {
   const g = await startGateway(conf({ top: 'max_body_bytes = 16777216;' }), { env: { MOCK_KEY: SECRET } });
   try {
     const body = JSON.stringify({ model: 'small', stream: true, messages: msg('slow reader'),
       mock: { content: 'x'.repeat(7 << 20), chunks: 2000 } });
-    const child = spawn('python3', ['-c', SLOW_READER, new URL(g.url).port, String(3 * SLOW)]);
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stdin.end(body);
-    await new Promise((r) => child.on('close', r));
+    const out = await slowReader(g.url, body, 3 * SLOW, 'slow-reader-1');
     assert.match(out, /"code":\s*"client_too_slow"/);
     const line = await waitFor(() => logLines(g).find((l) => l.request_id === 'slow-reader-1'));
     assert.match(line.error, /more slowly than small/);

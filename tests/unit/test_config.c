@@ -751,6 +751,35 @@ static void test_route_kinds(void **state)
                 "t.conf:4: routes.r.max_cost: must be >= 0 (got -1)");
 }
 
+/* A run keeps the answer of every model it called: a route names at most
+ * ROUTE_MODELS_MAX distinct models. */
+static void test_route_models_cap(void **state)
+{
+    char text[4096];
+    size_t n = 0;
+    struct config *cfg;
+
+    n += (size_t)snprintf(
+        text + n, sizeof(text) - n,
+        "providers = ( { name = \"p\"; base_url = \"http://127.0.0.1:1/v1\"; } );\n"
+        "models = (");
+    for (int i = 0; i <= ROUTE_MODELS_MAX; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s{ name = \"m%d\"; provider = \"p\"; }",
+                              i ? ", " : "", i);
+    n +=
+        (size_t)snprintf(text + n, sizeof(text) - n, ");\nroutes = ( { name = \"r\"; fallback = (");
+    for (int i = 0; i <= ROUTE_MODELS_MAX; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"m%d\"", i ? ", " : "", i);
+    snprintf(text + n, sizeof(text) - n, "); } );\n");
+    expect_only(text, "t.conf:3: routes.r: names more than 16 distinct models; a route may name at "
+                      "most 16");
+    /* The same model many times is one model. */
+    cfg = expect_ok(BASE "routes = ( { name = \"r\"; fallback = ( \"m1\", \"m2\", \"m1\", \"m2\", "
+                         "\"m1\", \"m2\", \"m1\", \"m2\", \"m1\", \"m2\", \"m1\", \"m2\", \"m1\", "
+                         "\"m2\", \"m1\", \"m2\", \"m1\", \"m2\" ); } );\n");
+    config_unref(cfg);
+}
+
 static void test_threshold_range(void **state)
 {
     struct config *cfg;
@@ -883,9 +912,9 @@ static void test_error_cap(void **state)
     struct buf b;
 
     buf_init(&b, 1 << 20);
-    buf_puts(&b, BASE);
+    assert_int_equal(buf_puts(&b, BASE), 0);
     for (int i = 0; i < MAX_ERRORS + 50; i++)
-        buf_printf(&b, "junk%d = 1;\n", i);
+        assert_int_equal(buf_printf(&b, "junk%d = 1;\n", i), 0);
     assert_null(load(b.data));
     assert_int_equal(E.n, MAX_ERRORS + 1);
     assert_string_equal(E.msgs[0], "t.conf:4: junk0: unknown key");
@@ -969,6 +998,9 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->workers, 0);
     assert_int_equal(cfg->max_body_bytes, 4 << 20);
     assert_int_equal(cfg->max_connections, 16384);
+    assert_int_equal(cfg->client_header_timeout_s, 10);
+    assert_int_equal(cfg->client_body_timeout_s, 60);
+    assert_int_equal(cfg->max_stream_memory_bytes, 64 << 20);
     assert_int_equal(cfg->log.format, LOG_FORMAT_JSON);
     assert_string_equal(cfg->log.path, "-");
     assert_int_equal(cfg->log.level, LOG_INFO);
@@ -1138,6 +1170,7 @@ int main(void)
         cmocka_unit_test(test_scorer_keys),
         cmocka_unit_test(test_agreement_rules),
         cmocka_unit_test(test_route_kinds),
+        cmocka_unit_test(test_route_models_cap),
         cmocka_unit_test(test_threshold_range),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_syntax_error),

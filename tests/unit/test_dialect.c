@@ -105,7 +105,8 @@ static char *chat_sse(const char *answer, size_t *len)
     struct buf b;
 
     buf_init(&b, 1 << 20);
-    provider_sse_from_response(EP_CHAT, a, 1, &b);
+    if (provider_sse_from_response(EP_CHAT, a, 1, &b) < 0)
+        abort();
     json_decref(a);
     return buf_steal(&b, len);
 }

@@ -14,7 +14,7 @@
 static void set_reply(struct reply *r, const char *content, const char *finish)
 {
     reply_init(r);
-    buf_puts(&r->content, content);
+    assert_int_equal(buf_puts(&r->content, content), 0);
     snprintf(r->finish_reason, sizeof(r->finish_reason), "%s", finish ? finish : "");
 }
 
