@@ -487,9 +487,11 @@ static int read_error(struct jscan *js, const struct jtok *v, struct reply *r)
     size_t len = 0;
     int m;
 
+    /* A key given twice counts once, the last time, as in jansson's tree. */
+    r->error[0] = '\0';
+    r->is_error = v->type != JT_NULL;
     if (v->type == JT_NULL)
         return 0;
-    r->is_error = 1;
     buf_init(&scratch, CONTENT_MAX);
     if (v->type == JT_STRING) {
         msg = jtok_view(v, &scratch, &len);
@@ -500,9 +502,15 @@ static int read_error(struct jscan *js, const struct jtok *v, struct reply *r)
                 m = -1;
                 break;
             }
-            if (n.type == JT_STRING && jtok_eq(&k, "message")) {
+            if (jtok_eq(&k, "message")) {
+                msg = NULL;
                 buf_reset(&scratch);
-                msg = jtok_view(&n, &scratch, &len);
+                if (n.type == JT_STRING)
+                    msg = jtok_view(&n, &scratch, &len);
+                else if (jscan_skip(js, &n) < 0) {
+                    m = -1;
+                    break;
+                }
             } else if (jscan_skip(js, &n) < 0) {
                 m = -1;
                 break;
@@ -542,7 +550,8 @@ int provider_parse_response(enum endpoint ep, const char *body, size_t len, stru
         } else if (jtok_eq(&k, "error")) {
             rc = read_error(&js, &v, r);
         } else {
-            answer |= ep == EP_EMBEDDINGS && jtok_eq(&k, "data") && v.type == JT_ARRAY;
+            if (ep == EP_EMBEDDINGS && jtok_eq(&k, "data"))
+                answer = v.type == JT_ARRAY;
             rc = jscan_skip(&js, &v);
         }
         if (rc < 0)

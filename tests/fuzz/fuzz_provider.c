@@ -8,13 +8,43 @@
 
 #include "../../src/provider.h"
 
+/* An error answer: the tree has a non-null "error" and no answer (choices,
+ * or data for embeddings); the message read is a prefix of the tree's,
+ * cut at a character boundary. */
+static void check_error_answer(enum endpoint ep, json_t *root, const struct reply *r)
+{
+    json_t *e = json_object_get(root, "error");
+    json_t *ans = json_object_get(root, ep == EP_EMBEDDINGS ? "data" : "choices");
+    const char *msg = json_is_string(e) ? json_string_value(e)
+                                        : json_string_value(json_object_get(e, "message"));
+    size_t n = strlen(r->error);
+
+    if (!json_is_object(root) || e == NULL || json_is_null(e) || json_is_array(ans) ||
+        !r->is_error)
+        abort();
+    if (msg ? strncmp(r->error, msg, n) != 0 || (n < strlen(msg) && n + 4 < sizeof(r->error))
+            : n != 0)
+        abort();
+}
+
 /* What jansson's tree says of a whole chat body; the keys last given win. */
 static void check_against_tree(enum endpoint ep, const char *text, size_t size,
-                               const struct reply *r, int ok)
+                               const struct reply *r, int rc)
 {
     json_t *root = json_loadb(text, size, 0, NULL);
     json_t *usage, *choices, *c0, *t, *fr;
     long long pt = 0, ct = 0;
+    int ok = rc == 0;
+
+    if (rc == PROVIDER_ERROR_ANSWER && !memchr(text, '\0', size)) {
+        check_error_answer(ep, root, r);
+        json_decref(root);
+        return;
+    }
+    if (rc == PROVIDER_ERROR_ANSWER) {
+        json_decref(root);
+        return;
+    }
 
     /* jansson skips a NUL after a number or literal; jscan refuses it. */
     if (ok ? !json_is_object(root) : json_is_object(root) && !memchr(text, '\0', size))
@@ -60,11 +90,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     for (int ep = EP_CHAT; ep <= EP_EMBEDDINGS; ep++) {
         struct reply r;
-        int ok;
+        int rc;
 
         reply_init(&r);
-        ok = provider_parse_response((enum endpoint)ep, text, size, &r) == 0;
-        check_against_tree((enum endpoint)ep, text, size, &r, ok);
+        rc = provider_parse_response((enum endpoint)ep, text, size, &r);
+        check_against_tree((enum endpoint)ep, text, size, &r, rc);
         reply_free(&r);
         reply_init(&r);
         {
