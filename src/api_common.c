@@ -4,7 +4,9 @@
 #include "util.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *api_str(const json_t *o, const char *key)
@@ -99,4 +101,76 @@ json_t *api_collapse(json_t *parts)
     s = json_incref(json_object_get(json_array_get(parts, 0), "text"));
     json_decref(parts);
     return s;
+}
+
+/* The shortest of %.15g, %.16g and %.17g that reads back as d; an integral
+ * value keeps a ".0", so that it reads back as a real, as jansson's does. */
+static int put_real(struct buf *out, double d)
+{
+    char s[40];
+    int prec;
+
+    for (prec = 15; prec < 17; prec++) {
+        snprintf(s, sizeof(s), "%.*g", prec, d);
+        if (strtod(s, NULL) == d)
+            break;
+    }
+    if (prec == 17)
+        snprintf(s, sizeof(s), "%.17g", d);
+    if (strspn(s, "-0123456789") == strlen(s))
+        return buf_printf(out, "%s.0", s);
+    return buf_puts(out, s);
+}
+
+int api_dump(struct buf *out, const json_t *v)
+{
+    const char *key;
+    json_t *x;
+    size_t i;
+    int first = 1;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        if (buf_append(out, "{", 1) < 0)
+            return -1;
+        json_object_foreach ((json_t *)v, key, x) {
+            if ((!first && buf_append(out, ",", 1) < 0) ||
+                buf_put_json_strn(out, key, strlen(key), SIZE_MAX) < 0 ||
+                buf_append(out, ":", 1) < 0 || api_dump(out, x) < 0)
+                return -1;
+            first = 0;
+        }
+        return buf_append(out, "}", 1);
+    case JSON_ARRAY:
+        if (buf_append(out, "[", 1) < 0)
+            return -1;
+        json_array_foreach (v, i, x) {
+            if ((i && buf_append(out, ",", 1) < 0) || api_dump(out, x) < 0)
+                return -1;
+        }
+        return buf_append(out, "]", 1);
+    case JSON_STRING:
+        return buf_put_json_strn(out, json_string_value(v), json_string_length(v), SIZE_MAX);
+    case JSON_INTEGER:
+        return buf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_REAL:
+        return put_real(out, json_real_value(v));
+    case JSON_TRUE:
+        return buf_append(out, "true", 4);
+    case JSON_FALSE:
+        return buf_append(out, "false", 5);
+    case JSON_NULL:
+        return buf_append(out, "null", 4);
+    }
+    return -1;
+}
+
+int api_write_event(struct buf *out, const char *name, const json_t *data)
+{
+    if (name && (buf_append(out, "event: ", 7) < 0 || buf_puts(out, name) < 0 ||
+                 buf_append(out, "\n", 1) < 0))
+        return -1;
+    if (buf_append(out, "data: ", 6) < 0 || api_dump(out, data) < 0)
+        return -1;
+    return buf_append(out, "\n\n", 2);
 }

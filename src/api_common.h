@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "request.h"
+#include "util.h"
 
 /* o[key] when it is a string, else NULL (o may be anything, even NULL). */
 const char *api_str(const json_t *o, const char *key);
@@ -28,6 +29,15 @@ int api_check(const json_t *o, const char *key, json_type want, const char *what
 /* The text of a chat message's content: a string as it is, the text parts
  * of an array joined; NULL for anything else. A new reference. */
 json_t *api_content_text(const json_t *content);
+/* Append v as compact JSON, as json_dumps would write it but for reals,
+ * which take the fewest digits that read back as the same number (jansson
+ * writes 0.7 as 0.69999999999999996). Returns 0, or -1 when out went over
+ * its cap (and has failed). */
+int api_dump(struct buf *out, const json_t *v) BUF_MUST_CHECK;
+/* Append one Server-Sent Event: "event: NAME\n" (left out when name is
+ * NULL), "data: " and data as api_dump writes it, a blank line. Returns 0
+ * or -1 as api_dump. */
+int api_write_event(struct buf *out, const char *name, const json_t *data) BUF_MUST_CHECK;
 /* Content parts as a chat client writes them: one text part alone is its
  * string, anything else the parts as they are. Takes parts; returns a new
  * reference. */

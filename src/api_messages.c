@@ -3,7 +3,6 @@
 #include "api_common.h"
 #include "caps.h"
 #include "cost.h"
-#include "sse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -566,7 +565,7 @@ void messages_stream_free(struct messages_stream *s)
 
 static int emit(struct buf *out, json_t *ev)
 {
-    int r = sse_write_event(out, api_str(ev, "type"), ev);
+    int r = api_write_event(out, api_str(ev, "type"), ev);
 
     json_decref(ev);
     return r;

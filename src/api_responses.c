@@ -2,7 +2,6 @@
 #include "api_responses.h"
 #include "api_common.h"
 #include "caps.h"
-#include "sse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -733,7 +732,7 @@ static int emit(struct responses_stream *s, struct buf *out, json_t *ev)
     int r;
 
     json_object_set_new(ev, "sequence_number", json_integer(s->seq++));
-    r = sse_write_event(out, api_str(ev, "type"), ev);
+    r = api_write_event(out, api_str(ev, "type"), ev);
     json_decref(ev);
     return r;
 }

@@ -76,5 +76,8 @@
 #define DIALECT_TOOLS_MAX 128
 /* The translated events of one write to a client's stream. */
 #define DIALECT_OUT_MAX (16u << 20)
+/* A whole answer in the client's dialect: a JSON body, or a whole stream
+ * replayed (as SSE_RENDER_MAX for the chat form). */
+#define DIALECT_WHOLE_MAX (96u << 20)
 
 #endif

@@ -1,5 +1,6 @@
 /* dialect.c - the client's API at the edge; see dialect.h. */
 #include "dialect.h"
+#include "api_common.h"
 #include "api_messages.h"
 #include "api_responses.h"
 #include "caps.h"
@@ -144,6 +145,8 @@ int dialect_request(struct dialect_ctx *dx, const char *body, size_t len, size_t
 {
     json_error_t jerr;
     json_t *req = jscan_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr), *c;
+    struct buf b;
+    int r;
 
     *chat = NULL;
     if (req == NULL) {
@@ -160,19 +163,17 @@ int dialect_request(struct dialect_ctx *dx, const char *body, size_t len, size_t
     if (c == NULL)
         return -1;
     dx->input_tokens = dialect_count_tokens(c);
-    *chat = json_dumps(c, JSON_COMPACT);
+    buf_init(&b, max);
+    r = api_dump(&b, c);
     json_decref(c);
-    if (*chat == NULL)
-        sl_panic("json_dumps: out of memory");
-    *chat_len = strlen(*chat);
-    if (*chat_len > max) {
-        free(*chat);
-        *chat = NULL;
+    if (r < 0) {
+        buf_free(&b);
         api_error_set(err, 413, "invalid_request_error", "request_too_large", NULL,
                       "The request, in the gateway's form, is larger than the limit of %zu bytes.",
                       max);
         return -1;
     }
+    *chat = buf_steal(&b, chat_len);
     return 0;
 }
 
@@ -181,7 +182,8 @@ int dialect_request(struct dialect_ctx *dx, const char *body, size_t len, size_t
 int dialect_answer(struct dialect_ctx *dx, char **body, size_t *len)
 {
     json_t *chat = jscan_loadb(*body, *len, 0, NULL), *out;
-    char *s;
+    struct buf b;
+    int r;
 
     if (!json_is_object(chat)) {
         json_decref(chat);
@@ -192,13 +194,15 @@ int dialect_answer(struct dialect_ctx *dx, char **body, size_t *len)
     json_decref(chat);
     if (out == NULL)
         return -1;
-    s = json_dumps(out, JSON_COMPACT);
+    buf_init(&b, DIALECT_WHOLE_MAX);
+    r = api_dump(&b, out);
     json_decref(out);
-    if (s == NULL)
-        sl_panic("json_dumps: out of memory");
+    if (r < 0) {
+        buf_free(&b);
+        return -1;
+    }
     free(*body);
-    *body = s;
-    *len = strlen(s);
+    *body = buf_steal(&b, len);
     return 0;
 }
 
@@ -206,7 +210,7 @@ int dialect_answer_sse(struct dialect_ctx *dx, char **body, size_t *len)
 {
     struct buf out;
 
-    buf_init(&out, DIALECT_OUT_MAX);
+    buf_init(&out, DIALECT_WHOLE_MAX);
     if (dialect_stream(dx, *body, *len, &out) < 0 || dialect_stream_end(dx, &out) < 0) {
         buf_free(&out);
         return -1;

@@ -65,7 +65,7 @@ long dialect_count_tokens(const json_t *chat);
 
 /* A whole chat.completion (*body, malloc'd, taken over) becomes the
  * dialect's answer, in place. Returns 0, or -1 (body untouched) when it
- * is not a chat answer. */
+ * is not a chat answer or its translation is over DIALECT_WHOLE_MAX. */
 int dialect_answer(struct dialect_ctx *dx, char **body, size_t *len);
 /* A whole chat event stream (a cache hit or a buffered answer replayed)
  * becomes the dialect's, in place. Returns 0, or -1 (body untouched) when

@@ -113,27 +113,3 @@ fail:
     p->failed = 1;
     return -1;
 }
-
-/* json_dump_callback's sink: the bytes go into a capped buf. */
-static int dump_cb(const char *p, size_t n, void *arg)
-{
-    return buf_append(arg, p, n) < 0 ? -1 : 0;
-}
-
-int sse_write_event(struct buf *out, const char *name, const json_t *data)
-{
-    size_t start = out->len;
-
-    if ((name && (buf_append(out, "event: ", 7) < 0 || buf_puts(out, name) < 0 ||
-                  buf_append(out, "\n", 1) < 0)) ||
-        buf_append(out, "data: ", 6) < 0 ||
-        json_dump_callback(data, dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY) < 0 ||
-        buf_append(out, "\n\n", 2) < 0) {
-        /* Over the cap, out has failed and is empty; if jansson itself
-         * refused, the half event is taken back. */
-        if (out->len > start)
-            buf_truncate(out, start);
-        return -1;
-    }
-    return 0;
-}

@@ -11,7 +11,6 @@
 #ifndef SLUICE_SSE_H
 #define SLUICE_SSE_H
 
-#include <jansson.h>
 #include <stddef.h>
 
 #include "util.h"
@@ -42,12 +41,5 @@ int sse_feed(struct sse *p, const char *bytes, size_t n, sse_event_cb cb, void *
 /* Bytes of an incomplete event are buffered: true when the stream ended in
  * the middle of an event (a truncated stream). */
 int sse_pending(const struct sse *p);
-
-/* The writing side, for the streams the gateway makes itself: append one
- * event to out, "event: NAME\n" (left out when name is NULL) then
- * "data: " and data as compact JSON, then a blank line. data is borrowed.
- * Returns 0, or -1 when out went over its cap (out has then failed, as
- * every buffer does: util.h). */
-int sse_write_event(struct buf *out, const char *name, const json_t *data) BUF_MUST_CHECK;
 
 #endif

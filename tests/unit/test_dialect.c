@@ -69,6 +69,12 @@ static void test_request(void **state)
     assert_int_equal(len, strlen(chat));
     assert_int_equal(dialect_input_tokens(dx), 1 + 4);
     free(chat);
+    /* numbers go on as they were written, not as %.17g would */
+    body = "{\"model\":\"r\",\"max_tokens\":5,\"temperature\":0.7,\"top_p\":0.9,"
+           "\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}";
+    assert_int_equal(dialect_request(dx, body, strlen(body), 1000, &chat, &len, &e), 0);
+    assert_non_null(strstr(chat, "\"temperature\":0.7,\"top_p\":0.9"));
+    free(chat);
     /* over the cap once translated: 413 */
     assert_int_equal(dialect_request(dx, body, strlen(body), 20, &chat, &len, &e), -1);
     assert_int_equal(e.status, 413);
@@ -304,6 +310,43 @@ static void test_ping_and_fail(void **state)
     dialect_free(r);
 }
 
+/* api_dump: what json_dumps writes, but reals as short as they read back. */
+static void expect_dump(const char *json_text, const char *want)
+{
+    json_t *v = json_loads(json_text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL), *back;
+    struct buf b;
+
+    assert_non_null(v);
+    buf_init(&b, 1 << 16);
+    assert_int_equal(api_dump(&b, v), 0);
+    assert_string_equal(b.data, want);
+    back = json_loads(b.data, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    assert_true(json_equal(back, v)); /* and reads back as the same tree */
+    json_decref(back);
+    json_decref(v);
+    buf_free(&b);
+}
+
+static void test_dump(void **state)
+{
+    struct buf b;
+    json_t *v;
+
+    (void)state;
+    expect_dump(
+        "{\"t\":0.7,\"p\":1.0,\"n\":-3,\"x\":0.30000000000000004,\"e\":1e-20,\"big\":1e300}",
+        "{\"t\":0.7,\"p\":1.0,\"n\":-3,\"x\":0.30000000000000004,\"e\":1e-20,\"big\":1e+300}");
+    expect_dump("[\"a\\\"b\\n\\u0000\\u00e9\",true,false,null,[],{}]",
+                "[\"a\\\"b\\n\\u0000\xc3\xa9\",true,false,null,[],{}]");
+    /* over the cap: -1, and the buffer has failed */
+    v = json_pack("{s:s}", "k", "a long enough value");
+    buf_init(&b, 8);
+    assert_int_equal(api_dump(&b, v), -1);
+    assert_true(b.failed);
+    buf_free(&b);
+    json_decref(v);
+}
+
 static void test_common(void **state)
 {
     json_t *o = J("{'s':'x','n':1,'r':1.5,'b':true,'z':null,'a':[{'type':'text','text':'ab'},"
@@ -354,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_stream_means_the_whole),
         cmocka_unit_test(test_hit_replay),
         cmocka_unit_test(test_ping_and_fail),
+        cmocka_unit_test(test_dump),
         cmocka_unit_test(test_common),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
