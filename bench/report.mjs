@@ -37,6 +37,13 @@ const hitLat = m.cache_mem_lat.p50_us / m.lat_static.p50_us;
 check('cache hits, memory backend: throughput / nginx proxy_pass (32 conns)', f2(memRatio), '≥ 1.50', memRatio >= 1.5 && m.cache_mem.errors === 0);
 check('cache hits, Redis backend: throughput / nginx proxy_pass (32 conns)', f2(redisRatio), '≥ 1.00', redisRatio >= 1.0 && m.cache_redis.errors === 0);
 check('cache hit p50 latency / nginx static p50 (1 conn)', `${f2(hitLat)} (${m.cache_mem_lat.p50_us} µs vs ${m.lat_static.p50_us} µs)`, '≤ 1.20', hitLat <= 1.2);
+// Redis topologies, local_ttl_ms = 0: every hit is a round trip to Redis.
+const clusterRatio = m.redis_cluster.rps / m.redis_one.rps;
+const tlsRatio = m.redis_tls.rps / m.redis_one.rps;
+check('cache hits through a 3-master Redis Cluster / one standalone Redis (32 conns, local_ttl_ms = 0)', f2(clusterRatio), '≥ 0.90',
+  clusterRatio >= 0.9 && m.redis_cluster.errors === 0);
+check('cache hits through TLS / plain Redis (32 conns, local_ttl_ms = 0)', f2(tlsRatio), '≥ 0.80',
+  tlsRatio >= 0.8 && m.redis_tls.errors === 0);
 check('rules scorer per stage', `${m.scorer.rules_mean_us.toFixed(2)} µs (p99 ${m.scorer.rules_p99_us.toFixed(2)})`, '< 50 µs', m.scorer.rules_mean_us < 50);
 check('learned scorer per stage', `${m.scorer.learned_mean_us.toFixed(1)} µs (p99 ${m.scorer.learned_p99_us.toFixed(1)})`, '< 50 µs', m.scorer.learned_mean_us < 50);
 // Metrics: what recording one request costs (bench-metrics, one thread),
@@ -83,7 +90,17 @@ One request repeated: every request after the first is a hit.
 | backend | req/s at 32 conns | p50 at 32 | p50 at 1 conn | p99 at 1 conn | errors |
 | --- | --- | --- | --- | --- | --- |
 | memory (served by the HTTP worker itself) | ${f1(m.cache_mem.rps)} | ${us(m.cache_mem.p50_us)} | ${us(m.cache_mem_lat.p50_us)} | ${us(m.cache_mem_lat.p99_us)} | ${m.cache_mem.errors} |
-| Redis (through the loop, hiredis async) | ${f1(m.cache_redis.rps)} | ${us(m.cache_redis.p50_us)} | ${us(m.cache_redis_lat.p50_us)} | ${us(m.cache_redis_lat.p99_us)} | ${m.cache_redis.errors} |
+| Redis (through the loop; local copy on, local_ttl_ms = 1000) | ${f1(m.cache_redis.rps)} | ${us(m.cache_redis.p50_us)} | ${us(m.cache_redis_lat.p50_us)} | ${us(m.cache_redis_lat.p99_us)} | ${m.cache_redis.errors} |
+
+### Redis topologies
+
+The same, with \`local_ttl_ms = 0\`: every hit is a round trip from the loop to Redis.
+
+| Redis | req/s at 32 conns | / standalone | p50 at 32 | p50 at 1 conn | p99 at 1 conn | errors |
+| --- | --- | --- | --- | --- | --- | --- |
+| one standalone Redis | ${f1(m.redis_one.rps)} | 1.00 | ${us(m.redis_one.p50_us)} | ${us(m.redis_one_lat.p50_us)} | ${us(m.redis_one_lat.p99_us)} | ${m.redis_one.errors} |
+| a Cluster of three masters | ${f1(m.redis_cluster.rps)} | ${f2(clusterRatio)} | ${us(m.redis_cluster.p50_us)} | ${us(m.redis_cluster_lat.p50_us)} | ${us(m.redis_cluster_lat.p99_us)} | ${m.redis_cluster.errors} |
+| TLS (rediss://, a test CA) | ${f1(m.redis_tls.rps)} | ${f2(tlsRatio)} | ${us(m.redis_tls.p50_us)} | ${us(m.redis_tls_lat.p50_us)} | ${us(m.redis_tls_lat.p99_us)} | ${m.redis_tls.errors} |
 
 ## Scorers
 

@@ -32,6 +32,8 @@ hwm_kb() { awk '/VmHWM/ {print $2}' /proc/"$1"/status; }
 
 P_STATIC=$(free_port); P_PROXY=$(free_port); P_SLUICE=$(free_port)
 P_MOCK=$(free_port); P_SLUICE_STREAM=$(free_port); P_REDIS=$(free_port); P_SLUICE_REDIS=$(free_port)
+P_REDIS_TLS=$(free_port); P_CL1=$(free_port); P_CL2=$(free_port); P_CL3=$(free_port)
+P_SLUICE_R1=$(free_port); P_SLUICE_RC=$(free_port); P_SLUICE_RT=$(free_port)
 
 CANNED='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":14,"completion_tokens":9,"total_tokens":23},"system_fingerprint":"fp_bench"}'
 
@@ -94,19 +96,61 @@ echo "bench: starting Redis and a sluice with the Redis backend"
 redis-server --port "$P_REDIS" --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
 pids+=($!)
 sed -e "s/$P_SLUICE/$P_SLUICE_REDIS/" -e "s|sluice.log|sluice-redis.log|" "$OUT/sluice.conf" > "$OUT/sluice-redis.conf"
-echo "cache = { backend = \"redis\"; url = \"redis://127.0.0.1:$P_REDIS/0\"; timeout_ms = 50; };" >> "$OUT/sluice-redis.conf"
+echo "redis = { url = \"redis://127.0.0.1:$P_REDIS/0\"; timeout_ms = 50; };" >> "$OUT/sluice-redis.conf"
+echo "cache = { backend = \"redis\"; };" >> "$OUT/sluice-redis.conf"
 wait_port "$P_REDIS"
 build/sluice --config "$OUT/sluice-redis.conf" &
 pids+=($!)
 wait_port "$P_SLUICE_REDIS"
 
-# The five measured targets: NAME URL MODEL.
+# Redis as production runs it, for the cache with local_ttl_ms = 0 (every
+# hit is a Redis round trip): one standalone Redis, a Cluster of three
+# masters, and TLS (a CA made here) - each behind its own sluice.
+echo "bench: starting a Redis Cluster of three masters, a TLS Redis, and a sluice on each"
+TLS=$OUT/tls
+rm -rf "$TLS" "$OUT/cluster"; mkdir -p "$TLS" "$OUT/cluster"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/ca.key" 2>/dev/null
+openssl req -x509 -new -key "$TLS/ca.key" -subj /CN=bench-ca -days 2 -out "$TLS/ca.crt" 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TLS/server.key" 2>/dev/null
+openssl req -new -key "$TLS/server.key" -subj /CN=localhost -out "$TLS/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$TLS/server.ext"
+openssl x509 -req -in "$TLS/server.csr" -CA "$TLS/ca.crt" -CAkey "$TLS/ca.key" -CAcreateserial -days 2 \
+  -extfile "$TLS/server.ext" -out "$TLS/server.crt" 2>/dev/null
+redis-server --port 0 --tls-port "$P_REDIS_TLS" --bind 127.0.0.1 --save '' --appendonly no \
+  --tls-cert-file "$TLS/server.crt" --tls-key-file "$TLS/server.key" --tls-ca-cert-file "$TLS/ca.crt" \
+  --tls-auth-clients no >"$OUT/redis-tls.log" 2>&1 &
+pids+=($!)
+for p in $P_CL1 $P_CL2 $P_CL3; do
+  redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$OUT/cluster" \
+    --cluster-enabled yes --cluster-config-file "nodes-$p.conf" >"$OUT/redis-cluster-$p.log" 2>&1 &
+  pids+=($!)
+done
+wait_port "$P_REDIS_TLS"; wait_port "$P_CL1"; wait_port "$P_CL2"; wait_port "$P_CL3"
+redis-cli --cluster create "127.0.0.1:$P_CL1" "127.0.0.1:$P_CL2" "127.0.0.1:$P_CL3" --cluster-yes >/dev/null
+for _ in $(seq 100); do
+  redis-cli -p "$P_CL1" CLUSTER INFO | grep -q cluster_state:ok && break; sleep 0.1
+done
+redis_sluice() { # PORT NAME REDIS-BLOCK
+  sed -e "s/$P_SLUICE/$1/" -e "s|sluice.log|sluice-$2.log|" "$OUT/sluice.conf" > "$OUT/sluice-$2.conf"
+  printf '%s\ncache = { backend = "redis"; local_ttl_ms = 0; };\n' "$3" >> "$OUT/sluice-$2.conf"
+  build/sluice --config "$OUT/sluice-$2.conf" &
+  pids+=($!)
+}
+redis_sluice "$P_SLUICE_R1" r1 "redis = { url = \"redis://127.0.0.1:$P_REDIS/0\"; timeout_ms = 50; };"
+redis_sluice "$P_SLUICE_RC" rc "redis = { cluster_nodes = ( \"127.0.0.1:$P_CL1\" ); timeout_ms = 50; };"
+redis_sluice "$P_SLUICE_RT" rt "redis = { url = \"rediss://localhost:$P_REDIS_TLS/0\"; tls_ca_file = \"$TLS/ca.crt\"; timeout_ms = 50; };"
+wait_port "$P_SLUICE_R1"; wait_port "$P_SLUICE_RC"; wait_port "$P_SLUICE_RT"
+
+# The measured targets: NAME URL MODEL.
 TARGETS=(
   "static http://127.0.0.1:$P_STATIC bench"
   "proxy http://127.0.0.1:$P_PROXY bench"
   "sluice http://127.0.0.1:$P_SLUICE bench-nocache"
   "cache-mem http://127.0.0.1:$P_SLUICE bench"
   "cache-redis http://127.0.0.1:$P_SLUICE_REDIS bench"
+  "redis-one http://127.0.0.1:$P_SLUICE_R1 bench"
+  "redis-cluster http://127.0.0.1:$P_SLUICE_RC bench"
+  "redis-tls http://127.0.0.1:$P_SLUICE_RT bench"
 )
 
 echo "bench: warming up"
@@ -156,11 +200,13 @@ echo "bench: throughput at 32 connections ($ROUNDS interleaved rounds of ${ROUND
 rounds tput 32 2
 T_STATIC=$(median tput static); T_PROXY=$(median tput proxy); T_SLUICE=$(median tput sluice)
 C_MEM=$(median tput cache-mem); C_REDIS=$(median tput cache-redis)
+R_ONE=$(median tput redis-one); R_CLUSTER=$(median tput redis-cluster); R_TLS=$(median tput redis-tls)
 
 echo "bench: latency at 1 connection ($ROUNDS interleaved rounds of ${ROUND_SECONDS}s)"
 rounds lat 1 1
 L_STATIC=$(median lat static); L_PROXY=$(median lat proxy); L_SLUICE=$(median lat sluice)
 CL_MEM=$(median lat cache-mem); CL_REDIS=$(median lat cache-redis)
+RL_ONE=$(median lat redis-one); RL_CLUSTER=$(median lat redis-cluster); RL_TLS=$(median lat redis-tls)
 AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
 
 echo "bench: scorer time per stage (learned weights trained on the test fixture)"
@@ -198,6 +244,8 @@ node bench/report.mjs "$OUT/RESULTS.json" <<JSON
  "lat_static":$L_STATIC,"lat_proxy":$L_PROXY,"lat_sluice":$L_SLUICE,
  "idle_rss_kb":$IDLE_RSS_KB,"after_rss_kb":$AFTER_RSS_KB,
  "cache_mem":$C_MEM,"cache_mem_lat":$CL_MEM,"cache_redis":$C_REDIS,"cache_redis_lat":$CL_REDIS,
+ "redis_one":$R_ONE,"redis_cluster":$R_CLUSTER,"redis_tls":$R_TLS,
+ "redis_one_lat":$RL_ONE,"redis_cluster_lat":$RL_CLUSTER,"redis_tls_lat":$RL_TLS,
  "scorer":$SCORER,
  "json":$JSON_READ,
  "sluice_cpu_ticks":$CPU_TICKS,"clk_tck":$(getconf CLK_TCK),"metrics_ns":$METRICS_NS,

@@ -55,6 +55,33 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+static json_t *str_list(char **v, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+/* The redis block as it is in force; the password only as set or not. */
+static json_t *redis_conf_json(const struct redis_conf *rc)
+{
+    if (!rc->configured)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}", "url",
+                     str_or_null(rc->url), "username", str_or_null(rc->username), "password_env",
+                     str_or_null(rc->password_env), "password",
+                     rc->password ? REDACTED : "(unset)", "tls_ca_file",
+                     str_or_null(rc->tls_ca_file), "tls_cert_file", str_or_null(rc->tls_cert_file),
+                     "tls_key_file", str_or_null(rc->tls_key_file), "tls_server_name",
+                     str_or_null(rc->tls_server_name), "sentinels",
+                     str_list(rc->sentinels, rc->nsentinels), "master_name",
+                     str_or_null(rc->master_name), "cluster_nodes",
+                     str_list(rc->cluster_nodes, rc->ncluster_nodes), "timeout_ms",
+                     (json_int_t)rc->timeout_ms);
+}
+
 static json_t *provider_json(const struct provider *p)
 {
     json_t *o = json_object(), *h = json_object();
@@ -131,13 +158,13 @@ json_t *admin_config_json(const struct config *cfg)
                                   "key_env", cfg->admin.key_env, "key",
                                   cfg->admin.key ? REDACTED : "(unset)"));
     json_object_set_new(o, "cache",
-                        json_pack("{s:s, s:o, s:I, s:I, s:I, s:I}", "backend",
-                                  cfg->cache.backend == CACHE_REDIS ? "redis" : "memory", "url",
-                                  str_or_null(cfg->cache.url), "ttl_s",
+                        json_pack("{s:s, s:I, s:I, s:I, s:I}", "backend",
+                                  cfg->cache.backend == CACHE_REDIS ? "redis" : "memory", "ttl_s",
                                   (json_int_t)cfg->cache.ttl_s, "timeout_ms",
                                   (json_int_t)cfg->cache.timeout_ms, "max_value_bytes",
                                   (json_int_t)cfg->cache.max_value_bytes, "max_bytes",
                                   (json_int_t)cfg->cache.max_bytes));
+    json_object_set_new(o, "redis", redis_conf_json(&cfg->redis));
     json_object_set_new(o, "trace",
                         cfg->trace.path ? json_pack("{s:s, s:b}", "path", cfg->trace.path,
                                                     "include_content", cfg->trace.include_content)

@@ -363,7 +363,7 @@ struct cache {
     struct loop *loop;
     struct cache_conf conf;
     struct cache_mem *mem;     /* backend = memory */
-    struct cache_redis *redis; /* backend = redis */
+    int redis; /* backend = redis: the loop's client (server.redis) */
     /* With Redis: recent hits and stores kept in this process for
      * local_ttl_ms, so hot keys are served by the workers without a round
      * trip. A purge elsewhere reaches this copy within local_ttl_ms. */
@@ -408,8 +408,6 @@ static void cache_start_cb(struct loop *loop, void *arg)
     struct cache *c = arg;
 
     UNUSED(loop);
-    if (c->redis)
-        cache_redis_start(c->redis);
     cache_unref(c);
 }
 
@@ -420,14 +418,10 @@ struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *
     c->refs = 1;
     c->loop = loop;
     c->conf = *conf;
-    c->conf.url = conf->url ? xstrdup(conf->url) : NULL;
+    UNUSED(err);
+    UNUSED(errlen);
     if (conf->backend == CACHE_REDIS) {
-        c->redis = cache_redis_new(loop, conf->url, conf->timeout_ms, err, errlen);
-        if (c->redis == NULL) {
-            free(c->conf.url);
-            free(c);
-            return NULL;
-        }
+        c->redis = 1;
         if (conf->local_ttl_ms > 0)
             c->near = cache_mem_new(conf->local_max_bytes);
     } else {
@@ -442,9 +436,7 @@ int cache_matches(const struct cache *c, const struct cache_conf *conf)
 
     return a->backend == conf->backend && a->max_bytes == conf->max_bytes &&
            a->timeout_ms == conf->timeout_ms && a->local_ttl_ms == conf->local_ttl_ms &&
-           a->local_max_bytes == conf->local_max_bytes &&
-           ((a->url == NULL && conf->url == NULL) ||
-            (a->url && conf->url && strcmp(a->url, conf->url) == 0));
+           a->local_max_bytes == conf->local_max_bytes;
 }
 
 struct cache *cache_ref(struct cache *c)
@@ -495,11 +487,6 @@ void cache_swap(struct cache *c)
 struct cache_mem *cache_memory(struct cache *c)
 {
     return c->mem ? c->mem : c->near;
-}
-
-struct redis *cache_redis_of(struct cache *c)
-{
-    return c->redis ? cache_redis_conn(c->redis) : NULL;
 }
 
 /* How long the near copy of an entry stored for ttl_s is trusted. */
@@ -664,7 +651,7 @@ void cache_begin(struct cache *c, struct exchange *ex)
         raw = cache_mem_get(c->mem, ex->cache_plan.key, &len);
         lookup_done(c, ex, raw, len, NULL);
     } else {
-        cache_redis_get(c->redis, ex->cache_plan.key, redis_get_cb, ex);
+        cache_redis_get(server.redis, ex->cache_plan.key, redis_get_cb, ex);
     }
 }
 
@@ -687,7 +674,7 @@ void cache_finish(struct exchange *ex, const char *body, size_t len)
             if (c->mem) {
                 cache_mem_put(c->mem, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s * 1000);
             } else {
-                cache_redis_set(c->redis, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s);
+                cache_redis_set(server.redis, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s);
                 if (c->near)
                     cache_mem_put(c->near, ex->cache_plan.key, raw, rlen,
                                   near_ttl_ms(c, ex->cache_plan.ttl_s));
@@ -763,9 +750,9 @@ void cache_purge(struct cache *c, const char *key, const char *ns, cache_purge_c
             cache_mem_del_prefix(c->near, prefix);
     }
     if (key)
-        cache_redis_del(c->redis, key, cb, arg);
+        cache_redis_del(server.redis, key, cb, arg);
     else
-        cache_redis_del_prefix(c->redis, prefix, cb, arg);
+        cache_redis_del_prefix(server.redis, prefix, cb, arg);
 }
 
 void cache_abort_all(struct cache *c, const struct api_error *err)
@@ -803,7 +790,5 @@ void cache_free(struct cache *c)
     }
     cache_mem_free(c->mem);
     cache_mem_free(c->near);
-    cache_redis_free(c->redis);
-    free(c->conf.url);
     free(c);
 }

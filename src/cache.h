@@ -99,9 +99,9 @@ int cache_entry_render(const struct cache_entry *e, const struct request_info *r
 
 /* ---- the instance (loop) ---- */
 
-/* Make the backend for conf, with one reference (the caller's). Call
- * outside the loop (it may resolve the Redis host); it starts itself on the
- * loop. NULL with a message on error. */
+/* Make the backend for conf, with one reference (the caller's). A Redis
+ * cache borrows the loop's client (server.redis) for each command. NULL
+ * with a message on error. */
 struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *err, size_t errlen);
 /* Does this instance serve conf as it is (same backend and limits)? */
 int cache_matches(const struct cache *c, const struct cache_conf *conf);
@@ -118,9 +118,6 @@ void cache_swap(struct cache *c);
 void cache_free(struct cache *c);
 /* The memory backend (or Redis's local copy), for a worker's own lookup. */
 struct cache_mem *cache_memory(struct cache *c);
-/* The Redis connection of a Redis cache, NULL for memory: the shared
- * counters of limits.c live there too. Loop thread. */
-struct redis *cache_redis_of(struct cache *c);
 
 /* Serve ex: look it up (joining an identical lookup or upstream call in
  * flight: single flight), answer a hit, or run its route. Takes over one

@@ -1,5 +1,6 @@
 /* cache_redis.c - the cache on Redis; see cache_redis.h. */
 #include "cache_redis.h"
+#include "caps.h"
 #include "redis.h"
 #include "util.h"
 
@@ -9,41 +10,6 @@
 #include <string.h>
 
 #define SCAN_COUNT "500"
-
-struct cache_redis {
-    struct redis *r;
-};
-
-struct cache_redis *cache_redis_new(struct loop *loop, const char *url, long timeout_ms, char *err,
-                                    size_t errlen)
-{
-    struct redis *r = redis_new(loop, url, timeout_ms, err, errlen);
-    struct cache_redis *cr;
-
-    if (r == NULL)
-        return NULL;
-    cr = xcalloc(1, sizeof(*cr));
-    cr->r = r;
-    return cr;
-}
-
-void cache_redis_start(struct cache_redis *cr)
-{
-    redis_start(cr->r);
-}
-
-void cache_redis_free(struct cache_redis *cr)
-{
-    if (cr == NULL)
-        return;
-    redis_free(cr->r);
-    free(cr);
-}
-
-struct redis *cache_redis_conn(struct cache_redis *cr)
-{
-    return cr->r;
-}
 
 struct get_op {
     cache_redis_get_cb cb;
@@ -68,7 +34,7 @@ static void get_cb(void *arg, const char *err, struct redisReply *reply)
     free(op);
 }
 
-void cache_redis_get(struct cache_redis *cr, const char *key, cache_redis_get_cb cb, void *arg)
+void cache_redis_get(struct redis *r, const char *key, cache_redis_get_cb cb, void *arg)
 {
     struct get_op *op = xmalloc(sizeof(*op));
     const char *argv[] = {"GET", key};
@@ -76,7 +42,10 @@ void cache_redis_get(struct cache_redis *cr, const char *key, cache_redis_get_cb
 
     op->cb = cb;
     op->arg = arg;
-    redis_command(cr->r, 2, argv, lens, get_cb, op);
+    if (r == NULL)
+        get_cb(op, "down", NULL);
+    else
+        redis_command(r, 2, argv, lens, get_cb, op);
 }
 
 static void ignore_cb(void *arg, const char *err, struct redisReply *reply)
@@ -86,8 +55,7 @@ static void ignore_cb(void *arg, const char *err, struct redisReply *reply)
     UNUSED(reply);
 }
 
-void cache_redis_set(struct cache_redis *cr, const char *key, const char *val, size_t len,
-                     long ttl_s)
+void cache_redis_set(struct redis *r, const char *key, const char *val, size_t len, long ttl_s)
 {
     char ttl[24];
     const char *argv[] = {"SET", key, val, "EX", ttl};
@@ -99,18 +67,24 @@ void cache_redis_set(struct cache_redis *cr, const char *key, const char *val, s
     lens[2] = len;
     lens[3] = 2;
     lens[4] = strlen(ttl);
-    redis_command(cr->r, 5, argv, lens, ignore_cb, NULL);
+    if (r)
+        redis_command(r, 5, argv, lens, ignore_cb, NULL);
 }
 
 struct count_op {
-    struct cache_redis *cr;
+    struct redis *r;
     cache_redis_count_cb cb;
     void *arg;
     char *match; /* SCAN pattern */
     long count;
-    int pending; /* UNLINKs in flight, plus one for the SCAN */
-    int scan_done;
+    int pending; /* UNLINKs in flight, plus one per master still scanning */
     const char *err;
+};
+
+/* One master's SCAN of a purge. */
+struct scan_op {
+    struct count_op *op;
+    char addr[REDIS_ADDR_MAX];
 };
 
 static void del_cb(void *arg, const char *err, struct redisReply *reply)
@@ -124,7 +98,7 @@ static void del_cb(void *arg, const char *err, struct redisReply *reply)
     free(op);
 }
 
-void cache_redis_del(struct cache_redis *cr, const char *key, cache_redis_count_cb cb, void *arg)
+void cache_redis_del(struct redis *r, const char *key, cache_redis_count_cb cb, void *arg)
 {
     struct count_op *op = xcalloc(1, sizeof(*op));
     const char *argv[] = {"DEL", key};
@@ -132,13 +106,17 @@ void cache_redis_del(struct cache_redis *cr, const char *key, cache_redis_count_
 
     op->cb = cb;
     op->arg = arg;
-    redis_command(cr->r, 2, argv, lens, del_cb, op);
+    if (r == NULL)
+        del_cb(op, "down", NULL);
+    else
+        redis_command(r, 2, argv, lens, del_cb, op);
 }
 
-/* A purge ends when the SCAN is done and every UNLINK has answered. */
+/* One step of a purge is over; the purge ends when every SCAN is done and
+ * every UNLINK has answered. */
 static void purge_step_done(struct count_op *op)
 {
-    if (!op->scan_done || op->pending > 0)
+    if (--op->pending > 0)
         return;
     op->cb(op->arg, op->err ? -1 : op->count, op->err);
     free(op->match);
@@ -149,7 +127,6 @@ static void unlink_cb(void *arg, const char *err, struct redisReply *reply)
 {
     struct count_op *op = arg;
 
-    op->pending--;
     if (err == NULL && reply->type == REDIS_REPLY_INTEGER)
         op->count += (long)reply->integer;
     else if (op->err == NULL)
@@ -157,63 +134,106 @@ static void unlink_cb(void *arg, const char *err, struct redisReply *reply)
     purge_step_done(op);
 }
 
-static void scan_next(struct count_op *op, const char *cursor);
+/* UNLINK the keys one SCAN found. In a cluster they lie in many slots, and
+ * a command's keys must share one: a key each there. */
+static void unlink_keys(struct count_op *op, const struct redisReply *keys)
+{
+    const char **argv;
+    size_t *lens;
+
+    if (redis_is_cluster(op->r)) {
+        for (size_t i = 0; i < keys->elements; i++) {
+            const char *one[] = {"UNLINK", keys->element[i]->str};
+            size_t l1[] = {6, keys->element[i]->len};
+
+            op->pending++;
+            redis_command(op->r, 2, one, l1, unlink_cb, op);
+        }
+        return;
+    }
+    argv = xmalloc((keys->elements + 1) * sizeof(*argv));
+    lens = xmalloc((keys->elements + 1) * sizeof(*lens));
+    argv[0] = "UNLINK";
+    lens[0] = 6;
+    for (size_t i = 0; i < keys->elements; i++) {
+        argv[i + 1] = keys->element[i]->str;
+        lens[i + 1] = keys->element[i]->len;
+    }
+    op->pending++;
+    redis_command(op->r, (int)keys->elements + 1, argv, lens, unlink_cb, op);
+    free(argv);
+    free(lens);
+}
+
+static void scan_next(struct scan_op *so, const char *cursor);
+
+static int scan_reply_ok(const struct redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t i = 0; i < reply->element[1]->elements; i++)
+        if (reply->element[1]->element[i]->type != REDIS_REPLY_STRING)
+            return 0;
+    return 1;
+}
 
 static void scan_cb(void *arg, const char *err, struct redisReply *reply)
 {
-    struct count_op *op = arg;
-    struct redisReply *keys;
+    struct scan_op *so = arg;
+    struct count_op *op = so->op;
     char cursor[32];
 
-    if (err || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_ARRAY) {
-        op->err = err ? err : "redis error";
-        op->scan_done = 1;
+    if (err || !scan_reply_ok(reply)) {
+        if (op->err == NULL)
+            op->err = err ? err : "redis error";
+        free(so);
         purge_step_done(op);
         return;
     }
-    keys = reply->element[1];
-    if (keys->elements > 0) {
-        const char **argv = xmalloc((keys->elements + 1) * sizeof(*argv));
-        size_t *lens = xmalloc((keys->elements + 1) * sizeof(*lens));
-
-        argv[0] = "UNLINK";
-        lens[0] = 6;
-        for (size_t i = 0; i < keys->elements; i++) {
-            argv[i + 1] = keys->element[i]->str;
-            lens[i + 1] = keys->element[i]->len;
-        }
-        op->pending++;
-        redis_command(op->cr->r, (int)keys->elements + 1, argv, lens, unlink_cb, op);
-        free(argv);
-        free(lens);
-    }
+    if (reply->element[1]->elements > 0)
+        unlink_keys(op, reply->element[1]);
     snprintf(cursor, sizeof(cursor), "%.*s", (int)reply->element[0]->len, reply->element[0]->str);
     if (strcmp(cursor, "0") == 0) {
-        op->scan_done = 1;
+        free(so);
         purge_step_done(op);
         return;
     }
-    scan_next(op, cursor);
+    scan_next(so, cursor);
 }
 
-static void scan_next(struct count_op *op, const char *cursor)
+static void scan_next(struct scan_op *so, const char *cursor)
 {
-    const char *argv[] = {"SCAN", cursor, "MATCH", op->match, "COUNT", SCAN_COUNT};
-    size_t lens[] = {4, strlen(cursor), 5, strlen(op->match), 5, strlen(SCAN_COUNT)};
+    const char *argv[] = {"SCAN", cursor, "MATCH", so->op->match, "COUNT", SCAN_COUNT};
+    size_t lens[] = {4, strlen(cursor), 5, strlen(so->op->match), 5, strlen(SCAN_COUNT)};
 
-    redis_command(op->cr->r, 6, argv, lens, scan_cb, op);
+    /* The cursor belongs to one server: every step goes to the same. */
+    redis_command_at(so->op->r, so->addr, 6, argv, lens, scan_cb, so);
 }
 
-void cache_redis_del_prefix(struct cache_redis *cr, const char *prefix, cache_redis_count_cb cb,
+void cache_redis_del_prefix(struct redis *r, const char *prefix, cache_redis_count_cb cb,
                             void *arg)
 {
     struct count_op *op = xcalloc(1, sizeof(*op));
+    char(*masters)[REDIS_ADDR_MAX] = xcalloc(REDIS_NODES_MAX, sizeof(*masters));
+    size_t n = r ? redis_masters(r, masters, REDIS_NODES_MAX) : 0;
 
-    op->cr = cr;
+    op->r = r;
     op->cb = cb;
     op->arg = arg;
     op->match = xasprintf("%s*", prefix);
-    scan_next(op, "0");
+    op->pending = 1; /* until every SCAN has started */
+    if (n == 0)
+        op->err = "down";
+    for (size_t i = 0; i < n; i++) {
+        struct scan_op *so = xcalloc(1, sizeof(*so));
+
+        so->op = op;
+        snprintf(so->addr, sizeof(so->addr), "%s", masters[i]);
+        op->pending++;
+        scan_next(so, "0");
+    }
+    free(masters);
+    purge_step_done(op);
 }

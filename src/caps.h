@@ -62,6 +62,20 @@
 #define LOG_VALUE_PATH 1024u /* the request path */
 #define LOG_VALUE_LONG 2048u /* stages, error messages */
 
+/* Redis (redis_conn.c, redis.c). Commands waiting to be written on one
+ * connection: past it a command fails at once (fail open) rather than queue
+ * without bound behind a slow server. */
+#define REDIS_OUT_MAX (64UL << 20)
+/* Reply bytes read but not yet a whole reply, per connection: Redis's own
+ * largest string (512 MiB) and some. More is a broken server: the
+ * connection is closed. */
+#define REDIS_IN_MAX (520UL << 20)
+/* Nodes a cluster's slot map may name (Redis Cluster's own advice is at
+ * most 1000 masters). */
+#define REDIS_NODES_MAX 1000
+/* Sentinels or cluster seed nodes listed in the redis block. */
+#define REDIS_SEEDS_MAX 32
+
 /* ---- client dialects: dialect.c, api_responses.c, api_messages.c ---- */
 /* A Responses or Messages body, once translated into the chat form, may be
  * this much larger than max_body_bytes (tools and messages get wrapped). */

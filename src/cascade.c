@@ -184,7 +184,7 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
      * all of them to fit; if they did not, the header is left out whole. */
     if (stages_put(s, m->name, has_score, score, decision) < 0)
         log_msg(LOG_WARN, "x-sluice-stages over its cap of %u bytes: left out", EX_STAGES_MAX);
-    if (ex->cfg->trace.path == NULL && ex->cfg->trace.redis_url == NULL)
+    if (ex->cfg->trace.path == NULL && !ex->cfg->trace.stream_on)
         return;
     rec.request_id = ex->request_id;
     rec.route = run->route->name;

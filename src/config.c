@@ -16,6 +16,8 @@
 
 #include "caps.h"
 #include "learned.h"
+#include "caps.h"
+#include "redis_url.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -474,7 +476,6 @@ static int url_ok(const char *s, const char *const *schemes)
 }
 
 static const char *const http_schemes[] = {"http://", "https://", NULL};
-static const char *const redis_schemes[] = {"redis://", NULL};
 
 /* HOST:PORT, HOST non-empty, an IPv6 HOST in brackets, PORT 0..65535.
  * Returns NULL, or why not. */
@@ -653,13 +654,9 @@ static void load_trace(struct load *l, const config_setting_t *root)
             tc->path = xstrdup(s);
     }
     get_bool(l, g, "trace", "include_content", &tc->include_content);
-    if (get_str(l, g, "trace", "redis_url", 0, &s) > 0) {
-        if (!url_ok(s, redis_schemes))
-            conf_err(l, config_setting_get_member(g, "redis_url"), "trace", "redis_url",
-                     "expected redis://HOST[:PORT][/DB]");
-        else
-            tc->redis_url = xstrdup(s);
-    }
+    /* redis_url is the old form of the stream: load_redis takes it. */
+    tc->stream_on = config_setting_get_member(g, "redis_url") != NULL ||
+                    config_setting_get_member(g, "stream") != NULL;
     tc->maxlen = 100000;
     get_int(l, g, "trace", "maxlen", 0, 1, 1L << 40, &tc->maxlen);
     if (get_str(l, g, "trace", "stream", 0, &s) > 0) {
@@ -671,9 +668,220 @@ static void load_trace(struct load *l, const config_setting_t *root)
     }
     if (tc->stream == NULL)
         tc->stream = xstrdup("sluice:trace");
-    if (config_setting_get_member(g, "path") == NULL &&
-        config_setting_get_member(g, "redis_url") == NULL)
-        conf_err(l, g, "trace", "path", "missing: a trace needs a path, a redis_url, or both");
+    if (config_setting_get_member(g, "path") == NULL && !tc->stream_on)
+        conf_err(l, g, "trace", "path",
+                 "missing: a trace needs a path, a stream (on the redis block's Redis), or both");
+}
+
+static const char *const redis_keys[] = {
+    "url",           "username",     "password_env",    "tls_ca_file",
+    "tls_cert_file", "tls_key_file", "tls_server_name", "sentinels",
+    "master_name",   "cluster_nodes", "timeout_ms",     NULL};
+
+void redis_conf_clear(struct redis_conf *rc)
+{
+    free(rc->url);
+    free(rc->username);
+    free(rc->password_env);
+    if (rc->password) {
+        explicit_bzero(rc->password, strlen(rc->password));
+        free(rc->password);
+    }
+    free(rc->tls_ca_file);
+    free(rc->tls_cert_file);
+    free(rc->tls_key_file);
+    free(rc->tls_server_name);
+    free(rc->master_name);
+    for (size_t i = 0; i < rc->nsentinels; i++)
+        free(rc->sentinels[i]);
+    free(rc->sentinels);
+    for (size_t i = 0; i < rc->ncluster_nodes; i++)
+        free(rc->cluster_nodes[i]);
+    free(rc->cluster_nodes);
+    memset(rc, 0, sizeof(*rc));
+}
+
+/* A list of HOST:PORT strings (sentinels, cluster_nodes). */
+static void load_redis_hosts(struct load *l, const config_setting_t *g, const char *key,
+                             char ***out, size_t *n)
+{
+    const config_setting_t *list = get_list(l, g, "redis", key, 0, 1);
+    unsigned len = list ? (unsigned)config_setting_length(list) : 0;
+
+    if (list && (len == 0 || len > REDIS_SEEDS_MAX)) {
+        conf_err(l, list, "redis", key, "must list 1 to %d HOST:PORT addresses", REDIS_SEEDS_MAX);
+        return;
+    }
+    *out = len ? xcalloc(len, sizeof(**out)) : NULL;
+    for (unsigned i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(list, i);
+        const char *s = config_setting_get_string(e);
+        char host[REDIS_HOST_MAX], err[128];
+        int port;
+
+        if (s == NULL) {
+            conf_err(l, e, "redis", key, "expected \"HOST:PORT\" strings");
+            continue;
+        }
+        if (redis_addr_parse(s, strlen(s), host, sizeof(host), &port, err, sizeof(err)) < 0) {
+            conf_err(l, e, "redis", key, "%s", err);
+            continue;
+        }
+        (*out)[(*n)++] = xstrdup(s);
+    }
+}
+
+static void load_redis_file(struct load *l, const config_setting_t *g, const char *key,
+                            char **out)
+{
+    const char *s;
+
+    if (get_str(l, g, "redis", key, 0, &s) <= 0)
+        return;
+    if (access(s, R_OK) != 0)
+        conf_err(l, config_setting_get_member(g, key), "redis", key, "cannot read %s: %s", s,
+                 strerror(errno));
+    else
+        *out = xstrdup(s);
+}
+
+/* The redis block, and the old per-feature urls (cache.url, trace.redis_url),
+ * which still work alone but not beside the block. Runs after load_cache
+ * and load_trace. */
+static void load_redis(struct load *l, const config_setting_t *root)
+{
+    struct redis_conf *rc = &l->cfg->redis;
+    const config_setting_t *g = get_group(l, root, "", "redis");
+    const config_setting_t *cg = config_setting_get_member(root, "cache");
+    const config_setting_t *tg = config_setting_get_member(root, "trace");
+    const config_setting_t *curl = cg ? config_setting_get_member(cg, "url") : NULL;
+    const config_setting_t *turl = tg ? config_setting_get_member(tg, "redis_url") : NULL;
+    struct redis_url u = {0};
+    char err[200];
+    const char *s;
+
+    rc->timeout_ms = l->cfg->cache.timeout_ms;
+    if (g) {
+        check_keys(l, g, "redis", redis_keys);
+        if (curl)
+            conf_err(l, curl, "cache", "url",
+                     "the url lives in the redis block now: write redis = { url = \"...\"; }; "
+                     "cache = { backend = \"redis\"; }");
+        if (turl)
+            conf_err(l, turl, "trace", "redis_url",
+                     "the trace stream uses the redis block's Redis now: drop redis_url and "
+                     "write trace = { stream = \"sluice:trace\"; }");
+        if (get_str(l, g, "redis", "url", 0, &s) > 0) {
+            if (redis_url_parse(s, &u, err, sizeof(err)) < 0)
+                conf_err(l, config_setting_get_member(g, "url"), "redis", "url", "%s", err);
+            else
+                rc->url = xstrdup(s);
+        }
+        if (get_str(l, g, "redis", "username", 0, &s) > 0) {
+            if (!token_ok(s, 256))
+                conf_err(l, config_setting_get_member(g, "username"), "redis", "username",
+                         "must be 1 to 256 printable ASCII characters without spaces");
+            else
+                rc->username = xstrdup(s);
+        }
+        if (get_str(l, g, "redis", "password_env", 0, &s) > 0) {
+            /* Never echo the value: it may be the password itself. */
+            if (!env_name_ok(s)) {
+                conf_err(l, config_setting_get_member(g, "password_env"), "redis",
+                         "password_env",
+                         "must be the NAME of an environment variable ([A-Za-z_][A-Za-z0-9_]*), "
+                         "not the password itself");
+            } else if (getenv(s) == NULL) {
+                conf_err(l, config_setting_get_member(g, "password_env"), "redis",
+                         "password_env", "the environment variable %s is not set", s);
+            } else {
+                rc->password_env = xstrdup(s);
+                rc->password = xstrdup(getenv(s));
+            }
+        } else if (rc->username) {
+            conf_err(l, config_setting_get_member(g, "username"), "redis", "username",
+                     "an ACL user needs its password: name the environment variable that holds "
+                     "it with password_env");
+        }
+        load_redis_file(l, g, "tls_ca_file", &rc->tls_ca_file);
+        load_redis_file(l, g, "tls_cert_file", &rc->tls_cert_file);
+        load_redis_file(l, g, "tls_key_file", &rc->tls_key_file);
+        if (get_str(l, g, "redis", "tls_server_name", 0, &s) > 0) {
+            if (!token_ok(s, 253))
+                conf_err(l, config_setting_get_member(g, "tls_server_name"), "redis",
+                         "tls_server_name", "must be a host name");
+            else
+                rc->tls_server_name = xstrdup(s);
+        }
+        if ((rc->tls_cert_file == NULL) != (rc->tls_key_file == NULL))
+            conf_err(l, g, "redis", rc->tls_cert_file ? "tls_key_file" : "tls_cert_file",
+                     "missing: a client certificate needs both tls_cert_file and tls_key_file");
+        if (!u.tls && (config_setting_get_member(g, "tls_ca_file") ||
+                       config_setting_get_member(g, "tls_cert_file") ||
+                       config_setting_get_member(g, "tls_server_name")))
+            conf_err(l, g, "redis", "url",
+                     "the tls_* keys need TLS: write the url as rediss://HOST:PORT/DB");
+        load_redis_hosts(l, g, "sentinels", &rc->sentinels, &rc->nsentinels);
+        load_redis_hosts(l, g, "cluster_nodes", &rc->cluster_nodes, &rc->ncluster_nodes);
+        if (get_str(l, g, "redis", "master_name", 0, &s) > 0) {
+            if (!token_ok(s, 200))
+                conf_err(l, config_setting_get_member(g, "master_name"), "redis", "master_name",
+                         "must be 1 to 200 printable ASCII characters without spaces");
+            else
+                rc->master_name = xstrdup(s);
+        }
+        if (config_setting_get_member(g, "sentinels") && rc->master_name == NULL &&
+            config_setting_get_member(g, "master_name") == NULL)
+            conf_err(l, g, "redis", "master_name",
+                     "missing: sentinels need the name of the master they watch");
+        if (config_setting_get_member(g, "master_name") &&
+            !config_setting_get_member(g, "sentinels"))
+            conf_err(l, config_setting_get_member(g, "master_name"), "redis", "master_name",
+                     "only valid with sentinels");
+        if (config_setting_get_member(g, "sentinels") &&
+            config_setting_get_member(g, "cluster_nodes"))
+            conf_err(l, g, "redis", "cluster_nodes",
+                     "sentinels and cluster_nodes exclude each other: Sentinel watches one "
+                     "master, a Cluster finds its own");
+        if (config_setting_get_member(g, "cluster_nodes") && u.db != 0)
+            conf_err(l, config_setting_get_member(g, "url"), "redis", "url",
+                     "a Redis Cluster has only database 0");
+        if (config_setting_get_member(g, "url") == NULL &&
+            config_setting_get_member(g, "sentinels") == NULL &&
+            config_setting_get_member(g, "cluster_nodes") == NULL)
+            conf_err(l, g, "redis", "url", "missing: a redis block needs a url, sentinels or "
+                                           "cluster_nodes");
+        get_int(l, g, "redis", "timeout_ms", 0, 1, 60000, &rc->timeout_ms);
+        rc->configured = 1;
+    } else {
+        const char *cu = NULL, *tu = NULL;
+
+        if (curl && l->cfg->cache.backend == CACHE_REDIS &&
+            get_str(l, cg, "cache", "url", 1, &cu) > 0 &&
+            redis_url_parse(cu, &u, err, sizeof(err)) < 0) {
+            conf_err(l, curl, "cache", "url", "%s", err);
+            cu = NULL;
+        }
+        if (turl && get_str(l, tg, "trace", "redis_url", 0, &tu) > 0 &&
+            redis_url_parse(tu, &u, err, sizeof(err)) < 0) {
+            conf_err(l, turl, "trace", "redis_url", "%s", err);
+            tu = NULL;
+        }
+        if (cu && tu && strcmp(cu, tu) != 0)
+            conf_err(l, turl, "trace", "redis_url",
+                     "one Redis serves the cache and the trace now: write redis = { url = "
+                     "\"...\"; } and trace = { stream = \"...\"; } instead of two urls");
+        else if (cu || tu)
+            rc->url = xstrdup(cu ? cu : tu), rc->configured = 1;
+    }
+    if (l->cfg->cache.backend == CACHE_REDIS && !rc->configured && curl == NULL)
+        conf_err(l, cg, "cache", "backend",
+                 "backend = \"redis\" uses the redis block: add redis = { url = "
+                 "\"redis://HOST:6379/0\"; }");
+    if (l->cfg->trace.stream_on && !rc->configured && turl == NULL)
+        conf_err(l, config_setting_get_member(tg, "stream"), "trace", "stream",
+                 "the stream goes to the redis block's Redis: add redis = { url = "
+                 "\"redis://HOST:6379/0\"; }");
 }
 
 static const char *const cache_keys[] = {
@@ -686,7 +894,6 @@ static void load_cache(struct load *l, const config_setting_t *root)
     struct cache_conf *cc = &l->cfg->cache;
     const config_setting_t *g = get_group(l, root, "", "cache");
     const config_setting_t *s;
-    const char *url;
     long v;
     int backend, r;
 
@@ -714,13 +921,7 @@ static void load_cache(struct load *l, const config_setting_t *root)
             cc->local_ttl_ms = v;
         if (get_int(l, g, "cache", "local_max_bytes", 0, 1024, 1L << 40, &v) > 0)
             cc->local_max_bytes = (size_t)v;
-        if (get_str(l, g, "cache", "url", 1, &url) > 0) {
-            if (!url_ok(url, redis_schemes))
-                conf_err(l, config_setting_get_member(g, "url"), "cache", "url",
-                         "expected redis://HOST[:PORT][/DB]");
-            else
-                cc->url = xstrdup(url);
-        }
+        /* url is the old form of the redis block: load_redis takes it. */
     } else if (r >= 0) {
         if ((s = config_setting_get_member(g, "url")) != NULL)
             conf_err(l, s, "cache", "url", "key 'url' is only valid with backend = \"redis\"");
@@ -1467,6 +1668,7 @@ static const char *const top_keys[] = {"listen",
                                        "log",
                                        "trace",
                                        "cache",
+                                       "redis",
                                        "providers",
                                        "models",
                                        "routes",
@@ -1644,6 +1846,7 @@ static void load_root(struct load *l, const config_setting_t *root)
     load_log(l, root);
     load_trace(l, root);
     load_cache(l, root);
+    load_redis(l, root);
     /* Providers, then models, then routes: each refers to the one before,
      * whatever order the file lists them in. */
     list = list_begin(l, root, "providers", "provider", &cfg->nproviders);
@@ -1708,11 +1911,10 @@ static void config_free(struct config *cfg)
         free(r->stages);
     }
     free(cfg->routes);
-    free(cfg->cache.url);
+    redis_conf_clear(&cfg->redis);
     free(cfg->admin.listen);
     free(cfg->admin.key_env);
     free(cfg->admin.key);
-    free(cfg->trace.redis_url);
     free(cfg->trace.stream);
     for (size_t i = 0; i < cfg->nkeys; i++) {
         for (size_t j = 0; cfg->keys[i].route_names && cfg->keys[i].route_names[j]; j++)

@@ -137,8 +137,7 @@ enum cache_backend {
 };
 
 struct cache_conf {
-    enum cache_backend backend;
-    char *url; /* redis://host:port/db */
+    enum cache_backend backend; /* redis: the redis block's */
     long ttl_s;
     long timeout_ms;
     size_t max_value_bytes;
@@ -165,11 +164,31 @@ struct log_conf {
     enum log_level level;
 };
 
+/* The redis block: the one Redis that the cache, the limits and budgets and
+ * the trace stream share (redis.h). */
+struct redis_conf {
+    char *url;          /* redis[s]://HOST[:PORT][/DB]; NULL: none (or sentinels/cluster only) */
+    char *username;     /* ACL user, or NULL */
+    char *password_env; /* the variable's name */
+    char *password;     /* its value at load time; never logged or shown */
+    char *tls_ca_file;
+    char *tls_cert_file; /* mTLS: the client's certificate and key */
+    char *tls_key_file;
+    char *tls_server_name; /* the name the server's certificate must carry */
+    char **sentinels;      /* HOST:PORT each */
+    size_t nsentinels;
+    char *master_name;
+    char **cluster_nodes; /* HOST:PORT each */
+    size_t ncluster_nodes;
+    long timeout_ms;
+    int configured; /* a Redis is in use (a redis block, or an old url key) */
+};
+
 struct trace_conf {
     char *path; /* JSONL file; NULL = none */
     int include_content;
-    char *redis_url; /* also XADD each record to a Redis Stream; NULL = no */
-    char *stream;    /* the stream's key, default "sluice:trace" */
+    int stream_on; /* also XADD each record to a Redis Stream (the redis block's) */
+    char *stream;  /* the stream's key, default "sluice:trace" */
     long maxlen;     /* XADD MAXLEN ~ this, default 100000 */
 };
 
@@ -217,6 +236,7 @@ struct config {
     struct log_conf log;
     struct trace_conf trace;
     struct cache_conf cache;
+    struct redis_conf redis;
     struct provider *providers;
     size_t nproviders;
     struct model *models;
@@ -243,6 +263,8 @@ struct config *config_load(const char *path, struct config_errors *errs);
 /* The same, from a string; `name` is used as FILE in error messages. */
 struct config *config_load_string(const char *text, const char *name, struct config_errors *errs);
 void config_errors_free(struct config_errors *errs);
+/* Free what a redis_conf holds (the password wiped) and zero it. */
+void redis_conf_clear(struct redis_conf *rc);
 
 /* The built-in config `make run` uses when no file is given: sluice-mock on
  * mock_url as provider "mock", a few models and a fallback route. */

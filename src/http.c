@@ -6,6 +6,7 @@
 #include "cache_mem.h"
 #include "limits.h"
 #include "metrics.h"
+#include "redis.h"
 #include "cascade.h"
 #include "config.h"
 #include "caps.h"
@@ -722,10 +723,15 @@ static int handle_get(struct exchange *ex, struct MHD_Connection *conn, const ch
 
         /* Ready while not draining; the breakers are details: one open
          * provider does not make the gateway unready (routes skip it). */
-        *r = queue_json(ex, conn, draining ? 503 : 200,
-                        json_pack("{s:s, s:o, s:I}", "status", draining ? "draining" : "ready",
-                                  "providers", breaker_report(), "inflight",
-                                  (json_int_t)__atomic_load_n(&server.inflight, __ATOMIC_RELAXED)));
+        json_t *o = json_pack("{s:s, s:o, s:I}", "status", draining ? "draining" : "ready",
+                              "providers", breaker_report(), "inflight",
+                              (json_int_t)__atomic_load_n(&server.inflight, __ATOMIC_RELAXED));
+        json_t *redis = redis_report();
+
+        /* Redis is a detail too: the gateway fails open without it. */
+        if (redis)
+            json_object_set_new(o, "redis", redis);
+        *r = queue_json(ex, conn, draining ? 503 : 200, o);
     } else if (strcmp(url, "/metrics") == 0) {
         size_t len;
         char *text;

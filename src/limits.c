@@ -46,7 +46,9 @@ static struct counters *local_counters;
 
 /* ---- naming ---- */
 
-/* The key's part of a Redis key, unique per key name. */
+/* The key's part of a Redis key, unique per key name. In braces in every
+ * counter's name (a hash tag): a key's counters share one Cluster slot, so
+ * the admission script may touch them all. */
 static void tenant_id(const char *name, char *out, size_t n)
 {
     size_t len = strlen(name);
@@ -91,9 +93,11 @@ static long estimate_tokens(const struct exchange *ex)
            (ex->ri.max_tokens > 0 ? ex->ri.max_tokens : 0);
 }
 
+/* The loop's Redis client, lent for the call (loop thread). */
 static struct redis *limits_redis(const struct exchange *ex)
 {
-    return ex->cache ? cache_redis_of(ex->cache) : NULL;
+    UNUSED(ex);
+    return server.redis;
 }
 
 /* Fill the headers' figures from the counts after admission. */
@@ -225,9 +229,9 @@ void limits_admit(struct exchange *ex, void (*next)(struct exchange *ex))
         size_t lens[10];
 
         tenant_id(k->name, tid, sizeof(tid));
-        snprintf(kr, sizeof(kr), "sluice:rl:%s:r:%ld", tid, ex->limit_minute);
-        snprintf(kt, sizeof(kt), "sluice:rl:%s:t:%ld", tid, ex->limit_minute);
-        snprintf(kb, sizeof(kb), "sluice:rl:%s:b:%s", tid, ex->limit_period);
+        snprintf(kr, sizeof(kr), "sluice:rl:{%s}:r:%ld", tid, ex->limit_minute);
+        snprintf(kt, sizeof(kt), "sluice:rl:{%s}:t:%ld", tid, ex->limit_minute);
+        snprintf(kb, sizeof(kb), "sluice:rl:{%s}:b:%s", tid, ex->limit_period);
         snprintf(a1, sizeof(a1), "%ld", k->rpm);
         snprintf(a2, sizeof(a2), "%ld", k->tpm);
         snprintf(a3, sizeof(a3), "%.10f", k->budget_usd);
@@ -288,7 +292,7 @@ static void ignore_cb(void *arg, const char *err, struct redisReply *reply)
 static void settle_cb(struct loop *loop, void *arg)
 {
     struct settle *s = arg;
-    struct redis *r = s->cache ? cache_redis_of(s->cache) : NULL;
+    struct redis *r = server.redis;
 
     UNUSED(loop);
     if (r) {
@@ -299,8 +303,8 @@ static void settle_cb(struct loop *loop, void *arg)
         size_t lens[3];
 
         tenant_id(s->name, tid, sizeof(tid));
-        snprintf(kt, sizeof(kt), "sluice:rl:%s:t:%ld", tid, s->minute);
-        snprintf(kb, sizeof(kb), "sluice:rl:%s:b:%s", tid, s->period);
+        snprintf(kt, sizeof(kt), "sluice:rl:{%s}:t:%ld", tid, s->minute);
+        snprintf(kb, sizeof(kb), "sluice:rl:{%s}:b:%s", tid, s->period);
         if (s->token_delta != 0) {
             snprintf(num, sizeof(num), "%ld", s->token_delta);
             lens[0] = 6, lens[1] = strlen(kt), lens[2] = strlen(num);
@@ -430,9 +434,9 @@ void limits_usage(struct exchange *ex)
 
             tenant_id(k->name, tid, sizeof(tid));
             period_id(k->budget_period, now, period, sizeof(period));
-            snprintf(kr, sizeof(kr), "sluice:rl:%s:r:%ld", tid, (long)(now / 60));
-            snprintf(kt, sizeof(kt), "sluice:rl:%s:t:%ld", tid, (long)(now / 60));
-            snprintf(kb, sizeof(kb), "sluice:rl:%s:b:%s", tid, period);
+            snprintf(kr, sizeof(kr), "sluice:rl:{%s}:r:%ld", tid, (long)(now / 60));
+            snprintf(kt, sizeof(kt), "sluice:rl:{%s}:t:%ld", tid, (long)(now / 60));
+            snprintf(kb, sizeof(kb), "sluice:rl:{%s}:b:%s", tid, period);
             for (int j = 0; j < 4; j++)
                 lens[j] = strlen(argv[j]);
             one->op = op;

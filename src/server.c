@@ -8,6 +8,7 @@
 #include "log.h"
 #include "loop.h"
 #include "trace.h"
+#include "redis.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -50,6 +51,28 @@ static void log_timer_start_cb(struct loop *loop, void *arg)
     loop_timer_start(loop, &reap_timer, REAP_TIMER_US);
 }
 
+/* Make the loop's Redis client the one given (NULL: none), on the loop:
+ * the old one's waiting commands hear "down" (callers fail open). */
+static void redis_swap_cb(struct loop *loop, void *arg)
+{
+    UNUSED(loop);
+    redis_free(server.redis, 0);
+    server.redis = arg;
+    if (server.redis)
+        redis_start(server.redis);
+}
+
+/* A client for conf, or NULL when no Redis is configured; -1 with a
+ * message in err when conf is unusable. */
+static int redis_make(const struct redis_conf *conf, struct redis **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!conf->configured)
+        return 0;
+    *out = redis_new(server.loop, conf, err, errlen);
+    return *out ? 0 : -1;
+}
+
 static void *loop_main(void *arg)
 {
     UNUSED(arg);
@@ -66,19 +89,28 @@ int server_start(struct config *cfg, const char *listen)
 
     char err[256];
     struct cache *cache;
+    struct redis *redis;
 
     server.started_us = now_us();
     server.loop = loop_new();
     server.up = upstream_new(server.loop);
+    if (redis_make(&cfg->redis, &redis, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "%s", err);
+        upstream_free(server.up);
+        loop_free(server.loop);
+        return -1;
+    }
     cache = cache_new(server.loop, &cfg->cache, err, sizeof(err));
     if (cache == NULL) {
         log_msg(LOG_ERROR, "cache: %s", err);
+        redis_free(redis, 1);
         upstream_free(server.up);
         loop_free(server.loop);
         return -1;
     }
     cache_swap(cache);
-    trace_redis_open(&cfg->trace, server.loop);
+    if (redis)
+        loop_post(server.loop, redis_swap_cb, redis);
     loop_post(server.loop, log_timer_start_cb, NULL);
     if (pthread_create(&server.loop_thread, NULL, loop_main, NULL) != 0)
         sl_panic("pthread_create failed");
@@ -157,12 +189,29 @@ int server_reload(char *msg, size_t msglen)
         log_msg(LOG_INFO, "reload: new cache settings, the cache starts empty");
     }
     cache_unref(cache);
+    if (old->redis.configured != cfg->redis.configured ||
+        (cfg->redis.configured && !redis_conf_same(&old->redis, &cfg->redis))) {
+        char err[256];
+        struct redis *fresh;
+
+        if (redis_make(&cfg->redis, &fresh, err, sizeof(err)) < 0) {
+            /* The cache may have been swapped already: it borrows whatever
+             * client the loop has, so the old one keeps serving it. */
+            snprintf(msg, msglen, "%s", err);
+            log_msg(LOG_ERROR, "reload refused: %s", msg);
+            config_unref(old);
+            config_unref(cfg);
+            pthread_mutex_unlock(&reload_mu);
+            return -1;
+        }
+        loop_post(server.loop, redis_swap_cb, fresh);
+        log_msg(LOG_INFO, "reload: new redis settings, reconnecting");
+    }
     config_unref(old);
     if (log_open(&cfg->log) < 0)
         log_msg(LOG_ERROR, "reload: cannot open log %s; keeping the old one", cfg->log.path);
     if (trace_open(&cfg->trace) < 0)
         log_msg(LOG_ERROR, "reload: cannot open trace %s", cfg->trace.path);
-    trace_redis_open(&cfg->trace, server.loop);
     config_swap(cfg);
     pthread_mutex_unlock(&reload_mu);
     snprintf(msg, msglen, "%s", server.config_path);
@@ -222,7 +271,8 @@ void server_stop(long drain_ms)
     pthread_join(server.loop_thread, NULL);
     loop_timer_stop(server.loop, &log_timer);
     loop_timer_stop(server.loop, &reap_timer);
-    trace_redis_close();
+    redis_free(server.redis, 1);
+    server.redis = NULL;
     upstream_free(server.up);
     loop_free(server.loop);
     server.loop = NULL;

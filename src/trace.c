@@ -5,6 +5,7 @@
 #include "log.h"
 #include "loop.h"
 #include "redis.h"
+#include "server.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -13,56 +14,13 @@
 #include <time.h>
 
 static struct sink trace_sink = SINK_INIT;
-static struct redis *trace_redis; /* loop thread */
-static char *trace_redis_url;     /* the url trace_redis was made for (opener's thread) */
-
 int trace_open(const struct trace_conf *conf)
 {
-    if (conf->path == NULL) { /* the file; the stream is trace_redis_open's */
+    if (conf->path == NULL) { /* the file; the stream is on the loop's Redis */
         sink_close(&trace_sink);
         return 0;
     }
     return sink_open(&trace_sink, conf->path);
-}
-
-static void swap_cb(struct loop *loop, void *arg)
-{
-    UNUSED(loop);
-    if (trace_redis)
-        redis_free(trace_redis);
-    trace_redis = arg;
-    if (trace_redis)
-        redis_start(trace_redis);
-}
-
-void trace_redis_open(const struct trace_conf *conf, struct loop *loop)
-{
-    char err[256];
-    struct redis *r = NULL;
-
-    if (conf->redis_url && trace_redis_url && strcmp(conf->redis_url, trace_redis_url) == 0)
-        return; /* same stream, same connection */
-    if (conf->redis_url == NULL && trace_redis_url == NULL)
-        return;
-    if (conf->redis_url) {
-        r = redis_new(loop, conf->redis_url, 1000, err, sizeof(err));
-        if (r == NULL) {
-            log_msg(LOG_ERROR, "trace: %s; the records go to the file only", err);
-            return;
-        }
-    }
-    free(trace_redis_url);
-    trace_redis_url = conf->redis_url ? xstrdup(conf->redis_url) : NULL;
-    loop_post(loop, swap_cb, r);
-}
-
-void trace_redis_close(void)
-{
-    if (trace_redis)
-        redis_free(trace_redis);
-    trace_redis = NULL;
-    free(trace_redis_url);
-    trace_redis_url = NULL;
 }
 
 static void xadd_cb(void *arg, const char *err, struct redisReply *reply)
@@ -105,7 +63,8 @@ static void xadd(const struct trace_conf *conf, json_t *o)
     }
     for (int i = 0; i < n; i++)
         lens[i] = strlen(argv[i]);
-    redis_command(trace_redis, n, argv, lens, xadd_cb, NULL);
+    /* One key: the stream lives on one Cluster slot. */
+    redis_command(server.redis, n, argv, lens, xadd_cb, NULL);
     while (nown > 0)
         free(owned[--nown]);
 }
@@ -144,7 +103,7 @@ void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
     time_t secs = (time_t)now;
     struct tm tm;
 
-    if (conf->path == NULL && (conf->redis_url == NULL || trace_redis == NULL))
+    if (conf->path == NULL && (!conf->stream_on || server.redis == NULL))
         return;
     gmtime_r(&secs, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -169,7 +128,7 @@ void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
         json_object_set_new(o, "prompt", r->prompt ? safe_string(r->prompt) : json_null());
         json_object_set_new(o, "answer", r->answer ? safe_string(r->answer) : json_null());
     }
-    if (conf->redis_url && trace_redis)
+    if (conf->stream_on && server.redis)
         xadd(conf, o);
     if (conf->path) {
         line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));

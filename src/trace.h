@@ -33,16 +33,9 @@ struct trace_rec {
 /* Open (or reopen, or with conf->path NULL close) the trace file. Returns 0
  * or -1 with errno set. */
 int trace_open(const struct trace_conf *conf);
-/* (Re)connect the Redis Stream copy of the table per conf->redis_url (NULL:
- * none). Call outside the loop (it may resolve the host); the switch itself
- * happens on the loop. */
-struct loop;
-void trace_redis_open(const struct trace_conf *conf, struct loop *loop);
-/* Drop the Redis connection (loop thread, or after the loop stopped). */
-void trace_redis_close(void);
-
 /* Append one record (loop thread); conf is the request's snapshot (for
- * include_content). To the file, and with redis_url to the stream:
+ * include_content). To the file, and with stream_on to the stream on the
+ * loop's Redis client (server.redis):
  * XADD stream MAXLEN ~ maxlen, one field per attribute. A no-op when no
  * trace is configured. */
 void trace_write(const struct trace_conf *conf, const struct trace_rec *rec);

@@ -260,7 +260,10 @@ static void test_full_schema_loads(void **state)
     assert_string_equal(cfg->trace.path, "traces.jsonl");
     assert_int_equal(cfg->trace.include_content, 1);
     assert_int_equal(cfg->cache.backend, CACHE_REDIS);
-    assert_string_equal(cfg->cache.url, "redis://127.0.0.1:6379/0");
+    /* the old cache.url, alone, is the redis block's url */
+    assert_int_equal(cfg->redis.configured, 1);
+    assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    assert_int_equal(cfg->redis.timeout_ms, 25);
     assert_int_equal(cfg->cache.ttl_s, 3600);
     assert_int_equal(cfg->cache.timeout_ms, 25);
     assert_int_equal(cfg->cache.max_value_bytes, 1048576);
@@ -463,9 +466,11 @@ static void test_missing_required_more(void **state)
     expect_error("", "t.conf:1: models: missing required key");
     assert_int_equal(E.n, 2);
     expect_only(BASE "trace = { include_content = true; };\n",
-                "t.conf:4: trace.path: missing: a trace needs a path, a redis_url, or both");
+                "t.conf:4: trace.path: missing: a trace needs a path, a stream (on the redis "
+                "block's Redis), or both");
     expect_only(BASE "cache = { backend = \"redis\"; };\n",
-                "t.conf:4: cache.url: missing required key");
+                "t.conf:4: cache.backend: backend = \"redis\" uses the redis block: add redis = "
+                "{ url = \"redis://HOST:6379/0\"; }");
     expect_only(BASE "routes = ( { name = \"r\"; cascade = (\n"
                      "  { model = \"m1\"; scorer = \"judge\"; threshold = 0.5; },\n"
                      "  { model = \"m2\"; } ); } );\n",
@@ -545,7 +550,8 @@ static void test_bad_values(void **state)
                 "models = ( { name = \"m\"; provider = \"p\"; } );\n",
                 "t.conf:1: providers.p.base_url: expected an http:// or https:// URL");
     expect_only(BASE "cache = { backend = \"redis\"; url = \"http://127.0.0.1:6379\"; };\n",
-                "t.conf:4: cache.url: expected redis://HOST[:PORT][/DB]");
+                "t.conf:4: cache.url: expected redis://HOST[:PORT][/DB] or "
+                "rediss://HOST[:PORT][/DB]");
     expect_only(
         BASE
         "routes = ( { name = \"r\"; cascade = (\n"
@@ -924,6 +930,81 @@ static void test_error_cap(void **state)
 
 /* ---- secrets, implicit routes, lifetime -------------------------------- */
 
+static void test_redis_block(void **state)
+{
+    struct config *cfg;
+
+    (void)state;
+    setenv("SLUICE_TEST_RPW", "pw-in-env", 1);
+    cfg = expect_ok(BASE "redis = { url = \"rediss://cache.example.com:6380/1\"; username = \"gw\";\n"
+                         "  password_env = \"SLUICE_TEST_RPW\"; tls_server_name = \"cache.example.com\";\n"
+                         "  timeout_ms = 75; };\n"
+                         "cache = { backend = \"redis\"; };\ntrace = { stream = \"s\"; };\n");
+    assert_int_equal(cfg->redis.configured, 1);
+    assert_string_equal(cfg->redis.url, "rediss://cache.example.com:6380/1");
+    assert_string_equal(cfg->redis.username, "gw");
+    assert_string_equal(cfg->redis.password, "pw-in-env");
+    assert_int_equal(cfg->redis.timeout_ms, 75);
+    assert_int_equal(cfg->trace.stream_on, 1);
+    config_unref(cfg);
+    cfg = expect_ok(BASE "redis = { sentinels = ( \"10.0.0.1:26379\", \"[::1]:26379\" );\n"
+                         "  master_name = \"mymaster\"; };\n");
+    assert_int_equal(cfg->redis.nsentinels, 2);
+    assert_string_equal(cfg->redis.sentinels[1], "[::1]:26379");
+    config_unref(cfg);
+    cfg = expect_ok(BASE "redis = { cluster_nodes = ( \"10.0.0.1:7000\" ); };\n");
+    assert_int_equal(cfg->redis.ncluster_nodes, 1);
+    config_unref(cfg);
+    /* The old per-feature urls: alone they work, beside the block they are
+     * refused with the new form. */
+    cfg = expect_ok(BASE "trace = { redis_url = \"redis://127.0.0.1:6379/0\"; };\n");
+    assert_string_equal(cfg->redis.url, "redis://127.0.0.1:6379/0");
+    assert_int_equal(cfg->trace.stream_on, 1);
+    config_unref(cfg);
+    expect_only(BASE "redis = { url = \"redis://a:1\"; };\n"
+                     "cache = { backend = \"redis\"; url = \"redis://a:1\"; };\n",
+                "t.conf:5: cache.url: the url lives in the redis block now: write redis = { url = "
+                "\"...\"; }; cache = { backend = \"redis\"; }");
+    expect_only(BASE "redis = { url = \"redis://a:1\"; };\n"
+                     "trace = { redis_url = \"redis://a:1\"; };\n",
+                "t.conf:5: trace.redis_url: the trace stream uses the redis block's Redis now: drop "
+                "redis_url and write trace = { stream = \"sluice:trace\"; }");
+    expect_only(BASE "cache = { backend = \"redis\"; url = \"redis://a:1\"; };\n"
+                     "trace = { redis_url = \"redis://b:1\"; };\n",
+                "t.conf:5: trace.redis_url: one Redis serves the cache and the trace now: write "
+                "redis = { url = \"...\"; } and trace = { stream = \"...\"; } instead of two urls");
+    expect_only(BASE "trace = { stream = \"s\"; };\n",
+                "t.conf:4: trace.stream: the stream goes to the redis block's Redis: add redis = { "
+                "url = \"redis://HOST:6379/0\"; }");
+    /* Secrets: never in the url, never echoed, and a named variable must be set. */
+    expect_only(BASE "redis = { url = \"redis://u:hunter2@a:1\"; };\n",
+                "t.conf:4: redis.url: no user or password in the url: name the user with username "
+                "and put the password in an environment variable named by password_env");
+    unsetenv("SLUICE_TEST_UNSET");
+    expect_only(BASE "redis = { url = \"redis://a:1\"; password_env = \"SLUICE_TEST_UNSET\"; };\n",
+                "t.conf:4: redis.password_env: the environment variable SLUICE_TEST_UNSET is not set");
+    expect_only(BASE "redis = { url = \"redis://a:1\"; username = \"gw\"; };\n",
+                "t.conf:4: redis.username: an ACL user needs its password: name the environment "
+                "variable that holds it with password_env");
+    expect_only(BASE "redis = { url = \"redis://a:1\"; tls_server_name = \"a\"; };\n",
+                "t.conf:4: redis.url: the tls_* keys need TLS: write the url as "
+                "rediss://HOST:PORT/DB");
+    expect_only(BASE "redis = { url = \"rediss://a:1\"; tls_ca_file = \"/nonexistent/ca.pem\"; };\n",
+                "t.conf:4: redis.tls_ca_file: cannot read /nonexistent/ca.pem: No such file or "
+                "directory");
+    expect_only(BASE "redis = { sentinels = ( \"a:1\" ); };\n",
+                "t.conf:4: redis.master_name: missing: sentinels need the name of the master they "
+                "watch");
+    expect_only(BASE "redis = { cluster_nodes = ( \"a:1\" ); url = \"redis://a:1/2\"; };\n",
+                "t.conf:4: redis.url: a Redis Cluster has only database 0");
+    expect_only(BASE "redis = { cluster_nodes = ( \"a\" ); };\n",
+                "t.conf:4: redis.cluster_nodes: expected HOST:PORT");
+    expect_only(BASE "redis = { timeout_ms = 5; };\n",
+                "t.conf:4: redis.url: missing: a redis block needs a url, sentinels or "
+                "cluster_nodes");
+    unsetenv("SLUICE_TEST_RPW");
+}
+
 static void test_api_key_from_env(void **state)
 {
     const char *text = "providers = ( { name = \"p\"; base_url = \"http://x\";\n"
@@ -1006,7 +1087,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->log.level, LOG_INFO);
     assert_null(cfg->trace.path);
     assert_int_equal(cfg->cache.backend, CACHE_MEMORY);
-    assert_null(cfg->cache.url);
+    assert_int_equal(cfg->redis.configured, 0);
     assert_int_equal(cfg->cache.ttl_s, 3600);
     assert_int_equal(cfg->cache.timeout_ms, 20);
     assert_int_equal(cfg->cache.max_value_bytes, 1 << 20);
@@ -1165,6 +1246,7 @@ int main(void)
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_route_model_collision),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_redis_block),
         cmocka_unit_test(test_bad_enums),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_scorer_keys),
