@@ -458,23 +458,28 @@ static const char *stop_reason(const char *finish)
 }
 
 /* Anthropic's usage from the chat form's: its input_tokens leave out what
- * was read from the prompt cache, which it reports apart. With no usage,
- * the estimates given (a stream cut short of its usage chunk). */
+ * was read from the prompt cache and what was written to it, which it
+ * reports apart (prompt_tokens counts them all: cached_tokens, and
+ * cache_write_tokens where an Anthropic-type provider answered). With no
+ * usage, the estimates given (a stream cut short of its usage chunk). */
 static json_t *usage_from_chat(const json_t *u, long est_in, long est_out)
 {
-    json_int_t pt = est_in, ct = est_out, cached = 0;
+    json_t *d = json_object_get(u, "prompt_tokens_details");
+    json_int_t pt = est_in, ct = est_out, read = 0, write = 0;
 
     if (json_is_object(u)) {
         pt = json_integer_value(json_object_get(u, "prompt_tokens"));
         ct = json_integer_value(json_object_get(u, "completion_tokens"));
-        cached = json_integer_value(
-            json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"));
-        if (cached < 0 || cached > pt)
-            cached = 0;
+        read = json_integer_value(json_object_get(d, "cached_tokens"));
+        write = json_integer_value(json_object_get(d, "cache_write_tokens"));
+        if (read < 0 || read > pt)
+            read = 0;
+        if (write < 0 || write > pt - read)
+            write = 0;
     }
-    return json_pack("{s:I, s:I, s:I, s:I}", "input_tokens", pt - cached,
-                     "cache_creation_input_tokens", (json_int_t)0, "cache_read_input_tokens",
-                     cached, "output_tokens", ct);
+    return json_pack("{s:I, s:I, s:I, s:I}", "input_tokens", pt - read - write,
+                     "cache_creation_input_tokens", write, "cache_read_input_tokens", read,
+                     "output_tokens", ct);
 }
 
 /* A tool call's arguments as the tool_use input: the JSON they hold; text
@@ -846,6 +851,7 @@ json_t *messages_answer_to_chat(const json_t *msg)
     json_t *m = json_pack("{s:s, s:n}", "role", "assistant", "content"), *calls = json_array();
     json_t *b, *u = json_object_get(msg, "usage");
     const char *sr = api_str(msg, "stop_reason"), *finish = "stop";
+    json_int_t in, read, write, out;
     struct buf text;
     int has_text = 0;
     size_t i;
@@ -880,17 +886,14 @@ json_t *messages_answer_to_chat(const json_t *msg)
         finish = "tool_calls";
     else if (api_streq(sr, "refusal"))
         finish = "content_filter";
-    return json_pack("{s:O, s:s, s:O, s:[{s:i, s:o, s:s}], s:{s:I, s:I, s:I, s:{s:I}}}", "id",
-                     json_object_get(msg, "id"), "object", "chat.completion", "model",
+    in = json_integer_value(json_object_get(u, "input_tokens"));
+    read = json_integer_value(json_object_get(u, "cache_read_input_tokens"));
+    write = json_integer_value(json_object_get(u, "cache_creation_input_tokens"));
+    out = json_integer_value(json_object_get(u, "output_tokens"));
+    return json_pack("{s:O, s:s, s:O, s:[{s:i, s:o, s:s}], s:{s:I, s:I, s:I, s:{s:I, s:I}}}",
+                     "id", json_object_get(msg, "id"), "object", "chat.completion", "model",
                      json_object_get(msg, "model"), "choices", "index", 0, "message", m,
-                     "finish_reason", finish, "usage", "prompt_tokens",
-                     json_integer_value(json_object_get(u, "input_tokens")) +
-                         json_integer_value(json_object_get(u, "cache_read_input_tokens")),
-                     "completion_tokens", json_integer_value(json_object_get(u, "output_tokens")),
-                     "total_tokens",
-                     json_integer_value(json_object_get(u, "input_tokens")) +
-                         json_integer_value(json_object_get(u, "cache_read_input_tokens")) +
-                         json_integer_value(json_object_get(u, "output_tokens")),
-                     "prompt_tokens_details", "cached_tokens",
-                     json_integer_value(json_object_get(u, "cache_read_input_tokens")));
+                     "finish_reason", finish, "usage", "prompt_tokens", in + read + write,
+                     "completion_tokens", out, "total_tokens", in + read + write + out,
+                     "prompt_tokens_details", "cached_tokens", read, "cache_write_tokens", write);
 }

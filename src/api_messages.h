@@ -27,8 +27,9 @@
  * Answer (chat -> messages): a text block, then one tool_use block per tool
  * call; stop reasons stop -> end_turn, length -> max_tokens, tool_calls ->
  * tool_use, content_filter -> refusal. usage: input_tokens are the prompt's
- * tokens less the cached ones (Anthropic counts those apart, in
- * cache_read_input_tokens), output_tokens the completion's.
+ * tokens less those read from and written to the prompt cache (Anthropic
+ * counts those apart, in cache_read_input_tokens and
+ * cache_creation_input_tokens), output_tokens the completion's.
  *
  * Fuzzed by tests/fuzz/fuzz_api_messages.c, which holds each direction to
  * its inverse.

@@ -208,6 +208,17 @@ static void test_answer(void **state)
                   "'cache_read_input_tokens':60,'output_tokens':7}}"),
                 "answer");
     json_decref(chat);
+    /* an Anthropic-type provider's cache writes, reported apart as well */
+    chat = J("{'model':'m','choices':[{'index':0,'message':{'role':'assistant','content':'x'},"
+             "'finish_reason':'stop'}],'usage':{'prompt_tokens':100,'completion_tokens':1,"
+             "'prompt_tokens_details':{'cached_tokens':60,'cache_write_tokens':30}}}");
+    m = messages_answer_from_chat(chat, "msg_1");
+    json_expect(json_incref(json_object_get(m, "usage")),
+                J("{'input_tokens':10,'cache_creation_input_tokens':30,'cache_read_input_tokens':60,"
+                  "'output_tokens':1}"),
+                "cache writes");
+    json_decref(m);
+    json_decref(chat);
     for (size_t i = 0; i < ARRAY_LEN(finish); i++) {
         char text[256];
 
@@ -350,7 +361,7 @@ static void test_roundtrip(void **state)
     const char *answers[] = {
         "{'model':'m','choices':[{'index':0,'message':{'role':'assistant','content':'Hi'},"
         "'finish_reason':'stop'}],'usage':{'prompt_tokens':30,'completion_tokens':1,"
-        "'prompt_tokens_details':{'cached_tokens':20}}}",
+        "'prompt_tokens_details':{'cached_tokens':20,'cache_write_tokens':6}}}",
         "{'model':'m','choices':[{'index':0,'message':{'role':'assistant','content':null,"
         "'tool_calls':[{'id':'k','type':'function','function':{'name':'f','arguments':'{\\'a\\':1."
         "5}'}}]},"
