@@ -286,7 +286,10 @@ static int put_system(struct conv *cv, const json_t *sys)
             json_decref(parts);
             return api_fail(cv->err, "system", NULL, "system[%zu]: expected a text block.", i);
         }
-        json_array_append_new(parts, p);
+        if (json_string_length(json_object_get(p, "text")) == 0)
+            json_decref(p); /* as an empty system string: nothing to say */
+        else
+            json_array_append_new(parts, p);
     }
     if (json_array_size(parts))
         json_array_append_new(
