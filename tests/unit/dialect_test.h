@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/api_common.h"
 #include "../../src/util.h"
 
 /* Chat streams both dialects' tests feed their translators. */
@@ -23,20 +24,23 @@
                             ":" cached "}}}]"
 /* Text, then two tool calls whose arguments arrive interleaved (the peers'
  * wrong-index failure, Portkey #1275, takes this to happen). */
-#define TOOL_CHUNKS                                                                                \
-    "[" CHUNK("{'content':'Let me see.'}") "," CHUNK("{'tool_calls':[{'index':0,'id':'call_a','"   \
-                                                     "type':'function','function':{'name':'f','"   \
-                                                     "arguments':''}}]}") "," CHUNK(               \
-        "{'tool_calls':[{'index':1,'id':'call_b','type':'function','function':{'name':'g','"       \
-        "arguments':'{\\'y'}}]}") "," CHUNK("{'tool_calls':[{'index':0,'function':{'arguments':'{" \
-                                            "\\'x\\':1}'}}]}") "," CHUNK("{'tool_calls':[{'index'" \
-                                                                         ":1,'function':{'"        \
-                                                                         "arguments':'\\':2}'}}]"  \
-                                                                         "}") ","                  \
-                                                                              "{'choices':[{'"     \
-                                                                              "index':0,'delta':{" \
-                                                                              "},'finish_reason':" \
-                                                                              "'tool_calls'}]}]"
+#define TOOL_CHUNKS                                                                                                               \
+    "[" CHUNK("{'content':'Let me see.'}") "," CHUNK(                                                                             \
+        "{'tool_calls':[{'index':0,'id':'call_a','"                                                                               \
+        "type':'function','function':{'name':'f','"                                                                               \
+        "arguments':''}}]}") "," CHUNK("{'tool_calls':[{'index':1,'id':'call_b','type':'function'"                                \
+                                       ",'function':{'name':'g','"                                                                \
+                                       "arguments':'{\\'y'}}]}") "," CHUNK("{'tool_calls':[{'"                                    \
+                                                                           "index':0,'function':{"                                \
+                                                                           "'arguments':'{"                                       \
+                                                                           "\\'x\\':1}'}}]}") "," CHUNK("{'tool_calls':[{'index'" \
+                                                                                                        ":1,'function':{'"        \
+                                                                                                        "arguments':'\\':2}'}}]"  \
+                                                                                                        "}") ","                  \
+                                                                                                             "{'choices':[{'"     \
+                                                                                                             "index':0,'delta':{" \
+                                                                                                             "},'finish_reason':" \
+                                                                                                             "'tool_calls'}]}]"
 
 /* JSON written with ' for " (for readable tests); aborts on a typo. */
 static json_t *J(const char *text)
@@ -130,6 +134,56 @@ static char *event_types(const json_t *events)
             abort();
     }
     return buf_steal(&b, NULL);
+}
+
+/* The message an Anthropic client builds from a stream's events (the
+ * includer has cmocka). */
+__attribute__((unused)) static json_t *accumulate_message(const json_t *events)
+{
+    json_t *msg = NULL, *e, *content = NULL;
+    struct buf partial[16];
+    size_t i;
+
+    for (i = 0; i < 16; i++)
+        buf_init(&partial[i], 1 << 16);
+    json_array_foreach (events, i, e) {
+        json_t *d = json_object_get(e, "data");
+        const char *type = api_str(d, "type");
+        size_t idx = (size_t)json_integer_value(json_object_get(d, "index"));
+
+        assert_string_equal(api_str(e, "event"), type);
+        if (api_streq(type, "message_start")) {
+            msg = json_deep_copy(json_object_get(d, "message"));
+            content = json_object_get(msg, "content");
+        } else if (api_streq(type, "content_block_start")) {
+            assert_int_equal(json_array_size(content), idx);
+            json_array_append(content, json_object_get(d, "content_block"));
+        } else if (api_streq(type, "content_block_delta")) {
+            json_t *delta = json_object_get(d, "delta"), *block = json_array_get(content, idx);
+
+            if (api_streq(api_str(delta, "type"), "text_delta")) {
+                char *t = xasprintf("%s%s", api_str(block, "text"), api_str(delta, "text"));
+
+                json_object_set_new(block, "text", json_string(t));
+                free(t);
+            } else if (buf_puts(&partial[idx], api_str(delta, "partial_json")) < 0) {
+                abort();
+            }
+        } else if (api_streq(type, "content_block_stop")) {
+            json_t *block = json_array_get(content, idx);
+
+            if (api_streq(api_str(block, "type"), "tool_use"))
+                json_object_set_new(block, "input",
+                                    partial[idx].len ? json_loads(partial[idx].data, 0, NULL)
+                                                     : json_object());
+        } else if (api_streq(type, "message_delta")) {
+            json_object_update(msg, json_object_get(d, "delta"));
+            json_object_update(json_object_get(msg, "usage"), json_object_get(d, "usage"));
+        }
+    }
+    for (i = 0; i < 16; i++)
+        buf_free(&partial[i]);
+    return msg;
 }
 
 #endif

@@ -134,55 +134,6 @@ static const char *ANSWERS[] = {
     "'usage':{'prompt_tokens':2,'completion_tokens':1,'total_tokens':3}}",
 };
 
-/* The message an Anthropic client builds from the stream's events. */
-static json_t *accumulate_message(const json_t *events)
-{
-    json_t *msg = NULL, *e, *content = NULL;
-    struct buf partial[16];
-    size_t i;
-
-    for (i = 0; i < 16; i++)
-        buf_init(&partial[i], 1 << 16);
-    json_array_foreach (events, i, e) {
-        json_t *d = json_object_get(e, "data");
-        const char *type = api_str(d, "type");
-        size_t idx = (size_t)json_integer_value(json_object_get(d, "index"));
-
-        assert_string_equal(api_str(e, "event"), type);
-        if (api_streq(type, "message_start")) {
-            msg = json_deep_copy(json_object_get(d, "message"));
-            content = json_object_get(msg, "content");
-        } else if (api_streq(type, "content_block_start")) {
-            assert_int_equal(json_array_size(content), idx);
-            json_array_append(content, json_object_get(d, "content_block"));
-        } else if (api_streq(type, "content_block_delta")) {
-            json_t *delta = json_object_get(d, "delta"), *block = json_array_get(content, idx);
-
-            if (api_streq(api_str(delta, "type"), "text_delta")) {
-                char *t = xasprintf("%s%s", api_str(block, "text"), api_str(delta, "text"));
-
-                json_object_set_new(block, "text", json_string(t));
-                free(t);
-            } else if (buf_puts(&partial[idx], api_str(delta, "partial_json")) < 0) {
-                abort();
-            }
-        } else if (api_streq(type, "content_block_stop")) {
-            json_t *block = json_array_get(content, idx);
-
-            if (api_streq(api_str(block, "type"), "tool_use"))
-                json_object_set_new(block, "input",
-                                    partial[idx].len ? json_loads(partial[idx].data, 0, NULL)
-                                                     : json_object());
-        } else if (api_streq(type, "message_delta")) {
-            json_object_update(msg, json_object_get(d, "delta"));
-            json_object_update(json_object_get(msg, "usage"), json_object_get(d, "usage"));
-        }
-    }
-    for (i = 0; i < 16; i++)
-        buf_free(&partial[i]);
-    return msg;
-}
-
 /* Stream sse through a fresh context of dialect d, fed in pieces of
  * `piece` bytes (0: whole), and return the events. */
 static json_t *translate_stream(struct dialect_ctx *dx, const char *sse, size_t len, size_t piece)
