@@ -43,7 +43,7 @@
                                                                                                              "'tool_calls'}]}]"
 
 /* JSON written with ' for " (for readable tests); aborts on a typo. */
-static json_t *J(const char *text)
+__attribute__((unused)) static json_t *J(const char *text)
 {
     char *s = xstrdup(text);
     json_error_t err;
@@ -62,7 +62,7 @@ static json_t *J(const char *text)
 }
 
 /* Fail, showing both, unless a equals b. Takes both. */
-static void json_expect(json_t *got, json_t *want, const char *what)
+__attribute__((unused)) static void json_expect(json_t *got, json_t *want, const char *what)
 {
     if (!json_equal(got, want)) {
         char *g = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
@@ -77,7 +77,7 @@ static void json_expect(json_t *got, json_t *want, const char *what)
 
 /* The events of an SSE text as [{"event": name or null, "data": JSON}];
  * comments become {"comment": text}. Aborts on anything malformed. */
-static json_t *sse_events(const char *text, size_t len)
+__attribute__((unused)) static json_t *sse_events(const char *text, size_t len)
 {
     json_t *out = json_array();
     const char *p = text, *end = text + len, *blank;
@@ -115,7 +115,7 @@ static json_t *sse_events(const char *text, size_t len)
 }
 
 /* The data.type of each event, joined with spaces. Caller frees. */
-static char *event_types(const json_t *events)
+__attribute__((unused)) static char *event_types(const json_t *events)
 {
     struct buf b;
     json_t *e;
