@@ -46,6 +46,7 @@ check('cache hits through TLS / plain Redis (32 conns, local_ttl_ms = 0)', f2(tl
   tlsRatio >= 0.8 && m.redis_tls.errors === 0);
 check('rules scorer per stage', `${m.scorer.rules_mean_us.toFixed(2)} µs (p99 ${m.scorer.rules_p99_us.toFixed(2)})`, '< 50 µs', m.scorer.rules_mean_us < 50);
 check('learned scorer per stage', `${m.scorer.learned_mean_us.toFixed(1)} µs (p99 ${m.scorer.learned_p99_us.toFixed(1)})`, '< 50 µs', m.scorer.learned_mean_us < 50);
+if (m.scorer_peer) check('learned scorer with a peer per stage', `${m.scorer_peer.learned_mean_us.toFixed(1)} µs (p50 ${m.scorer_peer.learned_p50_us.toFixed(1)}, p99 ${m.scorer_peer.learned_p99_us.toFixed(1)})`, '< 50 µs', m.scorer_peer.learned_mean_us < 50);
 // Metrics: what recording one request costs (bench-metrics, one thread),
 // against the CPU sluice spent per request in the throughput run.
 const cpuUsPerReq = (m.sluice_cpu_ticks / m.clk_tck) * 1e6 / m.sluice.requests;
@@ -107,7 +108,9 @@ The same, with \`local_ttl_ms = 0\`: every hit is a round trip from the loop to 
 Time one cascade stage spends in its scorer, over ${m.scorer.answers} recorded answers of the
 arc-challenge test fixture (prompts of about 2 KB), 5 rounds: rules ${m.scorer.rules_mean_us.toFixed(2)} µs
 mean (p99 ${m.scorer.rules_p99_us.toFixed(2)} µs), learned ${m.scorer.learned_mean_us.toFixed(1)} µs mean
-(p99 ${m.scorer.learned_p99_us.toFixed(1)} µs).
+(p99 ${m.scorer.learned_p99_us.toFixed(1)} µs)${m.scorer_peer ? `, learned reading one peer's answer
+(5 fold models, a head over the text model and the answers) ${m.scorer_peer.learned_mean_us.toFixed(1)} µs mean
+(p50 ${m.scorer_peer.learned_p50_us.toFixed(1)} µs, p99 ${m.scorer_peer.learned_p99_us.toFixed(1)} µs)` : ''}.
 
 ## Metrics overhead
 

@@ -210,9 +210,14 @@ RL_ONE=$(median lat redis-one); RL_CLUSTER=$(median lat redis-cluster); RL_TLS=$
 AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
 
 echo "bench: scorer time per stage (learned weights trained on the test fixture)"
-build/sluice-tune fit --data tests/fixtures/routerbench/arc-challenge.jsonl \
-  --prices tests/fixtures/routerbench/prices.json --folds 3 --out "$OUT/tune" >/dev/null 2>&1
-SCORER=$(build/bench-scorer "$OUT/tune/scorers/zero-one-ai_Yi-34B-Chat.w" tests/fixtures/routerbench/arc-challenge.jsonl)
+mkdir -p "$OUT/tune"
+for peers in "" "mixtral-8x7b"; do
+  build/sluice-tune train --data tests/fixtures/routerbench/arc-challenge.jsonl \
+    --prices tests/fixtures/routerbench/prices.json --folds 5 --model Yi-34B \
+    ${peers:+--peers "$peers"} --out "$OUT/tune/yi${peers:++peer}.w" >/dev/null 2>&1
+done
+SCORER=$(build/bench-scorer "$OUT/tune/yi.w" tests/fixtures/routerbench/arc-challenge.jsonl)
+SCORER_PEER=$(build/bench-scorer "$OUT/tune/yi+peer.w" tests/fixtures/routerbench/arc-challenge.jsonl)
 
 echo "bench: metrics cost per request"
 METRICS_NS=$(build/bench-metrics 2000000 1 | sed -n 's/^1 thread(s): \([0-9.]*\) ns.*/\1/p')
@@ -247,6 +252,7 @@ node bench/report.mjs "$OUT/RESULTS.json" <<JSON
  "redis_one":$R_ONE,"redis_cluster":$R_CLUSTER,"redis_tls":$R_TLS,
  "redis_one_lat":$RL_ONE,"redis_cluster_lat":$RL_CLUSTER,"redis_tls_lat":$RL_TLS,
  "scorer":$SCORER,
+ "scorer_peer":$SCORER_PEER,
  "json":$JSON_READ,
  "sluice_cpu_ticks":$CPU_TICKS,"clk_tck":$(getconf CLK_TCK),"metrics_ns":$METRICS_NS,
  "streams":$S_STREAM,"stream_conns":$STREAMS,"stream_hwm_kb":$STREAM_HWM_KB,

@@ -76,6 +76,24 @@
 /* Sentinels or cluster seed nodes listed in the redis block. */
 #define REDIS_SEEDS_MAX 32
 
+/* A learned scorer's weights file (learned.c reads it whole; sluice-tune
+ * writes it from one buffer). */
+#define LEARNED_FILE_MAX (512u << 20)
+
+/* sluice-tune (src/tune/): its report on stdout, the frontier table, the
+ * routes block, a file path, a chain's text, a route's cross-validation
+ * log, a line of names for a message; eval's response body and one header
+ * value it keeps. A report over its cap is an error, never a cut table. */
+#define TUNE_REPORT_MAX (64u << 20)
+#define TUNE_TSV_MAX (16u << 20)
+#define TUNE_ROUTES_MAX (1u << 20)
+#define TUNE_PATH_MAX 8192u
+#define TUNE_CHAIN_MAX 8192u
+#define TUNE_LOG_MAX (1u << 20)
+#define TUNE_NAMES_MAX 4096u
+#define TUNE_EVAL_BODY_MAX (64u << 20)
+#define TUNE_EVAL_HDR_MAX 4096u
+
 /* ---- client dialects: dialect.c, api_responses.c, api_messages.c ---- */
 /* A Responses or Messages body, once translated into the chat form, may be
  * this much larger than max_body_bytes (tools and messages get wrapped). */

@@ -656,7 +656,7 @@ static int relay_score(struct run *run, const struct reply *r, double *score)
         *score = scorer_logprob(r);
         return 1;
     case SCORER_LEARNED:
-        *score = scorer_learned(st->weights, run_query(run), r);
+        *score = scorer_learned(st->weights, run_query(run), r, NULL, 0);
         return 1;
     default:
         return 0;
@@ -1059,7 +1059,11 @@ static void stage_evaluate(struct run *run)
         stage_decide(run, scorer_agreement(answers, n), NULL);
         return;
     case SCORER_LEARNED:
-        stage_decide(run, scorer_learned(st->weights, run_query(run), &primary->reply), NULL);
+        /* The stage's other models are the scorer's peers. */
+        for (size_t i = 1; i < st->nmodels && n < ARRAY_LEN(answers); i++)
+            answers[n++] = memo_find(run, st->models[i])->reply.content.data;
+        stage_decide(run, scorer_learned(st->weights, run_query(run), &primary->reply, answers, n),
+                     NULL);
         return;
     case SCORER_JUDGE: {
         json_t *body =

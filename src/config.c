@@ -1296,7 +1296,8 @@ static const struct {
     const char *valid_with;
 } scorer_keys[] = {
     {"threshold", SK_ALL, "a scorer other than \"none\""},
-    {"models", SK(SCORER_AGREEMENT), "scorer = \"agreement\""},
+    {"models", SK(SCORER_AGREEMENT) | SK(SCORER_LEARNED),
+     "scorer = \"agreement\" or \"learned\""},
     {"samples", SK(SCORER_AGREEMENT), "scorer = \"agreement\""},
     {"judge", SK(SCORER_JUDGE), "scorer = \"judge\""},
     {"rubric", SK(SCORER_JUDGE), "scorer = \"judge\""},
@@ -1358,7 +1359,11 @@ static void load_stage(struct load *l, const config_setting_t *g, const char *pa
         if (scorer_key_ok(scorer, "models"))
             list = get_list(l, g, path, "models", 0, 1);
         n = list ? (unsigned)config_setting_length(list) : 0;
-        if (list && n < 2)
+        if (list && n < 2 && scorer == SCORER_LEARNED)
+            conf_err(l, list, path, "models",
+                     "needs at least two models (the stage's model, then its scorer's peers; "
+                     "without peers, use 'model')");
+        else if (list && n < 2)
             conf_err(l, list, path, "models",
                      "needs at least two models (to sample one model, use 'model' and "
                      "'samples')");
@@ -1426,6 +1431,15 @@ static void load_stage(struct load *l, const config_setting_t *g, const char *pa
             else if (st->weights == NULL)
                 conf_err(l, s, path, "weights", "cannot load %s: %s", quote(qb, st->weights_path),
                          err[0] ? err : "unknown error");
+            /* The scorer reads its peers' answers: the stage's other models. */
+            else if (st->nmodels > 0 && learned_peers(st->weights) + 1 != st->nmodels)
+                conf_err(l, s, path, "weights",
+                         "%s reads the answers of %zu peer model%s (%s), so the stage needs "
+                         "'models' with its own model and %zu more (it has %zu)",
+                         quote(qb, st->weights_path), learned_peers(st->weights),
+                         learned_peers(st->weights) == 1 ? "" : "s",
+                         learned_peers(st->weights) ? learned_peer_names(st->weights) : "none",
+                         learned_peers(st->weights), st->nmodels - 1);
         }
     }
 

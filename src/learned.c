@@ -1,31 +1,26 @@
-/* learned.c - the `learned` scorer: features, scoring, the weights file and
- * training. See learned.h for the gateway's view and learned_train.h for the
- * model and sluice-tune's view.
+/* learned.c - the `learned` scorer as the gateway runs it: the features,
+ * scoring, and reading a weights file. Training and writing weights live in
+ * sluice-tune (src/tune/learned_train.c), which shares the feature walk
+ * through learned_model.h, so an offline score and the gateway's score for
+ * the same (query, answer) are the same double.
  *
- * Scoring and training share one feature walk (struct fwalk): in scoring
- * mode it sums weights as it goes and allocates nothing; in recording mode it
- * appends the same feature indices to a training set. Training rows are
- * scored by replaying the recorded indices in the recorded order, so the
- * offline score and the gateway's score are the same double.
+ * The walk has two modes: scoring sums weights as it goes and allocates
+ * nothing; recording hands each feature to a sink (training).
  */
 #include "learned.h"
-#include "learned_train.h"
+#include "learned_model.h"
 #include "answer.h"
 #include "util.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#define LEARNED_MAX_META 64
-#define LEARNED_MAX_KEY 64
-#define LEARNED_MAX_VALUE 1024
 #define LEARNED_MAX_LINE 4096
 #define LEARNED_CHOICE_MAX 512 /* bytes of an option line that are featurised */
-#define LEARNED_KEY_MAX 64
 
 /* Namespaces keep the query's "paris" apart from the answer's "paris". */
 enum {
@@ -35,20 +30,6 @@ enum {
     NS_ANSWER_CHARS,
     NS_CHOICE,
     NS_META,
-};
-
-struct learned_meta {
-    char *key;
-    char *value;
-};
-
-struct learned_model {
-    char *name;
-    struct learned_params p;
-    double bias;
-    float *w; /* 1 << p.bits */
-    struct learned_meta *meta;
-    size_t nmeta;
 };
 
 /* ---- parameters ---- */
@@ -102,6 +83,14 @@ static const struct {
     {LF_META, "meta"},
 };
 
+const char *learned_feature_name(unsigned bit)
+{
+    for (size_t i = 0; i < ARRAY_LEN(feature_names); i++)
+        if (feature_names[i].bit == bit)
+            return feature_names[i].name;
+    return NULL;
+}
+
 /* ---- hashing ---- */
 
 #define FNV_OFFSET 2166136261u
@@ -152,38 +141,6 @@ static inline unsigned char to_lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-/* ---- training storage ---- */
-
-struct fgroup {
-    size_t end; /* one past the group's last entry in the pool */
-    float scale;
-};
-
-/* A featurised text: entries [e0, e1) and groups [g0, g1) of the pools. */
-struct fvec {
-    size_t e0, e1;
-    size_t g0, g1;
-};
-
-struct learned_row {
-    size_t query; /* index into queries */
-    struct fvec v;
-    int label;
-};
-
-struct learned_data {
-    struct learned_params p;
-    uint32_t *ent; /* feature index | sign << 31 */
-    size_t nent, capent, maxent;
-    struct fgroup *grp;
-    size_t ngrp, capgrp;
-    struct fvec *queries;
-    size_t nqueries, capqueries;
-    struct learned_row *rows;
-    size_t nrows, caprows;
-    int full; /* the entry cap was hit during the current add */
-};
-
 /* ---- the feature walk ---- */
 
 struct fwalk {
@@ -195,23 +152,8 @@ struct fwalk {
     double s;   /* the current group's signed sum */
     uint32_t n; /* entries in the current group */
     /* recording mode (w == NULL) */
-    struct learned_data *d;
+    struct learned_sink *sink;
 };
-
-static void data_push_entry(struct learned_data *d, uint32_t e)
-{
-    if (d->nent == d->capent) {
-        if (d->nent >= d->maxent) {
-            d->full = 1;
-            return;
-        }
-        d->capent = d->capent ? d->capent * 2 : 4096;
-        if (d->capent > d->maxent)
-            d->capent = d->maxent;
-        d->ent = xrealloc(d->ent, d->capent * sizeof(*d->ent));
-    }
-    d->ent[d->nent++] = e;
-}
 
 static inline void fw_emit(struct fwalk *fw, uint32_t h)
 {
@@ -226,7 +168,7 @@ static inline void fw_emit(struct fwalk *fw, uint32_t h)
 
         fw->s += neg ? -x : x;
     } else {
-        data_push_entry(fw->d, idx | (neg << 31));
+        fw->sink->emit_cb(fw->sink, idx | (neg << 31));
     }
 }
 
@@ -239,15 +181,7 @@ static void fw_group_end(struct fwalk *fw, float scale)
     if (fw->w) {
         fw->z += fw->s * (double)scale;
     } else {
-        struct learned_data *d = fw->d;
-
-        if (d->ngrp == d->capgrp) {
-            d->capgrp = d->capgrp ? d->capgrp * 2 : 1024;
-            d->grp = xrealloc(d->grp, d->capgrp * sizeof(*d->grp));
-        }
-        d->grp[d->ngrp].end = d->nent;
-        d->grp[d->ngrp].scale = scale;
-        d->ngrp++;
+        fw->sink->group_end_cb(fw->sink, scale);
     }
     fw->s = 0;
     fw->n = 0;
@@ -506,7 +440,7 @@ static void walk_answer(struct fwalk *fw, const char *query, const char *answer,
     }
 }
 
-static double sigmoid(double z)
+double learned_sigmoid(double z)
 {
     if (z > 35)
         z = 35;
@@ -515,29 +449,373 @@ static double sigmoid(double z)
     return 1.0 / (1.0 + exp(-z));
 }
 
-double learned_score(const struct learned_model *m, const char *query, const char *answer,
-                     const char *finish_reason)
+/* ---- the head's inputs ---- */
+
+static const char *const input_names[LI_PEER] = {
+    "text",  "kind_choice", "kind_number", "kind_text",   "clean",    "loglen",
+    "hedge", "code",        "code_ok",     "agree_share", "distinct", "sim_mean",
+};
+
+const char *learned_input_name(unsigned i)
+{
+    static const char *const peer_names[2 * LEARNED_MAX_PEERS] = {
+        "agree1", "sim1", "agree2", "sim2", "agree3", "sim3", "agree4", "sim4",
+    };
+
+    if (i < LI_PEER)
+        return input_names[i];
+    if (i < LI_COUNT)
+        return peer_names[i - LI_PEER];
+    return NULL;
+}
+
+#define INFO_HEAD 1024 /* bytes of an answer its word set and hedges are taken from */
+
+/* Phrases that say the model is unsure, matched case-insensitively at a word
+ * start. */
+static const char *const hedges[] = {
+    "i think",
+    "i believe",
+    "probably",
+    "possibly",
+    "perhaps",
+    "maybe",
+    "not sure",
+    "unsure",
+    "uncertain",
+    "it seems",
+    "might be",
+    "could be",
+    "likely",
+    "unclear",
+    "hard to say",
+    "difficult to determine",
+    "cannot be determined",
+    "not certain",
+    "i'm not",
+    "i am not",
+};
+
+static int at_word_start(const unsigned char *b, const unsigned char *p)
+{
+    return p == b || !is_word(p[-1]);
+}
+
+/* Does [p, e) start with lit, case-insensitively, ending at a word edge? */
+static int starts_ci(const unsigned char *p, const unsigned char *e, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    if ((size_t)(e - p) < n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (to_lower(p[i]) != (unsigned char)lit[i])
+            return 0;
+    return p + n == e || !is_word(p[n]);
+}
+
+static unsigned count_hedges(const unsigned char *s, const unsigned char *e)
+{
+    unsigned n = 0;
+
+    for (const unsigned char *p = s; p < e && n < 3; p++) {
+        if (!at_word_start(s, p) || !is_word(*p))
+            continue;
+        for (size_t i = 0; i < ARRAY_LEN(hedges); i++) {
+            if (starts_ci(p, e, hedges[i])) {
+                n++;
+                break;
+            }
+        }
+    }
+    return n;
+}
+
+/* Is there code, and does it look whole? Code is what is inside ``` fences,
+ * else the whole answer when a line starts with "def ", "class ",
+ * "import " or "#include". Whole: the fences are closed and (), [] and {}
+ * balance outside string literals and # or // comments. */
+static void code_check(const unsigned char *s, const unsigned char *e, int *code, int *ok)
+{
+    unsigned fences = 0;
+    int in_fence = 0, any_line = 0, depth_bad = 0;
+    char stack[64];
+    size_t sp = 0;
+
+    for (const unsigned char *p = s; p + 2 < e; p++)
+        if (p[0] == '`' && p[1] == '`' && p[2] == '`') {
+            fences++;
+            p += 2;
+        }
+    for (const unsigned char *p = s; p < e; p++) {
+        if (p != s && p[-1] != '\n')
+            continue;
+        if (starts_ci(p, e, "def") || starts_ci(p, e, "class") || starts_ci(p, e, "import") ||
+            (e - p >= 8 && memcmp(p, "#include", 8) == 0))
+            any_line = 1;
+    }
+    *code = fences > 0 || any_line;
+    *ok = 0;
+    if (!*code || fences % 2 != 0)
+        return;
+    for (const unsigned char *p = s; p < e; p++) {
+        unsigned char c = *p;
+
+        if (c == '`' && p + 2 < e && p[1] == '`' && p[2] == '`') {
+            in_fence = !in_fence;
+            p += 2;
+            while (p + 1 < e && p[1] != '\n') /* the fence's language tag */
+                p++;
+            continue;
+        }
+        if (fences > 0 && !in_fence)
+            continue;
+        if (c == '"' || c == '\'') {
+            /* A string literal ends at its quote or the line's end. */
+            while (p + 1 < e && p[1] != c && p[1] != '\n')
+                p += p[1] == '\\' && p + 2 < e ? 2 : 1;
+            if (p + 1 < e && p[1] == c)
+                p++;
+        } else if (c == '#' || (c == '/' && p + 1 < e && p[1] == '/')) {
+            while (p + 1 < e && p[1] != '\n')
+                p++;
+        } else if (c == '(' || c == '[' || c == '{') {
+            if (sp == sizeof(stack)) {
+                depth_bad = 1;
+                break;
+            }
+            stack[sp++] = (char)c;
+        } else if (c == ')' || c == ']' || c == '}') {
+            char open = c == ')' ? '(' : c == ']' ? '[' : '{';
+
+            if (sp == 0 || stack[sp - 1] != open) {
+                depth_bad = 1;
+                break;
+            }
+            sp--;
+        }
+    }
+    *ok = !depth_bad && sp == 0;
+}
+
+void learned_answer_info(const char *answer, struct learned_info *info)
+{
+    const unsigned char *b = (const unsigned char *)(answer ? answer : ""), *p, *e, *t0, *t1;
+    size_t len = strlen((const char *)b), klen;
+    int code, code_ok;
+
+    memset(info, 0, sizeof(*info));
+    answer_agree_key((const char *)b, info->key, sizeof(info->key));
+    klen = strlen(info->key);
+    if (klen == 1 && info->key[0] >= 'A' && info->key[0] <= 'E')
+        info->own[LI_KIND_CHOICE] = 1;
+    else if (klen > 0 &&
+             ((info->key[0] >= '0' && info->key[0] <= '9') || (info->key[0] == '-' && klen > 1)))
+        info->own[LI_KIND_NUMBER] = 1;
+    else if (klen > 0)
+        info->own[LI_KIND_TEXT] = 1;
+    /* Clean: without blanks, brackets, a full stop and markdown stars, the
+     * answer is its key (a choice or a number). */
+    t0 = b;
+    t1 = b + len;
+    while (t0 < t1 && is_space(*t0))
+        t0++;
+    while (t1 > t0 && is_space(t1[-1]))
+        t1--;
+    while (t1 > t0 && (*t0 == '(' || *t0 == '[' || *t0 == '*'))
+        t0++;
+    while (t1 > t0 && (t1[-1] == '.' || t1[-1] == ')' || t1[-1] == ']' || t1[-1] == '*'))
+        t1--;
+    if ((info->own[LI_KIND_CHOICE] > 0 || info->own[LI_KIND_NUMBER] > 0) &&
+        (size_t)(t1 - t0) == klen && memcmp(t0, info->key, klen) == 0)
+        info->own[LI_CLEAN] = 1;
+    info->own[LI_LOGLEN] = log1p((double)len) / 8.0 > 1.0 ? 1.0 : log1p((double)len) / 8.0;
+    e = b + (len > INFO_HEAD ? INFO_HEAD : len);
+    info->own[LI_HEDGE] = (double)count_hedges(b, e) / 3.0;
+    code_check(b, b + len, &code, &code_ok);
+    info->own[LI_CODE] = code;
+    info->own[LI_CODE_OK] = code_ok;
+    /* The word set: each lower-cased word of the head sets one of 256 bits. */
+    for (p = b; p < e;) {
+        uint32_t h = FNV_OFFSET;
+
+        while (p < e && !is_word(*p))
+            p++;
+        if (p == e)
+            break;
+        while (p < e && is_word(*p))
+            h = fnv_byte(h, to_lower(*p++));
+        h = fmix32(h) & 255u;
+        info->words[h / 64] |= 1ull << (h % 64);
+    }
+}
+
+static double word_sim(const struct learned_info *a, const struct learned_info *b)
+{
+    unsigned both = 0, any = 0;
+
+    for (int i = 0; i < 4; i++) {
+        both += (unsigned)__builtin_popcountll(a->words[i] & b->words[i]);
+        any += (unsigned)__builtin_popcountll(a->words[i] | b->words[i]);
+    }
+    return any ? (double)both / (double)any : 0.0;
+}
+
+void learned_inputs(const struct learned_info *self, const struct learned_info *peers,
+                    unsigned npeers, double z_text, double *x)
+{
+    const char *seen[LEARNED_MAX_PEERS + 1];
+    unsigned agree = 1, distinct = 0;
+    double sim_sum = 0;
+
+    memset(x, 0, LI_COUNT * sizeof(*x));
+    x[LI_TEXT] = z_text;
+    for (unsigned i = LI_KIND_CHOICE; i < LI_AGREE_SHARE; i++)
+        x[i] = self->own[i];
+    if (npeers == 0)
+        return;
+    if (self->key[0])
+        seen[distinct++] = self->key;
+    else
+        agree = 0; /* an empty key agrees with nothing, not even itself */
+    for (unsigned i = 0; i < npeers && i < LEARNED_MAX_PEERS; i++) {
+        const char *k = peers[i].key;
+        int is_new = k[0] != '\0';
+        double sim = word_sim(self, &peers[i]);
+
+        if (k[0] && self->key[0] && strcmp(k, self->key) == 0) {
+            agree++;
+            x[LI_PEER + 2 * i] = 1;
+        }
+        for (unsigned j = 0; j < distinct && is_new; j++)
+            is_new = strcmp(seen[j], k) != 0;
+        if (is_new)
+            seen[distinct++] = k;
+        x[LI_PEER + 2 * i + 1] = sim;
+        sim_sum += sim;
+    }
+    x[LI_AGREE_SHARE] = (double)agree / (double)(npeers + 1);
+    x[LI_DISTINCT] = distinct > 1 ? (double)(distinct - 1) / (double)npeers : 0.0;
+    x[LI_SIM_MEAN] = sim_sum / (double)npeers;
+}
+
+double learned_head_z(const struct learned_model *m, unsigned f, const double *x)
+{
+    const struct learned_fold *fo = &m->fold[f];
+    double z = fo->head_bias;
+
+    for (unsigned j = 0; j < m->nhead; j++)
+        z += fo->head[j] * x[m->head_in[j]];
+    return z;
+}
+
+unsigned learned_fold_of(uint64_t seed, unsigned nfolds, const char *query)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a 64 */
+    size_t n;
+
+    if (nfolds <= 1)
+        return 0;
+    for (int i = 0; i < 8; i++)
+        h = (h ^ ((seed >> (8 * i)) & 0xff)) * 1099511628211ull;
+    /* Only the query's end: a prompt that repeats another one twice over
+     * (routerbench has a few) falls in that one's fold. */
+    n = strlen(query);
+    for (const unsigned char *p =
+             (const unsigned char *)query + (n > LEARNED_FOLD_TAIL ? n - LEARNED_FOLD_TAIL : 0);
+         *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    /* murmur3's fmix64: the low bits of FNV are weak, and mod takes them. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return (unsigned)(h % nfolds);
+}
+
+/* Fold f's text logit for (query, answer). */
+static double text_z(const struct learned_model *m, unsigned f, const char *query,
+                     const char *answer, const char *finish_reason)
 {
     struct fwalk fw = {0};
 
     fw.p = &m->p;
     fw.mask = (1u << m->p.bits) - 1;
-    fw.w = m->w;
-    fw.z = m->bias;
-    walk_query(&fw, query ? query : "");
-    walk_answer(&fw, query ? query : "", answer ? answer : "", finish_reason);
-    return sigmoid(fw.z);
+    fw.w = m->fold[f].w;
+    fw.z = m->fold[f].bias;
+    walk_query(&fw, query);
+    walk_answer(&fw, query, answer, finish_reason);
+    return fw.z;
+}
+
+double learned_score(const struct learned_model *m, const char *query, const char *answer,
+                     const char *finish_reason, const char *const *peers, size_t npeers)
+{
+    struct learned_info self, pi[LEARNED_MAX_PEERS];
+    double x[LI_COUNT], z;
+    unsigned f;
+
+    query = query ? query : "";
+    answer = answer ? answer : "";
+    f = learned_fold_of(m->fold_seed, m->nfolds, query);
+    z = text_z(m, f, query, answer, finish_reason);
+    if (m->nhead == 0)
+        return learned_sigmoid(z);
+    learned_answer_info(answer, &self);
+    for (unsigned i = 0; i < m->npeers; i++)
+        learned_answer_info(i < npeers ? peers[i] : NULL, &pi[i]);
+    learned_inputs(&self, pi, m->npeers, z, x);
+    return learned_sigmoid(learned_head_z(m, f, x));
+}
+
+size_t learned_peers(const struct learned_model *m)
+{
+    return m->npeers;
+}
+
+/* A walk in recording mode: every feature goes to the sink. */
+static void walk_record_begin(struct fwalk *fw, const struct learned_params *p,
+                              struct learned_sink *s)
+{
+    memset(fw, 0, sizeof(*fw));
+    fw->p = p;
+    fw->mask = (1u << p->bits) - 1;
+    fw->sink = s;
+}
+
+void learned_walk_query(const struct learned_params *p, const char *query, struct learned_sink *s)
+{
+    struct fwalk fw;
+
+    walk_record_begin(&fw, p, s);
+    walk_query(&fw, query);
+}
+
+void learned_walk_answer(const struct learned_params *p, const char *query, const char *answer,
+                         const char *finish_reason, struct learned_sink *s)
+{
+    struct fwalk fw;
+
+    walk_record_begin(&fw, p, s);
+    walk_answer(&fw, query, answer, finish_reason);
 }
 
 /* ---- model objects ---- */
 
-static struct learned_model *model_new(const struct learned_params *p, const char *name)
+struct learned_model *learned_model_new(const struct learned_params *p, const char *name,
+                                        unsigned nfolds)
 {
     struct learned_model *m = xcalloc(1, sizeof(*m));
 
+    sl_assert(nfolds >= 1 && nfolds <= LEARNED_MAX_FOLDS);
     m->p = *p;
     m->name = xstrdup(name);
-    m->w = xcalloc((size_t)1 << p->bits, sizeof(float));
+    m->peers = xstrdup("");
+    m->nfolds = nfolds;
+    m->fold = xcalloc(nfolds, sizeof(*m->fold));
+    for (unsigned f = 0; f < nfolds; f++)
+        m->fold[f].w = xcalloc((size_t)1 << p->bits, sizeof(float));
     return m;
 }
 
@@ -549,8 +827,13 @@ void learned_free(struct learned_model *m)
         free(m->meta[i].key);
         free(m->meta[i].value);
     }
+    for (unsigned f = 0; m->fold && f < m->nfolds; f++) {
+        free(m->fold[f].w);
+        free(m->fold[f].head);
+    }
+    free(m->fold);
     free(m->meta);
-    free(m->w);
+    free(m->peers);
     free(m->name);
     free(m);
 }
@@ -560,29 +843,16 @@ const char *learned_model_name(const struct learned_model *m)
     return m->name;
 }
 
-const struct learned_params *learned_model_params(const struct learned_model *m)
+const char *learned_peer_names(const struct learned_model *m)
 {
-    return &m->p;
-}
-
-double learned_model_bias(const struct learned_model *m)
-{
-    return m->bias;
-}
-
-size_t learned_model_nonzero(const struct learned_model *m)
-{
-    size_t n = 0, dim = (size_t)1 << m->p.bits;
-
-    for (size_t i = 0; i < dim; i++)
-        n += m->w[i] != 0.0f;
-    return n;
+    return m->peers;
 }
 
 /* The keys the model itself owns; metadata may not use them. */
 static const char *const reserved_keys[] = {
     "model",       "bits",     "word_ngrams", "char_ngrams", "query_tail",
-    "answer_head", "features", "bias",        "nonzero",
+    "answer_head", "features", "bias",        "nonzero",     "peers",
+    "head",        "folds",    "fold_seed",   "head_bias",   "head_weights",
 };
 
 static int is_reserved_key(const char *k, size_t n)
@@ -593,7 +863,7 @@ static int is_reserved_key(const char *k, size_t n)
     return 0;
 }
 
-static int valid_meta_key(const char *k, size_t n)
+static int valid_key(const char *k, size_t n)
 {
     if (n == 0 || n > LEARNED_MAX_KEY)
         return 0;
@@ -603,37 +873,9 @@ static int valid_meta_key(const char *k, size_t n)
     return 1;
 }
 
-/* Store a copy of value with control characters (a newline would break the
- * line format) replaced by spaces, cut at LEARNED_MAX_VALUE bytes. */
-static char *clean_value(const char *v)
+int learned_meta_key_ok(const char *key, size_t n)
 {
-    size_t n = strlen(v);
-    char *c;
-
-    if (n > LEARNED_MAX_VALUE)
-        n = LEARNED_MAX_VALUE;
-    c = xstrndup(v, n);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
-            c[i] = ' ';
-    return c;
-}
-
-void learned_set_meta(struct learned_model *m, const char *key, const char *value)
-{
-    sl_assert(valid_meta_key(key, strlen(key)) && !is_reserved_key(key, strlen(key)));
-    for (size_t i = 0; i < m->nmeta; i++) {
-        if (strcmp(m->meta[i].key, key) == 0) {
-            free(m->meta[i].value);
-            m->meta[i].value = clean_value(value);
-            return;
-        }
-    }
-    sl_assert(m->nmeta < LEARNED_MAX_META);
-    m->meta = xrealloc(m->meta, (m->nmeta + 1) * sizeof(*m->meta));
-    m->meta[m->nmeta].key = xstrdup(key);
-    m->meta[m->nmeta].value = clean_value(value);
-    m->nmeta++;
+    return valid_key(key, n) && !is_reserved_key(key, n);
 }
 
 const char *learned_meta(const struct learned_model *m, const char *key)
@@ -644,77 +886,6 @@ const char *learned_meta(const struct learned_model *m, const char *key)
     return NULL;
 }
 
-/* ---- the weights file ---- */
-
-int learned_format(const struct learned_model *m, struct buf *out)
-{
-    size_t dim = (size_t)1 << m->p.bits;
-    int first = 1;
-    int r = 0;
-
-    r |= buf_printf(out, "%s %d\n", LEARNED_MAGIC, LEARNED_VERSION);
-    r |= buf_printf(out, "model=%s\n", m->name);
-    r |= buf_printf(out, "bits=%u\n", m->p.bits);
-    r |= buf_printf(out, "word_ngrams=%u-%u\n", m->p.word_min, m->p.word_max);
-    r |= buf_printf(out, "char_ngrams=%u-%u\n", m->p.char_min, m->p.char_max);
-    r |= buf_printf(out, "query_tail=%u\n", m->p.query_tail);
-    r |= buf_printf(out, "answer_head=%u\n", m->p.answer_head);
-    r |= buf_puts(out, "features=");
-    for (size_t i = 0; i < ARRAY_LEN(feature_names); i++) {
-        if (!(m->p.features & feature_names[i].bit))
-            continue;
-        r |= buf_printf(out, "%s%s", first ? "" : ",", feature_names[i].name);
-        first = 0;
-    }
-    r |= buf_puts(out, "\n");
-    r |= buf_printf(out, "bias=%.17g\n", m->bias);
-    for (size_t i = 0; i < m->nmeta; i++)
-        r |= buf_printf(out, "%s=%s\n", m->meta[i].key, m->meta[i].value);
-    r |= buf_printf(out, "nonzero=%zu\n", learned_model_nonzero(m));
-    r |= buf_puts(out, "weights\n");
-    for (size_t i = 0; i < dim && r == 0; i++)
-        if (m->w[i] != 0.0f)
-            r |= buf_printf(out, "%zu %.9g\n", i, (double)m->w[i]);
-    r |= buf_puts(out, "end\n");
-    return r ? -1 : 0;
-}
-
-int learned_save(const struct learned_model *m, const char *path, char *err, size_t errlen)
-{
-    struct buf b;
-    char *tmp;
-    FILE *f;
-    int ok;
-
-    buf_init(&b, (size_t)LEARNED_MAX_FILE_BYTES);
-    if (learned_format(m, &b) < 0) {
-        snprintf(err, errlen, "%s: weights too large", path);
-        buf_free(&b);
-        return -1;
-    }
-    tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-    f = fopen(tmp, "w");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-        free(tmp);
-        buf_free(&b);
-        return -1;
-    }
-    ok = fwrite(b.data, 1, b.len, f) == b.len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        buf_free(&b);
-        return -1;
-    }
-    free(tmp);
-    buf_free(&b);
-    return 0;
-}
-
-/* Parser state: a cursor over [p, end) and the current line number. */
 struct lparse {
     const char *p, *end;
     long line;
@@ -852,6 +1023,7 @@ int learned_features_parse(const char *s, unsigned *out)
     return span_features(s, s + strlen(s), out);
 }
 
+/* Header keys, a bit each. */
 enum {
     HK_MODEL = 1 << 0,
     HK_BITS = 1 << 1,
@@ -862,156 +1034,444 @@ enum {
     HK_FEATURES = 1 << 6,
     HK_BIAS = 1 << 7,
     HK_NONZERO = 1 << 8,
+    HK_PEERS = 1 << 9,
+    HK_HEAD = 1 << 10,
+    HK_FOLDS = 1 << 11,
+    HK_FOLD_SEED = 1 << 12,
 };
-#define HK_REQUIRED 0x1ff
+static const char *const hk_names[] = {
+    "model", "bits",    "word_ngrams", "char_ngrams", "query_tail", "answer_head", "features",
+    "bias",  "nonzero", "peers",       "head",        "folds",      "fold_seed",
+};
+#define HK_COMMON 0x7f /* model .. features: both versions */
+#define HK_V1 (HK_COMMON | HK_BIAS | HK_NONZERO)
+#define HK_V2_REQUIRED (HK_COMMON | HK_FOLDS | HK_FOLD_SEED)
+#define HK_V2 (HK_V2_REQUIRED | HK_PEERS | HK_HEAD)
 
-/* The header: "key=value" lines up to "weights". Fills the model's params,
- * name, bias and metadata. Returns 0, or -1 with the message set. */
-static int parse_header(struct lparse *ps, struct learned_model *m, unsigned long *nonzero)
+/* What the header says that is not the model's own field yet. */
+struct header {
+    unsigned seen;
+    unsigned long nonzero;       /* version 1 */
+    const char *head_s, *head_e; /* the "head=" value; it needs npeers */
+    unsigned long folds;
+};
+
+/* "peers=a,b": at most LEARNED_MAX_PEERS non-empty names. */
+static int span_peers(const char *s, const char *e, unsigned *n)
 {
-    unsigned seen = 0;
-    const char *ls, *le;
+    *n = 0;
+    if (s == e)
+        return 0;
+    for (;;) {
+        const char *c = memchr(s, ',', (size_t)(e - s));
+        const char *te = c ? c : e;
+
+        if (te == s || ++*n > LEARNED_MAX_PEERS)
+            return -1;
+        if (c == NULL)
+            return 0;
+        s = c + 1;
+    }
+}
+
+/* "head=text,agree1,...": the inputs the head's weights multiply, in order,
+ * each known, none twice, no peer input beyond the model's peers. */
+static int parse_head_names(struct lparse *ps, struct learned_model *m, const char *s,
+                            const char *e)
+{
+    unsigned used[LI_COUNT] = {0};
+
+    m->nhead = 0;
+    while (s < e) {
+        const char *c = memchr(s, ',', (size_t)(e - s));
+        const char *te = c ? c : e;
+        unsigned i;
+
+        for (i = 0; i < LI_COUNT; i++)
+            if (span_eq(s, te, learned_input_name(i)))
+                break;
+        if (i == LI_COUNT) {
+            perr(ps, "head: unknown input \"%.*s\"", (int)(te - s > 64 ? 64 : te - s), s);
+            return -1;
+        }
+        if (used[i]++) {
+            perr(ps, "head: input \"%s\" listed twice", learned_input_name(i));
+            return -1;
+        }
+        if (i >= LI_PEER && (i - LI_PEER) / 2 >= m->npeers) {
+            perr(ps, "head: input \"%s\" needs more peers than the %u listed",
+                 learned_input_name(i), m->npeers);
+            return -1;
+        }
+        m->head_in[m->nhead++] = (unsigned char)i;
+        s = c ? c + 1 : e;
+        if (c && s == e) {
+            perr(ps, "head: empty input name");
+            return -1;
+        }
+    }
+    if (m->nhead == 0) {
+        perr(ps, "head: no inputs (leave the key out for no head)");
+        return -1;
+    }
+    return 0;
+}
+
+/* Store metadata key=value, as read. */
+static int add_meta(struct lparse *ps, struct learned_model *m, const char *ks, size_t klen,
+                    const char *v, const char *le)
+{
+    char key[LEARNED_MAX_KEY + 1];
+
+    memcpy(key, ks, klen);
+    key[klen] = '\0';
+    if (learned_meta(m, key)) {
+        perr(ps, "duplicate key \"%s\"", key);
+        return -1;
+    }
+    if (m->nmeta >= LEARNED_MAX_META) {
+        perr(ps, "more than %d metadata keys", LEARNED_MAX_META);
+        return -1;
+    }
+    if (le - v > LEARNED_MAX_VALUE) {
+        perr(ps, "%s: value longer than %d bytes", key, LEARNED_MAX_VALUE);
+        return -1;
+    }
+    m->meta = xrealloc(m->meta, (m->nmeta + 1) * sizeof(*m->meta));
+    m->meta[m->nmeta].key = xstrdup(key);
+    m->meta[m->nmeta].value = xstrndup(v, (size_t)(le - v));
+    for (char *c = m->meta[m->nmeta].value; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
+    m->nmeta++;
+    return 0;
+}
+
+/* The next line that is not blank or a comment. 1, 0 at the end, -1. */
+static int next_content_line(struct lparse *ps, const char **ls, const char **le)
+{
     int r;
 
-    while ((r = next_line(ps, &ls, &le)) > 0) {
+    while ((r = next_line(ps, ls, le)) > 0)
+        if (*ls != *le && **ls != '#')
+            return 1;
+    return r;
+}
+
+/* The header: "key=value" lines up to "weights" (version 1) or "fold 0"
+ * (version 2). Fills the model's params, name, peers and metadata, and h.
+ * Returns 0, or -1 with the message set. */
+static int parse_header(struct lparse *ps, struct learned_model *m, int version, struct header *h)
+{
+    const char *ls, *le;
+    const char *stop = version == 1 ? "weights" : "fold 0";
+    unsigned allowed = version == 1 ? HK_V1 : HK_V2;
+    unsigned required = version == 1 ? HK_V1 : HK_V2_REQUIRED;
+    int r;
+
+    while ((r = next_content_line(ps, &ls, &le)) > 0) {
         const char *eq, *v;
         size_t klen;
         unsigned bit = 0;
         unsigned long ul = 0;
 
-        if (ls == le || *ls == '#')
-            continue;
-        if (span_eq(ls, le, "weights"))
+        if (span_eq(ls, le, stop))
             break;
         eq = memchr(ls, '=', (size_t)(le - ls));
         if (eq == NULL) {
-            perr(ps, "expected key=value or \"weights\"");
+            perr(ps, "expected key=value or \"%s\"", stop);
             return -1;
         }
         klen = (size_t)(eq - ls);
         v = eq + 1;
-        if (!valid_meta_key(ls, klen)) {
+        if (!valid_key(ls, klen)) {
             perr(ps, "bad key \"%.*s\"", (int)(klen > 64 ? 64 : klen), ls);
             return -1;
         }
-#define KEY(lit, b) (klen == strlen(lit) && memcmp(ls, lit, klen) == 0 && (bit = (b)))
-        if (KEY("model", HK_MODEL)) {
+        for (unsigned i = 0; i < ARRAY_LEN(hk_names); i++)
+            if (span_eq(ls, eq, hk_names[i]))
+                bit = 1u << i;
+        /* Version 1 files wrote training metadata under names version 2 now
+         * uses ("folds=5"): there, they are still metadata. */
+        if (bit == 0 || (version == 1 && !(bit & allowed))) {
+            /* Training metadata: informative only, kept for learned_meta(). */
+            if (add_meta(ps, m, ls, klen, v, le) < 0)
+                return -1;
+            continue;
+        }
+        if (!(bit & allowed)) {
+            perr(ps, "key \"%.*s\" does not belong in a version %d file", (int)klen, ls, version);
+            return -1;
+        }
+        if (h->seen & bit) {
+            perr(ps, "duplicate key \"%.*s\"", (int)klen, ls);
+            return -1;
+        }
+        h->seen |= bit;
+        switch (bit) {
+        case HK_MODEL:
             if (v == le || le - v > LEARNED_MAX_VALUE) {
                 perr(ps, "model: empty or too long");
                 return -1;
             }
-        } else if (KEY("bits", HK_BITS)) {
+            m->name = xstrndup(v, (size_t)(le - v));
+            break;
+        case HK_BITS:
             if (span_ulong(v, le, LEARNED_MAX_BITS, &ul) < 0 || ul < LEARNED_MIN_BITS) {
                 perr(ps, "bits: must be an integer in %d..%d", LEARNED_MIN_BITS, LEARNED_MAX_BITS);
                 return -1;
             }
-        } else if (KEY("word_ngrams", HK_WORDS)) {
+            m->p.bits = (unsigned)ul;
+            break;
+        case HK_WORDS:
             if (span_range(v, le, 3, &m->p.word_min, &m->p.word_max) < 0) {
                 perr(ps, "word_ngrams: expected A-B within 1-3");
                 return -1;
             }
-        } else if (KEY("char_ngrams", HK_CHARS)) {
+            break;
+        case HK_CHARS:
             if (span_range(v, le, 8, &m->p.char_min, &m->p.char_max) < 0) {
                 perr(ps, "char_ngrams: expected A-B within 1-8");
                 return -1;
             }
-        } else if (KEY("query_tail", HK_QTAIL) || KEY("answer_head", HK_AHEAD)) {
+            break;
+        case HK_QTAIL:
+        case HK_AHEAD:
             if (span_ulong(v, le, 1u << 20, &ul) < 0) {
                 perr(ps, "%.*s: must be an integer in 0..1048576", (int)klen, ls);
                 return -1;
             }
-        } else if (KEY("features", HK_FEATURES)) {
+            *(bit == HK_QTAIL ? &m->p.query_tail : &m->p.answer_head) = (unsigned)ul;
+            break;
+        case HK_FEATURES:
             if (span_features(v, le, &m->p.features) < 0) {
                 perr(ps, "features: expected a comma-separated list of query_words, "
                          "query_chars, answer_words, answer_chars, choice, meta");
                 return -1;
             }
-        } else if (KEY("bias", HK_BIAS)) {
-            if (span_double(v, le, &m->bias) < 0) {
+            break;
+        case HK_BIAS:
+            if (span_double(v, le, &m->fold[0].bias) < 0) {
                 perr(ps, "bias: not a finite number");
                 return -1;
             }
-        } else if (KEY("nonzero", HK_NONZERO)) {
-            if (span_ulong(v, le, 1ul << LEARNED_MAX_BITS, nonzero) < 0) {
+            break;
+        case HK_NONZERO:
+            if (span_ulong(v, le, 1ul << LEARNED_MAX_BITS, &h->nonzero) < 0) {
                 perr(ps, "nonzero: not a count");
                 return -1;
             }
-        }
-#undef KEY
-        if (bit) {
-            if (seen & bit) {
-                perr(ps, "duplicate key \"%.*s\"", (int)klen, ls);
+            break;
+        case HK_PEERS:
+            if (le - v > LEARNED_MAX_VALUE || span_peers(v, le, &m->npeers) < 0) {
+                perr(ps, "peers: expected at most %d comma-separated model names",
+                     LEARNED_MAX_PEERS);
                 return -1;
             }
-            seen |= bit;
-            if (bit == HK_MODEL)
-                m->name = xstrndup(v, (size_t)(le - v));
-            else if (bit == HK_BITS)
-                m->p.bits = (unsigned)ul;
-            else if (bit == HK_QTAIL)
-                m->p.query_tail = (unsigned)ul;
-            else if (bit == HK_AHEAD)
-                m->p.answer_head = (unsigned)ul;
-            continue;
-        }
-        /* Training metadata: informative only, kept for learned_meta(). */
-        {
-            char key[LEARNED_MAX_KEY + 1];
+            free(m->peers);
+            m->peers = xstrndup(v, (size_t)(le - v));
+            break;
+        case HK_HEAD:
+            h->head_s = v;
+            h->head_e = le;
+            break;
+        case HK_FOLDS:
+            if (span_ulong(v, le, LEARNED_MAX_FOLDS, &h->folds) < 0 || h->folds < 1) {
+                perr(ps, "folds: must be an integer in 1..%d", LEARNED_MAX_FOLDS);
+                return -1;
+            }
+            break;
+        case HK_FOLD_SEED: {
+            unsigned long long seed;
+            char tmp[24];
+            char *end;
 
-            memcpy(key, ls, klen);
-            key[klen] = '\0';
-            if (learned_meta(m, key)) {
-                perr(ps, "duplicate key \"%s\"", key);
+            if (le - v < 1 || le - v > 20 || *v < '0' || *v > '9') {
+                perr(ps, "fold_seed: not an unsigned 64-bit integer");
                 return -1;
             }
-            if (m->nmeta >= LEARNED_MAX_META) {
-                perr(ps, "more than %d metadata keys", LEARNED_MAX_META);
+            memcpy(tmp, v, (size_t)(le - v));
+            tmp[le - v] = '\0';
+            errno = 0;
+            seed = strtoull(tmp, &end, 10);
+            if (errno || *end != '\0') {
+                perr(ps, "fold_seed: not an unsigned 64-bit integer");
                 return -1;
             }
-            if (le - v > LEARNED_MAX_VALUE) {
-                perr(ps, "%s: value longer than %d bytes", key, LEARNED_MAX_VALUE);
-                return -1;
-            }
-            m->meta = xrealloc(m->meta, (m->nmeta + 1) * sizeof(*m->meta));
-            m->meta[m->nmeta].key = xstrdup(key);
-            m->meta[m->nmeta].value = xstrndup(v, (size_t)(le - v));
-            for (char *c = m->meta[m->nmeta].value; *c; c++)
-                if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                    *c = ' ';
-            m->nmeta++;
+            m->fold_seed = (uint64_t)seed;
+            break;
+        }
         }
     }
     if (r < 0)
         return -1;
     if (r == 0) {
-        perr(ps, "truncated: no \"weights\" line");
+        perr(ps, "truncated: no \"%s\" line", stop);
         return -1;
     }
-    if ((seen & HK_REQUIRED) != HK_REQUIRED) {
-        static const char *const names[] = {"model",       "bits",       "word_ngrams",
-                                            "char_ngrams", "query_tail", "answer_head",
-                                            "features",    "bias",       "nonzero"};
-
-        for (unsigned i = 0; i < ARRAY_LEN(names); i++) {
-            if (!(seen & (1u << i))) {
-                perr(ps, "missing key \"%s\"", names[i]);
-                return -1;
-            }
+    for (unsigned i = 0; i < ARRAY_LEN(hk_names); i++) {
+        if ((required & (1u << i)) && !(h->seen & (1u << i))) {
+            perr(ps, "missing key \"%s\"", hk_names[i]);
+            return -1;
         }
     }
-    if (*nonzero > (1ul << m->p.bits)) {
-        perr(ps, "nonzero=%lu exceeds 2^bits", *nonzero);
+    if (h->head_s && parse_head_names(ps, m, h->head_s, h->head_e) < 0)
+        return -1;
+    return 0;
+}
+
+/* "index weight" lines, indices strictly increasing, then "end": nonzero of
+ * them into fold f's text weights. 0, or -1 with the message set. */
+static int parse_weights(struct lparse *ps, struct learned_model *m, unsigned f,
+                         unsigned long nonzero)
+{
+    const char *ls, *le, *sp;
+    unsigned long count = 0, prev = 0;
+    int r;
+
+    if (nonzero > (1ul << m->p.bits)) {
+        perr(ps, "nonzero=%lu exceeds 2^bits", nonzero);
+        return -1;
+    }
+    while ((r = next_line(ps, &ls, &le)) > 0) {
+        unsigned long idx;
+        double w;
+
+        if (span_eq(ls, le, "end"))
+            break;
+        sp = memchr(ls, ' ', (size_t)(le - ls));
+        if (sp == NULL) {
+            perr(ps, "expected \"index weight\" or \"end\"");
+            return -1;
+        }
+        if (span_ulong(ls, sp, ~0ul, &idx) < 0) {
+            perr(ps, "bad index");
+            return -1;
+        }
+        if (idx >= (1ul << m->p.bits)) {
+            perr(ps, "index %lu out of range (bits=%u)", idx, m->p.bits);
+            return -1;
+        }
+        if (count > 0 && idx <= prev) {
+            perr(ps, "index %lu not above the previous %lu", idx, prev);
+            return -1;
+        }
+        if (span_double(sp + 1, le, &w) < 0 || fabs(w) > 1e6) {
+            perr(ps, "weight is not a finite number within +-1e6");
+            return -1;
+        }
+        if (++count > nonzero) {
+            perr(ps, "more weights than nonzero=%lu", nonzero);
+            return -1;
+        }
+        m->fold[f].w[idx] = (float)w;
+        prev = idx;
+    }
+    if (r < 0)
+        return -1;
+    if (r == 0) {
+        perr(ps, "truncated: %lu of %lu weights and no \"end\" line", count, nonzero);
+        return -1;
+    }
+    if (count != nonzero) {
+        perr(ps, "%lu weights but nonzero=%lu", count, nonzero);
         return -1;
     }
     return 0;
+}
+
+/* "head_weights=a,b,...": exactly n finite numbers within +-1e6. */
+static int span_doubles(const char *s, const char *e, double *out, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        const char *c = memchr(s, ',', (size_t)(e - s));
+        const char *te = c ? c : e;
+
+        if (span_double(s, te, &out[i]) < 0 || fabs(out[i]) > 1e6)
+            return -1;
+        if ((c == NULL) != (i == n - 1))
+            return -1;
+        s = c ? c + 1 : e;
+    }
+    return 0;
+}
+
+/* Version 2, fold f after its "fold F" line: bias=, head_bias= and
+ * head_weights= (with a head), nonzero=, "weights", the weights, "end". */
+static int parse_fold(struct lparse *ps, struct learned_model *m, unsigned f)
+{
+    struct learned_fold *fo = &m->fold[f];
+    unsigned seen = 0;
+    unsigned long nonzero = 0;
+    const char *ls, *le;
+    int r;
+    enum { F_BIAS = 1, F_HBIAS = 2, F_HW = 4, F_NZ = 8 };
+    unsigned need = F_BIAS | F_NZ | (m->nhead ? F_HBIAS | F_HW : 0);
+
+    if (m->nhead)
+        fo->head = xcalloc(m->nhead, sizeof(*fo->head));
+    while ((r = next_content_line(ps, &ls, &le)) > 0) {
+        const char *eq = memchr(ls, '=', (size_t)(le - ls));
+        unsigned bit;
+
+        if (span_eq(ls, le, "weights"))
+            break;
+        if (eq == NULL) {
+            perr(ps, "fold %u: expected key=value or \"weights\"", f);
+            return -1;
+        }
+        bit = span_eq(ls, eq, "bias")           ? F_BIAS
+              : span_eq(ls, eq, "head_bias")    ? F_HBIAS
+              : span_eq(ls, eq, "head_weights") ? F_HW
+              : span_eq(ls, eq, "nonzero")      ? F_NZ
+                                                : 0;
+        if (bit == 0 || (bit & (F_HBIAS | F_HW) && !m->nhead)) {
+            perr(ps, "fold %u: unexpected key \"%.*s\"", f, (int)(eq - ls > 64 ? 64 : eq - ls), ls);
+            return -1;
+        }
+        if (seen & bit) {
+            perr(ps, "fold %u: duplicate key \"%.*s\"", f, (int)(eq - ls), ls);
+            return -1;
+        }
+        seen |= bit;
+        if ((bit == F_BIAS && span_double(eq + 1, le, &fo->bias) < 0) ||
+            (bit == F_HBIAS && span_double(eq + 1, le, &fo->head_bias) < 0)) {
+            perr(ps, "fold %u: %.*s: not a finite number", f, (int)(eq - ls), ls);
+            return -1;
+        }
+        if (bit == F_HW && span_doubles(eq + 1, le, fo->head, m->nhead) < 0) {
+            perr(ps, "fold %u: head_weights: expected %u numbers within +-1e6", f, m->nhead);
+            return -1;
+        }
+        if (bit == F_NZ && span_ulong(eq + 1, le, 1ul << LEARNED_MAX_BITS, &nonzero) < 0) {
+            perr(ps, "fold %u: nonzero: not a count", f);
+            return -1;
+        }
+    }
+    if (r < 0)
+        return -1;
+    if (r == 0) {
+        perr(ps, "truncated: fold %u has no \"weights\" line", f);
+        return -1;
+    }
+    if ((seen & need) != need) {
+        perr(ps, "fold %u: missing %s", f,
+             !(seen & F_BIAS)    ? "bias="
+             : !(seen & F_NZ)    ? "nonzero="
+             : !(seen & F_HBIAS) ? "head_bias="
+                                 : "head_weights=");
+        return -1;
+    }
+    return parse_weights(ps, m, f, nonzero);
 }
 
 struct learned_model *learned_parse(const char *text, size_t len, char *err, size_t errlen)
 {
     struct lparse ps = {text, text + len, 0, err, errlen};
     struct learned_model *m;
-    const char *ls, *le, *sp;
-    unsigned long nonzero = 0, count = 0, prev = 0;
+    struct header h = {0};
+    const char *ls, *le;
+    unsigned long ver;
     char magic[64];
     int r;
 
@@ -1031,79 +1491,60 @@ struct learned_model *learned_parse(const char *text, size_t len, char *err, siz
         perr(&ps, "not a sluice-learned weights file (bad magic)");
         return NULL;
     }
-    {
-        unsigned long ver;
-
-        if (span_ulong(ls + strlen(magic), le, 1000000, &ver) < 0) {
-            perr(&ps, "bad version");
-            return NULL;
-        }
-        if (ver != LEARNED_VERSION) {
-            perr(&ps, "unsupported version %lu (this build reads %d)", ver, LEARNED_VERSION);
-            return NULL;
-        }
+    if (span_ulong(ls + strlen(magic), le, 1000000, &ver) < 0) {
+        perr(&ps, "bad version");
+        return NULL;
+    }
+    if (ver != 1 && ver != LEARNED_VERSION) {
+        perr(&ps, "unsupported version %lu (this build reads 1 and %d)", ver, LEARNED_VERSION);
+        return NULL;
     }
 
+    /* Parameters are only known after the header: start with one fold and
+     * no weight arrays, allocate once bits and folds are read. */
     m = xcalloc(1, sizeof(*m));
-    if (parse_header(&ps, m, &nonzero) < 0) {
-        learned_free(m);
-        return NULL;
-    }
-    if (learned_params_check(&m->p, err, errlen) < 0) {
-        learned_free(m);
-        return NULL;
-    }
-    m->w = xcalloc((size_t)1 << m->p.bits, sizeof(float));
+    m->peers = xstrdup("");
+    m->nfolds = 1;
+    m->fold = xcalloc(1, sizeof(*m->fold));
+    if (parse_header(&ps, m, (int)ver, &h) < 0)
+        goto fail;
+    if (learned_params_check(&m->p, err, errlen) < 0)
+        goto fail;
+    if (ver == 1) {
+        m->fold[0].w = xcalloc((size_t)1 << m->p.bits, sizeof(float));
+        if (parse_weights(&ps, m, 0, h.nonzero) < 0)
+            goto fail;
+    } else {
+        free(m->fold);
+        m->nfolds = (unsigned)h.folds;
+        m->fold = xcalloc(m->nfolds, sizeof(*m->fold));
+        for (unsigned f = 0; f < m->nfolds; f++) {
+            char want[32];
 
-    /* "index weight" lines, indices strictly increasing, then "end". */
-    while ((r = next_line(&ps, &ls, &le)) > 0) {
-        unsigned long idx;
-        double w;
-
-        if (span_eq(ls, le, "end"))
-            break;
-        sp = memchr(ls, ' ', (size_t)(le - ls));
-        if (sp == NULL) {
-            perr(&ps, "expected \"index weight\" or \"end\"");
-            goto fail;
+            m->fold[f].w = xcalloc((size_t)1 << m->p.bits, sizeof(float));
+            snprintf(want, sizeof(want), "fold %u", f);
+            /* "fold 0" ended the header. */
+            if (f > 0) {
+                r = next_content_line(&ps, &ls, &le);
+                if (r < 0)
+                    goto fail;
+                if (r == 0) {
+                    perr(&ps, "truncated: %u of %u folds", f, m->nfolds);
+                    goto fail;
+                }
+                if (!span_eq(ls, le, want)) {
+                    perr(&ps, "expected \"%s\"", want);
+                    goto fail;
+                }
+            }
+            if (parse_fold(&ps, m, f) < 0)
+                goto fail;
         }
-        if (span_ulong(ls, sp, ~0ul, &idx) < 0) {
-            perr(&ps, "bad index");
-            goto fail;
-        }
-        if (idx >= (1ul << m->p.bits)) {
-            perr(&ps, "index %lu out of range (bits=%u)", idx, m->p.bits);
-            goto fail;
-        }
-        if (count > 0 && idx <= prev) {
-            perr(&ps, "index %lu not above the previous %lu", idx, prev);
-            goto fail;
-        }
-        if (span_double(sp + 1, le, &w) < 0 || fabs(w) > 1e6) {
-            perr(&ps, "weight is not a finite number within +-1e6");
-            goto fail;
-        }
-        if (++count > nonzero) {
-            perr(&ps, "more weights than nonzero=%lu", nonzero);
-            goto fail;
-        }
-        m->w[idx] = (float)w;
-        prev = idx;
-    }
-    if (r < 0)
-        goto fail;
-    if (r == 0) {
-        perr(&ps, "truncated: %lu of %lu weights and no \"end\" line", count, nonzero);
-        goto fail;
-    }
-    if (count != nonzero) {
-        perr(&ps, "%lu weights but nonzero=%lu", count, nonzero);
-        goto fail;
     }
     while ((r = next_line(&ps, &ls, &le)) > 0) {
         for (const char *c = ls; c < le; c++) {
             if (!is_space((unsigned char)*c)) {
-                perr(&ps, "data after \"end\"");
+                perr(&ps, "data after the last \"end\"");
                 goto fail;
             }
         }
@@ -1152,347 +1593,4 @@ struct learned_model *learned_load(const char *path, char *err, size_t errlen)
     if (m == NULL)
         snprintf(err, errlen, "%s: %s", path, msg);
     return m;
-}
-
-/* ---- training data ---- */
-
-struct learned_data *learned_data_new(const struct learned_params *p, size_t max_entries)
-{
-    struct learned_data *d = xcalloc(1, sizeof(*d));
-
-    d->p = *p;
-    d->maxent = max_entries ? max_entries : LEARNED_DATA_MAX_ENTRIES;
-    return d;
-}
-
-void learned_data_free(struct learned_data *d)
-{
-    if (d == NULL)
-        return;
-    free(d->ent);
-    free(d->grp);
-    free(d->queries);
-    free(d->rows);
-    free(d);
-}
-
-static void data_walk_begin(struct learned_data *d, struct fwalk *fw, struct fvec *v)
-{
-    memset(fw, 0, sizeof(*fw));
-    fw->p = &d->p;
-    fw->mask = (1u << d->p.bits) - 1;
-    fw->d = d;
-    d->full = 0;
-    v->e0 = d->nent;
-    v->g0 = d->ngrp;
-}
-
-/* Finish a recorded text, or roll it back if the cap was hit. */
-static int data_walk_end(struct learned_data *d, struct fvec *v)
-{
-    if (d->full) {
-        d->nent = v->e0;
-        d->ngrp = v->g0;
-        return -1;
-    }
-    v->e1 = d->nent;
-    v->g1 = d->ngrp;
-    return 0;
-}
-
-long learned_data_add_query(struct learned_data *d, const char *query)
-{
-    struct fwalk fw;
-    struct fvec v;
-
-    data_walk_begin(d, &fw, &v);
-    walk_query(&fw, query);
-    if (data_walk_end(d, &v) < 0)
-        return -1;
-    if (d->nqueries == d->capqueries) {
-        d->capqueries = d->capqueries ? d->capqueries * 2 : 256;
-        d->queries = xrealloc(d->queries, d->capqueries * sizeof(*d->queries));
-    }
-    d->queries[d->nqueries] = v;
-    return (long)d->nqueries++;
-}
-
-long learned_data_add_answer(struct learned_data *d, long qi, const char *query, const char *answer,
-                             const char *finish_reason, int label)
-{
-    struct fwalk fw;
-    struct fvec v;
-
-    sl_assert(qi >= 0 && (size_t)qi < d->nqueries);
-    data_walk_begin(d, &fw, &v);
-    walk_answer(&fw, query, answer, finish_reason);
-    if (data_walk_end(d, &v) < 0)
-        return -1;
-    if (d->nrows == d->caprows) {
-        d->caprows = d->caprows ? d->caprows * 2 : 1024;
-        d->rows = xrealloc(d->rows, d->caprows * sizeof(*d->rows));
-    }
-    d->rows[d->nrows].query = (size_t)qi;
-    d->rows[d->nrows].v = v;
-    d->rows[d->nrows].label = label ? 1 : 0;
-    return (long)d->nrows++;
-}
-
-size_t learned_data_rows(const struct learned_data *d)
-{
-    return d->nrows;
-}
-
-int learned_data_label(const struct learned_data *d, size_t row)
-{
-    sl_assert(row < d->nrows);
-    return d->rows[row].label;
-}
-
-/* Replay a recorded text against float weights, as learned_score does. */
-static double fvec_dot(const struct learned_data *d, const struct fvec *v, const float *w, double z)
-{
-    size_t e = v->e0;
-
-    for (size_t g = v->g0; g < v->g1; g++) {
-        double s = 0;
-
-        for (; e < d->grp[g].end; e++) {
-            uint32_t x = d->ent[e];
-            double wi = w[x & 0x7fffffffu];
-
-            s += (x >> 31) ? -wi : wi;
-        }
-        z += s * (double)d->grp[g].scale;
-    }
-    return z;
-}
-
-double learned_score_row(const struct learned_model *m, const struct learned_data *d, size_t row)
-{
-    const struct learned_row *r;
-    double z;
-
-    sl_assert(row < d->nrows && m->p.bits == d->p.bits);
-    r = &d->rows[row];
-    z = fvec_dot(d, &d->queries[r->query], m->w, m->bias);
-    z = fvec_dot(d, &r->v, m->w, z);
-    return sigmoid(z);
-}
-
-/* ---- training ---- */
-
-void learned_train_opts_default(struct learned_train_opts *o)
-{
-    o->l2 = 1e-2;
-    o->eta = 0.1;
-    o->epochs = 8;
-    o->seed = 1;
-}
-
-/* splitmix64: a tiny, well-mixed generator; all we need for shuffling. */
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Trainer state: double weights and AdaGrad's squared-gradient sums. */
-struct trainer {
-    const struct learned_data *d;
-    double *w;
-    double *g2;
-    double bias, bias_g2;
-    const struct learned_train_opts *o;
-};
-
-static double trainer_dot(const struct trainer *t, const struct fvec *v, double z)
-{
-    const struct learned_data *d = t->d;
-    size_t e = v->e0;
-
-    for (size_t g = v->g0; g < v->g1; g++) {
-        double s = 0;
-
-        for (; e < d->grp[g].end; e++) {
-            uint32_t x = d->ent[e];
-            double wi = t->w[x & 0x7fffffffu];
-
-            s += (x >> 31) ? -wi : wi;
-        }
-        z += s * (double)d->grp[g].scale;
-    }
-    return z;
-}
-
-/* One AdaGrad step on every weight the text touches, for the loss
- * gradient g (= p - y) plus the L2 term. The penalty is applied lazily, only
- * to the weights an example touches, as usual for sparse SGD. */
-static void trainer_step(struct trainer *t, const struct fvec *v, double g)
-{
-    const struct learned_data *d = t->d;
-    size_t e = v->e0;
-
-    for (size_t gi = v->g0; gi < v->g1; gi++) {
-        double scale = d->grp[gi].scale;
-
-        for (; e < d->grp[gi].end; e++) {
-            uint32_t x = d->ent[e];
-            uint32_t i = x & 0x7fffffffu;
-            double xi = (x >> 31) ? -scale : scale;
-            double grad = g * xi + t->o->l2 * t->w[i];
-
-            t->g2[i] += grad * grad;
-            t->w[i] -= t->o->eta * grad / (sqrt(t->g2[i]) + 1e-8);
-        }
-    }
-}
-
-/* Rows of one query, trained on together. */
-struct fit_group {
-    size_t first, n; /* into the sorted row list */
-};
-
-struct fit_row {
-    size_t row;
-    double weight;
-};
-
-static int fit_row_cmp(const void *a, const void *b, void *arg)
-{
-    const struct fit_row *x = a, *y = b;
-    const struct learned_data *d = arg;
-    size_t qx = d->rows[x->row].query, qy = d->rows[y->row].query;
-
-    if (qx != qy)
-        return qx < qy ? -1 : 1;
-    return x->row < y->row ? -1 : x->row > y->row;
-}
-
-struct learned_model *learned_fit(const struct learned_data *d, const size_t *rows,
-                                  const double *weight, size_t nrows,
-                                  const struct learned_train_opts *o, const char *model_name)
-{
-    size_t dim = (size_t)1 << d->p.bits;
-    struct trainer t = {d, xcalloc(dim, sizeof(double)), xcalloc(dim, sizeof(double)), 0, 0, o};
-    struct fit_row *fr = xmalloc((nrows ? nrows : 1) * sizeof(*fr));
-    struct fit_group *grp = xmalloc((nrows ? nrows : 1) * sizeof(*grp));
-    double *g = xmalloc((nrows ? nrows : 1) * sizeof(*g));
-    size_t ngrp = 0;
-    struct learned_model *m;
-    uint64_t rng = o->seed;
-    double pos = 0, tot = 0;
-
-    for (size_t i = 0; i < nrows; i++) {
-        fr[i].row = rows[i];
-        fr[i].weight = weight ? weight[i] : 1.0;
-        pos += fr[i].weight * d->rows[rows[i]].label;
-        tot += fr[i].weight;
-    }
-    /* Start the bias at the log-odds of the base rate: the weights then only
-     * have to learn the deviations, which takes fewer epochs. */
-    if (tot > 0)
-        t.bias = log((pos + 0.5) / (tot - pos + 0.5));
-
-    /* Answers to the same query share its features: take them as one
-     * minibatch, so the query's features are read and updated once with the
-     * summed gradient instead of once per answer. */
-    qsort_r(fr, nrows, sizeof(*fr), fit_row_cmp, (void *)d);
-    for (size_t i = 0; i < nrows; i++) {
-        if (i == 0 || d->rows[fr[i].row].query != d->rows[fr[i - 1].row].query) {
-            grp[ngrp].first = i;
-            grp[ngrp].n = 0;
-            ngrp++;
-        }
-        grp[ngrp - 1].n++;
-    }
-
-    for (unsigned ep = 0; ep < o->epochs; ep++) {
-        for (size_t i = ngrp; i > 1; i--) {
-            size_t j = (size_t)(splitmix64(&rng) % i);
-            struct fit_group tmp = grp[i - 1];
-
-            grp[i - 1] = grp[j];
-            grp[j] = tmp;
-        }
-        for (size_t k = 0; k < ngrp; k++) {
-            const struct fvec *qv = &d->queries[d->rows[fr[grp[k].first].row].query];
-            double zq = trainer_dot(&t, qv, 0), gsum = 0;
-
-            for (size_t i = grp[k].first; i < grp[k].first + grp[k].n; i++) {
-                const struct learned_row *r = &d->rows[fr[i].row];
-                double z = trainer_dot(&t, &r->v, t.bias + zq);
-
-                g[i] = fr[i].weight * (sigmoid(z) - r->label);
-                gsum += g[i];
-            }
-            t.bias_g2 += gsum * gsum;
-            t.bias -= o->eta * gsum / (sqrt(t.bias_g2) + 1e-8);
-            trainer_step(&t, qv, gsum);
-            for (size_t i = grp[k].first; i < grp[k].first + grp[k].n; i++)
-                trainer_step(&t, &d->rows[fr[i].row].v, g[i]);
-        }
-    }
-
-    m = model_new(&d->p, model_name);
-    m->bias = t.bias;
-    /* Weights too small to matter would only bloat the file. */
-    for (size_t i = 0; i < dim; i++)
-        m->w[i] = fabs(t.w[i]) < 1e-7 ? 0.0f : (float)t.w[i];
-    free(fr);
-    free(grp);
-    free(g);
-    free(t.w);
-    free(t.g2);
-    return m;
-}
-
-/* ---- evaluation ---- */
-
-struct scored {
-    double s;
-    int y;
-};
-
-static int scored_cmp(const void *a, const void *b)
-{
-    const struct scored *x = a, *y = b;
-
-    if (x->s != y->s)
-        return x->s < y->s ? -1 : 1;
-    return x->y - y->y;
-}
-
-double learned_auc(const double *score, const int *label, size_t n)
-{
-    struct scored *v = xmalloc((n ? n : 1) * sizeof(*v));
-    double rank_sum = 0, npos = 0, nneg;
-    size_t i = 0;
-
-    for (size_t k = 0; k < n; k++) {
-        v[k].s = score[k];
-        v[k].y = label[k] ? 1 : 0;
-        npos += v[k].y;
-    }
-    nneg = (double)n - npos;
-    if (npos == 0 || nneg == 0) {
-        free(v);
-        return 0.5;
-    }
-    qsort(v, n, sizeof(*v), scored_cmp);
-    /* Mann-Whitney: average ranks over ties. */
-    while (i < n) {
-        size_t j = i;
-        double pos_in_tie = 0;
-
-        while (j < n && v[j].s == v[i].s)
-            pos_in_tie += v[j++].y;
-        rank_sum += pos_in_tie * ((double)(i + 1) + (double)j) / 2.0;
-        i = j;
-    }
-    free(v);
-    return (rank_sum - npos * (npos + 1) / 2.0) / (npos * nneg);
 }

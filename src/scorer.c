@@ -52,10 +52,11 @@ double scorer_agreement(const char *const *answers, size_t n)
     return (double)agree / (double)n;
 }
 
-double scorer_learned(const struct learned_model *w, const char *query, const struct reply *r)
+double scorer_learned(const struct learned_model *w, const char *query, const struct reply *r,
+                      const char *const *peers, size_t npeers)
 {
     return learned_score(w, query, r->content.data ? r->content.data : "",
-                         r->finish_reason[0] ? r->finish_reason : NULL);
+                         r->finish_reason[0] ? r->finish_reason : NULL, peers, npeers);
 }
 
 json_t *scorer_judge_body(const char *rubric, const char *query, const char *answer)

@@ -31,8 +31,10 @@ double scorer_logprob(const struct reply *r);
  * itself. An empty normalised form agrees with nothing. */
 double scorer_agreement(const char *const *answers, size_t n);
 
-/* The learned scorer's P(correct). */
-double scorer_learned(const struct learned_model *w, const char *query, const struct reply *r);
+/* The learned scorer's P(correct) of r, given the answers of the scorer's
+ * peers to the same request (the stage's other models, in order). */
+double scorer_learned(const struct learned_model *w, const char *query, const struct reply *r,
+                      const char *const *peers, size_t npeers);
 
 /* Judge: the chat request body (owned by the caller) asking the judge model
  * to rate `answer` to `query` under `rubric` (NULL = the built-in rubric). */

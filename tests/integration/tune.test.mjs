@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, BUILD, SLOW, startMock, startProcess, stopProcess, tmpDir } from './helpers.mjs';
 
@@ -17,8 +17,6 @@ const ALL = ['arc-challenge', 'winogrande', 'mbpp', 'synthetic'].map((f) => join
 const PRICES = join(FIX, 'prices.json');
 const PRICE_TABLE = JSON.parse(readFileSync(PRICES, 'utf8'));
 const TUNE = join(BUILD, 'sluice-tune');
-// With seed 1, fit picks a 3-stage chain: learned, then agreement reusing
-// stage 1's answer, then GPT-4.
 const FIT = ['fit', '--data', ARC, '--prices', PRICES, '--folds', '3', '--seed', '1', '--budget', '20%'];
 // Rules, then agreement of three models (one reused from stage 1), then the
 // strong model; the synthetic rows make it veto, escalate on a missing
@@ -91,11 +89,17 @@ function evalRow(out, name) {
   return { acc: f[0], usd: f[1], simAcc: f[3], simUsd: f[4], non200: Number(f[5]), bugs: Number(f[6]), verdict: f.slice(7).join(' ') };
 }
 
-test('fit writes the frontier, its plot, the scorers and a routes block', async () => {
+test('fit writes the frontier, its plot, the scorers and a routes block, and checks its choice', async () => {
   fitDir = tmpDir();
   const out = await ok(TUNE, [...FIT, '--out', fitDir]);
   assert.match(out, /^frontier \(\d+ chains/m);
-  assert.match(out, /^choice: most accurate chain within 20\.0% of gpt-4-1106-preview/m);
+  assert.match(out, /^route tuned: most accurate chain within 20\.0% of gpt-4-1106-preview/m);
+  assert.match(out, /^ {4}accuracy [\d.]+ \([-+][\d.]+ points vs ref\)/m, 'the cross-validated figures');
+  // The nested check: fitted on 80%, deployed on the other 20%, stage by stage.
+  assert.match(out, /^ {2}nested check: the whole fit on 80% of the queries/m);
+  assert.match(out, /^ {4}part 1 \(\d+ held-out queries\): \S+/m);
+  assert.match(out, /^ {4}stage 1\s+accepts\s+[\d.]+%\s+accepts\s+[\d.]+%$/m);
+  assert.match(out, /^ {4}(agrees|DIFFERS): accuracy [-+][\d.]+ pt, cost [-+][\d.]+ pt apart/m);
 
   const tsv = readFileSync(join(fitDir, 'frontier.tsv'), 'utf8').trim().split('\n');
   assert.deepEqual(tsv[0].split('\t'), ['budget_usd', 'accuracy', 'usd_per_query', 'acc_minus_ref_pts', 'cost_over_ref', 'stages', 'chain']);
@@ -112,17 +116,19 @@ test('fit writes the frontier, its plot, the scorers and a routes block', async 
   assert.match(svg, /<(path|polyline)\b/);
   assert.match(svg, /gpt-4-1106-preview/);
 
-  const ws = readdirSync(join(fitDir, 'scorers')).filter((f) => f.endsWith('.w'));
-  assert.equal(ws.length, Object.keys(PRICE_TABLE).length, `one scorer per model: ${ws}`);
+  const routes = readFileSync(join(fitDir, 'routes.conf'), 'utf8');
+  assert.match(routes, /^# chain: .+$/m);
+  assert.match(routes, /^routes = \(\n(#.*\n)+ {4}\{\n {8}name = "tuned";\n {8}cascade = \(/m);
+  // A weights file for each learned stage the routes load, and no other.
+  const wanted = [...routes.matchAll(/weights = "scorers\/([^"]+)"/g)].map((m) => m[1]).sort();
+  const ws = readdirSync(join(fitDir, 'scorers')).filter((f) => f.endsWith('.w')).sort();
+  assert.deepEqual(ws, [...new Set(wanted)]);
   for (const w of ws) {
     const text = readFileSync(join(fitDir, 'scorers', w), 'utf8');
-    assert.match(text, /^sluice-learned 1\nmodel=/);
+    assert.match(text, /^sluice-learned 2\nmodel=/);
+    assert.match(text, /\nfolds=3\n/);
     assert.match(text, /\nend\n$/);
   }
-
-  const routes = readFileSync(join(fitDir, 'routes.conf'), 'utf8');
-  assert.match(routes, /^# chain: .+ -> .+$/m);
-  assert.match(routes, /^routes = \(\n {4}\{\n {8}name = "tuned";\n {8}cascade = \(/m);
 });
 
 test('fit is deterministic for a seed', async () => {
@@ -144,33 +150,106 @@ test('fit searches exactly as it simulates where answers are missing (salvage)',
   assert.match(out, /^frontier \(\d+ chains/m);
 });
 
-test("the chain fit chose, deployed as written, runs end to end exactly as simulated", async () => {
-  const routes = readFileSync(join(fitDir, 'routes.conf'), 'utf8');
-  const chain = routes.match(/^# chain: (.+)$/m)[1];
-  // The point of the test is the learned stages' weights files: make sure there is one.
-  assert.match(chain, /^\S+:learned@[\d.]+ -> /);
+/** simulate's per-stage counts: [answered by stage 1, 2, ...]. */
+function simStages(out) {
+  return [...out.matchAll(/^stage \d+ \(.*\): answered (\d+)/gm)].map((m) => Number(m[1]));
+}
+
+test('learned stages with and without peers, trained by `train`, run end to end exactly as simulated', async () => {
+  const dir = tmpDir();
+  const scorers = join(dir, 'scorers');
+  mkdirSync(scorers);
+  const common = ['--data', ARC, '--prices', PRICES, '--folds', '3', '--seed', '1'];
+  const t1 = await ok(TUNE, ['train', ...common, '--model', 'Yi-34B', '--out', join(scorers, 'zero-one-ai_Yi-34B-Chat.w')]);
+  assert.match(t1, /cross-validated AUC 0\.\d+/);
+  await ok(TUNE, ['train', ...common, '--model', 'mixtral-8x7b', '--peers', 'Yi-34B',
+    '--out', join(scorers, 'mistralai_mixtral-8x7b-chat+zero-one-ai_Yi-34B-Chat.w')]);
+  // Thresholds at which every stage answers some queries.
+  let chain;
+  for (const a of ['0.95', '0.9', '0.85', '0.8']) {
+    for (const b of ['0.9', '0.8', '0.7', '0.5']) {
+      const c = `Yi-34B:learned@${a} -> mixtral-8x7b:learned(Yi-34B)@${b} -> gpt-4`;
+      const out = await ok(TUNE, ['simulate', ...common, '--chain', c, '--weights-dir', scorers]);
+      if (simStages(out).every((n) => n > 0)) { chain = c; break; }
+    }
+    if (chain) break;
+  }
+  assert.ok(chain, 'no thresholds make every stage answer');
+  const conf = join(dir, 'gateway.conf');
+  writeFileSync(conf, gatewayConf(`routes = ( { name = "peers"; cascade = (
+  { model = "zero-one-ai/Yi-34B-Chat"; scorer = "learned"; weights = "scorers/zero-one-ai_Yi-34B-Chat.w"; threshold = ${chain.match(/@([\d.]+) ->/)[1]}; },
+  { models = ( "mistralai/mixtral-8x7b-chat", "zero-one-ai/Yi-34B-Chat" ); scorer = "learned"; weights = "scorers/mistralai_mixtral-8x7b-chat+zero-one-ai_Yi-34B-Chat.w"; threshold = ${chain.match(/\)@([\d.]+)/)[1]}; },
+  { model = "gpt-4-1106-preview"; }
+); }, { name = "peers1"; cascade = (
+  { models = ( "mistralai/mixtral-8x7b-chat", "zero-one-ai/Yi-34B-Chat" ); scorer = "learned"; weights = "scorers/mistralai_mixtral-8x7b-chat+zero-one-ai_Yi-34B-Chat.w"; threshold = ${chain.match(/\)@([\d.]+)/)[1]}; },
+  { model = "gpt-4-1106-preview"; }
+); } );`));
+  const url = await startOn(conf);
+  const ev = await run(TUNE, ['eval', '--gateway', url, '--data', ARC, '--prices', PRICES, '--route', 'peers',
+    '--chain', chain, '--weights-dir', scorers, '--models', 'none']);
+  assert.equal(ev.code, 0, `eval: end to end differs from offline:\n${ev.stdout}\n${ev.stderr}`);
+  const stages = [...ev.stdout.matchAll(/^ {2}(\d) (\S+)\s+(\d+) \/ (\d+)$/gm)];
+  assert.equal(stages.length, 3);
+  for (const s of stages) assert.ok(Number(s[3]) > 0 && s[3] === s[4], ev.stdout);
+
+  // The peer called by the stage itself (not reused from an earlier one): paid there.
+  const first = chain.replace(/^.*? -> /, '');
+  const ev1 = await run(TUNE, ['eval', '--gateway', url, '--data', ARC, '--prices', PRICES, '--route', 'peers1',
+    '--chain', first, '--weights-dir', scorers, '--models', 'none']);
+  assert.equal(ev1.code, 0, `eval: end to end differs from offline:\n${ev1.stdout}\n${ev1.stderr}`);
+  assert.equal(evalRow(ev1.stdout, 'peers1').verdict, 'equal');
+
+  // A stage whose models do not match what the weights file reads is refused.
+  const bad = join(dir, 'bad.conf');
+  writeFileSync(bad, gatewayConf(`routes = ( { name = "bad"; cascade = (
+  { model = "mistralai/mixtral-8x7b-chat"; scorer = "learned"; weights = "scorers/mistralai_mixtral-8x7b-chat+zero-one-ai_Yi-34B-Chat.w"; threshold = 0.5; },
+  { model = "gpt-4-1106-preview"; }
+); } );`));
+  const chk = await run(join(BUILD, 'sluice'), ['--check', '--config', bad]);
+  assert.notEqual(chk.code, 0);
+  assert.match(chk.stdout + chk.stderr, /reads the answers of 1 peer model \(zero-one-ai\/Yi-34B-Chat\), so the stage needs 'models'/);
+});
+
+test("fit --routes: one route per budget, each deployed as written runs end to end exactly as simulated", async () => {
+  const dir = tmpDir();
+  const out = await ok(TUNE, ['fit', '--data', ARC, '--prices', PRICES, '--folds', '3', '--seed', '1',
+    '--routes', '10%,20%,40%', '--penalty', '0', '--out', dir]);
+  for (const r of ['tuned-10pct', 'tuned-20pct', 'tuned-40pct']) assert.match(out, new RegExp(`^route ${r}: most accurate`, 'm'));
+  const routes = readFileSync(join(dir, 'routes.conf'), 'utf8');
+  assert.equal([...routes.matchAll(/^# chain: /gm)].length, 3);
+  const svg = readFileSync(join(dir, 'frontier.svg'), 'utf8');
+  for (const r of ['tuned-10pct', 'tuned-20pct', 'tuned-40pct']) assert.match(svg, new RegExp(`>${r}</text>`));
   // The routes block names models as the data does, '/' and all; gateway.conf takes such names.
   assert.match(routes, /model = "[^"]+\/[^"]+";/);
-  const conf = join(fitDir, 'gateway.conf');
+  const conf = join(dir, 'gateway.conf');
   writeFileSync(conf, gatewayConf(routes));
   const url = await startOn(conf);
 
-  const ev = await run(TUNE, ['eval', '--gateway', url, '--data', ARC, '--prices', PRICES, '--route', 'tuned',
-    '--chain', chain, '--weights-dir', join(fitDir, 'scorers'), '--concurrency', '8']);
+  // No --chain: eval reads it from routes.conf's "# chain:" comment, weights from scorers/ beside it.
+  for (const r of ['tuned-10pct', 'tuned-40pct']) {
+    const ev = await run(TUNE, ['eval', '--gateway', url, '--data', ARC, '--prices', PRICES, '--route', r,
+      '--routes', join(dir, 'routes.conf'), '--models', 'none']);
+    assert.equal(ev.code, 0, `eval ${r}: end to end differs from offline:\n${ev.stdout}\n${ev.stderr}`);
+    assert.match(ev.stdout, /^result: end to end equals the offline simulation$/m);
+    const chain = ev.stdout.match(/^route "[^"]+" is the chain: (.+)$/m)[1];
+    const sim = simFigures(await ok(TUNE, ['simulate', '--data', ARC, '--prices', PRICES, '--chain', chain,
+      '--weights-dir', join(dir, 'scorers')]));
+    const row = evalRow(ev.stdout, r);
+    assert.deepEqual({ acc: row.acc, usd: row.usd }, sim);
+    assert.equal(row.verdict, 'equal');
+  }
+  // The 20% route with every single model beside it, each through its implicit route.
+  const ev = await run(TUNE, ['eval', '--gateway', url, '--data', ARC, '--prices', PRICES, '--route', 'tuned-20pct',
+    '--routes', join(dir, 'routes.conf'), '--concurrency', '8']);
   assert.equal(ev.code, 0, `eval: end to end differs from offline:\n${ev.stdout}\n${ev.stderr}`);
-  assert.match(ev.stdout, /^result: end to end equals the offline simulation$/m);
+  assert.equal(evalRow(ev.stdout, 'tuned-20pct').verdict, 'equal');
+  assert.equal(evalRow(ev.stdout, 'tuned-20pct').bugs, 0);
+  // A route routes.conf does not have is a usage error that names the ones it has.
+  const no = await run(TUNE, ['eval', '--gateway', url, '--data', ARC, '--prices', PRICES, '--route', 'tuned',
+    '--routes', join(dir, 'routes.conf')]);
+  assert.equal(no.code, 2);
+  assert.match(no.stderr, /has no route "tuned" with a "# chain:" comment above it \(it has: tuned-10pct, tuned-20pct, tuned-40pct\)/);
 
-  const sim = simFigures(await ok(TUNE, ['simulate', '--data', ARC, '--prices', PRICES, '--chain', chain,
-    '--weights-dir', join(fitDir, 'scorers')]));
-  const row = evalRow(ev.stdout, 'tuned');
-  assert.deepEqual({ acc: row.acc, usd: row.usd }, sim);
-  assert.deepEqual({ acc: row.simAcc, usd: row.simUsd }, sim);
-  assert.equal(row.bugs, 0);
-  assert.equal(row.verdict, 'equal');
-  // The fit's own figure for its choice, on all data, is the out-of-fold one:
-  // the same chain scored with the final weights may differ, so it is not compared.
-
-  // Every single model too, through its implicit route.
   for (const m of Object.keys(PRICE_TABLE)) {
     const r = evalRow(ev.stdout, m);
     assert.equal(r.verdict, 'equal', m);
@@ -223,6 +302,36 @@ test('a hand-written 3-stage chain with rules and agreement, under config names,
   const none = await run(TUNE, ['eval', '--gateway', url, '--data', ALL[3], '--config', conf, '--route', 'nosuch', '--models', 'none']);
   assert.equal(none.code, 1, none.stdout);
   assert.match(none.stdout, /the gateway has no route "nosuch"/);
+});
+
+test('fit without a budget chooses the knee of the frontier and says why', async () => {
+  const dir = tmpDir();
+  const out = await ok(TUNE, ['fit', '--data', ARC, '--prices', PRICES, '--folds', '3', '--no-check', '--out', dir]);
+  assert.match(out, /^route tuned: the knee of the frontier \(no --budget or --target-accuracy given\)/m);
+  assert.match(out, /^ {2}why the knee: from the cheapest chain \(\$[\d.e-]+, [\d.]+% of ref\) to the knee/m);
+  const chain = out.match(/^ {2}chain: (.+)$/m)[1];
+  assert.notEqual(chain, 'gpt-4-1106-preview', 'the knee is not the reference alone');
+});
+
+test('simulate without --weights-dir says loudly that the result is optimistic', async () => {
+  const chain = 'Yi-34B:learned@0.9 -> gpt-4';
+  const r = await run(TUNE, ['simulate', '--data', ARC, '--prices', PRICES, '--folds', '3', '--chain', chain]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^sluice-tune: warning: no --weights-dir: .* OPTIMISTIC/m);
+  assert.match(r.stdout, /^learned scores: trained here on this file's own grades, out of fold \(OPTIMISTIC/m);
+});
+
+test('stderr never lands in the middle of a line of stdout', async () => {
+  const dir = tmpDir();
+  const log = join(dir, 'both.txt');
+  // One file for both, as `fit ... >log 2>&1` gives: each stderr message starts its own line.
+  await execFileP('sh', ['-c', `"$0" fit --data "$1" --prices "$2" --folds 3 --out "$3" >"$4" 2>&1`,
+    TUNE, ARC, PRICES, join(dir, 'out'), log], { timeout: 60000 * SLOW });
+  const lines = readFileSync(log, 'utf8').split('\n');
+  const bad = lines.filter((l) => l.includes('sluice-tune:') && !/^(sluice-tune:|sluice-tune fit:)/.test(l));
+  assert.deepEqual(bad, []);
+  assert.ok(lines.some((l) => l.startsWith('sluice-tune: fit took')), 'the timing line');
+  for (const l of lines.filter((x) => x.startsWith('>='))) assert.match(l, /^>=\S+\s+[\d.]+\s+\S+\s+[-+][\d.]+pt\s+[\d.]+%\s+\S/);
 });
 
 test('the fixture is what its README says', () => {

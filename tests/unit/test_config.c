@@ -20,10 +20,11 @@
 #include "../../src/config.c"
 
 /* ---- learned.c mock ---------------------------------------------------- *
- * A weights file is valid when it starts with "weights-ok". live counts the
- * models loaded and not yet freed, so a test can see unref free them. */
+ * A weights file is valid when it starts with "weights-ok"; "weights-ok N"
+ * reads N peer answers. live counts the models loaded and not yet freed, so
+ * a test can see unref free them. */
 struct learned_model {
-    int dummy;
+    size_t peers;
 };
 
 static int learned_live;
@@ -44,7 +45,22 @@ struct learned_model *learned_load(const char *path, char *err, size_t errlen)
     }
     fclose(f);
     learned_live++;
-    return xcalloc(1, sizeof(struct learned_model));
+    {
+        struct learned_model *m = xcalloc(1, sizeof(struct learned_model));
+
+        m->peers = head[10] == ' ' ? (size_t)(head[11] - '0') : 0;
+        return m;
+    }
+}
+
+size_t learned_peers(const struct learned_model *m)
+{
+    return m->peers;
+}
+
+const char *learned_peer_names(const struct learned_model *m)
+{
+    return "peer-a,peer-b";
 }
 
 void learned_free(struct learned_model *m)
@@ -54,7 +70,7 @@ void learned_free(struct learned_model *m)
 }
 
 double learned_score(const struct learned_model *m, const char *query, const char *answer,
-                     const char *finish_reason)
+                     const char *finish_reason, const char *const *peers, size_t npeers)
 {
     return 0.5;
 }
@@ -686,7 +702,7 @@ static void test_scorer_keys(void **state)
                      "  { models = ( \"m1\", \"m2\" ); scorer = \"rules\"; threshold = 1; },\n"
                      "  { model = \"m2\"; } ); } );\n",
                 "t.conf:5: routes.r.cascade.[0].models: key 'models' is only valid with scorer = "
-                "\"agreement\"");
+                "\"agreement\" or \"learned\"");
     expect_only("providers = ( { name = \"p\"; base_url = \"http://x\"; api_version = \"1\"; } );\n"
                 "models = ( { name = \"m\"; provider = \"p\"; } );\n",
                 "t.conf:1: providers.p.api_version: key 'api_version' is only valid with type = "
@@ -1155,6 +1171,64 @@ static void test_learned_weights(void **state)
     free(bad);
 }
 
+/* A learned scorer with peers: the stage's other models, as many as the
+ * weights file reads. */
+static void test_learned_peers(void **state)
+{
+    char *one = write_tmp("w/one.w", "weights-ok 1\n");
+    char *none = write_tmp("w/none.w", "weights-ok\n");
+    char *text, *msg;
+    struct config *cfg;
+
+    text = xasprintf(BASE "routes = ( { name = \"r\"; cascade = (\n"
+                          "  { models = ( \"m1\", \"m2\" ); scorer = \"learned\"; threshold = 0.5;"
+                          " weights = \"%s\"; },\n"
+                          "  { model = \"m2\"; } ); } );\n",
+                     one);
+    cfg = expect_ok(text);
+    assert_int_equal(cfg->routes[0].stages[0].nmodels, 2);
+    config_unref(cfg);
+    free(text);
+
+    text = xasprintf(BASE "routes = ( { name = \"r\"; cascade = (\n"
+                          "  { model = \"m1\"; scorer = \"learned\"; threshold = 0.5;"
+                          " weights = \"%s\"; },\n"
+                          "  { model = \"m2\"; } ); } );\n",
+                     one);
+    msg = xasprintf("t.conf:5: routes.r.cascade.[0].weights: \"%s\" reads the answers of 1 peer "
+                    "model (peer-a,peer-b), so the stage needs 'models' with its own model and 1 "
+                    "more (it has 0)",
+                    one);
+    expect_only(text, msg);
+    free(text);
+    free(msg);
+
+    text = xasprintf(BASE "routes = ( { name = \"r\"; cascade = (\n"
+                          "  { models = ( \"m1\", \"m2\" ); scorer = \"learned\"; threshold = 0.5;"
+                          " weights = \"%s\"; },\n"
+                          "  { model = \"m2\"; } ); } );\n",
+                     none);
+    msg = xasprintf("t.conf:5: routes.r.cascade.[0].weights: \"%s\" reads the answers of 0 peer "
+                    "models (none), so the stage needs 'models' with its own model and 0 more (it "
+                    "has 1)",
+                    none);
+    expect_only(text, msg);
+    free(text);
+    free(msg);
+
+    text = xasprintf(BASE "routes = ( { name = \"r\"; cascade = (\n"
+                          "  { models = ( \"m1\" ); scorer = \"learned\"; threshold = 0.5;"
+                          " weights = \"%s\"; },\n"
+                          "  { model = \"m2\"; } ); } );\n",
+                     none);
+    expect_only(text, "t.conf:5: routes.r.cascade.[0].models: needs at least two models (the "
+                      "stage's model, then its scorer's peers; without peers, use 'model')");
+    free(text);
+    assert_int_equal(learned_live, 0);
+    free(one);
+    free(none);
+}
+
 static void test_refcount_and_swap(void **state)
 {
     char *w = write_tmp("w2/s.w", "weights-ok\n");
@@ -1263,6 +1337,7 @@ int main(void)
         cmocka_unit_test(test_implicit_routes),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_learned_weights),
+        cmocka_unit_test(test_learned_peers),
         cmocka_unit_test(test_refcount_and_swap),
         cmocka_unit_test(test_config_default),
     };

@@ -1,4 +1,5 @@
-/* test_learned.c - the `learned` scorer (src/learned.c): training separates
+/* test_learned.c - the `learned` scorer (src/learned.c, and its trainer
+ * src/tune/learned_train.c, included here): training separates
  * a synthetic set, scores are in [0, 1], saving and loading round-trips to
  * the same scores bit for bit, the feature hash is the documented one, and
  * bad weights files are rejected with a message.
@@ -16,7 +17,7 @@
 #include <unistd.h>
 
 #include "../../src/learned.h"
-#include "../../src/learned_train.h"
+#include "../../src/tune/learned_train.c"
 #include "../../src/util.h"
 
 /* A synthetic task: the answer is right when it names the query's colour.
@@ -106,7 +107,7 @@ static void test_train_separates(void **state)
     p.bits = 14;
     t = train_syn(&p, 7);
     for (size_t i = 0; i < NSYN; i++) {
-        score[i] = learned_score(t.m, t.s[i].query, t.s[i].answer, NULL);
+        score[i] = learned_score(t.m, t.s[i].query, t.s[i].answer, NULL, NULL, 0);
         label[i] = t.s[i].label;
         if (label[i]) {
             pos += score[i];
@@ -121,9 +122,9 @@ static void test_train_separates(void **state)
     assert_true(neg / (NSYN - npos) < 0.2);
     /* It generalises to a colour and topic combination it has not seen. */
     assert_true(learned_score(t.m, "Topic 99. What colour is the red thing?",
-                              "It is certainly red.",
-                              NULL) > learned_score(t.m, "Topic 99. What colour is the red thing?",
-                                                    "I am not sure, maybe purple?", NULL));
+                              "It is certainly red.", NULL, NULL,
+                              0) > learned_score(t.m, "Topic 99. What colour is the red thing?",
+                                                 "I am not sure, maybe purple?", NULL, NULL, 0));
     free(score);
     free(label);
     trained_free(&t);
@@ -141,7 +142,7 @@ static void test_score_row_matches_score(void **state)
     t = train_syn(&p, 3);
     for (size_t i = 0; i < NSYN; i++)
         assert_true(learned_score_row(t.m, t.d, t.rows[i]) ==
-                    learned_score(t.m, t.s[i].query, t.s[i].answer, NULL));
+                    learned_score(t.m, t.s[i].query, t.s[i].answer, NULL, NULL, 0));
     trained_free(&t);
 }
 
@@ -163,11 +164,11 @@ static void test_score_in_range(void **state)
     const char *texts[] = {"", " ", "D", junk, big, "I'm sorry, I can't."};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
-            s = learned_score(t.m, texts[i], texts[k], k % 2 ? "length" : NULL);
+            s = learned_score(t.m, texts[i], texts[k], k % 2 ? "length" : NULL, NULL, 0);
             assert_true(s >= 0.0 && s <= 1.0 && !isnan(s));
         }
     }
-    s = learned_score(t.m, NULL, NULL, NULL);
+    s = learned_score(t.m, NULL, NULL, NULL, NULL, 0);
     assert_true(s >= 0.0 && s <= 1.0);
     trained_free(&t);
 }
@@ -224,7 +225,8 @@ static void test_round_trip(void **state)
 
     buf_init(&f, 1 << 24);
     assert_int_equal(learned_format(t.m, &f), 0);
-    assert_non_null(strstr(f.data, "sluice-learned 1\nmodel=synthetic/model-1\nbits=18\n"));
+    assert_non_null(strstr(f.data, "sluice-learned 2\nmodel=synthetic/model-1\nbits=18\n"));
+    assert_non_null(strstr(f.data, "\nfolds=1\nfold_seed=0\n"));
     assert_non_null(strstr(f.data, "\nword_ngrams=1-3\nchar_ngrams=2-4\n"));
     assert_non_null(strstr(f.data, "\nfeatures=query_chars,answer_words,meta\n"));
     assert_non_null(strstr(f.data, "\ntrained_on=synthetic with a newline\n"));
@@ -242,8 +244,8 @@ static void test_round_trip(void **state)
     assert_true(learned_model_bias(m2) == learned_model_bias(t.m));
     assert_int_equal(learned_model_nonzero(m2), learned_model_nonzero(t.m));
     for (size_t i = 0; i < NSYN; i++)
-        assert_true(learned_score(m2, t.s[i].query, t.s[i].answer, NULL) ==
-                    learned_score(t.m, t.s[i].query, t.s[i].answer, NULL));
+        assert_true(learned_score(m2, t.s[i].query, t.s[i].answer, NULL, NULL, 0) ==
+                    learned_score(t.m, t.s[i].query, t.s[i].answer, NULL, NULL, 0));
 
     /* And through a file. */
     fd = mkstemp(path);
@@ -254,8 +256,8 @@ static void test_round_trip(void **state)
     if (m3 == NULL)
         fail_msg("load: %s", err);
     for (size_t i = 0; i < NSYN; i++)
-        assert_true(learned_score(m3, t.s[i].query, t.s[i].answer, "stop") ==
-                    learned_score(t.m, t.s[i].query, t.s[i].answer, "stop"));
+        assert_true(learned_score(m3, t.s[i].query, t.s[i].answer, "stop", NULL, 0) ==
+                    learned_score(t.m, t.s[i].query, t.s[i].answer, "stop", NULL, 0));
     unlink(path);
     assert_null(learned_load(path, err, sizeof(err)));
     assert_non_null(strstr(err, "No such file"));
@@ -304,13 +306,13 @@ static void test_hash_is_stable(void **state)
     m = learned_parse(file, strlen(file), err, sizeof(err));
     if (m == NULL)
         fail_msg("parse: %s", err);
-    s_len = learned_score(m, "q", "", "length");
-    s_stop = learned_score(m, "q", "", "stop");
+    s_len = learned_score(m, "q", "", "length", NULL, 0);
+    s_stop = learned_score(m, "q", "", "stop", NULL, 0);
     /* The sign is the hash's top bit. */
     assert_true(fabs(s_len - 1.0 / (1.0 + exp((h >> 31) ? 2.0 : -2.0))) < 1e-12);
     assert_true(s_stop == 0.5);
     /* NULL finish_reason is "stop", as the gateway sees recorded answers. */
-    assert_true(learned_score(m, "q", "", NULL) == s_stop);
+    assert_true(learned_score(m, "q", "", NULL, NULL, 0) == s_stop);
     learned_free(m);
 }
 
@@ -375,7 +377,7 @@ static void test_parse_rejects(void **state)
     (void)state;
     expect_bad("", 0, "empty");
     expect_bad("hello\n", 6, "bad magic");
-    expect_bad("sluice-learned 2\n", 17, "unsupported version 2");
+    expect_bad("sluice-learned 3\n", 17, "unsupported version 3");
     expect_bad("sluice-learned x\n", 17, "bad version");
     expect_bad("sluice-learned 1\nmodel=m\n", 25, "no \"weights\" line");
     expect_bad_tail("weights\nend\n", "missing key \"nonzero\"");
@@ -392,7 +394,7 @@ static void test_parse_rejects(void **state)
     expect_bad_tail("nonzero=1\nweights\n3\nend\n", "expected \"index weight\"");
     expect_bad_tail("nonzero=2\nweights\n5 1\n5 1\nend\n", "not above the previous");
     expect_bad_tail("nonzero=2\nweights\n5 1\n4 1\nend\n", "not above the previous");
-    expect_bad_tail("nonzero=0\nweights\nend\nmore\n", "data after \"end\"");
+    expect_bad_tail("nonzero=0\nweights\nend\nmore\n", "data after the last \"end\"");
     expect_bad_tail("nonzero=0\nbias=1\nweights\nend\n", "duplicate key \"bias\"");
     expect_bad_tail("x=1\nx=2\nnonzero=0\nweights\nend\n", "duplicate key \"x\"");
     expect_bad_tail("Bad-Key=1\nnonzero=0\nweights\nend\n", "bad key");
@@ -482,6 +484,295 @@ static void test_data_cap(void **state)
     learned_data_free(d);
 }
 
+/* ---- version 2: folds, the head, peers ---- */
+
+static void info_of(const char *answer, struct learned_info *i)
+{
+    learned_answer_info(answer, i);
+}
+
+static void test_inputs(void **state)
+{
+    struct learned_info a, b, c, e;
+    double x[LI_COUNT];
+    struct learned_info peers[3];
+
+    (void)state;
+    info_of("B", &a);
+    assert_true(a.own[LI_KIND_CHOICE] == 1 && a.own[LI_CLEAN] == 1);
+    info_of("(B).", &a);
+    assert_true(a.own[LI_CLEAN] == 1);
+    info_of("**B**", &a);
+    assert_true(a.own[LI_CLEAN] == 1);
+    info_of("B. The moon is made of rock.", &a);
+    assert_true(a.own[LI_KIND_CHOICE] == 1 && a.own[LI_CLEAN] == 0);
+    info_of("42", &a);
+    assert_true(a.own[LI_KIND_NUMBER] == 1 && a.own[LI_CLEAN] == 1);
+    info_of("I think it is probably B, maybe C", &a);
+    assert_true(fabs(a.own[LI_HEDGE] - 1.0) < 1e-12);
+    info_of("It is B, likely.", &a);
+    assert_true(fabs(a.own[LI_HEDGE] - 1.0 / 3) < 1e-12);
+    info_of("Likelihood is not a hedge", &a);
+    assert_true(a.own[LI_HEDGE] == 0);
+    info_of("Here:\n```python\ndef f(x):\n    return [x, (x + 1)]  # ) in a comment\n```\n", &a);
+    assert_true(a.own[LI_CODE] == 1 && a.own[LI_CODE_OK] == 1);
+    info_of("```python\ndef f(x):\n    return [x, (x + 1]\n```\n", &a);
+    assert_true(a.own[LI_CODE] == 1 && a.own[LI_CODE_OK] == 0);
+    info_of("```python\ndef f(x):\n    return x\n", &a); /* the fence never closes */
+    assert_true(a.own[LI_CODE] == 1 && a.own[LI_CODE_OK] == 0);
+    info_of("def f(s):\n    return s.split(\")\")\n", &a); /* a bracket in a string */
+    assert_true(a.own[LI_CODE] == 1 && a.own[LI_CODE_OK] == 1);
+    info_of("Plain words, no code.", &a);
+    assert_true(a.own[LI_CODE] == 0 && a.own[LI_CODE_OK] == 0);
+
+    /* Peers: agreement on the key, word-set similarity, distinct keys. */
+    info_of("B", &a);
+    info_of("b", &b); /* a lone lower-case letter is the choice b */
+    info_of("C", &c);
+    info_of("", &e);
+    peers[0] = b;
+    peers[1] = c;
+    peers[2] = e;
+    learned_inputs(&a, peers, 3, 1.5, x);
+    assert_true(x[LI_TEXT] == 1.5);
+    assert_true(x[LI_PEER] == 1 && x[LI_PEER + 2] == 0 && x[LI_PEER + 4] == 0);
+    assert_true(fabs(x[LI_AGREE_SHARE] - 2.0 / 4) < 1e-12);
+    assert_true(fabs(x[LI_DISTINCT] - 1.0 / 3) < 1e-12); /* B and C; "" is no answer */
+    assert_true(x[LI_PEER + 1] == 1.0 && x[LI_PEER + 5] == 0.0);
+    /* No peers: the peer inputs stay 0. */
+    learned_inputs(&a, NULL, 0, 0, x);
+    assert_true(x[LI_AGREE_SHARE] == 0 && x[LI_PEER] == 0 && x[LI_CLEAN] == 1);
+    /* Similar texts are similar. */
+    info_of("def add(a, b): return a + b", &a);
+    info_of("def add(x, y): return x + y", &b);
+    info_of("The capital of France is Paris", &c);
+    peers[0] = b;
+    peers[1] = c;
+    learned_inputs(&a, peers, 2, 0, x);
+    assert_true(x[LI_PEER + 1] > 0.3 && x[LI_PEER + 3] < x[LI_PEER + 1]);
+}
+
+static void test_fold_of(void **state)
+{
+    unsigned count[5] = {0};
+    char q[64];
+
+    (void)state;
+    assert_int_equal(learned_fold_of(7, 1, "anything"), 0);
+    assert_int_equal(learned_fold_of(7, 5, "a query"), learned_fold_of(7, 5, "a query"));
+    for (int i = 0; i < 5000; i++) {
+        unsigned f;
+
+        snprintf(q, sizeof(q), "query number %d", i);
+        f = learned_fold_of(1, 5, q);
+        assert_true(f < 5);
+        count[f]++;
+    }
+    for (int f = 0; f < 5; f++)
+        assert_true(count[f] > 900 && count[f] < 1100);
+    /* The seed reshuffles. */
+    {
+        int same = 0;
+
+        for (int i = 0; i < 200; i++) {
+            snprintf(q, sizeof(q), "query number %d", i);
+            same += learned_fold_of(1, 5, q) == learned_fold_of(2, 5, q);
+        }
+        assert_true(same < 80);
+    }
+}
+
+static void test_head_fit(void **state)
+{
+    double x[400 * LI_COUNT] = {0}, bias, w[2], bias2, w2[2];
+    int y[400];
+    unsigned char in[2] = {LI_PEER, LI_CLEAN};
+
+    (void)state;
+    /* Agreeing answers are right 80% of the time, the others 40%; clean
+     * says nothing. */
+    for (int i = 0; i < 400; i++) {
+        x[i * LI_COUNT + LI_PEER] = i % 2;
+        x[i * LI_COUNT + LI_CLEAN] = (i / 2) % 2;
+        y[i] = (i % 2) ? (i % 10 != 1) : (i % 10 < 3);
+    }
+    learned_head_fit(x, y, 400, in, 2, 1.0, &bias, w);
+    assert_true(w[0] > 1.5 && w[0] < 2.0); /* logit(0.8) - logit(0.4) = 1.79 */
+    assert_true(fabs(w[1]) < 0.2);
+    assert_true(fabs(bias - log(0.4 / 0.6)) < 0.2);
+    learned_head_fit(x, y, 400, in, 2, 1.0, &bias2, w2);
+    assert_true(bias == bias2 && w[0] == w2[0] && w[1] == w2[1]);
+    /* A strong penalty shrinks the weights. */
+    learned_head_fit(x, y, 400, in, 2, 1000.0, &bias2, w2);
+    assert_true(fabs(w2[0]) < w[0] / 2);
+}
+
+/* A two-fold scorer with one peer, from the synthetic text model. */
+static struct learned_model *make_v2(const struct trained *t)
+{
+    unsigned char in[4] = {LI_TEXT, LI_CLEAN, LI_PEER, LI_PEER + 1};
+    double h0[4] = {1.0, 0.5, 2.0, -0.25}, h1[4] = {0.8, -0.5, 1.5, 0.25};
+    struct learned_model *m =
+        learned_assemble("synthetic/model-1", &t->m->p, 2, 99, "synthetic/peer", 1, in, 4);
+
+    learned_set_fold(m, 0, t->m, -1.0, h0);
+    learned_set_fold(m, 1, t->m, 0.5, h1);
+    learned_set_meta(m, "cv_auc", "0.75");
+    return m;
+}
+
+static void test_v2_round_trip(void **state)
+{
+    struct learned_params p;
+    struct trained t;
+    struct learned_model *m, *m2;
+    struct buf f, f2;
+    char err[256];
+    int folds_seen[2] = {0, 0};
+
+    (void)state;
+    learned_params_default(&p);
+    p.bits = 12;
+    t = train_syn(&p, 3);
+    m = make_v2(&t);
+    buf_init(&f, 64 << 20);
+    assert_int_equal(learned_format(m, &f), 0);
+    assert_non_null(strstr(f.data, "sluice-learned 2\n"));
+    assert_non_null(strstr(f.data, "\npeers=synthetic/peer\n"));
+    assert_non_null(strstr(f.data, "\nhead=text,clean,agree1,sim1\n"));
+    assert_non_null(strstr(f.data, "\nfold 1\n"));
+    m2 = learned_parse(f.data, f.len, err, sizeof(err));
+    if (m2 == NULL)
+        fail_msg("parse: %s", err);
+    assert_int_equal(learned_peers(m2), 1);
+    assert_string_equal(learned_peer_names(m2), "synthetic/peer");
+    for (size_t i = 0; i < NSYN; i++) {
+        const char *peer[1] = {i % 3 ? t.s[i].answer : "something else"};
+        double a = learned_score(m, t.s[i].query, t.s[i].answer, NULL, peer, 1);
+        double b = learned_score(m2, t.s[i].query, t.s[i].answer, NULL, peer, 1);
+        unsigned fo = learned_fold_of(99, 2, t.s[i].query);
+        struct learned_info self, pi;
+        double x[LI_COUNT], z;
+
+        assert_true(a == b);
+        /* The score is fold fo's head over fold fo's inputs. */
+        learned_answer_info(t.s[i].answer, &self);
+        learned_answer_info(peer[0], &pi);
+        z = learned_score(t.m, t.s[i].query, t.s[i].answer, NULL, NULL, 0);
+        learned_inputs(&self, &pi, 1, log(z / (1 - z)), x);
+        z = learned_head_z(m, fo, x);
+        assert_true(fabs(a - 1.0 / (1.0 + exp(-z))) < 1e-9);
+        folds_seen[fo] = 1;
+        /* A missing peer is an empty answer. */
+        assert_true(learned_score(m2, t.s[i].query, t.s[i].answer, NULL, NULL, 0) ==
+                    learned_score(m2, t.s[i].query, t.s[i].answer, NULL, (const char *[]){""}, 1));
+    }
+    assert_true(folds_seen[0] && folds_seen[1]);
+    /* Writing what was read gives the same bytes. */
+    buf_init(&f2, 64 << 20);
+    assert_int_equal(learned_format(m2, &f2), 0);
+    assert_int_equal(f.len, f2.len);
+    assert_memory_equal(f.data, f2.data, f.len);
+    learned_free(m);
+    learned_free(m2);
+    buf_free(&f);
+    buf_free(&f2);
+    trained_free(&t);
+}
+
+static const char v2_head[] = "sluice-learned 2\nmodel=m\npeers=p1\nbits=8\nword_ngrams=1-2\n"
+                              "char_ngrams=3-5\nquery_tail=100\nanswer_head=100\n"
+                              "features=meta\nhead=text,agree1\nfolds=2\nfold_seed=5\n";
+static const char v2_fold0[] = "fold 0\nbias=0\nhead_bias=0\nhead_weights=1,2\nnonzero=0\n"
+                               "weights\nend\n";
+
+static void expect_bad_v2(const char *tail, const char *msg)
+{
+    char text[2048];
+
+    snprintf(text, sizeof(text), "%s%s", v2_head, tail);
+    expect_bad(text, strlen(text), msg);
+}
+
+static void test_v2_rejects(void **state)
+{
+    char text[2048], err[256];
+    struct learned_model *m;
+
+    (void)state;
+    /* The good one. */
+    snprintf(text, sizeof(text),
+             "%s%sfold 1\nbias=0\nhead_bias=1\nhead_weights=0,0\n"
+             "nonzero=1\nweights\n7 0.5\nend\n",
+             v2_head, v2_fold0);
+    m = learned_parse(text, strlen(text), err, sizeof(err));
+    if (m == NULL)
+        fail_msg("parse: %s", err);
+    assert_int_equal(learned_peers(m), 1);
+    learned_free(m);
+
+    expect_bad_v2(v2_fold0, "truncated: 1 of 2 folds");
+    expect_bad_v2("fold 0\nbias=0\nhead_bias=0\nhead_weights=1\nnonzero=0\nweights\nend\n",
+                  "head_weights: expected 2 numbers");
+    expect_bad_v2("fold 0\nbias=0\nhead_weights=1,2\nnonzero=0\nweights\nend\n",
+                  "missing head_bias=");
+    expect_bad_v2("fold 0\nbias=0\nhead_bias=0\nhead_weights=1,2\nweights\nend\n",
+                  "missing nonzero=");
+    expect_bad_v2("fold 0\nbias=0\nhead_bias=0\nhead_weights=1,2\nnonzero=0\nweights\nend\n"
+                  "fold 2\n",
+                  "expected \"fold 1\"");
+    expect_bad_v2("fold 0\nbias=0\nbias=1\n", "duplicate key \"bias\"");
+    expect_bad_v2("fold 0\nbias=0\nwhat=1\n", "unexpected key \"what\"");
+    expect_bad_v2("fold 0\nbias=0\nhead_bias=0\nhead_weights=1,nan\nnonzero=0\n",
+                  "head_weights: expected 2 numbers");
+    snprintf(text, sizeof(text),
+             "sluice-learned 2\nmodel=m\nbits=8\nword_ngrams=1-2\n"
+             "char_ngrams=3-5\nquery_tail=100\nanswer_head=100\nfeatures=meta\n"
+             "head=text,agree1\nfolds=1\nfold_seed=5\nfold 0\n");
+    expect_bad(text, strlen(text), "head: input \"agree1\" needs more peers");
+    snprintf(text, sizeof(text),
+             "sluice-learned 2\nmodel=m\nbits=8\nword_ngrams=1-2\n"
+             "char_ngrams=3-5\nquery_tail=100\nanswer_head=100\nfeatures=meta\n"
+             "head=text,text\nfolds=1\nfold_seed=5\nfold 0\n");
+    expect_bad(text, strlen(text), "listed twice");
+    snprintf(text, sizeof(text),
+             "sluice-learned 2\nmodel=m\nbits=8\nword_ngrams=1-2\n"
+             "char_ngrams=3-5\nquery_tail=100\nanswer_head=100\nfeatures=meta\n"
+             "head=text,magic\nfolds=1\nfold_seed=5\nfold 0\n");
+    expect_bad(text, strlen(text), "unknown input \"magic\"");
+    snprintf(text, sizeof(text),
+             "sluice-learned 2\nmodel=m\nbits=8\nword_ngrams=1-2\n"
+             "char_ngrams=3-5\nquery_tail=100\nanswer_head=100\nfeatures=meta\n"
+             "folds=0\nfold_seed=5\nfold 0\n");
+    expect_bad(text, strlen(text), "folds: must be an integer in 1..20");
+    snprintf(text, sizeof(text),
+             "sluice-learned 2\nmodel=m\nbits=8\nword_ngrams=1-2\n"
+             "char_ngrams=3-5\nquery_tail=100\nanswer_head=100\nfeatures=meta\n"
+             "fold_seed=5\nfold 0\n");
+    expect_bad(text, strlen(text), "missing key \"folds\"");
+    snprintf(text, sizeof(text),
+             "sluice-learned 2\nmodel=m\nbits=8\nword_ngrams=1-2\n"
+             "char_ngrams=3-5\nquery_tail=100\nanswer_head=100\nfeatures=meta\nbias=0\n"
+             "folds=1\nfold_seed=5\nfold 0\n");
+    expect_bad(text, strlen(text), "key \"bias\" does not belong in a version 2 file");
+    snprintf(text, sizeof(text), "sluice-learned 2\nmodel=m\npeers=a,,b\n");
+    expect_bad(text, strlen(text), "peers: expected at most 4");
+    snprintf(text, sizeof(text), "sluice-learned 2\nmodel=m\npeers=a,b,c,d,e\n");
+    expect_bad(text, strlen(text), "peers: expected at most 4");
+    snprintf(text, sizeof(text), "sluice-learned 2\nmodel=m\nfold_seed=-1\n");
+    expect_bad(text, strlen(text), "fold_seed: not an unsigned 64-bit integer");
+    snprintf(text, sizeof(text), "sluice-learned 2\nmodel=m\nfold_seed=99999999999999999999\n");
+    expect_bad(text, strlen(text), "fold_seed: not an unsigned 64-bit integer");
+    /* Version 1 files wrote "folds" and "seed" as training metadata. */
+    snprintf(text, sizeof(text), "%sfolds=5\nseed=1\nnonzero=0\nweights\nend\n", good_head);
+    m = learned_parse(text, strlen(text), err, sizeof(err));
+    if (m == NULL)
+        fail_msg("parse: %s", err);
+    assert_string_equal(learned_meta(m, "folds"), "5");
+    assert_int_equal(learned_peers(m), 0);
+    learned_free(m);
+}
+
 static void test_auc(void **state)
 {
     double s[] = {0.1, 0.4, 0.35, 0.8};
@@ -518,12 +809,22 @@ static void test_params_check(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_train_separates),    cmocka_unit_test(test_score_row_matches_score),
-        cmocka_unit_test(test_score_in_range),     cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_hash_is_stable),
-        cmocka_unit_test(test_parse_good_minimal), cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_data_cap),           cmocka_unit_test(test_auc),
+        cmocka_unit_test(test_train_separates),
+        cmocka_unit_test(test_score_row_matches_score),
+        cmocka_unit_test(test_score_in_range),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_hash_is_stable),
+        cmocka_unit_test(test_parse_good_minimal),
+        cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_data_cap),
+        cmocka_unit_test(test_auc),
         cmocka_unit_test(test_params_check),
+        cmocka_unit_test(test_inputs),
+        cmocka_unit_test(test_fold_of),
+        cmocka_unit_test(test_head_fit),
+        cmocka_unit_test(test_v2_round_trip),
+        cmocka_unit_test(test_v2_rejects),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -250,16 +250,28 @@ static double round4(double x)
     return floor(x * 10000.0 + 0.5) / 10000.0;
 }
 
-static void build_learned(struct search *s, int m, const double *score, int nthr)
+/* Learned options of one scorer (a model, and the peers whose answers it
+ * reads, which the stage calls too), at nthr score quantiles. */
+static void build_learned(struct search *s, const struct tune_head *h, int nthr)
 {
     const struct tune_data *d = s->d;
     double *v = xmalloc((d->nq ? d->nq : 1) * sizeof(*v));
+    uint64_t *ok = xcalloc(s->nw ? s->nw : 1, sizeof(uint64_t));
     double last = -1;
     size_t n = 0;
 
-    for (size_t q = 0; q < d->nq; q++)
-        if (test_bit(s->present[m], q))
-            v[n++] = score[q * d->nmodels + (size_t)m];
+    sl_assert(h->npeers <= (int)ARRAY_LEN(s->opt[0].partners));
+    /* Queries the stage can score: its model and every peer answered. */
+    for (size_t q = 0; q < d->nq; q++) {
+        int all = test_bit(s->present[h->model], q);
+
+        for (int k = 0; k < h->npeers; k++)
+            all &= test_bit(s->present[h->peers[k]], q);
+        if (all) {
+            set_bit(ok, q);
+            v[n++] = h->score[q];
+        }
+    }
     qsort(v, n, sizeof(*v), dbl_cmp);
     /* Thresholds at the score quantiles 1/(T+1) .. T/(T+1). */
     for (int j = 1; j <= nthr && n > 0; j++) {
@@ -270,16 +282,21 @@ static void build_learned(struct search *s, int m, const double *score, int nthr
         if (t <= last)
             continue;
         last = t;
-        o = opt_new(s, m, TS_LEARNED);
+        o = opt_new(s, h->model, TS_LEARNED);
         o->threshold = t;
+        o->npartners = h->npeers;
+        for (int k = 0; k < h->npeers; k++) {
+            o->partners[k] = h->peers[k];
+            o->called |= 1u << h->peers[k];
+        }
         acc = pool_bits(s, s->nopt);
         for (size_t q = 0; q < d->nq; q++)
-            if (test_bit(s->present[m], q) && d->q[q].ans[m].veto == VETO_NONE &&
-                score[q * d->nmodels + (size_t)m] >= t)
+            if (test_bit(ok, q) && d->q[q].ans[h->model].veto == VETO_NONE && h->score[q] >= t)
                 set_bit(acc, q);
         opt_commit(s);
     }
     free(v);
+    free(ok);
 }
 
 static void build_rules(struct search *s, int m)
@@ -329,13 +346,15 @@ static void build_agree(struct search *s, int m, const int *p, int np, double t)
     opt_commit(s);
 }
 
-static void build_options(struct search *s, const double *score, const struct tune_search_opts *o)
+static void build_options(struct search *s, const struct tune_scores *sc,
+                          const struct tune_search_opts *o)
 {
     int nm = (int)s->nm;
 
     for (int m = 0; m < nm; m++) {
-        if (o->use_learned && score)
-            build_learned(s, m, score, o->nthresholds);
+        for (size_t i = 0; o->use_learned && sc && i < sc->n; i++)
+            if (sc->h[i].model == m)
+                build_learned(s, &sc->h[i], o->nthresholds);
         if (o->use_rules)
             build_rules(s, m);
         if (!o->use_agree)
@@ -372,7 +391,7 @@ static void stage_from_opt(struct tune_stage *st, const struct sopt *o)
 }
 
 /* The queries salvage can matter on, and every option's score on them. */
-static void build_salvage(struct search *s, const double *score)
+static void build_salvage(struct search *s, const struct tune_scores *score)
 {
     const struct tune_data *d = s->d;
 
@@ -495,8 +514,9 @@ const struct tune_point *tune_pick(const struct tune_search_result *res, double 
     return best;
 }
 
-void tune_search(const struct tune_data *d, const double *score, const unsigned char *include,
-                 const struct tune_search_opts *o, int progress, struct tune_search_result *res)
+void tune_search(const struct tune_data *d, const struct tune_scores *score,
+                 const unsigned char *include, const struct tune_search_opts *o, int progress,
+                 struct tune_search_result *res)
 {
     struct tune_frontier *f1, *f2, *f3;
     struct search s;

@@ -14,6 +14,7 @@
  * the gateway or in the simulation, so eval exits non-zero on any.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -22,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <errno.h>
 
-#define EVAL_BODY_MAX ((size_t)64 << 20) /* one response */
-#define EVAL_HDR_MAX 4096                /* one captured header value */
 #define EVAL_MAX_CONCURRENCY 256
 #define EVAL_COST_EPS 1e-9 /* USD, per query and per $/query */
 #define EVAL_SHOW_DIFFS 10 /* differing queries listed per row */
@@ -37,6 +38,7 @@ enum {
     OPT_CONCURRENCY,
     OPT_TIMEOUT_MS,
     OPT_API_KEY_ENV,
+    OPT_ROUTES,
 };
 
 static const struct option eval_options[] = {
@@ -48,6 +50,7 @@ static const struct option eval_options[] = {
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"api-key-env", required_argument, NULL, OPT_API_KEY_ENV},
+    {"routes", required_argument, NULL, OPT_ROUTES},
     {NULL, 0, NULL, 0},
 };
 
@@ -56,7 +59,8 @@ static void eval_usage(FILE *out)
     fprintf(out,
             "usage: sluice-tune eval --gateway URL --data FILE.jsonl [--data ...]\n"
             "           (--prices prices.json | --config gateway.conf) --route NAME\n"
-            "           [--models m1,m2,...|none] [--chain CHAIN [--weights-dir DIR]]\n"
+            "           [--models m1,m2,...|none] [--chain CHAIN | --routes FILE]\n"
+            "           [--weights-dir DIR]\n"
             "           [--concurrency 8]\n"
             "\n"
             "Send every query of the data through a running sluice, whose provider is\n"
@@ -68,10 +72,13 @@ static void eval_usage(FILE *out)
             "  --gateway URL       the gateway's base URL (http://127.0.0.1:8080); requests\n"
             "                      go to URL/v1/chat/completions\n"
             "  --route NAME        the route under test (the request's \"model\")\n"
-            "  --chain CHAIN       the route's chain, as `simulate --chain` takes it; without\n"
-            "                      it the route is measured but not compared\n"
+            "  --chain CHAIN       the route's chain, as `simulate --chain` takes it\n"
+            "  --routes FILE       or take it from the \"# chain:\" comment fit wrote above\n"
+            "                      the route in FILE (default: ./routes.conf when there is\n"
+            "                      one); with neither, the route is measured, not compared\n"
             "  --weights-dir DIR   the weights files of the chain's learned stages (the\n"
-            "                      directory the gateway's `weights` paths point into)\n"
+            "                      directory the gateway's `weights` paths point into;\n"
+            "                      default with --routes: scorers/ beside FILE)\n"
             "  --models LIST       single models to measure too (default: every model of\n"
             "                      the data that has a price; \"none\": only the route)\n"
             "  --concurrency N     requests in flight (default 8)\n"
@@ -132,7 +139,7 @@ struct eval_job {
     CURL *h;
     char *req; /* the request body */
     struct buf body;
-    char model_hdr[EVAL_HDR_MAX], route_hdr[EVAL_HDR_MAX], cost_hdr[64], cache_hdr[64];
+    char model_hdr[TUNE_EVAL_HDR_MAX], route_hdr[TUNE_EVAL_HDR_MAX], cost_hdr[64], cache_hdr[64];
     struct buf stages_hdr;
     int have_model, have_cost, have_route;
 };
@@ -188,11 +195,14 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *arg)
     } else if ((v = hdr_match(p, n, "x-sluice-cache"))) {
         hdr_value(v, n - (size_t)(v - p), j->cache_hdr, sizeof(j->cache_hdr));
     } else if ((v = hdr_match(p, n, "x-sluice-stages"))) {
-        char tmp[EVAL_HDR_MAX];
+        char tmp[TUNE_EVAL_HDR_MAX];
 
         hdr_value(v, n - (size_t)(v - p), tmp, sizeof(tmp));
         buf_reset(&j->stages_hdr);
-        buf_puts(&j->stages_hdr, tmp); /* cut at the cap: diagnostics only */
+        /* tmp is cut to TUNE_EVAL_HDR_MAX - 1 bytes, the buffer's cap: it fits. */
+        if (buf_puts(&j->stages_hdr, tmp) < 0)
+            sl_panic("x-sluice-stages: %zu bytes do not fit a buffer of %d", strlen(tmp),
+                     TUNE_EVAL_HDR_MAX);
     }
     return n;
 }
@@ -223,8 +233,8 @@ static struct eval_job *job_start(struct eval *ev, CURLM *multi, size_t r, size_
     json_decref(body);
     if (j->req == NULL)
         sl_panic("json_dumps: out of memory");
-    buf_init(&j->body, EVAL_BODY_MAX);
-    buf_init(&j->stages_hdr, EVAL_HDR_MAX);
+    buf_init(&j->body, TUNE_EVAL_BODY_MAX);
+    buf_init(&j->stages_hdr, TUNE_EVAL_HDR_MAX);
     j->h = curl_easy_init();
     if (j->h == NULL)
         sl_panic("curl_easy_init failed");
@@ -423,7 +433,8 @@ static int eval_run(struct eval *ev, int conc)
 
 /* Simulate the row's chain on all queries, and on each query alone for
  * the per-query comparison. */
-static void row_simulate(const struct tune_data *d, struct eval_row *row, const double *score)
+static void row_simulate(const struct tune_data *d, struct eval_row *row,
+                         const struct tune_scores *score)
 {
     unsigned char *include = xcalloc(d->nq, 1);
 
@@ -488,12 +499,11 @@ static void row_totals(const struct tune_data *d, const struct eval_row *row, st
     }
 }
 
-static void name_cell(struct buf *out, const struct eval_row *row)
+static int name_cell(struct buf *out, const struct eval_row *row)
 {
     if (row->model < 0)
-        buf_printf(out, "%s (route)", row->name);
-    else
-        buf_puts(out, row->name);
+        return buf_printf(out, "%s (route)", row->name);
+    return buf_puts(out, row->name);
 }
 
 static const char *model_label(const struct tune_data *d, int m)
@@ -503,9 +513,10 @@ static const char *model_label(const struct tune_data *d, int m)
 
 /* List the first queries on which the row's end to end and offline answers
  * differ, and every bug of its answers. */
-static void report_row_details(const struct tune_data *d, const struct eval_row *row,
-                               struct buf *out)
+static int report_row_details(const struct tune_data *d, const struct eval_row *row,
+                              struct buf *out)
 {
+    int r = 0;
     size_t shown = 0, bugs = 0;
 
     for (size_t q = 0; q < d->nq; q++) {
@@ -513,45 +524,47 @@ static void report_row_details(const struct tune_data *d, const struct eval_row 
         int s;
 
         if (a->why && bugs < EVAL_SHOW_DIFFS) {
-            buf_printf(out, "  %s: %s: %s\n", row->name, d->q[q].id, a->why);
+            r |= buf_printf(out, "  %s: %s: %s\n", row->name, d->q[q].id, a->why);
             bugs++;
         }
         if (!row->have_chain || !answer_differs(row, q) || shown == EVAL_SHOW_DIFFS)
             continue;
         s = row->sim_stage[q];
-        buf_printf(out,
-                   "  %s: %s differs:\n    end to end: HTTP %d, answered by %s, correct %d, "
-                   "$%.12g, stages %s\n    offline:    ",
-                   row->name, d->q[q].id, a->status, model_label(d, a->model), a->correct, a->cost,
-                   a->stages && a->stages[0] ? a->stages : "-");
+        r |= buf_printf(out,
+                        "  %s: %s differs:\n    end to end: HTTP %d, answered by %s, correct %d, "
+                        "$%.12g, stages %s\n    offline:    ",
+                        row->name, d->q[q].id, a->status, model_label(d, a->model), a->correct,
+                        a->cost, a->stages && a->stages[0] ? a->stages : "-");
         if (s >= 0)
-            buf_printf(out, "stage %d (%s) accepts, correct %d, $%.12g\n", s + 1,
-                       d->models[row->chain.st[s].model].name, row->sim_correct[q],
-                       row->sim_cost[q]);
+            r |= buf_printf(out, "stage %d (%s) accepts, correct %d, $%.12g\n", s + 1,
+                            d->models[row->chain.st[s].model].name, row->sim_correct[q],
+                            row->sim_cost[q]);
         else
-            buf_printf(out, "no stage accepts (salvaged or failed), correct %d, $%.12g\n",
-                       row->sim_correct[q], row->sim_cost[q]);
+            r |= buf_printf(out, "no stage accepts (salvaged or failed), correct %d, $%.12g\n",
+                            row->sim_correct[q], row->sim_cost[q]);
         shown++;
     }
+    return r;
 }
 
 /* Per stage of the route: queries each stage answered, end to end and
  * offline. End to end, a stage answered when its model did and the answer
  * was not a salvaged one. */
-static void report_stages(const struct tune_data *d, const struct eval_row *row, struct buf *out)
+static int report_stages(const struct tune_data *d, const struct eval_row *row, struct buf *out)
 {
+    int r = 0;
     size_t other_e2e = 0, answered_sim = 0;
 
-    buf_printf(out, "\nstages of route \"%s\" (queries answered, end to end / offline):\n",
-               row->name);
+    r |= buf_printf(out, "\nstages of route \"%s\" (queries answered, end to end / offline):\n",
+                    row->name);
     for (int s = 0; s < row->chain.n; s++) {
         size_t e2e = 0;
 
         for (size_t q = 0; q < d->nq; q++)
             e2e += row->ans[q].status == 200 && !row->ans[q].salvage &&
                    row->ans[q].model == row->chain.st[s].model;
-        buf_printf(out, "  %d %-36s %zu / %zu\n", s + 1, d->models[row->chain.st[s].model].name,
-                   e2e, row->sim.accepted[s]);
+        r |= buf_printf(out, "  %d %-36s %zu / %zu\n", s + 1,
+                        d->models[row->chain.st[s].model].name, e2e, row->sim.accepted[s]);
         answered_sim += row->sim.accepted[s];
     }
     for (size_t q = 0; q < d->nq; q++) {
@@ -562,8 +575,9 @@ static void report_stages(const struct tune_data *d, const struct eval_row *row,
             by_stage |= a->status == 200 && !a->salvage && a->model == row->chain.st[s].model;
         other_e2e += !by_stage;
     }
-    buf_printf(out, "    %-36s %zu / %zu\n", "salvaged or failed", other_e2e,
-               row->sim.n - answered_sim);
+    r |= buf_printf(out, "    %-36s %zu / %zu\n", "salvaged or failed", other_e2e,
+                    row->sim.n - answered_sim);
+    return r;
 }
 
 /* Print the table; return the number of rows whose end to end figures
@@ -571,6 +585,7 @@ static void report_stages(const struct tune_data *d, const struct eval_row *row,
 static int report(const struct eval *ev, int ref, const char *chain_text, const char *wdir,
                   struct buf *out)
 {
+    int r = 0;
     const struct tune_data *d = ev->d;
     struct tune_chain rc = {.n = 1};
     struct tune_result rr;
@@ -580,20 +595,23 @@ static int report(const struct eval *ev, int ref, const char *chain_text, const 
     rc.st[0].model = ref;
     tune_simulate(d, &rc, NULL, NULL, &rr);
     rcost = rr.n ? rr.cost / (double)rr.n : 0;
-    buf_printf(out, "sluice-tune eval: %s: %zu queries through %s\n", d->source, d->nq, ev->url);
+    r |= buf_printf(out, "sluice-tune eval: %s: %zu queries through %s\n", d->source, d->nq,
+                    ev->url);
     if (chain_text) {
-        buf_printf(out, "route \"%s\" is the chain: ", ev->rows[0].name);
-        tune_chain_format(d, &ev->rows[0].chain, out);
-        buf_printf(out, "\n  (learned scores: %s)\n",
-                   wdir ? "from the weights files, as the gateway scores" : "not used");
+        r |= buf_printf(out, "route \"%s\" is the chain: ", ev->rows[0].name);
+        r |= tune_chain_format(d, &ev->rows[0].chain, out);
+        r |= buf_printf(out, "\n  (learned scores: %s)\n",
+                        wdir ? "from the weights files, as the gateway scores" : "not used");
     } else {
-        buf_printf(out, "route \"%s\": no --chain, so not compared offline\n", ev->rows[0].name);
+        r |= buf_printf(out, "route \"%s\": no --chain, so not compared offline\n",
+                        ev->rows[0].name);
     }
-    buf_printf(out, "cost: %% of %s's $/query (%.6g)\n\n", d->models[ref].name, rcost);
-    buf_printf(out, "%-44s %-29s %s\n", "", "------- end to end --------", "----- offline ------");
-    buf_printf(out, "%-44s %-8s %-11s %-6s   %-8s %-11s   %-7s %-4s %s\n", "route / model",
-               "accuracy", "$/query", "cost", "accuracy", "$/query", "non-200", "bugs",
-               "vs offline");
+    r |= buf_printf(out, "cost: %% of %s's $/query (%.6g)\n\n", d->models[ref].name, rcost);
+    r |= buf_printf(out, "%-44s %-29s %s\n", "", "------- end to end --------",
+                    "----- offline ------");
+    r |= buf_printf(out, "%-44s %-8s %-11s %-6s   %-8s %-11s   %-7s %-4s %s\n", "route / model",
+                    "accuracy", "$/query", "cost", "accuracy", "$/query", "non-200", "bugs",
+                    "vs offline");
     for (size_t i = 0; i < ev->nrows; i++) {
         const struct eval_row *row = &ev->rows[i];
         struct row_totals t;
@@ -604,10 +622,10 @@ static int report(const struct eval *ev, int ref, const char *chain_text, const 
         row_totals(d, row, &t);
         acc = t.n ? (double)t.correct / (double)t.n : 0;
         cost = t.n ? t.cost / (double)t.n : 0;
-        buf_init(&name, 1024);
-        name_cell(&name, row);
-        buf_printf(out, "%-44s %-8.4f %-11.6g %5.1f%%   ", name.data, acc, cost,
-                   rcost > 0 ? 100 * cost / rcost : 0);
+        buf_init(&name, TUNE_NAMES_MAX);
+        r |= name_cell(&name, row);
+        r |= buf_printf(out, "%-44s %-8.4f %-11.6g %5.1f%%   ", name.data ? name.data : "?", acc,
+                        cost, rcost > 0 ? 100 * cost / rcost : 0);
         buf_free(&name);
         if (row->have_chain) {
             double sacc = row->sim.n ? (double)row->sim.correct / (double)row->sim.n : 0;
@@ -615,40 +633,97 @@ static int report(const struct eval *ev, int ref, const char *chain_text, const 
 
             differs = row->sim.correct != t.correct || row->sim.n != t.n ||
                       fabs(scost - cost) > EVAL_COST_EPS || t.diffs > 0;
-            buf_printf(out, "%-8.4f %-11.6g   ", sacc, scost);
-            buf_printf(out, "%-7zu %-4zu ", t.non200, t.bugs);
+            r |= buf_printf(out, "%-8.4f %-11.6g   ", sacc, scost);
+            r |= buf_printf(out, "%-7zu %-4zu ", t.non200, t.bugs);
             if (!differs)
-                buf_puts(out, "equal");
+                r |= buf_puts(out, "equal");
             else
-                buf_printf(out, "DIFFERENT: %+.4f, %+.3g $/query, %zu queries", acc - sacc,
-                           cost - scost, t.diffs);
+                r |= buf_printf(out, "DIFFERENT: %+.4f, %+.3g $/query, %zu queries", acc - sacc,
+                                cost - scost, t.diffs);
         } else {
-            buf_printf(out, "%-8s %-11s   %-7zu %-4zu -", "-", "-", t.non200, t.bugs);
+            r |= buf_printf(out, "%-8s %-11s   %-7zu %-4zu -", "-", "-", t.non200, t.bugs);
         }
-        buf_puts(out, "\n");
+        r |= buf_puts(out, "\n");
         any_cache |= t.cache > 0;
         any_skip |= t.skip > 0;
         if (differs || t.bugs > 0)
             bad_rows++;
     }
     if (ev->rows[0].have_chain)
-        report_stages(d, &ev->rows[0], out);
+        r |= report_stages(d, &ev->rows[0], out);
     if (any_cache)
-        buf_puts(out, "\nnote: some answers came from the gateway's cache (x-sluice-cache: HIT) "
+        r |= buf_puts(out,
+                      "\nnote: some answers came from the gateway's cache (x-sluice-cache: HIT) "
                       "at no cost, despite Cache-Control: no-store; the simulation has no "
                       "cache.\n");
     if (any_skip)
-        buf_puts(out, "\nnote: the gateway skipped stages over the route's max_cost; the "
-                      "simulation has no budget.\n");
+        r |= buf_puts(out, "\nnote: the gateway skipped stages over the route's max_cost; the "
+                           "simulation has no budget.\n");
     if (bad_rows) {
-        buf_puts(out, "\ndifferences and bugs:\n");
+        r |= buf_puts(out, "\ndifferences and bugs:\n");
         for (size_t i = 0; i < ev->nrows; i++)
-            report_row_details(d, &ev->rows[i], out);
+            r |= report_row_details(d, &ev->rows[i], out);
     }
-    return bad_rows;
+    return r < 0 ? -1 : bad_rows;
 }
 
 /* ---- main ---- */
+
+/* The chain fit wrote for route `name` in a routes.conf: the last
+ * "# chain: ..." comment above the route's `name = "NAME";` line. The file
+ * is read a line at a time (a longer line is read as several, which can
+ * only miss a match). Returns the chain (caller frees), or NULL with the
+ * reason on stderr. */
+static char *routes_chain(const char *path, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    char *chain = NULL, *found = NULL;
+    struct buf names;
+
+    if (f == NULL) {
+        tune_msg("--routes: %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf_init(&names, TUNE_NAMES_MAX);
+    while (fgets(line, sizeof(line), f) && found == NULL) {
+        char *p = line, *q;
+        size_t n = strlen(line);
+
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, "# chain:", 8) == 0) {
+            free(chain);
+            chain = xstrdup(p + 8 + strspn(p + 8, " "));
+            continue;
+        }
+        if (strncmp(p, "name", 4) != 0)
+            continue;
+        p += 4 + strspn(p + 4, " \t");
+        if (*p != '=')
+            continue;
+        p += 1 + strspn(p + 1, " \t");
+        if (*p != '"' || (q = strchr(p + 1, '"')) == NULL)
+            continue;
+        *q = '\0';
+        if (strcmp(p + 1, name) == 0 && chain)
+            found = xstrdup(chain);
+        else if (buf_printf(&names, "%s%s", names.len ? ", " : "", p + 1) < 0)
+            buf_reset(&names); /* the list is only for the message */
+        free(chain);
+        chain = NULL;
+    }
+    fclose(f);
+    free(chain);
+    if (found == NULL)
+        tune_msg("--routes: %s has no route \"%s\" with a \"# chain:\" comment above it%s%s%s",
+                 path, name, names.len ? " (it has: " : "", names.len ? names.data : "",
+                 names.len ? ")" : "");
+    buf_free(&names);
+    return found;
+}
 
 /* URL/v1/chat/completions, whether URL ends in "/", "/v1" or neither. */
 static char *chat_url(const char *base)
@@ -733,7 +808,9 @@ static int eval_main(int argc, char **argv)
     long conc = 8, timeout_ms = 300000;
     struct tune_data d;
     struct eval ev = {0};
-    double *score = NULL;
+    struct tune_scores scores = {0};
+    const char *routes_file = NULL;
+    char *chain_buf = NULL, *wdir_buf = NULL;
     int c, rc = TUNE_EXIT_FAIL, ref, need_learned = 0;
     int models[64];
     int nmodels;
@@ -783,6 +860,9 @@ static int eval_main(int argc, char **argv)
         case OPT_API_KEY_ENV:
             key_env = optarg;
             break;
+        case OPT_ROUTES:
+            routes_file = optarg;
+            break;
         default:
             eval_usage(stderr);
             return TUNE_EXIT_USAGE;
@@ -800,10 +880,31 @@ static int eval_main(int argc, char **argv)
         fprintf(stderr, "sluice-tune: --api-key-env: %s is not set\n", key_env);
         return TUNE_EXIT_USAGE;
     }
-    if (tune_inputs_load(&in, &d) < 0)
+    /* Without --chain, the route's chain is the "# chain:" comment fit wrote
+     * above it in routes.conf, and its weights are in scorers/ beside it. */
+    if (chain_text == NULL && (routes_file || access("routes.conf", R_OK) == 0)) {
+        if (routes_file == NULL)
+            routes_file = "routes.conf";
+        chain_buf = routes_chain(routes_file, route);
+        if (chain_buf == NULL)
+            return TUNE_EXIT_USAGE;
+        chain_text = chain_buf;
+        if (wdir == NULL) {
+            const char *slash = strrchr(routes_file, '/');
+
+            wdir_buf = slash ? xasprintf("%.*s/scorers", (int)(slash - routes_file), routes_file)
+                             : xstrdup("scorers");
+            wdir = wdir_buf;
+        }
+        tune_msg("route %s: chain from %s: %s", route, routes_file, chain_text);
+    }
+    if (tune_inputs_load(&in, &d) < 0) {
+        free(chain_buf);
+        free(wdir_buf);
         return TUNE_EXIT_FAIL;
+    }
     ev.d = &d;
-    buf_init(&out, (size_t)64 << 20);
+    buf_init(&out, TUNE_REPORT_MAX);
     nmodels = d.nmodels <= ARRAY_LEN(models) ? pick_models(&d, models_list, models) : -1;
     if (nmodels < 0) {
         rc = TUNE_EXIT_USAGE;
@@ -844,15 +945,12 @@ static int eval_main(int argc, char **argv)
         row->chain.st[0].kind = TS_NONE;
         row->have_chain = 1;
     }
-    if (need_learned) {
-        score = xmalloc(d.nq * d.nmodels * sizeof(*score));
-        if (tune_scores_load(&d, &ev.rows[0].chain, wdir, score) < 0)
-            goto done;
-    }
+    if (need_learned && tune_scores_load(&d, &ev.rows[0].chain, wdir, &scores) < 0)
+        goto done;
     for (size_t i = 0; i < ev.nrows; i++) {
         ev.rows[i].ans = xcalloc(d.nq, sizeof(*ev.rows[i].ans));
         if (ev.rows[i].have_chain)
-            row_simulate(&d, &ev.rows[i], score);
+            row_simulate(&d, &ev.rows[i], &scores);
     }
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -874,19 +972,23 @@ static int eval_main(int argc, char **argv)
     if (ev.hdrs == NULL)
         sl_panic("curl_slist_append: out of memory");
     if (eval_run(&ev, (int)conc) == 0) {
-        int bad = report(&ev, ref, chain_text, wdir, &out);
+        int bad = report(&ev, ref, chain_text, wdir, &out), r = bad < 0 ? -1 : 0;
 
         if (bad == 0 && chain_text)
-            buf_puts(&out, "\nresult: end to end equals the offline simulation\n");
+            r |= buf_puts(&out, "\nresult: end to end equals the offline simulation\n");
         else if (bad == 0)
-            buf_puts(&out, "\nresult: no bugs; the route was not compared (no --chain)\n");
-        else
-            buf_printf(&out,
-                       "\nresult: %d row%s differ%s from the offline simulation or had "
-                       "bugs: a difference is a bug\n",
-                       bad, bad == 1 ? "" : "s", bad == 1 ? "s" : "");
-        fwrite(out.data, 1, out.len, stdout);
-        rc = bad == 0 ? TUNE_EXIT_OK : TUNE_EXIT_FAIL;
+            r |= buf_puts(&out, "\nresult: no bugs; the route was not compared (no --chain)\n");
+        else if (bad > 0)
+            r |= buf_printf(&out,
+                            "\nresult: %d row%s differ%s from the offline simulation or had "
+                            "bugs: a difference is a bug\n",
+                            bad, bad == 1 ? "" : "s", bad == 1 ? "s" : "");
+        if (r < 0) {
+            tune_msg("the report is longer than its cap of %zu bytes", out.max);
+        } else {
+            fwrite(out.data, 1, out.len, stdout);
+            rc = bad == 0 ? TUNE_EXIT_OK : TUNE_EXIT_FAIL;
+        }
     }
     curl_slist_free_all(ev.hdrs);
     free(ev.url);
@@ -895,7 +997,9 @@ static int eval_main(int argc, char **argv)
 done:
     buf_free(&out);
     rows_free(&ev);
-    free(score);
+    tune_scores_free(&scores);
+    free(chain_buf);
+    free(wdir_buf);
     tune_data_free(&d);
     return rc;
 }

@@ -5,6 +5,7 @@
 #include "tune.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,7 +69,46 @@ int main(int argc, char **argv)
     return TUNE_EXIT_USAGE;
 }
 
-/* ---- progress ---- */
+/* ---- progress and messages ---- */
+
+/* A bar is drawn on stderr's current line and not yet ended. */
+static int bar_open;
+
+static void bar_close(void)
+{
+    if (bar_open) {
+        fputc('\n', stderr);
+        bar_open = 0;
+    }
+}
+
+static void vmsg(const char *prefix, const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    bar_close();
+    fprintf(stderr, "sluice-tune: %s", prefix);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+}
+
+void tune_msg(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vmsg("", fmt, ap);
+    va_end(ap);
+}
+
+void tune_warn(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vmsg("warning: ", fmt, ap);
+    va_end(ap);
+}
 
 void tune_progress_start(struct tune_progress *p, const char *what, uint64_t total)
 {
@@ -78,7 +118,7 @@ void tune_progress_start(struct tune_progress *p, const char *what, uint64_t tot
     p->last_us = 0;
     p->tty = isatty(STDERR_FILENO);
     if (!p->tty)
-        fprintf(stderr, "sluice-tune: %s...\n", what);
+        tune_msg("%s...", what);
 }
 
 static void progress_draw(struct tune_progress *p)
@@ -88,9 +128,13 @@ static void progress_draw(struct tune_progress *p)
 
     if (fill > width)
         fill = width;
+    /* Whatever stdout has buffered goes out first, on its own lines. */
+    if (!bar_open)
+        fflush(stdout);
     fprintf(stderr, "\r%-24s [%.*s%*s] %3d%%", p->what, fill, "##############################",
             width - fill, "", (int)(100.0 * (double)p->done / (double)p->total));
     fflush(stderr);
+    bar_open = 1;
 }
 
 void tune_progress_step(struct tune_progress *p, uint64_t n)
@@ -114,7 +158,7 @@ void tune_progress_end(struct tune_progress *p)
         return;
     p->done = p->total;
     progress_draw(p);
-    fputc('\n', stderr);
+    bar_close();
 }
 
 /* ---- option values ---- */

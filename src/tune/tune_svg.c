@@ -1,9 +1,11 @@
 /* tune_svg.c - the frontier plot: a hand-written, self-contained SVG of
  * accuracy (y) against $/query (x, log scale). The frontier is a step line
  * (a budget buys the best chain at or under it), each single model a
- * labelled dot, the chosen chain a ring. Hovering a point shows its chain.
+ * labelled dot, each chosen chain a labelled ring. Hovering a point shows
+ * its chain.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -67,8 +69,8 @@ static const char *short_name(const char *s)
 }
 
 void tune_svg(FILE *out, const struct tune_data *d, const struct tune_frontier *f,
-              const struct tune_plot_model *models, size_t nmodels, const struct tune_point *chosen,
-              const char *title)
+              const struct tune_plot_model *models, size_t nmodels,
+              const struct tune_plot_mark *marks, size_t nmarks, const char *title)
 {
     struct axes a;
     double cmin = INFINITY, cmax = 0, amin = 1, amax = 0;
@@ -174,8 +176,10 @@ void tune_svg(FILE *out, const struct tune_data *d, const struct tune_frontier *
         for (size_t i = 0; i < f->n; i++) {
             struct buf b;
 
-            buf_init(&b, 8192);
-            tune_chain_format(d, &f->pt[i].chain, &b);
+            buf_init(&b, TUNE_CHAIN_MAX);
+            /* A chain too long for its tooltip gets an empty one. */
+            if (tune_chain_format(d, &f->pt[i].chain, &b) < 0)
+                buf_reset(&b);
             fprintf(out, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"><title>",
                     px(&a, f->pt[i].cost / nq), py(&a, (double)f->pt[i].correct / nq));
             fprintf(out, "%.4f @ $%.3g/query: ", (double)f->pt[i].correct / nq, f->pt[i].cost / nq);
@@ -225,14 +229,19 @@ void tune_svg(FILE *out, const struct tune_data *d, const struct tune_frontier *
     }
     fputs("</g>\n", out);
 
-    if (chosen) {
-        double x = px(&a, chosen->cost / nq), y = py(&a, (double)chosen->correct / nq);
+    /* The chosen points, each ringed; labels alternate above and below so
+     * that neighbours do not overwrite each other. */
+    for (size_t i = 0; i < nmarks; i++) {
+        double x = px(&a, marks[i].cost), y = py(&a, marks[i].acc);
+        double ty = i % 2 ? y + 22 : y - 12;
 
         fprintf(out,
                 "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"8\" fill=\"none\" stroke=\"#c0162b\" "
                 "stroke-width=\"2\"/>\n<text x=\"%.1f\" y=\"%.1f\" fill=\"#c0162b\" "
-                "text-anchor=\"end\">chosen</text>\n",
-                x, y, x - 10, y - 10);
+                "text-anchor=\"end\">",
+                x, y, x - 10, ty);
+        xml_text(out, marks[i].label);
+        fputs("</text>\n", out);
     }
 
     /* Legend. */
@@ -241,7 +250,9 @@ void tune_svg(FILE *out, const struct tune_data *d, const struct tune_frontier *
             "<line x1=\"0\" y1=\"0\" x2=\"24\" y2=\"0\" stroke=\"#1f6fb4\" stroke-width=\"2\"/>"
             "<text x=\"30\" y=\"4\">frontier (best chain per budget)</text>\n"
             "<circle cx=\"12\" cy=\"20\" r=\"4.5\" fill=\"#e07b00\"/>"
-            "<text x=\"30\" y=\"24\">single model</text>\n</g>\n",
+            "<text x=\"30\" y=\"24\">single model</text>\n"
+            "<circle cx=\"12\" cy=\"40\" r=\"6\" fill=\"none\" stroke=\"#c0162b\" "
+            "stroke-width=\"2\"/><text x=\"30\" y=\"44\">chosen route</text>\n</g>\n",
             SVG_L + 12, SVG_T + 16);
     fputs("</svg>\n", out);
 }

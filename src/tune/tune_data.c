@@ -2,6 +2,7 @@
  * models of a gateway.conf) and routerbench-style labelled JSONL.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -386,21 +387,6 @@ static int model_order_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-struct id_ent {
-    const char *id;
-    size_t q;
-};
-
-static int id_cmp(const void *a, const void *b)
-{
-    const struct id_ent *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-
-    if (c)
-        return c;
-    return x->q < y->q ? -1 : x->q > y->q;
-}
-
 /* Agreement key ids: equal normalised answers to a query get equal ids. An
  * empty key (no content, or only punctuation) never agrees with anything. */
 static void assign_keys(struct tune_data *d, size_t qi)
@@ -610,27 +596,7 @@ int tune_data_load(struct tune_data *d, char *const *files, size_t nfiles,
             }
     }
 
-    /* Groups: queries with the same id (routerbench splits a few prompts in
-     * two records) go to the same fold, or CV would leak. */
-    {
-        struct id_ent *ids = xmalloc(d->nq * sizeof(*ids));
-        int g = -1;
-
-        for (size_t i = 0; i < d->nq; i++) {
-            ids[i].id = d->q[i].id;
-            ids[i].q = i;
-        }
-        qsort(ids, d->nq, sizeof(*ids), id_cmp);
-        for (size_t i = 0; i < d->nq; i++) {
-            if (i == 0 || strcmp(ids[i].id, ids[i - 1].id) != 0)
-                g++;
-            d->q[ids[i].q].group = g;
-        }
-        d->ngroups = (size_t)g + 1;
-        free(ids);
-    }
-
-    buf_init(&src, 4096);
+    buf_init(&src, TUNE_NAMES_MAX);
     for (size_t fi = 0; fi < nfiles; fi++) {
         char *b = base_name(files[fi]);
 
@@ -698,36 +664,4 @@ void tune_model_stats(const struct tune_data *d, int m, double *acc, double *cos
     }
     *acc = d->nq ? (double)correct / (double)d->nq : 0;
     *cost = d->nq ? sum / (double)d->nq : 0;
-}
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-void tune_folds(const struct tune_data *d, int k, uint64_t seed, int *fold_of_query)
-{
-    size_t ng = d->ngroups;
-    size_t *perm = xmalloc((ng ? ng : 1) * sizeof(*perm));
-    int *fold_of_group = xmalloc((ng ? ng : 1) * sizeof(*fold_of_group));
-    uint64_t rng = seed ^ 0x5eed5eed5eed5eedull;
-
-    for (size_t i = 0; i < ng; i++)
-        perm[i] = i;
-    for (size_t i = ng; i > 1; i--) {
-        size_t j = (size_t)(splitmix64(&rng) % i), t = perm[i - 1];
-
-        perm[i - 1] = perm[j];
-        perm[j] = t;
-    }
-    for (size_t i = 0; i < ng; i++)
-        fold_of_group[perm[i]] = (int)(i % (size_t)k);
-    for (size_t i = 0; i < d->nq; i++)
-        fold_of_query[i] = fold_of_group[d->q[i].group];
-    free(perm);
-    free(fold_of_group);
 }

@@ -7,6 +7,7 @@
  * training right here (the default), which is what `fit` reports.
  */
 #include "tune.h"
+#include "caps.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -40,44 +41,69 @@ static void sim_usage(FILE *out)
             "                      scorers: learned@T, agree(M,...)[@T] (default T 1.0: all\n"
             "                      agree), rules; the last stage has none. Models by exact\n"
             "                      name or a unique substring.\n"
-            "  --weights-dir DIR   score learned stages with DIR/<model>.w, as the gateway\n"
-            "                      does (on the data they were trained on, optimistic);\n"
-            "                      default: out-of-fold scores trained here (--folds, --seed)\n"
+            "  --weights-dir DIR   score learned stages with the weights files in DIR\n"
+            "                      (<model>[+<peer>...].w), as the gateway does. Without it,\n"
+            "                      scorers are trained here on the data's own grades (out of\n"
+            "                      fold, --folds, --seed): optimistic when the chain was\n"
+            "                      chosen on the same data, and it says so\n"
             "\n%s",
             tune_common_help);
 }
 
 int tune_scores_load(const struct tune_data *d, const struct tune_chain *c, const char *dir,
-                     double *score)
+                     struct tune_scores *s)
 {
-    for (size_t i = 0; i < d->nq * d->nmodels; i++)
-        score[i] = NAN;
-    for (int s = 0; s < c->n; s++) {
-        const struct tune_stage *st = &c->st[s];
+    memset(s, 0, sizeof(*s));
+    s->h = xcalloc(TUNE_MAX_STAGES, sizeof(*s->h));
+    for (int i = 0; i < c->n; i++) {
+        const struct tune_stage *st = &c->st[i];
+        struct tune_head *h;
         struct learned_model *lm;
         char err[1024];
-        char *path;
+        char *name, *path;
 
-        if (st->kind != TS_LEARNED)
+        if (st->kind != TS_LEARNED ||
+            tune_scores_find(s, st->model, st->partners, st->npartners) != NULL)
             continue;
-        path = xasprintf("%s/%s.w", dir, d->models[st->model].file_name);
+        name = tune_weights_name(d, st->model, st->partners, st->npartners);
+        path = xasprintf("%s/%s", dir, name);
+        free(name);
         lm = learned_load(path, err, sizeof(err));
-        free(path);
         if (lm == NULL) {
             fprintf(stderr, "sluice-tune: %s\n", err);
+            free(path);
+            return -1;
+        }
+        if (learned_peers(lm) != (size_t)st->npartners) {
+            fprintf(stderr, "sluice-tune: %s reads %zu peer answers, but stage %d has %d peers\n",
+                    path, learned_peers(lm), i + 1, st->npartners);
+            learned_free(lm);
+            free(path);
             return -1;
         }
         if (strcmp(learned_model_name(lm), d->models[st->model].name) != 0)
-            fprintf(stderr, "sluice-tune: warning: %s.w was trained for \"%s\"\n",
-                    d->models[st->model].file_name, learned_model_name(lm));
+            tune_warn("%s was trained for \"%s\"", path, learned_model_name(lm));
+        free(path);
+        h = &s->h[s->n++];
+        h->model = st->model;
+        h->npeers = st->npartners;
+        memcpy(h->peers, st->partners, sizeof(h->peers));
+        h->loaded = lm;
+        h->auc = NAN;
+        h->score = xmalloc((d->nq ? d->nq : 1) * sizeof(double));
         for (size_t q = 0; q < d->nq; q++) {
-            const struct tune_answer *a = &d->q[q].ans[st->model];
+            const char *peers[TUNE_MAX_PARTNERS];
+            int answered = d->q[q].ans[st->model].content != NULL;
 
-            if (a->content)
-                score[q * d->nmodels + (size_t)st->model] =
-                    learned_score(lm, d->q[q].prompt, a->content, NULL);
+            for (int k = 0; k < st->npartners; k++) {
+                peers[k] = d->q[q].ans[st->partners[k]].content;
+                answered &= peers[k] != NULL;
+            }
+            h->score[q] = answered
+                              ? learned_score(lm, d->q[q].prompt, d->q[q].ans[st->model].content,
+                                              NULL, peers, (size_t)st->npartners)
+                              : NAN;
         }
-        learned_free(lm);
     }
     return 0;
 }
@@ -89,7 +115,7 @@ static int sim_main(int argc, char **argv)
     struct tune_data d;
     struct tune_chain chain;
     struct tune_result r;
-    double *score = NULL;
+    struct tune_scores scores = {0};
     int c, ref, rc = TUNE_EXIT_FAIL, need_learned = 0;
     char err[1024];
 
@@ -137,25 +163,28 @@ static int sim_main(int argc, char **argv)
         goto done;
     for (int s = 0; s < chain.n - 1; s++)
         need_learned |= chain.st[s].kind == TS_LEARNED;
-    if (need_learned) {
-        score = xmalloc(d.nq * d.nmodels * sizeof(*score));
-        if (wdir) {
-            if (tune_scores_load(&d, &chain, wdir, score) < 0)
-                goto done;
-        } else {
-            unsigned char *want = xcalloc(d.nmodels, 1);
-            int *fold = xmalloc(d.nq * sizeof(*fold));
+    if (need_learned && wdir) {
+        if (tune_scores_load(&d, &chain, wdir, &scores) < 0)
+            goto done;
+    } else if (need_learned) {
+        struct tune_head_spec spec[TUNE_MAX_STAGES];
+        size_t nspec = 0;
 
-            for (int s = 0; s < chain.n - 1; s++)
-                if (chain.st[s].kind == TS_LEARNED)
-                    want[chain.st[s].model] = 1;
-            tune_folds(&d, in.learn.folds, in.learn.seed, fold);
-            tune_learn(&d, &in.learn, fold, want, score, NULL, NULL);
-            free(want);
-            free(fold);
+        for (int s = 0; s < chain.n - 1; s++) {
+            if (chain.st[s].kind != TS_LEARNED)
+                continue;
+            spec[nspec].model = chain.st[s].model;
+            spec[nspec].npeers = chain.st[s].npartners;
+            memcpy(spec[nspec].peers, chain.st[s].partners, sizeof(spec[nspec].peers));
+            nspec++;
         }
+        tune_warn("no --weights-dir: the learned stages are scored by scorers trained here, "
+                  "on this file's own grades (out of fold). If the chain's thresholds were "
+                  "chosen on this file, the result is OPTIMISTIC. For an honest number, "
+                  "simulate with --weights-dir on data that fit never saw.");
+        tune_learn(&d, &in.learn, NULL, spec, nspec, &scores);
     }
-    tune_simulate(&d, &chain, score, NULL, &r);
+    tune_simulate(&d, &chain, &scores, NULL, &r);
     {
         struct tune_chain rchain = {.n = 1};
         struct tune_result rr;
@@ -168,12 +197,18 @@ static int sim_main(int argc, char **argv)
         tune_simulate(&d, &rchain, NULL, NULL, &rr);
         racc = rr.n ? (double)rr.correct / (double)rr.n : 0;
         rcost = rr.n ? rr.cost / (double)rr.n : 0;
-        buf_init(&b, 1 << 20);
-        tune_chain_format(&d, &chain, &b);
+        buf_init(&b, TUNE_CHAIN_MAX);
+        if (tune_chain_format(&d, &chain, &b) < 0) {
+            tune_msg("the chain's text is longer than %zu bytes", b.max);
+            buf_free(&b);
+            goto done;
+        }
         printf("chain: %s\n", b.data);
-        printf("learned scores: %s\n", !need_learned ? "not used"
-                                       : wdir        ? "weights files (as the gateway scores)"
-                                                     : "out-of-fold (cross-validated)");
+        printf("learned scores: %s\n",
+               !need_learned ? "not used"
+               : wdir        ? "the weights files, as the gateway scores"
+                             : "trained here on this file's own grades, out of fold "
+                               "(OPTIMISTIC if the thresholds were chosen on this file)");
         printf("queries: %zu\n", r.n);
         printf("accuracy: %.4f (%+.2f points vs %s at %.4f)\n", acc, (acc - racc) * 100,
                d.models[ref].name, racc);
@@ -197,7 +232,7 @@ static int sim_main(int argc, char **argv)
     rc = TUNE_EXIT_OK;
 
 done:
-    free(score);
+    tune_scores_free(&scores);
     tune_data_free(&d);
     return rc;
 }

@@ -73,13 +73,61 @@ static int parse_threshold(const char *s, const char *e, double dflt, double *ou
     return 0;
 }
 
-/* One stage, [s, e): MODEL[:learned@T | :agree(M,...)[@T] | :rules]. The
- * scorer is after the last ':' that starts one, so model names may have
- * colons. */
+/* "(a, b, ...)" at p: the stage's partners (agreement) or peers (learned),
+ * none twice, not the stage's own model. Sets *after past the ')'. */
+static int parse_partners(const struct tune_data *d, const char *p, const char *e,
+                          struct tune_stage *st, const char *what, const char **after, char *err,
+                          size_t errlen)
+{
+    const char *close;
+
+    p = skip_ws(p);
+    if (p >= e || *p != '(') {
+        snprintf(err, errlen, "expected %s(MODEL, ...)", what);
+        return -1;
+    }
+    close = memchr(p, ')', (size_t)(e - p));
+    if (close == NULL) {
+        snprintf(err, errlen, "missing ')' after %s(", what);
+        return -1;
+    }
+    p++;
+    while (p < close) {
+        const char *comma = memchr(p, ',', (size_t)(close - p));
+        const char *te = comma ? comma : close;
+        int m;
+
+        if (st->npartners == TUNE_MAX_PARTNERS) {
+            snprintf(err, errlen, "at most %d models in %s()", TUNE_MAX_PARTNERS, what);
+            return -1;
+        }
+        m = find_model(d, p, te, err, errlen);
+        if (m < 0)
+            return -1;
+        if (m == st->model) {
+            snprintf(err, errlen, "a stage's model cannot be in its own %s()", what);
+            return -1;
+        }
+        for (int k = 0; k < st->npartners; k++) {
+            if (st->partners[k] == m) {
+                snprintf(err, errlen, "%s() lists a model twice", what);
+                return -1;
+            }
+        }
+        st->partners[st->npartners++] = m;
+        p = comma ? comma + 1 : close;
+    }
+    *after = close + 1;
+    return 0;
+}
+
+/* One stage, [s, e): MODEL[:learned[(PEER,...)]@T | :agree(M,...)[@T] |
+ * :rules]. The scorer is after the last ':' that starts one, so model names
+ * may have colons. */
 static int parse_stage(const struct tune_data *d, const char *s, const char *e,
                        struct tune_stage *st, char *err, size_t errlen)
 {
-    const char *colon = NULL, *sc;
+    const char *colon = NULL, *sc, *after;
 
     memset(st, 0, sizeof(*st));
     for (const char *p = s; p < e; p++) {
@@ -99,8 +147,19 @@ static int parse_stage(const struct tune_data *d, const char *s, const char *e,
         return 0;
     sc = skip_ws(colon + 1);
     if (strncmp(sc, "learned", 7) == 0) {
+        const char *p = skip_ws(sc + 7);
+
         st->kind = TS_LEARNED;
-        return parse_threshold(sc + 7, e, -1, &st->threshold, err, errlen);
+        if (p < e && *p == '(') {
+            if (parse_partners(d, p, e, st, "learned", &after, err, errlen) < 0)
+                return -1;
+            if (st->npartners == 0) {
+                snprintf(err, errlen, "learned() lists no peer: write learned@T");
+                return -1;
+            }
+            p = after;
+        }
+        return parse_threshold(p, e, -1, &st->threshold, err, errlen);
     }
     if (strncmp(sc, "rules", 5) == 0) {
         const char *r = skip_ws(sc + 5);
@@ -114,51 +173,14 @@ static int parse_stage(const struct tune_data *d, const char *s, const char *e,
         return 0;
     }
     /* agree(a, b, ...)[@T] */
-    {
-        const char *p = skip_ws(sc + 5), *close;
-
-        st->kind = TS_AGREE;
-        if (p >= e || *p != '(') {
-            snprintf(err, errlen, "expected agree(MODEL, ...)");
-            return -1;
-        }
-        close = memchr(p, ')', (size_t)(e - p));
-        if (close == NULL) {
-            snprintf(err, errlen, "missing ')' after agree(");
-            return -1;
-        }
-        p++;
-        while (p < close) {
-            const char *comma = memchr(p, ',', (size_t)(close - p));
-            const char *te = comma ? comma : close;
-            int m;
-
-            if (st->npartners == TUNE_MAX_PARTNERS) {
-                snprintf(err, errlen, "at most %d agreement partners", TUNE_MAX_PARTNERS);
-                return -1;
-            }
-            m = find_model(d, p, te, err, errlen);
-            if (m < 0)
-                return -1;
-            if (m == st->model) {
-                snprintf(err, errlen, "a model cannot agree with itself");
-                return -1;
-            }
-            for (int k = 0; k < st->npartners; k++) {
-                if (st->partners[k] == m) {
-                    snprintf(err, errlen, "agreement partner listed twice");
-                    return -1;
-                }
-            }
-            st->partners[st->npartners++] = m;
-            p = comma ? comma + 1 : close;
-        }
-        if (st->npartners == 0) {
-            snprintf(err, errlen, "agree() needs at least one other model");
-            return -1;
-        }
-        return parse_threshold(close + 1, e, 1.0, &st->threshold, err, errlen);
+    st->kind = TS_AGREE;
+    if (parse_partners(d, sc + 5, e, st, "agree", &after, err, errlen) < 0)
+        return -1;
+    if (st->npartners == 0) {
+        snprintf(err, errlen, "agree() needs at least one other model");
+        return -1;
     }
+    return parse_threshold(after, e, 1.0, &st->threshold, err, errlen);
 }
 
 int tune_chain_parse(const struct tune_data *d, const char *s, struct tune_chain *c, char *err,
@@ -203,33 +225,43 @@ int tune_chain_parse(const struct tune_data *d, const char *s, struct tune_chain
     return 0;
 }
 
-void tune_chain_format(const struct tune_data *d, const struct tune_chain *c, struct buf *out)
+int tune_chain_format(const struct tune_data *d, const struct tune_chain *c, struct buf *out)
 {
+    int r = 0;
+
     for (int i = 0; i < c->n; i++) {
         const struct tune_stage *st = &c->st[i];
 
         if (i)
-            buf_puts(out, " -> ");
-        buf_puts(out, d->models[st->model].name);
+            r |= buf_puts(out, " -> ");
+        r |= buf_puts(out, d->models[st->model].name);
         switch (st->kind) {
         case TS_NONE:
             break;
         case TS_LEARNED:
-            buf_printf(out, ":learned@%.4f", st->threshold);
+            r |= buf_puts(out, ":learned");
+            if (st->npartners) {
+                r |= buf_puts(out, "(");
+                for (int k = 0; k < st->npartners; k++)
+                    r |= buf_printf(out, "%s%s", k ? "," : "", d->models[st->partners[k]].name);
+                r |= buf_puts(out, ")");
+            }
+            r |= buf_printf(out, "@%.4f", st->threshold);
             break;
         case TS_RULES:
-            buf_puts(out, ":rules");
+            r |= buf_puts(out, ":rules");
             break;
         case TS_AGREE:
-            buf_puts(out, ":agree(");
+            r |= buf_puts(out, ":agree(");
             for (int k = 0; k < st->npartners; k++)
-                buf_printf(out, "%s%s", k ? "," : "", d->models[st->partners[k]].name);
-            buf_puts(out, ")");
+                r |= buf_printf(out, "%s%s", k ? "," : "", d->models[st->partners[k]].name);
+            r |= buf_puts(out, ")");
             if (st->threshold != 1.0)
-                buf_printf(out, "@%.2f", st->threshold);
+                r |= buf_printf(out, "@%.2f", st->threshold);
             break;
         }
     }
+    return r;
 }
 
 int tune_chain_models(const struct tune_chain *c, int *models)
@@ -266,8 +298,8 @@ static double agree_score(const struct tune_answer *a, const struct tune_stage *
     return (double)n / (double)(1 + st->npartners);
 }
 
-double tune_stage_score(const struct tune_data *d, const struct tune_stage *st, const double *score,
-                        size_t q)
+double tune_stage_score(const struct tune_data *d, const struct tune_stage *st,
+                        const struct tune_scores *scores, size_t q)
 {
     const struct tune_answer *a = d->q[q].ans;
     double sc;
@@ -278,10 +310,15 @@ double tune_stage_score(const struct tune_data *d, const struct tune_stage *st, 
         if (a[st->partners[k]].content == NULL)
             return NAN;
     switch (st->kind) {
-    case TS_LEARNED:
-        sl_assert(score != NULL);
-        sc = score[q * d->nmodels + (size_t)st->model];
+    case TS_LEARNED: {
+        const struct tune_head *h =
+            tune_scores_find(scores, st->model, st->partners, st->npartners);
+
+        if (h == NULL)
+            sl_panic("no learned scorer for stage model %s", d->models[st->model].name);
+        sc = h->score[q];
         break;
+    }
     case TS_AGREE:
         sc = agree_score(a, st);
         break;
@@ -302,8 +339,9 @@ double tune_stage_score(const struct tune_data *d, const struct tune_stage *st, 
  *  - the last stage always accepts; if it has no answer, the best-scored
  *    answer of an earlier stage is returned (ties go to the later stage),
  *    else the query fails. */
-void tune_simulate(const struct tune_data *d, const struct tune_chain *c, const double *score,
-                   const unsigned char *include, struct tune_result *r)
+void tune_simulate(const struct tune_data *d, const struct tune_chain *c,
+                   const struct tune_scores *score, const unsigned char *include,
+                   struct tune_result *r)
 {
     memset(r, 0, sizeof(*r));
     for (size_t q = 0; q < d->nq; q++) {
@@ -358,46 +396,60 @@ void tune_simulate(const struct tune_data *d, const struct tune_chain *c, const 
     }
 }
 
-static void routes_threshold(struct buf *out, double t, int decimals)
+static int routes_threshold(struct buf *out, double t, int decimals)
 {
     if (t == 1.0)
-        buf_puts(out, " threshold = 1.0;");
-    else
-        buf_printf(out, " threshold = %.*f;", decimals, t);
+        return buf_puts(out, " threshold = 1.0;");
+    return buf_printf(out, " threshold = %.*f;", decimals, t);
 }
 
-void tune_routes_format(const struct tune_data *d, const struct tune_chain *c,
-                        const char *route_name, const char *weights_dir, struct buf *out)
+int tune_route_format(const struct tune_data *d, const struct tune_chain *c, const char *route_name,
+                      const char *weights_dir, struct buf *out)
 {
-    buf_printf(out, "routes = (\n    {\n        name = \"%s\";\n        cascade = (\n", route_name);
+    int r = 0;
+
+    r |= buf_printf(out, "    {\n        name = \"%s\";\n        cascade = (\n", route_name);
     for (int i = 0; i < c->n; i++) {
         const struct tune_stage *st = &c->st[i];
         const struct tune_model *m = &d->models[st->model];
         enum tune_scorer kind = i == c->n - 1 ? TS_NONE : st->kind;
 
-        buf_puts(out, "            {");
+        r |= buf_puts(out, "            {");
         switch (kind) {
         case TS_NONE:
-            buf_printf(out, " model = \"%s\";", m->route_name);
+            r |= buf_printf(out, " model = \"%s\";", m->route_name);
             break;
-        case TS_LEARNED:
-            buf_printf(out, " model = \"%s\"; scorer = \"learned\"; weights = \"%s/%s.w\";",
-                       m->route_name, weights_dir, m->file_name);
-            routes_threshold(out, st->threshold, 4);
-            break;
-        case TS_RULES:
-            buf_printf(out, " model = \"%s\"; scorer = \"rules\";", m->route_name);
-            routes_threshold(out, 1.0, 2);
-            break;
-        case TS_AGREE:
-            buf_printf(out, " models = ( \"%s\"", m->route_name);
-            for (int k = 0; k < st->npartners; k++)
-                buf_printf(out, ", \"%s\"", d->models[st->partners[k]].route_name);
-            buf_puts(out, " ); scorer = \"agreement\";");
-            routes_threshold(out, st->threshold, 2);
+        case TS_LEARNED: {
+            char *w = tune_weights_name(d, st->model, st->partners, st->npartners);
+
+            if (st->npartners == 0) {
+                r |= buf_printf(out, " model = \"%s\";", m->route_name);
+            } else {
+                /* The scorer's peers are the stage's other models. */
+                r |= buf_printf(out, " models = ( \"%s\"", m->route_name);
+                for (int k = 0; k < st->npartners; k++)
+                    r |= buf_printf(out, ", \"%s\"", d->models[st->partners[k]].route_name);
+                r |= buf_puts(out, " );");
+            }
+            r |= buf_printf(out, " scorer = \"learned\"; weights = \"%s/%s\";", weights_dir, w);
+            r |= routes_threshold(out, st->threshold, 4);
+            free(w);
             break;
         }
-        buf_printf(out, " }%s\n", i == c->n - 1 ? "" : ",");
+        case TS_RULES:
+            r |= buf_printf(out, " model = \"%s\"; scorer = \"rules\";", m->route_name);
+            r |= routes_threshold(out, 1.0, 2);
+            break;
+        case TS_AGREE:
+            r |= buf_printf(out, " models = ( \"%s\"", m->route_name);
+            for (int k = 0; k < st->npartners; k++)
+                r |= buf_printf(out, ", \"%s\"", d->models[st->partners[k]].route_name);
+            r |= buf_puts(out, " ); scorer = \"agreement\";");
+            r |= routes_threshold(out, st->threshold, 2);
+            break;
+        }
+        r |= buf_printf(out, " }%s\n", i == c->n - 1 ? "" : ",");
     }
-    buf_puts(out, "        );\n    }\n);\n");
+    r |= buf_puts(out, "        );\n    }");
+    return r;
 }

@@ -1,66 +1,17 @@
-/* learned_train.h - the parts of the `learned` scorer that the gateway does
- * not need: the weights file parser on a memory buffer (for the fuzz
- * harness), writing weights, featurised training data and the trainer.
- * sluice-tune and the unit tests use it; learned.h stays the gateway's view.
- *
- * Model: p(correct) = sigmoid(bias + sum over feature groups g of
- * scale_g * sum over the group's hashed features f of sign_f * w[index_f]).
- * A group is one kind of n-gram of one text (say, the query's character
- * 3-5-grams), scaled by 1/sqrt(count) so that long and short texts weigh
- * alike; a numeric feature (log answer length) is a group of one whose scale
- * is its value. Feature hashes are FNV-1a 32 over a namespace byte, the
- * n-gram order and the n-gram's bytes, then the murmur3 finaliser; the low
- * `bits` bits are the index and the top bit the sign (the hashing trick with
- * signed buckets, so collisions cancel on average instead of adding up).
+/* learned_train.h - what sluice-tune adds to the `learned` scorer: the
+ * featurised training data, the trainer, writing weights files, metadata and
+ * the AUC. It lives in src/tune/ and only sluice-tune (and the unit tests)
+ * link it; the gateway loads and scores (learned.h). The model itself is
+ * described in learned_model.h.
  */
 #ifndef SLUICE_LEARNED_TRAIN_H
 #define SLUICE_LEARNED_TRAIN_H
 
-#include "learned.h"
-#include "util.h"
+#include "../learned_model.h" /* relative: the unit tests include this without -Isrc */
+#include "../util.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define LEARNED_MAGIC "sluice-learned"
-#define LEARNED_VERSION 1
-#define LEARNED_MIN_BITS 8
-#define LEARNED_MAX_BITS 24
-#define LEARNED_MAX_FILE_BYTES (512u << 20)
-
-/* Feature sets, a bit each; "features=" in the weights file names them. */
-enum learned_feature {
-    LF_QUERY_WORDS = 1 << 0,  /* word n-grams of the query's tail */
-    LF_QUERY_CHARS = 1 << 1,  /* character n-grams of the query's tail */
-    LF_ANSWER_WORDS = 1 << 2, /* word n-grams of the answer's head */
-    LF_ANSWER_CHARS = 1 << 3, /* character n-grams of the answer's head */
-    LF_CHOICE = 1 << 4,       /* words of the query's option line the answer picks */
-    LF_META = 1 << 5,         /* lengths, finish_reason, rules veto, answer kind */
-};
-#define LF_ALL 0x3f
-
-struct learned_params {
-    unsigned bits;               /* 2^bits hashed weights */
-    unsigned word_min, word_max; /* word n-gram orders, 1..3 */
-    unsigned char_min, char_max; /* character n-gram orders, 1..8 */
-    unsigned query_tail;         /* featurise the last this many bytes of the query */
-    unsigned answer_head;        /* and the first this many bytes of the answer */
-    unsigned features;           /* LF_* bits */
-};
-
-/* Parse "query_words,answer_chars,..." into LF_* bits. 0 or -1. */
-int learned_features_parse(const char *s, unsigned *out);
-
-/* bits 18, words 1-2, chars 3-5, query tail 1024, answer head 1024, all. */
-void learned_params_default(struct learned_params *p);
-/* 0 if the parameters are in range, else -1 and a message in err. */
-int learned_params_check(const struct learned_params *p, char *err, size_t errlen);
-
-/* Parse a weights file held in memory (need not be NUL-terminated). Returns
- * a model owned by the caller, or NULL and a message ("line N: ...") in err.
- * This is the entry point of tests/fuzz: it must reject, never crash on, any
- * input. */
-struct learned_model *learned_parse(const char *text, size_t len, char *err, size_t errlen);
 
 /* Append the weights file text of m to out. Returns 0, or -1 when out's cap
  * is too small. Byte-for-byte deterministic. */
@@ -73,12 +24,30 @@ int learned_save(const struct learned_model *m, const char *path, char *err, siz
  * [a-z0-9_]+ and not one of the model's own keys; values are one line.
  * Setting a key again replaces its value. Borrows key and value. */
 void learned_set_meta(struct learned_model *m, const char *key, const char *value);
-const char *learned_meta(const struct learned_model *m, const char *key);
-const char *learned_model_name(const struct learned_model *m);
 const struct learned_params *learned_model_params(const struct learned_model *m);
 double learned_model_bias(const struct learned_model *m);
-/* Number of non-zero weights. */
+/* Fold 0's text bias; the number of non-zero text weights, all folds. */
 size_t learned_model_nonzero(const struct learned_model *m);
+
+/* A deployable model of nfolds folds (learned_model.h): the scorer of
+ * model `name` reading the answers of npeers peers (names comma-separated),
+ * with a head over the inputs head_in[0..nhead) (nhead 0: none). Its folds
+ * are empty until learned_set_fold. Caller frees. Borrows everything. */
+struct learned_model *learned_assemble(const char *name, const struct learned_params *p,
+                                       unsigned nfolds, uint64_t fold_seed, const char *peers,
+                                       unsigned npeers, const unsigned char *head_in,
+                                       unsigned nhead);
+/* Fold f of m: the text model `text` (a one-fold model from learned_fit,
+ * copied) and the head's bias and weights (nhead of them). */
+void learned_set_fold(struct learned_model *m, unsigned f, const struct learned_model *text,
+                      double head_bias, const double *head);
+
+/* The head's weights: L2-penalised logistic regression (Newton's method) of
+ * the 0/1 labels y on rows of inputs x (n rows of LI_COUNT, as
+ * learned_inputs() fills them), using inputs in[0..nin). Writes the bias and
+ * nin weights. Deterministic. */
+void learned_head_fit(const double *x, const int *y, size_t n, const unsigned char *in,
+                      unsigned nin, double l2, double *bias, double *w);
 
 /* Featurised examples. Query features are computed once and shared by every
  * answer to that query (sluice-tune scores 11 models' answers to each). */
@@ -118,8 +87,13 @@ struct learned_model *learned_fit(const struct learned_data *d, const size_t *ro
                                   const double *weight, size_t nrows,
                                   const struct learned_train_opts *o, const char *model_name);
 
-/* The score of a featurised row: exactly learned_score() of its texts, with
- * the same floating-point operations in the same order. */
+/* Fold f's text logit of a featurised row: exactly what learned_score()
+ * computes as z_text for its texts, the same floating-point operations in
+ * the same order. */
+double learned_text_z_row(const struct learned_model *m, unsigned f, const struct learned_data *d,
+                          size_t row);
+/* The score of a row under a one-fold model without a head (learned_fit's):
+ * exactly learned_score() of its texts. */
 double learned_score_row(const struct learned_model *m, const struct learned_data *d, size_t row);
 
 /* Area under the ROC curve of scores against 0/1 labels, ties counted half;

@@ -30,7 +30,10 @@ const char tune_common_help[] =
     "  --features LIST     of query_words,query_chars,answer_words,answer_chars,\n"
     "                      choice,meta (default all)\n"
     "  --pool W            weight of the other models' graded answers when training\n"
-    "                      a model's scorer, 0..1 (default 0)\n";
+    "                      a model's text model, 0..1 (default 0)\n"
+    "  --head-l2 X         L2 penalty of the scorer's head, the logistic regression\n"
+    "                      over the text model and the answer's and peers' inputs\n"
+    "                      (default 1)\n";
 
 void tune_inputs_init(struct tune_inputs *in)
 {
@@ -40,6 +43,7 @@ void tune_inputs_init(struct tune_inputs *in)
     in->learn.folds = 5;
     in->learn.seed = 1;
     in->learn.pool = 0;
+    in->learn.head_l2 = 1.0;
 }
 
 int tune_inputs_opt(struct tune_inputs *in, int code, const char *arg)
@@ -96,6 +100,15 @@ int tune_inputs_opt(struct tune_inputs *in, int code, const char *arg)
             return -1;
         }
         in->learn.pool = x;
+        return 1;
+    case TUNE_OPT_HEAD_L2:
+        if (tune_opt_double("--head-l2", arg, &x) < 0)
+            return -1;
+        if (x < 0 || x > 1e6) {
+            tune_msg("--head-l2 must be in [0, 1e6]");
+            return -1;
+        }
+        in->learn.head_l2 = x;
         return 1;
     case TUNE_OPT_EPOCHS:
         if (tune_opt_long("--epochs", arg, 1, 1000, &v) < 0)
