@@ -29,7 +29,10 @@ TUNE_SRCS := src/tune/tune.c src/tune/tune_chain.c src/tune/tune_common.c src/tu
              src/tune/tune_search.c src/tune/tune_simulate.c src/tune/tune_svg.c \
              src/tune/tune_select.c src/tune/tune_train.c src/tune/learned_train.c
 LIB_SRCS := $(filter-out src/main.c $(MOCK_SRCS),$(wildcard src/*.c))
-LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/ui_assets.o
+# The dashboard's assets, embedded by a generated C file (src/ui/embed.sh).
+UI_ASSETS := src/ui/index.html src/ui/app.js src/ui/app.css src/ui/uPlot.iife.min.js \
+             src/ui/uPlot.min.css
 LIB := $(BUILD)/libsluice.a
 BINS := $(BUILD)/sluice $(BUILD)/sluice-mock $(BUILD)/sluice-tune
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -42,6 +45,14 @@ all: $(BINS)
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/ui_assets.c: $(UI_ASSETS) src/ui/embed.sh
+	@mkdir -p $(dir $@)
+	src/ui/embed.sh $@ $(UI_ASSETS)
+
+$(BUILD)/obj/ui_assets.o: $(BUILD)/gen/ui_assets.c src/ui.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -iquote src -c $< -o $@
 
 # Transitional: sluice-mock's sources are being moved into src/mock/; its
 # buf_* results are checked there (sluice-tune's, in src/tune/, are).
@@ -107,10 +118,11 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(BUILD)/gen/ui_assets.c
 	@mkdir -p build/fuzz
 	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DSLUICE_FUZZ -fsanitize=fuzzer,address,undefined \
-	    $(shell pkg-config --cflags $(PKGS)) -o $@ $< $(LIB_SRCS) $(LDLIBS_ALL)
+	    $(shell pkg-config --cflags $(PKGS)) -iquote src -o $@ $< $(LIB_SRCS) $(BUILD)/gen/ui_assets.c \
+	    $(LDLIBS_ALL)
 
 fuzz: $(FUZZ_BINS)
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)

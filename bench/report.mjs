@@ -53,6 +53,22 @@ const cpuUsPerReq = (m.sluice_cpu_ticks / m.clk_tck) * 1e6 / m.sluice.requests;
 const metricsShare = (m.metrics_ns / 1000) / cpuUsPerReq;
 check('metrics cost / sluice CPU per proxied request', `${(metricsShare * 100).toFixed(2)} % (${m.metrics_ns} ns of ${f1(cpuUsPerReq)} µs)`, '< 1 %', metricsShare < 0.01);
 
+// Tracing: CPU of the whole sluice process per proxied request, traced at
+// sample_ratio 1 and 0, against the same request untraced, in one run.
+if (m.otel) {
+  const per = (ticks, reqs) => (ticks / m.clk_tck) * 1e6 / Math.max(1, reqs);
+  const none = per(m.otel.none_ticks, m.otel.none_reqs);
+  const r1 = per(m.otel.r1_ticks, m.otel.r1_reqs);
+  const r0 = per(m.otel.r0_ticks, m.otel.r0_reqs);
+  const d1 = (r1 - none) / none;
+  const d0 = (r0 - none) / none;
+  check('tracing at sample_ratio 1: CPU per proxied request over none',
+    `${(d1 * 100).toFixed(1)} % (${f1(r1)} µs vs ${f1(none)} µs; ${m.otel.r1_exported} spans exported, ${m.otel.r1_dropped} dropped)`,
+    '< 5 %', d1 < 0.05);
+  check('tracing at sample_ratio 0: CPU per proxied request over none',
+    `${(d0 * 100).toFixed(1)} % (${f1(r0)} µs vs ${f1(none)} µs)`, '< 1 % (nothing measurable)', d0 < 0.01);
+}
+
 let cpu = '';
 try { cpu = execSync("awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo").toString().trim(); } catch { /* */ }
 

@@ -8,7 +8,8 @@
 # Throughput at 32 connections, p50 latency at 1 connection (added latency =
 # p50 through the proxy minus p50 direct), idle RSS, and 5,000 concurrent
 # streams through sluice from sluice-mock (1 s to first byte, then 20 chunks
-# 50 ms apart). Results go to bench/RESULTS.md as ratios against the
+# 50 ms apart), and the CPU cost of tracing (OpenTelemetry at sample_ratio 1
+# and 0 against none). Results go to bench/RESULTS.md as ratios against the
 # baselines of the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -209,6 +210,49 @@ CL_MEM=$(median lat cache-mem); CL_REDIS=$(median lat cache-redis)
 RL_ONE=$(median lat redis-one); RL_CLUSTER=$(median lat redis-cluster); RL_TLS=$(median lat redis-tls)
 AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
 
+# Tracing: the same proxied request through two more sluices that trace
+# every request (sample_ratio 1) and none (0), exporting to the static nginx
+# (it answers 200 to any POST, as a collector would), against the untraced
+# sluice above, in interleaved rounds. The CPU of the whole process (the
+# exporter's thread included) per request is compared.
+echo "bench: tracing CPU per proxied request ($ROUNDS interleaved rounds of ${ROUND_SECONDS}s)"
+P_OTEL1=$(free_port); P_OTEL0=$(free_port)
+declare -A OTEL_PIDS OTEL_PORTS=([1]=$P_OTEL1 [0]=$P_OTEL0)
+for ratio in 1 0; do
+  sed -e "s/$P_SLUICE/${OTEL_PORTS[$ratio]}/" -e "s|sluice.log|sluice-otel$ratio.log|" \
+    "$OUT/sluice.conf" > "$OUT/sluice-otel$ratio.conf"
+  echo "otel = { endpoint = \"http://127.0.0.1:$P_STATIC\"; sample_ratio = $ratio; max_queue = 200000; };" \
+    >> "$OUT/sluice-otel$ratio.conf"
+  build/sluice --config "$OUT/sluice-otel$ratio.conf" &
+  OTEL_PIDS[$ratio]=$!
+  pids+=($!)
+  wait_port "${OTEL_PORTS[$ratio]}"
+done
+OTEL_TARGETS=("none $SLUICE_PID $P_SLUICE" "ratio1 ${OTEL_PIDS[1]} $P_OTEL1" "ratio0 ${OTEL_PIDS[0]} $P_OTEL0")
+declare -A OT_TICKS OT_REQS
+for tgt in "${OTEL_TARGETS[@]}"; do read -r name _ _ <<<"$tgt"; OT_TICKS[$name]=0; OT_REQS[$name]=0; done
+for tgt in "${OTEL_TARGETS[@]}"; do
+  read -r name pid port <<<"$tgt"
+  wrk_run "otel-warm-$name" "http://127.0.0.1:$port" 32 2 2 MODEL=bench-nocache >/dev/null
+done
+for r in $(seq "$ROUNDS"); do
+  for tgt in "${OTEL_TARGETS[@]}"; do
+    read -r name pid port <<<"$tgt"
+    c0=$(cpu_ticks "$pid")
+    j=$(wrk_run "otel-$name-$r" "http://127.0.0.1:$port" 32 2 "$ROUND_SECONDS" MODEL=bench-nocache)
+    OT_TICKS[$name]=$(( ${OT_TICKS[$name]} + $(cpu_ticks "$pid") - c0 ))
+    OT_REQS[$name]=$(( ${OT_REQS[$name]} + $(field "$j" requests) ))
+  done
+done
+sleep 2 # the last batch goes out
+otel_spans() { curl -s "http://127.0.0.1:$1/metrics" | awk -v r="$2" '$1 == "sluice_otel_spans_total{result=\"" r "\"}" {print $2}' | head -1; }
+OTEL_JSON=$(printf '{"none_ticks":%s,"none_reqs":%s,"r1_ticks":%s,"r1_reqs":%s,"r0_ticks":%s,"r0_reqs":%s,"r1_exported":%s,"r1_dropped":%s}' \
+  "${OT_TICKS[none]}" "${OT_REQS[none]}" "${OT_TICKS[ratio1]}" "${OT_REQS[ratio1]}" \
+  "${OT_TICKS[ratio0]}" "${OT_REQS[ratio0]}" "$(otel_spans "$P_OTEL1" exported || echo 0)" \
+  "$(otel_spans "$P_OTEL1" dropped || echo 0)")
+OTEL_JSON=$(node -e 'const j=JSON.parse(process.argv[1].replace(/:,/g,":0,").replace(/:}/g,":0}"));console.log(JSON.stringify(j))' "$OTEL_JSON")
+for ratio in 1 0; do kill "${OTEL_PIDS[$ratio]}" 2>/dev/null || true; done
+
 echo "bench: scorer time per stage (learned weights trained on the test fixture)"
 mkdir -p "$OUT/tune"
 for peers in "" "mixtral-8x7b"; do
@@ -255,6 +299,7 @@ node bench/report.mjs "$OUT/RESULTS.json" <<JSON
  "scorer_peer":$SCORER_PEER,
  "json":$JSON_READ,
  "sluice_cpu_ticks":$CPU_TICKS,"clk_tck":$(getconf CLK_TCK),"metrics_ns":$METRICS_NS,
+ "otel":$OTEL_JSON,
  "streams":$S_STREAM,"stream_conns":$STREAMS,"stream_hwm_kb":$STREAM_HWM_KB,
  "seconds":$ROUND_SECONDS,"rounds":$ROUNDS,"cores":$(nproc)}
 JSON

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libhiredis-dev libssl-dev
-libconfig-dev libcmocka-dev redis-server curl openssl nginx-light wrk prometheus python3-yaml valgrind"
+libconfig-dev libcmocka-dev redis-server curl openssl nginx-light wrk prometheus python3-yaml valgrind
+chromium"
 
 missing=""
 for p in $PKGS; do

@@ -7,9 +7,11 @@
 #include "util.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define REDACTED "<redacted>"
 
@@ -24,6 +26,37 @@ int admin_key_ok(const struct config *cfg, const char *given)
     /* Compare the whole key whatever the first difference; a length
      * mismatch is no secret worth hiding. */
     return strlen(given) == n && CRYPTO_memcmp(given, key, n) == 0;
+}
+
+int admin_auth_ok(const struct config *cfg, const char *auth)
+{
+    unsigned char dec[512];
+    const char *colon;
+    size_t n;
+    int len, ok;
+
+    if (auth == NULL)
+        return 0;
+    if (strncasecmp(auth, "Bearer ", 7) == 0)
+        return admin_key_ok(cfg, auth + 7);
+    if (strncasecmp(auth, "Basic ", 6) != 0)
+        return 0;
+    /* A browser asks for Basic credentials; the key is the password, the
+     * user name is anything. */
+    auth += 6;
+    n = strlen(auth);
+    if (n == 0 || n % 4 != 0 || n / 4 * 3 >= sizeof(dec))
+        return 0;
+    len = EVP_DecodeBlock(dec, (const unsigned char *)auth, (int)n);
+    if (len < 0)
+        return 0;
+    /* EVP_DecodeBlock counts the padding's zero bytes: drop them. */
+    len -= (auth[n - 1] == '=') + (auth[n - 2] == '=');
+    dec[len] = '\0';
+    colon = memchr(dec, ':', (size_t)len);
+    ok = colon && strlen((const char *)dec) == (size_t)len && admin_key_ok(cfg, colon + 1);
+    explicit_bzero(dec, sizeof(dec));
+    return ok;
 }
 
 static void purge_cb(void *arg, long count, const char *err)
@@ -53,6 +86,22 @@ void admin_purge(struct exchange *ex, const char *key, const char *ns)
 static json_t *str_or_null(const char *s)
 {
     return s ? json_string(s) : json_null();
+}
+
+/* The otel block; header values may be credentials (headers_env). */
+static json_t *otel_json(const struct otel_conf *oc)
+{
+    json_t *h;
+
+    if (oc->endpoint == NULL)
+        return json_null();
+    h = json_object();
+    for (size_t i = 0; i < oc->nheaders; i++)
+        json_object_set_new(h, oc->headers[i].name, json_string(REDACTED));
+    return json_pack("{s:s, s:o, s:s, s:f, s:b, s:I, s:I}", "endpoint", oc->endpoint, "headers", h,
+                     "service_name", oc->service_name, "sample_ratio", oc->sample_ratio,
+                     "capture_content", oc->capture_content, "timeout_ms",
+                     (json_int_t)oc->timeout_ms, "max_queue", (json_int_t)oc->max_queue);
 }
 
 static json_t *str_list(char **v, size_t n)
@@ -169,6 +218,7 @@ json_t *admin_config_json(const struct config *cfg)
                         cfg->trace.path ? json_pack("{s:s, s:b}", "path", cfg->trace.path,
                                                     "include_content", cfg->trace.include_content)
                                         : json_null());
+    json_object_set_new(o, "otel", otel_json(&cfg->otel));
     a = json_array();
     for (size_t i = 0; i < cfg->nproviders; i++)
         json_array_append_new(a, provider_json(&cfg->providers[i]));

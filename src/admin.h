@@ -3,6 +3,8 @@
  *   POST /admin/cache/purge   {"key": "..."} or {"namespace": "..."}
  *   POST /admin/reload        load, check and swap the config file
  *   GET  /admin/config        the effective config, secrets redacted
+ *   GET  /admin/stats         the dashboard's numbers (stats.h)
+ *   GET  /ui                  the dashboard (ui.h)
  *
  * Every call needs "Authorization: Bearer <key>", the key coming from the
  * environment variable admin.key_env names, compared in constant time.
@@ -20,6 +22,11 @@ struct exchange;
 /* Is `given` the admin key of cfg? 0 when cfg has no key: the admin API
  * refuses every call. Constant time in the key's length. */
 int admin_key_ok(const struct config *cfg, const char *given);
+
+/* Is the Authorization header value `auth` the admin key: "Bearer <key>",
+ * or "Basic" with the key as the password (the dashboard in a browser)?
+ * 0 when cfg has no key. */
+int admin_auth_ok(const struct config *cfg, const char *auth);
 
 /* Loop thread: purge by key, or by namespace (exactly one is non-NULL).
  * Answers ex with {"purged": N}; takes over one reference to ex. */

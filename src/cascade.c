@@ -28,6 +28,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "otel.h"
 #include "provider.h"
 #include "scorer.h"
 #include "sse.h"
@@ -69,6 +70,7 @@ struct attempt {
     json_t *req;           /* what was sent (for a retry); one reference */
     int tries;             /* retries made */
     struct loop_timer retry;
+    struct otel_call oc; /* this try's span */
     struct attempt *next;
 };
 
@@ -150,6 +152,28 @@ static void memo_free(struct memo *mo)
     free(mo->body);
 }
 
+/* A stage's verdict as a span (otel.h). */
+static void trace_verdict(struct run *run, const struct model *m, int has_score, double score,
+                          const char *decision, const char *reason, const char *answer)
+{
+    const struct stage *st = run->stage < run->route->nstages ? cur_stage(run) : NULL;
+    struct otel_verdict v = {
+        .stage = (int)run->stage,
+        .model = m->name,
+        .scorer = scorer_name(st ? st->scorer : SCORER_NONE),
+        .has_score = has_score,
+        .score = score,
+        .threshold = st ? st->threshold : 0,
+        .decision = decision,
+        .reason = reason,
+        .cost_usd = run->stage_cost,
+        .t0_us = run->stage_t0_us,
+        .answer = answer,
+    };
+
+    otel_verdict(run->ex, &v);
+}
+
 /* Append "model:score:decision" (or "model:-:decision") to a stages list. */
 static int stages_put(struct buf *s, const char *model, int has_score, double score,
                       const char *decision)
@@ -178,6 +202,10 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
     struct trace_rec rec = {0};
 
     metrics_stage(run->route->name, (int)run->stage, m->name, decision);
+    if (has_score)
+        metrics_stage_score(run->route->name, (int)run->stage, m->name, score);
+    if (ex->otel)
+        trace_verdict(run, m, has_score, score, decision, reason, answer);
     /* m:score:decision, without printf: this runs for every request. The
      * exchange is not done, so the worker does not read meta yet. A route
      * has at most ROUTE_MODELS_MAX models, whose names are short enough for
@@ -278,6 +306,37 @@ static double stage_estimate(const struct run *run, const struct stage *st)
 
 /* ---- the run ---- */
 
+static const char *const att_roles[] = {
+    [ATT_RELAY] = "answer",
+    [ATT_ANSWER] = "answer",
+    [ATT_JUDGE] = "judge",
+    [ATT_HTTP] = "scorer",
+};
+
+/* End the span of a's call c (otel.h): err is why it failed, or NULL. */
+static void trace_call(struct attempt *a, struct call *c, const char *err, const char *err_type,
+                       int will_retry)
+{
+    struct run *run = a->run;
+    struct otel_call_info ci = {
+        .model = a->model,
+        .role = att_roles[a->kind],
+        .url = a->kind == ATT_HTTP ? cur_stage(run)->url : NULL,
+        .stage = (int)run->stage,
+        .ep = (int)a->ep,
+        .stream = a->stream,
+        .status = c ? call_status(c) : 0,
+        .error = err,
+        .error_type = err_type,
+        .retry = a->tries,
+        .will_retry = will_retry,
+        .reply = &a->reply,
+    };
+
+    if (a->oc.span_id)
+        otel_call_end(run->ex, &a->oc, &ci);
+}
+
 static void attempt_free(struct attempt *a)
 {
     struct run *run = a->run;
@@ -289,8 +348,10 @@ static void attempt_free(struct attempt *a)
             break;
         }
     }
-    if (a->call)
+    if (a->call) {
+        trace_call(a, a->call, "the call was cancelled", "cancelled", 0);
         call_cancel(a->call);
+    }
     loop_timer_stop(run->loop, &a->retry);
     json_decref(a->req);
     buf_free(&a->body);
@@ -308,12 +369,15 @@ static void note_saving(struct run *run, const struct reply *accepted)
 {
     const struct route *rt = run->route;
     const struct model *final;
+    double saved;
 
     if (rt->kind != ROUTE_CASCADE || accepted == NULL || !accepted->has_usage)
         return;
     final = rt->stages[rt->nstages - 1].models[0];
-    metrics_saved(rt->name, cost_usd(final, accepted->prompt_tokens, accepted->completion_tokens) -
-                                run->ex->meta.cost_usd);
+    saved = cost_usd(final, accepted->prompt_tokens, accepted->completion_tokens) -
+            run->ex->meta.cost_usd;
+    metrics_saved(rt->name, saved);
+    otel_saving(run->ex, saved);
 }
 
 static void run_end(struct run *run)
@@ -322,6 +386,7 @@ static void run_end(struct run *run)
         cache_finish(run->ex, NULL, 0); /* no answer: let the waiters call */
     while (run->atts)
         attempt_free(run->atts);
+    otel_run_end(run->ex);
     if (run->prev)
         run->prev->next = run->next;
     else
@@ -625,6 +690,7 @@ static int relay_event_cb(void *arg, const char *event, const char *data, size_t
         run->answering = 1;
         set_answerer(run, a->model);
         ex->meta.ttft_us = now_us() - ex->t_start_us;
+        otel_call_first_byte(ex, &a->oc);
     }
     buf_init(&ev, len + 8);
     if (buf_append(&ev, "data: ", 6) < 0 || buf_append(&ev, data, len) < 0 ||
@@ -849,6 +915,7 @@ static int attempt_retry(struct attempt *a, struct call *c)
     wait = cap ? random_u64() % (cap + 1) : 0;
     if (after >= 0 && (uint64_t)after > wait)
         wait = (uint64_t)after;
+    trace_call(a, c, run->last_err.message, run->last_err.code, 1);
     /* The failed call still counts: its time, and its cost if any. */
     account(run, a->model, &a->reply, c);
     a->call = NULL;
@@ -902,6 +969,8 @@ static void attempt_done_cb(struct call *c, const char *err, void *arg)
         if (fault && attempt_retry(a, c))
             return;
     }
+    if (a->oc.span_id)
+        trace_call(a, c, ok ? NULL : a->run->last_err.message, ok ? NULL : a->run->last_err.code, 0);
     switch (a->kind) {
     case ATT_RELAY:
         relay_done(a, c, err, ok);
@@ -952,6 +1021,8 @@ static void attempt_send(struct attempt *a)
 
     provider_build(a->model, a->ep, a->req, own ? ex->in.data : NULL, own ? ex->in.len : 0,
                    a->stream, ex->client_auth, &spec);
+    if (ex->otel)
+        otel_call_begin(ex, &a->oc, &spec.headers);
     if (a->kind == ATT_JUDGE) {
         const struct stage *st = cur_stage(run);
 
@@ -1082,6 +1153,8 @@ static void stage_evaluate(struct run *run)
             primary->model->name);
 
         call_spec_json(&spec, xstrdup(st->url), body, st->scorer_timeout_ms);
+        if (run->ex->otel)
+            otel_call_begin(run->ex, &a->oc, &spec.headers);
         a->call = upstream_call(run->up, &spec, &attempt_ops, a);
         return;
     }
@@ -1216,6 +1289,7 @@ void cascade_start(struct loop *loop, struct upstream *up, struct exchange *ex)
     runs = run;
     if (ex->ri.stream)
         loop_timer_start(loop, &run->ping, PING_US);
+    otel_run_begin(ex);
     run_stage(run);
 }
 

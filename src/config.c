@@ -62,6 +62,8 @@
 #define DEF_CONNECT_TIMEOUT_MS 5000L
 #define DEF_IDLE_TIMEOUT_MS 30000L
 #define DEF_SCORER_TIMEOUT_MS 10000L
+#define DEF_OTEL_TIMEOUT_MS 5000L
+#define DEF_OTEL_MAX_QUEUE 2048L
 
 #define MAX_TIMEOUT_MS 86400000L /* one day: anything longer is a typo */
 #define MAX_TTL_S 31536000L      /* one year */
@@ -884,6 +886,68 @@ static void load_redis(struct load *l, const config_setting_t *root)
                  "\"redis://HOST:6379/0\"; }");
 }
 
+static const char *const otel_keys[] = {"endpoint",     "headers",         "headers_env",
+                                        "service_name", "sample_ratio",    "capture_content",
+                                        "timeout_ms",   "max_queue",       NULL};
+/* Set by the exporter, or framing. */
+static const char *const otel_reserved[] = {"content-type", "content-length", "host",
+                                            "transfer-encoding", "connection", NULL};
+/* Credentials: only from the environment (headers_env). */
+static const char *const otel_secret[] = {"authorization", "x-api-key", "api-key", NULL};
+
+static void load_header_group(struct load *l, const config_setting_t *pg, const char *path,
+                              const char *key, const char *const *reserved, const char *why,
+                              int from_env, struct header_kv **hv, size_t *n);
+
+static void load_otel(struct load *l, const config_setting_t *root)
+{
+    struct otel_conf *oc = &l->cfg->otel;
+    const config_setting_t *g = get_group(l, root, "", "otel");
+    const char *s;
+    char qb[QBUF];
+
+    oc->sample_ratio = 1.0;
+    oc->timeout_ms = DEF_OTEL_TIMEOUT_MS;
+    oc->max_queue = DEF_OTEL_MAX_QUEUE;
+    if (g == NULL)
+        return;
+    check_keys(l, g, "otel", otel_keys);
+    if (get_str(l, g, "otel", "endpoint", 1, &s) > 0) {
+        if (!url_ok(s, http_schemes))
+            conf_err(l, config_setting_get_member(g, "endpoint"), "otel", "endpoint",
+                     "expected http://HOST[:PORT][/PATH] or https://... (got %s)", quote(qb, s));
+        else
+            oc->endpoint = xstrndup(s, strlen(s) - (s[strlen(s) - 1] == '/'));
+    }
+    load_header_group(l, g, "otel", "headers", otel_reserved, "is set by the exporter itself", 0,
+                      &oc->headers, &oc->nheaders);
+    for (size_t i = 0; i < oc->nheaders; i++) {
+        for (size_t k = 0; otel_secret[k]; k++) {
+            if (strcasecmp(oc->headers[i].name, otel_secret[k]) == 0) {
+                conf_err(l, config_setting_get_member(g, "headers"), "otel.headers",
+                         oc->headers[i].name,
+                         "secrets never live in the file: name the environment variable "
+                         "that holds it in headers_env instead");
+            }
+        }
+    }
+    load_header_group(l, g, "otel", "headers_env", otel_reserved, "is set by the exporter itself",
+                      1, &oc->headers, &oc->nheaders);
+    if (get_str(l, g, "otel", "service_name", 0, &s) > 0) {
+        if (*s == '\0' || strlen(s) > NAME_MAX_LEN || has_ctl_or_space(s))
+            conf_err(l, config_setting_get_member(g, "service_name"), "otel", "service_name",
+                     "must be 1 to %d printable characters without spaces", NAME_MAX_LEN);
+        else
+            oc->service_name = xstrdup(s);
+    }
+    if (oc->service_name == NULL)
+        oc->service_name = xstrdup("sluice");
+    get_num(l, g, "otel", "sample_ratio", 0, 0, 1, &oc->sample_ratio);
+    get_bool(l, g, "otel", "capture_content", &oc->capture_content);
+    get_int(l, g, "otel", "timeout_ms", 0, 1, 600000, &oc->timeout_ms);
+    get_int(l, g, "otel", "max_queue", 0, 1, OTEL_MAX_QUEUE_LIMIT, &oc->max_queue);
+}
+
 static const char *const cache_keys[] = {
     "backend",   "url",          "ttl_s",           "timeout_ms", "max_value_bytes",
     "max_bytes", "local_ttl_ms", "local_max_bytes", NULL};
@@ -1008,22 +1072,27 @@ const char *config_http_version_name(enum http_version v)
     return http_versions[v];
 }
 
-/* The provider's extra headers: a group of string values whose setting names
- * are the header names (libconfig 1.5 names allow [A-Za-z*][-A-Za-z0-9_*]*,
- * so "x-extra" is written bare: headers = { x-extra = "1"; }). */
-static void load_headers(struct load *l, const config_setting_t *pg, const char *path,
-                         struct provider *p)
+/* A group of headers (`key` = "headers" or "headers_env" in group pg): the
+ * setting names are the header names (libconfig 1.5 names allow
+ * [A-Za-z*][-A-Za-z0-9_*]*, so "x-extra" is written bare: headers = {
+ * x-extra = "1"; }). With from_env each value is the name of an environment
+ * variable holding the header's value (a variable that is unset or empty
+ * sends no header). Names in `reserved` are refused with `why`; a name given
+ * twice, in either group, is refused. Appends to *hv and *n. */
+static void load_header_group(struct load *l, const config_setting_t *pg, const char *path,
+                              const char *key, const char *const *reserved, const char *why,
+                              int from_env, struct header_kv **hv, size_t *n)
 {
-    const config_setting_t *g = get_group(l, pg, path, "headers");
+    const config_setting_t *g = get_group(l, pg, path, key);
     char *hpath;
-    int n;
+    int count;
 
     if (g == NULL)
         return;
-    hpath = xasprintf("%s.headers", path);
-    n = config_setting_length(g);
-    p->headers = xcalloc((size_t)n, sizeof(*p->headers));
-    for (int i = 0; i < n; i++) {
+    hpath = xasprintf("%s%s%s", path, *path ? "." : "", key);
+    count = config_setting_length(g);
+    *hv = xrealloc(*hv, (*n + (size_t)count + 1) * sizeof(**hv));
+    for (int i = 0; i < count; i++) {
         const config_setting_t *h = config_setting_get_elem(g, (unsigned)i);
         const char *name = config_setting_name(h), *value;
         char qb[QBUF];
@@ -1042,6 +1111,10 @@ static void load_headers(struct load *l, const config_setting_t *pg, const char 
         } else if (has_ctl_or_space(name)) {
             conf_err(l, h, hpath, name, "header name must not contain control characters");
             bad = 1;
+        } else if (from_env && !env_name_ok(value)) {
+            conf_err(l, h, hpath, name,
+                     "must be the NAME of an environment variable, not the value itself");
+            bad = 1;
         } else {
             for (const char *c = value; *c; c++) {
                 if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
@@ -1051,27 +1124,39 @@ static void load_headers(struct load *l, const config_setting_t *pg, const char 
                 }
             }
         }
-        for (size_t k = 0; !bad && reserved_headers[k]; k++) {
-            if (strcasecmp(name, reserved_headers[k]) == 0) {
-                conf_err(l, h, hpath, name,
-                         "header %s is set by sluice itself (credentials come from api_key_env)",
-                         quote(qb, name));
+        for (size_t k = 0; !bad && reserved[k]; k++) {
+            if (strcasecmp(name, reserved[k]) == 0) {
+                conf_err(l, h, hpath, name, "header %s %s", quote(qb, name), why);
                 bad = 1;
             }
         }
-        for (size_t k = 0; !bad && k < p->nheaders; k++) {
-            if (strcasecmp(name, p->headers[k].name) == 0) {
+        for (size_t k = 0; !bad && k < *n; k++) {
+            if (strcasecmp(name, (*hv)[k].name) == 0) {
                 conf_err(l, h, hpath, name, "duplicate header %s", quote(qb, name));
                 bad = 1;
             }
         }
         if (bad)
             continue;
-        p->headers[p->nheaders].name = xstrdup(name);
-        p->headers[p->nheaders].value = xstrdup(value);
-        p->nheaders++;
+        if (from_env) {
+            value = getenv(value);
+            if (value == NULL || *value == '\0' || strpbrk(value, "\r\n"))
+                continue;
+        }
+        (*hv)[*n].name = xstrdup(name);
+        (*hv)[*n].value = xstrdup(value);
+        (*n)++;
     }
     free(hpath);
+}
+
+/* The provider's extra headers. */
+static void load_headers(struct load *l, const config_setting_t *pg, const char *path,
+                         struct provider *p)
+{
+    load_header_group(l, pg, path, "headers", reserved_headers,
+                      "is set by sluice itself (credentials come from api_key_env)", 0,
+                      &p->headers, &p->nheaders);
 }
 
 /* A relative path (weights, a CA file) is relative to the config file's
@@ -1681,6 +1766,7 @@ static const char *const top_keys[] = {"listen",
                                        "admin",
                                        "log",
                                        "trace",
+                                       "otel",
                                        "cache",
                                        "redis",
                                        "providers",
@@ -1859,6 +1945,7 @@ static void load_root(struct load *l, const config_setting_t *root)
 
     load_log(l, root);
     load_trace(l, root);
+    load_otel(l, root);
     load_cache(l, root);
     load_redis(l, root);
     /* Providers, then models, then routes: each refers to the one before,
@@ -1930,6 +2017,15 @@ static void config_free(struct config *cfg)
     free(cfg->admin.key_env);
     free(cfg->admin.key);
     free(cfg->trace.stream);
+    free(cfg->otel.endpoint);
+    free(cfg->otel.service_name);
+    for (size_t k = 0; k < cfg->otel.nheaders; k++) {
+        free(cfg->otel.headers[k].name);
+        /* Header values may be credentials (headers_env). */
+        explicit_bzero(cfg->otel.headers[k].value, strlen(cfg->otel.headers[k].value));
+        free(cfg->otel.headers[k].value);
+    }
+    free(cfg->otel.headers);
     for (size_t i = 0; i < cfg->nkeys; i++) {
         for (size_t j = 0; cfg->keys[i].route_names && cfg->keys[i].route_names[j]; j++)
             free(cfg->keys[i].route_names[j]);

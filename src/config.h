@@ -192,6 +192,20 @@ struct trace_conf {
     long maxlen;     /* XADD MAXLEN ~ this, default 100000 */
 };
 
+/* OpenTelemetry trace export (otel.c, otel_export.c). With no endpoint,
+ * nothing is traced. */
+struct otel_conf {
+    char *endpoint;          /* collector base URL; spans go to {endpoint}/v1/traces */
+    struct header_kv *headers; /* sent with every export; values from `headers` (plain)
+                                * or `headers_env` (read from the environment) */
+    size_t nheaders;
+    char *service_name;  /* resource service.name, default "sluice" */
+    double sample_ratio; /* share of requests without a traceparent that are traced */
+    int capture_content; /* prompts and answers in spans (and the dashboard); default off */
+    long timeout_ms;     /* one export's connect + transfer limit */
+    long max_queue;      /* spans waiting for export; more are dropped and counted */
+};
+
 enum budget_period {
     BUDGET_DAY,
     BUDGET_MONTH,
@@ -235,6 +249,7 @@ struct config {
     long max_connections;
     struct log_conf log;
     struct trace_conf trace;
+    struct otel_conf otel;
     struct cache_conf cache;
     struct redis_conf redis;
     struct provider *providers;

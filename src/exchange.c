@@ -4,6 +4,8 @@
 #include "cost.h"
 #include "log.h"
 #include "metrics.h"
+#include "otel.h"
+#include "stats.h"
 #include "util.h"
 
 #include <microhttpd.h>
@@ -92,20 +94,64 @@ static void metrics_record(const struct exchange *ex)
         .prompt_tokens = ex->meta.prompt_tokens,
         .completion_tokens = ex->meta.completion_tokens,
         .cost_usd = ex->meta.cost_usd,
+        .saved_usd = ex->meta.cache == CACHE_HIT ? ex->meta.saved_cost : 0,
     };
 
-    if (ex->path[0] != '/' || strncmp(ex->path, "/admin/", 7) == 0)
-        return; /* the admin API is not traffic */
+    if (ex->path[0] != '/' || strncmp(ex->path, "/admin/", 7) == 0 ||
+        strncmp(ex->path, "/ui", 3) == 0)
+        return; /* the admin API and the dashboard are not traffic */
     metrics_request(&mr);
 }
 
-/* The request's one log line: what was asked, who answered, how long it
- * took and what it cost. */
+/* The request's record: what was asked, who answered, how long it took
+ * and what it cost. The log line and the dashboard's ring of recent
+ * requests are both made of it. */
+static void request_fields(struct log_line *l, const struct exchange *ex)
+{
+    char cost[48];
+
+    log_str(l, "msg", "request", LOG_VALUE_SHORT);
+    log_str(l, "request_id", ex->request_id, LOG_VALUE_SHORT);
+    log_str(l, "method", ex->method, LOG_VALUE_SHORT);
+    log_str(l, "path", ex->path, LOG_VALUE_PATH);
+    if (ex->is_api)
+        log_str(l, "dialect", dialect_name(ex->dialect), LOG_VALUE_SHORT);
+    log_str(l, "route", ex->route ? ex->route->name : NULL, LOG_VALUE_NAME);
+    log_str(l, "model", ex->meta.model, LOG_VALUE_NAME);
+    log_str(l, "provider", ex->meta.provider, LOG_VALUE_NAME);
+    log_long(l, "status", ex->client_status);
+    log_raw(l, "stream", ex->ri.stream ? "true" : "false");
+    log_ms(l, "latency_ms", ex->t_end_us - ex->t_start_us);
+    log_ms(l, "upstream_ms", ex->meta.upstream_us);
+    if (ex->meta.ttft_us)
+        log_ms(l, "ttft_ms", ex->meta.ttft_us);
+    log_long(l, "prompt_tokens", ex->meta.prompt_tokens);
+    log_long(l, "completion_tokens", ex->meta.completion_tokens);
+    cost_format(ex->meta.cost_usd, cost, sizeof(cost));
+    log_raw(l, "cost_usd", cost);
+    log_long(l, "attempts", ex->meta.attempts);
+    if (ex->meta.retries)
+        log_long(l, "retries", ex->meta.retries);
+    if (ex->meta.stages.len)
+        log_str(l, "stages", ex->meta.stages.data, LOG_VALUE_LONG);
+    if (ex->meta.cache != CACHE_NA) {
+        log_str(l, "cache", cache_status_name(ex->meta.cache), LOG_VALUE_SHORT);
+        if (ex->meta.cache == CACHE_HIT) {
+            cost_format(ex->meta.saved_cost, cost, sizeof(cost));
+            log_raw(l, "saved_cost_usd", cost);
+        }
+    }
+    if (ex->client_aborted)
+        log_str(l, "client", "aborted", LOG_VALUE_SHORT);
+    if (ex->err.status)
+        log_str(l, "error", ex->err.message, LOG_VALUE_LONG);
+}
+
+/* The request's one log line. */
 static void log_request(const struct exchange *ex)
 {
     enum log_level level = ex->client_status >= 500 ? LOG_WARN : LOG_INFO;
     struct log_line l;
-    char cost[48];
 
     /* Probes and scrapes come every few seconds: keep them out of the way. */
     if (strcmp(ex->path, "/healthz") == 0 || strcmp(ex->path, "/readyz") == 0 ||
@@ -115,42 +161,17 @@ static void log_request(const struct exchange *ex)
         return;
     log_line_start(&l, level, ex->t_start_wall);
     l.id = ex->request_id;
-    log_str(&l, "msg", "request", LOG_VALUE_SHORT);
-    log_str(&l, "request_id", ex->request_id, LOG_VALUE_SHORT);
-    log_str(&l, "method", ex->method, LOG_VALUE_SHORT);
-    log_str(&l, "path", ex->path, LOG_VALUE_PATH);
-    if (ex->is_api)
-        log_str(&l, "dialect", dialect_name(ex->dialect), LOG_VALUE_SHORT);
-    log_str(&l, "route", ex->route ? ex->route->name : NULL, LOG_VALUE_NAME);
-    log_str(&l, "model", ex->meta.model, LOG_VALUE_NAME);
-    log_str(&l, "provider", ex->meta.provider, LOG_VALUE_NAME);
-    log_long(&l, "status", ex->client_status);
-    log_raw(&l, "stream", ex->ri.stream ? "true" : "false");
-    log_ms(&l, "latency_ms", ex->t_end_us - ex->t_start_us);
-    log_ms(&l, "upstream_ms", ex->meta.upstream_us);
-    if (ex->meta.ttft_us)
-        log_ms(&l, "ttft_ms", ex->meta.ttft_us);
-    log_long(&l, "prompt_tokens", ex->meta.prompt_tokens);
-    log_long(&l, "completion_tokens", ex->meta.completion_tokens);
-    cost_format(ex->meta.cost_usd, cost, sizeof(cost));
-    log_raw(&l, "cost_usd", cost);
-    log_long(&l, "attempts", ex->meta.attempts);
-    if (ex->meta.retries)
-        log_long(&l, "retries", ex->meta.retries);
-    if (ex->meta.stages.len)
-        log_str(&l, "stages", ex->meta.stages.data, LOG_VALUE_LONG);
-    if (ex->meta.cache != CACHE_NA) {
-        log_str(&l, "cache", cache_status_name(ex->meta.cache), LOG_VALUE_SHORT);
-        if (ex->meta.cache == CACHE_HIT) {
-            cost_format(ex->meta.saved_cost, cost, sizeof(cost));
-            log_raw(&l, "saved_cost_usd", cost);
-        }
-    }
-    if (ex->client_aborted)
-        log_str(&l, "client", "aborted", LOG_VALUE_SHORT);
-    if (ex->err.status)
-        log_str(&l, "error", ex->err.message, LOG_VALUE_LONG);
+    request_fields(&l, ex);
     log_line_end(&l, 1);
+}
+
+char *ex_log_record(const struct exchange *ex, size_t *len)
+{
+    struct log_line l;
+
+    log_line_start_json(&l, ex->client_status >= 500 ? LOG_WARN : LOG_INFO, ex->t_start_wall);
+    request_fields(&l, ex);
+    return log_line_take(&l, len);
 }
 
 void ex_unref(struct exchange *ex)
@@ -158,6 +179,8 @@ void ex_unref(struct exchange *ex)
     if (__atomic_sub_fetch(&ex->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     log_request(ex);
+    stats_request(ex);
+    otel_request_end(ex);
     metrics_record(ex);
     limits_settle(ex);
     request_info_free(&ex->ri);

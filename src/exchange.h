@@ -34,6 +34,7 @@ struct deadline;
 struct run;
 struct flight;
 struct waiter;
+struct otel_trace;
 
 enum ex_state {
     EX_PENDING,   /* the loop is working; nothing for the client yet */
@@ -113,6 +114,11 @@ struct exchange {
                                    * provider of the route has passthrough_auth */
     const struct client_key *key; /* the client key (tenant), in cfg; or NULL */
 
+    /* the request's trace (otel.h): made by the worker before the hand-off,
+     * added to by the loop while the run holds its reference, ended at the
+     * last unref; NULL when not traced */
+    struct otel_trace *otel;
+
     /* [l] until EX_DONE: the key's limits */
     struct limit_info limit;
     long limit_est;     /* tokens reserved at admission */
@@ -125,6 +131,12 @@ struct exchange {
 struct exchange *ex_new(struct MHD_Connection *conn, size_t max_body);
 struct exchange *ex_ref(struct exchange *ex);
 void ex_unref(struct exchange *ex);
+
+/* The request's log record as one JSON object (the log line's fields,
+ * whatever log.format and log.level say), for the dashboard's ring of
+ * recent requests. Returns a malloc'd string and its length, or NULL when
+ * it went over its cap. Borrows ex (at its last unref). */
+char *ex_log_record(const struct exchange *ex, size_t *len);
 
 /* Loop side. Each takes mu, changes the state and resumes the connection if
  * the worker is waiting. They borrow their arguments unless said otherwise. */

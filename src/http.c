@@ -17,7 +17,10 @@
 #include "log.h"
 #include "loop.h"
 #include "mhd_errors.h"
+#include "otel.h"
 #include "server.h"
+#include "stats.h"
+#include "ui.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -621,6 +624,9 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
     }
     /* Who is asking comes before what is asked (a 401 before a 400). */
     ex->cfg = config_current();
+    if (ex->cfg->otel.endpoint)
+        otel_request_begin(ex, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent"),
+                           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "tracestate"));
     if (!authenticate(ex, conn, ex->cfg, &r))
         return r;
     if (ex->dialect != DIALECT_CHAT && translate_request(ex, &e) < 0)
@@ -768,6 +774,57 @@ static int api_endpoint(const char *url, enum endpoint *ep)
     return 1;
 }
 
+/* The dashboard (/ui and its assets) and its data (/admin/stats): behind
+ * the admin key when one is set. A browser cannot send a bearer token with
+ * a page load, so a 401 asks for Basic credentials (any user name, the key
+ * as the password) and the browser sends them with every request after. */
+static enum MHD_Result handle_dashboard(struct exchange *ex, struct MHD_Connection *conn,
+                                        const char *url, const char *auth)
+{
+    const struct ui_asset *a;
+    struct MHD_Response *r;
+
+    if (ex->cfg->admin.key && !admin_auth_ok(ex->cfg, auth)) {
+        struct api_error e;
+        size_t len;
+        char *body;
+
+        api_error_set(&e, 401, "authentication_error", "invalid_admin_key", NULL, "%s",
+                      "The dashboard needs the admin key: as a bearer token, or as the "
+                      "password when the browser asks.");
+        ex->err = e;
+        body = http_error_json(&e, &len);
+        r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+        if (r == NULL) {
+            free(body);
+            return MHD_NO;
+        }
+        add_header(r, "Content-Type", "application/json");
+        add_header(r, "x-request-id", ex->request_id);
+        add_header(r, "WWW-Authenticate", "Basic realm=\"sluice admin\", charset=\"UTF-8\"");
+        return queue(ex, conn, 401, r);
+    }
+    if (strcmp(url, "/admin/stats") == 0) {
+        json_t *j = stats_json(ex->cfg);
+        char *s = json_dumps(j, JSON_COMPACT);
+
+        json_decref(j);
+        if (s == NULL)
+            sl_panic("json_dumps: out of memory");
+        return queue_body(ex, conn, 200, s, strlen(s), "application/json", 0);
+    }
+    a = ui_find(url);
+    r = MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL)
+        return MHD_NO;
+    add_header(r, "Content-Type", a->type);
+    add_header(r, "Cache-Control", "no-cache");
+    add_header(r, "X-Content-Type-Options", "nosniff");
+    add_header(r, "Content-Security-Policy",
+               "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:");
+    return queue(ex, conn, 200, r);
+}
+
 /* The admin API, on its own listener: authenticated by the admin key from
  * the environment variable admin.key_env names. */
 static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *conn,
@@ -789,12 +846,14 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
             return r;
     }
     ex->cfg = config_current();
+    if (is_get && (strcmp(url, "/admin/stats") == 0 || ui_find(url)))
+        return handle_dashboard(ex, conn, url, auth);
     if (ex->cfg->admin.key == NULL) {
         api_error_set(&e, 403, "permission_error", "admin_disabled", NULL,
                       "The admin API is off: set %.64s to turn it on.", ex->cfg->admin.key_env);
         return queue_error(ex, conn, &e);
     }
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 || !admin_key_ok(ex->cfg, auth + 7)) {
+    if (!admin_auth_ok(ex->cfg, auth)) {
         api_error_set(&e, 401, "authentication_error", "invalid_admin_key", NULL, "%s",
                       "A valid admin key is required (Authorization: Bearer <key>).");
         return queue_error(ex, conn, &e);

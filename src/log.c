@@ -73,13 +73,14 @@ static void put_s(struct log_line *l, const char *s)
     put(l, s, strlen(s));
 }
 
-void log_line_start(struct log_line *l, enum log_level level, double t)
+/* Start a line in JSON or text. */
+static void line_start(struct log_line *l, enum log_level level, double t, int json)
 {
     const char *name = level_names[level];
     char ts[32];
 
     buf_init(&l->b, LOG_LINE_MAX);
-    l->json = __atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON;
+    l->json = json;
     l->id = NULL;
     format_ts(t, ts);
     if (l->json) {
@@ -94,6 +95,16 @@ void log_line_start(struct log_line *l, enum log_level level, double t)
         put_s(l, name);
         put(l, "    ", 5 - strlen(name)); /* "%-5s" */
     }
+}
+
+void log_line_start(struct log_line *l, enum log_level level, double t)
+{
+    line_start(l, level, t, __atomic_load_n(&log_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON);
+}
+
+void log_line_start_json(struct log_line *l, enum log_level level, double t)
+{
+    line_start(l, level, t, 1);
 }
 
 /* ,"key": in JSON, " key=" in text */
@@ -203,6 +214,16 @@ void log_line_end(struct log_line *l, int batched)
         sink_write(&log_sink, l->b.data, l->b.len, batched);
     }
     buf_free(&l->b);
+}
+
+char *log_line_take(struct log_line *l, size_t *len)
+{
+    put(l, "}", 1);
+    if (l->b.failed) {
+        buf_free(&l->b);
+        return NULL;
+    }
+    return buf_steal(&l->b, len);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

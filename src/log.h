@@ -52,6 +52,12 @@ void log_ms(struct log_line *l, const char *key, uint64_t us);
 /* A value the caller formatted and vouches for: a number or a literal. */
 void log_raw(struct log_line *l, const char *key, const char *v);
 void log_line_end(struct log_line *l, int batched);
+/* A line in JSON whatever log.format says, for a caller that keeps it
+ * rather than writing it (the dashboard's recent requests): start it so,
+ * add fields, then take it: a malloc'd string and its length, or NULL when
+ * it went over its cap. Either way the line is done. */
+void log_line_start_json(struct log_line *l, enum log_level level, double t);
+char *log_line_take(struct log_line *l, size_t *len);
 
 /* Write out batched request lines now. The loop calls it on a timer so a
  * quiet gateway's lines appear soon; shutdown calls it last. */

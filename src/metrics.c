@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "otlp.h"
 #include "util.h"
 
 enum metric_kind {
@@ -60,7 +61,11 @@ enum family_id {
     FAM_RETRIES,
     FAM_BREAKER,
     FAM_LIMITED,
-    FAM_REDIS_ERRORS,
+    FAM_STAGE_SCORE,
+    FAM_STAGE_SCORED,
+    FAM_CACHE_SAVED,
+    FAM_OTEL_SPANS,
+    FAM_REDIS_ERRORS, /* last: tests/unit/test_metrics.c cuts inside it */
     FAM_COUNT
 };
 
@@ -153,6 +158,30 @@ static const struct family_def family_defs[FAM_COUNT] = {
                           KIND_COUNTER,
                           0,
                           {NULL}},
+    [FAM_STAGE_SCORE] = {"sluice_cascade_stage_score_total",
+                         "Sum of the scores cascade stages gave, by route, stage index and "
+                         "model; divided by sluice_cascade_stage_scored_total, the mean score.",
+                         KIND_COUNTER_F,
+                         3,
+                         {"route", "stage", "model"}},
+    [FAM_STAGE_SCORED] = {"sluice_cascade_stage_scored_total",
+                          "Cascade stage verdicts that carried a score, by route, stage index "
+                          "and model.",
+                          KIND_COUNTER,
+                          3,
+                          {"route", "stage", "model"}},
+    [FAM_CACHE_SAVED] = {"sluice_cache_saved_usd_total",
+                         "US dollars cache hits saved: what their answers cost when made, by "
+                         "route.",
+                         KIND_COUNTER_F,
+                         1,
+                         {"route"}},
+    [FAM_OTEL_SPANS] = {"sluice_otel_spans_total",
+                        "Trace spans by fate: exported, dropped (queue full), failed (the "
+                        "export failed), too_large (a trace over its size cap).",
+                        KIND_COUNTER,
+                        1,
+                        {"result"}},
 };
 
 /* Latency bucket bounds in microseconds, so a bucket is picked with integer
@@ -612,8 +641,11 @@ void metrics_request(const struct metrics_request *r)
 
     if (r->cache == NULL)
         return;
-    if (strcmp(r->cache, "HIT") == 0)
+    if (strcmp(r->cache, "HIT") == 0) {
         counter_add(sh, FAM_CACHE_LOOKUPS, &const_labels[CONST_HIT], 1);
+        if (r->saved_usd > 0 && isfinite(r->saved_usd))
+            counter_add_double(sh, FAM_CACHE_SAVED, &route, r->saved_usd);
+    }
     else if (strcmp(r->cache, "MISS") == 0)
         counter_add(sh, FAM_CACHE_LOOKUPS, &const_labels[CONST_MISS], 1);
     else if (strcmp(r->cache, "ERROR") == 0)
@@ -632,6 +664,32 @@ void metrics_stage(const char *route, int stage, const char *model, const char *
     label_make(&l[2], model);
     label_make(&l[3], decision);
     counter_add(shard_self(), FAM_STAGES, l, 1);
+}
+
+void metrics_stage_score(const char *route, int stage, const char *model, double score)
+{
+    struct shard *sh;
+    struct label l[3];
+    char num[12];
+
+    if (!registry.on || !isfinite(score))
+        return;
+    sh = shard_self();
+    label_make(&l[0], route);
+    label_make(&l[1], int_label(stage, num));
+    label_make(&l[2], model);
+    counter_add_double(sh, FAM_STAGE_SCORE, l, score);
+    counter_add(sh, FAM_STAGE_SCORED, l, 1);
+}
+
+void metrics_otel_spans(const char *result, uint64_t n)
+{
+    struct label l;
+
+    if (!registry.on)
+        return;
+    label_make(&l, result);
+    counter_add(shard_self(), FAM_OTEL_SPANS, &l, n);
 }
 
 void metrics_saved(const char *route, double usd)
@@ -1043,4 +1101,89 @@ char *metrics_render(size_t *len)
     for (i = 0; i < n; i++)
         buf_free(&parts[i]);
     return buf_steal(&b, len);
+}
+
+/* ---- JSON, for the dashboard ---- */
+
+/* A label value as a JSON string: invalid UTF-8 becomes U+FFFD (jansson
+ * refuses it). */
+static json_t *label_json(const char *s)
+{
+    char out[METRICS_LABEL_MAX * 3];
+    size_t n = otlp_utf8_clean(s, strlen(s), out, sizeof(out));
+
+    return json_stringn(out, n);
+}
+
+static json_t *series_json(const struct family_def *d, const struct series *s)
+{
+    json_t *o = json_object(), *labels = json_object();
+    uint64_t v[HIST_CELLS], cum = 0;
+    double dv;
+
+    for (int i = 0; i < d->nlabels; i++)
+        json_object_set_new(labels, d->labels[i], label_json(s->labels[i]));
+    json_object_set_new(o, "labels", labels);
+    switch (d->kind) {
+    case KIND_COUNTER:
+        cells_sum(s->cell, 1, 0, v, NULL);
+        json_object_set_new(o, "value", json_real((double)v[0]));
+        break;
+    case KIND_COUNTER_F:
+        cells_sum(s->cell, 1, 1, NULL, &dv);
+        json_object_set_new(o, "value", json_real(dv));
+        break;
+    case KIND_GAUGE:
+        v[0] = __atomic_load_n(&s->gauge, __ATOMIC_RELAXED);
+        memcpy(&dv, &v[0], sizeof(dv));
+        json_object_set_new(o, "value", json_real(dv));
+        break;
+    case KIND_HISTOGRAM: {
+        json_t *buckets = json_array();
+
+        cells_sum(s->cell, HIST_CELLS, 0, v, NULL);
+        for (int i = 0; i < NBUCKETS; i++) {
+            cum += v[i];
+            /* [upper bound in seconds (null for +Inf), cumulative count] */
+            json_array_append_new(buckets,
+                                  json_pack("[o, I]",
+                                            i < NBOUNDS ? json_real((double)bucket_us[i] / 1e6)
+                                                        : json_null(),
+                                            (json_int_t)cum));
+        }
+        json_object_set_new(o, "buckets", buckets);
+        json_object_set_new(o, "sum", json_real((double)v[NBUCKETS] / 1e6));
+        json_object_set_new(o, "count", json_real((double)cum));
+        break;
+    }
+    }
+    return o;
+}
+
+json_t *metrics_json(void)
+{
+    static const char *const types[] = {"counter", "counter", "gauge", "histogram"};
+    json_t *root = json_object();
+
+    if (!registry.on)
+        return root;
+    for (int i = 0; i < FAM_COUNT; i++) {
+        struct family *f = &registry.fams[i];
+        json_t *series = json_array();
+
+        for (struct series *s = __atomic_load_n(&f->all, __ATOMIC_ACQUIRE); s; s = s->all_next)
+            json_array_append_new(series, series_json(f->def, s));
+        json_object_set_new(root, f->def->name,
+                            json_pack("{s:s, s:o}", "type", types[f->def->kind], "series", series));
+    }
+    pthread_mutex_lock(&registry.gauge_lock);
+    for (size_t i = 0; i < registry.ngauges; i++) {
+        struct gauge *g = &registry.gauges[i];
+
+        json_object_set_new(root, g->name,
+                            json_pack("{s:s, s:[{s:{}, s:f}]}", "type", "gauge", "series", "labels",
+                                      "value", g->fn(g->arg)));
+    }
+    pthread_mutex_unlock(&registry.gauge_lock);
+    return root;
 }

@@ -19,6 +19,7 @@
 #define SLUICE_METRICS_H
 
 #include <stddef.h>
+#include <jansson.h>
 #include <stdint.h>
 
 #define METRICS_MAX_SERIES 10000
@@ -44,12 +45,17 @@ struct metrics_request {
     uint64_t latency_us, upstream_us, ttft_us; /* upstream 0 = no call; ttft 0 = none */
     long prompt_tokens, completion_tokens;
     double cost_usd;
+    double saved_usd; /* a cache hit: what the answer cost when it was made */
 };
 
 /* Record one finished request: once per request, from any thread. */
 void metrics_request(const struct metrics_request *r);
 /* A cascade stage decision: "accept", "escalate", "skip", "error", "salvage". */
 void metrics_stage(const char *route, int stage, const char *model, const char *decision);
+/* The score a cascade stage's verdict carried (for the mean score). */
+void metrics_stage_score(const char *route, int stage, const char *model, double score);
+/* n trace spans met `result`: "exported", "dropped", "failed", "too_large". */
+void metrics_otel_spans(const char *result, uint64_t n);
 /* Cost a cascade request saved against calling the route's final stage
  * alone (may be negative). */
 void metrics_saved(const char *route, double usd);
@@ -73,5 +79,12 @@ void metrics_gauge_fn(const char *name, const char *help, metrics_gauge_cb fn, v
  * NUL-terminated string the caller frees; *len is its length. Before
  * metrics_init it is empty. */
 char *metrics_render(size_t *len);
+
+/* Every family and gauge as JSON, for the dashboard: {name: {"type",
+ * "series": [{"labels": {...}, "value"} or, for histograms, {"labels",
+ * "buckets": [[upper bound in seconds or null for +Inf, cumulative count],
+ * ...], "sum", "count"}]}}. The same sums /metrics renders. Owned by the
+ * caller. */
+json_t *metrics_json(void);
 
 #endif

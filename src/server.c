@@ -7,6 +7,8 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "otel_export.h"
+#include "stats.h"
 #include "trace.h"
 #include "redis.h"
 #include "upstream.h"
@@ -278,5 +280,7 @@ void server_stop(long drain_ms)
     server.loop = NULL;
     server.up = NULL;
     trace_flush();
+    otel_export_stop(); /* the last spans go out, within otel.timeout_ms */
+    stats_free();
     log_msg(LOG_INFO, "stopped"); /* flushes the batch first */
 }

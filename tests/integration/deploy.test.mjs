@@ -85,6 +85,7 @@ const TEST_ONLY_PKGS = [
   'prometheus', //                  promtool: metric and dashboard checks
   'python3-yaml', //                this test's YAML parser
   'valgrind', //                    the memcheck test
+  'chromium', //                    the dashboard test (headless, driven by playwright-core)
 ];
 
 function depsPackages() {

@@ -242,3 +242,12 @@ export async function startRedis(port) {
     { ready: /Ready to accept connections/ });
   return { ...r, port: p, url: `redis://127.0.0.1:${p}/0`, stop: () => stopProcess(r, 'SIGKILL') };
 }
+
+/** A learned scorer's weights file with no features: it scores every
+ * answer sigmoid(bias). Returns its path (in dir). */
+export function learnedWeights(dir, name, bias) {
+  const f = join(dir, `${name}.w`);
+  writeFileSync(f, `sluice-learned 1\nmodel=${name}\nbits=8\nword_ngrams=1-2\nchar_ngrams=3-5\n`
+    + `query_tail=100\nanswer_head=100\nfeatures=meta\nbias=${bias}\nnonzero=0\nweights\nend\n`);
+  return f;
+}

@@ -28,6 +28,10 @@ const FAMILIES = {
   sluice_upstream_retries_total: 'counter',
   sluice_circuit_breaker_state: 'gauge',
   sluice_limited_total: 'counter',
+  sluice_cascade_stage_score_total: 'counter',
+  sluice_cascade_stage_scored_total: 'counter',
+  sluice_cache_saved_usd_total: 'counter',
+  sluice_otel_spans_total: 'counter',
   sluice_redis_errors_total: 'counter',
   sluice_inflight_requests: 'gauge', // the callback gauge the sample registers
 };

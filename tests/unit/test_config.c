@@ -373,7 +373,8 @@ static void test_example_file(void **state)
     char *path = example_path();
     char *text = slurp(path);
     const char *const *tables[] = {top_keys,      log_keys,   trace_keys, cache_keys,
-                                   provider_keys, model_keys, route_keys, stage_keys};
+                                   provider_keys, model_keys, route_keys, stage_keys,
+                                   otel_keys};
     struct config *cfg;
 
     config_errors_free(&E);
