@@ -1,13 +1,18 @@
 # sluice - hand-written GNU Makefile (Redis style).
 #
-#   make deps    install missing Debian packages and the npm test client
-#   make         build build/sluice, build/sluice-mock, build/sluice-tune
-#   make run     start sluice on 127.0.0.1:8080 with sluice-mock behind it
-#   make test    unit tests (cmocka) + integration tests (node --test, curl)
-#   make asan    the integration suite under ASan + UBSan
-#   make fuzz    run every libFuzzer harness for FUZZ_SECONDS each
-#   make bench   wrk benchmarks against nginx; writes bench/RESULTS.md
-#   make format  clang-format the sources
+#   make deps        install what make and make run need, if missing
+#   make deps-test   ... and what the tests need (and the npm test client)
+#   make deps-bench  ... and what the benchmarks need
+#   make             build build/sluice, build/sluice-mock, build/sluice-tune
+#   make run         start sluice on 127.0.0.1:8080 with sluice-mock behind it
+#   make test        unit tests (cmocka) + integration tests (node --test, curl)
+#   make asan        the integration suite under ASan + UBSan
+#   make fuzz        run every libFuzzer harness for FUZZ_SECONDS each
+#   make bench       wrk benchmarks against nginx; writes bench/RESULTS.md
+#   make format      clang-format the sources
+#
+# Each target that needs more than the build installs its tier of
+# scripts/deps.sh first (as root; otherwise it prints the apt-get line).
 
 BUILD ?= build
 CC ?= cc
@@ -38,7 +43,7 @@ BINS := $(BUILD)/sluice $(BUILD)/sluice-mock $(BUILD)/sluice-tune
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit integration asan fuzz fuzz-smoke bench format clean
+.PHONY: all deps deps-test deps-bench run test unit integration asan fuzz fuzz-smoke bench format clean
 
 all: $(BINS)
 
@@ -83,9 +88,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -Wno-missing-prototypes -o $@ $< $(LIB) $(LDLIBS_ALL) -lcmocka
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh run
 
-run: deps all
+deps-test:
+	@scripts/deps.sh test
+
+deps-bench:
+	@scripts/deps.sh bench
+
+run: deps
+	$(MAKE) all
 	scripts/run.sh
 
 unit: $(UNIT_BINS)
@@ -98,14 +110,14 @@ NODE_TEST := node --test --test-concurrency=1 --test-timeout=$(TEST_TIMEOUT_MS)
 integration: all
 	SLUICE_BUILD=$(abspath $(BUILD)) $(NODE_TEST) tests/integration/
 
-test: deps
+test: deps-test
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) fuzz-smoke
 
 # The integration suite against binaries built with ASan and UBSan.
-asan: deps
+asan: deps-test
 	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer" \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined" all
@@ -124,7 +136,8 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(BUILD)/gen/ui_assets.c
 	    $(shell pkg-config --cflags $(PKGS)) -iquote src -o $@ $< $(LIB_SRCS) $(BUILD)/gen/ui_assets.c \
 	    $(LDLIBS_ALL)
 
-fuzz: $(FUZZ_BINS)
+fuzz: deps-test
+	$(MAKE) $(FUZZ_BINS)
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 fuzz-smoke: $(FUZZ_BINS)
@@ -139,7 +152,8 @@ $(BUILD)/bench-metrics: bench/metrics.c $(LIB)
 $(BUILD)/bench-json: bench/json.c $(LIB)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL)
 
-bench: deps all $(BUILD)/bench-scorer $(BUILD)/bench-metrics $(BUILD)/bench-json
+bench: deps-bench
+	$(MAKE) all $(BUILD)/bench-scorer $(BUILD)/bench-metrics $(BUILD)/bench-json
 	bench/run.sh
 
 format:

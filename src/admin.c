@@ -88,6 +88,35 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
+char *admin_url_redact(const char *url)
+{
+    const char *auth, *end, *at = NULL;
+
+    if (url == NULL)
+        return NULL;
+    auth = strstr(url, "://");
+    auth = auth ? auth + 3 : url;
+    end = auth + strcspn(auth, "/?#");
+    /* The last '@' ends the user information: a password may hold an
+     * unescaped '@', a host never does. */
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    if (at == NULL)
+        return xstrdup(url);
+    return xasprintf("%.*s" REDACTED "%s", (int)(auth - url), url, at);
+}
+
+/* A URL for the admin API's eyes: see admin_url_redact. */
+static json_t *url_json(const char *url)
+{
+    char *shown = admin_url_redact(url);
+    json_t *j = str_or_null(shown);
+
+    free(shown);
+    return j;
+}
+
 /* The otel block; header values may be credentials (headers_env). */
 static json_t *otel_json(const struct otel_conf *oc)
 {
@@ -98,7 +127,8 @@ static json_t *otel_json(const struct otel_conf *oc)
     h = json_object();
     for (size_t i = 0; i < oc->nheaders; i++)
         json_object_set_new(h, oc->headers[i].name, json_string(REDACTED));
-    return json_pack("{s:s, s:o, s:s, s:f, s:b, s:I, s:I}", "endpoint", oc->endpoint, "headers", h,
+    return json_pack("{s:o, s:o, s:s, s:f, s:b, s:I, s:I}", "endpoint", url_json(oc->endpoint),
+                     "headers", h,
                      "service_name", oc->service_name, "sample_ratio", oc->sample_ratio,
                      "capture_content", oc->capture_content, "timeout_ms",
                      (json_int_t)oc->timeout_ms, "max_queue", (json_int_t)oc->max_queue);
@@ -119,7 +149,7 @@ static json_t *redis_conf_json(const struct redis_conf *rc)
     if (!rc->configured)
         return json_null();
     return json_pack("{s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}", "url",
-                     str_or_null(rc->url), "username", str_or_null(rc->username), "password_env",
+                     url_json(rc->url), "username", str_or_null(rc->username), "password_env",
                      str_or_null(rc->password_env), "password",
                      rc->password ? REDACTED : "(unset)", "tls_ca_file",
                      str_or_null(rc->tls_ca_file), "tls_cert_file", str_or_null(rc->tls_cert_file),
@@ -137,7 +167,7 @@ static json_t *provider_json(const struct provider *p)
 
     json_object_set_new(o, "name", json_string(p->name));
     json_object_set_new(o, "type", json_string(p->type == PROVIDER_AZURE ? "azure" : "openai"));
-    json_object_set_new(o, "base_url", str_or_null(p->base_url));
+    json_object_set_new(o, "base_url", url_json(p->base_url));
     json_object_set_new(o, "api_key_env", str_or_null(p->api_key_env));
     json_object_set_new(o, "api_key", p->api_key ? json_string(REDACTED) : json_null());
     if (p->api_version)
@@ -180,7 +210,7 @@ static json_t *stage_json(const struct stage *st)
     if (st->weights_path)
         json_object_set_new(o, "weights", json_string(st->weights_path));
     if (st->url)
-        json_object_set_new(o, "url", json_string(st->url));
+        json_object_set_new(o, "url", url_json(st->url));
     return o;
 }
 

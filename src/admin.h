@@ -33,7 +33,13 @@ int admin_auth_ok(const struct config *cfg, const char *auth);
 void admin_purge(struct exchange *ex, const char *key, const char *ns);
 
 /* The effective config as JSON, with every secret (provider keys, header
- * values, client key hashes) replaced by "<redacted>". */
+ * values, client key hashes, the user and password of a URL) replaced by
+ * "<redacted>". */
 json_t *admin_config_json(const struct config *cfg);
+
+/* url as it may be shown: with the user information of its authority
+ * (http://user:password@host/ -> http://<redacted>@host/) redacted, the
+ * rest as it is. NULL stays NULL. Returns a string the caller frees. */
+char *admin_url_redact(const char *url);
 
 #endif

@@ -40,8 +40,6 @@
 #include <string.h>
 
 #define PING_US (15u * 1000000u) /* SSE comment after this much silence */
-#define DEFAULT_COMPLETION 256   /* completion tokens expected before any are seen */
-#define JUDGE_COMPLETION 8
 
 struct run;
 
@@ -278,30 +276,16 @@ static void account(struct run *run, const struct model *m, const struct reply *
     }
 }
 
-static double estimate(const struct run *run, const struct model *m, long completion)
+static int memo_paid_cb(const void *ctx, const struct model *m)
 {
-    const struct request_info *ri = &run->ex->ri;
-    long n = ri->max_tokens;
-
-    if (n <= 0)
-        n = completion > 0 ? completion
-                           : (m->est_completion_tokens > 0 ? (long)ceil(m->est_completion_tokens)
-                                                           : DEFAULT_COMPLETION);
-    return cost_estimate(m, ri->prompt_chars, n, n) * (double)(ri->n > 0 ? ri->n : 1);
+    return memo_find((struct run *)ctx, m) != NULL;
 }
 
 /* What the stage would still cost: its models not yet called, and the
  * judge's call. */
 static double stage_estimate(const struct run *run, const struct stage *st)
 {
-    double est = 0;
-
-    for (size_t i = 0; i < st->nmodels; i++)
-        if (memo_find((struct run *)run, st->models[i]) == NULL)
-            est += estimate(run, st->models[i], 0) * (st->samples > 1 ? st->samples : 1);
-    if (st->scorer == SCORER_JUDGE && st->judge)
-        est += estimate(run, st->judge, JUDGE_COMPLETION);
-    return est;
+    return cost_stage_estimate(st, &run->ex->ri, memo_paid_cb, run);
 }
 
 /* ---- the run ---- */

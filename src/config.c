@@ -1842,7 +1842,8 @@ static void load_key(struct load *l, const config_setting_t *list, unsigned idx,
             int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
 
             ok = hi >= 0 && lo >= 0;
-            k->sha256[i] = (unsigned char)(hi << 4 | lo);
+            if (ok) /* -1 << 4 would be undefined */
+                k->sha256[i] = (unsigned char)(hi << 4 | lo);
         }
         if (!ok)
             conf_err(l, config_setting_get_member(g, "key_sha256"), path, "key_sha256",
@@ -2204,56 +2205,6 @@ void config_errors_free(struct config_errors *errs)
     errs->n = 0;
 }
 
-/* s as the body of a libconfig string literal: quotes, backslashes and
- * control characters escaped. Returns a new string. */
-static char *lc_escape(const char *s)
-{
-    struct buf b;
-    int err = 0;
-
-    buf_init(&b, 4 * strlen(s)); /* \xNN at most per byte */
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-
-        if (ch == '"' || ch == '\\')
-            err |= buf_printf(&b, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            err |= buf_printf(&b, "\\x%02x", ch);
-        else
-            err |= buf_append(&b, s, 1);
-    }
-    sl_assert(!err); /* the cap is the longest escape of every byte */
-    return buf_steal(&b, NULL);
-}
-
-/* The built-in config goes through the same parser and checks as a file, so
- * it cannot drift from what a file would accept. Returns NULL when mock_url
- * is not an http(s) URL. */
-struct config *config_default(const char *mock_url)
-{
-    char *url = lc_escape(mock_url);
-    char *text = xasprintf(
-        "listen = \"127.0.0.1:8080\";\n"
-        "log = { format = \"json\"; path = \"-\"; level = \"info\"; };\n"
-        "cache = { backend = \"memory\"; };\n"
-        "providers = ( { name = \"mock\"; type = \"openai\"; base_url = \"%s\"; } );\n"
-        "models = (\n"
-        "  { name = \"mock-small\"; provider = \"mock\";\n"
-        "    input_per_mtok = 0.15; output_per_mtok = 0.60; },\n"
-        "  { name = \"mock-large\"; provider = \"mock\";\n"
-        "    input_per_mtok = 2.50; output_per_mtok = 10.00; },\n"
-        "  { name = \"text-embedding-3-small\"; provider = \"mock\";\n"
-        "    input_per_mtok = 0.02; output_per_mtok = 0.0; }\n"
-        ");\n"
-        "routes = ( { name = \"reliable\"; fallback = ( \"mock-small\", \"mock-large\" ); } );\n",
-        url);
-    struct config *cfg = config_load_string(text, "<default>", NULL);
-
-    free(text);
-    free(url);
-    return cfg;
-}
-
 /* ---- references and the current snapshot ------------------------------- */
 
 struct config *config_ref(struct config *cfg)
@@ -2275,8 +2226,10 @@ void config_unref(struct config *cfg)
 
 const struct route *config_route(const struct config *cfg, const char *name)
 {
+    /* While a file loads, a route without a name (an error already) has
+     * none. */
     for (size_t i = 0; i < cfg->nroutes; i++)
-        if (strcmp(cfg->routes[i].name, name) == 0)
+        if (cfg->routes[i].name && strcmp(cfg->routes[i].name, name) == 0)
             return &cfg->routes[i];
     return NULL;
 }

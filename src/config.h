@@ -281,10 +281,6 @@ void config_errors_free(struct config_errors *errs);
 /* Free what a redis_conf holds (the password wiped) and zero it. */
 void redis_conf_clear(struct redis_conf *rc);
 
-/* The built-in config `make run` uses when no file is given: sluice-mock on
- * mock_url as provider "mock", a few models and a fallback route. */
-struct config *config_default(const char *mock_url);
-
 struct config *config_ref(struct config *cfg);
 void config_unref(struct config *cfg);
 

@@ -1,7 +1,9 @@
 /* cost.c - see cost.h. */
 #include "cost.h"
+#include "caps.h"
 #include "util.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +31,69 @@ double cost_estimate(const struct model *m, size_t prompt_chars, long max_tokens
     long completion = max_tokens > 0 ? max_tokens : default_completion;
 
     return cost_usd(m, prompt_tokens, completion);
+}
+
+double cost_expected(const struct model *m, const struct request_info *ri, long completion)
+{
+    long n = ri->max_tokens;
+
+    if (n <= 0)
+        n = completion > 0 ? completion
+                           : (m->est_completion_tokens > 0 ? (long)ceil(m->est_completion_tokens)
+                                                           : COST_DEFAULT_COMPLETION);
+    return cost_estimate(m, ri->prompt_chars, n, n) * (double)(ri->n > 0 ? ri->n : 1);
+}
+
+double cost_stage_estimate(const struct stage *st, const struct request_info *ri, cost_paid_fn paid,
+                           const void *ctx)
+{
+    double est = 0;
+
+    for (size_t i = 0; i < st->nmodels; i++)
+        if (paid == NULL || !paid(ctx, st->models[i]))
+            est += cost_expected(st->models[i], ri, 0) * (st->samples > 1 ? st->samples : 1);
+    if (st->scorer == SCORER_JUDGE && st->judge)
+        est += cost_expected(st->judge, ri, COST_JUDGE_COMPLETION);
+    return est;
+}
+
+/* The models a route's stages before the current one have called. */
+struct seen {
+    const struct model *m[ROUTE_MODELS_MAX];
+    size_t n;
+};
+
+static int seen_cb(const void *ctx, const struct model *m)
+{
+    const struct seen *s = ctx;
+
+    for (size_t i = 0; i < s->n; i++)
+        if (s->m[i] == m)
+            return 1;
+    return 0;
+}
+
+double cost_route_estimate(const struct route *rt, const struct request_info *ri)
+{
+    struct seen seen = {.n = 0};
+    double scored = 0, answer = 0, total;
+
+    for (size_t i = 0; i < rt->nstages; i++) {
+        const struct stage *st = &rt->stages[i];
+        double est = cost_stage_estimate(st, ri, seen_cb, &seen);
+
+        if (st->scorer == SCORER_NONE || i + 1 == rt->nstages)
+            answer = est > answer ? est : answer;
+        else
+            scored += est;
+        /* config.c allows no more models; were there more, they would be
+         * counted again: too high an estimate, never too low. */
+        for (size_t j = 0; j < st->nmodels && seen.n < ROUTE_MODELS_MAX; j++)
+            if (!seen_cb(&seen, st->models[j]))
+                seen.m[seen.n++] = st->models[j];
+    }
+    total = scored + answer;
+    return rt->max_cost > 0 && total > rt->max_cost ? rt->max_cost : total;
 }
 
 void cost_format(double usd, char *out, size_t n)

@@ -125,6 +125,7 @@ struct exchange {
     int limit_reserved; /* admitted and counted: settle at the end */
     long limit_minute;
     char limit_period[16];
+    double limit_hold_usd; /* the budget held at admission, released at the end */
 };
 
 /* A new exchange with one reference (the caller's). */

@@ -45,13 +45,11 @@ static void usage(FILE *out)
           "       sluice keygen\n"
           "       sluice --version | --help\n"
           "\n"
-          "  -c, --config FILE      gateway.conf to load (default: built-in config with\n"
-          "                         sluice-mock as provider, see --mock-url)\n"
+          "  -c, --config FILE      gateway.conf to load (required; conf/dev.conf is what\n"
+          "                         make run serves: sluice-mock on 127.0.0.1:8081)\n"
           "  -l, --listen HOST:PORT override the config's listen address (port 0 picks one)\n"
           "      --check            validate the config, print every error as\n"
           "                         FILE:LINE: key.path: message, exit 0 if valid, 1 if not\n"
-          "      --mock-url URL     provider URL of the built-in config\n"
-          "                         (default $SLUICE_MOCK_URL or http://127.0.0.1:8081/v1)\n"
           "  -V, --version          print the version\n"
           "  -h, --help             this help\n"
           "\n"
@@ -65,13 +63,11 @@ static void print_errors(const struct config_errors *errs)
         fprintf(stderr, "%s\n", errs->msgs[i]);
 }
 
-static struct config *load(const char *path, const char *mock_url)
+static struct config *load(const char *path)
 {
     struct config_errors errs = {0};
-    struct config *cfg = path ? config_load(path, &errs) : config_default(mock_url);
+    struct config *cfg = config_load(path, &errs);
 
-    if (cfg == NULL && path == NULL)
-        fprintf(stderr, "sluice: the built-in config rejects mock URL '%s'\n", mock_url);
     if (cfg == NULL)
         print_errors(&errs);
     config_errors_free(&errs);
@@ -109,12 +105,11 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"listen", required_argument, NULL, 'l'},
         {"check", no_argument, NULL, 'k'},
-        {"mock-url", required_argument, NULL, 'm'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *path = NULL, *listen = NULL, *mock_url = getenv("SLUICE_MOCK_URL");
+    const char *path = NULL, *listen = NULL;
     int check = 0, opt, sig;
     long drain_ms;
     struct config *cfg;
@@ -132,9 +127,6 @@ int main(int argc, char **argv)
             break;
         case 'k':
             check = 1;
-            break;
-        case 'm':
-            mock_url = optarg;
             break;
         case 'V':
             printf("sluice %s\n", SLUICE_VERSION);
@@ -158,10 +150,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluice: --check needs --config FILE\n");
         return 2;
     }
-    if (mock_url == NULL)
-        mock_url = "http://127.0.0.1:8081/v1";
+    if (path == NULL) {
+        fprintf(stderr, "sluice: no config: give --config FILE (conf/dev.conf serves sluice-mock "
+                        "on 127.0.0.1:8081, as make run does)\n");
+        usage(stderr);
+        return 2;
+    }
 
-    cfg = load(path, mock_url);
+    cfg = load(path);
     if (cfg == NULL)
         return 1;
     if (check) {

@@ -145,11 +145,6 @@ int server_reload(char *msg, size_t msglen)
     struct cache *cache;
     size_t off = 0;
 
-    if (server.config_path == NULL) {
-        snprintf(msg, msglen, "the built-in config has no file to reload");
-        log_msg(LOG_WARN, "reload: %s", msg);
-        return -1;
-    }
     pthread_mutex_lock(&reload_mu);
     cfg = config_load(server.config_path, &errs);
     if (cfg == NULL) {

@@ -24,7 +24,7 @@ struct server {
     long api_inflight;      /* of them, /v1 API requests (atomic): max_inflight caps it */
     int draining;           /* SIGTERM seen: /readyz says 503 (atomic) */
     uint64_t started_us;
-    const char *config_path; /* NULL: the built-in config (no reload) */
+    const char *config_path; /* the file SIGHUP reloads */
 };
 
 extern struct server server;

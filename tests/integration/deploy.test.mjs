@@ -1,5 +1,6 @@
 // The deployment files: docker/Dockerfile, docker/compose.yaml,
-// docker/gateway.conf, docker/k8s-sidecar.yaml and docs/grafana-dashboard.json.
+// docker/k8s-sidecar.yaml, the config all three use (conf/sidecar.conf) and
+// docs/grafana-dashboard.json.
 // There is no Docker engine or cluster here, so this checks what can be
 // checked without one, against the real sources of truth:
 //   - the Dockerfile's build stage installs the build packages of
@@ -10,9 +11,10 @@
 //   - the YAML files parse with a real parser (PyYAML, Debian's python3-yaml,
 //     duplicate keys rejected) and have the services, probes, mounts and
 //     security settings docs/DEPLOY.md describes;
-//   - both gateway configs pass `sluice --check` with the environment their
-//     setups give them, and the compose config serves a request through real
-//     Redis and sluice-mock, with every health-check command run for real;
+//   - conf/sidecar.conf is what the image bakes in, compose mounts and the
+//     ConfigMap holds, word for word; it passes `sluice --check` with the
+//     environment compose and the Pod give it, and serves a request through
+//     sluice-mock, with every health-check command run for real;
 //   - the dashboard's queries parse (promtool) and use only sluice's metric
 //     families and their labels.
 import { after, test } from 'node:test';
@@ -20,9 +22,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, posix, resolve } from 'node:path';
-import { BUILD, ROOT, startGateway, startMock, startRedis, tmpDir } from './helpers.mjs';
+import { BUILD, ROOT, startGateway, startMock, tmpDir } from './helpers.mjs';
 
 const DOCKER = join(ROOT, 'docker');
+const SIDECAR = join(ROOT, 'conf', 'sidecar.conf');
 // Scratch directories of this file, removed at the end.
 const scratchDirs = [];
 function scratch() {
@@ -67,31 +70,13 @@ function family(name) {
 
 // ---- scripts/deps.sh --------------------------------------------------------
 
-// Every package scripts/deps.sh installs is either needed by `make all` (and
-// so by the image's build stage) or only by tests, fuzzing and benchmarks.
-// A package added to deps.sh must be put in one of the two lists here.
-const BUILD_PKGS = [
-  'build-essential', 'pkg-config',
-  'libmicrohttpd-dev', 'libcurl4-openssl-dev', 'libjansson-dev', 'libhiredis-dev', 'libssl-dev',
-  'libconfig-dev',
-];
-const TEST_ONLY_PKGS = [
-  'clang', 'libclang-rt-14-dev', // make fuzz / fuzz-smoke (libFuzzer)
-  'libcmocka-dev', //               make unit
-  'redis-server', //                integration tests start their own Redis
-  'curl', //                        integration tests (the image installs its own, for probes)
-  'openssl', //                     integration tests make a TLS certificate (http2.test.mjs)
-  'nginx-light', 'wrk', //          make bench
-  'prometheus', //                  promtool: metric and dashboard checks
-  'python3-yaml', //                this test's YAML parser
-  'valgrind', //                    the memcheck test
-  'chromium', //                    the dashboard test (headless, driven by playwright-core)
-];
-
-function depsPackages() {
-  const m = read('scripts/deps.sh').match(/^PKGS="([^"]*)"/m);
-  assert.ok(m, 'scripts/deps.sh: no PKGS="..." list');
-  return m[1].split(/\s+/).filter(Boolean);
+// scripts/deps.sh installs in tiers, each including the one before: run
+// (what `make all` and `make run` need, so what the image's build stage
+// installs), test, bench. `--list TIER` prints a tier's Debian packages.
+function depsTier(tier) {
+  const r = spawnSync(join(ROOT, 'scripts', 'deps.sh'), ['--list', tier], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `scripts/deps.sh --list ${tier}: ${r.stderr}`);
+  return r.stdout.split(/\s+/).filter(Boolean);
 }
 
 // ---- Dockerfile -------------------------------------------------------------
@@ -181,16 +166,13 @@ function dockerfile() {
 const instr = (stage, op) => stage.instrs.filter((i) => i.op === op);
 
 test('Dockerfile: the build stage installs the build packages of scripts/deps.sh, no more, no less', () => {
-  const deps = depsPackages();
-  const known = new Set([...BUILD_PKGS, ...TEST_ONLY_PKGS]);
-  const unclassified = deps.filter((p) => !known.has(p));
-  assert.deepEqual(unclassified, [],
-    'scripts/deps.sh has packages this test does not classify: add each to BUILD_PKGS ' +
-    '(then also to the Dockerfile build stage) or TEST_ONLY_PKGS');
-  // A build package that left deps.sh must leave the Dockerfile too.
-  const expected = BUILD_PKGS.filter((p) => deps.includes(p)).sort();
-  assert.deepEqual(expected, [...BUILD_PKGS].sort(), 'BUILD_PKGS names a package deps.sh no longer installs');
-
+  const expected = depsTier('run').sort();
+  assert.ok(expected.includes('build-essential') && expected.includes('libmicrohttpd-dev'),
+    `the run tier holds the build: ${expected.join(' ')}`);
+  for (const [low, high] of [['run', 'test'], ['test', 'bench']]) {
+    const h = depsTier(high);
+    assert.deepEqual(depsTier(low).filter((p) => !h.includes(p)), [], `the ${high} tier includes the ${low} tier`);
+  }
   const { build } = dockerfile();
   assert.match(build.image, /^debian:(12|bookworm)$/, 'build stage is FROM debian:12');
   assert.deepEqual([...new Set(aptInstalls(build))].sort(), expected,
@@ -279,6 +261,8 @@ test('Dockerfile: the runtime stage is slim, non-root, healthy-checked, and hold
   const cmd = execForm(instr(runtime, 'CMD').pop().args);
   assert.equal(cmd[0], 'sluice');
   assert.equal(cmd[cmd.indexOf('--config') + 1], '/etc/sluice/gateway.conf', 'CMD reads /etc/sluice/gateway.conf');
+  assert.ok(copies.includes('conf/sidecar.conf /etc/sluice/gateway.conf'),
+    'the image bakes conf/sidecar.conf in where CMD reads its config');
   assert.equal(cmd[cmd.indexOf('--listen') + 1], '0.0.0.0:8080', 'CMD listens on 0.0.0.0:8080, what EXPOSE and HEALTHCHECK say');
 
   // Every shared library the built binaries need is in a runtime package
@@ -433,10 +417,10 @@ const hcTest = (hc) => {
   return hc.test.slice(1);
 };
 
-test('compose.yaml: sluice, redis and sluice-mock, health-checked and ordered', () => {
+test('compose.yaml: sluice on conf/sidecar.conf and sluice-mock, health-checked and ordered', () => {
   const c = compose();
   const s = c.services;
-  assert.deepEqual(Object.keys(s).sort(), ['redis', 'sluice', 'sluice-mock']);
+  assert.deepEqual(Object.keys(s).sort(), ['sluice', 'sluice-mock']);
 
   // sluice: built from docker/Dockerfile, the config bind-mounted read-only.
   const sl = s.sluice;
@@ -449,19 +433,16 @@ test('compose.yaml: sluice, redis and sluice-mock, health-checked and ordered', 
     ? { source: v.split(':')[0], target: v.split(':')[1], read_only: v.split(':')[2] === 'ro' } : v));
   const confMount = mounts(sl).find((v) => v.target === confPath);
   assert.ok(confMount, `sluice mounts its config at ${confPath}`);
-  assert.equal(resolve(DOCKER, confMount.source), join(DOCKER, 'gateway.conf'));
+  assert.equal(resolve(DOCKER, confMount.source), SIDECAR);
   assert.ok(confMount.read_only, 'the config is mounted read-only');
   for (const svc of Object.values(s)) {
     for (const v of mounts(svc).filter((m) => m.type === 'bind' || /^[./]/.test(m.source))) {
       assert.ok(existsSync(resolve(DOCKER, v.source)), `compose mounts ${v.source}, which is not in the repository`);
     }
   }
-  assert.deepEqual(sl.depends_on, {
-    redis: { condition: 'service_healthy' },
-    'sluice-mock': { condition: 'service_healthy' },
-  });
+  assert.deepEqual(sl.depends_on, { 'sluice-mock': { condition: 'service_healthy' } });
   assert.ok(hcTest(sl.healthcheck).includes('http://127.0.0.1:8080/healthz'), 'sluice is checked on /healthz');
-  const drain = drainOf(readFileSync(join(DOCKER, 'gateway.conf'), 'utf8'));
+  const drain = drainOf(readFileSync(SIDECAR, 'utf8'));
   assert.ok(duration(sl.stop_grace_period) > drain, `stop_grace_period outlasts the ${drain} s drain`);
 
   // sluice-mock: the same image, its own health check (the image's probes 8080).
@@ -469,10 +450,6 @@ test('compose.yaml: sluice, redis and sluice-mock, health-checked and ordered', 
   assert.equal(mk.image, sl.image, 'sluice-mock runs the sluice image');
   assert.deepEqual(mk.command, ['sluice-mock', '--listen', '0.0.0.0:8081']);
   assert.ok(hcTest(mk.healthcheck).includes('http://127.0.0.1:8081/_mock/health'));
-
-  // redis:7, checked with redis-cli.
-  assert.match(s.redis.image, /^redis:7(\.|-|$)/);
-  assert.deepEqual(hcTest(s.redis.healthcheck), ['redis-cli', 'ping']);
 
   for (const [name, svc] of Object.entries(s)) {
     assert.ok(svc.healthcheck, `${name} has a health check`);
@@ -483,38 +460,34 @@ test('compose.yaml: sluice, redis and sluice-mock, health-checked and ordered', 
   }
 });
 
-test('docker/gateway.conf: passes sluice --check with the environment compose gives it', () => {
-  const conf = readFileSync(join(DOCKER, 'gateway.conf'), 'utf8');
+test('conf/sidecar.conf: passes sluice --check with the environment compose gives it', () => {
+  const conf = readFileSync(SIDECAR, 'utf8');
   const c = compose();
   const env = composeEnv(c.services.sluice);
   const admin = adminOf(conf);
   for (const k of [...keyEnvs(conf), ...(admin ? [admin.keyEnv] : [])]) {
-    assert.ok(k in env, `docker/gateway.conf reads ${k}; compose.yaml must pass it through`);
+    assert.ok(k in env, `conf/sidecar.conf reads ${k}; compose.yaml must pass it through`);
   }
   if (admin) assert.match(admin.listen, /^127\.0\.0\.1:/, 'the admin API listens on the container\'s loopback only');
   // Passed-through variables as the shell would set them.
   const given = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v ?? 'sk-test-passed-through']));
-  sluiceCheck(join(DOCKER, 'gateway.conf'), given);
+  sluiceCheck(SIDECAR, given);
 
   // Its hosts are compose services (or public https providers).
-  const redis = conf.match(/^\s*url\s*=\s*"redis:\/\/([^:/"]+)/m);
-  assert.ok(redis, 'docker/gateway.conf uses the Redis cache');
-  assert.ok(redis[1] in c.services, `the Redis host ${redis[1]} is a compose service`);
+  assert.match(conf, /^\s*backend\s*=\s*"memory"/m, 'a sidecar caches on its own: no Redis to reach');
   for (const [, url] of conf.matchAll(/^\s*base_url\s*=\s*"([^"]+)"/gm)) {
     const u = new URL(url);
     assert.ok(u.protocol === 'https:' || u.hostname in c.services, `provider ${url}: a compose service or https`);
   }
 });
 
-test('docker/gateway.conf: serves through Redis and sluice-mock; every health-check command works', async (t) => {
-  const conf = readFileSync(join(DOCKER, 'gateway.conf'), 'utf8');
-  const redis = await startRedis();
+test('conf/sidecar.conf: serves through sluice-mock and its cache; every health-check command works', async (t) => {
+  const conf = readFileSync(SIDECAR, 'utf8');
   const mock = await startMock();
   let gw;
   try {
     // The compose hosts, on loopback.
-    const local = conf.replace(/redis:\/\/redis:6379/g, `redis://127.0.0.1:${redis.port}`)
-      .replace(/http:\/\/sluice-mock:8081/g, mock.url)
+    const local = conf.replace(/http:\/\/sluice-mock:8081/g, mock.url)
       .replace(/(admin\s*=\s*\{[^}]*listen\s*=\s*)"[^"]*"/, '$1"127.0.0.1:0"');
     assert.notEqual(local, conf);
     const adminKey = 'admin-key-deploy-test';
@@ -522,7 +495,7 @@ test('docker/gateway.conf: serves through Redis and sluice-mock; every health-ch
     const ask = () => fetch(`${gw.base}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'reliable', messages: [{ role: 'user', content: 'deploy test' }] }),
+      body: JSON.stringify({ model: 'mock-reliable', messages: [{ role: 'user', content: 'deploy test' }] }),
     });
     const a = await ask();
     assert.equal(a.status, 200, await a.clone().text());
@@ -530,7 +503,7 @@ test('docker/gateway.conf: serves through Redis and sluice-mock; every health-ch
     assert.equal((await a.json()).object, 'chat.completion');
     const b = await ask();
     assert.equal(b.status, 200);
-    assert.equal(b.headers.get('x-sluice-cache'), 'HIT', 'the second ask is served from Redis');
+    assert.equal(b.headers.get('x-sluice-cache'), 'HIT', 'the second ask is served from the cache');
 
     // Reload through the admin API, as docs/DEPLOY.md says; never on the public address.
     if (adminOf(conf)) {
@@ -583,7 +556,6 @@ test('docker/gateway.conf: serves through Redis and sluice-mock; every health-ch
       rmSync(gw.dir, { recursive: true, force: true });
     }
     await mock.stop();
-    await redis.stop();
   }
 });
 
@@ -686,6 +658,7 @@ test('k8s-sidecar.yaml: a Deployment with the app and sluice as a native sidecar
 test('k8s-sidecar.yaml: the ConfigMap\'s gateway.conf passes sluice --check with the Secret\'s environment', () => {
   const { cm, secret, sidecar } = k8s();
   const conf = cm.data['gateway.conf'];
+  assert.equal(conf, readFileSync(SIDECAR, 'utf8'), 'the ConfigMap holds conf/sidecar.conf, word for word');
   const file = join(scratch(), 'gateway.conf');
   writeFileSync(file, conf);
 

@@ -179,6 +179,24 @@ ${extra}
 `;
 }
 
+/**
+ * A copy of conf/NAME in a scratch directory with each [from, to] of
+ * `replace` done, for a test to run a ready config against its own ports.
+ * Each `from` must be in the file exactly once, so a config that changes
+ * under the test fails it rather than going untested. Returns the path.
+ */
+export function confCopy(name, replace) {
+  let text = readFileSync(join(ROOT, 'conf', name), 'utf8');
+  for (const [from, to] of replace) {
+    const n = text.split(from).length - 1;
+    if (n !== 1) throw new Error(`conf/${name} has ${n} times ${from}, expected once`);
+    text = text.replace(from, () => to);
+  }
+  const file = join(tmpDir(), name);
+  writeFileSync(file, text);
+  return file;
+}
+
 /** The JSON log lines a process printed so far. */
 export function logLines(p) {
   return p.output().split('\n').filter((l) => l.startsWith('{')).map((l) => {
@@ -232,6 +250,24 @@ export function slowReader(url, body, waitS, requestId) {
 }
 
 export { existsSync, readFileSync };
+
+/**
+ * For a test file that shares one sluice-mock and one redis-server among
+ * its tests: registers before/after hooks that start and stop them, and
+ * returns an object whose `mock` and `redis` are set once they are up.
+ */
+export function sharedMockAndRedis(before, after) {
+  const shared = { mock: null, redis: null };
+  before(async () => {
+    shared.mock = await startMock();
+    shared.redis = await startRedis();
+  });
+  after(async () => {
+    await shared.redis?.stop();
+    await shared.mock?.stop();
+  });
+  return shared;
+}
 
 /** Start a throwaway redis-server on a free port (or the given one). */
 export async function startRedis(port) {

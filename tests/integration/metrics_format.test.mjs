@@ -52,7 +52,7 @@ async function unitBinary() {
 
 test('the exposition passes promtool check metrics', async (t) => {
   if (!promtool()) {
-    t.skip('promtool is not installed (Debian package "prometheus"; `make deps` installs it)');
+    t.skip('promtool is not installed (Debian package "prometheus"; `make deps-test` installs it)');
     return;
   }
   const file = join(tmpDir(), 'sample.prom');

@@ -126,20 +126,26 @@ test('limits in memory: rpm, tpm and budget give 429s with x-ratelimit headers',
     assert.ok(first.usage.completion_tokens > 60);
     await assert.rejects(t.chat.completions.create({ model: 'smart', messages: msg('tpm') }),
       (e) => e.status === 429 && e.type === 'tokens' && /tokens/.test(e.message));
-    // budget: "small" costs $1000 per Mtok; a few answers use up $0.05
+    // budget: "small" costs $1000 per Mtok; a few answers use up $0.05. Each
+    // request holds its estimated cost (max_tokens bounds it) while it runs,
+    // and one whose estimate no longer fits is refused before it is sent.
     const b = as(gw, KEYS.cash);
     let spent = 0;
     let refused = null;
     for (let i = 0; i < 20 && !refused; i++) {
       try {
-        const r = await b.chat.completions.create({ model: 'smart', messages: msg('cash') }).withResponse();
+        const r = await b.chat.completions.create({ model: 'smart', messages: msg('cash'), max_tokens: 5 }).withResponse();
         spent += Number(r.response.headers.get('x-sluice-cost'));
       } catch (e) { refused = e; }
     }
     assert.ok(refused, 'the budget ran out');
     assert.equal(refused.status, 429);
     assert.equal(refused.code, 'insufficient_quota');
-    assert.ok(spent >= 0.05 && spent < 0.05 + 0.02, `spent ${spent}`);
+    assert.ok(spent > 0 && spent <= 0.05, `spent ${spent}`);
+    const m = refused.message.match(/\$([\d.e-]+) is spent or held by requests in flight, and this request may cost \$([\d.e-]*\d)/);
+    assert.ok(m, refused.message);
+    assert.ok(Math.abs(Number(m[1]) - spent) < 1e-6, 'nothing in flight: what is spent');
+    assert.ok(spent + Number(m[2]) > 0.05, `refused only when its estimate does not fit: ${refused.message}, spent ${spent}`);
     const usage = await (await fetch(`${gw.adminUrl}/admin/usage`, { headers: { Authorization: `Bearer ${ADMIN}` } })).json();
     assert.equal(usage.limited.requests_this_minute.used, 3);
     assert.equal(usage.limited.requests_this_minute.limit, 3);
@@ -165,7 +171,7 @@ test('two gateways on one Redis share one budget under concurrent load', async (
     const one = async (gw, i) => {
       try {
         const r = await as(gw, KEYS.shared).chat.completions
-          .create({ model: 'small', messages: msg(`shared${i}`) }).withResponse();
+          .create({ model: 'small', messages: msg(`shared${i}`), max_tokens: 5 }).withResponse();
         const cost = Number(r.response.headers.get('x-sluice-cost'));
         spent += cost;
         maxCost = Math.max(maxCost, cost);
@@ -178,9 +184,10 @@ test('two gateways on one Redis share one budget under concurrent load', async (
     for (let round = 0; round < 40 && refused < 2 * concurrency; round++)
       await Promise.all(Array.from({ length: concurrency }, (_, i) => one(i % 2 ? g1 : g2, round * 100 + i)));
     assert.ok(refused > 0, 'the shared budget was enforced');
-    assert.ok(spent >= budget, `spent ${spent} of ${budget}`);
-    assert.ok(spent <= budget + concurrency * maxCost + 1e-9,
-      `overrun ${spent - budget} exceeds what ${concurrency} requests in flight can spend`);
+    // Each request's estimate covers its cost (max_tokens), so the holds keep
+    // the spend within the budget; refusals start once the next would not fit.
+    assert.ok(spent <= budget + 1e-9, `spent ${spent} of ${budget}`);
+    assert.ok(spent > budget - 3 * maxCost, `spent ${spent} of ${budget}`);
     // the spend is settled in Redis just after each response: wait for the last of it
     const usd = async () => (await (await fetch(`${g1.adminUrl}/admin/usage`,
       { headers: { Authorization: `Bearer ${ADMIN}` } })).json()).shared.spend.usd;

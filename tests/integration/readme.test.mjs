@@ -1,13 +1,13 @@
 // The README's examples, run as written: its Node example against `sluice`
-// on the built-in config (what `make run` starts), and every gateway.conf it
-// shows through `sluice --check`. A README that drifts from sluice fails here.
+// on conf/dev.conf (what `make run` starts), and every gateway.conf it shows
+// through `sluice --check`. A README that drifts from sluice fails here.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startMock, startProcess, stopProcess, tmpDir, BUILD, ROOT } from './helpers.mjs';
+import { confCopy, startMock, startProcess, stopProcess, tmpDir, BUILD, ROOT } from './helpers.mjs';
 
 const run = promisify(execFile);
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -35,13 +35,13 @@ after(async () => {
   for (const p of procs.reverse()) await p.stop();
 });
 
-test('the README Node examples run against the built-in config (make run)', async () => {
+test('the README Node examples run against conf/dev.conf (make run)', async () => {
   const js = blocks('js');
   assert.ok(js.length >= 3, 'the README has Node examples: chat, Responses, Anthropic');
   const mock = await startMock();
   procs.push(mock);
-  const g = await startProcess(join(BUILD, 'sluice'),
-    ['--listen', '127.0.0.1:0', '--mock-url', mock.base],
+  const conf = confCopy('dev.conf', [['"http://127.0.0.1:8081/v1"', `"${mock.base}"`]]);
+  const g = await startProcess(join(BUILD, 'sluice'), ['--config', conf, '--listen', '127.0.0.1:0'],
     { ready: /listening on (http:\/\/[\d.]+:\d+)/ });
   procs.push({ stop: () => stopProcess(g) });
   // Under the tree, so that `import 'openai'` finds node_modules.

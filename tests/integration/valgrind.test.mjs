@@ -312,7 +312,7 @@ test('under valgrind: client keys, limits, /metrics, usage and the trace leave n
 trace = { path = "${trace}"; include_content = true; };
 keys = (
   { name = "vg-a"; key_sha256 = "${sha('sk-vg-a')}"; rpm = 3; },
-  { name = "vg-b"; key_sha256 = "${sha('sk-vg-b')}"; routes = ( "small" ); budget_usd = 0.000001; }
+  { name = "vg-b"; key_sha256 = "${sha('sk-vg-b')}"; routes = ( "small" ); budget_usd = 0.00001; }
 );`));
       await assert.rejects(chat(gw, { model: 'small', messages: MSG }),
         (e) => e.status === 401 && e.code === 'invalid_api_key');
@@ -328,10 +328,11 @@ keys = (
       const b = client(gw, 'sk-vg-b');
       await assert.rejects(b.chat.completions.create({ model: 'reliable', messages: MSG }),
         (e) => e.status === 403 && e.code === 'route_not_allowed');
-      await b.chat.completions.create({ model: 'small', messages: [{ role: 'user', content: 'spend' }] });
+      // A request holds its estimate (max_tokens bounds it) against the budget: a few fit.
+      await b.chat.completions.create({ model: 'small', max_tokens: 2, messages: [{ role: 'user', content: 'spend' }] });
       await waitFor(async () => {
         try {
-          await b.chat.completions.create({ model: 'small', messages: [{ role: 'user', content: `spend ${Date.now()}` }] });
+          await b.chat.completions.create({ model: 'small', max_tokens: 2, messages: [{ role: 'user', content: `spend ${Date.now()}` }] });
           return false;
         } catch (e) {
           return e.status === 429 && e.code === 'insufficient_quota';

@@ -80,6 +80,8 @@ double learned_score(const struct learned_model *m, const char *query, const cha
 static struct config_errors E; /* errors of the last load */
 static char tmpdir[64];
 
+#define ZERO64 "0000000000000000000000000000000000000000000000000000000000000000"
+
 /* Three lines every snippet can build on: its own lines start at 4. */
 #define BASE                                                                                       \
     "providers = ( { name = \"p\"; base_url = \"http://127.0.0.1:1/v1\"; } );\n"                   \
@@ -488,6 +490,13 @@ static void test_missing_required_more(void **state)
     expect_only(BASE "cache = { backend = \"redis\"; };\n",
                 "t.conf:4: cache.backend: backend = \"redis\" uses the redis block: add redis = "
                 "{ url = \"redis://HOST:6379/0\"; }");
+    /* A key that names a route, when a route has no name: an error, not a
+     * crash (config_route once compared a NULL name). */
+    expect_error(BASE "routes = ( { rout = \"r\"; fallback = ( \"m1\" ); } );\n"
+                      "keys = ( { name = \"k\"; key_sha256 = \"" ZERO64
+                      "\"; routes = ( \"r\" ); } );\n",
+                 "t.conf:4: routes.[0].name: missing required key");
+    assert_true(has_error("t.conf:5: keys.k.routes.[0]: unknown route \"r\""));
     expect_only(BASE "routes = ( { name = \"r\"; cascade = (\n"
                      "  { model = \"m1\"; scorer = \"judge\"; threshold = 0.5; },\n"
                      "  { model = \"m2\"; } ); } );\n",
@@ -1270,11 +1279,23 @@ static void test_refcount_and_swap(void **state)
     free(w);
 }
 
-static void test_config_default(void **state)
+/* conf/dev.conf, what `make run` serves: sluice-mock on 127.0.0.1:8081 as
+ * provider "mock", the models the README's examples use and two routes. */
+static void test_dev_conf(void **state)
 {
-    struct config *cfg = config_default("http://127.0.0.1:8081/v1");
+    const char *me = __FILE__;
+    const char *end = strstr(me, "tests/unit/test_config.c");
+    char *path;
+    struct config_errors errs = {0};
+    struct config *cfg;
     const struct route *r;
 
+    (void)state;
+    assert_non_null(end);
+    path = xasprintf("%.*sconf/dev.conf", (int)(end - me), me);
+    cfg = config_load(path, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
     assert_non_null(cfg);
     assert_string_equal(cfg->listen, "127.0.0.1:8080");
     assert_int_equal(cfg->nproviders, 1);
@@ -1293,18 +1314,18 @@ static void test_config_default(void **state)
     assert_int_equal(r->nstages, 2);
     assert_string_equal(r->stages[0].models[0]->name, "mock-small");
     assert_string_equal(r->stages[1].models[0]->name, "mock-large");
+    r = config_route(cfg, "smart");
+    assert_non_null(r);
+    assert_int_equal(r->kind, ROUTE_CASCADE);
     assert_non_null(config_route(cfg, "mock-large"));
     assert_int_equal(cfg->cache.backend, CACHE_MEMORY);
     assert_int_equal(cfg->log.format, LOG_FORMAT_JSON);
     assert_string_equal(cfg->log.path, "-");
     assert_int_equal(cfg->log.level, LOG_INFO);
-    assert_string_equal(cfg->path, "<default>");
+    assert_null(cfg->admin.listen);
+    assert_int_equal(cfg->nkeys, 0);
     config_unref(cfg);
-
-    /* A bad URL, or one that tries to break out of the generated string. */
-    assert_null(config_default("not a url"));
-    assert_null(config_default("http://x\"; } ); evil = ( {"));
-    assert_null(config_default("http://x/\n"));
+    free(path);
 }
 
 int main(void)
@@ -1340,7 +1361,7 @@ int main(void)
         cmocka_unit_test(test_learned_weights),
         cmocka_unit_test(test_learned_peers),
         cmocka_unit_test(test_refcount_and_swap),
-        cmocka_unit_test(test_config_default),
+        cmocka_unit_test(test_dev_conf),
     };
 
     return cmocka_run_group_tests(tests, setup_cb, teardown_cb);
