@@ -26,14 +26,16 @@ LDLIBS_ALL := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread $(LDLI
 LDFLAGS_ALL := $(LDFLAGS) $(EXTRA_LDFLAGS)
 
 # Everything but the mains goes in one static library that the binaries, the
-# unit tests and the fuzz harnesses link. sluice-tune lives in src/tune/ and
-# includes the library's headers from src/.
-MOCK_SRCS := $(wildcard src/mock*.c)
+# unit tests and the fuzz harnesses link. sluice-mock lives in src/mock/ and
+# sluice-tune in src/tune/; they include the library's headers from src/
+# (-iquote for the mock: <limits.h> stays the system's).
+MOCK_SRCS := src/mock/mock.c src/mock/mock_anthropic.c src/mock/mock_gen.c src/mock/mock_http.c \
+             src/mock/mock_replay.c
 TUNE_SRCS := src/tune/tune.c src/tune/tune_chain.c src/tune/tune_common.c src/tune/tune_data.c \
              src/tune/tune_eval.c src/tune/tune_fit.c src/tune/tune_learn.c \
              src/tune/tune_search.c src/tune/tune_simulate.c src/tune/tune_svg.c \
              src/tune/tune_select.c src/tune/tune_train.c src/tune/learned_train.c
-LIB_SRCS := $(filter-out src/main.c $(MOCK_SRCS),$(wildcard src/*.c))
+LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/ui_assets.o
 # The dashboard's assets, embedded by a generated C file (src/ui/embed.sh).
 UI_ASSETS := src/ui/index.html src/ui/app.js src/ui/app.css src/ui/uPlot.iife.min.js \
@@ -59,10 +61,6 @@ $(BUILD)/obj/ui_assets.o: $(BUILD)/gen/ui_assets.c src/ui.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -iquote src -c $< -o $@
 
-# Transitional: sluice-mock's sources are being moved into src/mock/; its
-# buf_* results are checked there (sluice-tune's, in src/tune/, are).
-$(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o): CFLAGS_ALL += -Wno-error=unused-result
-
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
@@ -75,6 +73,8 @@ MHD_INTERPOSE := -Wl,--export-dynamic-symbol=MHD_create_response_from_buffer \
 $(BUILD)/sluice: $(BUILD)/obj/main.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) $(MHD_INTERPOSE) -o $@ $^ $(LDLIBS_ALL)
 
+$(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o): CFLAGS_ALL += -iquote src
+
 $(BUILD)/sluice-mock: $(MOCK_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS_ALL)
 
@@ -85,7 +85,7 @@ $(BUILD)/sluice-tune: $(TUNE_SRCS:src/%.c=$(BUILD)/obj/%.o) $(LIB)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -Wno-missing-prototypes -o $@ $< $(LIB) $(LDLIBS_ALL) -lcmocka
+	$(CC) $(CFLAGS_ALL) -MMD -MP -Wno-missing-prototypes -iquote src -o $@ $< $(LIB) $(LDLIBS_ALL) -lcmocka
 
 deps:
 	@scripts/deps.sh run
@@ -157,7 +157,8 @@ bench: deps-bench
 	bench/run.sh
 
 format:
-	clang-format -i src/*.c src/*.h src/tune/*.c src/tune/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i src/*.c src/*.h src/mock/*.c src/mock/*.h src/tune/*.c src/tune/*.h \
+	    tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build

@@ -166,12 +166,16 @@ static json_t *provider_json(const struct provider *p)
     json_t *o = json_object(), *h = json_object();
 
     json_object_set_new(o, "name", json_string(p->name));
-    json_object_set_new(o, "type", json_string(p->type == PROVIDER_AZURE ? "azure" : "openai"));
+    json_object_set_new(o, "type", json_string(config_provider_type_name(p->type)));
     json_object_set_new(o, "base_url", url_json(p->base_url));
     json_object_set_new(o, "api_key_env", str_or_null(p->api_key_env));
     json_object_set_new(o, "api_key", p->api_key ? json_string(REDACTED) : json_null());
     if (p->api_version)
         json_object_set_new(o, "api_version", json_string(p->api_version));
+    if (p->type == PROVIDER_ANTHROPIC) {
+        json_object_set_new(o, "anthropic_version", json_string(p->anthropic_version));
+        json_object_set_new(o, "default_max_tokens", json_integer(p->default_max_tokens));
+    }
     /* Extra headers often carry tokens too. */
     for (size_t i = 0; i < p->nheaders; i++)
         json_object_set_new(h, p->headers[i].name, json_string(REDACTED));
@@ -257,10 +261,15 @@ json_t *admin_config_json(const struct config *cfg)
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const struct model *m = &cfg->models[i];
 
-        json_array_append_new(a,
-                              json_pack("{s:s, s:s, s:s, s:f, s:f}", "name", m->name, "provider",
-                                        m->provider->name, "id", m->id, "input_per_mtok",
-                                        m->input_per_mtok, "output_per_mtok", m->output_per_mtok));
+        json_t *mo = json_pack("{s:s, s:s, s:s, s:f, s:f}", "name", m->name, "provider",
+                               m->provider->name, "id", m->id, "input_per_mtok", m->input_per_mtok,
+                               "output_per_mtok", m->output_per_mtok);
+
+        if (m->cache_read_per_mtok >= 0)
+            json_object_set_new(mo, "cache_read_per_mtok", json_real(m->cache_read_per_mtok));
+        if (m->cache_write_per_mtok >= 0)
+            json_object_set_new(mo, "cache_write_per_mtok", json_real(m->cache_write_per_mtok));
+        json_array_append_new(a, mo);
     }
     json_object_set_new(o, "models", a);
     a = json_array();

@@ -147,4 +147,9 @@
  * replayed (as SSE_RENDER_MAX for the chat form). */
 #define DIALECT_WHOLE_MAX (96u << 20)
 
+/* Content blocks of one streamed Anthropic answer that the stream's
+ * translation tracks (provider_anthropic.c): a block index beyond it makes
+ * the stream malformed. */
+#define ANTHROPIC_STREAM_BLOCKS_MAX 4096
+
 #endif

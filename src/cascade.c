@@ -61,12 +61,13 @@ struct attempt {
     struct buf body; /* whole body (non-stream) or error body */
     struct sse sse;
     struct reply reply;
-    int saw_done;          /* data: [DONE] arrived */
-    const char *bad;       /* why the response is unusable, or NULL */
-    struct assembly *asm_; /* a relayed stream, rebuilt for the cache */
-    int client_fault;      /* bad is about our client (too slow), not the upstream */
-    json_t *req;           /* what was sent (for a retry); one reference */
-    int tries;             /* retries made */
+    int saw_done;               /* data: [DONE] arrived */
+    const char *bad;            /* why the response is unusable, or NULL */
+    struct assembly *asm_;      /* a relayed stream, rebuilt for the cache */
+    struct provider_stream *xs; /* turns the provider's stream into chunks, or NULL */
+    int client_fault;           /* bad is about our client (too slow), not the upstream */
+    json_t *req;                /* what was sent (for a retry); one reference */
+    int tries;                  /* retries made */
     struct loop_timer retry;
     struct otel_call oc; /* this try's span */
     struct attempt *next;
@@ -233,6 +234,14 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
     trace_write(&ex->cfg->trace, &rec);
 }
 
+/* What a call that reported usage r cost: its cached prompt tokens at the
+ * model's cache prices. */
+static double reply_cost(const struct model *m, const struct reply *r)
+{
+    return cost_usd_cached(m, r->prompt_tokens, r->cached_tokens, r->cache_write_tokens,
+                           r->completion_tokens);
+}
+
 /* Account one finished call: cost, tokens, time; and learn how long this
  * model's answers run, for budget estimates. */
 static void account(struct run *run, const struct model *m, const struct reply *r, struct call *c)
@@ -258,10 +267,12 @@ static void account(struct run *run, const struct model *m, const struct reply *
     } else {
         return;
     }
-    cost = cost_usd(m, pt, ct);
+    cost = r->has_usage ? reply_cost(m, r) : cost_usd(m, pt, ct);
     meta->cost_usd += cost;
     meta->prompt_tokens += pt;
     meta->completion_tokens += ct;
+    if (r->has_usage)
+        meta->cached_tokens += r->cached_tokens;
     run->stage_cost += cost;
     run->stage_pt += pt;
     run->stage_ct += ct;
@@ -342,6 +353,7 @@ static void attempt_free(struct attempt *a)
     sse_free(&a->sse);
     reply_free(&a->reply);
     provider_assembly_free(a->asm_);
+    provider_stream_free(a->xs);
     free(a);
 }
 
@@ -358,8 +370,7 @@ static void note_saving(struct run *run, const struct reply *accepted)
     if (rt->kind != ROUTE_CASCADE || accepted == NULL || !accepted->has_usage)
         return;
     final = rt->stages[rt->nstages - 1].models[0];
-    saved = cost_usd(final, accepted->prompt_tokens, accepted->completion_tokens) -
-            run->ex->meta.cost_usd;
+    saved = reply_cost(final, accepted) - run->ex->meta.cost_usd;
     metrics_saved(rt->name, saved);
     otel_saving(run->ex, saved);
 }
@@ -544,10 +555,14 @@ static void run_escalate(struct run *run)
  * are OpenAI-shaped errors; anything else becomes our own error. */
 static void note_http_error(struct run *run, struct attempt *a, long status, long retry_after_ms)
 {
-    json_t *j = json_loadb(a->body.data ? a->body.data : "", a->body.len, 0, NULL);
-    json_t *msg = json_object_get(json_object_get(j, "error"), "message");
-    const char *m = json_is_string(msg) ? json_string_value(msg) : "no message";
-    const char *who = a->model ? a->model->name : "scorer";
+    json_t *j, *msg;
+    const char *m, *who = a->model ? a->model->name : "scorer";
+
+    if (a->model)
+        provider_error_normalize(a->model, &a->body); /* into OpenAI's shape */
+    j = json_loadb(a->body.data ? a->body.data : "", a->body.len, 0, NULL);
+    msg = json_object_get(json_object_get(j, "error"), "message");
+    m = json_is_string(msg) ? json_string_value(msg) : "no message";
 
     free(run->pass_body);
     run->pass_body = NULL;
@@ -606,9 +621,11 @@ static int attempt_outcome(struct attempt *a, struct call *c, const char *err)
             if (!a->saw_done)
                 a->bad = "the stream ended early";
         } else if (a->kind != ATT_HTTP) {
-            int rc = provider_parse_response(a->ep, a->body.data ? a->body.data : "", a->body.len,
-                                             &a->reply);
+            int rc = -1;
 
+            if (provider_answer_normalize(a->model, a->ep, &a->body) == 0)
+                rc = provider_parse_response(a->ep, a->body.data ? a->body.data : "",
+                                             a->body.len, &a->reply);
             if (rc == PROVIDER_ERROR_ANSWER)
                 a->bad = "HTTP 200 with an error object instead of an answer";
             else if (rc < 0)
@@ -644,7 +661,9 @@ static int attempt_outcome(struct attempt *a, struct call *c, const char *err)
 
 /* ---- relayed stages ---- */
 
-static int relay_event_cb(void *arg, const char *event, const char *data, size_t len)
+/* One stream payload in the internal form: fold it into the reply and
+ * relay it. */
+static int relay_chunk_cb(void *arg, const char *data, size_t len)
 {
     struct attempt *a = arg;
     struct run *run = a->run;
@@ -652,7 +671,6 @@ static int relay_event_cb(void *arg, const char *event, const char *data, size_t
     struct buf ev;
     int r;
 
-    UNUSED(event);
     switch (provider_parse_chunk(a->ep, data, len, &a->reply, a->asm_)) {
     case CHUNK_DONE:
         a->saw_done = 1;
@@ -689,6 +707,20 @@ static int relay_event_cb(void *arg, const char *event, const char *data, size_t
         a->client_fault = 1;
     }
     return r;
+}
+
+static int relay_event_cb(void *arg, const char *event, const char *data, size_t len)
+{
+    struct attempt *a = arg;
+
+    if (a->xs == NULL)
+        return relay_chunk_cb(a, data, len);
+    if (provider_stream_event(a->xs, event, data, len, relay_chunk_cb, a) < 0) {
+        if (a->bad == NULL)
+            a->bad = "malformed stream event";
+        return -1;
+    }
+    return 0;
 }
 
 /* A local score for the trace of a relayed stage that has a scorer (the
@@ -786,9 +818,7 @@ static void answer_done(struct attempt *a, struct call *c, const char *err, int 
     reply_init(&a->reply); /* moved to the memo */
     if (ok)
         mo->body = buf_steal(&a->body, &mo->len);
-    mo->cost = mo->reply.has_usage
-                   ? cost_usd(mo->model, mo->reply.prompt_tokens, mo->reply.completion_tokens)
-                   : 0.0;
+    mo->cost = mo->reply.has_usage ? reply_cost(mo->model, &mo->reply) : 0.0;
     attempt_free(a);
     sl_assert(run->pending > 0);
     if (--run->pending == 0)
@@ -865,10 +895,10 @@ static int upstream_fault(const struct attempt *a, struct call *c, const char *e
 
     if (a->client_fault)
         return 0;
+    if (a->bad) /* an error event or a malformed answer, also when it aborted the call */
+        return 1;
     if (err)
         return call_err(c) != CALL_ERR_ABORTED;
-    if (a->bad)
-        return 1;
     return status == 429 || status >= 500;
 }
 
@@ -917,6 +947,10 @@ static int attempt_retry(struct attempt *a, struct call *c)
     if (a->asm_) {
         provider_assembly_free(a->asm_);
         a->asm_ = provider_assembly_new(a->ep);
+    }
+    if (a->xs) {
+        provider_stream_free(a->xs);
+        a->xs = provider_stream_new(a->model);
     }
     loop_timer_start(run->loop, &a->retry, wait * 1000u);
     return 1;
@@ -995,16 +1029,27 @@ static struct attempt *attempt_new(struct run *run, enum att_kind kind, const st
     return a;
 }
 
-/* Send a's request (again). */
+/* Send a's request (again). A request the provider's API cannot express
+ * (provider_build refuses it) is the request's fault, as a 4xx would be:
+ * the breaker counts no failure, and the attempt fails at once with that
+ * 400, so the route moves on to a model that may take it. */
 static void attempt_send(struct attempt *a)
 {
     struct run *run = a->run;
     struct exchange *ex = run->ex;
     int own = a->req == ex->ri.body; /* the client's body, unchanged */
     struct call_spec spec;
+    struct api_error e;
 
-    provider_build(a->model, a->ep, a->req, own ? ex->in.data : NULL, own ? ex->in.len : 0,
-                   a->stream, ex->client_auth, &spec);
+    if (provider_build(a->model, a->ep, a->req, own ? ex->in.data : NULL, own ? ex->in.len : 0,
+                       a->stream, ex->client_auth, &spec, &e) < 0) {
+        breaker_record(a->model->provider, 1);
+        run->last_err = e;
+        a->bad = "the request cannot be sent to this provider";
+        a->client_fault = 1;
+        attempt_fail_now(a);
+        return;
+    }
     if (ex->otel)
         otel_call_begin(ex, &a->oc, &spec.headers);
     if (a->kind == ATT_JUDGE) {
@@ -1044,6 +1089,8 @@ static void attempt_call(struct run *run, enum att_kind kind, const struct model
 
     if (kind == ATT_RELAY && stream && run->ex->cache_plan.store)
         a->asm_ = provider_assembly_new(ep);
+    if (stream)
+        a->xs = provider_stream_new(m);
     a->req = json_incref((json_t *)body);
     if (!breaker_allow(m->provider)) {
         /* A half-open breaker lets one probe through; this is not it. */

@@ -62,6 +62,9 @@
 #define DEF_CONNECT_TIMEOUT_MS 5000L
 #define DEF_IDLE_TIMEOUT_MS 30000L
 #define DEF_SCORER_TIMEOUT_MS 10000L
+#define DEF_ANTHROPIC_VERSION "2023-06-01"
+#define DEF_MAX_TOKENS 4096L
+#define MAX_MAX_TOKENS 10000000L
 #define DEF_OTEL_TIMEOUT_MS 5000L
 #define DEF_OTEL_MAX_QUEUE 2048L
 
@@ -521,6 +524,11 @@ static int env_name_ok(const char *s)
  * secret in the file. */
 static const char *const reserved_headers[] = {
     "host", "content-length", "transfer-encoding", "connection", "authorization", "api-key", NULL,
+};
+/* ...and what an anthropic provider's calls carry too. */
+static const char *const anthropic_reserved_headers[] = {
+    "host",    "content-length", "transfer-encoding", "connection", "authorization",
+    "api-key", "x-api-key",      "anthropic-version", NULL,
 };
 
 /* ---- lookups while loading --------------------------------------------- */
@@ -1017,6 +1025,8 @@ static const char *const provider_keys[] = {
     "base_url",
     "api_key_env",
     "api_version",
+    "anthropic_version",
+    "default_max_tokens",
     "headers",
     "timeout_ms",
     "connect_timeout_ms",
@@ -1063,9 +1073,14 @@ static void load_breaker(struct load *l, const config_setting_t *pg, const char 
         p->breaker_cooldown_s = v;
     free(path);
 }
-static const char *const provider_types[] = {"openai", "azure"};
+static const char *const provider_types[] = {"openai", "azure", "anthropic"};
 /* In the order of enum http_version. */
 static const char *const http_versions[] = {"1.1", "2"};
+
+const char *config_provider_type_name(enum provider_type t)
+{
+    return provider_types[t];
+}
 
 const char *config_http_version_name(enum http_version v)
 {
@@ -1154,7 +1169,8 @@ static void load_header_group(struct load *l, const config_setting_t *pg, const 
 static void load_headers(struct load *l, const config_setting_t *pg, const char *path,
                          struct provider *p)
 {
-    load_header_group(l, pg, path, "headers", reserved_headers,
+    load_header_group(l, pg, path, "headers",
+                      p->type == PROVIDER_ANTHROPIC ? anthropic_reserved_headers : reserved_headers,
                       "is set by sluice itself (credentials come from api_key_env)", 0,
                       &p->headers, &p->nheaders);
 }
@@ -1167,6 +1183,34 @@ static char *resolve_path(const struct load *l, const char *p)
     if (p[0] == '/' || strcmp(l->dir, ".") == 0)
         return xstrdup(p);
     return xasprintf("%s/%s", l->dir, p);
+}
+
+/* The keys of type = "anthropic": anthropic_version and default_max_tokens,
+ * refused with any other type (when the type itself is valid). */
+static void load_anthropic(struct load *l, const config_setting_t *g, const char *path,
+                           struct provider *p, int type_ok)
+{
+    static const char *const keys[] = {"anthropic_version", "default_max_tokens"};
+    const char *s;
+
+    if (p->type != PROVIDER_ANTHROPIC) {
+        for (size_t i = 0; type_ok && i < ARRAY_LEN(keys); i++)
+            if (config_setting_get_member(g, keys[i]))
+                conf_err(l, config_setting_get_member(g, keys[i]), path, keys[i],
+                         "key '%s' is only valid with type = \"anthropic\"", keys[i]);
+        return;
+    }
+    p->default_max_tokens = DEF_MAX_TOKENS;
+    get_int(l, g, path, "default_max_tokens", 0, 1, MAX_MAX_TOKENS, &p->default_max_tokens);
+    if (get_str(l, g, path, "anthropic_version", 0, &s) > 0) {
+        if (token_ok(s, 64))
+            p->anthropic_version = xstrdup(s);
+        else
+            conf_err(l, config_setting_get_member(g, "anthropic_version"), path,
+                     "anthropic_version", "expected a version such as \"2023-06-01\"");
+    }
+    if (p->anthropic_version == NULL)
+        p->anthropic_version = xstrdup(DEF_ANTHROPIC_VERSION);
 }
 
 static void load_provider(struct load *l, const config_setting_t *list, unsigned idx,
@@ -1232,6 +1276,7 @@ static void load_provider(struct load *l, const config_setting_t *list, unsigned
         conf_err(l, config_setting_get_member(g, "api_version"), path, "api_version",
                  "key 'api_version' is only valid with type = \"azure\"");
     }
+    load_anthropic(l, g, path, p, r >= 0);
 
     load_headers(l, g, path, p);
 
@@ -1308,6 +1353,9 @@ static const char *const model_keys[] = {"name",
                                          "id",
                                          "input_per_mtok",
                                          "output_per_mtok",
+                                         "cache_read_per_mtok",
+                                         "cache_write_per_mtok",
+                                         "default_max_tokens",
                                          "timeout_ms",
                                          "connect_timeout_ms",
                                          "first_byte_timeout_ms",
@@ -1342,6 +1390,15 @@ static void load_model(struct load *l, const config_setting_t *list, unsigned id
         m->id = xstrdup(m->name);
     get_num(l, g, path, "input_per_mtok", 0, 0, HUGE_VAL, &m->input_per_mtok);
     get_num(l, g, path, "output_per_mtok", 0, 0, HUGE_VAL, &m->output_per_mtok);
+    m->cache_read_per_mtok = m->cache_write_per_mtok = -1;
+    get_num(l, g, path, "cache_read_per_mtok", 0, 0, HUGE_VAL, &m->cache_read_per_mtok);
+    get_num(l, g, path, "cache_write_per_mtok", 0, 0, HUGE_VAL, &m->cache_write_per_mtok);
+    if (get_int(l, g, path, "default_max_tokens", 0, 1, MAX_MAX_TOKENS, &m->default_max_tokens) >
+            0 &&
+        m->provider && m->provider->type != PROVIDER_ANTHROPIC)
+        conf_err(l, config_setting_get_member(g, "default_max_tokens"), path, "default_max_tokens",
+                 "key 'default_max_tokens' is only valid for a model of a provider with type = "
+                 "\"anthropic\" (OpenAI-compatible APIs need no max_tokens)");
     get_int(l, g, path, "timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->timeout_ms);
     get_int(l, g, path, "connect_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->connect_timeout_ms);
     get_int(l, g, path, "first_byte_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->first_byte_timeout_ms);
@@ -1401,6 +1458,33 @@ static int scorer_key_ok(int scorer, const char *key)
         if (strcmp(scorer_keys[i].key, key) == 0)
             return (scorer_keys[i].scorers & SK(scorer)) != 0;
     return 1;
+}
+
+/* Anthropic's Messages API returns no logprobs and one answer per call (no
+ * 'n'): a logprob score or self-agreement over samples of such a model
+ * would be a wrong score, so --check refuses them. */
+static void check_stage_anthropic(struct load *l, const config_setting_t *g, const char *path,
+                                  const struct stage *st)
+{
+    char qb[QBUF];
+
+    for (size_t i = 0; i < st->nmodels; i++) {
+        const struct model *m = st->models[i];
+
+        if (m == NULL || m->provider == NULL || m->provider->type != PROVIDER_ANTHROPIC)
+            continue;
+        if (st->scorer == SCORER_LOGPROB)
+            conf_err(l, config_setting_get_member(g, "scorer"), path, "scorer",
+                     "model %s is served by an Anthropic provider, whose answers carry no "
+                     "logprobs: use another scorer (rules, agreement over 'models', judge, "
+                     "learned or http)",
+                     quote(qb, m->name));
+        if (st->samples > 1)
+            conf_err(l, config_setting_get_member(g, "samples"), path, "samples",
+                     "model %s is served by an Anthropic provider, which gives one answer per "
+                     "call: compare two models with 'models' instead",
+                     quote(qb, m->name));
+    }
 }
 
 static void load_stage(struct load *l, const config_setting_t *g, const char *path,
@@ -1539,6 +1623,7 @@ static void load_stage(struct load *l, const config_setting_t *g, const char *pa
     if ((scorer == SCORER_JUDGE || scorer == SCORER_HTTP) &&
         get_int(l, g, path, "timeout_ms", 0, 1, MAX_TIMEOUT_MS, &v) > 0)
         st->scorer_timeout_ms = v;
+    check_stage_anthropic(l, g, path, st);
 }
 
 static void load_fallback(struct load *l, const config_setting_t *g, const char *path,
@@ -1991,6 +2076,7 @@ static void config_free(struct config *cfg)
             free(p->api_key);
         }
         free(p->api_version);
+        free(p->anthropic_version);
         free(p->ca_file);
         for (size_t k = 0; k < p->nheaders; k++) {
             free(p->headers[k].name);

@@ -22,8 +22,9 @@ enum http_version {
 };
 
 enum provider_type {
-    PROVIDER_OPENAI, /* any OpenAI-compatible server */
-    PROVIDER_AZURE,  /* Azure OpenAI: deployment URL, api-key, api-version */
+    PROVIDER_OPENAI,    /* any OpenAI-compatible server */
+    PROVIDER_AZURE,     /* Azure OpenAI: deployment URL, api-key, api-version */
+    PROVIDER_ANTHROPIC, /* Anthropic Messages API: x-api-key, anthropic-version */
 };
 
 struct header_kv {
@@ -38,6 +39,11 @@ struct provider {
     char *api_key_env;
     char *api_key;     /* from the environment; NULL if unset. Never logged. */
     char *api_version; /* azure only */
+    /* anthropic only: the anthropic-version header (default "2023-06-01"),
+     * and max_tokens when the client sent none (default 4096; the
+     * Messages API requires it). */
+    char *anthropic_version;
+    long default_max_tokens;
     struct header_kv *headers;
     size_t nheaders;
     long timeout_ms;            /* total, default 120000 */
@@ -71,6 +77,11 @@ struct model {
     char *id;               /* the upstream model id (azure: the deployment); default name */
     double input_per_mtok;  /* USD per 1M prompt tokens */
     double output_per_mtok; /* USD per 1M completion tokens */
+    /* USD per 1M prompt tokens read from, and written to, the provider's
+     * prompt cache; < 0 (unset) = input_per_mtok. */
+    double cache_read_per_mtok;
+    double cache_write_per_mtok;
+    long default_max_tokens; /* anthropic: 0 = the provider's */
     /* Per-model overrides of the provider's call policy: 0 (or -1 for
      * retries) = the provider's. */
     long timeout_ms;
@@ -288,6 +299,8 @@ void config_unref(struct config *cfg);
 const struct route *config_route(const struct config *cfg, const char *name);
 const struct model *config_model(const struct config *cfg, const char *name);
 const struct provider *config_provider(const struct config *cfg, const char *name);
+/* "openai", "azure" or "anthropic", as gateway.conf spells it. */
+const char *config_provider_type_name(enum provider_type t);
 /* "1.1" or "2", as gateway.conf spells it. */
 const char *config_http_version_name(enum http_version v);
 /* The client key whose SHA-256 is sha (32 bytes): every key is compared, in

@@ -8,15 +8,37 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A token count that can be summed and priced: negative as 0, and no more
+ * than a billion billions, so sums do not overflow. */
+static long clamp_tokens(long n)
+{
+    return n < 0 ? 0 : n > 1000000000000000000L / 8 ? 1000000000000000000L / 8 : n;
+}
+
+double cost_usd_cached(const struct model *m, long prompt_tokens, long cached_tokens,
+                       long cache_write_tokens, long completion_tokens)
+{
+    double read_price = m->cache_read_per_mtok >= 0 ? m->cache_read_per_mtok : m->input_per_mtok;
+    double write_price = m->cache_write_per_mtok >= 0 ? m->cache_write_per_mtok : m->input_per_mtok;
+    long uncached;
+
+    prompt_tokens = clamp_tokens(prompt_tokens);
+    cached_tokens = clamp_tokens(cached_tokens);
+    cache_write_tokens = clamp_tokens(cache_write_tokens);
+    /* The cached parts are within the prompt; a usage that says otherwise
+     * is priced as if the prompt were their sum, never below zero. */
+    if (cached_tokens + cache_write_tokens > prompt_tokens)
+        prompt_tokens = cached_tokens + cache_write_tokens;
+    uncached = prompt_tokens - cached_tokens - cache_write_tokens;
+    return ((double)uncached * m->input_per_mtok + (double)cached_tokens * read_price +
+            (double)cache_write_tokens * write_price +
+            (double)clamp_tokens(completion_tokens) * m->output_per_mtok) /
+           1e6;
+}
+
 double cost_usd(const struct model *m, long prompt_tokens, long completion_tokens)
 {
-    if (prompt_tokens < 0)
-        prompt_tokens = 0;
-    if (completion_tokens < 0)
-        completion_tokens = 0;
-    return ((double)prompt_tokens * m->input_per_mtok +
-            (double)completion_tokens * m->output_per_mtok) /
-           1e6;
+    return cost_usd_cached(m, prompt_tokens, 0, 0, completion_tokens);
 }
 
 long cost_tokens(size_t chars)

@@ -13,6 +13,17 @@
 /* Cost of one call that used the given tokens. */
 double cost_usd(const struct model *m, long prompt_tokens, long completion_tokens);
 
+/* The same with a provider's prompt cache. prompt_tokens counts every
+ * prompt token the OpenAI way, cached ones included; of them cached_tokens
+ * were read from the cache (priced at cache_read_per_mtok) and
+ * cache_write_tokens written to it (cache_write_per_mtok; Anthropic bills
+ * writes). The rest is priced at input_per_mtok, as is a cache price the
+ * model leaves unset. Anthropic's own input_tokens excludes both cached
+ * parts: its answers are translated to this count before they are priced
+ * (provider_anthropic.c), so one formula is right for both. */
+double cost_usd_cached(const struct model *m, long prompt_tokens, long cached_tokens,
+                       long cache_write_tokens, long completion_tokens);
+
 /* Tokens in n characters of text, about 4 a token: for when a provider gave
  * no usage. */
 long cost_tokens(size_t chars);

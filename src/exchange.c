@@ -127,6 +127,7 @@ static void request_fields(struct log_line *l, const struct exchange *ex)
         log_ms(l, "ttft_ms", ex->meta.ttft_us);
     log_long(l, "prompt_tokens", ex->meta.prompt_tokens);
     log_long(l, "completion_tokens", ex->meta.completion_tokens);
+    log_long(l, "cached_tokens", ex->meta.cached_tokens);
     cost_format(ex->meta.cost_usd, cost, sizeof(cost));
     log_raw(l, "cost_usd", cost);
     log_long(l, "attempts", ex->meta.attempts);

@@ -49,6 +49,7 @@ struct ex_meta {
     double cost_usd;
     long prompt_tokens;
     long completion_tokens;
+    long cached_tokens;   /* of prompt_tokens, read from a provider's prompt cache */
     uint64_t upstream_us; /* time spent waiting on upstream calls */
     uint64_t ttft_us;     /* first byte of the answer to the client */
     int attempts;         /* upstream calls made */

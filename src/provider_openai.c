@@ -10,25 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Append one header line (curl copies it). */
-static struct curl_slist *add_line(struct curl_slist *h, const char *line)
-{
-    struct curl_slist *n = curl_slist_append(h, line);
-
-    if (n == NULL)
-        sl_panic("curl_slist_append: out of memory");
-    return n;
-}
-
-static struct curl_slist *add_header(struct curl_slist *h, const char *name, const char *value)
-{
-    char *line = xasprintf("%s: %s", name, value);
-
-    h = add_line(h, line);
-    free(line);
-    return h;
-}
-
 static char *build_url(const struct model *m, enum endpoint ep)
 {
     const struct provider *p = m->provider;
@@ -162,35 +143,29 @@ static char *dump_body(const struct model *m, const json_t *body, int stream)
     return s;
 }
 
-void provider_build(const struct model *m, enum endpoint ep, const json_t *body, const char *text,
-                    size_t text_len, int stream, const char *client_auth, struct call_spec *spec)
+void openai_build(const struct model *m, enum endpoint ep, const json_t *body, const char *text,
+                  size_t text_len, int stream, const char *client_auth, struct call_spec *spec)
 {
     const struct provider *p = m->provider;
-    struct curl_slist *h = NULL;
+    struct curl_slist *h = provider_common_headers(NULL, stream);
     struct buf b;
-    size_t i;
 
-    h = add_line(h, "Content-Type: application/json");
-    h = add_line(h, stream ? "Accept: text/event-stream" : "Accept: application/json");
-    /* No 100-continue round trip for large bodies. */
-    h = add_line(h, "Expect:");
-    h = add_line(h, "User-Agent: sluice/" SLUICE_VERSION);
     if (p->passthrough_auth) {
         /* The client's own credentials, as it sent them. */
         if (client_auth)
-            h = add_header(h, p->type == PROVIDER_AZURE ? "api-key" : "Authorization", client_auth);
+            h = provider_header(h, p->type == PROVIDER_AZURE ? "api-key" : "Authorization",
+                                client_auth);
     } else if (p->api_key) {
         if (p->type == PROVIDER_AZURE) {
-            h = add_header(h, "api-key", p->api_key);
+            h = provider_header(h, "api-key", p->api_key);
         } else {
             char *auth = xasprintf("Bearer %s", p->api_key);
 
-            h = add_header(h, "Authorization", auth);
+            h = provider_header(h, "Authorization", auth);
             free(auth);
         }
     }
-    for (i = 0; i < p->nheaders; i++)
-        h = add_header(h, p->headers[i].name, p->headers[i].value);
+    h = provider_extra_headers(h, p);
 
     memset(spec, 0, sizeof(*spec));
     spec->url = build_url(m, ep);
@@ -203,15 +178,7 @@ void provider_build(const struct model *m, enum endpoint ep, const json_t *body,
         spec->body_len = strlen(spec->body);
     }
     buf_free(&b);
-    spec->connect_timeout_ms =
-        m->connect_timeout_ms > 0 ? m->connect_timeout_ms : p->connect_timeout_ms;
-    spec->timeout_ms = m->timeout_ms > 0 ? m->timeout_ms : p->timeout_ms;
-    spec->first_byte_timeout_ms =
-        m->first_byte_timeout_ms > 0 ? m->first_byte_timeout_ms : p->first_byte_timeout_ms;
-    spec->idle_timeout_ms = m->idle_timeout_ms > 0 ? m->idle_timeout_ms : p->idle_timeout_ms;
-    spec->small_reads = stream;
-    spec->http2 = p->http_version == HTTP_2;
-    spec->ca_file = p->ca_file;
+    provider_call_policy(m, stream, spec);
 }
 
 void reply_init(struct reply *r)
@@ -237,9 +204,32 @@ void reply_free(struct reply *r)
 /* A usage object's tokens. */
 struct usage_read {
     int object;
-    int has_pt, has_ct;
-    long long pt, ct;
+    int has_pt, has_ct, has_cached, has_cw;
+    long long pt, ct, cached, cw;
 };
+
+/* usage.prompt_tokens_details: the cached part of prompt_tokens (OpenAI),
+ * and the part written to the cache (Anthropic answers, translated). */
+static int read_prompt_details(struct jscan *js, const struct jtok *v, struct usage_read *u)
+{
+    struct jtok k, n;
+    int m;
+
+    u->has_cached = u->has_cw = 0;
+    if (v->type != JT_OBJECT)
+        return jscan_skip(js, v);
+    while ((m = jscan_member(js, &k)) == 1) {
+        if (jscan_value(js, &n) < 0)
+            return -1;
+        if (jtok_eq(&k, "cached_tokens"))
+            u->has_cached = jtok_integer(&n, &u->cached);
+        else if (jtok_eq(&k, "cache_write_tokens"))
+            u->has_cw = jtok_integer(&n, &u->cw);
+        if (jscan_skip(js, &n) < 0)
+            return -1;
+    }
+    return m;
+}
 
 /* One choice: its text goes straight into a buffer, from len0 on. */
 struct choice_read {
@@ -267,10 +257,15 @@ static int read_usage(struct jscan *js, const struct jtok *v, struct usage_read 
     while ((m = jscan_member(js, &k)) == 1) {
         if (jscan_value(js, &n) < 0)
             return -1;
-        if (jtok_eq(&k, "prompt_tokens"))
+        if (jtok_eq(&k, "prompt_tokens")) {
             u->has_pt = jtok_integer(&n, &u->pt);
-        else if (jtok_eq(&k, "completion_tokens"))
+        } else if (jtok_eq(&k, "completion_tokens")) {
             u->has_ct = jtok_integer(&n, &u->ct);
+        } else if (jtok_eq(&k, "prompt_tokens_details")) {
+            if (read_prompt_details(js, &n, u) < 0)
+                return -1;
+            continue;
+        }
         if (jscan_skip(js, &n) < 0)
             return -1;
     }
@@ -285,6 +280,9 @@ static void commit_usage(const struct usage_read *u, struct reply *r)
         r->prompt_tokens = (long)u->pt;
     if (u->has_ct)
         r->completion_tokens = (long)u->ct;
+    /* A usage without details has no cached tokens. */
+    r->cached_tokens = u->has_cached && u->cached > 0 ? (long)u->cached : 0;
+    r->cache_write_tokens = u->has_cw && u->cw > 0 ? (long)u->cw : 0;
     r->has_usage = 1;
 }
 

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../../src/mock_http.c"
+#include "../../src/mock/mock_http.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,7 +1,7 @@
 /* libFuzzer: provider response reading, whole bodies and stream chunks.
  * A whole body is also read with jansson's tree, and the two readings must
- * agree on what the gateway uses: usage, choice 0's text and finish_reason,
- * and the number of choices. */
+ * agree on what the gateway uses: usage (cached tokens too), choice 0's text
+ * and finish_reason, and the number of choices. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +61,14 @@ static void check_against_tree(enum endpoint ep, const char *text, size_t size,
     if (r->has_usage != json_is_object(usage) || r->prompt_tokens != (long)pt ||
         r->completion_tokens != (long)ct)
         abort();
+    {
+        json_t *ctok =
+            json_object_get(json_object_get(usage, "prompt_tokens_details"), "cached_tokens");
+        long long cached = json_is_integer(ctok) ? json_integer_value(ctok) : 0;
+
+        if (r->cached_tokens != (cached > 0 ? (long)cached : 0))
+            abort();
+    }
     choices = json_object_get(root, "choices");
     if (ep != EP_EMBEDDINGS && json_is_array(choices)) {
         if (r->nchoices != json_array_size(choices))

@@ -217,15 +217,17 @@ export async function waitFor(pred, { timeoutMs = 5000, stepMs = 20 } = {}) {
 // A client that stops reading: python3 sets a tiny receive buffer before it
 // connects, which Node cannot, so the gateway's stream buffer is what fills.
 const SLOW_READER = `
-import socket, sys, time
-port, wait, rid = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+import os, socket, sys, time
+port, wait, rid, gate = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
 body = sys.stdin.buffer.read()
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.connect(('127.0.0.1', port))
 s.sendall(b'POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n'
           b'x-request-id: %s\\r\\nContent-Length: %d\\r\\n\\r\\n' % (rid.encode(), len(body)) + body)
-time.sleep(wait)
+end = time.time() + wait
+while time.time() < end and not (gate and os.path.exists(gate)):
+    time.sleep(0.05)
 s.settimeout(20)
 data = b''
 while not data.endswith(b'0\\r\\n\\r\\n'):
@@ -238,11 +240,11 @@ sys.stdout.buffer.write(data[-4000:])
 
 /**
  * POST body as a streamed chat request to the gateway at url from a client
- * that reads nothing for waitS seconds, then reads to the end. Resolves to
- * the last 4000 bytes it got.
+ * that reads nothing for waitS seconds (or until the file gate exists, when
+ * given), then reads to the end. Resolves to the last 4000 bytes it got.
  */
-export function slowReader(url, body, waitS, requestId) {
-  const child = spawn('python3', ['-c', SLOW_READER, new URL(url).port, String(waitS), requestId]);
+export function slowReader(url, body, waitS, requestId, gate = '') {
+  const child = spawn('python3', ['-c', SLOW_READER, new URL(url).port, String(waitS), requestId, gate]);
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stdin.end(body);

@@ -7,7 +7,7 @@
 // refuses itself still comes back in OpenAI's error shape.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -203,7 +203,12 @@ test('all streams together hold at most max_stream_memory_bytes: the slowest rea
         await sleep(50);
       }
     })();
-    const slow = [0, 1, 2, 3, 4, 5].map((i) => slowReader(g.url, body(i), 3 * SLOW, `slow-mem-${i}`));
+    // The readers start reading once the cap has been reached (or after 30 s,
+    // and the test fails), so a slow machine cannot let them drain first.
+    const gate = join(tmpDir(), 'read-now');
+    const slow = [0, 1, 2, 3, 4, 5].map((i) => slowReader(g.url, body(i), 30 * SLOW, `slow-mem-${i}`, gate));
+    const capped = waitFor(() => logLines(g).some((l) => /max_stream_memory_bytes \(4194304\) reached/.test(l.msg ?? '')),
+      { timeoutMs: 25000 }).finally(() => writeFileSync(gate, ''));
     // A client that keeps up is served in full meanwhile.
     await sleep(500);
     const fast = await fetch(`${g.base}/chat/completions`, {
@@ -212,6 +217,7 @@ test('all streams together hold at most max_stream_memory_bytes: the slowest rea
     });
     const fastText = await fast.text();
     assert.match(fastText, /data: \[DONE\]/);
+    await capped;
     const outs = await Promise.all(slow);
     polling = false;
     await poll;

@@ -609,13 +609,98 @@ static void test_bad_values(void **state)
                 "t.conf:4: routes.r.model: unknown model \"a\\x0ab\"");
 }
 
+/* type = "anthropic": its keys, their defaults, and the scorers it cannot
+ * serve. */
+static void test_anthropic(void **state)
+{
+    static const char prov[] =
+        "providers = ( { name = \"a\"; type = \"anthropic\"; base_url = \"https://x/v1/\"; },\n"
+        "  { name = \"b\"; type = \"anthropic\"; base_url = \"https://x/v1\";\n"
+        "    anthropic_version = \"2024-01-01\"; default_max_tokens = 1024; },\n"
+        "  { name = \"o\"; base_url = \"http://o\"; } );\n";
+    struct config *cfg;
+    char *text;
+
+    UNUSED(state);
+    text =
+        xasprintf("%smodels = ( { name = \"c\"; provider = \"a\"; cache_read_per_mtok = 0.3;\n"
+                  "  cache_write_per_mtok = 3.75; default_max_tokens = 99; },\n"
+                  "  { name = \"d\"; provider = \"b\"; }, { name = \"e\"; provider = \"o\"; } );\n"
+                  "routes = ( { name = \"r\"; cascade = ( { models = ( \"c\", \"e\" );\n"
+                  "  scorer = \"agreement\"; threshold = 1.0; }, { model = \"d\"; } ); } );\n",
+                  prov);
+    cfg = expect_ok(text);
+    free(text);
+    assert_int_equal(cfg->providers[0].type, PROVIDER_ANTHROPIC);
+    assert_string_equal(config_provider_type_name(cfg->providers[0].type), "anthropic");
+    assert_string_equal(cfg->providers[0].base_url, "https://x/v1");
+    assert_string_equal(cfg->providers[0].anthropic_version, "2023-06-01");
+    assert_int_equal(cfg->providers[0].default_max_tokens, 4096);
+    assert_string_equal(cfg->providers[1].anthropic_version, "2024-01-01");
+    assert_int_equal(cfg->providers[1].default_max_tokens, 1024);
+    assert_null(cfg->providers[2].anthropic_version);
+    assert_true(cfg->models[0].cache_read_per_mtok == 0.3);
+    assert_true(cfg->models[0].cache_write_per_mtok == 3.75);
+    assert_int_equal(cfg->models[0].default_max_tokens, 99);
+    /* Unset cache prices are -1: the input price applies. */
+    assert_true(cfg->models[1].cache_read_per_mtok < 0 && cfg->models[1].cache_write_per_mtok < 0);
+    config_unref(cfg);
+
+    expect_only("providers = ( { name = \"o\"; base_url = \"http://o\"; anthropic_version = "
+                "\"2023-06-01\"; } );\nmodels = ( { name = \"m\"; provider = \"o\"; } );\n",
+                "t.conf:1: providers.o.anthropic_version: key 'anthropic_version' is only valid "
+                "with type = \"anthropic\"");
+    expect_only("providers = ( { name = \"o\"; base_url = \"http://o\"; } );\nmodels = ( { name "
+                "= \"m\"; provider = \"o\";\n  default_max_tokens = 10; } );\n",
+                "t.conf:3: models.m.default_max_tokens: key 'default_max_tokens' is only valid for "
+                "a model of a provider with type = \"anthropic\" (OpenAI-compatible APIs need no "
+                "max_tokens)");
+    expect_only("providers = ( { name = \"a\"; type = \"anthropic\"; base_url = \"http://a\";\n"
+                "  anthropic_version = \"a b\"; } );\nmodels = ( { name = \"m\"; provider = \"a\"; "
+                "} );\n",
+                "t.conf:2: providers.a.anthropic_version: expected a version such as "
+                "\"2023-06-01\"");
+    expect_only("providers = ( { name = \"o\"; base_url = \"http://o\"; } );\nmodels = ( { name "
+                "= \"m\"; provider = \"o\"; cache_read_per_mtok = -1; } );\n",
+                "t.conf:2: models.m.cache_read_per_mtok: must be >= 0 (got -1)");
+    expect_only("providers = ( { name = \"a\"; type = \"anthropic\"; base_url = \"http://a\";\n"
+                "  headers = { x-api-key = \"k\"; }; } );\nmodels = ( { name = \"m\"; provider = "
+                "\"a\"; } );\n",
+                "t.conf:2: providers.a.headers.x-api-key: header \"x-api-key\" is set by sluice "
+                "itself (credentials come from api_key_env)");
+    /* An OpenAI-compatible server behind a proxy may want one. */
+    cfg =
+        expect_ok("providers = ( { name = \"o\"; base_url = \"http://o\"; headers = { x-api-key = "
+                  "\"k\"; anthropic-version = \"v\"; }; } );\nmodels = ( { name = \"m\"; "
+                  "provider = \"o\"; } );\n");
+    assert_int_equal(cfg->providers[0].nheaders, 2);
+    config_unref(cfg);
+
+    /* No logprobs and one answer a call: --check says so. */
+    text = xasprintf("%smodels = ( { name = \"c\"; provider = \"a\"; } );\nroutes = ( { name = "
+                     "\"r\"; cascade = (\n  { model = \"c\"; scorer = \"logprob\"; threshold = "
+                     "0.5; } ); } );\n",
+                     prov);
+    expect_only(text, "t.conf:7: routes.r.cascade.[0].scorer: model \"c\" is served by an "
+                      "Anthropic provider, whose answers carry no logprobs: use another scorer "
+                      "(rules, agreement over 'models', judge, learned or http)");
+    free(text);
+    text = xasprintf("%smodels = ( { name = \"c\"; provider = \"a\"; } );\nroutes = ( { name = "
+                     "\"r\"; cascade = (\n  { model = \"c\"; scorer = \"agreement\"; samples = "
+                     "3; threshold = 0.5; } ); } );\n",
+                     prov);
+    expect_only(text, "t.conf:7: routes.r.cascade.[0].samples: model \"c\" is served by an "
+                      "Anthropic provider, which gives one answer per call: compare two models "
+                      "with 'models' instead");
+    free(text);
+}
+
 static void test_bad_enums(void **state)
 {
-    expect_only(
-        "providers = ( { name = \"p\"; type = \"anthropic\"; base_url = \"http://x\"; } );\n"
-        "models = ( { name = \"m\"; provider = \"p\"; } );\n",
-        "t.conf:1: providers.p.type: unknown value \"anthropic\" (expected one of: "
-        "openai, azure)");
+    expect_only("providers = ( { name = \"p\"; type = \"vertex\"; base_url = \"http://x\"; } );\n"
+                "models = ( { name = \"m\"; provider = \"p\"; } );\n",
+                "t.conf:1: providers.p.type: unknown value \"vertex\" (expected one of: "
+                "openai, azure, anthropic)");
     expect_only(
         "providers = ( { name = \"p\"; base_url = \"http://x\"; http_version = \"3\"; } );\n"
         "models = ( { name = \"m\"; provider = \"p\"; } );\n",
@@ -1344,6 +1429,7 @@ int main(void)
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_redis_block),
         cmocka_unit_test(test_bad_enums),
+        cmocka_unit_test(test_anthropic),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_scorer_keys),
         cmocka_unit_test(test_agreement_rules),

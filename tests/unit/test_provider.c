@@ -116,11 +116,13 @@ static char *sent_body(const char *client, int stream, int as_written)
     struct model m = {.name = "m", .provider = &p, .id = "up-1"};
     json_t *body = json_loads(client, 0, NULL);
     struct call_spec spec;
+    struct api_error e;
     char *out;
 
     assert_non_null(body);
-    provider_build(&m, EP_CHAT, body, as_written ? client : NULL, as_written ? strlen(client) : 0,
-                   stream, NULL, &spec);
+    assert_int_equal(provider_build(&m, EP_CHAT, body, as_written ? client : NULL,
+                                    as_written ? strlen(client) : 0, stream, NULL, &spec, &e),
+                     0);
     assert_int_equal(strlen(spec.body), spec.body_len);
     out = spec.body;
     curl_slist_free_all(spec.headers);

@@ -130,7 +130,7 @@ static size_t gen_pieces(const char *s, size_t len, size_t *starts)
 
 /* Fill c->starts/ntok from c->text, and cut the text to max_tokens pieces
  * (0 = no limit). Return 1 when it cut. */
-static int choice_tokenise(struct mock_choice *c, long long max_tokens)
+int mock_choice_tokenise(struct mock_choice *c, long long max_tokens)
 {
     c->starts = xmalloc((c->len ? c->len : 1) * sizeof(size_t));
     c->ntok = gen_pieces(c->text, c->len, c->starts);
@@ -150,14 +150,17 @@ static char *gen_sentence(uint64_t h, size_t *len)
     size_t nwords = 5 + (size_t)((h >> 10) % 8);
     uint64_t x = h;
 
-    buf_init(&b, 4096);
-    buf_printf(&b, "Mock answer %u:", (unsigned)(h % 1000));
+    int r;
+
+    buf_init(&b, 4096); /* twelve short words at most */
+    r = buf_printf(&b, "Mock answer %u:", (unsigned)(h % 1000));
     for (size_t i = 0; i < nwords; i++) {
         x = mix64(x + i);
-        buf_puts(&b, " ");
-        buf_puts(&b, gen_words[x % GEN_NWORDS]);
+        r |= buf_puts(&b, " ");
+        r |= buf_puts(&b, gen_words[x % GEN_NWORDS]);
     }
-    buf_puts(&b, ".");
+    r |= buf_puts(&b, ".");
+    sl_assert(r == 0);
     return buf_steal(&b, len);
 }
 
@@ -257,6 +260,18 @@ static json_t *schema_value(const json_t *schema, uint64_t h, const char **sente
     return json_null();
 }
 
+json_t *mock_gen_tool_input(const json_t *schema, uint64_t h)
+{
+    const char *word = "mock";
+    json_t *v = schema_value(schema, h, &word, 0);
+
+    if (!json_is_object(v)) {
+        json_decref(v);
+        v = json_object();
+    }
+    return v;
+}
+
 /* The JSON-mode answer: an object fitting the json_schema when one is given,
  * else {"answer": sentence}. Caller frees. */
 static char *gen_json_answer(const json_t *rf, uint64_t h, const char *sentence, size_t *len)
@@ -354,6 +369,8 @@ static int gen_common(const json_t *req, const struct mock_gen_opts *o, struct m
         return -1;
     a->created = (long long)time(NULL);
     a->model = xstrdup(o->model);
+    a->cache_read = o->cache_read;
+    a->cache_write = o->cache_write;
     a->forced = o->forced;
     a->forced_lp = o->forced_lp;
     return 0;
@@ -459,8 +476,9 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
      * last user message's text (what the synthetic answer derives from). */
     buf_init(&all, GEN_MAX_PROMPT);
     buf_init(&user, GEN_MAX_PROMPT);
-    buf_append(&all, "", 0); /* allocate: data is never NULL below */
-    buf_append(&user, "", 0);
+    /* allocate: data is never NULL below */
+    if (buf_append(&all, "", 0) < 0 || buf_append(&user, "", 0) < 0)
+        goto too_big;
     json_array_foreach (messages, i, m) {
         json_t *role = json_object_get(m, "role");
         size_t before;
@@ -518,13 +536,8 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
             c->len = rec->content_len;
             c->text = xstrndup(rec->content, c->len);
         } else if (r == 0 && tool) {
-            const char *word = "mock";
-            json_t *args = schema_value(json_object_get(tool, "parameters"), h, &word, 0);
+            json_t *args = mock_gen_tool_input(json_object_get(tool, "parameters"), h);
 
-            if (!json_is_object(args)) {
-                json_decref(args);
-                args = json_object();
-            }
             c->text = json_dumps(args, JSON_FLAGS);
             c->len = strlen(c->text);
             json_decref(args);
@@ -546,7 +559,7 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
             }
         }
         /* Recorded answers are replayed exactly, whatever max_tokens says. */
-        if (choice_tokenise(c, rec ? 0 : max_tokens))
+        if (mock_choice_tokenise(c, rec ? 0 : max_tokens))
             c->finish_reason = "length";
         a->completion_tokens += (long long)c->ntok;
     }
@@ -728,7 +741,7 @@ int mock_gen_completion(const json_t *req, const struct mock_gen_opts *o, struct
             } else if (r == 0) {
                 c->text = gen_sentence(ps[p].hash, &c->len);
             }
-            if (choice_tokenise(c, rec ? 0 : max_tokens))
+            if (mock_choice_tokenise(c, rec ? 0 : max_tokens))
                 c->finish_reason = "length";
             a->completion_tokens += rec ? rec->completion_tokens : (long long)c->ntok;
         }
@@ -754,8 +767,10 @@ void mock_answer_free(struct mock_answer *a)
     }
     free(a->choices);
     free(a->model);
+    free(a->stop_sequence);
     a->choices = NULL;
     a->model = NULL;
+    a->stop_sequence = NULL;
     a->nchoices = 0;
 }
 
@@ -878,11 +893,19 @@ static json_t *legacy_logprobs(const struct mock_answer *a, const struct mock_ch
                      tops, "text_offset", offs);
 }
 
+/* OpenAI's usage: prompt_tokens counts cached tokens too, and says how many
+ * in prompt_tokens_details (only when some are). */
 static json_t *usage_json(const struct mock_answer *a)
 {
-    return json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)a->prompt_tokens,
-                     "completion_tokens", (json_int_t)a->completion_tokens, "total_tokens",
-                     (json_int_t)(a->prompt_tokens + a->completion_tokens));
+    long long prompt = a->prompt_tokens > a->cache_read ? a->prompt_tokens : a->cache_read;
+    json_t *u = json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)prompt, "completion_tokens",
+                          (json_int_t)a->completion_tokens, "total_tokens",
+                          (json_int_t)(prompt + a->completion_tokens));
+
+    if (a->cache_read > 0)
+        json_object_set_new(u, "prompt_tokens_details",
+                            json_pack("{s:I}", "cached_tokens", (json_int_t)a->cache_read));
+    return u;
 }
 
 static json_t *tool_calls_json(const struct mock_choice *c, const char *args, size_t args_len,
@@ -954,14 +977,17 @@ char *mock_render_json(const struct mock_answer *a, int truncated_json, size_t *
     if (s == NULL)
         sl_panic("mock_render_json: json_dumps failed");
     *len = strlen(s);
-    if (truncated_json) {
-        /* Cut inside the first choice so no parser can accept it. */
-        const char *cut = strstr(s, "\"choices\":[");
-
-        *len = cut ? (size_t)(cut - s) + 12 : *len / 2;
-        s[*len] = '\0';
-    }
+    if (truncated_json)
+        mock_json_cut(s, len, "\"choices\":["); /* inside the first choice */
     return s;
+}
+
+void mock_json_cut(char *s, size_t *len, const char *at)
+{
+    const char *cut = strstr(s, at);
+
+    *len = cut ? (size_t)(cut - s) + strlen(at) + 1 : *len / 2;
+    s[*len] = '\0';
 }
 
 /* ---- streams ---- */
@@ -970,7 +996,7 @@ char *mock_render_json(const struct mock_answer *a, int truncated_json, size_t *
  * groups of whole tokens; when there are fewer tokens than chunks, the text
  * is cut by characters instead, so a test asking for N chunks gets N (as long
  * as the text has N characters). Caller frees. */
-static size_t *chunk_bounds(const struct mock_choice *c, size_t chunks, size_t *nb)
+size_t *mock_choice_bounds(const struct mock_choice *c, size_t chunks, size_t *nb)
 {
     size_t *b;
     size_t k;
@@ -1010,19 +1036,30 @@ static size_t token_at(const struct mock_choice *c, size_t off, size_t from)
     return from;
 }
 
-/* Append one SSE event "data: <text>\n\n", framed as one chunk if chunked. */
-static int emit_raw(struct buf *b, const char *text, size_t len, int chunked)
+int mock_emit_event(struct buf *b, const char *event, const char *data, size_t len, int chunked)
 {
+    size_t elen = event ? strlen(event) : 0;
     int r = 0;
 
     if (chunked)
-        r |= buf_printf(b, "%zx\r\n", len + 8);
+        r |= buf_printf(b, "%zx\r\n", len + 8 + (event ? elen + 8 : 0));
+    if (event) {
+        r |= buf_append(b, "event: ", 7);
+        r |= buf_append(b, event, elen);
+        r |= buf_append(b, "\n", 1);
+    }
     r |= buf_append(b, "data: ", 6);
-    r |= buf_append(b, text, len);
+    r |= buf_append(b, data, len);
     r |= buf_append(b, "\n\n", 2);
     if (chunked)
         r |= buf_append(b, "\r\n", 2);
     return r ? -1 : 0;
+}
+
+/* Append one SSE event "data: <text>\n\n", framed as one chunk if chunked. */
+static int emit_raw(struct buf *b, const char *text, size_t len, int chunked)
+{
+    return mock_emit_event(b, NULL, text, len, chunked);
 }
 
 /* Wrap one choice object in a chunk envelope and emit it; takes choice. With
@@ -1113,8 +1150,8 @@ static int emit_content(struct buf *b, const struct mock_answer *a, size_t i, co
     return emit_choice(b, a, choice, chunked);
 }
 
-int mock_render_stream(const struct mock_answer *a, size_t chunks, int malformed, int chunked,
-                       struct mock_stream *s)
+int mock_render_stream(const struct mock_answer *a, size_t chunks, int malformed, int error_event,
+                       int chunked, struct mock_stream *s)
 {
     size_t **bounds = xcalloc(a->nchoices, sizeof(*bounds));
     size_t *nb = xcalloc(a->nchoices, sizeof(*nb));
@@ -1127,7 +1164,7 @@ int mock_render_stream(const struct mock_answer *a, size_t chunks, int malformed
     if (chunks > GEN_MAX_CHUNKS)
         chunks = GEN_MAX_CHUNKS;
     for (size_t i = 0; i < a->nchoices; i++) {
-        bounds[i] = chunk_bounds(&a->choices[i], chunks, &nb[i]);
+        bounds[i] = mock_choice_bounds(&a->choices[i], chunks, &nb[i]);
         if (nb[i] > maxk)
             maxk = nb[i];
         nevents += nb[i];
@@ -1154,6 +1191,22 @@ int mock_render_stream(const struct mock_answer *a, size_t chunks, int malformed
     if (malformed && r == 0)
         r = emit_raw(&s->data, "{not json", 9, chunked);
     step_end(s, 0);
+    if (error_event) {
+        /* The server failed after the stream began: an error object, then
+         * the end of the body, with no [DONE]. */
+        static const char e[] = "{\"error\":{\"message\":\"The server had an error while "
+                                "processing your request (sluice-mock error_event)\",\"type\":"
+                                "\"server_error\",\"param\":null,\"code\":null}}";
+
+        maxk = 0;
+        s->nsteps = 2;
+        if (r == 0)
+            r = emit_raw(&s->data, e, sizeof(e) - 1, chunked);
+        if (r == 0 && chunked)
+            r = buf_append(&s->data, "0\r\n\r\n", 5);
+        step_end(s, 1);
+        goto out;
+    }
 
     for (size_t j = 0; j < maxk && r == 0; j++) {
         for (size_t i = 0; i < a->nchoices && r == 0; i++)
@@ -1177,7 +1230,7 @@ int mock_render_stream(const struct mock_answer *a, size_t chunks, int malformed
     if (r == 0 && chunked)
         r = buf_append(&s->data, "0\r\n\r\n", 5);
     step_end(s, s->nsteps - 1);
-
+out:
     for (size_t i = 0; i < a->nchoices; i++)
         free(bounds[i]);
     free(bounds);

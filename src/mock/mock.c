@@ -15,6 +15,7 @@
  * arrived, so a test can assert how many upstream calls were made.
  */
 #include "loop.h"
+#include "mock_anthropic.h"
 #include "mock_gen.h"
 #include "mock_http.h"
 #include "mock_replay.h"
@@ -102,7 +103,8 @@ struct conn {
     int head_only;     /* a HEAD request: headers but no body */
     int peer_eof;
     int closed;
-    int blocked; /* production stopped at MOCK_WBUF_HIGH; resume on drain */
+    int blocked;   /* production stopped at MOCK_WBUF_HIGH; resume on drain */
+    int anthropic; /* the request being answered is Anthropic's: its error shape */
 
     /* The answer being delivered. */
     enum conn_action act;
@@ -157,7 +159,8 @@ enum mock_fault {
     FAULT_RESET,
     FAULT_TRUNCATE,
     FAULT_MALFORMED,
-    FAULT_ERROR_200, /* an error object with HTTP 200, as some proxies send */
+    FAULT_ERROR_EVENT, /* a 200 stream that fails with an error event */
+    FAULT_ERROR_200,   /* an error object with HTTP 200, as some proxies send */
 };
 
 struct mock_ctl {
@@ -174,6 +177,8 @@ struct mock_ctl {
     const char *model;
     long fail_times; /* -1 = not given */
     const char *key;
+    long tool_calls;              /* Anthropic mode: tool_use blocks; 0 = not given */
+    long cache_read, cache_write; /* prompt tokens reported as cached; 0 = none */
 };
 
 static void conn_update(struct conn *c);
@@ -208,6 +213,7 @@ static const struct {
     {502, "Bad Gateway"},
     {503, "Service Unavailable"},
     {504, "Gateway Timeout"},
+    {529, "Site Overloaded"},
     {505, "HTTP Version Not Supported"},
 };
 
@@ -503,13 +509,15 @@ static void conn_read(struct conn *c)
 static void pend_head(struct conn *c, int status, const char *ctype, const char *extra)
 {
     buf_reset(&c->pend);
-    buf_printf(&c->pend,
-               "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nx-request-id: req_mock_%llu\r\n"
-               "openai-processing-ms: 1\r\n%s%s",
-               status, status_text(status), ctype, srv.seq, extra ? extra : "",
-               !c->keep_alive ? "Connection: close\r\n"
-               : c->http10    ? "Connection: keep-alive\r\n"
-                              : "");
+    if (buf_printf(&c->pend,
+                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s: req_mock_%llu\r\n"
+                   "%s%s%s",
+                   status, status_text(status), ctype, c->anthropic ? "request-id" : "x-request-id",
+                   srv.seq, c->anthropic ? "" : "openai-processing-ms: 1\r\n", extra ? extra : "",
+                   !c->keep_alive ? "Connection: close\r\n"
+                   : c->http10    ? "Connection: keep-alive\r\n"
+                                  : "") < 0)
+        sl_panic("mock: a response head outgrew its buffer");
 }
 
 /* c->pend = a whole response with this body. */
@@ -524,15 +532,23 @@ static void pend_response(struct conn *c, int status, const char *ctype, const c
     c->act_after = c->keep_alive ? AFTER_NONE : AFTER_LINGER;
 }
 
-/* c->pend = the OpenAI error JSON. This is the one place error bodies are
- * made. `extra` is more header lines, or NULL. */
+/* c->pend = the error JSON: OpenAI's, or for an Anthropic request
+ * Anthropic's ({"type":"error","error":{"type","message"},"request_id"}),
+ * where code and param have no place. This is the one place error bodies
+ * are made. `extra` is more header lines, or NULL. */
 static void pend_error(struct conn *c, int status, const char *code, const char *param,
                        const char *message, const char *extra)
 {
-    json_t *e = json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", message, "type",
-                          error_type(status), "param", param, "code", code);
-    char *body;
+    json_t *e;
+    char *body, rid[48];
 
+    snprintf(rid, sizeof(rid), "req_mock_%llu", srv.seq);
+    if (c->anthropic)
+        e = json_pack("{s:s,s:{s:s,s:s},s:s}", "type", "error", "error", "type",
+                      mock_anth_error_type(status), "message", message, "request_id", rid);
+    else
+        e = json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", message, "type",
+                      error_type(status), "param", param, "code", code);
     if (e == NULL) /* a message that is not UTF-8 */
         e = json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", "sluice-mock: bad request",
                       "type", error_type(status), "param", "code");
@@ -730,12 +746,14 @@ static int ctl_parse(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
                 ctl->fault = FAULT_TRUNCATE;
             else if (f && strcmp(f, "malformed") == 0)
                 ctl->fault = FAULT_MALFORMED;
+            else if (f && strcmp(f, "error_event") == 0)
+                ctl->fault = FAULT_ERROR_EVENT;
             else if (f && strcmp(f, "error_200") == 0)
                 ctl->fault = FAULT_ERROR_200;
             else if (!json_is_null(v))
                 return ctl_fail(err, "mock.fault",
                                 "'mock.fault' must be \"hang\", \"reset\", \"truncate\", "
-                                "\"malformed\" or \"error_200\"");
+                                "\"malformed\", \"error_event\" or \"error_200\"");
         } else if (strcmp(k, "first_byte_ms") == 0) {
             if (ctl_int(v, 0, MOCK_MAX_DELAY_MS, &ctl->first_byte_ms) < 0)
                 return ctl_fail(err, "mock.first_byte_ms",
@@ -764,6 +782,18 @@ static int ctl_parse(json_t *m, struct mock_ctl *ctl, struct mock_err *err)
             if (!json_is_string(v))
                 return ctl_fail(err, "mock.key", "'mock.key' must be a string");
             ctl->key = json_string_value(v);
+        } else if (strcmp(k, "tool_calls") == 0) {
+            if (ctl_int(v, 1, MOCK_ANTH_MAX_TOOL_CALLS, &ctl->tool_calls) < 0)
+                return ctl_fail(err, "mock.tool_calls",
+                                "'mock.tool_calls' must be an integer 1..16");
+        } else if (strcmp(k, "cache_read_tokens") == 0) {
+            if (ctl_int(v, 0, 1000000000, &ctl->cache_read) < 0)
+                return ctl_fail(err, "mock.cache_read_tokens",
+                                "'mock.cache_read_tokens' must be an integer 0..1000000000");
+        } else if (strcmp(k, "cache_write_tokens") == 0) {
+            if (ctl_int(v, 0, 1000000000, &ctl->cache_write) < 0)
+                return ctl_fail(err, "mock.cache_write_tokens",
+                                "'mock.cache_write_tokens' must be an integer 0..1000000000");
         } else {
             char msg[160];
 
@@ -876,6 +906,7 @@ static const char *default_error_message(long status)
         {502, "Bad gateway (sluice-mock)"},
         {503, "The engine is currently overloaded (sluice-mock)"},
         {504, "Gateway timeout (sluice-mock)"},
+        {529, "Overloaded"},
     };
 
     for (size_t i = 0; i < ARRAY_LEN(msgs); i++)
@@ -886,26 +917,28 @@ static const char *default_error_message(long status)
 
 /* ---- endpoints ---- */
 
-enum endpoint {
-    EP_NONE,
-    EP_CHAT,
-    EP_COMPLETIONS,
-    EP_EMBEDDINGS,
-    EP_MODELS,
-    EP_MODEL,
-    EP_STATS,
-    EP_RESET,
-    EP_HEALTH,
+enum mock_ep {
+    MOCK_EP_NONE,
+    MOCK_EP_CHAT,
+    MOCK_EP_COMPLETIONS,
+    MOCK_EP_EMBEDDINGS,
+    MOCK_EP_MODELS,
+    MOCK_EP_MODEL,
+    MOCK_EP_STATS,
+    MOCK_EP_RESET,
+    MOCK_EP_HEALTH,
+    MOCK_EP_MESSAGES,     /* Anthropic: POST /v1/messages */
+    MOCK_EP_COUNT_TOKENS, /* Anthropic: POST /v1/messages/count_tokens */
 };
 
-struct route {
-    enum endpoint ep;
+struct mock_route {
+    enum mock_ep ep;
     int azure;
     char *deployment; /* owned: the Azure deployment, which is the model */
     char *model_id;   /* owned: GET /v1/models/{id} */
 };
 
-static void route_request(const struct mock_http_req *req, struct route *r)
+static void route_request(const struct mock_http_req *req, struct mock_route *r)
 {
     const char *p = req->path;
     size_t n = req->path_len;
@@ -913,22 +946,26 @@ static void route_request(const struct mock_http_req *req, struct route *r)
 
     memset(r, 0, sizeof(*r));
     if (span_eq(p, n, "/v1/chat/completions"))
-        r->ep = EP_CHAT;
+        r->ep = MOCK_EP_CHAT;
     else if (span_eq(p, n, "/v1/completions"))
-        r->ep = EP_COMPLETIONS;
+        r->ep = MOCK_EP_COMPLETIONS;
     else if (span_eq(p, n, "/v1/embeddings"))
-        r->ep = EP_EMBEDDINGS;
+        r->ep = MOCK_EP_EMBEDDINGS;
+    else if (span_eq(p, n, "/v1/messages"))
+        r->ep = MOCK_EP_MESSAGES;
+    else if (span_eq(p, n, "/v1/messages/count_tokens"))
+        r->ep = MOCK_EP_COUNT_TOKENS;
     else if (span_eq(p, n, "/v1/models"))
-        r->ep = EP_MODELS;
+        r->ep = MOCK_EP_MODELS;
     else if (span_prefix(p, n, "/v1/models/") && n > 11) {
         r->model_id = pct_decode(p + 11, n - 11);
-        r->ep = r->model_id ? EP_MODEL : EP_NONE;
+        r->ep = r->model_id ? MOCK_EP_MODEL : MOCK_EP_NONE;
     } else if (span_eq(p, n, "/_mock/stats"))
-        r->ep = EP_STATS;
+        r->ep = MOCK_EP_STATS;
     else if (span_eq(p, n, "/_mock/reset"))
-        r->ep = EP_RESET;
+        r->ep = MOCK_EP_RESET;
     else if (span_eq(p, n, "/_mock/health"))
-        r->ep = EP_HEALTH;
+        r->ep = MOCK_EP_HEALTH;
     else if (span_prefix(p, n, az)) {
         const char *d = p + sizeof(az) - 1, *slash;
         size_t rest = n - (sizeof(az) - 1);
@@ -938,16 +975,16 @@ static void route_request(const struct mock_http_req *req, struct route *r)
             return;
         rest -= (size_t)(slash - d);
         if (span_eq(slash, rest, "/chat/completions"))
-            r->ep = EP_CHAT;
+            r->ep = MOCK_EP_CHAT;
         else if (span_eq(slash, rest, "/completions"))
-            r->ep = EP_COMPLETIONS;
+            r->ep = MOCK_EP_COMPLETIONS;
         else if (span_eq(slash, rest, "/embeddings"))
-            r->ep = EP_EMBEDDINGS;
+            r->ep = MOCK_EP_EMBEDDINGS;
         else
             return;
         r->deployment = pct_decode(d, (size_t)(slash - d));
         if (r->deployment == NULL)
-            r->ep = EP_NONE;
+            r->ep = MOCK_EP_NONE;
         r->azure = 1;
     }
 }
@@ -957,7 +994,10 @@ static int method_is(const struct mock_http_req *req, const char *m)
     return span_eq(req->method, req->method_len, m);
 }
 
-static int auth_ok(const struct mock_http_req *req, int azure)
+/* The --require-key check: "Authorization: Bearer KEY", or the key alone
+ * in api-key (Azure, which takes nothing else) or x-api-key (Anthropic,
+ * which also takes the bearer token its SDK 1.x sends). */
+static int auth_ok(const struct mock_http_req *req, int azure, int anthropic)
 {
     const char *key = srv.opt.require_key;
     const struct mock_http_header *h;
@@ -966,9 +1006,10 @@ static int auth_ok(const struct mock_http_req *req, int azure)
     if (key == NULL)
         return 1;
     kl = strlen(key);
-    if (azure) {
-        h = mock_http_find(req, "api-key");
-        return h && span_eq(h->value, h->value_len, key);
+    if (azure || anthropic) {
+        h = mock_http_find(req, anthropic ? "x-api-key" : "api-key");
+        if (h || azure)
+            return h && span_eq(h->value, h->value_len, key);
     }
     h = mock_http_find(req, "authorization");
     if (h == NULL || h->value_len < 7 || strncasecmp(h->value, "bearer ", 7) != 0)
@@ -991,12 +1032,12 @@ static json_t *model_object(const char *id)
                      "owned_by", "sluice-mock");
 }
 
-static void handle_models(struct conn *c, const struct route *r)
+static void handle_models(struct conn *c, const struct mock_route *r)
 {
     size_t i;
     json_t *m;
 
-    if (r->ep == EP_MODELS) {
+    if (r->ep == MOCK_EP_MODELS) {
         json_t *data = json_array();
 
         json_array_foreach (srv.models, i, m) {
@@ -1048,19 +1089,26 @@ static void handle_stats(struct conn *c)
                   (json_int_t)srv.st.replay_misses, "connections", (json_int_t)srv.st.connections));
 }
 
-/* Answer a chat or completions request whose answer is built: a stream or a
- * body, with the fault (if any) applied. */
+/* Answer a chat, completions or messages request whose answer is built: a
+ * stream or a body, in OpenAI's or (c->anthropic) Anthropic's format, with
+ * the fault (if any) applied. */
 static void deliver_answer(struct conn *c, struct mock_answer *a, const struct mock_ctl *ctl,
                            int http10)
 {
     long chunks = ctl->chunks > 0 ? ctl->chunks : srv.opt.chunks;
     long interval = ctl->interval_ms >= 0 ? ctl->interval_ms : srv.opt.interval_ms;
     int malformed = ctl->fault == FAULT_MALFORMED, truncate = ctl->fault == FAULT_TRUNCATE;
+    int error_event = ctl->fault == FAULT_ERROR_EVENT;
     int status = ctl->status > 0 && ctl->status < 400 ? (int)ctl->status : 200;
 
     if (a->stream) {
         /* HTTP/1.0 has no chunked encoding: the body ends at the close. */
-        if (mock_render_stream(a, (size_t)chunks, malformed, !http10, &c->stream) < 0) {
+        int rc = c->anthropic ? mock_anth_render_stream(a, (size_t)chunks, malformed, error_event,
+                                                        !http10, &c->stream)
+                              : mock_render_stream(a, (size_t)chunks, malformed, error_event,
+                                                   !http10, &c->stream);
+
+        if (rc < 0) {
             pend_error(c, 400, "response_too_large", NULL,
                        "sluice-mock: the stream would be too large (over 64 MiB or 200000 chunks)",
                        NULL);
@@ -1071,7 +1119,8 @@ static void deliver_answer(struct conn *c, struct mock_answer *a, const struct m
         pend_head(c, status, "text/event-stream; charset=utf-8",
                   http10 ? "Cache-Control: no-cache\r\n"
                          : "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n");
-        buf_puts(&c->pend, "\r\n");
+        if (buf_puts(&c->pend, "\r\n") < 0)
+            sl_panic("mock: a response head outgrew its buffer");
         c->act = ACT_STREAM;
         c->act_after = http10 ? AFTER_CLOSE : c->keep_alive ? AFTER_NONE : AFTER_LINGER;
         c->interval_us = (uint64_t)interval * 1000;
@@ -1083,15 +1132,22 @@ static void deliver_answer(struct conn *c, struct mock_answer *a, const struct m
         srv.st.streams_started++;
         return;
     }
+    if (error_event) {
+        /* No stream to fail inside: the same overload, as a status. */
+        pend_error(c, c->anthropic ? 529 : 503, NULL, NULL,
+                   default_error_message(c->anthropic ? 529 : 503), NULL);
+        return;
+    }
     {
         size_t len;
-        char *body = mock_render_json(a, malformed, &len);
+        char *body = c->anthropic ? mock_anth_render_json(a, malformed, &len)
+                                  : mock_render_json(a, malformed, &len);
 
         if (truncate) {
             /* Promise the whole body, send half, close. */
             pend_head(c, status, "application/json", NULL);
-            buf_printf(&c->pend, "Content-Length: %zu\r\n\r\n", len);
-            if (buf_append(&c->pend, body, len / 2) < 0)
+            if (buf_printf(&c->pend, "Content-Length: %zu\r\n\r\n", len) < 0 ||
+                buf_append(&c->pend, body, len / 2) < 0)
                 sl_panic("mock: a response outgrew its buffer");
             c->act = ACT_SEND;
             c->act_after = AFTER_CLOSE;
@@ -1113,7 +1169,7 @@ static void log_request(const struct mock_http_req *req, const char *model, cons
 /* An API POST (chat, completions, embeddings): count it, check it, parse the
  * body and the mock controls, and set up the answer. Returns the first-byte
  * delay to apply. */
-static long handle_api(struct conn *c, const struct mock_http_req *req, const struct route *r)
+static long handle_api(struct conn *c, const struct mock_http_req *req, const struct mock_route *r)
 {
     struct mock_err err = {0};
     struct mock_ctl ctl;
@@ -1131,11 +1187,16 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
                    "sluice-mock: the api-version query parameter is required", NULL);
         return 0;
     }
-    if (!auth_ok(req, r->azure)) {
+    if (!auth_ok(req, r->azure, c->anthropic)) {
         pend_error(c, 401, "invalid_api_key", NULL,
-                   r->azure ? "Access denied due to invalid subscription key (sluice-mock)."
-                            : "Incorrect API key provided (sluice-mock).",
+                   r->azure       ? "Access denied due to invalid subscription key (sluice-mock)."
+                   : c->anthropic ? "invalid x-api-key (sluice-mock)"
+                                  : "Incorrect API key provided (sluice-mock).",
                    NULL);
+        return 0;
+    }
+    if (c->anthropic && mock_http_find(req, "anthropic-version") == NULL) {
+        pend_error(c, 400, NULL, NULL, "anthropic-version: header is required", NULL);
         return 0;
     }
     body = json_loadb(req->body, req->body_len, 0, &jerr);
@@ -1182,8 +1243,10 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
         char extra[96] = "";
 
         if (ctl.retry_after >= 0)
-            snprintf(extra, sizeof(extra), "Retry-After: %lld\r\nretry-after-ms: %lld\r\n",
-                     (long long)ceil(ctl.retry_after), (long long)llround(ctl.retry_after * 1000));
+            snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n%s: %lld\r\n",
+                     (long long)ceil(ctl.retry_after),
+                     c->anthropic ? "x-should-retry" : "retry-after-ms",
+                     c->anthropic ? 1LL : (long long)llround(ctl.retry_after * 1000));
         srv.st.faults++;
         pend_error(c, (int)ctl.status, ctl.status == 429 ? "rate_limit_exceeded" : NULL, NULL,
                    ctl.error_message ? ctl.error_message : default_error_message(ctl.status),
@@ -1194,7 +1257,14 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
     if (ctl.fault != FAULT_NONE)
         srv.st.faults++;
 
-    if (r->ep == EP_EMBEDDINGS) {
+    if (r->ep == MOCK_EP_COUNT_TOKENS) {
+        long long tokens;
+
+        if (mock_anth_count_tokens(body, &tokens, &err) < 0)
+            goto error;
+        pend_json(c, 200, json_pack("{s:I}", "input_tokens", (json_int_t)tokens));
+        log_request(req, model, "ok");
+    } else if (r->ep == MOCK_EP_EMBEDDINGS) {
         struct buf out;
         long long tokens;
 
@@ -1205,8 +1275,9 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
         }
         if (ctl.fault == FAULT_TRUNCATE) {
             pend_head(c, 200, "application/json", NULL);
-            buf_printf(&c->pend, "Content-Length: %zu\r\n\r\n", out.len);
-            buf_append(&c->pend, out.data, out.len / 2);
+            if (buf_printf(&c->pend, "Content-Length: %zu\r\n\r\n", out.len) < 0 ||
+                buf_append(&c->pend, out.data, out.len / 2) < 0)
+                sl_panic("mock: a response outgrew its buffer");
             c->act = ACT_SEND;
             c->act_after = AFTER_CLOSE;
         } else {
@@ -1225,10 +1296,14 @@ static long handle_api(struct conn *c, const struct mock_http_req *req, const st
             .forced_lp = ctl.logprob,
             .replay = srv.replay,
             .seq = srv.seq,
+            .cache_read = ctl.cache_read,
+            .cache_write = ctl.cache_write,
         };
         struct mock_answer a;
-        int rc = r->ep == EP_CHAT ? mock_gen_chat(body, &o, &a, &err)
-                                  : mock_gen_completion(body, &o, &a, &err);
+        int rc = r->ep == MOCK_EP_CHAT ? mock_gen_chat(body, &o, &a, &err)
+                 : r->ep == MOCK_EP_MESSAGES
+                     ? mock_anth_gen(body, &o, (int)ctl.tool_calls, &a, &err)
+                     : mock_gen_completion(body, &o, &a, &err);
 
         if (rc < 0) {
             if (err.code && strcmp(err.code, "replay_miss") == 0)
@@ -1255,7 +1330,7 @@ done:
  * needs later is copied into c->pend or c->stream. */
 static void handle_request(struct conn *c, const struct mock_http_req *req)
 {
-    struct route r;
+    struct mock_route r;
     long delay = 0;
 
     srv.seq++;
@@ -1264,32 +1339,35 @@ static void handle_request(struct conn *c, const struct mock_http_req *req)
     c->head_only = method_is(req, "HEAD");
     c->act = ACT_SEND;
     route_request(req, &r);
+    c->anthropic = r.ep == MOCK_EP_MESSAGES || r.ep == MOCK_EP_COUNT_TOKENS;
     switch (r.ep) {
-    case EP_CHAT:
-    case EP_COMPLETIONS:
-    case EP_EMBEDDINGS:
+    case MOCK_EP_MESSAGES:
+    case MOCK_EP_COUNT_TOKENS:
+    case MOCK_EP_CHAT:
+    case MOCK_EP_COMPLETIONS:
+    case MOCK_EP_EMBEDDINGS:
         if (!method_is(req, "POST"))
             pend_error(c, 405, NULL, NULL, "sluice-mock: use POST on this path", "Allow: POST\r\n");
         else
             delay = handle_api(c, req, &r);
         break;
-    case EP_MODELS:
-    case EP_MODEL:
+    case MOCK_EP_MODELS:
+    case MOCK_EP_MODEL:
         if (!method_is(req, "GET"))
             pend_error(c, 405, NULL, NULL, "sluice-mock: use GET on this path", "Allow: GET\r\n");
-        else if (!auth_ok(req, 0))
+        else if (!auth_ok(req, 0, 0))
             pend_error(c, 401, "invalid_api_key", NULL, "Incorrect API key provided (sluice-mock).",
                        NULL);
         else
             handle_models(c, &r);
         break;
-    case EP_STATS:
+    case MOCK_EP_STATS:
         if (!method_is(req, "GET"))
             pend_error(c, 405, NULL, NULL, "sluice-mock: use GET on this path", "Allow: GET\r\n");
         else
             handle_stats(c);
         break;
-    case EP_RESET:
+    case MOCK_EP_RESET:
         if (!method_is(req, "POST")) {
             pend_error(c, 405, NULL, NULL, "sluice-mock: use POST on this path", "Allow: POST\r\n");
         } else {
@@ -1297,10 +1375,10 @@ static void handle_request(struct conn *c, const struct mock_http_req *req)
             pend_json(c, 200, json_pack("{s:b}", "ok", 1));
         }
         break;
-    case EP_HEALTH:
+    case MOCK_EP_HEALTH:
         pend_json(c, 200, json_pack("{s:s}", "status", "ok"));
         break;
-    case EP_NONE: {
+    case MOCK_EP_NONE: {
         char *p = printable(req->path, req->path_len > 200 ? 200 : req->path_len);
         char *m = printable(req->method, req->method_len);
         char msg[300];
@@ -1350,6 +1428,7 @@ static void conn_handle_requests(struct conn *c)
             /* The stream cannot be resynchronised: answer and close. */
             c->keep_alive = 0;
             c->http10 = 0;
+            c->anthropic = 0;
             c->head_only = 0;
             pend_error(c, req.status, NULL, NULL, req.error, NULL);
             conn_perform(c);
@@ -1616,7 +1695,9 @@ static void usage(FILE *f)
           "                   [--interval-ms N] [--content MODEL=TEXT] [--mock MODEL=JSON]\n"
           "                   [--quiet] [--verbose] [--help]\n"
           "\n"
-          "An OpenAI-compatible fake provider for sluice's tests and benchmarks.\n"
+          "An OpenAI-compatible fake provider for sluice's tests and benchmarks; it also\n"
+          "answers Anthropic's POST /v1/messages and /v1/messages/count_tokens in\n"
+          "Anthropic's wire format (an \"anthropic-version\" header is required there).\n"
           "\n"
           "  --listen HOST:PORT   address to listen on (default 127.0.0.1:8081; port 0\n"
           "                       picks a free port). Prints one line to stdout:\n"
@@ -1624,7 +1705,8 @@ static void usage(FILE *f)
           "  --replay FILE...     RouterBench JSONL files; their models answer with the\n"
           "                       recorded content and usage (404 replay_miss otherwise)\n"
           "  --require-key KEY    require \"Authorization: Bearer KEY\" (\"api-key: KEY\" on\n"
-          "                       Azure paths), else 401\n"
+          "                       Azure paths; \"x-api-key: KEY\" or the bearer token on\n"
+          "                       Anthropic paths), else 401\n"
           "  --first-byte-ms N    delay before the first response byte (default 0)\n"
           "  --chunks N           content chunks per streamed choice (default 5)\n"
           "  --interval-ms N      delay between stream chunks (default 0)\n"
@@ -1635,9 +1717,16 @@ static void usage(FILE *f)
           "  --verbose            one line per request on stderr\n"
           "\n"
           "Per request, a body field \"mock\": {content, choices, status, retry_after,\n"
-          "error_message, fault (hang|reset|truncate|malformed), first_byte_ms, chunks,\n"
-          "interval_ms, logprob, model, fail_times, key} overrides the defaults; an\n"
+          "error_message, fault (hang|reset|truncate|malformed|error_event|error_200),\n"
+          "first_byte_ms, chunks, interval_ms, logprob, model, fail_times, key,\n"
+          "tool_calls, cache_read_tokens, cache_write_tokens} overrides the defaults; an\n"
           "array of such objects applies the first whose \"model\" matches.\n"
+          "error_event: a 200 stream that fails with an error event before its first\n"
+          "token (a whole answer: 503, or Anthropic's 529 overloaded_error). tool_calls\n"
+          "(Anthropic mode, 1..16): that many tool_use blocks over the request's tools,\n"
+          "after a text block when content is given. cache_read_tokens and\n"
+          "cache_write_tokens: prompt tokens reported as read from and written to a\n"
+          "prompt cache (OpenAI: prompt_tokens_details.cached_tokens).\n"
           "GET /_mock/stats counts requests and streams; POST /_mock/reset zeroes it.\n",
           f);
 }

@@ -57,6 +57,13 @@ struct mock_answer {
     int stream;
     int include_usage; /* stream_options.include_usage */
     int replayed;      /* the content came from a replay file */
+    /* Prompt tokens read from / written to a prompt cache (mock controls):
+     * OpenAI reports the read ones in prompt_tokens_details.cached_tokens,
+     * Anthropic both, outside input_tokens. */
+    long long cache_read, cache_write;
+    /* Anthropic mode: choices are the content blocks, in order. */
+    const char *stop_reason; /* static */
+    char *stop_sequence;     /* owned: the stop sequence that ended it, or NULL */
 };
 
 /* What the server decided for this request. All borrowed. */
@@ -67,8 +74,9 @@ struct mock_gen_opts {
     const json_t *choices; /* mock.choices, an array of strings, or NULL */
     int forced;            /* mock.logprob given */
     double forced_lp;
-    const struct mock_replay *replay; /* or NULL */
-    unsigned long long seq;           /* makes the id unique */
+    const struct mock_replay *replay;  /* or NULL */
+    unsigned long long seq;            /* makes the id unique */
+    long long cache_read, cache_write; /* mock.cache_read_tokens, ...write... */
 };
 
 /* A rendered stream: step 0 opens it (role chunks), steps 1..nsteps-2 carry
@@ -99,12 +107,31 @@ void mock_answer_free(struct mock_answer *a);
 char *mock_render_json(const struct mock_answer *a, int truncated_json, size_t *len);
 
 /* Render a as SSE events split into `chunks` content chunks per choice.
- * malformed: step 0 also carries one event that is not JSON. chunked: frame
- * each event for Transfer-Encoding: chunked. Return 0, or -1 when the stream
- * would exceed MOCK_STREAM_MAX bytes or 200000 content events (s is then
- * freed). */
-int mock_render_stream(const struct mock_answer *a, size_t chunks, int malformed, int chunked,
-                       struct mock_stream *s);
+ * malformed: step 0 also carries one event that is not JSON. error_event:
+ * after step 0 the stream carries an error object and ends (no content, no
+ * [DONE]). chunked: frame each event for Transfer-Encoding: chunked. Return
+ * 0, or -1 when the stream would exceed MOCK_STREAM_MAX bytes or 200000
+ * content events (s is then freed). */
+int mock_render_stream(const struct mock_answer *a, size_t chunks, int malformed, int error_event,
+                       int chunked, struct mock_stream *s);
+
+/* For the Anthropic mode (mock_anthropic.c), which builds on the chat
+ * answer: */
+/* Fill c->starts/ntok from c->text (token pieces), cut to max_tokens
+ * pieces (0 = no limit). Returns 1 when it cut. */
+int mock_choice_tokenise(struct mock_choice *c, long long max_tokens);
+/* Where c's text is cut into at most `chunks` stream chunks: *nb+1 byte
+ * offsets (malloc'd; NULL with *nb = 0 for empty text). */
+size_t *mock_choice_bounds(const struct mock_choice *c, size_t chunks, size_t *nb);
+/* Tool input that fits a JSON schema, derived from h: always an object.
+ * Returns a new reference. */
+json_t *mock_gen_tool_input(const json_t *schema, uint64_t h);
+/* The "malformed" fault: cut the JSON text s (of *len bytes) one byte into
+ * the array that follows `at` (else at half), so no parser accepts it. */
+void mock_json_cut(char *s, size_t *len, const char *at);
+/* Append one SSE event (with an "event: " line when event is not NULL),
+ * framed as one chunk if chunked. Return 0, or -1 when b is full. */
+int mock_emit_event(struct buf *b, const char *event, const char *data, size_t len, int chunked);
 void mock_stream_free(struct mock_stream *s);
 
 /* Answer an embeddings request: append the whole JSON body to out (whose cap
