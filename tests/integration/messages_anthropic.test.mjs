@@ -104,7 +104,7 @@ test('messages.stream with text: Anthropic\'s events, real input tokens at the s
   let text = '';
   stream.on('streamEvent', (e) => {
     types.push(e.type);
-    if (e.type === 'message_start') start = e.message.usage;
+    if (e.type === 'message_start') start = { ...e.message.usage }; // the SDK updates the object later
   });
   stream.on('text', (t) => { text += t; });
   const final = await stream.finalMessage();
@@ -138,6 +138,10 @@ test('messages.stream with a tool round trip: tool_use ids and inputs survive bo
   const idx = events[at].index;
   assert.ok(events.some((e) => e.type === 'content_block_delta' && e.index === idx && e.delta.type === 'input_json_delta'));
   assert.ok(events.some((e) => e.type === 'content_block_stop' && e.index === idx), 'the tool block is closed');
+  // whole, the same tool_use block, its id included
+  const w1 = await client.messages.create(first, { headers: { 'Cache-Control': 'no-cache' } });
+  assert.deepEqual(w1.content, want.content);
+  assert.equal(w1.stop_reason, 'tool_use');
 
   // The result goes back by id; the mock, like Anthropic, refuses a
   // tool_result whose tool_use is not in the turn before.
