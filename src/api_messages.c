@@ -431,7 +431,11 @@ json_t *messages_request_to_chat(const json_t *req, int count_only, struct api_e
     if (put_system(&cv, json_object_get(req, "system")) < 0 ||
         put_messages(&cv, json_object_get(req, "messages")) < 0)
         goto out;
-    if (json_array_size(cv.msgs) == 0) {
+    /* A system prompt alone is no conversation (turns of thinking blocks
+     * only leave nothing): Messages wants a turn, and its inverse would
+     * have none. */
+    if (json_array_size(cv.msgs) ==
+        (api_streq(api_str(json_array_get(cv.msgs, 0), "role"), "system") ? 1u : 0u)) {
         api_fail(err, "messages", NULL, "messages: no message holds anything a model can read");
         goto out;
     }
@@ -449,8 +453,13 @@ out:
 
 /* ---- the answer: chat -> messages ---- */
 
-static const char *stop_reason(const char *finish)
+/* The stop reason for a chat finish_reason; seq: the choice's stop_reason
+ * (vLLM's, and an Anthropic-type provider's: the stop sequence that ended
+ * the answer), which makes a "stop" Anthropic's stop_sequence. */
+static const char *stop_reason(const char *finish, const json_t *seq)
 {
+    if (api_streq(finish, "stop") && json_is_string(seq))
+        return "stop_sequence";
     if (api_streq(finish, "length"))
         return "max_tokens";
     if (api_streq(finish, "tool_calls") || api_streq(finish, "function_call"))
@@ -500,7 +509,8 @@ static json_t *input_of(const char *args, size_t len)
 json_t *messages_answer_from_chat(const json_t *chat, const char *id)
 {
     json_t *c0 = json_array_get(json_object_get(chat, "choices"), 0);
-    json_t *msg = json_object_get(c0, "message"), *content, *text, *tc;
+    json_t *msg = json_object_get(c0, "message"), *content, *text, *tc, *seq;
+    const char *finish, *why;
     size_t i;
 
     if (!json_is_object(chat))
@@ -524,11 +534,15 @@ json_t *messages_answer_from_chat(const json_t *chat, const char *id)
                                input_of(json_is_string(args) ? json_string_value(args) : "",
                                         json_is_string(args) ? json_string_length(args) : 0)));
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:n, s:o}", "id", id, "type", "message",
+    finish = api_str(c0, "finish_reason");
+    seq = json_object_get(c0, "stop_reason");
+    why = stop_reason(finish, seq);
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:O, s:o}", "id", id, "type", "message",
                      "role", "assistant", "model",
                      api_str(chat, "model") ? api_str(chat, "model") : "", "content", content,
-                     "stop_reason", stop_reason(api_str(c0, "finish_reason")), "stop_sequence",
-                     "usage", usage_from_chat(json_object_get(chat, "usage"), 0, 0));
+                     "stop_reason", why, "stop_sequence",
+                     api_streq(why, "stop_sequence") ? seq : json_null(), "usage",
+                     usage_from_chat(json_object_get(chat, "usage"), 0, 0));
 }
 
 /* ---- the stream ---- */
@@ -550,6 +564,7 @@ struct messages_stream {
     size_t chars; /* of text and arguments, for a usage estimate */
     json_t *usage;
     char finish[32];
+    json_t *stop_seq; /* the choice's stop_reason: the stop sequence that ended it */
 };
 
 struct messages_stream *messages_stream_new(const char *id, long input_tokens)
@@ -568,6 +583,7 @@ void messages_stream_free(struct messages_stream *s)
     if (s == NULL)
         return;
     json_decref(s->usage);
+    json_decref(s->stop_seq);
     free(s);
 }
 
@@ -697,6 +713,10 @@ int messages_stream_chunk(struct messages_stream *s, const json_t *chunk, struct
         return -1;
     if ((c0 = api_chunk_choice(chunk, &s->usage, s->finish, sizeof(s->finish))) == NULL)
         return 0;
+    if (json_is_string(v = json_object_get(c0, "stop_reason"))) {
+        json_decref(s->stop_seq);
+        s->stop_seq = json_incref(v);
+    }
     delta = json_object_get(c0, "delta");
     v = json_object_get(delta, "content");
     if (!(json_is_string(v) && json_string_length(v)))
@@ -713,6 +733,7 @@ int messages_stream_chunk(struct messages_stream *s, const json_t *chunk, struct
 int messages_stream_done(struct messages_stream *s, struct buf *out)
 {
     json_t *usage;
+    const char *why;
 
     if (s->finished)
         return 0;
@@ -722,9 +743,11 @@ int messages_stream_done(struct messages_stream *s, struct buf *out)
     /* The whole usage, the real input count included: it replaces
      * message_start's estimate. */
     usage = usage_from_chat(s->usage, s->input_tokens, cost_tokens(s->chars));
-    if (emit(out,
-             json_pack("{s:s, s:{s:s, s:n}, s:o}", "type", "message_delta", "delta", "stop_reason",
-                       stop_reason(s->finish), "stop_sequence", "usage", usage)) < 0)
+    why = stop_reason(s->finish, s->stop_seq);
+    if (emit(out, json_pack("{s:s, s:{s:s, s:O}, s:o}", "type", "message_delta", "delta",
+                            "stop_reason", why, "stop_sequence",
+                            api_streq(why, "stop_sequence") ? s->stop_seq : json_null(), "usage",
+                            usage)) < 0)
         return -1;
     return emit(out, json_pack("{s:s}", "type", "message_stop"));
 }
@@ -852,7 +875,7 @@ json_t *messages_request_from_chat(const json_t *chat)
 json_t *messages_answer_to_chat(const json_t *msg)
 {
     json_t *m = json_pack("{s:s, s:n}", "role", "assistant", "content"), *calls = json_array();
-    json_t *b, *u = json_object_get(msg, "usage");
+    json_t *b, *u = json_object_get(msg, "usage"), *seq;
     const char *sr = api_str(msg, "stop_reason"), *finish = "stop";
     json_int_t in, read, write, out;
     struct buf text;
@@ -893,10 +916,14 @@ json_t *messages_answer_to_chat(const json_t *msg)
     read = json_integer_value(json_object_get(u, "cache_read_input_tokens"));
     write = json_integer_value(json_object_get(u, "cache_creation_input_tokens"));
     out = json_integer_value(json_object_get(u, "output_tokens"));
-    return json_pack("{s:O, s:s, s:O, s:[{s:i, s:o, s:s}], s:{s:I, s:I, s:I, s:{s:I, s:I}}}",
+    seq = api_streq(sr, "stop_sequence") && json_is_string(json_object_get(msg, "stop_sequence"))
+              ? json_object_get(msg, "stop_sequence")
+              : NULL;
+    return json_pack("{s:O, s:s, s:O, s:[{s:i, s:o, s:s, s:O*}], s:{s:I, s:I, s:I, s:{s:I, "
+                     "s:I}}}",
                      "id", json_object_get(msg, "id"), "object", "chat.completion", "model",
                      json_object_get(msg, "model"), "choices", "index", 0, "message", m,
-                     "finish_reason", finish, "usage", "prompt_tokens", in + read + write,
+                     "finish_reason", finish, "stop_reason", seq, "usage", "prompt_tokens", in + read + write,
                      "completion_tokens", out, "total_tokens", in + read + write + out,
                      "prompt_tokens_details", "cached_tokens", read, "cache_write_tokens", write);
 }

@@ -26,7 +26,9 @@
  *
  * Answer (chat -> messages): a text block, then one tool_use block per tool
  * call; stop reasons stop -> end_turn, length -> max_tokens, tool_calls ->
- * tool_use, content_filter -> refusal. usage: input_tokens are the prompt's
+ * tool_use, content_filter -> refusal, and stop with a string stop_reason
+ * in the choice (the stop sequence that ended the answer, as vLLM and an
+ * Anthropic-type provider write it) -> stop_sequence with that sequence. usage: input_tokens are the prompt's
  * tokens less those read from and written to the prompt cache (Anthropic
  * counts those apart, in cache_read_input_tokens and
  * cache_creation_input_tokens), output_tokens the completion's.

@@ -30,7 +30,8 @@ before(async () => {
   mock = await startMock(['--require-key', KEY,
     '--mock', 'claude-two={"tool_calls":2,"content":"Let me check.","chunks":3}',
     '--mock', 'claude-cached={"cache_read_tokens":2000,"cache_write_tokens":300}',
-    '--mock', 'claude-busy={"status":529}']);
+    '--mock', 'claude-busy={"status":529}',
+    '--mock', 'claude-stop={"content":"one two STOP three"}']);
   const model = (name, id) => `{ name = "${name}"; provider = "anth"; id = "${id}";
     input_per_mtok = ${PRICE.in}; output_per_mtok = ${PRICE.out};
     cache_read_per_mtok = ${PRICE.read}; cache_write_per_mtok = ${PRICE.write}; }`;
@@ -46,7 +47,8 @@ models = (
   ${model('claude', 'claude-x')},
   ${model('claude-two', 'claude-two')},
   ${model('claude-cached', 'claude-cached')},
-  ${model('claude-busy', 'claude-busy')}
+  ${model('claude-busy', 'claude-busy')},
+  ${model('claude-stop', 'claude-stop')}
 );
 `, { env: { ANTH_KEY: KEY } });
   client = new Anthropic({ baseURL: gw.url, apiKey: 'client', maxRetries: 0 });
@@ -192,6 +194,24 @@ test('messages.stream with two tools after text: the blocks keep Anthropic\'s or
   // whole, the same three blocks
   const whole = await client.messages.create(body);
   assert.deepEqual(noIds(whole.content), noIds(want.content));
+});
+
+test('stop_sequences: the client learns which one ended the answer, whole and streamed', async () => {
+  const body = { model: 'claude-stop', max_tokens: 64, stop_sequences: ['END', 'STOP'], messages: ask('Count.') };
+  const want = await upstream(body);
+  assert.equal(want.stop_reason, 'stop_sequence');
+  const whole = await client.messages.create(body, { headers: { 'Cache-Control': 'no-cache' } });
+  assert.equal(whole.content[0].text, 'one two ');
+  assert.equal(whole.stop_reason, 'stop_sequence');
+  assert.equal(whole.stop_sequence, 'STOP');
+  const streamed = await client.messages.stream(body, { headers: { 'Cache-Control': 'no-cache' } }).finalMessage();
+  assert.deepEqual(streamed.content, whole.content);
+  assert.equal(streamed.stop_reason, 'stop_sequence');
+  assert.equal(streamed.stop_sequence, 'STOP');
+  // an answer that ran to its end is end_turn, with no stop sequence
+  const plain = await client.messages.create({ ...body, stop_sequences: ['NEVER'] });
+  assert.equal(plain.stop_reason, 'end_turn');
+  assert.equal(plain.stop_sequence, null);
 });
 
 test('messages.countTokens with an Anthropic provider behind: an estimate near the upstream\'s count', async () => {

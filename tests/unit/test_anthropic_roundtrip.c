@@ -166,6 +166,12 @@ static const char *const answers[] = {
     "'input':{'tz':'CET','n':[1,2.5,null]}}],'stop_reason':'tool_use','stop_sequence':null,"
     "'usage':{'input_tokens':40,'output_tokens':25,'cache_creation_input_tokens':0,"
     "'cache_read_input_tokens':0}}",
+    /* ended by a stop sequence, which the client learns (vLLM's
+     * stop_reason carries it through the chat form) */
+    "{'id':'msg_4','type':'message','role':'assistant','model':'claude-x','content':"
+    "[{'type':'text','text':'one two '}],'stop_reason':'stop_sequence','stop_sequence':'STOP',"
+    "'usage':{'input_tokens':5,'output_tokens':2,'cache_creation_input_tokens':0,"
+    "'cache_read_input_tokens':0}}",
     /* cut at max_tokens */
     "{'id':'msg_3','type':'message','role':'assistant','model':'claude-x','content':"
     "[{'type':'text','text':'one two'}],'stop_reason':'max_tokens','stop_sequence':null,"
@@ -309,6 +315,29 @@ static void test_stream(void **state)
     json_decref(out);
 }
 
+static void test_stream_stop_sequence(void **state)
+{
+    static const char *const events[] = {
+        "{'type':'message_start','message':{'id':'msg_s','type':'message','role':'assistant',"
+        "'model':'claude-x','content':[],'stop_reason':null,'stop_sequence':null,'usage':"
+        "{'input_tokens':4,'cache_creation_input_tokens':0,'cache_read_input_tokens':0,"
+        "'output_tokens':1}}}",
+        "{'type':'content_block_start','index':0,'content_block':{'type':'text','text':''}}",
+        "{'type':'content_block_delta','index':0,'delta':{'type':'text_delta','text':'one '}}",
+        "{'type':'content_block_stop','index':0}",
+        "{'type':'message_delta','delta':{'stop_reason':'stop_sequence','stop_sequence':'END'},"
+        "'usage':{'output_tokens':1}}",
+        "{'type':'message_stop'}",
+    };
+    json_t *in = as_events(events, ARRAY_LEN(events));
+    json_t *out = relay_stream(events, ARRAY_LEN(events), 4);
+
+    (void)state;
+    json_expect(accumulate_message(out), accumulate_message(in), "the stop sequence streamed");
+    json_decref(in);
+    json_decref(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_request_normal_forms),
         cmocka_unit_test(test_answer),
         cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_stream_stop_sequence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,6 +144,10 @@ static void test_request_refused(void **state)
     expect_400("{'max_tokens':5,'messages':[{'role':'user','content':'x'}]}", "model", "model");
     expect_400("{'model':'r','max_tokens':5}", "messages", "messages: Field required");
     expect_400("{'model':'r','max_tokens':5,'messages':[]}", "messages", "at least one");
+    /* a system prompt and turns that say nothing: no conversation */
+    expect_400("{'model':'r','max_tokens':5,'system':'S','messages':[{'role':'assistant',"
+               "'content':[{'type':'thinking','thinking':'t','signature':'s'}]}]}",
+               "messages", "no message holds anything");
     expect_400("{'model':'r','max_tokens':5,'messages':[{'role':'system','content':'x'}]}",
                "messages", "'role'");
     expect_400(
