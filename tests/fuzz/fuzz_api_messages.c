@@ -1,15 +1,42 @@
 /* libFuzzer: the Messages API translators (api_messages.c), as
  * fuzz_api_responses.c does for the Responses API: requests (for
  * /v1/messages and count_tokens) must become chat bodies the gateway
- * accepts and survive the trip there and back; answers likewise; a stream
- * of any chunks writes well-formed events. */
+ * accepts and survive the trip there and back, and through an
+ * Anthropic-type provider's translator (provider_anthropic.c) and back;
+ * answers likewise; a stream of any chunks writes well-formed events. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../src/api_messages.h"
+#include "../../src/provider.h"
 #include "../../src/request.h"
 #include "fuzz_dialect.h"
+
+/* A chat body from a Messages request, sent on as an Anthropic-type
+ * provider sends it (provider_anthropic.c) and read again as /v1/messages
+ * reads it: the same chat body, unless the provider refused it. */
+static void through_provider(const json_t *chat)
+{
+    struct api_error err = {0};
+    char *text = NULL;
+    size_t len = 0;
+    json_t *sent, *again;
+
+    if (anthropic_request(chat, json_string_value(json_object_get(chat, "model")), 4096,
+                          json_is_true(json_object_get(chat, "stream")), &text, &len, &err) < 0) {
+        if (err.status != 400)
+            abort();
+        return;
+    }
+    sent = json_loadb(text, len, 0, NULL);
+    again = messages_request_to_chat(sent, 0, &err);
+    if (again == NULL || !json_equal(again, chat))
+        abort(); /* the provider asks something else than the client did */
+    json_decref(again);
+    json_decref(sent);
+    free(text);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,6 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             json_t *back = messages_request_from_chat(chat), *again;
 
             fuzz_check_chat_body(chat);
+            if (!count_only)
+                through_provider(chat);
             again = messages_request_to_chat(back, count_only, &err);
             if (again == NULL || !json_equal(again, chat))
                 abort(); /* there and back is not the same request */
