@@ -38,6 +38,27 @@ static void through_provider(const json_t *chat)
     free(text);
 }
 
+/* A Messages answer as /v1/messages writes it, read by an Anthropic-type
+ * provider's translator into a chat answer and written again: the same. */
+static void answer_through_provider(const json_t *m)
+{
+    char *text = json_dumps(m, JSON_COMPACT);
+    struct buf chat;
+    json_t *c, *again;
+
+    buf_init(&chat, 1 << 24);
+    if (text == NULL || anthropic_answer(text, strlen(text), 1700000000, &chat) < 0)
+        abort(); /* a Messages answer the provider side cannot read */
+    c = json_loadb(chat.data, chat.len, 0, NULL);
+    again = messages_answer_from_chat(c, "msg_f");
+    if (!json_equal(again, m))
+        abort(); /* it says something else */
+    json_decref(again);
+    json_decref(c);
+    buf_free(&chat);
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_t *in = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
@@ -73,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (!json_equal(again, m))
             abort(); /* there and back is not the same answer */
+        answer_through_provider(m);
         json_decref(again);
         json_decref(back);
         json_decref(m);
