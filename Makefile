@@ -5,11 +5,14 @@
 #   make deps-bench  ... and what the benchmarks need
 #   make             build build/sluice, build/sluice-mock, build/sluice-tune
 #   make run         start sluice on 127.0.0.1:8080 with sluice-mock behind it
-#   make test        unit tests (cmocka) + integration tests (node --test, curl)
+#   make test        check-style, unit tests (cmocka), integration tests (node --test,
+#                    curl), a short fuzz pass
 #   make asan        the integration suite under ASan + UBSan
 #   make fuzz        run every libFuzzer harness for FUZZ_SECONDS each
 #   make bench       wrk benchmarks against nginx; writes bench/RESULTS.md
 #   make format      clang-format the sources
+#   make check-style the house rules a compiler does not check (CHECK_CYCLES=1:
+#                    include circles fail too)
 #
 # Each target that needs more than the build installs its tier of
 # scripts/deps.sh first (as root; otherwise it prints the apt-get line).
@@ -45,7 +48,8 @@ BINS := $(BUILD)/sluice $(BUILD)/sluice-mock $(BUILD)/sluice-tune
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps deps-test deps-bench run test unit integration asan fuzz fuzz-smoke bench format clean
+.PHONY: all deps deps-test deps-bench run test unit integration asan fuzz fuzz-smoke bench format clean \
+        check-style
 
 all: $(BINS)
 
@@ -111,6 +115,7 @@ integration: all
 	SLUICE_BUILD=$(abspath $(BUILD)) $(NODE_TEST) tests/integration/
 
 test: deps-test
+	$(MAKE) check-style
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
@@ -155,6 +160,14 @@ $(BUILD)/bench-json: bench/json.c $(LIB)
 bench: deps-bench
 	$(MAKE) all $(BUILD)/bench-scorer $(BUILD)/bench-metrics $(BUILD)/bench-json
 	bench/run.sh
+
+# Banned calls, include order, contract comments, a unit test per module, and
+# include circles (scripts/check-style.sh), after the checker's own test
+# (tests/style/). Circles are printed but fail only with CHECK_CYCLES=1.
+CHECK_CYCLES ?= 0
+check-style:
+	@tests/style/test.sh
+	@CHECK_CYCLES=$(CHECK_CYCLES) scripts/check-style.sh
 
 format:
 	clang-format -i src/*.c src/*.h src/mock/*.c src/mock/*.h src/tune/*.c src/tune/*.h \

@@ -73,9 +73,9 @@ static double best_ns(enum what w, long rounds)
 
 int main(int argc, char **argv)
 {
-    long rounds = argc > 1 ? atol(argv[1]) : 200000;
+    long rounds = 200000;
 
-    if (rounds <= 0) {
+    if (argc > 1 && parse_long(argv[1], 1, 1000000000, &rounds) < 0) {
         fprintf(stderr, "usage: bench-json [rounds]\n");
         return 2;
     }

@@ -5,11 +5,11 @@
 #ifndef SLUICE_API_COMMON_H
 #define SLUICE_API_COMMON_H
 
-#include <jansson.h>
-#include <stddef.h>
-
 #include "request.h"
 #include "util.h"
+
+#include <jansson.h>
+#include <stddef.h>
 
 /* o[key] when it is a string, else NULL (o may be anything, even NULL). */
 const char *api_str(const json_t *o, const char *key);

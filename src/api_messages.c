@@ -923,7 +923,8 @@ json_t *messages_answer_to_chat(const json_t *msg)
                      "s:I}}}",
                      "id", json_object_get(msg, "id"), "object", "chat.completion", "model",
                      json_object_get(msg, "model"), "choices", "index", 0, "message", m,
-                     "finish_reason", finish, "stop_reason", seq, "usage", "prompt_tokens", in + read + write,
-                     "completion_tokens", out, "total_tokens", in + read + write + out,
-                     "prompt_tokens_details", "cached_tokens", read, "cache_write_tokens", write);
+                     "finish_reason", finish, "stop_reason", seq, "usage", "prompt_tokens",
+                     in + read + write, "completion_tokens", out, "total_tokens",
+                     in + read + write + out, "prompt_tokens_details", "cached_tokens", read,
+                     "cache_write_tokens", write);
 }

@@ -39,10 +39,10 @@
 #ifndef SLUICE_API_MESSAGES_H
 #define SLUICE_API_MESSAGES_H
 
-#include <jansson.h>
-
 #include "request.h"
 #include "util.h"
+
+#include <jansson.h>
 
 /* Translate a Messages request (a parsed body, borrowed) into a chat body
  * (a new reference). count_only: the body of /v1/messages/count_tokens,

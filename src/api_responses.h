@@ -39,10 +39,10 @@
 #ifndef SLUICE_API_RESPONSES_H
 #define SLUICE_API_RESPONSES_H
 
-#include <jansson.h>
-
 #include "request.h"
 #include "util.h"
+
+#include <jansson.h>
 
 /* Translate a Responses request (a parsed body, borrowed) into a chat body.
  * Returns the chat body (a new reference) and sets *echo to a new object of

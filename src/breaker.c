@@ -26,6 +26,13 @@ struct breaker {
 /* The list is read by workers (/readyz) and changed by the loop. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static struct breaker *breakers;
+/* The clock cooldowns and windows are measured on (breaker_set_clock). */
+static uint64_t (*clock_us)(void) = now_us;
+
+void breaker_set_clock(uint64_t (*now)(void))
+{
+    clock_us = now ? now : now_us;
+}
 
 const char *breaker_state_name(enum breaker_state s)
 {
@@ -87,7 +94,7 @@ static void set_state(struct breaker *b, enum breaker_state s, const char *why)
 int breaker_allow(const struct provider *p)
 {
     struct breaker *b;
-    uint64_t now = now_us();
+    uint64_t now = clock_us();
     int ok = 1;
 
     pthread_mutex_lock(&mu);
@@ -123,7 +130,7 @@ int breaker_peek(const struct provider *p)
     b = get(p);
     ok = b->state == BREAKER_CLOSED ||
          (b->state == BREAKER_OPEN &&
-          now_us() - b->opened_us >= (uint64_t)p->breaker_cooldown_s * 1000000u) ||
+          clock_us() - b->opened_us >= (uint64_t)p->breaker_cooldown_s * 1000000u) ||
          (b->state == BREAKER_HALF_OPEN && !b->probing);
     pthread_mutex_unlock(&mu);
     return ok;
@@ -132,7 +139,7 @@ int breaker_peek(const struct provider *p)
 void breaker_record(const struct provider *p, int ok)
 {
     struct breaker *b;
-    uint64_t now = now_us();
+    uint64_t now = clock_us();
     long calls = 0, fails = 0;
 
     pthread_mutex_lock(&mu);

@@ -13,10 +13,10 @@
 #ifndef SLUICE_BREAKER_H
 #define SLUICE_BREAKER_H
 
+#include "config.h"
+
 #include <jansson.h>
 #include <stdint.h>
-
-#include "config.h"
 
 enum breaker_state {
     BREAKER_CLOSED = 0,
@@ -38,6 +38,10 @@ void breaker_record(const struct provider *p, int ok);
 
 /* Every breaker's state, as {"name": "closed", ...}. Thread-safe. */
 json_t *breaker_report(void);
+/* Tests: read the time from now (a monotonic clock in microseconds)
+ * instead of now_us, so cooldowns and windows pass without sleeping; NULL
+ * puts now_us back. */
+void breaker_set_clock(uint64_t (*now)(void));
 /* Free every breaker (at exit). */
 void breaker_free_all(void);
 

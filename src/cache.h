@@ -19,12 +19,12 @@
 #ifndef SLUICE_CACHE_H
 #define SLUICE_CACHE_H
 
-#include <jansson.h>
-#include <stddef.h>
-
 #include "config.h"
 #include "request.h"
 #include "util.h"
+
+#include <jansson.h>
+#include <stddef.h>
 
 struct loop;
 struct exchange;

@@ -16,7 +16,6 @@
 
 #include "caps.h"
 #include "learned.h"
-#include "caps.h"
 #include "redis_url.h"
 #include "util.h"
 

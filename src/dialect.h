@@ -21,11 +21,11 @@
 #ifndef SLUICE_DIALECT_H
 #define SLUICE_DIALECT_H
 
-#include <jansson.h>
-#include <stddef.h>
-
 #include "request.h"
 #include "util.h"
+
+#include <jansson.h>
+#include <stddef.h>
 
 enum dialect {
     DIALECT_CHAT = 0,  /* OpenAI chat completions (and completions, embeddings) */

@@ -19,15 +19,15 @@
 #ifndef SLUICE_EXCHANGE_H
 #define SLUICE_EXCHANGE_H
 
-#include <pthread.h>
-#include <stdint.h>
-
 #include "cache.h"
 #include "config.h"
 #include "dialect.h"
 #include "limits.h"
 #include "request.h"
 #include "util.h"
+
+#include <pthread.h>
+#include <stdint.h>
 
 struct MHD_Connection;
 struct deadline;

@@ -9,10 +9,10 @@
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H
 
-#include <stddef.h>
-
 #include "dialect.h"
 #include "request.h"
+
+#include <stddef.h>
 
 struct config;
 

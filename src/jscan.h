@@ -28,10 +28,10 @@
 #ifndef SLUICE_JSCAN_H
 #define SLUICE_JSCAN_H
 
+#include "util.h"
+
 #include <jansson.h>
 #include <stddef.h>
-
-#include "util.h"
 
 enum jtype {
     JT_OBJECT = 1,

@@ -100,6 +100,19 @@ struct counters {
 
 static struct counters *local_counters;
 
+static time_t wall_now(void)
+{
+    return time(NULL);
+}
+
+/* The clock minutes and budget periods are read from (limits_set_clock). */
+static time_t (*clock_s)(void) = wall_now;
+
+void limits_set_clock(time_t (*now)(void))
+{
+    clock_s = now ? now : wall_now;
+}
+
 /* ---- naming ---- */
 
 /* The key's part of a Redis key, unique per key name. In braces in every
@@ -346,7 +359,7 @@ void limits_admit(struct exchange *ex, void (*next)(struct exchange *ex))
 {
     const struct client_key *k = ex->key;
     struct redis *r = limits_redis(ex);
-    time_t now = time(NULL);
+    time_t now = clock_s();
     long est = estimate_tokens(ex);
 
     if (k == NULL || (k->rpm == 0 && k->tpm == 0 && k->budget_usd == 0)) {
@@ -550,7 +563,7 @@ void limits_usage(struct exchange *ex)
     const struct config *cfg = ex->cfg;
     struct usage_op *op = xcalloc(1, sizeof(*op));
     struct redis *r = limits_redis(ex);
-    time_t now = time(NULL);
+    time_t now = clock_s();
 
     op->ex = ex;
     op->out = json_object();

@@ -20,6 +20,7 @@
 #define SLUICE_LIMITS_H
 
 #include <stdint.h>
+#include <time.h>
 
 struct exchange;
 struct redis;
@@ -63,6 +64,11 @@ void limits_settle(const struct exchange *ex);
 
 /* Loop thread: answer ex with every key's usage and limits, as JSON. */
 void limits_usage(struct exchange *ex);
+
+/* Tests: read the wall clock (seconds since the epoch) from now instead of
+ * time(), so minute windows and budget periods pass without sleeping; NULL
+ * puts time() back. */
+void limits_set_clock(time_t (*now)(void));
 
 /* Free the in-memory counters (at exit). */
 void limits_free_all(void);

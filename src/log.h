@@ -19,11 +19,11 @@
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 #include "config.h"
 #include "util.h"
+
+#include <stddef.h>
+#include <stdint.h>
 
 /* One line being built. */
 struct log_line {

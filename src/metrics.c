@@ -28,6 +28,8 @@
  * counts of a finished thread are kept.
  */
 #include "metrics.h"
+#include "otlp.h"
+#include "util.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -35,9 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "otlp.h"
-#include "util.h"
 
 enum metric_kind {
     KIND_COUNTER,   /* integer cells */

@@ -22,10 +22,10 @@
 #ifndef SLUICE_OTLP_H
 #define SLUICE_OTLP_H
 
+#include "util.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#include "util.h"
 
 /* Field numbers and enum values of the OTLP messages written here. */
 enum {

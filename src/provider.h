@@ -25,12 +25,12 @@
 #ifndef SLUICE_PROVIDER_H
 #define SLUICE_PROVIDER_H
 
-#include <jansson.h>
-
 #include "config.h"
 #include "request.h"
 #include "upstream.h"
 #include "util.h"
+
+#include <jansson.h>
 
 /* Build the call for model m. body is borrowed (not modified); text is the
  * body as the client wrote it when body is the client's own (else NULL):

@@ -719,12 +719,11 @@ int anthropic_answer(const char *body, size_t len, long long created, struct buf
         json_object_set(message, "tool_calls", tools);
     finish = finish_of(json_string_value(json_object_get(msg, "stop_reason")));
     {
-        json_t *resp =
-            json_pack("{s:O,s:s,s:I,s:O?,s:[{s:i,s:o,s:n,s:s?,s:O*}]}", "id",
-                      json_object_get(msg, "id"), "object", "chat.completion", "created",
-                      (json_int_t)created, "model", json_object_get(msg, "model"), "choices",
-                      "index", 0, "message", message, "logprobs", "finish_reason", finish,
-                      "stop_reason", stop_sequence_of(msg));
+        json_t *resp = json_pack("{s:O,s:s,s:I,s:O?,s:[{s:i,s:o,s:n,s:s?,s:O*}]}", "id",
+                                 json_object_get(msg, "id"), "object", "chat.completion", "created",
+                                 (json_int_t)created, "model", json_object_get(msg, "model"),
+                                 "choices", "index", 0, "message", message, "logprobs",
+                                 "finish_reason", finish, "stop_reason", stop_sequence_of(msg));
 
         usage = json_object_get(msg, "usage");
         if (json_is_object(usage))
@@ -861,8 +860,8 @@ static int emit_delta(struct provider_stream *s, json_t *delta, const char *fini
     }
     return emit_json(json_pack("{s:O?,s:s,s:I,s:O?,s:[{s:i,s:o,s:n,s:s?,s:O*}]}", "id", s->id,
                                "object", "chat.completion.chunk", "created", (json_int_t)s->created,
-                               "model", s->model, "choices", "index", 0, "delta", delta,
-                               "logprobs", "finish_reason", finish, "stop_reason", stop_seq),
+                               "model", s->model, "choices", "index", 0, "delta", delta, "logprobs",
+                               "finish_reason", finish, "stop_reason", stop_seq),
                      cb, arg);
 }
 
@@ -995,9 +994,9 @@ static int stream_event(struct provider_stream *s, const json_t *ev, provider_ch
         const char *stop = json_string_value(json_object_get(delta, "stop_reason"));
 
         take_usage(s, json_object_get(ev, "usage"));
-        return stop ? emit_delta(s, json_object(), finish_of(stop), stop_sequence_of(delta), cb,
-                                 arg)
-                    : 0;
+        return stop
+                   ? emit_delta(s, json_object(), finish_of(stop), stop_sequence_of(delta), cb, arg)
+                   : 0;
     }
     if (strcmp(type, "message_stop") == 0) {
         if (s->has_usage &&

@@ -287,13 +287,14 @@ static int follow(struct rreq *rq, const struct redisReply *reply)
         return 0;
     if (addr[0] == ':') { /* no host: the node that answered */
         char host[REDIS_HOST_MAX], ebuf[8];
-        int port, rport;
+        int port;
+        long rport;
 
         if (redis_addr_parse(rq->node, strlen(rq->node), host, sizeof(host), &port, ebuf,
-                             sizeof(ebuf)) < 0)
+                             sizeof(ebuf)) < 0 ||
+            parse_long(addr + 1, 1, 65535, &rport) < 0)
             return 0;
-        rport = atoi(addr + 1); /* checked by redis_redirect_parse */
-        redis_addr_format(addr, sizeof(addr), host, rport);
+        redis_addr_format(addr, sizeof(addr), host, (int)rport);
     }
     n = node_get(r, addr);
     if (kind == 1) {

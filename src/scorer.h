@@ -9,12 +9,12 @@
 #ifndef SLUICE_SCORER_H
 #define SLUICE_SCORER_H
 
-#include <jansson.h>
-#include <stddef.h>
-
 #include "answer.h"
 #include "config.h"
 #include "provider.h"
+
+#include <jansson.h>
+#include <stddef.h>
 
 const char *scorer_name(enum scorer_kind k);
 

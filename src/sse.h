@@ -11,9 +11,9 @@
 #ifndef SLUICE_SSE_H
 #define SLUICE_SSE_H
 
-#include <stddef.h>
-
 #include "util.h"
+
+#include <stddef.h>
 
 /* Called once per dispatched event. event is "" when no event field was
  * given; data is NUL-terminated (len excludes the NUL). Both are borrowed for

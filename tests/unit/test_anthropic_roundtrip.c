@@ -114,23 +114,25 @@ static void test_request_normal_forms(void **state)
 {
     (void)state;
     /* two user turns in a row are one */
-    json_expect(normal(there_and_back("{'model':'m','max_tokens':9,'messages':[{'role':'user','content':"
-                               "[{'type':'text','text':'a'}]},{'role':'user','content':'b'}]}")),
-                normal(J("{'model':'claude-x','max_tokens':9,'messages':[{'role':'user','content':"
-                  "[{'type':'text','text':'a'},{'type':'text','text':'b'}]}]}")),
-                "user turns merged");
+    json_expect(
+        normal(there_and_back("{'model':'m','max_tokens':9,'messages':[{'role':'user','content':"
+                              "[{'type':'text','text':'a'}]},{'role':'user','content':'b'}]}")),
+        normal(J("{'model':'claude-x','max_tokens':9,'messages':[{'role':'user','content':"
+                 "[{'type':'text','text':'a'},{'type':'text','text':'b'}]}]}")),
+        "user turns merged");
     /* a result given twice for one tool_use reaches Anthropic once
      * (LiteLLM #16711) */
-    json_expect(normal(there_and_back("{'model':'m','max_tokens':9,'messages':[{'role':'user','content':"
-                               "'q'},{'role':'assistant','content':[{'type':'tool_use','id':'t',"
-                               "'name':'f','input':{}}]},{'role':'user','content':[{'type':"
-                               "'tool_result','tool_use_id':'t','content':'r'},{'type':"
-                               "'tool_result','tool_use_id':'t','content':'r'}]}]}")),
-                normal(J("{'model':'claude-x','max_tokens':9,'messages':[{'role':'user','content':'q'},"
-                  "{'role':'assistant','content':[{'type':'tool_use','id':'t','name':'f',"
-                  "'input':{}}]},{'role':'user','content':[{'type':'tool_result','tool_use_id':"
-                  "'t','content':'r'}]}]}")),
-                "one tool_result per id");
+    json_expect(
+        normal(there_and_back("{'model':'m','max_tokens':9,'messages':[{'role':'user','content':"
+                              "'q'},{'role':'assistant','content':[{'type':'tool_use','id':'t',"
+                              "'name':'f','input':{}}]},{'role':'user','content':[{'type':"
+                              "'tool_result','tool_use_id':'t','content':'r'},{'type':"
+                              "'tool_result','tool_use_id':'t','content':'r'}]}]}")),
+        normal(J("{'model':'claude-x','max_tokens':9,'messages':[{'role':'user','content':'q'},"
+                 "{'role':'assistant','content':[{'type':'tool_use','id':'t','name':'f',"
+                 "'input':{}}]},{'role':'user','content':[{'type':'tool_result','tool_use_id':"
+                 "'t','content':'r'}]}]}")),
+        "one tool_result per id");
 }
 
 /* An Anthropic answer (single-quoted JSON) through both translators: into
@@ -185,7 +187,8 @@ static void test_answer(void **state)
     for (size_t i = 0; i < ARRAY_LEN(answers); i++) {
         json_t *msg = J(answers[i]);
 
-        json_expect(answer_there_and_back(msg), json_incref(msg), "Messages answer -> chat -> Messages");
+        json_expect(answer_there_and_back(msg), json_incref(msg),
+                    "Messages answer -> chat -> Messages");
         json_decref(msg);
     }
 }
@@ -226,9 +229,8 @@ static json_t *relay_stream(const char *const *events, size_t n, long input_toke
         json_t *ev = J(events[i]);
         char *text = json_dumps(ev, JSON_COMPACT);
 
-        assert_int_equal(provider_stream_event(ps, api_str(ev, "type"), text, strlen(text),
-                                               relay_cb, &r),
-                         0);
+        assert_int_equal(
+            provider_stream_event(ps, api_str(ev, "type"), text, strlen(text), relay_cb, &r), 0);
         free(text);
         json_decref(ev);
     }
@@ -299,9 +301,10 @@ static void test_stream(void **state)
                                "message_delta message_stop");
     /* message_start says the input tokens, never 0 (LiteLLM #24176) */
     e = json_array_get(out, 0);
-    assert_true(json_integer_value(json_object_get(
-                    json_object_get(json_object_get(json_object_get(e, "data"), "message"), "usage"),
-                    "input_tokens")) > 0);
+    assert_true(
+        json_integer_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(e, "data"), "message"), "usage"),
+            "input_tokens")) > 0);
     /* each tool's deltas stay on its own block */
     json_array_foreach (out, i, e) {
         json_t *d = json_object_get(e, "data");

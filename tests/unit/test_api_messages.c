@@ -217,10 +217,11 @@ static void test_answer(void **state)
              "'finish_reason':'stop'}],'usage':{'prompt_tokens':100,'completion_tokens':1,"
              "'prompt_tokens_details':{'cached_tokens':60,'cache_write_tokens':30}}}");
     m = messages_answer_from_chat(chat, "msg_1");
-    json_expect(json_incref(json_object_get(m, "usage")),
-                J("{'input_tokens':10,'cache_creation_input_tokens':30,'cache_read_input_tokens':60,"
-                  "'output_tokens':1}"),
-                "cache writes");
+    json_expect(
+        json_incref(json_object_get(m, "usage")),
+        J("{'input_tokens':10,'cache_creation_input_tokens':30,'cache_read_input_tokens':60,"
+          "'output_tokens':1}"),
+        "cache writes");
     json_decref(m);
     json_decref(chat);
     for (size_t i = 0; i < ARRAY_LEN(finish); i++) {
@@ -316,9 +317,11 @@ static void test_stream_tools(void **state)
     char *types = event_types(ev);
     json_t *e, *d;
     size_t i;
-    char json[2][64] = {"", ""};
+    struct buf json[2];
 
     (void)state;
+    buf_init(&json[0], 64);
+    buf_init(&json[1], 64);
     assert_string_equal(types, "message_start content_block_start ping content_block_delta "
                                "content_block_stop content_block_start content_block_stop "
                                "content_block_start content_block_delta content_block_delta "
@@ -334,11 +337,14 @@ static void test_stream_tools(void **state)
             json_int_t b = json_integer_value(json_object_get(json_object_get(e, "data"), "index"));
 
             assert_true(b == 1 || b == 2);
-            strncat(json[b - 1], json_string_value(json_object_get(d, "partial_json")), 30);
+            assert_int_equal(
+                buf_puts(&json[b - 1], json_string_value(json_object_get(d, "partial_json"))), 0);
         }
     }
-    assert_string_equal(json[0], "{\"x\":1}");
-    assert_string_equal(json[1], "{\"y\":2}");
+    assert_string_equal(json[0].data, "{\"x\":1}");
+    assert_string_equal(json[1].data, "{\"y\":2}");
+    buf_free(&json[0]);
+    buf_free(&json[1]);
     assert_string_equal(
         json_string_value(json_object_get(
             json_object_get(json_object_get(json_array_get(ev, 12), "data"), "delta"),

@@ -1,5 +1,5 @@
-/* Unit tests for the cache: canonical keys, the plan, entries, and the
- * memory LRU (bounds, eviction, TTL). */
+/* Unit tests for the cache: canonical keys, the plan, entries. The memory
+ * LRU is test_cache_mem.c's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,10 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../../src/cache.h"
-#include "../../src/cache_mem.h"
 
 static json_t *js(const char *s)
 {
@@ -175,74 +173,13 @@ static void test_entry(void **state)
     assert_int_equal(cache_entry_decode(xstrdup("SLC2 1\tm\tp\ts\tt\n{}"), 19, &e), -1);
 }
 
-static void test_mem_lru(void **state)
-{
-    struct cache_mem *m = cache_mem_new(4096);
-    char val[600], key[32], *got;
-    size_t len;
-
-    (void)state;
-    memset(val, 'v', sizeof(val));
-    cache_mem_put(m, "a", "1", 1, 60000);
-    got = cache_mem_get(m, "a", &len);
-    assert_non_null(got);
-    assert_int_equal(len, 1);
-    free(got);
-    assert_null(cache_mem_get(m, "nope", &len));
-    /* fill past the bound: the least recently used go first */
-    for (int i = 0; i < 20; i++) {
-        snprintf(key, sizeof(key), "k%d", i);
-        cache_mem_put(m, key, val, sizeof(val), 60000);
-        free(cache_mem_get(m, "k0", &len)); /* keep k0 warm */
-        assert_true(cache_mem_bytes(m) <= 4096);
-    }
-    assert_non_null(got = cache_mem_get(m, "k0", &len));
-    free(got);
-    assert_null(cache_mem_get(m, "k1", &len));
-    assert_non_null(got = cache_mem_get(m, "k19", &len));
-    free(got);
-    /* a value that alone exceeds the bound is not stored */
-    {
-        char *huge = calloc(1, 8192);
-
-        cache_mem_put(m, "huge", huge, 8192, 60000);
-        assert_null(cache_mem_get(m, "huge", &len));
-        free(huge);
-    }
-    /* replace, delete, prefix delete */
-    cache_mem_put(m, "p:1", "x", 1, 60000);
-    cache_mem_put(m, "p:2", "y", 1, 60000);
-    cache_mem_put(m, "p:1", "z", 1, 60000);
-    got = cache_mem_get(m, "p:1", &len);
-    assert_memory_equal(got, "z", 1);
-    free(got);
-    assert_int_equal(cache_mem_del(m, "p:2"), 1);
-    assert_int_equal(cache_mem_del(m, "p:2"), 0);
-    cache_mem_put(m, "p:3", "y", 1, 60000);
-    assert_int_equal(cache_mem_del_prefix(m, "p:"), 2);
-    cache_mem_free(m);
-}
-
-static void test_mem_ttl(void **state)
-{
-    struct cache_mem *m = cache_mem_new(1 << 20);
-    size_t len;
-
-    (void)state;
-    cache_mem_put(m, "t", "v", 1, 1000);
-    free(cache_mem_get(m, "t", &len));
-    usleep(1100 * 1000);
-    assert_null(cache_mem_get(m, "t", &len));
-    assert_int_equal(cache_mem_count(m), 0);
-    cache_mem_free(m);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_canonical), cmocka_unit_test(test_key_semantics),
-        cmocka_unit_test(test_plan),      cmocka_unit_test(test_entry),
-        cmocka_unit_test(test_mem_lru),   cmocka_unit_test(test_mem_ttl),
+        cmocka_unit_test(test_canonical),
+        cmocka_unit_test(test_key_semantics),
+        cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_entry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -235,6 +235,213 @@ static void test_read_admit(void **state)
     assert_int_equal(limits_read_admit(NULL, &ar), -1);
 }
 
+/* ---- limits_admit on a clock the test sets (limits_set_clock) ---- */
+
+static time_t fake_now;
+
+static time_t fake_clock(void)
+{
+    return fake_now;
+}
+
+static int admitted;
+
+static void admitted_cb(struct exchange *ex)
+{
+    admitted++;
+    ex_unref(ex);
+}
+
+/* A request of 48 estimated tokens ($48 at `dear`'s prices) for key k,
+ * admitted or refused by limits_admit; the caller keeps one reference to
+ * read what it says and ends the request with end(). */
+static struct exchange *ask(const struct client_key *k, const struct route *rt)
+{
+    struct exchange *ex = ex_new(NULL, 1024);
+
+    ex->key = k;
+    ex->route = rt;
+    ex->ri = req();
+    limits_admit(ex_ref(ex), admitted_cb);
+    return ex;
+}
+
+static void stop_cb(struct loop *loop, void *arg)
+{
+    UNUSED(arg);
+    loop_stop(loop);
+}
+
+/* The request ends having cost usd: its settlement runs on the loop. */
+static void end(struct exchange *ex, double usd)
+{
+    ex->meta.cost_usd = usd;
+    ex->meta.prompt_tokens = 18;
+    ex->meta.completion_tokens = 30;
+    ex_unref(ex);
+    loop_post(server.loop, stop_cb, NULL);
+    loop_run(server.loop);
+}
+
+static int clock_setup(void **state)
+{
+    (void)state;
+    fake_now = 1699999980 + 15; /* 2023-11-14 22:13:15 UTC */
+    limits_set_clock(fake_clock);
+    server.loop = loop_new();
+    admitted = 0;
+    return 0;
+}
+
+static int clock_teardown(void **state)
+{
+    (void)state;
+    limits_set_clock(NULL);
+    limits_free_all();
+    loop_free(server.loop);
+    server.loop = NULL;
+    return 0;
+}
+
+/* rpm: two requests a minute; the third waits for the next minute, and
+ * the headers' figures say how long. */
+static void test_minute_window(void **state)
+{
+    struct client_key k = {.name = "minute", .rpm = 2};
+    struct model *m[] = {&dear};
+    struct stage st = {.models = m, .nmodels = 1};
+    struct route rt = {.name = "r", .kind = ROUTE_SINGLE, .stages = &st, .nstages = 1};
+    struct exchange *ex;
+
+    (void)state;
+    ex = ask(&k, &rt);
+    assert_int_equal(admitted, 1);
+    assert_int_equal(ex->limit.remaining_requests, 1);
+    assert_int_equal(ex->limit.reset_ms, 45000);
+    end(ex, 0);
+    fake_now += 30;
+    ex = ask(&k, &rt);
+    assert_int_equal(admitted, 2);
+    assert_int_equal(ex->limit.remaining_requests, 0);
+    end(ex, 0);
+    fake_now += 14; /* the minute's last second */
+    ex = ask(&k, &rt);
+    assert_int_equal(admitted, 2);
+    assert_int_equal(ex->status, 429);
+    assert_string_equal(ex->err.code, "rate_limit_exceeded");
+    assert_string_equal(ex->limit.exceeded, "rpm");
+    assert_int_equal(ex->retry_after_s, 1);
+    end(ex, 0);
+    fake_now += 1; /* the next minute */
+    ex = ask(&k, &rt);
+    assert_int_equal(admitted, 3);
+    assert_int_equal(ex->limit.remaining_requests, 1);
+    assert_int_equal(ex->limit.reset_ms, 60000);
+    end(ex, 0);
+}
+
+/* tpm: the tokens reserved at admission are settled to what was used, in
+ * the minute the request was admitted in. */
+static void test_token_minute(void **state)
+{
+    struct client_key k = {.name = "tokens", .tpm = 100};
+    struct model *m[] = {&dear};
+    struct stage st = {.models = m, .nmodels = 1};
+    struct route rt = {.name = "r", .kind = ROUTE_SINGLE, .stages = &st, .nstages = 1};
+    struct exchange *a, *b;
+
+    (void)state;
+    a = ask(&k, &rt); /* reserves 48 */
+    assert_int_equal(a->limit.remaining_tokens, 52);
+    b = ask(&k, &rt); /* 96 */
+    assert_int_equal(b->limit.remaining_tokens, 4);
+    a->meta.completion_tokens = 2; /* used 20 of its 48 */
+    a->meta.prompt_tokens = 18;
+    ex_unref(a);
+    loop_post(server.loop, stop_cb, NULL);
+    loop_run(server.loop);
+    end(b, 0);        /* used all 48 */
+    a = ask(&k, &rt); /* 20 + 48 + 48 */
+    assert_int_equal(admitted, 3);
+    end(a, 0);
+    a = ask(&k, &rt);
+    assert_string_equal(a->limit.exceeded, "tpm");
+    end(a, 0);
+    fake_now += 60;
+    a = ask(&k, &rt);
+    assert_int_equal(admitted, 4);
+    assert_int_equal(a->limit.remaining_tokens, 52);
+    end(a, 0);
+}
+
+/* A daily budget: spent, it refuses until midnight UTC, then starts over;
+ * what is in flight is held against it. */
+static void test_budget_day(void **state)
+{
+    struct client_key k = {.name = "daily", .budget_usd = 100, .budget_period = BUDGET_DAY};
+    struct model *m[] = {&dear};
+    struct stage st = {.models = m, .nmodels = 1};
+    struct route rt = {.name = "r", .kind = ROUTE_SINGLE, .stages = &st, .nstages = 1};
+    struct exchange *a, *a2, *b;
+
+    (void)state;
+    fake_now = 1700006400 - 120; /* two minutes to midnight, 2023-11-15 */
+    a = ask(&k, &rt);            /* holds 48 */
+    assert_float_equal(a->limit_hold_usd, 48, EPS);
+    b = ask(&k, &rt); /* 96 held: a third would not fit */
+    a2 = ask(&k, &rt);
+    assert_int_equal(admitted, 2);
+    assert_string_equal(a2->err.code, "insufficient_quota");
+    assert_non_null(strstr(a2->err.message, "of its budget of $100 for this day, $96 is spent or "
+                                            "held by requests in flight, and this request may "
+                                            "cost $48."));
+    end(a2, 0);
+    end(a, 60); /* it cost more than it held */
+    end(b, 40); /* spent: 100 */
+    a = ask(&k, &rt);
+    assert_int_equal(a->status, 429);
+    assert_string_equal(a->err.code, "insufficient_quota");
+    assert_non_null(strstr(a->err.message, "has spent its budget of $100 for this day"));
+    end(a, 0);
+    fake_now += 119; /* still the same day */
+    end(ask(&k, &rt), 0);
+    assert_int_equal(admitted, 2);
+    fake_now += 1; /* midnight */
+    a = ask(&k, &rt);
+    assert_int_equal(admitted, 3);
+    assert_string_equal(a->limit_period, "2023-11-15");
+    assert_float_equal(a->limit.spent_usd, 0, EPS);
+    end(a, 0);
+}
+
+/* A monthly budget rolls over on the first of the month; a lifetime one
+ * never does. */
+static void test_budget_month_and_total(void **state)
+{
+    struct client_key mk = {.name = "monthly", .budget_usd = 50, .budget_period = BUDGET_MONTH};
+    struct client_key tk = {.name = "lifetime", .budget_usd = 50, .budget_period = BUDGET_TOTAL};
+    struct model *m[] = {&dear};
+    struct stage st = {.models = m, .nmodels = 1};
+    struct route rt = {.name = "r", .kind = ROUTE_SINGLE, .stages = &st, .nstages = 1};
+
+    (void)state;
+    fake_now = 1701388800 - 86400; /* 2023-11-30 */
+    end(ask(&mk, &rt), 50);
+    end(ask(&tk, &rt), 50);
+    assert_int_equal(admitted, 2);
+    end(ask(&mk, &rt), 0);
+    end(ask(&tk, &rt), 0);
+    assert_int_equal(admitted, 2);
+    fake_now += 86400; /* 2023-12-01 */
+    end(ask(&mk, &rt), 0);
+    assert_int_equal(admitted, 3);
+    end(ask(&tk, &rt), 0);
+    assert_int_equal(admitted, 3);
+    fake_now += 400 * 86400;
+    end(ask(&tk, &rt), 0);
+    assert_int_equal(admitted, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +452,10 @@ int main(void)
         cmocka_unit_test(test_local_admit_and_settle),
         cmocka_unit_test(test_local_admit_rate_limits_first),
         cmocka_unit_test(test_read_admit),
+        cmocka_unit_test_setup_teardown(test_minute_window, clock_setup, clock_teardown),
+        cmocka_unit_test_setup_teardown(test_token_minute, clock_setup, clock_teardown),
+        cmocka_unit_test_setup_teardown(test_budget_day, clock_setup, clock_teardown),
+        cmocka_unit_test_setup_teardown(test_budget_month_and_total, clock_setup, clock_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

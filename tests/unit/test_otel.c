@@ -1,6 +1,6 @@
-/* Unit tests for the tracer (otel.c) and the exporter's body and queue
- * (otel_export.c): W3C trace context, sampling, a cascade's span tree read
- * back with an independent wire reader, the otel config block. */
+/* Unit tests for the tracer (otel.c): W3C trace context, sampling, a
+ * cascade's span tree read back with an independent wire reader, the otel
+ * config block. The exporter is test_otel_export.c's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -279,57 +279,12 @@ static void test_config(void **state)
     config_errors_free(&errs);
 }
 
-static void test_export_body(void **state)
-{
-    struct otlp w;
-    size_t span, len;
-    char *body;
-    struct pb r, rs, res, kv;
-    struct pb_field f, g, h, k;
-    int found = 0;
-
-    (void)state;
-    otlp_init(&w, 4096);
-    span = otlp_open(&w, OTLP_SS_SPANS);
-    otlp_bytes(&w, OTLP_SPAN_NAME, "s", 1);
-    otlp_close(&w, span);
-    {
-        const char *part = w.b.data;
-        size_t plen = w.b.len;
-
-        body = otel_export_body("svc", &part, &plen, 1, &len);
-    }
-    assert_non_null(body);
-    r = pb_of(body, len);
-    assert_int_equal(pb_next(&r, &f), 1);
-    assert_int_equal(f.num, OTLP_REQ_RESOURCE_SPANS);
-    assert_int_equal(pb_next(&r, &f), 0);
-    rs = pb_of(f.data, f.len);
-    assert_int_equal(pb_next(&rs, &g), 1);
-    assert_int_equal(g.num, OTLP_RS_RESOURCE);
-    res = pb_of(g.data, g.len);
-    while (pb_next(&res, &h) == 1) {
-        kv = pb_of(h.data, h.len);
-        assert_int_equal(pb_next(&kv, &k), 1);
-        if (k.len == 12 && memcmp(k.data, "service.name", 12) == 0)
-            found = 1;
-    }
-    assert_true(found);
-    assert_int_equal(pb_next(&rs, &g), 1);
-    assert_int_equal(g.num, OTLP_RS_SCOPE_SPANS);
-    /* the span is inside, as written */
-    assert_non_null(memmem(g.data, g.len, w.b.data, w.b.len));
-    free(body);
-    otlp_free(&w);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_traceparent), cmocka_unit_test(test_tracestate),
         cmocka_unit_test(test_ratio),       cmocka_unit_test(test_config),
-        cmocka_unit_test(test_export_body), cmocka_unit_test(test_unsampled),
-        cmocka_unit_test(test_span_tree),
+        cmocka_unit_test(test_unsampled),   cmocka_unit_test(test_span_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,177 +1,206 @@
-/* Unit tests for the OpenAI provider: reading answers (whole and streamed)
- * and building the body sent upstream. */
+/* Unit tests for provider.c, the provider layer's switch: a call is built,
+ * and its answers, errors and streams translated, by the model's provider
+ * type (an OpenAI or Azure answer passes as it is, an Anthropic one becomes
+ * OpenAI's), and what every type's call shares: the common headers and the
+ * model's timeouts over its provider's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <curl/curl.h>
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../src/config.h"
 #include "../../src/provider.h"
 
-static void parse(enum endpoint ep, const char *body, struct reply *r, int want)
+static const char chat[] =
+    "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+
+static int has_header(const struct curl_slist *h, const char *line)
 {
-    reply_init(r);
-    assert_int_equal(provider_parse_response(ep, body, strlen(body), r), want);
+    for (; h; h = h->next)
+        if (strcmp(h->data, line) == 0)
+            return 1;
+    return 0;
 }
 
-static void test_response(void **state)
+static void spec_free(struct call_spec *spec)
 {
-    struct reply r;
+    curl_slist_free_all(spec->headers);
+    free(spec->url);
+    free(spec->body);
+}
+
+/* Build a chat call to a model of the given type. */
+static int build(enum provider_type type, enum endpoint ep, struct call_spec *spec,
+                 struct api_error *e)
+{
+    static struct provider p;
+    static struct model m;
+    json_t *body = json_loads(chat, 0, NULL);
+    int rc;
+
+    memset(&p, 0, sizeof(p));
+    memset(&m, 0, sizeof(m));
+    p.name = "p";
+    p.type = type;
+    p.base_url = "http://127.0.0.1:1/v1";
+    p.api_key = "sk-test";
+    p.anthropic_version = "2023-06-01";
+    p.default_max_tokens = 1024;
+    p.timeout_ms = 30000;
+    m.name = "m";
+    m.id = "up-1";
+    m.provider = &p;
+    assert_non_null(body);
+    rc = provider_build(&m, ep, body, chat, strlen(chat), 0, NULL, spec, e);
+    json_decref(body);
+    return rc;
+}
+
+static void test_build_by_type(void **state)
+{
+    struct call_spec spec;
+    struct api_error e = {0};
+    json_t *sent;
 
     UNUSED(state);
-    parse(EP_CHAT,
-          "{\"id\":\"x\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
-          "\"content\":\"Hi \\\"there\\\"\"},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
-          "\"usage\":{\"prompt_tokens\":14,\"completion_tokens\":9,\"total_tokens\":23}}",
-          &r, 0);
-    assert_string_equal(r.content.data, "Hi \"there\"");
+    /* OpenAI: chat completions, a bearer key, the client's body as written
+     * but for the model's id. */
+    assert_int_equal(build(PROVIDER_OPENAI, EP_CHAT, &spec, &e), 0);
+    assert_string_equal(spec.url, "http://127.0.0.1:1/v1/chat/completions");
+    assert_true(has_header(spec.headers, "Authorization: Bearer sk-test"));
+    assert_true(has_header(spec.headers, "Content-Type: application/json"));
+    assert_true(has_header(spec.headers, "Accept: application/json"));
+    assert_true(has_header(spec.headers, "Expect:"));
+    sent = json_loads(spec.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(sent, "model")), "up-1");
+    assert_null(json_object_get(sent, "max_tokens"));
+    json_decref(sent);
+    spec_free(&spec);
+
+    /* Anthropic: a Messages call, x-api-key and anthropic-version, a
+     * max_tokens it requires. */
+    assert_int_equal(build(PROVIDER_ANTHROPIC, EP_CHAT, &spec, &e), 0);
+    assert_string_equal(spec.url, "http://127.0.0.1:1/v1/messages");
+    assert_true(has_header(spec.headers, "x-api-key: sk-test"));
+    assert_true(has_header(spec.headers, "anthropic-version: 2023-06-01"));
+    assert_false(has_header(spec.headers, "Authorization: Bearer sk-test"));
+    sent = json_loads(spec.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(sent, "model")), "up-1");
+    assert_int_equal(json_integer_value(json_object_get(sent, "max_tokens")), 1024);
+    json_decref(sent);
+    spec_free(&spec);
+
+    /* What Anthropic cannot serve is a 400 before any call. */
+    assert_int_equal(build(PROVIDER_ANTHROPIC, EP_EMBEDDINGS, &spec, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_non_null(strstr(e.message, "only chat completions"));
+}
+
+static void test_answers_by_type(void **state)
+{
+    static const char openai[] = "{\"id\":\"c\",\"object\":\"chat.completion\",\"choices\":[]}";
+    static const char msg[] = "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\","
+                              "\"content\":[{\"type\":\"text\",\"text\":\"Hello\"}],"
+                              "\"stop_reason\":\"end_turn\","
+                              "\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}";
+    static const char err[] = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+                              "\"message\":\"Overloaded\"}}";
+    struct provider po = {.name = "o", .type = PROVIDER_OPENAI};
+    struct provider pa = {.name = "a", .type = PROVIDER_ANTHROPIC};
+    struct model mo = {.name = "mo", .provider = &po}, ma = {.name = "ma", .provider = &pa};
+    struct reply r;
+    struct buf b;
+
+    UNUSED(state);
+    /* An OpenAI answer and error pass untouched. */
+    buf_init(&b, 1 << 16);
+    assert_true(buf_puts(&b, openai) == 0);
+    assert_int_equal(provider_answer_normalize(&mo, EP_CHAT, &b), 0);
+    assert_int_equal(b.len, strlen(openai));
+    assert_memory_equal(b.data, openai, b.len);
+    provider_error_normalize(&mo, &b);
+    assert_memory_equal(b.data, openai, b.len);
+    buf_free(&b);
+
+    /* An Anthropic message becomes a chat completion the reader takes. */
+    buf_init(&b, 1 << 16);
+    assert_true(buf_puts(&b, msg) == 0);
+    assert_int_equal(provider_answer_normalize(&ma, EP_CHAT, &b), 0);
+    reply_init(&r);
+    assert_int_equal(provider_parse_response(EP_CHAT, b.data, b.len, &r), 0);
+    assert_false(r.is_error);
+    assert_string_equal(r.content.data, "Hello");
     assert_string_equal(r.finish_reason, "stop");
-    assert_true(r.has_usage);
-    assert_int_equal(r.prompt_tokens, 14);
-    assert_int_equal(r.completion_tokens, 9);
-    assert_int_equal(r.nchoices, 1);
-    assert_false(r.any_logprobs);
-    assert_null(r.choices_text);
-    reply_free(&r);
-
-    /* Several choices, logprobs, a key given twice (the last counts). */
-    parse(EP_CHAT,
-          "{\"usage\":{\"prompt_tokens\":1},\"choices\":[{\"message\":{\"content\":\"A\"},"
-          "\"logprobs\":{\"content\":[{\"logprob\":-0.5},{\"logprob\":-1.5},{\"x\":1}]}},"
-          "{\"message\":{\"content\":\"B\",\"content\":\"C\"}},{\"message\":{\"content\":null}}],"
-          "\"usage\":{\"completion_tokens\":4}}",
-          &r, 0);
-    assert_string_equal(r.content.data, "A");
-    assert_int_equal(r.logprob_n, 2);
-    assert_true(fabs(r.logprob_sum + 2.0) < 1e-12);
-    assert_true(r.any_logprobs);
-    assert_int_equal(r.nchoices, 3);
-    assert_int_equal(json_array_size(r.choices_text), 3);
-    assert_string_equal(json_string_value(json_array_get(r.choices_text, 1)), "C");
-    assert_string_equal(json_string_value(json_array_get(r.choices_text, 2)), "");
-    assert_int_equal(r.prompt_tokens, 0); /* the second usage replaced the first */
-    assert_int_equal(r.completion_tokens, 4);
-    reply_free(&r);
-
-    parse(EP_COMPLETIONS, "{\"choices\":[{\"text\":\"done\",\"finish_reason\":\"length\"}]}", &r,
-          0);
-    assert_string_equal(r.content.data, "done");
-    assert_string_equal(r.finish_reason, "length");
-    reply_free(&r);
-
-    parse(EP_EMBEDDINGS, "{\"data\":[{\"embedding\":[0.1,-2e-3]}],\"usage\":{\"prompt_tokens\":3}}",
-          &r, 0);
     assert_int_equal(r.prompt_tokens, 3);
     reply_free(&r);
+    buf_free(&b);
 
-    /* Not an object, or not JSON: refused, and r stays empty. */
-    parse(EP_CHAT, "[]", &r, -1);
-    reply_free(&r);
-    parse(EP_CHAT,
-          "{\"choices\":[{\"message\":{\"content\":\"partial\"}}],\"usage\":{\"prompt_tokens\":",
-          &r, -1);
-    assert_int_equal(r.content.len, 0);
-    assert_false(r.has_usage);
-    reply_free(&r);
-}
-
-static void test_chunks(void **state)
-{
-    struct reply r;
-    static const char *chunks[] = {
-        "{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}",
-        "{\"choices\":[{\"delta\":{\"content\":\"lo\"},\"index\":1}]}", /* another choice */
-        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}",
-    };
-    const char *usage = "{\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}";
-    const char *error =
-        "{\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"error\":{\"message\":\"m\"}}";
-
-    UNUSED(state);
+    /* An Anthropic error body, even in a 200, becomes OpenAI's error shape,
+     * which the reader reports as the failure it is. */
+    buf_init(&b, 1 << 16);
+    assert_true(buf_puts(&b, err) == 0);
+    assert_int_equal(provider_answer_normalize(&ma, EP_CHAT, &b), 0);
     reply_init(&r);
-    for (size_t i = 0; i < ARRAY_LEN(chunks); i++)
-        assert_int_equal(provider_parse_chunk(EP_CHAT, chunks[i], strlen(chunks[i]), &r, NULL),
-                         CHUNK_DATA);
-    assert_string_equal(r.content.data, "Hello");
-    assert_string_equal(r.finish_reason, "stop");
-    assert_int_equal(provider_parse_chunk(EP_CHAT, usage, strlen(usage), &r, NULL), CHUNK_USAGE);
-    assert_int_equal(r.completion_tokens, 2);
-    assert_int_equal(provider_parse_chunk(EP_CHAT, error, strlen(error), &r, NULL), CHUNK_ERROR);
-    assert_string_equal(r.content.data, "Hello"); /* an error chunk adds nothing */
-    assert_int_equal(provider_parse_chunk(EP_CHAT, "[DONE]", 6, &r, NULL), CHUNK_DONE);
-    assert_int_equal(provider_parse_chunk(EP_CHAT, "{\"choices\":[", 12, &r, NULL), CHUNK_BAD);
-    assert_string_equal(r.content.data, "Hello");
+    provider_parse_response(EP_CHAT, b.data, b.len, &r);
+    assert_true(r.is_error);
+    assert_non_null(strstr(r.error, "Overloaded"));
     reply_free(&r);
+    buf_reset(&b);
+    assert_true(buf_puts(&b, err) == 0);
+    provider_error_normalize(&ma, &b);
+    assert_non_null(strstr(b.data, "\"error\""));
+    assert_null(strstr(b.data, "\"type\":\"error\""));
+    buf_free(&b);
+
+    /* Streams: OpenAI's chunks are the internal form already. */
+    assert_null(provider_stream_new(&mo));
+    struct provider_stream *s = provider_stream_new(&ma);
+    assert_non_null(s);
+    provider_stream_free(s);
 }
 
-/* The body provider_build sends for a client body, as text. */
-static char *sent_body(const char *client, int stream, int as_written)
+static void test_call_policy(void **state)
 {
-    struct provider p = {.name = "p", .type = PROVIDER_OPENAI, .base_url = "http://127.0.0.1:1/v1"};
-    struct model m = {.name = "m", .provider = &p, .id = "up-1"};
-    json_t *body = json_loads(client, 0, NULL);
-    struct call_spec spec;
-    struct api_error e;
-    char *out;
-
-    assert_non_null(body);
-    assert_int_equal(provider_build(&m, EP_CHAT, body, as_written ? client : NULL,
-                                    as_written ? strlen(client) : 0, stream, NULL, &spec, &e),
-                     0);
-    assert_int_equal(strlen(spec.body), spec.body_len);
-    out = spec.body;
-    curl_slist_free_all(spec.headers);
-    free(spec.url);
-    json_decref(body);
-    return out;
-}
-
-static void test_body_as_written(void **state)
-{
-    char *s;
+    struct provider p = {.name = "p",
+                         .connect_timeout_ms = 1000,
+                         .timeout_ms = 60000,
+                         .first_byte_timeout_ms = 20000,
+                         .idle_timeout_ms = 5000,
+                         .http_version = HTTP_2,
+                         .ca_file = "/ca.pem"};
+    struct model m = {.name = "m", .provider = &p, .timeout_ms = 9000};
+    struct call_spec spec = {0};
+    struct curl_slist *h;
 
     UNUSED(state);
-    /* Numbers, spacing and unknown members stay as the client wrote them. */
-    s = sent_body("{\"model\":\"smart\", \"temperature\": 0.7,\"x\":{\"y\":[1e2]}}", 0, 1);
-    assert_string_equal(s, "{\"model\":\"up-1\",\"temperature\": 0.7,\"x\":{\"y\":[1e2]}}");
-    free(s);
-    /* Through the tree, 0.7 would have become 0.69999999999999996. */
-    s = sent_body("{\"model\":\"smart\",\"temperature\":0.7}", 0, 0);
-    assert_non_null(strstr(s, "0.69999999999999996"));
-    free(s);
-    /* A stream asks for usage, keeping the client's other stream options. */
-    s = sent_body("{\"stream\":true,\"stream_options\":{\"include_usage\":false,\"k\":1},"
-                  "\"model\":\"smart\"}",
-                  1, 1);
-    assert_string_equal(s, "{\"model\":\"up-1\",\"stream\":true,"
-                           "\"stream_options\":{\"k\":1,\"include_usage\":true}}");
-    free(s);
-    s = sent_body("{\"model\":\"smart\"}", 1, 1);
-    assert_string_equal(
-        s, "{\"model\":\"up-1\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
-    free(s);
-    /* A buffered call of a streaming client: no stream upstream. */
-    s = sent_body(
-        "{\"model\":\"smart\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}", 0, 1);
-    assert_string_equal(s, "{\"model\":\"up-1\",\"stream\":false}");
-    free(s);
-    /* stream_options without stream is the client's business. */
-    s = sent_body("{\"stream_options\":{\"a\":1},\"model\":\"smart\"}", 0, 1);
-    assert_string_equal(s, "{\"model\":\"up-1\",\"stream_options\":{\"a\":1}}");
-    free(s);
+    /* The model's own timeout wins; unset ones come from the provider. */
+    provider_call_policy(&m, 1, &spec);
+    assert_int_equal(spec.timeout_ms, 9000);
+    assert_int_equal(spec.connect_timeout_ms, 1000);
+    assert_int_equal(spec.first_byte_timeout_ms, 20000);
+    assert_int_equal(spec.idle_timeout_ms, 5000);
+    assert_true(spec.small_reads);
+    assert_true(spec.http2);
+    assert_string_equal(spec.ca_file, "/ca.pem");
+    provider_call_policy(&m, 0, &spec);
+    assert_false(spec.small_reads);
+
+    /* A stream asks for events; every call names sluice. */
+    h = provider_common_headers(NULL, 1);
+    assert_true(has_header(h, "Accept: text/event-stream"));
+    assert_true(has_header(h, "User-Agent: sluice/" SLUICE_VERSION));
+    curl_slist_free_all(h);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_response),
-        cmocka_unit_test(test_chunks),
-        cmocka_unit_test(test_body_as_written),
+        cmocka_unit_test(test_build_by_type),
+        cmocka_unit_test(test_answers_by_type),
+        cmocka_unit_test(test_call_policy),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,5 @@
-/* Unit tests for request validation (request.c) and cost (cost.c). */
+/* Unit tests for request validation (request.c), and util.c's number
+ * formatting. Cost is tests/unit/test_cost.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/cost.h"
 #include "../../src/request.h"
 #include "../../src/util.h"
 
@@ -148,31 +148,6 @@ static void test_completions_embeddings(void **state)
                "cannot be streamed");
 }
 
-static void test_cost(void **state)
-{
-    struct model m = {.name = "m", .input_per_mtok = 2.5, .output_per_mtok = 10.0};
-    char s[48];
-
-    (void)state;
-    /* 1000 prompt tokens at $2.50/M + 500 completion at $10/M */
-    assert_true(cost_usd(&m, 1000, 500) > 0.0075 - 1e-12 &&
-                cost_usd(&m, 1000, 500) < 0.0075 + 1e-12);
-    assert_true(cost_usd(&m, -5, 0) == 0.0);
-    cost_format(0.0075, s, sizeof(s));
-    assert_string_equal(s, "0.0075");
-    cost_format(0.0, s, sizeof(s));
-    assert_string_equal(s, "0.0");
-    cost_format(0.00000015, s, sizeof(s));
-    assert_string_equal(s, "0.00000015");
-    cost_format(1234.5, s, sizeof(s));
-    assert_string_equal(s, "1234.5");
-    cost_format(1234.5, s, 4); /* truncated, still terminated */
-    assert_string_equal(s, "123");
-    /* 400 chars ~ 100 tokens + 8 overhead; 50 completion tokens */
-    assert_true(cost_estimate(&m, 400, 50, 256) > (108 * 2.5 + 50 * 10.0) / 1e6 - 1e-12);
-    assert_true(cost_estimate(&m, 400, 0, 256) > cost_estimate(&m, 400, 50, 256));
-}
-
 /* fmt_fixed2 writes what printf's %.2f writes, ties and all. */
 static void test_fmt_fixed2(void **state)
 {
@@ -222,7 +197,6 @@ int main(void)
         cmocka_unit_test(test_bad_json),
         cmocka_unit_test(test_bad_fields),
         cmocka_unit_test(test_completions_embeddings),
-        cmocka_unit_test(test_cost),
         cmocka_unit_test(test_fmt_u64),
         cmocka_unit_test(test_fmt_fixed2),
     };

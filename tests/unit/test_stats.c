@@ -1,6 +1,6 @@
-/* Unit tests for the dashboard's data (stats.c) and assets (ui.c): the ring
- * of recent requests (newest first, bounded, no prompt unless
- * capture_content), /admin/stats' shape, and the embedded files. */
+/* Unit tests for the dashboard's data (stats.c): the ring of recent
+ * requests (newest first, bounded, no prompt unless capture_content) and
+ * /admin/stats' shape. The embedded files are test_ui.c's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "../../src/stats.c"
-#include "../../src/ui.h"
 
 static const char CONF[] =
     "admin = { listen = \"127.0.0.1:0\"; };\n"
@@ -122,29 +121,12 @@ static void test_no_admin_no_ring(void **state)
     config_unref(cfg);
 }
 
-static void test_assets(void **state)
-{
-    const struct ui_asset *a = ui_find("/ui");
-
-    (void)state;
-    assert_non_null(a);
-    assert_ptr_equal(ui_find("/ui/"), a);
-    assert_true(strncmp(a->type, "text/html", 9) == 0);
-    assert_non_null(memmem(a->data, a->len, "/ui/app.js", 10));
-    assert_non_null(ui_find("/ui/app.js"));
-    assert_non_null(ui_find("/ui/uPlot.iife.min.js"));
-    assert_non_null(ui_find("/ui/uPlot.min.css"));
-    assert_null(ui_find("/ui/../etc/passwd"));
-    assert_null(ui_find("/uix"));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring),
         cmocka_unit_test(test_prompt_with_capture),
         cmocka_unit_test(test_no_admin_no_ring),
-        cmocka_unit_test(test_assets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

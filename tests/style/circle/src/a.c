@@ -1,0 +1,3 @@
+/* a.c - includes b. */
+#include "a.h"
+#include "b.h"

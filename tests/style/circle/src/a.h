@@ -1,0 +1,1 @@
+/* a.h - a's interface. */

@@ -1,0 +1,2 @@
+/* b.c - its header includes c. */
+#include "b.h"

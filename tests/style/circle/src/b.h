@@ -1,0 +1,2 @@
+/* b.h - includes c's header. */
+#include "c.h"

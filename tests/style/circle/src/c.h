@@ -1,0 +1,1 @@
+/* c.h - c's interface. */

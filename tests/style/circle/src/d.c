@@ -1,0 +1,3 @@
+/* d.c - includes e. */
+#include "d.h"
+#include "e.h"

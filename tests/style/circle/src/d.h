@@ -1,0 +1,1 @@
+/* d.h - d's interface. */

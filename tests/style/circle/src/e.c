@@ -1,0 +1,3 @@
+/* e.c - includes d. */
+#include "e.h"
+#include "d.h"

@@ -1,0 +1,1 @@
+/* e.h - e's interface. */

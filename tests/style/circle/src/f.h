@@ -1,0 +1,2 @@
+/* f.h - a header-only module that includes nothing of the circle. */
+#include "util.h"

@@ -1,0 +1,1 @@
+/* util.h - included by f only. */

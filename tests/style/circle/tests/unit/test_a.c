@@ -1,0 +1,1 @@
+/* test_a.c - a test. */

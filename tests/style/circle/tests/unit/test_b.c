@@ -1,0 +1,1 @@
+/* test_b.c - a test. */

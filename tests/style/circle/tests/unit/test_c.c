@@ -1,0 +1,1 @@
+/* test_c.c - a test. */

@@ -1,0 +1,1 @@
+/* test_d.c - a test. */

@@ -1,0 +1,1 @@
+/* test_e.c - a test. */

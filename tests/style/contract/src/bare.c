@@ -1,0 +1,6 @@
+#include "bare.h"
+
+int bare(void)
+{
+    return 0;
+}

@@ -1,0 +1,2 @@
+/* a comment that does not name the file */
+int bare(void);

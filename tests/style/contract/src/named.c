@@ -1,0 +1,3 @@
+
+/* named.c - the contract must be the first line. */
+#include "named.h"

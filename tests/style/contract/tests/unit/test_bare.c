@@ -1,0 +1,1 @@
+/* test_bare.c - a test. */

@@ -1,0 +1,1 @@
+/* limits.h - a project header named as a system one. */

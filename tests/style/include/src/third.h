@@ -1,0 +1,1 @@
+/* third.h - a header-only module. */

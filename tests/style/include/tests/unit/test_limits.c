@@ -1,0 +1,1 @@
+/* test_limits.c - a test. */

@@ -1,0 +1,2 @@
+/* lonely.c - a module nobody tests. */
+#include "lonely.h"

@@ -1,0 +1,1 @@
+/* lonely.h - its interface. */

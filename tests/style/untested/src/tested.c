@@ -1,0 +1,1 @@
+/* tested.c - a module with its test. */

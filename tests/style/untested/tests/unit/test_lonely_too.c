@@ -1,0 +1,1 @@
+/* test_other.c - a test of no module: the wrong name. */

@@ -1,0 +1,1 @@
+/* test_tested.c - a test. */

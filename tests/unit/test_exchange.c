@@ -1,0 +1,424 @@
+/* Unit tests for exchange.c, the request object the HTTP worker and the
+ * loop share: the last reference (whoever drops it) writes the request's
+ * one log line and records its metrics; responses, failures before and
+ * during a stream, and a stream's end move the state once and only
+ * forward; a slow client's stream stops at its buffer's cap, and when all
+ * streams together hold max_stream_memory_bytes the one that is behind is
+ * cut while one that keeps up goes on; what a worker took is given back;
+ * a cache hit's meta is copied; and the hand-off itself: a connection
+ * suspended by a real libmicrohttpd worker is resumed by ex_respond from
+ * another thread, and the client gets its answer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/unit.h"
+#include "../../src/caps.h"
+#include "../../src/exchange.h"
+#include "../../src/log.h"
+#include "../../src/metrics.h"
+
+static char path[] = "/tmp/test_exchange.XXXXXX";
+
+static int setup(void **state)
+{
+    struct log_conf lc = {.format = LOG_FORMAT_JSON, .level = LOG_INFO};
+    int fd;
+
+    (void)state;
+    snprintf(path, sizeof(path), "/tmp/test_exchange.XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    lc.path = path;
+    assert_int_equal(log_open(&lc), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct log_conf off = {.format = LOG_FORMAT_JSON, .path = "/dev/null", .level = LOG_INFO};
+
+    (void)state;
+    assert_int_equal(log_open(&off), 0);
+    unlink(path);
+    return 0;
+}
+
+static json_t *log_lines(void)
+{
+    log_flush();
+    return test_json_lines(path);
+}
+
+/* A config snapshot on the stack that no unref frees. */
+static struct config cfg_with(size_t max_stream_memory)
+{
+    struct config c = {.refs = 1000, .max_stream_memory_bytes = max_stream_memory};
+
+    return c;
+}
+
+static struct exchange *api_request(void)
+{
+    struct exchange *ex = ex_new(NULL, 1024);
+
+    snprintf(ex->request_id, sizeof(ex->request_id), "req_test");
+    snprintf(ex->method, sizeof(ex->method), "POST");
+    snprintf(ex->path, sizeof(ex->path), "/v1/chat/completions");
+    return ex;
+}
+
+/* The log line and the metrics are written once, by the last unref,
+ * whichever side it is, with both sides' final state. */
+static void test_last_unref_logs_once(void **state)
+{
+    struct route rt = {.name = "smart"};
+    struct exchange *ex = api_request();
+    json_t *lines, *o;
+    char *text;
+    size_t len;
+
+    (void)state;
+    metrics_init();
+    ex->route = &rt;
+    ex_ref(ex); /* the loop's */
+    ex->meta.model = "small";
+    ex->meta.provider = "openai";
+    ex->meta.cost_usd = 0.0042;
+    ex->meta.prompt_tokens = 10;
+    ex->meta.completion_tokens = 5;
+    ex->meta.attempts = 2;
+    ex->meta.cache = CACHE_MISS;
+    ex_respond(ex, 200, strdup("{}"), 2);
+    ex_unref(ex); /* the loop is done */
+    lines = log_lines();
+    assert_int_equal(json_array_size(lines), 0);
+    json_decref(lines);
+    ex->client_status = 200; /* the worker sent it */
+    ex->t_end_us = ex->t_start_us + 1500;
+    ex_unref(ex);
+    lines = log_lines();
+    assert_int_equal(json_array_size(lines), 1);
+    o = json_array_get(lines, 0);
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "request");
+    assert_string_equal(json_string_value(json_object_get(o, "request_id")), "req_test");
+    assert_string_equal(json_string_value(json_object_get(o, "route")), "smart");
+    assert_string_equal(json_string_value(json_object_get(o, "model")), "small");
+    assert_int_equal(json_integer_value(json_object_get(o, "status")), 200);
+    assert_float_equal(json_real_value(json_object_get(o, "latency_ms")), 1.5, 1e-9);
+    assert_float_equal(json_real_value(json_object_get(o, "cost_usd")), 0.0042, 1e-12);
+    assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 2);
+    assert_string_equal(json_string_value(json_object_get(o, "cache")), "MISS");
+    json_decref(lines);
+    text = metrics_render(&len);
+    assert_non_null(strstr(text, "sluice_requests_total{"));
+    assert_non_null(strstr(text, "route=\"smart\""));
+    free(text);
+    metrics_free();
+}
+
+static void test_probes_not_logged(void **state)
+{
+    struct exchange *ex = ex_new(NULL, 0);
+    json_t *lines;
+
+    (void)state;
+    snprintf(ex->path, sizeof(ex->path), "/healthz");
+    ex->client_status = 200;
+    ex_unref(ex);
+    lines = log_lines();
+    assert_int_equal(json_array_size(lines), 0); /* a debug line: under info */
+    json_decref(lines);
+}
+
+static void test_respond_and_fail(void **state)
+{
+    struct api_error e;
+    struct exchange *ex = api_request();
+
+    (void)state;
+    assert_int_equal(ex->state, EX_PENDING);
+    assert_true(ex_client_gone(ex)); /* no connection: as after MHD finished with it */
+    api_error_set(&e, 502, "api_error", "upstream_error", NULL, "no provider answered");
+    ex_fail(ex, &e);
+    assert_int_equal(ex->state, EX_DONE);
+    assert_int_equal(ex->status, 502);
+    assert_string_equal(ex->err.message, "no provider answered");
+    /* once done, a later failure changes nothing */
+    api_error_set(&e, 500, "api_error", NULL, NULL, "late");
+    ex_fail(ex, &e);
+    assert_int_equal(ex->status, 502);
+    assert_string_equal(ex->err.message, "no provider answered");
+    ex_unref(ex);
+
+    ex = api_request();
+    ex_respond(ex, 201, strdup("{\"a\":1}"), 7);
+    assert_int_equal(ex->state, EX_DONE);
+    assert_int_equal(ex->status, 201);
+    assert_int_equal(ex->out.len, 7);
+    assert_memory_equal(ex->out.data, "{\"a\":1}", 7);
+    assert_false(ex->streamed);
+    ex_unref(ex);
+
+    /* a whole event stream at once (a cache hit replayed) */
+    ex = api_request();
+    ex_respond_sse(ex, strdup("data: [DONE]\n\n"), 14);
+    assert_int_equal(ex->state, EX_DONE);
+    assert_true(ex->streamed);
+    assert_int_equal(ex->status, 200);
+    ex_unref(ex);
+}
+
+static void test_stream(void **state)
+{
+    struct api_error e;
+    struct exchange *ex = api_request();
+
+    (void)state;
+    ex->meta.model = "m";
+    ex_stream_begin(ex);
+    assert_int_equal(ex->state, EX_STREAMING);
+    assert_int_equal(ex->status, 200);
+    assert_int_equal(ex_stream_write(ex, "data: a\n\n", 9), 0);
+    assert_int_equal(ex_stream_write(ex, "data: b\n\n", 9), 0);
+    assert_int_equal(ex->out.len, 18);
+    /* the worker took the first event: the next write drops it */
+    ex->out_off = 9;
+    assert_int_equal(ex_stream_write(ex, "data: c\n\n", 9), 0);
+    assert_int_equal(ex->out_off, 0);
+    assert_memory_equal(ex->out.data, "data: b\n\ndata: c\n\n", 18);
+    /* a failure mid-stream keeps the 200 already sent and ends the stream */
+    api_error_set(&e, 502, "api_error", NULL, NULL, "upstream reset");
+    ex_fail(ex, &e);
+    assert_int_equal(ex->state, EX_DONE);
+    assert_int_equal(ex->status, 200);
+    assert_int_equal(ex->err.status, 502);
+    ex_stream_end(ex); /* already done: nothing */
+    assert_int_equal(ex->state, EX_DONE);
+    ex_unref(ex);
+
+    ex = api_request();
+    ex_stream_begin(ex);
+    ex_stream_end(ex);
+    assert_int_equal(ex->state, EX_DONE);
+    assert_int_equal(ex->err.status, 0);
+    ex_unref(ex);
+}
+
+/* Every stream's buffer is counted; the count goes back to what it was
+ * when the streams end. All streams together over the cap: the stream that
+ * is behind (STREAM_KEEP_BYTES waiting) is cut, the one keeping up goes
+ * on. */
+static void test_stream_memory(void **state)
+{
+    struct config cfg = cfg_with(STREAM_KEEP_BYTES * 3);
+    struct exchange *slow = api_request(), *fast = api_request();
+    size_t base = ex_stream_memory();
+    char *chunk = calloc(1, STREAM_KEEP_BYTES);
+
+    (void)state;
+    slow->cfg = &cfg;
+    fast->cfg = &cfg;
+    ex_stream_begin(slow);
+    ex_stream_begin(fast);
+    assert_int_equal(ex_stream_write(slow, chunk, STREAM_KEEP_BYTES), 0);
+    assert_int_equal(ex_stream_write(slow, chunk, STREAM_KEEP_BYTES), 0);
+    assert_true(ex_stream_memory() >= base + 2 * STREAM_KEEP_BYTES);
+    assert_int_equal(ex_stream_write(fast, chunk, 1000), 0);
+    /* a third block would pass the cap: the slow one gives way */
+    assert_int_equal(ex_stream_write(slow, chunk, STREAM_KEEP_BYTES), EX_STREAM_MEMORY_FULL);
+    /* the fast client took what it had: its next write fits */
+    fast->out_off = fast->out.len;
+    assert_int_equal(ex_stream_write(fast, chunk, 1000), 0);
+    ex_stream_end(slow);
+    ex_stream_end(fast);
+    ex_unref(slow);
+    ex_unref(fast);
+    assert_int_equal(ex_stream_memory(), base);
+    free(chunk);
+}
+
+/* A drained buffer that grew for a burst gives its memory back. */
+static void test_drained_buffer_freed(void **state)
+{
+    struct exchange *ex = api_request();
+    char *chunk = calloc(1, 4 * STREAM_KEEP_BYTES);
+    size_t base = ex_stream_memory();
+
+    (void)state;
+    ex_stream_begin(ex);
+    assert_int_equal(ex_stream_write(ex, chunk, 4 * STREAM_KEEP_BYTES), 0);
+    assert_true(ex_stream_memory() >= base + 4 * STREAM_KEEP_BYTES);
+    ex->out_off = ex->out.len; /* the worker sent it all */
+    assert_int_equal(ex_stream_write(ex, "x", 1), 0);
+    assert_true(ex_stream_memory() < base + STREAM_KEEP_BYTES);
+    ex_stream_end(ex);
+    ex_unref(ex);
+    assert_int_equal(ex_stream_memory(), base);
+    free(chunk);
+}
+
+static void test_cached_meta(void **state)
+{
+    struct exchange *ex = api_request();
+    char model[] = "gpt-small", provider[] = "openai";
+
+    (void)state;
+    ex->meta.cost_usd = 1;
+    ex_set_cached_meta(ex, model, provider, "gpt-small:0.9:accept", 0.25);
+    model[0] = 'X'; /* copied, not borrowed */
+    provider[0] = 'X';
+    assert_string_equal(ex->meta.model, "gpt-small");
+    assert_string_equal(ex->meta.provider, "openai");
+    assert_string_equal(ex->meta.stages.data, "gpt-small:0.9:accept");
+    assert_float_equal(ex->meta.cost_usd, 0, 0); /* a hit costs nothing now */
+    assert_float_equal(ex->meta.saved_cost, 0.25, 1e-12);
+    ex_unref(ex);
+}
+
+static void test_log_record(void **state)
+{
+    struct exchange *ex = api_request();
+    json_t *j;
+    char *rec;
+    size_t len;
+
+    (void)state;
+    ex->client_status = 429;
+    api_error_set(&ex->err, 429, "requests", "rate_limit_exceeded", NULL, "slow down");
+    ex->meta.cache = CACHE_NA;
+    rec = ex_log_record(ex, &len);
+    assert_non_null(rec);
+    j = json_loadb(rec, len, 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "status")), 429);
+    assert_string_equal(json_string_value(json_object_get(j, "error")), "slow down");
+    assert_null(json_object_get(j, "cache")); /* not asked */
+    json_decref(j);
+    free(rec);
+    ex_unref(ex);
+}
+
+/* ---- the hand-off, with a real libmicrohttpd worker ---- */
+
+/* "The loop": answer a while after the worker suspended. */
+static void *answer_main(void *arg)
+{
+    struct exchange *ex = arg;
+
+    usleep(20000);
+    ex_respond(ex, 200, strdup("{\"answer\":42}"), 13);
+    ex_unref(ex);
+    return NULL;
+}
+
+static enum MHD_Result handler_cb(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct exchange *ex = *con_cls;
+    struct MHD_Response *resp;
+    enum MHD_Result r;
+    pthread_t th;
+
+    (void)cls, (void)url, (void)method, (void)version, (void)upload, (void)upload_size;
+    if (ex == NULL) {
+        ex = ex_new(conn, 0);
+        *con_cls = ex;
+        return MHD_YES;
+    }
+    pthread_mutex_lock(&ex->mu);
+    if (ex->state != EX_DONE) {
+        /* as http.c does: suspend under the mutex, so no resume is lost */
+        ex->suspended = 1;
+        MHD_suspend_connection(conn);
+        pthread_mutex_unlock(&ex->mu);
+        pthread_create(&th, NULL, answer_main, ex_ref(ex));
+        pthread_detach(th);
+        return MHD_YES;
+    }
+    pthread_mutex_unlock(&ex->mu);
+    resp = MHD_create_response_from_buffer(ex->out.len, ex->out.data, MHD_RESPMEM_MUST_COPY);
+    r = MHD_queue_response(conn, (unsigned)ex->status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct exchange *ex = *con_cls;
+
+    (void)cls, (void)conn, (void)toe;
+    if (ex) {
+        pthread_mutex_lock(&ex->mu);
+        ex->conn = NULL;
+        pthread_mutex_unlock(&ex->mu);
+        ex_unref(ex);
+    }
+}
+
+static size_t collect_cb(char *p, size_t size, size_t n, void *arg)
+{
+    return buf_append(arg, p, size * n) == 0 ? size * n : 0;
+}
+
+static void test_resume_from_another_thread(void **state)
+{
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
+        handler_cb, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_END);
+    const union MHD_DaemonInfo *info;
+    char url[64];
+    struct buf body;
+    long status = 0;
+
+    (void)state;
+    assert_non_null(d);
+    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/", info->port);
+    for (int i = 0; i < 20; i++) {
+        CURL *c = curl_easy_init();
+
+        buf_init(&body, 1024);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_cb);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+        assert_int_equal(curl_easy_perform(c), CURLE_OK);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        assert_int_equal(status, 200);
+        assert_string_equal(body.data, "{\"answer\":42}");
+        buf_free(&body);
+        curl_easy_cleanup(c);
+    }
+    MHD_stop_daemon(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_last_unref_logs_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probes_not_logged, setup, teardown),
+        cmocka_unit_test(test_respond_and_fail),
+        cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_stream_memory),
+        cmocka_unit_test(test_drained_buffer_freed),
+        cmocka_unit_test(test_cached_meta),
+        cmocka_unit_test(test_log_record),
+        cmocka_unit_test(test_resume_from_another_thread),
+    };
+
+    alarm(120);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
