@@ -203,18 +203,18 @@ static json_t *str_list(char **v, size_t n)
     return a;
 }
 
-/* Set key in o to v, a secret read from the environment: shown only as set
- * or not. */
-static void secret_json(json_t *o, const char *key, const char *v, json_t *unset)
+/* Set key in o to a secret read from the environment, shown only as set
+ * (<redacted>) or not: as `unset`, or null when that is NULL. */
+static void secret_json(json_t *o, const char *key, const char *v, const char *unset)
 {
-    json_object_set_new(o, key, v ? json_string(REDACTED) : unset);
+    json_object_set_new(o, key, v ? json_string(REDACTED) : str_or_null(unset));
 }
 
 static json_t *provider_json(const struct provider *p)
 {
     json_t *o = table_json(config_keys_provider, p);
 
-    secret_json(o, "api_key", p->api_key, json_null());
+    secret_json(o, "api_key", p->api_key, NULL);
     json_object_set_new(o, "headers", headers_json(p->headers, p->nheaders));
     return o;
 }
@@ -246,11 +246,11 @@ json_t *admin_config_json(const struct config *cfg)
     json_t *o = table_json(config_keys_top, cfg), *a;
 
     json_object_set_new(o, "path", str_or_null(cfg->path));
-    secret_json(json_object_get(o, "admin"), "key", cfg->admin.key, json_string("(unset)"));
+    secret_json(json_object_get(o, "admin"), "key", cfg->admin.key, "(unset)");
     if (cfg->redis.configured) {
         json_t *r = json_object_get(o, "redis");
 
-        secret_json(r, "password", cfg->redis.password, json_string("(unset)"));
+        secret_json(r, "password", cfg->redis.password, "(unset)");
         json_object_set_new(r, "sentinels", str_list(cfg->redis.sentinels, cfg->redis.nsentinels));
         json_object_set_new(r, "cluster_nodes",
                             str_list(cfg->redis.cluster_nodes, cfg->redis.ncluster_nodes));

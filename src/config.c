@@ -1038,11 +1038,13 @@ static void load_otel(struct load *l, const config_setting_t *root)
     load_header_group(l, g, "otel", "headers_env", otel_reserved, "is set by the exporter itself",
                       1, &oc->headers, &oc->nheaders);
     if (conf_str(&l->ck, g, "otel", "service_name", 0, &s) > 0) {
-        if (*s == '\0' || strlen(s) > NAME_MAX_LEN || conf_has_ctl_or_space(s))
+        if (*s == '\0' || strlen(s) > NAME_MAX_LEN || conf_has_ctl_or_space(s)) {
             conf_err(&l->ck, config_setting_get_member(g, "service_name"), "otel", "service_name",
                      "must be 1 to %d printable characters without spaces", NAME_MAX_LEN);
-        else
-            free(oc->service_name), oc->service_name = xstrdup(s);
+        } else {
+            free(oc->service_name);
+            oc->service_name = xstrdup(s);
+        }
     }
 }
 
