@@ -243,9 +243,12 @@ static json_t *stage_json(const struct stage *st)
 json_t *admin_config_json(const struct config *cfg)
 {
     static const char *kinds[] = {"single", "fallback", "cascade"};
-    json_t *o = table_json(config_keys_top, cfg), *a;
+    json_t *o = json_object(), *a;
 
+    /* The file first, then its keys. */
     json_object_set_new(o, "path", str_or_null(cfg->path));
+    json_object_update(o, a = table_json(config_keys_top, cfg));
+    json_decref(a);
     secret_json(json_object_get(o, "admin"), "key", cfg->admin.key, "(unset)");
     if (cfg->redis.configured) {
         json_t *r = json_object_get(o, "redis");
