@@ -1,6 +1,9 @@
-/* config.c - gateway.conf: parse with libconfig 1.5, check everything, build
- * an immutable refcounted snapshot. See config.h; gateway.conf.example is the
- * reference for every key.
+/* config.c - gateway.conf's schema: one table of keys per group (below),
+ * the checks that go beyond a key's type and range, and the immutable
+ * refcounted snapshot built from a file. See config.h; gateway.conf.example
+ * is the reference for every key. The generic machinery (libconfig's tree
+ * through typed getters, messages, unknown keys, reading a table into a
+ * struct) is conf_check.c, which knows no key of sluice's.
  *
  * Checking never stops at the first problem: each check appends a message
  * and parsing goes on, so `sluice --check` shows all of a file's mistakes in
