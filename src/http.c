@@ -16,7 +16,6 @@
 #include "loop.h"
 #include "mhd_errors.h"
 #include "otel.h"
-#include "server.h"
 #include "stats.h"
 #include "ui.h"
 #include "util.h"
@@ -29,12 +28,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Bytes MHD takes from a stream per read: SSE events are small, and the
- * block is allocated per streamed response. */
+/* Bytes MHD takes from a stream per read, for an HTTP/1.0 client: without
+ * chunks, libmicrohttpd copies the stream through a block of this size,
+ * allocated with each streamed response. An HTTP/1.1 client gets chunks,
+ * which libmicrohttpd 0.9.75 has the reader write straight into the
+ * connection's own buffer (its pool); the block is then never used, so it
+ * gets the least size, not 2 KiB per open stream for nothing. */
 #define STREAM_BLOCK (2u * 1024u)
+#define STREAM_BLOCK_CHUNKED 16u
 /* Per-connection memory of libmicrohttpd holds the request line and
  * headers, the body read buffer and the response headers: max_header_bytes
  * plus this much. It zeroes the whole pool between keep-alive requests, so
@@ -53,6 +58,12 @@ static struct MHD_Daemon *admin_daemon;
 static int bound_port;
 static int admin_port;
 static int admin_marker; /* access_cb's cls on the admin listener */
+
+static struct loop *loop_;       /* http_start's: where requests are handed */
+static http_reload_fn reload_fn; /* http_start's: POST /admin/reload */
+static long front_inflight;      /* requests alive, any path (atomic) */
+static long front_api_inflight;  /* of them, /v1 API requests (atomic) */
+static int front_draining;       /* http_set_draining (atomic) */
 
 /* ---- responses ---- */
 
@@ -145,7 +156,7 @@ static enum MHD_Result queue(struct exchange *ex, struct MHD_Connection *conn, i
 
     /* Draining: close each connection after its response, so a client's
      * keep-alive pool cannot hold the drain open with new requests. */
-    if (__atomic_load_n(&server.draining, __ATOMIC_RELAXED))
+    if (__atomic_load_n(&front_draining, __ATOMIC_RELAXED))
         add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -202,15 +213,38 @@ static enum MHD_Result queue_json(struct exchange *ex, struct MHD_Connection *co
 
 /* ---- streaming ---- */
 
+/* Give the kernel back the whole pages of dst[used..max): the part of the
+ * buffer a content reader may write (it is ours for the call) that it did
+ * not. For a chunked stream dst is the connection's buffer in
+ * libmicrohttpd's pool, which has zeroed that space by then (0.9.75 zeroes
+ * pool space it takes back), so it is resident, and only ever sends what
+ * the reader wrote: once the pages are given back, an open stream no longer
+ * pays for the part of the pool it never uses (about 4 KiB of the 10 KiB of
+ * a default pool). MADV_DONTNEED leaves zeros, as if we had written them.
+ * A buffer without a whole page in it (HTTP/1.0's STREAM_BLOCK) is left. */
+static void stream_release_tail(char *dst, size_t used, size_t max)
+{
+    static uintptr_t page;
+    uintptr_t from, to;
+
+    if (page == 0)
+        page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    from = ((uintptr_t)dst + used + page - 1) & ~(page - 1);
+    to = ((uintptr_t)dst + max) & ~(page - 1);
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
 /* MHD wants bytes for the client. Copy what the loop left in out; when there
  * is none yet, suspend (returning 0 without suspending spins the CPU in
- * libmicrohttpd 0.9.75) and let the loop resume us. */
+ * libmicrohttpd 0.9.75) and let the loop resume us. The first bytes of a
+ * stream also give back the unused pages of dst (stream_release_tail): the
+ * buffer stays where it is for the whole stream, so once is enough. */
 static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
 {
     struct exchange *ex = cls;
     ssize_t n;
 
-    UNUSED(pos);
     pthread_mutex_lock(&ex->mu);
     if (ex->out.len == ex->out_off && ex->state == EX_DONE && ex->err.status && !ex->err_sent) {
         /* The stream failed after it began: one final error event. */
@@ -226,12 +260,10 @@ static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
         free(json);
     }
     if (ex->out.len > ex->out_off) {
-        size_t avail = ex->out.len - ex->out_off;
-
-        n = (ssize_t)(avail < max ? avail : max);
-        memcpy(dst, ex->out.data + ex->out_off, (size_t)n);
-        ex->out_off += (size_t)n;
+        n = (ssize_t)ex_stream_take_locked(ex, dst, max);
         pthread_mutex_unlock(&ex->mu);
+        if (pos == 0)
+            stream_release_tail(dst, (size_t)n, max);
         return n;
     }
     if (ex->state == EX_DONE) {
@@ -250,15 +282,19 @@ static void stream_free_cb(void *cls)
 }
 
 /* The loop has answered (ex->state is not EX_PENDING): queue the response.
- * Called with ex->mu held. */
-static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *conn)
+ * version is the request's HTTP version. Called with ex->mu held. */
+static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *conn,
+                                    const char *version)
 {
     struct MHD_Response *r;
     char *body;
     size_t len;
 
     if (ex->streamed) {
-        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader_cb,
+        size_t block = strcmp(version, MHD_HTTP_VERSION_1_1) == 0 ? STREAM_BLOCK_CHUNKED
+                                                                   : STREAM_BLOCK;
+
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, block, stream_reader_cb,
                                               ex_ref(ex), stream_free_cb);
         if (r == NULL)
             return MHD_NO;
@@ -297,6 +333,29 @@ static void usage_task_cb(struct loop *loop, void *arg)
     limits_usage(arg);
 }
 
+/* The cache purged (or could not): {"purged": N}, or a 502. Drops the
+ * purge's reference to ex. */
+static void purge_done_cb(void *arg, long count, const char *err)
+{
+    struct exchange *ex = arg;
+
+    if (err) {
+        struct api_error e;
+
+        api_error_set(&e, 502, "api_error", "cache_purge_failed", NULL, "Cache purge failed: %s",
+                      err);
+        ex_fail(ex, &e);
+    } else {
+        char *body = xasprintf("{\"purged\":%ld}", count);
+
+        ex_respond(ex, 200, body, strlen(body));
+    }
+    ex_unref(ex);
+}
+
+/* POST /admin/cache/purge on the loop: by key or by namespace (exactly one,
+ * checked by cache_purge_check), on the cache the request holds (the
+ * current one when it came in). Takes over the task's reference to ex. */
 static void purge_task_cb(struct loop *loop, void *arg)
 {
     struct exchange *ex = arg;
@@ -304,7 +363,7 @@ static void purge_task_cb(struct loop *loop, void *arg)
            *ns = json_object_get(ex->ri.body, "namespace");
 
     UNUSED(loop);
-    admin_purge(ex, json_string_value(key), json_string_value(ns));
+    cache_purge(ex->cache, json_string_value(key), json_string_value(ns), purge_done_cb, ex);
 }
 
 static void cancel_task_cb(struct loop *loop, void *arg)
@@ -420,7 +479,7 @@ static enum MHD_Result hand_off(struct exchange *ex, struct MHD_Connection *conn
     ex->suspended = 1;
     MHD_suspend_connection(conn);
     pthread_mutex_unlock(&ex->mu);
-    loop_post(server.loop, task, ex_ref(ex));
+    loop_post(loop_, task, ex_ref(ex));
     return MHD_YES;
 }
 
@@ -497,7 +556,8 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
         return r;
     if (request_parse(ep, ex->in.data ? ex->in.data : "", ex->in.len, &ex->ri, &e) < 0)
         return queue_error(ex, conn, &e);
-    /* ex->in is kept: the upstream call sends it as the client wrote it. */
+    /* ex->in is kept: the upstream call sends it as the client wrote it
+     * (until a stream's answer begins: ex_release_request). */
     ex->cache = cache_current();
     ex->route = config_route(ex->cfg, ex->ri.model);
     if (ex->route == NULL) {
@@ -583,13 +643,13 @@ static int handle_get(struct exchange *ex, struct MHD_Connection *conn, const ch
     if (strcmp(url, "/healthz") == 0) {
         *r = queue_json(ex, conn, 200, json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(url, "/readyz") == 0) {
-        int draining = __atomic_load_n(&server.draining, __ATOMIC_RELAXED);
+        int draining = __atomic_load_n(&front_draining, __ATOMIC_RELAXED);
 
         /* Ready while not draining; the breakers are details: one open
          * provider does not make the gateway unready (routes skip it). */
         json_t *o = json_pack("{s:s, s:o, s:I}", "status", draining ? "draining" : "ready",
                               "providers", breaker_report(), "inflight",
-                              (json_int_t)__atomic_load_n(&server.inflight, __ATOMIC_RELAXED));
+                              (json_int_t)__atomic_load_n(&front_inflight, __ATOMIC_RELAXED));
         json_t *redis = redis_report();
 
         /* Redis is a detail too: the gateway fails open without it. */
@@ -722,7 +782,7 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
         if (!is_post)
             return method_not_allowed(ex, conn, "POST");
         /* The admin listener has its own thread: a reload may block it. */
-        if (server_reload(msg, sizeof(msg)) < 0) {
+        if (reload_fn(msg, sizeof(msg)) < 0) {
             api_error_set(&e, 400, "invalid_request_error", "invalid_config", NULL,
                           "Reload refused, the old config stays: %s", msg);
             return queue_error(ex, conn, &e);
@@ -857,7 +917,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     int is_post = strcmp(method, "POST") == 0;
     int is_api = !admin && api_endpoint(url, &ep);
 
-    UNUSED(version);
     if (ex == NULL) {
         struct config *cfg = config_current();
         const char *cl;
@@ -869,9 +928,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         *con_cls = ex;
         ex->deadline = conn_deadline(conn);
         deadline_headers_done(ex->deadline);
-        __atomic_add_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&front_inflight, 1, __ATOMIC_RELAXED);
         ex->is_api = is_api;
-        inflight = is_api ? __atomic_add_fetch(&server.api_inflight, 1, __ATOMIC_RELAXED) : 0;
+        inflight = is_api ? __atomic_add_fetch(&front_api_inflight, 1, __ATOMIC_RELAXED) : 0;
         snprintf(ex->method, sizeof(ex->method), "%s", method);
         /* Cut at a character boundary: the log writes it as UTF-8. */
         n = utf8_cut(url, strlen(url), sizeof(ex->path) - 1);
@@ -927,7 +986,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             pthread_mutex_unlock(&ex->mu);
             return MHD_YES;
         }
-        r = queue_answer(ex, conn);
+        r = queue_answer(ex, conn, version);
         pthread_mutex_unlock(&ex->mu);
         return r;
     }
@@ -957,10 +1016,10 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (ex->client_aborted && ex->client_status == 0)
         ex->client_status = 499;
     if (unfinished && ex->phase != PH_BODY)
-        loop_post(server.loop, cancel_task_cb, ex_ref(ex));
+        loop_post(loop_, cancel_task_cb, ex_ref(ex));
     if (ex->is_api)
-        __atomic_sub_fetch(&server.api_inflight, 1, __ATOMIC_RELAXED);
-    __atomic_sub_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
+        __atomic_sub_fetch(&front_api_inflight, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&front_inflight, 1, __ATOMIC_RELAXED);
     ex_unref(ex);
 }
 
@@ -1055,19 +1114,21 @@ static struct MHD_Daemon *start_daemon(const struct config *cfg, const char *lis
     return d;
 }
 
-int http_start(const struct config *cfg, const char *listen)
+int http_start(const struct config *cfg, const char *listen, struct loop *loop,
+               http_reload_fn reload)
 {
     long workers = cfg->workers;
 
+    loop_ = loop;
+    reload_fn = reload;
     if (workers <= 0)
         workers = sysconf(_SC_NPROCESSORS_ONLN);
     if (workers <= 0)
         workers = 1;
-    mhd_errors_init();
+    mhd_errors_init(http_error_json);
     daemon_ = start_daemon(cfg, listen, workers, NULL, &bound_port);
     if (daemon_ == NULL)
         return -1;
-    server.mhd = daemon_;
     if (cfg->admin.listen) {
         /* The admin API gets its own listener and thread, so that a reload
          * (which reads files and may resolve names) never stalls the API. */
@@ -1088,6 +1149,21 @@ int http_admin_port(void)
 int http_port(void)
 {
     return bound_port;
+}
+
+void http_set_draining(int on)
+{
+    __atomic_store_n(&front_draining, on, __ATOMIC_RELAXED);
+}
+
+long http_inflight(void)
+{
+    return __atomic_load_n(&front_inflight, __ATOMIC_RELAXED);
+}
+
+long http_api_inflight(void)
+{
+    return __atomic_load_n(&front_api_inflight, __ATOMIC_RELAXED);
 }
 
 void http_quiesce(void)
@@ -1114,5 +1190,4 @@ void http_stop(void)
     if (daemon_)
         MHD_stop_daemon(daemon_);
     daemon_ = NULL;
-    server.mhd = NULL;
 }
