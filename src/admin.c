@@ -91,21 +91,81 @@ static json_t *url_json(const char *url)
     return j;
 }
 
-/* The otel block; header values may be credentials (headers_env). */
-static json_t *otel_json(const struct otel_conf *oc)
+/* One row's value in the struct at base, as the dump shows it: a URL
+ * redacted, a secret only as set or not. Returns NULL to leave the row out
+ * (CONF_UNSET rows while unset). */
+static json_t *row_json(const struct conf_key *k, const void *base)
 {
-    json_t *h;
+    const void *f = conf_field(base, k);
+    double v = 0;
 
-    if (oc->endpoint == NULL)
-        return json_null();
-    h = json_object();
-    for (size_t i = 0; i < oc->nheaders; i++)
-        json_object_set_new(h, oc->headers[i].name, json_string(REDACTED));
-    return json_pack("{s:o, s:o, s:s, s:f, s:b, s:I, s:I}", "endpoint", url_json(oc->endpoint),
-                     "headers", h,
-                     "service_name", oc->service_name, "sample_ratio", oc->sample_ratio,
-                     "capture_content", oc->capture_content, "timeout_ms",
-                     (json_int_t)oc->timeout_ms, "max_queue", (json_int_t)oc->max_queue);
+    switch (k->type) {
+    case CONF_STR: {
+        const char *s = *(char *const *)f;
+
+        if (s == NULL && (k->flags & CONF_UNSET))
+            return NULL;
+        if (k->flags & CONF_SECRET)
+            return s ? json_string(REDACTED) : json_null();
+        return (k->flags & CONF_URL) ? url_json(s) : str_or_null(s);
+    }
+    case CONF_INT:
+        v = (double)*(const long *)f;
+        break;
+    case CONF_SIZE:
+        v = (double)*(const size_t *)f;
+        break;
+    case CONF_NUM:
+        v = *(const double *)f;
+        break;
+    case CONF_BOOL:
+        return json_boolean(*(const int *)f);
+    case CONF_ENUM:
+        return json_string(k->names[*(const int *)f]);
+    default:
+        sl_assert(!"a group or a list is not a value");
+    }
+    if ((k->flags & CONF_UNSET) && (v == k->def || v < 0))
+        return NULL;
+    if (k->type == CONF_NUM)
+        return json_real(v);
+    return json_integer(k->type == CONF_SIZE ? (json_int_t) * (const size_t *)f
+                                             : (json_int_t) * (const long *)f);
+}
+
+/* The keys of table tab in the struct at base, as config.c's key table
+ * describes them; a group with a table of its own is a nested object. Rows
+ * without a field (lists, header groups, what the file names but the
+ * struct keeps another way), old forms and CONF_NODUMP rows are left to
+ * the caller. Returns a new object. */
+static json_t *table_json(const struct conf_key *tab, const void *base)
+{
+    json_t *o = json_object();
+
+    for (const struct conf_key *k = tab; k->name; k++) {
+        json_t *v;
+
+        if ((k->flags & (CONF_REFUSED | CONF_OLD | CONF_NODUMP)) || k->off == CONF_NO_FIELD ||
+            k->type == CONF_LIST)
+            continue;
+        if (k->type == CONF_GROUP)
+            v = k->sub ? table_json(k->sub, conf_field(base, k)) : NULL;
+        else
+            v = row_json(k, base);
+        if (v)
+            json_object_set_new(o, k->name, v);
+    }
+    return o;
+}
+
+/* Header names with their values redacted: they often carry tokens. */
+static json_t *headers_json(const struct header_kv *h, size_t n)
+{
+    json_t *o = json_object();
+
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, h[i].name, json_string(REDACTED));
+    return o;
 }
 
 static json_t *str_list(char **v, size_t n)
@@ -117,57 +177,19 @@ static json_t *str_list(char **v, size_t n)
     return a;
 }
 
-/* The redis block as it is in force; the password only as set or not. */
-static json_t *redis_conf_json(const struct redis_conf *rc)
+/* Set key in o to a secret read from the environment, shown only as set
+ * (<redacted>) or not: as `unset`, or null when that is NULL. */
+static void secret_json(json_t *o, const char *key, const char *v, const char *unset)
 {
-    if (!rc->configured)
-        return json_null();
-    return json_pack("{s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I}", "url",
-                     url_json(rc->url), "username", str_or_null(rc->username), "password_env",
-                     str_or_null(rc->password_env), "password",
-                     rc->password ? REDACTED : "(unset)", "tls_ca_file",
-                     str_or_null(rc->tls_ca_file), "tls_cert_file", str_or_null(rc->tls_cert_file),
-                     "tls_key_file", str_or_null(rc->tls_key_file), "tls_server_name",
-                     str_or_null(rc->tls_server_name), "sentinels",
-                     str_list(rc->sentinels, rc->nsentinels), "master_name",
-                     str_or_null(rc->master_name), "cluster_nodes",
-                     str_list(rc->cluster_nodes, rc->ncluster_nodes), "timeout_ms",
-                     (json_int_t)rc->timeout_ms);
+    json_object_set_new(o, key, v ? json_string(REDACTED) : str_or_null(unset));
 }
 
 static json_t *provider_json(const struct provider *p)
 {
-    json_t *o = json_object(), *h = json_object();
+    json_t *o = table_json(config_keys_provider, p);
 
-    json_object_set_new(o, "name", json_string(p->name));
-    json_object_set_new(o, "type", json_string(config_provider_type_name(p->type)));
-    json_object_set_new(o, "base_url", url_json(p->base_url));
-    json_object_set_new(o, "api_key_env", str_or_null(p->api_key_env));
-    json_object_set_new(o, "api_key", p->api_key ? json_string(REDACTED) : json_null());
-    if (p->api_version)
-        json_object_set_new(o, "api_version", json_string(p->api_version));
-    if (p->type == PROVIDER_ANTHROPIC) {
-        json_object_set_new(o, "anthropic_version", json_string(p->anthropic_version));
-        json_object_set_new(o, "default_max_tokens", json_integer(p->default_max_tokens));
-    }
-    /* Extra headers often carry tokens too. */
-    for (size_t i = 0; i < p->nheaders; i++)
-        json_object_set_new(h, p->headers[i].name, json_string(REDACTED));
-    json_object_set_new(o, "headers", h);
-    json_object_set_new(o, "timeout_ms", json_integer(p->timeout_ms));
-    json_object_set_new(o, "connect_timeout_ms", json_integer(p->connect_timeout_ms));
-    json_object_set_new(o, "first_byte_timeout_ms", json_integer(p->first_byte_timeout_ms));
-    json_object_set_new(o, "idle_timeout_ms", json_integer(p->idle_timeout_ms));
-    json_object_set_new(o, "retries", json_integer(p->retries));
-    json_object_set_new(o, "passthrough_auth", json_boolean(p->passthrough_auth));
-    json_object_set_new(o, "http_version", json_string(config_http_version_name(p->http_version)));
-    json_object_set_new(o, "ca_file", p->ca_file ? json_string(p->ca_file) : json_null());
-    json_object_set_new(
-        o, "breaker",
-        json_pack("{s:I, s:f, s:I, s:I, s:I}", "failures", (json_int_t)p->breaker_failures,
-                  "error_rate", p->breaker_error_rate, "min_requests",
-                  (json_int_t)p->breaker_min_requests, "window_s", (json_int_t)p->breaker_window_s,
-                  "cooldown_s", (json_int_t)p->breaker_cooldown_s));
+    secret_json(o, "api_key", p->api_key, NULL);
+    json_object_set_new(o, "headers", headers_json(p->headers, p->nheaders));
     return o;
 }
 
@@ -197,36 +219,30 @@ json_t *admin_config_json(const struct config *cfg)
     static const char *kinds[] = {"single", "fallback", "cascade"};
     json_t *o = json_object(), *a;
 
+    /* The file first, then its keys. */
     json_object_set_new(o, "path", str_or_null(cfg->path));
-    json_object_set_new(o, "listen", json_string(cfg->listen));
-    json_object_set_new(o, "workers", json_integer(cfg->workers));
-    json_object_set_new(o, "max_body_bytes", json_integer((json_int_t)cfg->max_body_bytes));
-    json_object_set_new(o, "max_header_bytes", json_integer((json_int_t)cfg->max_header_bytes));
-    json_object_set_new(o, "max_connections", json_integer(cfg->max_connections));
-    json_object_set_new(o, "max_inflight", json_integer(cfg->max_inflight));
-    json_object_set_new(o, "drain_timeout_s", json_integer(cfg->drain_timeout_s));
-    json_object_set_new(o, "client_timeout_s", json_integer(cfg->client_timeout_s));
-    json_object_set_new(o, "client_header_timeout_s", json_integer(cfg->client_header_timeout_s));
-    json_object_set_new(o, "client_body_timeout_s", json_integer(cfg->client_body_timeout_s));
-    json_object_set_new(o, "max_stream_memory_bytes",
-                        json_integer((json_int_t)cfg->max_stream_memory_bytes));
-    json_object_set_new(o, "admin",
-                        json_pack("{s:o, s:s, s:s}", "listen", str_or_null(cfg->admin.listen),
-                                  "key_env", cfg->admin.key_env, "key",
-                                  cfg->admin.key ? REDACTED : "(unset)"));
-    json_object_set_new(o, "cache",
-                        json_pack("{s:s, s:I, s:I, s:I, s:I}", "backend",
-                                  cfg->cache.backend == CACHE_REDIS ? "redis" : "memory", "ttl_s",
-                                  (json_int_t)cfg->cache.ttl_s, "timeout_ms",
-                                  (json_int_t)cfg->cache.timeout_ms, "max_value_bytes",
-                                  (json_int_t)cfg->cache.max_value_bytes, "max_bytes",
-                                  (json_int_t)cfg->cache.max_bytes));
-    json_object_set_new(o, "redis", redis_conf_json(&cfg->redis));
-    json_object_set_new(o, "trace",
-                        cfg->trace.path ? json_pack("{s:s, s:b}", "path", cfg->trace.path,
-                                                    "include_content", cfg->trace.include_content)
-                                        : json_null());
-    json_object_set_new(o, "otel", otel_json(&cfg->otel));
+    json_object_update(o, a = table_json(config_keys_top, cfg));
+    json_decref(a);
+    secret_json(json_object_get(o, "admin"), "key", cfg->admin.key, "(unset)");
+    if (cfg->redis.configured) {
+        json_t *r = json_object_get(o, "redis");
+
+        secret_json(r, "password", cfg->redis.password, "(unset)");
+        json_object_set_new(r, "sentinels", str_list(cfg->redis.sentinels, cfg->redis.nsentinels));
+        json_object_set_new(r, "cluster_nodes",
+                            str_list(cfg->redis.cluster_nodes, cfg->redis.ncluster_nodes));
+    } else {
+        json_object_set_new(o, "redis", json_null());
+    }
+    if (cfg->trace.path == NULL && !cfg->trace.stream_on)
+        json_object_set_new(o, "trace", json_null());
+    else if (!cfg->trace.stream_on)
+        json_object_set_new(json_object_get(o, "trace"), "stream", json_null());
+    if (cfg->otel.endpoint)
+        json_object_set_new(json_object_get(o, "otel"), "headers",
+                            headers_json(cfg->otel.headers, cfg->otel.nheaders));
+    else
+        json_object_set_new(o, "otel", json_null());
     a = json_array();
     for (size_t i = 0; i < cfg->nproviders; i++)
         json_array_append_new(a, provider_json(&cfg->providers[i]));
@@ -234,15 +250,9 @@ json_t *admin_config_json(const struct config *cfg)
     a = json_array();
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const struct model *m = &cfg->models[i];
+        json_t *mo = table_json(config_keys_model, m);
 
-        json_t *mo = json_pack("{s:s, s:s, s:s, s:f, s:f}", "name", m->name, "provider",
-                               m->provider->name, "id", m->id, "input_per_mtok", m->input_per_mtok,
-                               "output_per_mtok", m->output_per_mtok);
-
-        if (m->cache_read_per_mtok >= 0)
-            json_object_set_new(mo, "cache_read_per_mtok", json_real(m->cache_read_per_mtok));
-        if (m->cache_write_per_mtok >= 0)
-            json_object_set_new(mo, "cache_write_per_mtok", json_real(m->cache_write_per_mtok));
+        json_object_set_new(mo, "provider", json_string(m->provider->name));
         json_array_append_new(a, mo);
     }
     json_object_set_new(o, "models", a);
@@ -256,10 +266,9 @@ json_t *admin_config_json(const struct config *cfg)
         stages = json_array();
         for (size_t k = 0; k < r->nstages; k++)
             json_array_append_new(stages, stage_json(&r->stages[k]));
-        ro = json_pack("{s:s, s:s, s:o, s:f, s:b, s:I, s:b}", "name", r->name, "kind",
-                       kinds[r->kind], "stages", stages, "max_cost", r->max_cost, "cache", r->cache,
-                       "cache_ttl_s", (json_int_t)r->cache_ttl_s, "cache_nondeterministic",
-                       r->cache_nondeterministic);
+        ro = table_json(config_keys_route, r);
+        json_object_set_new(ro, "kind", json_string(kinds[r->kind]));
+        json_object_set_new(ro, "stages", stages);
         json_array_append_new(a, ro);
     }
     json_object_set_new(o, "routes", a);

@@ -1,6 +1,9 @@
-/* config.c - gateway.conf: parse with libconfig 1.5, check everything, build
- * an immutable refcounted snapshot. See config.h; gateway.conf.example is the
- * reference for every key.
+/* config.c - gateway.conf's schema: one table of keys per group (below),
+ * the checks that go beyond a key's type and range, and the immutable
+ * refcounted snapshot built from a file. See config.h; gateway.conf.example
+ * is the reference for every key. The generic machinery (libconfig's tree
+ * through typed getters, messages, unknown keys, reading a table into a
+ * struct) is conf_check.c, which knows no key of sluice's.
  *
  * Checking never stops at the first problem: each check appends a message
  * and parsing goes on, so `sluice --check` shows all of a file's mistakes in
@@ -15,6 +18,7 @@
 #include "config.h"
 
 #include "caps.h"
+#include "conf_check.h"
 #include "learned.h"
 #include "redis_url.h"
 #include "util.h"
@@ -72,451 +76,568 @@
 #define NAME_MAX_LEN 128
 #define ID_MAX_LEN 256
 
-/* The error list is a growable buffer like any other: it has a hard cap. Past
- * it we only count, and say how many were left out. */
-#define MAX_ERRORS 100
-
-/* Values echoed back in messages are quoted, escaped and cut to this many
- * bytes, so one hostile value cannot break the one-line-per-error format. */
-#define QUOTE_MAX 64
-#define QBUF (QUOTE_MAX * 4 + 8)
-
-/* State of one load: where messages go and what has been built so far. */
+/* State of one load: the check (where messages go) and what has been built
+ * so far. */
 struct load {
-    const char *name; /* FILE, as the caller gave it */
-    char *dir;        /* its directory: @include and relative weights paths */
+    struct conf_check ck;
     struct config *cfg;
-    struct config_errors *errs;
-    size_t nerrs; /* all errors, including those past MAX_ERRORS */
     /* Set when a whole list is missing or malformed, so that references
      * into it do not each add an "unknown ..." error of their own. */
     int providers_bad;
     int models_bad;
     const config_setting_t *models_list; /* to point at a model's definition */
-    /* Per message, for sorting: the file (a string libconfig keeps until
-     * config_destroy, NULL = main) and the line. */
-    struct err_pos {
-        const char *file;
-        unsigned line;
-    } * pos;
+};
+
+/* ---- the schema: one table of keys per group ---------------------------- *
+ * Every key of gateway.conf is a row here, once: its type, its field in the
+ * struct (offsetof), its default and limits or values, and whether it is a
+ * secret or a URL. The checker reads the rows (unknown keys, "did you mean",
+ * defaults; regular rows also types and ranges, conf_read), admin's config
+ * dump (admin_config_json) walks them, and test_config.c checks them against
+ * gateway.conf.example. Rows marked CONF_HAND are read by the load_*
+ * functions below, because their checks go beyond a type and a range (URLs,
+ * names, env vars, keys that depend on another key). To add a key: a row
+ * here (and a field), then the key documented in gateway.conf.example.
+ */
+
+#define OFF(st, f) offsetof(struct st, f)
+
+/* CONF_ENUM and CONF_BOOL fields are read and written as int. */
+_Static_assert(sizeof(enum log_format) == sizeof(int) && sizeof(enum log_level) == sizeof(int) &&
+                   sizeof(enum cache_backend) == sizeof(int) &&
+                   sizeof(enum provider_type) == sizeof(int) &&
+                   sizeof(enum http_version) == sizeof(int) &&
+                   sizeof(enum budget_period) == sizeof(int),
+               "an enum field is not an int");
+
+static const char *const log_formats[] = {"json", "text", NULL};
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const cache_backends[] = {"memory", "redis", NULL};
+static const char *const provider_types[] = {"openai", "azure", "anthropic", NULL};
+/* In the order of enum http_version. */
+static const char *const http_versions[] = {"1.1", "2", NULL};
+static const char *const budget_periods[] = {"day", "month", "total", NULL};
+
+const struct conf_key config_keys_admin[] = {
+    {.name = "listen", .type = CONF_STR, .off = OFF(admin_conf, listen), .flags = CONF_HAND},
+    {.name = "key_env",
+     .type = CONF_STR,
+     .off = OFF(admin_conf, key_env),
+     .def_str = "SLUICE_ADMIN_KEY",
+     .flags = CONF_HAND},
+    {0},
+};
+
+const struct conf_key config_keys_log[] = {
+    {.name = "format", .type = CONF_ENUM, .off = OFF(log_conf, format), .names = log_formats},
+    {.name = "path",
+     .type = CONF_STR,
+     .off = OFF(log_conf, path),
+     .def_str = "-",
+     .flags = CONF_HAND},
+    {.name = "level",
+     .type = CONF_ENUM,
+     .off = OFF(log_conf, level),
+     .def = LOG_INFO,
+     .names = log_levels},
+    {0},
+};
+
+const struct conf_key config_keys_trace[] = {
+    {.name = "path", .type = CONF_STR, .off = OFF(trace_conf, path), .flags = CONF_HAND},
+    {.name = "include_content", .type = CONF_BOOL, .off = OFF(trace_conf, include_content)},
+    {.name = "redis_url",
+     .type = CONF_STR,
+     .off = CONF_NO_FIELD,
+     .flags = CONF_HAND | CONF_OLD | CONF_URL,
+     .doc = "the old form of stream: the redis block's url"},
+    {.name = "stream",
+     .type = CONF_STR,
+     .off = OFF(trace_conf, stream),
+     .def_str = "sluice:trace",
+     .flags = CONF_HAND},
+    {.name = "maxlen",
+     .type = CONF_INT,
+     .off = OFF(trace_conf, maxlen),
+     .def = 100000,
+     .min = 1,
+     .max = (double)(1L << 40)},
+    {0},
+};
+
+const struct conf_key config_keys_otel[] = {
+    {.name = "endpoint",
+     .type = CONF_STR,
+     .off = OFF(otel_conf, endpoint),
+     .flags = CONF_HAND | CONF_URL},
+    {.name = "headers", .type = CONF_GROUP, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "headers_env",
+     .type = CONF_GROUP,
+     .off = CONF_NO_FIELD,
+     .flags = CONF_HAND | CONF_SECRET},
+    {.name = "service_name",
+     .type = CONF_STR,
+     .off = OFF(otel_conf, service_name),
+     .def_str = "sluice",
+     .flags = CONF_HAND},
+    {.name = "sample_ratio",
+     .type = CONF_NUM,
+     .off = OFF(otel_conf, sample_ratio),
+     .def = 1.0,
+     .min = 0,
+     .max = 1},
+    {.name = "capture_content", .type = CONF_BOOL, .off = OFF(otel_conf, capture_content)},
+    {.name = "timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(otel_conf, timeout_ms),
+     .def = DEF_OTEL_TIMEOUT_MS,
+     .min = 1,
+     .max = 600000},
+    {.name = "max_queue",
+     .type = CONF_INT,
+     .off = OFF(otel_conf, max_queue),
+     .def = DEF_OTEL_MAX_QUEUE,
+     .min = 1,
+     .max = OTEL_MAX_QUEUE_LIMIT},
+    {0},
+};
+
+const struct conf_key config_keys_cache[] = {
+    {.name = "backend",
+     .type = CONF_ENUM,
+     .off = OFF(cache_conf, backend),
+     .names = cache_backends,
+     .flags = CONF_HAND},
+    {.name = "url",
+     .type = CONF_STR,
+     .off = CONF_NO_FIELD,
+     .flags = CONF_HAND | CONF_OLD | CONF_URL,
+     .doc = "the old form of the redis block's url"},
+    {.name = "ttl_s",
+     .type = CONF_INT,
+     .off = OFF(cache_conf, ttl_s),
+     .def = DEF_CACHE_TTL_S,
+     .min = 1,
+     .max = MAX_TTL_S},
+    {.name = "timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(cache_conf, timeout_ms),
+     .def = DEF_CACHE_TIMEOUT_MS,
+     .min = 1,
+     .max = 60000},
+    /* 512 MiB is Redis's own limit on a string value. */
+    {.name = "max_value_bytes",
+     .type = CONF_SIZE,
+     .off = OFF(cache_conf, max_value_bytes),
+     .def = DEF_CACHE_MAX_VALUE_BYTES,
+     .min = 1024,
+     .max = 512L << 20,
+     .flags = CONF_HAND},
+    {.name = "max_bytes",
+     .type = CONF_SIZE,
+     .off = OFF(cache_conf, max_bytes),
+     .def = DEF_CACHE_MAX_BYTES,
+     .min = 1024,
+     .max = (double)(1L << 40),
+     .flags = CONF_HAND},
+    {.name = "local_ttl_ms",
+     .type = CONF_INT,
+     .off = OFF(cache_conf, local_ttl_ms),
+     .def = DEF_CACHE_LOCAL_TTL_MS,
+     .min = 0,
+     .max = 60000,
+     .flags = CONF_HAND},
+    {.name = "local_max_bytes",
+     .type = CONF_SIZE,
+     .off = OFF(cache_conf, local_max_bytes),
+     .def = DEF_CACHE_LOCAL_MAX_BYTES,
+     .min = 1024,
+     .max = (double)(1L << 40),
+     .flags = CONF_HAND},
+    {0},
+};
+
+const struct conf_key config_keys_redis[] = {
+    {.name = "url", .type = CONF_STR, .off = OFF(redis_conf, url), .flags = CONF_HAND | CONF_URL},
+    {.name = "username", .type = CONF_STR, .off = OFF(redis_conf, username), .flags = CONF_HAND},
+    {.name = "password_env",
+     .type = CONF_STR,
+     .off = OFF(redis_conf, password_env),
+     .flags = CONF_HAND},
+    {.name = "tls_ca_file",
+     .type = CONF_STR,
+     .off = OFF(redis_conf, tls_ca_file),
+     .flags = CONF_HAND},
+    {.name = "tls_cert_file",
+     .type = CONF_STR,
+     .off = OFF(redis_conf, tls_cert_file),
+     .flags = CONF_HAND},
+    {.name = "tls_key_file",
+     .type = CONF_STR,
+     .off = OFF(redis_conf, tls_key_file),
+     .flags = CONF_HAND},
+    {.name = "tls_server_name",
+     .type = CONF_STR,
+     .off = OFF(redis_conf, tls_server_name),
+     .flags = CONF_HAND},
+    {.name = "sentinels", .type = CONF_LIST, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "master_name",
+     .type = CONF_STR,
+     .off = OFF(redis_conf, master_name),
+     .flags = CONF_HAND},
+    {.name = "cluster_nodes", .type = CONF_LIST, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    /* Default: the cache's timeout_ms. */
+    {.name = "timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(redis_conf, timeout_ms),
+     .def = DEF_CACHE_TIMEOUT_MS,
+     .min = 1,
+     .max = 60000,
+     .flags = CONF_HAND},
+    {0},
+};
+
+/* A provider's breaker = { ... }: fields of struct provider itself. */
+const struct conf_key config_keys_breaker[] = {
+    {.name = "failures",
+     .type = CONF_INT,
+     .off = OFF(provider, breaker_failures),
+     .def = DEF_BREAKER_FAILURES,
+     .min = 0,
+     .max = 1000000},
+    {.name = "error_rate",
+     .type = CONF_NUM,
+     .off = OFF(provider, breaker_error_rate),
+     .def = DEF_BREAKER_ERROR_RATE,
+     .min = 0,
+     .max = 1},
+    {.name = "min_requests",
+     .type = CONF_INT,
+     .off = OFF(provider, breaker_min_requests),
+     .def = DEF_BREAKER_MIN_REQUESTS,
+     .min = 1,
+     .max = 1000000},
+    {.name = "window_s",
+     .type = CONF_INT,
+     .off = OFF(provider, breaker_window_s),
+     .def = DEF_BREAKER_WINDOW_S,
+     .min = 1,
+     .max = 86400},
+    {.name = "cooldown_s",
+     .type = CONF_INT,
+     .off = OFF(provider, breaker_cooldown_s),
+     .def = DEF_BREAKER_COOLDOWN_S,
+     .min = 1,
+     .max = 86400},
+    {0},
+};
+
+const struct conf_key config_keys_provider[] = {
+    {.name = "name", .type = CONF_STR, .off = OFF(provider, name), .flags = CONF_HAND},
+    {.name = "type",
+     .type = CONF_ENUM,
+     .off = OFF(provider, type),
+     .names = provider_types,
+     .flags = CONF_HAND},
+    {.name = "base_url",
+     .type = CONF_STR,
+     .off = OFF(provider, base_url),
+     .flags = CONF_HAND | CONF_URL},
+    {.name = "api_key_env",
+     .type = CONF_STR,
+     .off = OFF(provider, api_key_env),
+     .flags = CONF_HAND},
+    /* Type-specific: shown only with their type. */
+    {.name = "api_version",
+     .type = CONF_STR,
+     .off = OFF(provider, api_version),
+     .flags = CONF_HAND | CONF_UNSET},
+    {.name = "anthropic_version",
+     .type = CONF_STR,
+     .off = OFF(provider, anthropic_version),
+     .flags = CONF_HAND | CONF_UNSET},
+    {.name = "default_max_tokens",
+     .type = CONF_INT,
+     .off = OFF(provider, default_max_tokens),
+     .min = 1,
+     .max = MAX_MAX_TOKENS,
+     .flags = CONF_HAND | CONF_UNSET},
+    {.name = "headers", .type = CONF_GROUP, .off = CONF_NO_FIELD, .flags = CONF_HAND | CONF_SECRET},
+    {.name = "timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(provider, timeout_ms),
+     .def = DEF_TIMEOUT_MS,
+     .min = 1,
+     .max = MAX_TIMEOUT_MS},
+    {.name = "connect_timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(provider, connect_timeout_ms),
+     .def = DEF_CONNECT_TIMEOUT_MS,
+     .min = 1,
+     .max = MAX_TIMEOUT_MS},
+    /* Default: timeout_ms. */
+    {.name = "first_byte_timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(provider, first_byte_timeout_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS,
+     .flags = CONF_HAND},
+    {.name = "idle_timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(provider, idle_timeout_ms),
+     .def = DEF_IDLE_TIMEOUT_MS,
+     .min = 1,
+     .max = MAX_TIMEOUT_MS},
+    {.name = "retries", .type = CONF_INT, .off = OFF(provider, retries), .min = 0, .max = 10},
+    {.name = "retry_backoff_ms",
+     .type = CONF_INT,
+     .off = OFF(provider, retry_backoff_ms),
+     .def = DEF_RETRY_BACKOFF_MS,
+     .min = 1,
+     .max = MAX_TIMEOUT_MS},
+    {.name = "retry_max_backoff_ms",
+     .type = CONF_INT,
+     .off = OFF(provider, retry_max_backoff_ms),
+     .def = DEF_RETRY_MAX_BACKOFF_MS,
+     .min = 1,
+     .max = MAX_TIMEOUT_MS},
+    {.name = "retry_after_max_ms",
+     .type = CONF_INT,
+     .off = OFF(provider, retry_after_max_ms),
+     .def = DEF_RETRY_AFTER_MAX_MS,
+     .min = 0,
+     .max = MAX_TIMEOUT_MS},
+    {.name = "passthrough_auth", .type = CONF_BOOL, .off = OFF(provider, passthrough_auth)},
+    {.name = "http_version",
+     .type = CONF_ENUM,
+     .off = OFF(provider, http_version),
+     .names = http_versions},
+    {.name = "ca_file", .type = CONF_STR, .off = OFF(provider, ca_file), .flags = CONF_HAND},
+    {.name = "breaker", .type = CONF_GROUP, .off = 0, .sub = config_keys_breaker},
+    {.name = "api_key",
+     .type = CONF_STR,
+     .off = CONF_NO_FIELD,
+     .flags = CONF_REFUSED,
+     .doc = "secrets never live in the file: put the key in an environment variable and "
+            "name it with api_key_env"},
+    {0},
+};
+
+const struct conf_key config_keys_model[] = {
+    {.name = "name", .type = CONF_STR, .off = OFF(model, name), .flags = CONF_HAND},
+    {.name = "provider",
+     .type = CONF_STR,
+     .off = CONF_NO_FIELD,
+     .flags = CONF_HAND,
+     .doc = "a provider's name"},
+    /* Default: the model's name. */
+    {.name = "id", .type = CONF_STR, .off = OFF(model, id), .flags = CONF_HAND},
+    {.name = "input_per_mtok",
+     .type = CONF_NUM,
+     .off = OFF(model, input_per_mtok),
+     .min = 0,
+     .max = HUGE_VAL},
+    {.name = "output_per_mtok",
+     .type = CONF_NUM,
+     .off = OFF(model, output_per_mtok),
+     .min = 0,
+     .max = HUGE_VAL},
+    /* Unset (-1): input_per_mtok. */
+    {.name = "cache_read_per_mtok",
+     .type = CONF_NUM,
+     .off = OFF(model, cache_read_per_mtok),
+     .def = -1,
+     .min = 0,
+     .max = HUGE_VAL,
+     .flags = CONF_UNSET},
+    {.name = "cache_write_per_mtok",
+     .type = CONF_NUM,
+     .off = OFF(model, cache_write_per_mtok),
+     .def = -1,
+     .min = 0,
+     .max = HUGE_VAL,
+     .flags = CONF_UNSET},
+    /* Per-model overrides of the provider's: unset (0 or -1) = the
+     * provider's. */
+    {.name = "default_max_tokens",
+     .type = CONF_INT,
+     .off = OFF(model, default_max_tokens),
+     .min = 1,
+     .max = MAX_MAX_TOKENS,
+     .flags = CONF_HAND | CONF_UNSET},
+    {.name = "timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(model, timeout_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS,
+     .flags = CONF_UNSET},
+    {.name = "connect_timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(model, connect_timeout_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS,
+     .flags = CONF_UNSET},
+    {.name = "first_byte_timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(model, first_byte_timeout_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS,
+     .flags = CONF_UNSET},
+    {.name = "idle_timeout_ms",
+     .type = CONF_INT,
+     .off = OFF(model, idle_timeout_ms),
+     .min = 1,
+     .max = MAX_TIMEOUT_MS,
+     .flags = CONF_UNSET},
+    {.name = "retries",
+     .type = CONF_INT,
+     .off = OFF(model, retries),
+     .def = -1,
+     .min = 0,
+     .max = 10,
+     .flags = CONF_UNSET},
+    {0},
+};
+
+/* A cascade's stage: which keys go with which scorer is scorer_keys[]. */
+const struct conf_key config_keys_stage[] = {
+    {.name = "model", .type = CONF_STR, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "models", .type = CONF_LIST, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "scorer", .type = CONF_ENUM, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "threshold", .type = CONF_NUM, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "samples", .type = CONF_INT, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "judge", .type = CONF_STR, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "rubric", .type = CONF_STR, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "weights", .type = CONF_STR, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "url", .type = CONF_STR, .off = CONF_NO_FIELD, .flags = CONF_HAND | CONF_URL},
+    {.name = "timeout_ms", .type = CONF_INT, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {0},
+};
+
+const struct conf_key config_keys_route[] = {
+    {.name = "name", .type = CONF_STR, .off = OFF(route, name), .flags = CONF_HAND},
+    /* One of the three: the dump shows them as kind and stages. */
+    {.name = "model", .type = CONF_STR, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "fallback", .type = CONF_LIST, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "cascade",
+     .type = CONF_LIST,
+     .off = CONF_NO_FIELD,
+     .flags = CONF_HAND,
+     .sub = config_keys_stage},
+    {.name = "max_cost", .type = CONF_NUM, .off = OFF(route, max_cost), .min = 0, .max = HUGE_VAL},
+    {.name = "cache", .type = CONF_BOOL, .off = OFF(route, cache), .def = 1},
+    {.name = "cache_ttl_s",
+     .type = CONF_INT,
+     .off = OFF(route, cache_ttl_s),
+     .min = 0,
+     .max = MAX_TTL_S},
+    {.name = "cache_nondeterministic",
+     .type = CONF_BOOL,
+     .off = OFF(route, cache_nondeterministic)},
+    {0},
+};
+
+const struct conf_key config_keys_key[] = {
+    {.name = "name", .type = CONF_STR, .off = OFF(client_key, name), .flags = CONF_HAND},
+    {.name = "key_sha256", .type = CONF_STR, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "routes", .type = CONF_LIST, .off = CONF_NO_FIELD, .flags = CONF_HAND},
+    {.name = "rpm", .type = CONF_INT, .off = OFF(client_key, rpm), .min = 0, .max = 100000000},
+    {.name = "tpm",
+     .type = CONF_INT,
+     .off = OFF(client_key, tpm),
+     .min = 0,
+     .max = (double)(1L << 40)},
+    {.name = "budget_usd",
+     .type = CONF_NUM,
+     .off = OFF(client_key, budget_usd),
+     .min = 0,
+     .max = HUGE_VAL},
+    {.name = "budget_period",
+     .type = CONF_ENUM,
+     .off = OFF(client_key, budget_period),
+     .def = BUDGET_MONTH,
+     .names = budget_periods},
+    {0},
+};
+
+const struct conf_key config_keys_top[] = {
+    {.name = "listen",
+     .type = CONF_STR,
+     .off = OFF(config, listen),
+     .def_str = DEF_LISTEN,
+     .flags = CONF_HAND},
+    {.name = "workers", .type = CONF_INT, .off = OFF(config, workers), .min = 0, .max = 256},
+    {.name = "max_body_bytes",
+     .type = CONF_SIZE,
+     .off = OFF(config, max_body_bytes),
+     .def = DEF_MAX_BODY_BYTES,
+     .min = 1024,
+     .max = BODY_HARD_MAX},
+    {.name = "max_header_bytes",
+     .type = CONF_SIZE,
+     .off = OFF(config, max_header_bytes),
+     .def = DEF_MAX_HEADER_BYTES,
+     .min = 1024,
+     .max = 1L << 20},
+    {.name = "max_connections",
+     .type = CONF_INT,
+     .off = OFF(config, max_connections),
+     .def = DEF_MAX_CONNECTIONS,
+     .min = 1,
+     .max = 1048576},
+    {.name = "max_inflight",
+     .type = CONF_INT,
+     .off = OFF(config, max_inflight),
+     .def = DEF_MAX_INFLIGHT,
+     .min = 0,
+     .max = 1048576},
+    {.name = "drain_timeout_s",
+     .type = CONF_INT,
+     .off = OFF(config, drain_timeout_s),
+     .def = DEF_DRAIN_TIMEOUT_S,
+     .min = 0,
+     .max = 3600},
+    {.name = "client_timeout_s",
+     .type = CONF_INT,
+     .off = OFF(config, client_timeout_s),
+     .def = DEF_CLIENT_TIMEOUT_S,
+     .min = 1,
+     .max = 3600},
+    {.name = "client_header_timeout_s",
+     .type = CONF_INT,
+     .off = OFF(config, client_header_timeout_s),
+     .def = DEF_CLIENT_HEADER_TIMEOUT_S,
+     .min = 1,
+     .max = 3600},
+    {.name = "client_body_timeout_s",
+     .type = CONF_INT,
+     .off = OFF(config, client_body_timeout_s),
+     .def = DEF_CLIENT_BODY_TIMEOUT_S,
+     .min = 1,
+     .max = 3600},
+    {.name = "max_stream_memory_bytes",
+     .type = CONF_SIZE,
+     .off = OFF(config, max_stream_memory_bytes),
+     .def = DEF_MAX_STREAM_MEMORY_BYTES,
+     .min = STREAM_BUF_MAX,
+     .max = (double)(1L << 40)},
+    {.name = "admin", .type = CONF_GROUP, .off = OFF(config, admin), .sub = config_keys_admin},
+    {.name = "log", .type = CONF_GROUP, .off = OFF(config, log), .sub = config_keys_log},
+    {.name = "trace", .type = CONF_GROUP, .off = OFF(config, trace), .sub = config_keys_trace},
+    {.name = "otel", .type = CONF_GROUP, .off = OFF(config, otel), .sub = config_keys_otel},
+    {.name = "cache", .type = CONF_GROUP, .off = OFF(config, cache), .sub = config_keys_cache},
+    {.name = "redis", .type = CONF_GROUP, .off = OFF(config, redis), .sub = config_keys_redis},
+    {.name = "providers", .type = CONF_LIST, .off = CONF_NO_FIELD, .sub = config_keys_provider},
+    {.name = "models", .type = CONF_LIST, .off = CONF_NO_FIELD, .sub = config_keys_model},
+    {.name = "routes", .type = CONF_LIST, .off = CONF_NO_FIELD, .sub = config_keys_route},
+    {.name = "keys", .type = CONF_LIST, .off = CONF_NO_FIELD, .sub = config_keys_key},
+    {0},
 };
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct config *current;
 
-/* ---- messages ---------------------------------------------------------- */
-
-/* How to show file f (a setting's or libconfig's error file; NULL = the main
- * file) to a user. libconfig records an @include'd file by the name written
- * in the directive, which is relative to the main file's directory, so join
- * the two to get a path the user can open. Returns a new string. */
-static char *display_file(const struct load *l, const char *f)
-{
-    if (f == NULL || strcmp(f, l->name) == 0)
-        return xstrdup(l->name);
-    if (f[0] == '/' || strcmp(l->dir, ".") == 0)
-        return xstrdup(f);
-    return xasprintf("%s/%s", l->dir, f);
-}
-
-static unsigned setting_line(const config_setting_t *s)
-{
-    unsigned n = s ? config_setting_source_line(s) : 0;
-
-    /* The root group has no line of its own; point at the file's start. */
-    return n ? n : 1;
-}
-
-/* "FILE:LINE" of a setting, for "(first defined at ...)". Returns a new
- * string. */
-static char *where(const struct load *l, const config_setting_t *s)
-{
-    char *f = display_file(l, s ? config_setting_source_file(s) : NULL);
-    char *w = xasprintf("%s:%u", f, setting_line(s));
-
-    free(f);
-    return w;
-}
-
-static void errors_add(struct config_errors *errs, char *msg)
-{
-    errs->msgs = xrealloc(errs->msgs, (errs->n + 1) * sizeof(*errs->msgs));
-    errs->msgs[errs->n++] = msg;
-}
-
-/* Record one error at setting s (its file and line). path is the key path of
- * the enclosing element ("" at the top level) and key, when not NULL, the
- * key under it; together they form the message's key path. */
-static void __attribute__((format(printf, 5, 6)))
-conf_err(struct load *l, const config_setting_t *s, const char *path, const char *key,
-         const char *fmt, ...)
-{
-    va_list ap;
-    char *msg, *file;
-
-    l->nerrs++;
-    if (l->errs->n >= MAX_ERRORS)
-        return;
-    va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        sl_panic("out of memory formatting a config error");
-    va_end(ap);
-    file = display_file(l, s ? config_setting_source_file(s) : NULL);
-    l->pos = xrealloc(l->pos, (l->errs->n + 1) * sizeof(*l->pos));
-    l->pos[l->errs->n].file = s ? config_setting_source_file(s) : NULL;
-    l->pos[l->errs->n].line = setting_line(s);
-    errors_add(l->errs, xasprintf("%s:%u: %s%s%s: %s", file, setting_line(s), path,
-                                  (*path && key) ? "." : "", key ? key : "", msg));
-    free(file);
-    free(msg);
-}
-
-/* Render s for a message into out: double-quoted, with control characters,
- * quotes and backslashes escaped, cut after QUOTE_MAX bytes. Returns out. */
-static const char *quote(char out[QBUF], const char *s)
-{
-    size_t o = 0, i;
-
-    out[o++] = '"';
-    for (i = 0; s[i] != '\0' && i < QUOTE_MAX; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (ch == '"' || ch == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)ch;
-        } else if (ch < 0x20 || ch == 0x7f) {
-            o += (size_t)snprintf(out + o, QBUF - o, "\\x%02x", ch);
-        } else {
-            out[o++] = (char)ch;
-        }
-    }
-    out[o++] = '"';
-    if (s[i] != '\0') {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
-    return out;
-}
-
-/* Edit distance between two short keys, for "did you mean". Keys longer
- * than 32 bytes are never considered close. */
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), row[33], i, j;
-
-    if (la > 32 || lb > 32)
-        return SIZE_MAX;
-    for (j = 0; j <= lb; j++)
-        row[j] = j;
-    for (i = 1; i <= la; i++) {
-        size_t diag = row[0];
-
-        row[0] = i;
-        for (j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-/* Report every member of group g whose name is not in `allowed` (NULL
- * terminated), suggesting the closest allowed key for a likely typo. */
-static void check_keys(struct load *l, const config_setting_t *g, const char *path,
-                       const char *const *allowed)
-{
-    int n = config_setting_length(g);
-
-    for (int i = 0; i < n; i++) {
-        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
-        const char *key = config_setting_name(m);
-        const char *best = NULL;
-        size_t best_d = 3;
-        size_t k;
-
-        for (k = 0; allowed[k]; k++) {
-            size_t d;
-
-            if (strcmp(key, allowed[k]) == 0)
-                break;
-            d = edit_distance(key, allowed[k]);
-            if (d < best_d && d < strlen(key)) {
-                best_d = d;
-                best = allowed[k];
-            }
-        }
-        if (allowed[k])
-            continue;
-        if (strcmp(key, "api_key") == 0)
-            conf_err(l, m, path, key,
-                     "unknown key; secrets never live in the file: put the key in an "
-                     "environment variable and name it with api_key_env");
-        else if (best)
-            conf_err(l, m, path, key, "unknown key (did you mean '%s'?)", best);
-        else
-            conf_err(l, m, path, key, "unknown key");
-    }
-}
-
-/* ---- typed getters ----------------------------------------------------- *
- * Each looks up `key` in group g. It returns 1 and sets *out when the key is
- * present and valid; 0 when it is absent (reported if `required`); -1 when it
- * is present but bad (reported). Strings are borrowed from libconfig's tree
- * and must be copied before config_destroy().
- */
-
-static int missing(struct load *l, const config_setting_t *g, const char *path, const char *key,
-                   int required)
-{
-    if (required)
-        conf_err(l, g, path, key, "missing required key");
-    return 0;
-}
-
-static int get_str(struct load *l, const config_setting_t *g, const char *path, const char *key,
-                   int required, const char **out)
-{
-    const config_setting_t *s = config_setting_get_member(g, key);
-
-    if (s == NULL)
-        return missing(l, g, path, key, required);
-    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-        conf_err(l, s, path, key, "expected a string");
-        return -1;
-    }
-    *out = config_setting_get_string(s);
-    return 1;
-}
-
-/* libconfig tells int 2 from float 2.0; a user should not have to. Both are
- * accepted wherever a number is expected, and a float with an integral value
- * (1e6) wherever an integer is. */
-static int get_int(struct load *l, const config_setting_t *g, const char *path, const char *key,
-                   int required, long min, long max, long *out)
-{
-    const config_setting_t *s = config_setting_get_member(g, key);
-    long long v;
-
-    if (s == NULL)
-        return missing(l, g, path, key, required);
-    switch (config_setting_type(s)) {
-    case CONFIG_TYPE_INT:
-    case CONFIG_TYPE_INT64:
-        v = config_setting_get_int64(s);
-        break;
-    case CONFIG_TYPE_FLOAT: {
-        double d = config_setting_get_float(s);
-
-        if (!isfinite(d) || d != floor(d) || fabs(d) > 9e18) {
-            conf_err(l, s, path, key, "expected an integer");
-            return -1;
-        }
-        v = (long long)d;
-        break;
-    }
-    default:
-        conf_err(l, s, path, key, "expected an integer");
-        return -1;
-    }
-    if (v < min || v > max) {
-        conf_err(l, s, path, key, "must be between %ld and %ld (got %lld)", min, max, v);
-        return -1;
-    }
-    *out = (long)v;
-    return 1;
-}
-
-/* max may be HUGE_VAL for "no upper bound". */
-static int get_num(struct load *l, const config_setting_t *g, const char *path, const char *key,
-                   int required, double min, double max, double *out)
-{
-    const config_setting_t *s = config_setting_get_member(g, key);
-    double v;
-
-    if (s == NULL)
-        return missing(l, g, path, key, required);
-    switch (config_setting_type(s)) {
-    case CONFIG_TYPE_INT:
-    case CONFIG_TYPE_INT64:
-        v = (double)config_setting_get_int64(s);
-        break;
-    case CONFIG_TYPE_FLOAT:
-        v = config_setting_get_float(s);
-        break;
-    default:
-        conf_err(l, s, path, key, "expected a number");
-        return -1;
-    }
-    if (!isfinite(v)) {
-        conf_err(l, s, path, key, "expected a finite number");
-        return -1;
-    }
-    if (v < min || v > max) {
-        if (isinf(max))
-            conf_err(l, s, path, key, "must be >= %g (got %g)", min, v);
-        else
-            conf_err(l, s, path, key, "must be between %g and %g (got %g)", min, max, v);
-        return -1;
-    }
-    *out = v;
-    return 1;
-}
-
-static int get_bool(struct load *l, const config_setting_t *g, const char *path, const char *key,
-                    int *out)
-{
-    const config_setting_t *s = config_setting_get_member(g, key);
-
-    if (s == NULL)
-        return 0;
-    if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-        conf_err(l, s, path, key, "expected true or false");
-        return -1;
-    }
-    *out = config_setting_get_bool(s);
-    return 1;
-}
-
-/* A string that must be one of names[0..n-1]; *out is its index. */
-static int get_enum(struct load *l, const config_setting_t *g, const char *path, const char *key,
-                    const char *const *names, size_t n, int *out)
-{
-    const char *s;
-    int r = get_str(l, g, path, key, 0, &s);
-    char qb[QBUF], expect[256];
-    size_t off = 0;
-
-    if (r <= 0)
-        return r;
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(s, names[i]) == 0) {
-            *out = (int)i;
-            return 1;
-        }
-    }
-    for (size_t i = 0; i < n && off < sizeof(expect); i++)
-        off +=
-            (size_t)snprintf(expect + off, sizeof(expect) - off, "%s%s", i ? ", " : "", names[i]);
-    conf_err(l, config_setting_get_member(g, key), path, key,
-             "unknown value %s (expected one of: %s)", quote(qb, s), expect);
-    return -1;
-}
-
-/* A group member; NULL when absent or not a group (reported). */
-static const config_setting_t *get_group(struct load *l, const config_setting_t *g,
-                                         const char *path, const char *key)
-{
-    const config_setting_t *s = config_setting_get_member(g, key);
-
-    if (s == NULL)
-        return NULL;
-    if (!config_setting_is_group(s)) {
-        conf_err(l, s, path, key, "expected a group { ... }");
-        return NULL;
-    }
-    return s;
-}
-
-/* A list member, or with arrays_ok also an array [ ... ] (which libconfig
- * allows for scalars only). NULL when absent or of another type. */
-static const config_setting_t *get_list(struct load *l, const config_setting_t *g, const char *path,
-                                        const char *key, int required, int arrays_ok)
-{
-    const config_setting_t *s = config_setting_get_member(g, key);
-
-    if (s == NULL) {
-        missing(l, g, path, key, required);
-        return NULL;
-    }
-    if (!config_setting_is_list(s) && !(arrays_ok && config_setting_is_array(s))) {
-        conf_err(l, s, path, key, "expected a list ( ... )");
-        return NULL;
-    }
-    return s;
-}
-
-/* ---- value checks ------------------------------------------------------ */
-
-/* 1..max bytes of printable ASCII with no spaces: names and ids end up in
- * HTTP headers, log lines and key paths. */
-static int token_ok(const char *s, size_t max)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
-            return 0;
-    return 1;
-}
-
-static int has_ctl_or_space(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
-            return 1;
-    return 0;
-}
-
-/* scheme://host..., with a non-empty host and no spaces or control chars. */
-static int url_ok(const char *s, const char *const *schemes)
-{
-    for (; *schemes; schemes++) {
-        size_t n = strlen(*schemes);
-
-        if (strncasecmp(s, *schemes, n) == 0)
-            return s[n] != '\0' && s[n] != '/' && !has_ctl_or_space(s);
-    }
-    return 0;
-}
-
 static const char *const http_schemes[] = {"http://", "https://", NULL};
-
-/* HOST:PORT, HOST non-empty, an IPv6 HOST in brackets, PORT 0..65535.
- * Returns NULL, or why not. */
-static const char *listen_check(const char *s)
-{
-    const char *colon;
-    long port;
-
-    if (s[0] == '[') {
-        const char *rb = strchr(s, ']');
-
-        if (rb == NULL || rb == s + 1 || rb[1] != ':')
-            return "expected HOST:PORT, e.g. \"[::1]:8080\"";
-        colon = rb + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (colon == NULL || colon == s)
-            return "expected HOST:PORT, e.g. \"127.0.0.1:8080\"";
-        if (memchr(s, ':', (size_t)(colon - s)))
-            return "an IPv6 address must be in brackets, e.g. \"[::1]:8080\"";
-    }
-    if (has_ctl_or_space(s))
-        return "must not contain spaces or control characters";
-    if (!isdigit((unsigned char)colon[1]) || parse_long(colon + 1, 0, 65535, &port) < 0)
-        return "the port must be a number 0..65535";
-    return NULL;
-}
-
-static int env_name_ok(const char *s)
-{
-    if (!(isalpha((unsigned char)*s) || *s == '_'))
-        return 0;
-    for (s++; *s; s++)
-        if (!(isalnum((unsigned char)*s) || *s == '_'))
-            return 0;
-    return 1;
-}
 
 /* Headers the gateway sets itself: framing, routing and the credentials that
  * come from api_key_env. Setting them here would break requests or put a
@@ -556,10 +677,10 @@ static struct model *resolve_model(struct load *l, const config_setting_t *s, co
 {
     const char *name = config_setting_get_string(s);
     struct model *m = find_model(l->cfg, name);
-    char qb[QBUF];
+    char qb[CONF_QBUF];
 
     if (m == NULL && !l->models_bad)
-        conf_err(l, s, path, key, "unknown model %s", quote(qb, name));
+        conf_err(&l->ck, s, path, key, "unknown model %s", conf_quote(qb, name));
     return m;
 }
 
@@ -570,7 +691,7 @@ static char *elem_path(const char *list_path, const config_setting_t *e, unsigne
     const char *name;
 
     if (config_setting_is_group(e) && config_setting_lookup_string(e, "name", &name) &&
-        token_ok(name, NAME_MAX_LEN))
+        conf_token_ok(name, NAME_MAX_LEN))
         return xasprintf("%s.%s", list_path, name);
     return xasprintf("%s.[%u]", list_path, idx);
 }
@@ -583,12 +704,12 @@ static char *get_elem_name(struct load *l, const config_setting_t *list, unsigne
 {
     const config_setting_t *e = config_setting_get_elem(list, idx);
     const char *name;
-    char qb[QBUF];
+    char qb[CONF_QBUF];
 
-    if (get_str(l, e, path, "name", 1, &name) <= 0)
+    if (conf_str(&l->ck, e, path, "name", 1, &name) <= 0)
         return NULL;
-    if (!token_ok(name, NAME_MAX_LEN)) {
-        conf_err(l, config_setting_get_member(e, "name"), path, "name",
+    if (!conf_token_ok(name, NAME_MAX_LEN)) {
+        conf_err(&l->ck, config_setting_get_member(e, "name"), path, "name",
                  "must be 1 to %d printable ASCII characters without spaces", NAME_MAX_LEN);
         return NULL;
     }
@@ -598,10 +719,10 @@ static char *get_elem_name(struct load *l, const config_setting_t *list, unsigne
 
         if (config_setting_is_group(prev) && config_setting_lookup_string(prev, "name", &pname) &&
             strcmp(pname, name) == 0) {
-            char *w = where(l, prev);
+            char *w = conf_where(&l->ck, prev);
 
-            conf_err(l, config_setting_get_member(e, "name"), path, "name",
-                     "duplicate %s %s (first defined at %s)", what, quote(qb, name), w);
+            conf_err(&l->ck, config_setting_get_member(e, "name"), path, "name",
+                     "duplicate %s %s (first defined at %s)", what, conf_quote(qb, name), w);
             free(w);
             break;
         }
@@ -611,30 +732,19 @@ static char *get_elem_name(struct load *l, const config_setting_t *list, unsigne
 
 /* ---- sections ---------------------------------------------------------- */
 
-static const char *const log_keys[] = {"format", "path", "level", NULL};
-static const char *const log_formats[] = {"json", "text"};
-static const char *const log_levels[] = {"debug", "info", "warn", "error"};
-
 static void load_log(struct load *l, const config_setting_t *root)
 {
     struct log_conf *lc = &l->cfg->log;
-    const config_setting_t *g = get_group(l, root, "", "log");
+    const config_setting_t *g = conf_group(&l->ck, root, "", "log");
     const char *s;
-    int v;
 
-    lc->format = LOG_FORMAT_JSON;
-    lc->level = LOG_INFO;
-    lc->path = xstrdup("-");
+    conf_defaults(config_keys_log, lc);
     if (g == NULL)
         return;
-    check_keys(l, g, "log", log_keys);
-    if (get_enum(l, g, "log", "format", log_formats, ARRAY_LEN(log_formats), &v) > 0)
-        lc->format = (enum log_format)v;
-    if (get_enum(l, g, "log", "level", log_levels, ARRAY_LEN(log_levels), &v) > 0)
-        lc->level = (enum log_level)v;
-    if (get_str(l, g, "log", "path", 0, &s) > 0) {
+    conf_read(&l->ck, g, "log", config_keys_log, lc);
+    if (conf_str(&l->ck, g, "log", "path", 0, &s) > 0) {
         if (*s == '\0') {
-            conf_err(l, config_setting_get_member(g, "path"), "log", "path",
+            conf_err(&l->ck, config_setting_get_member(g, "path"), "log", "path",
                      "must not be empty (use \"-\" for stdout)");
         } else {
             free(lc->path);
@@ -643,49 +753,39 @@ static void load_log(struct load *l, const config_setting_t *root)
     }
 }
 
-static const char *const trace_keys[] = {"path",   "include_content", "redis_url",
-                                         "stream", "maxlen",          NULL};
-
 static void load_trace(struct load *l, const config_setting_t *root)
 {
     struct trace_conf *tc = &l->cfg->trace;
-    const config_setting_t *g = get_group(l, root, "", "trace");
+    const config_setting_t *g = conf_group(&l->ck, root, "", "trace");
     const char *s;
 
     if (g == NULL)
         return;
-    check_keys(l, g, "trace", trace_keys);
-    if (get_str(l, g, "trace", "path", 0, &s) > 0) {
+    conf_defaults(config_keys_trace, tc);
+    conf_read(&l->ck, g, "trace", config_keys_trace, tc);
+    if (conf_str(&l->ck, g, "trace", "path", 0, &s) > 0) {
         if (*s == '\0')
-            conf_err(l, config_setting_get_member(g, "path"), "trace", "path",
+            conf_err(&l->ck, config_setting_get_member(g, "path"), "trace", "path",
                      "must not be empty (use \"-\" for stdout)");
         else
             tc->path = xstrdup(s);
     }
-    get_bool(l, g, "trace", "include_content", &tc->include_content);
     /* redis_url is the old form of the stream: load_redis takes it. */
     tc->stream_on = config_setting_get_member(g, "redis_url") != NULL ||
                     config_setting_get_member(g, "stream") != NULL;
-    tc->maxlen = 100000;
-    get_int(l, g, "trace", "maxlen", 0, 1, 1L << 40, &tc->maxlen);
-    if (get_str(l, g, "trace", "stream", 0, &s) > 0) {
-        if (!token_ok(s, 200))
-            conf_err(l, config_setting_get_member(g, "stream"), "trace", "stream",
+    if (conf_str(&l->ck, g, "trace", "stream", 0, &s) > 0) {
+        if (!conf_token_ok(s, 200)) {
+            conf_err(&l->ck, config_setting_get_member(g, "stream"), "trace", "stream",
                      "must be 1 to 200 printable ASCII characters without spaces");
-        else
+        } else {
+            free(tc->stream);
             tc->stream = xstrdup(s);
+        }
     }
-    if (tc->stream == NULL)
-        tc->stream = xstrdup("sluice:trace");
     if (config_setting_get_member(g, "path") == NULL && !tc->stream_on)
-        conf_err(l, g, "trace", "path",
+        conf_err(&l->ck, g, "trace", "path",
                  "missing: a trace needs a path, a stream (on the redis block's Redis), or both");
 }
-
-static const char *const redis_keys[] = {
-    "url",           "username",     "password_env",    "tls_ca_file",
-    "tls_cert_file", "tls_key_file", "tls_server_name", "sentinels",
-    "master_name",   "cluster_nodes", "timeout_ms",     NULL};
 
 void redis_conf_clear(struct redis_conf *rc)
 {
@@ -714,11 +814,12 @@ void redis_conf_clear(struct redis_conf *rc)
 static void load_redis_hosts(struct load *l, const config_setting_t *g, const char *key,
                              char ***out, size_t *n)
 {
-    const config_setting_t *list = get_list(l, g, "redis", key, 0, 1);
+    const config_setting_t *list = conf_list(&l->ck, g, "redis", key, 0, 1);
     unsigned len = list ? (unsigned)config_setting_length(list) : 0;
 
     if (list && (len == 0 || len > REDIS_SEEDS_MAX)) {
-        conf_err(l, list, "redis", key, "must list 1 to %d HOST:PORT addresses", REDIS_SEEDS_MAX);
+        conf_err(&l->ck, list, "redis", key, "must list 1 to %d HOST:PORT addresses",
+                 REDIS_SEEDS_MAX);
         return;
     }
     *out = len ? xcalloc(len, sizeof(**out)) : NULL;
@@ -729,11 +830,11 @@ static void load_redis_hosts(struct load *l, const config_setting_t *g, const ch
         int port;
 
         if (s == NULL) {
-            conf_err(l, e, "redis", key, "expected \"HOST:PORT\" strings");
+            conf_err(&l->ck, e, "redis", key, "expected \"HOST:PORT\" strings");
             continue;
         }
         if (redis_addr_parse(s, strlen(s), host, sizeof(host), &port, err, sizeof(err)) < 0) {
-            conf_err(l, e, "redis", key, "%s", err);
+            conf_err(&l->ck, e, "redis", key, "%s", err);
             continue;
         }
         (*out)[(*n)++] = xstrdup(s);
@@ -745,10 +846,10 @@ static void load_redis_file(struct load *l, const config_setting_t *g, const cha
 {
     const char *s;
 
-    if (get_str(l, g, "redis", key, 0, &s) <= 0)
+    if (conf_str(&l->ck, g, "redis", key, 0, &s) <= 0)
         return;
     if (access(s, R_OK) != 0)
-        conf_err(l, config_setting_get_member(g, key), "redis", key, "cannot read %s: %s", s,
+        conf_err(&l->ck, config_setting_get_member(g, key), "redis", key, "cannot read %s: %s", s,
                  strerror(errno));
     else
         *out = xstrdup(s);
@@ -760,7 +861,7 @@ static void load_redis_file(struct load *l, const config_setting_t *g, const cha
 static void load_redis(struct load *l, const config_setting_t *root)
 {
     struct redis_conf *rc = &l->cfg->redis;
-    const config_setting_t *g = get_group(l, root, "", "redis");
+    const config_setting_t *g = conf_group(&l->ck, root, "", "redis");
     const config_setting_t *cg = config_setting_get_member(root, "cache");
     const config_setting_t *tg = config_setting_get_member(root, "trace");
     const config_setting_t *curl = cg ? config_setting_get_member(cg, "url") : NULL;
@@ -769,133 +870,133 @@ static void load_redis(struct load *l, const config_setting_t *root)
     char err[200];
     const char *s;
 
+    conf_defaults(config_keys_redis, rc);
     rc->timeout_ms = l->cfg->cache.timeout_ms;
     if (g) {
-        check_keys(l, g, "redis", redis_keys);
+        conf_keys(&l->ck, g, "redis", config_keys_redis);
         if (curl)
-            conf_err(l, curl, "cache", "url",
+            conf_err(&l->ck, curl, "cache", "url",
                      "the url lives in the redis block now: write redis = { url = \"...\"; }; "
                      "cache = { backend = \"redis\"; }");
         if (turl)
-            conf_err(l, turl, "trace", "redis_url",
+            conf_err(&l->ck, turl, "trace", "redis_url",
                      "the trace stream uses the redis block's Redis now: drop redis_url and "
                      "write trace = { stream = \"sluice:trace\"; }");
-        if (get_str(l, g, "redis", "url", 0, &s) > 0) {
+        if (conf_str(&l->ck, g, "redis", "url", 0, &s) > 0) {
             if (redis_url_parse(s, &u, err, sizeof(err)) < 0)
-                conf_err(l, config_setting_get_member(g, "url"), "redis", "url", "%s", err);
+                conf_err(&l->ck, config_setting_get_member(g, "url"), "redis", "url", "%s", err);
             else
                 rc->url = xstrdup(s);
         }
-        if (get_str(l, g, "redis", "username", 0, &s) > 0) {
-            if (!token_ok(s, 256))
-                conf_err(l, config_setting_get_member(g, "username"), "redis", "username",
+        if (conf_str(&l->ck, g, "redis", "username", 0, &s) > 0) {
+            if (!conf_token_ok(s, 256))
+                conf_err(&l->ck, config_setting_get_member(g, "username"), "redis", "username",
                          "must be 1 to 256 printable ASCII characters without spaces");
             else
                 rc->username = xstrdup(s);
         }
-        if (get_str(l, g, "redis", "password_env", 0, &s) > 0) {
+        if (conf_str(&l->ck, g, "redis", "password_env", 0, &s) > 0) {
             /* Never echo the value: it may be the password itself. */
-            if (!env_name_ok(s)) {
-                conf_err(l, config_setting_get_member(g, "password_env"), "redis",
+            if (!conf_env_name_ok(s)) {
+                conf_err(&l->ck, config_setting_get_member(g, "password_env"), "redis",
                          "password_env",
                          "must be the NAME of an environment variable ([A-Za-z_][A-Za-z0-9_]*), "
                          "not the password itself");
             } else if (getenv(s) == NULL) {
-                conf_err(l, config_setting_get_member(g, "password_env"), "redis",
+                conf_err(&l->ck, config_setting_get_member(g, "password_env"), "redis",
                          "password_env", "the environment variable %s is not set", s);
             } else {
                 rc->password_env = xstrdup(s);
                 rc->password = xstrdup(getenv(s));
             }
         } else if (rc->username) {
-            conf_err(l, config_setting_get_member(g, "username"), "redis", "username",
+            conf_err(&l->ck, config_setting_get_member(g, "username"), "redis", "username",
                      "an ACL user needs its password: name the environment variable that holds "
                      "it with password_env");
         }
         load_redis_file(l, g, "tls_ca_file", &rc->tls_ca_file);
         load_redis_file(l, g, "tls_cert_file", &rc->tls_cert_file);
         load_redis_file(l, g, "tls_key_file", &rc->tls_key_file);
-        if (get_str(l, g, "redis", "tls_server_name", 0, &s) > 0) {
-            if (!token_ok(s, 253))
-                conf_err(l, config_setting_get_member(g, "tls_server_name"), "redis",
+        if (conf_str(&l->ck, g, "redis", "tls_server_name", 0, &s) > 0) {
+            if (!conf_token_ok(s, 253))
+                conf_err(&l->ck, config_setting_get_member(g, "tls_server_name"), "redis",
                          "tls_server_name", "must be a host name");
             else
                 rc->tls_server_name = xstrdup(s);
         }
         if ((rc->tls_cert_file == NULL) != (rc->tls_key_file == NULL))
-            conf_err(l, g, "redis", rc->tls_cert_file ? "tls_key_file" : "tls_cert_file",
+            conf_err(&l->ck, g, "redis", rc->tls_cert_file ? "tls_key_file" : "tls_cert_file",
                      "missing: a client certificate needs both tls_cert_file and tls_key_file");
         if (!u.tls && (config_setting_get_member(g, "tls_ca_file") ||
                        config_setting_get_member(g, "tls_cert_file") ||
                        config_setting_get_member(g, "tls_server_name")))
-            conf_err(l, g, "redis", "url",
+            conf_err(&l->ck, g, "redis", "url",
                      "the tls_* keys need TLS: write the url as rediss://HOST:PORT/DB");
         load_redis_hosts(l, g, "sentinels", &rc->sentinels, &rc->nsentinels);
         load_redis_hosts(l, g, "cluster_nodes", &rc->cluster_nodes, &rc->ncluster_nodes);
-        if (get_str(l, g, "redis", "master_name", 0, &s) > 0) {
-            if (!token_ok(s, 200))
-                conf_err(l, config_setting_get_member(g, "master_name"), "redis", "master_name",
+        if (conf_str(&l->ck, g, "redis", "master_name", 0, &s) > 0) {
+            if (!conf_token_ok(s, 200))
+                conf_err(&l->ck, config_setting_get_member(g, "master_name"), "redis",
+                         "master_name",
                          "must be 1 to 200 printable ASCII characters without spaces");
             else
                 rc->master_name = xstrdup(s);
         }
         if (config_setting_get_member(g, "sentinels") && rc->master_name == NULL &&
             config_setting_get_member(g, "master_name") == NULL)
-            conf_err(l, g, "redis", "master_name",
+            conf_err(&l->ck, g, "redis", "master_name",
                      "missing: sentinels need the name of the master they watch");
         if (config_setting_get_member(g, "master_name") &&
             !config_setting_get_member(g, "sentinels"))
-            conf_err(l, config_setting_get_member(g, "master_name"), "redis", "master_name",
+            conf_err(&l->ck, config_setting_get_member(g, "master_name"), "redis", "master_name",
                      "only valid with sentinels");
         if (config_setting_get_member(g, "sentinels") &&
             config_setting_get_member(g, "cluster_nodes"))
-            conf_err(l, g, "redis", "cluster_nodes",
+            conf_err(&l->ck, g, "redis", "cluster_nodes",
                      "sentinels and cluster_nodes exclude each other: Sentinel watches one "
                      "master, a Cluster finds its own");
         if (config_setting_get_member(g, "cluster_nodes") && u.db != 0)
-            conf_err(l, config_setting_get_member(g, "url"), "redis", "url",
+            conf_err(&l->ck, config_setting_get_member(g, "url"), "redis", "url",
                      "a Redis Cluster has only database 0");
         if (config_setting_get_member(g, "url") == NULL &&
             config_setting_get_member(g, "sentinels") == NULL &&
             config_setting_get_member(g, "cluster_nodes") == NULL)
-            conf_err(l, g, "redis", "url", "missing: a redis block needs a url, sentinels or "
-                                           "cluster_nodes");
-        get_int(l, g, "redis", "timeout_ms", 0, 1, 60000, &rc->timeout_ms);
+            conf_err(&l->ck, g, "redis", "url",
+                     "missing: a redis block needs a url, sentinels or "
+                     "cluster_nodes");
+        conf_read_key(&l->ck, g, "redis", config_keys_redis, "timeout_ms", rc);
         rc->configured = 1;
     } else {
         const char *cu = NULL, *tu = NULL;
 
         if (curl && l->cfg->cache.backend == CACHE_REDIS &&
-            get_str(l, cg, "cache", "url", 1, &cu) > 0 &&
+            conf_str(&l->ck, cg, "cache", "url", 1, &cu) > 0 &&
             redis_url_parse(cu, &u, err, sizeof(err)) < 0) {
-            conf_err(l, curl, "cache", "url", "%s", err);
+            conf_err(&l->ck, curl, "cache", "url", "%s", err);
             cu = NULL;
         }
-        if (turl && get_str(l, tg, "trace", "redis_url", 0, &tu) > 0 &&
+        if (turl && conf_str(&l->ck, tg, "trace", "redis_url", 0, &tu) > 0 &&
             redis_url_parse(tu, &u, err, sizeof(err)) < 0) {
-            conf_err(l, turl, "trace", "redis_url", "%s", err);
+            conf_err(&l->ck, turl, "trace", "redis_url", "%s", err);
             tu = NULL;
         }
         if (cu && tu && strcmp(cu, tu) != 0)
-            conf_err(l, turl, "trace", "redis_url",
+            conf_err(&l->ck, turl, "trace", "redis_url",
                      "one Redis serves the cache and the trace now: write redis = { url = "
                      "\"...\"; } and trace = { stream = \"...\"; } instead of two urls");
         else if (cu || tu)
             rc->url = xstrdup(cu ? cu : tu), rc->configured = 1;
     }
     if (l->cfg->cache.backend == CACHE_REDIS && !rc->configured && curl == NULL)
-        conf_err(l, cg, "cache", "backend",
+        conf_err(&l->ck, cg, "cache", "backend",
                  "backend = \"redis\" uses the redis block: add redis = { url = "
                  "\"redis://HOST:6379/0\"; }");
     if (l->cfg->trace.stream_on && !rc->configured && turl == NULL)
-        conf_err(l, config_setting_get_member(tg, "stream"), "trace", "stream",
+        conf_err(&l->ck, config_setting_get_member(tg, "stream"), "trace", "stream",
                  "the stream goes to the redis block's Redis: add redis = { url = "
                  "\"redis://HOST:6379/0\"; }");
 }
 
-static const char *const otel_keys[] = {"endpoint",     "headers",         "headers_env",
-                                        "service_name", "sample_ratio",    "capture_content",
-                                        "timeout_ms",   "max_queue",       NULL};
 /* Set by the exporter, or framing. */
 static const char *const otel_reserved[] = {"content-type", "content-length", "host",
                                             "transfer-encoding", "connection", NULL};
@@ -909,20 +1010,19 @@ static void load_header_group(struct load *l, const config_setting_t *pg, const 
 static void load_otel(struct load *l, const config_setting_t *root)
 {
     struct otel_conf *oc = &l->cfg->otel;
-    const config_setting_t *g = get_group(l, root, "", "otel");
+    const config_setting_t *g = conf_group(&l->ck, root, "", "otel");
     const char *s;
-    char qb[QBUF];
+    char qb[CONF_QBUF];
 
-    oc->sample_ratio = 1.0;
-    oc->timeout_ms = DEF_OTEL_TIMEOUT_MS;
-    oc->max_queue = DEF_OTEL_MAX_QUEUE;
+    conf_defaults(config_keys_otel, oc);
     if (g == NULL)
         return;
-    check_keys(l, g, "otel", otel_keys);
-    if (get_str(l, g, "otel", "endpoint", 1, &s) > 0) {
-        if (!url_ok(s, http_schemes))
-            conf_err(l, config_setting_get_member(g, "endpoint"), "otel", "endpoint",
-                     "expected http://HOST[:PORT][/PATH] or https://... (got %s)", quote(qb, s));
+    conf_read(&l->ck, g, "otel", config_keys_otel, oc);
+    if (conf_str(&l->ck, g, "otel", "endpoint", 1, &s) > 0) {
+        if (!conf_url_ok(s, http_schemes))
+            conf_err(&l->ck, config_setting_get_member(g, "endpoint"), "otel", "endpoint",
+                     "expected http://HOST[:PORT][/PATH] or https://... (got %s)",
+                     conf_quote(qb, s));
         else
             oc->endpoint = xstrndup(s, strlen(s) - (s[strlen(s) - 1] == '/'));
     }
@@ -931,7 +1031,7 @@ static void load_otel(struct load *l, const config_setting_t *root)
     for (size_t i = 0; i < oc->nheaders; i++) {
         for (size_t k = 0; otel_secret[k]; k++) {
             if (strcasecmp(oc->headers[i].name, otel_secret[k]) == 0) {
-                conf_err(l, config_setting_get_member(g, "headers"), "otel.headers",
+                conf_err(&l->ck, config_setting_get_member(g, "headers"), "otel.headers",
                          oc->headers[i].name,
                          "secrets never live in the file: name the environment variable "
                          "that holds it in headers_env instead");
@@ -940,141 +1040,71 @@ static void load_otel(struct load *l, const config_setting_t *root)
     }
     load_header_group(l, g, "otel", "headers_env", otel_reserved, "is set by the exporter itself",
                       1, &oc->headers, &oc->nheaders);
-    if (get_str(l, g, "otel", "service_name", 0, &s) > 0) {
-        if (*s == '\0' || strlen(s) > NAME_MAX_LEN || has_ctl_or_space(s))
-            conf_err(l, config_setting_get_member(g, "service_name"), "otel", "service_name",
+    if (conf_str(&l->ck, g, "otel", "service_name", 0, &s) > 0) {
+        if (*s == '\0' || strlen(s) > NAME_MAX_LEN || conf_has_ctl_or_space(s)) {
+            conf_err(&l->ck, config_setting_get_member(g, "service_name"), "otel", "service_name",
                      "must be 1 to %d printable characters without spaces", NAME_MAX_LEN);
-        else
+        } else {
+            free(oc->service_name);
             oc->service_name = xstrdup(s);
+        }
     }
-    if (oc->service_name == NULL)
-        oc->service_name = xstrdup("sluice");
-    get_num(l, g, "otel", "sample_ratio", 0, 0, 1, &oc->sample_ratio);
-    get_bool(l, g, "otel", "capture_content", &oc->capture_content);
-    get_int(l, g, "otel", "timeout_ms", 0, 1, 600000, &oc->timeout_ms);
-    get_int(l, g, "otel", "max_queue", 0, 1, OTEL_MAX_QUEUE_LIMIT, &oc->max_queue);
 }
-
-static const char *const cache_keys[] = {
-    "backend",   "url",          "ttl_s",           "timeout_ms", "max_value_bytes",
-    "max_bytes", "local_ttl_ms", "local_max_bytes", NULL};
-static const char *const cache_backends[] = {"memory", "redis"};
 
 static void load_cache(struct load *l, const config_setting_t *root)
 {
     struct cache_conf *cc = &l->cfg->cache;
-    const config_setting_t *g = get_group(l, root, "", "cache");
+    const config_setting_t *g = conf_group(&l->ck, root, "", "cache");
     const config_setting_t *s;
-    long v;
-    int backend, r;
+    int r;
 
-    cc->backend = CACHE_MEMORY;
-    cc->ttl_s = DEF_CACHE_TTL_S;
-    cc->timeout_ms = DEF_CACHE_TIMEOUT_MS;
-    cc->max_value_bytes = (size_t)DEF_CACHE_MAX_VALUE_BYTES;
-    cc->max_bytes = (size_t)DEF_CACHE_MAX_BYTES;
-    cc->local_ttl_ms = DEF_CACHE_LOCAL_TTL_MS;
-    cc->local_max_bytes = (size_t)DEF_CACHE_LOCAL_MAX_BYTES;
+    conf_defaults(config_keys_cache, cc);
     if (g == NULL)
         return;
-    check_keys(l, g, "cache", cache_keys);
-    r = get_enum(l, g, "cache", "backend", cache_backends, ARRAY_LEN(cache_backends), &backend);
-    if (r > 0)
-        cc->backend = (enum cache_backend)backend;
+    conf_read(&l->ck, g, "cache", config_keys_cache, cc);
+    r = conf_read_key(&l->ck, g, "cache", config_keys_cache, "backend", cc);
 
     /* Backend-specific keys are checked only when the backend is known, so a
      * misspelt backend does not also blame every key that goes with it. */
     if (r >= 0 && cc->backend == CACHE_REDIS) {
         if ((s = config_setting_get_member(g, "max_bytes")) != NULL)
-            conf_err(l, s, "cache", "max_bytes",
+            conf_err(&l->ck, s, "cache", "max_bytes",
                      "key 'max_bytes' is only valid with backend = \"memory\"");
-        if (get_int(l, g, "cache", "local_ttl_ms", 0, 0, 60000, &v) > 0)
-            cc->local_ttl_ms = v;
-        if (get_int(l, g, "cache", "local_max_bytes", 0, 1024, 1L << 40, &v) > 0)
-            cc->local_max_bytes = (size_t)v;
+        conf_read_key(&l->ck, g, "cache", config_keys_cache, "local_ttl_ms", cc);
+        conf_read_key(&l->ck, g, "cache", config_keys_cache, "local_max_bytes", cc);
         /* url is the old form of the redis block: load_redis takes it. */
     } else if (r >= 0) {
         if ((s = config_setting_get_member(g, "url")) != NULL)
-            conf_err(l, s, "cache", "url", "key 'url' is only valid with backend = \"redis\"");
+            conf_err(&l->ck, s, "cache", "url", "key 'url' is only valid with backend = \"redis\"");
         if ((s = config_setting_get_member(g, "local_ttl_ms")) != NULL)
-            conf_err(l, s, "cache", "local_ttl_ms",
+            conf_err(&l->ck, s, "cache", "local_ttl_ms",
                      "key 'local_ttl_ms' is only valid with backend = \"redis\"");
         if ((s = config_setting_get_member(g, "local_max_bytes")) != NULL)
-            conf_err(l, s, "cache", "local_max_bytes",
+            conf_err(&l->ck, s, "cache", "local_max_bytes",
                      "key 'local_max_bytes' is only valid with backend = \"redis\"");
-        if (get_int(l, g, "cache", "max_bytes", 0, 1024, 1L << 40, &v) > 0)
-            cc->max_bytes = (size_t)v;
+        conf_read_key(&l->ck, g, "cache", config_keys_cache, "max_bytes", cc);
     }
-    if (get_int(l, g, "cache", "ttl_s", 0, 1, MAX_TTL_S, &v) > 0)
-        cc->ttl_s = v;
-    if (get_int(l, g, "cache", "timeout_ms", 0, 1, 60000, &v) > 0)
-        cc->timeout_ms = v;
-    /* 512 MiB is Redis's own limit on a string value. */
-    if (get_int(l, g, "cache", "max_value_bytes", 0, 1024, 512L << 20, &v) > 0) {
-        cc->max_value_bytes = (size_t)v;
+    if (conf_read_key(&l->ck, g, "cache", config_keys_cache, "max_value_bytes", cc) > 0) {
         if (cc->backend == CACHE_MEMORY && cc->max_value_bytes > cc->max_bytes)
-            conf_err(l, config_setting_get_member(g, "max_value_bytes"), "cache", "max_value_bytes",
-                     "must not exceed max_bytes (%zu)", cc->max_bytes);
+            conf_err(&l->ck, config_setting_get_member(g, "max_value_bytes"), "cache",
+                     "max_value_bytes", "must not exceed max_bytes (%zu)", cc->max_bytes);
     }
 }
-
-static const char *const provider_keys[] = {
-    "name",
-    "type",
-    "base_url",
-    "api_key_env",
-    "api_version",
-    "anthropic_version",
-    "default_max_tokens",
-    "headers",
-    "timeout_ms",
-    "connect_timeout_ms",
-    "first_byte_timeout_ms",
-    "idle_timeout_ms",
-    "retries",
-    "retry_backoff_ms",
-    "retry_max_backoff_ms",
-    "retry_after_max_ms",
-    "passthrough_auth",
-    "http_version",
-    "ca_file",
-    "breaker",
-    NULL,
-};
-static const char *const breaker_keys[] = {"failures", "error_rate", "min_requests",
-                                           "window_s", "cooldown_s", NULL};
 
 /* breaker = { ... } of a provider. */
 static void load_breaker(struct load *l, const config_setting_t *pg, const char *ppath,
                          struct provider *p)
 {
-    const config_setting_t *g = get_group(l, pg, ppath, "breaker");
+    const config_setting_t *g = conf_group(&l->ck, pg, ppath, "breaker");
     char *path;
-    long v;
 
-    p->breaker_failures = DEF_BREAKER_FAILURES;
-    p->breaker_error_rate = DEF_BREAKER_ERROR_RATE;
-    p->breaker_min_requests = DEF_BREAKER_MIN_REQUESTS;
-    p->breaker_window_s = DEF_BREAKER_WINDOW_S;
-    p->breaker_cooldown_s = DEF_BREAKER_COOLDOWN_S;
+    conf_defaults(config_keys_breaker, p);
     if (g == NULL)
         return;
     path = xasprintf("%s.breaker", ppath);
-    check_keys(l, g, path, breaker_keys);
-    if (get_int(l, g, path, "failures", 0, 0, 1000000, &v) > 0)
-        p->breaker_failures = v;
-    get_num(l, g, path, "error_rate", 0, 0, 1, &p->breaker_error_rate);
-    if (get_int(l, g, path, "min_requests", 0, 1, 1000000, &v) > 0)
-        p->breaker_min_requests = v;
-    if (get_int(l, g, path, "window_s", 0, 1, 86400, &v) > 0)
-        p->breaker_window_s = v;
-    if (get_int(l, g, path, "cooldown_s", 0, 1, 86400, &v) > 0)
-        p->breaker_cooldown_s = v;
+    conf_read(&l->ck, g, path, config_keys_breaker, p);
     free(path);
 }
-static const char *const provider_types[] = {"openai", "azure", "anthropic"};
-/* In the order of enum http_version. */
-static const char *const http_versions[] = {"1.1", "2"};
 
 const char *config_provider_type_name(enum provider_type t)
 {
@@ -1097,7 +1127,7 @@ static void load_header_group(struct load *l, const config_setting_t *pg, const 
                               const char *key, const char *const *reserved, const char *why,
                               int from_env, struct header_kv **hv, size_t *n)
 {
-    const config_setting_t *g = get_group(l, pg, path, key);
+    const config_setting_t *g = conf_group(&l->ck, pg, path, key);
     char *hpath;
     int count;
 
@@ -1109,30 +1139,31 @@ static void load_header_group(struct load *l, const config_setting_t *pg, const 
     for (int i = 0; i < count; i++) {
         const config_setting_t *h = config_setting_get_elem(g, (unsigned)i);
         const char *name = config_setting_name(h), *value;
-        char qb[QBUF];
+        char qb[CONF_QBUF];
         int bad = 0;
 
         if (config_setting_type(h) != CONFIG_TYPE_STRING) {
-            conf_err(l, h, hpath, name, "expected a string");
+            conf_err(&l->ck, h, hpath, name, "expected a string");
             continue;
         }
         value = config_setting_get_string(h);
         /* libconfig's name syntax already keeps CR and LF out of names;
          * checking anyway keeps this safe if the syntax ever widens. */
         if (strpbrk(name, "\r\n") || strpbrk(value, "\r\n")) {
-            conf_err(l, h, hpath, name, "header name and value must not contain CR or LF");
+            conf_err(&l->ck, h, hpath, name, "header name and value must not contain CR or LF");
             bad = 1;
-        } else if (has_ctl_or_space(name)) {
-            conf_err(l, h, hpath, name, "header name must not contain control characters");
+        } else if (conf_has_ctl_or_space(name)) {
+            conf_err(&l->ck, h, hpath, name, "header name must not contain control characters");
             bad = 1;
-        } else if (from_env && !env_name_ok(value)) {
-            conf_err(l, h, hpath, name,
+        } else if (from_env && !conf_env_name_ok(value)) {
+            conf_err(&l->ck, h, hpath, name,
                      "must be the NAME of an environment variable, not the value itself");
             bad = 1;
         } else {
             for (const char *c = value; *c; c++) {
                 if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
-                    conf_err(l, h, hpath, name, "header value must not contain control characters");
+                    conf_err(&l->ck, h, hpath, name,
+                             "header value must not contain control characters");
                     bad = 1;
                     break;
                 }
@@ -1140,13 +1171,13 @@ static void load_header_group(struct load *l, const config_setting_t *pg, const 
         }
         for (size_t k = 0; !bad && reserved[k]; k++) {
             if (strcasecmp(name, reserved[k]) == 0) {
-                conf_err(l, h, hpath, name, "header %s %s", quote(qb, name), why);
+                conf_err(&l->ck, h, hpath, name, "header %s %s", conf_quote(qb, name), why);
                 bad = 1;
             }
         }
         for (size_t k = 0; !bad && k < *n; k++) {
             if (strcasecmp(name, (*hv)[k].name) == 0) {
-                conf_err(l, h, hpath, name, "duplicate header %s", quote(qb, name));
+                conf_err(&l->ck, h, hpath, name, "duplicate header %s", conf_quote(qb, name));
                 bad = 1;
             }
         }
@@ -1174,16 +1205,6 @@ static void load_headers(struct load *l, const config_setting_t *pg, const char 
                       &p->headers, &p->nheaders);
 }
 
-/* A relative path (weights, a CA file) is relative to the config file's
- * directory, so a config and its files can move together. Returns a new
- * string. */
-static char *resolve_path(const struct load *l, const char *p)
-{
-    if (p[0] == '/' || strcmp(l->dir, ".") == 0)
-        return xstrdup(p);
-    return xasprintf("%s/%s", l->dir, p);
-}
-
 /* The keys of type = "anthropic": anthropic_version and default_max_tokens,
  * refused with any other type (when the type itself is valid). */
 static void load_anthropic(struct load *l, const config_setting_t *g, const char *path,
@@ -1195,17 +1216,17 @@ static void load_anthropic(struct load *l, const config_setting_t *g, const char
     if (p->type != PROVIDER_ANTHROPIC) {
         for (size_t i = 0; type_ok && i < ARRAY_LEN(keys); i++)
             if (config_setting_get_member(g, keys[i]))
-                conf_err(l, config_setting_get_member(g, keys[i]), path, keys[i],
+                conf_err(&l->ck, config_setting_get_member(g, keys[i]), path, keys[i],
                          "key '%s' is only valid with type = \"anthropic\"", keys[i]);
         return;
     }
     p->default_max_tokens = DEF_MAX_TOKENS;
-    get_int(l, g, path, "default_max_tokens", 0, 1, MAX_MAX_TOKENS, &p->default_max_tokens);
-    if (get_str(l, g, path, "anthropic_version", 0, &s) > 0) {
-        if (token_ok(s, 64))
+    conf_read_key(&l->ck, g, path, config_keys_provider, "default_max_tokens", p);
+    if (conf_str(&l->ck, g, path, "anthropic_version", 0, &s) > 0) {
+        if (conf_token_ok(s, 64))
             p->anthropic_version = xstrdup(s);
         else
-            conf_err(l, config_setting_get_member(g, "anthropic_version"), path,
+            conf_err(&l->ck, config_setting_get_member(g, "anthropic_version"), path,
                      "anthropic_version", "expected a version such as \"2023-06-01\"");
     }
     if (p->anthropic_version == NULL)
@@ -1218,23 +1239,18 @@ static void load_provider(struct load *l, const config_setting_t *list, unsigned
     const config_setting_t *g = config_setting_get_elem(list, idx);
     struct provider *p = &l->cfg->providers[idx];
     const char *s;
-    char qb[QBUF];
-    long v;
-    int type, r;
+    char qb[CONF_QBUF];
+    int r;
 
-    p->line = (int)setting_line(g);
-    p->timeout_ms = DEF_TIMEOUT_MS;
-    p->connect_timeout_ms = DEF_CONNECT_TIMEOUT_MS;
-    p->idle_timeout_ms = DEF_IDLE_TIMEOUT_MS;
-    check_keys(l, g, path, provider_keys);
+    p->line = (int)conf_line(g);
+    conf_defaults(config_keys_provider, p);
+    conf_read(&l->ck, g, path, config_keys_provider, p);
     p->name = get_elem_name(l, list, idx, path, "provider");
+    r = conf_read_key(&l->ck, g, path, config_keys_provider, "type", p);
 
-    r = get_enum(l, g, path, "type", provider_types, ARRAY_LEN(provider_types), &type);
-    p->type = r > 0 ? (enum provider_type)type : PROVIDER_OPENAI;
-
-    if (get_str(l, g, path, "base_url", 1, &s) > 0) {
-        if (!url_ok(s, http_schemes)) {
-            conf_err(l, config_setting_get_member(g, "base_url"), path, "base_url",
+    if (conf_str(&l->ck, g, path, "base_url", 1, &s) > 0) {
+        if (!conf_url_ok(s, http_schemes)) {
+            conf_err(&l->ck, config_setting_get_member(g, "base_url"), path, "base_url",
                      "expected an http:// or https:// URL");
         } else {
             size_t n = strlen(s);
@@ -1247,11 +1263,11 @@ static void load_provider(struct load *l, const config_setting_t *list, unsigned
         }
     }
 
-    if (get_str(l, g, path, "api_key_env", 0, &s) > 0) {
+    if (conf_str(&l->ck, g, path, "api_key_env", 0, &s) > 0) {
         /* Never echo the value: a user who pasted the key itself here must
          * not see it copied into logs by --check. */
-        if (!env_name_ok(s)) {
-            conf_err(l, config_setting_get_member(g, "api_key_env"), path, "api_key_env",
+        if (!conf_env_name_ok(s)) {
+            conf_err(&l->ck, config_setting_get_member(g, "api_key_env"), path, "api_key_env",
                      "must be the NAME of an environment variable ([A-Za-z_][A-Za-z0-9_]*), "
                      "not the key itself");
         } else {
@@ -1264,51 +1280,33 @@ static void load_provider(struct load *l, const config_setting_t *list, unsigned
     }
 
     if (r >= 0 && p->type == PROVIDER_AZURE) {
-        if (get_str(l, g, path, "api_version", 1, &s) > 0) {
-            if (!token_ok(s, 64))
-                conf_err(l, config_setting_get_member(g, "api_version"), path, "api_version",
+        if (conf_str(&l->ck, g, path, "api_version", 1, &s) > 0) {
+            if (!conf_token_ok(s, 64))
+                conf_err(&l->ck, config_setting_get_member(g, "api_version"), path, "api_version",
                          "expected a version such as \"2024-10-21\"");
             else
                 p->api_version = xstrdup(s);
         }
     } else if (r >= 0 && config_setting_get_member(g, "api_version")) {
-        conf_err(l, config_setting_get_member(g, "api_version"), path, "api_version",
+        conf_err(&l->ck, config_setting_get_member(g, "api_version"), path, "api_version",
                  "key 'api_version' is only valid with type = \"azure\"");
     }
     load_anthropic(l, g, path, p, r >= 0);
 
     load_headers(l, g, path, p);
 
-    if (get_int(l, g, path, "timeout_ms", 0, 1, MAX_TIMEOUT_MS, &v) > 0)
-        p->timeout_ms = v;
+    /* The first byte may take the whole call's time unless told otherwise. */
     p->first_byte_timeout_ms = p->timeout_ms;
-    if (get_int(l, g, path, "connect_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &v) > 0)
-        p->connect_timeout_ms = v;
-    if (get_int(l, g, path, "first_byte_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &v) > 0)
-        p->first_byte_timeout_ms = v;
-    if (get_int(l, g, path, "idle_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &v) > 0)
-        p->idle_timeout_ms = v;
-
-    p->retries = 0;
-    p->retry_backoff_ms = DEF_RETRY_BACKOFF_MS;
-    p->retry_max_backoff_ms = DEF_RETRY_MAX_BACKOFF_MS;
-    p->retry_after_max_ms = DEF_RETRY_AFTER_MAX_MS;
-    get_int(l, g, path, "retries", 0, 0, 10, &p->retries);
-    get_int(l, g, path, "retry_backoff_ms", 0, 1, MAX_TIMEOUT_MS, &p->retry_backoff_ms);
-    get_int(l, g, path, "retry_max_backoff_ms", 0, 1, MAX_TIMEOUT_MS, &p->retry_max_backoff_ms);
-    get_int(l, g, path, "retry_after_max_ms", 0, 0, MAX_TIMEOUT_MS, &p->retry_after_max_ms);
-    get_bool(l, g, path, "passthrough_auth", &p->passthrough_auth);
-    if (get_enum(l, g, path, "http_version", http_versions, ARRAY_LEN(http_versions), &type) > 0)
-        p->http_version = (enum http_version)type;
+    conf_read_key(&l->ck, g, path, config_keys_provider, "first_byte_timeout_ms", p);
     if (p->http_version == HTTP_2 && p->base_url && strncmp(p->base_url, "https:", 6) != 0)
-        conf_err(l, config_setting_get_member(g, "http_version"), path, "http_version",
+        conf_err(&l->ck, config_setting_get_member(g, "http_version"), path, "http_version",
                  "HTTP/2 needs an https:// base_url (libcurl 7.88 cannot reuse a cleartext "
                  "HTTP/2 connection)");
-    if (get_str(l, g, path, "ca_file", 0, &s) > 0) {
-        p->ca_file = resolve_path(l, s);
+    if (conf_str(&l->ck, g, path, "ca_file", 0, &s) > 0) {
+        p->ca_file = conf_resolve_path(&l->ck, s);
         if (access(p->ca_file, R_OK) != 0)
-            conf_err(l, config_setting_get_member(g, "ca_file"), path, "ca_file",
-                     "cannot read %s: %s", quote(qb, p->ca_file), strerror(errno));
+            conf_err(&l->ck, config_setting_get_member(g, "ca_file"), path, "ca_file",
+                     "cannot read %s: %s", conf_quote(qb, p->ca_file), strerror(errno));
     }
     load_breaker(l, g, path, p);
 }
@@ -1318,11 +1316,11 @@ static void load_provider(struct load *l, const config_setting_t *list, unsigned
 static const config_setting_t *list_begin(struct load *l, const config_setting_t *root,
                                           const char *key, const char *what, size_t *n)
 {
-    const config_setting_t *list = get_list(l, root, "", key, 1, 0);
+    const config_setting_t *list = conf_list(&l->ck, root, "", key, 1, 0);
 
     *n = list ? (size_t)config_setting_length(list) : 0;
     if (list && *n == 0) {
-        conf_err(l, list, "", key, "at least one %s is required", what);
+        conf_err(&l->ck, list, "", key, "at least one %s is required", what);
         return NULL;
     }
     return list;
@@ -1340,70 +1338,45 @@ static void list_each(struct load *l, const config_setting_t *list, const char *
         char *path = elem_path(key, e, i);
 
         if (!config_setting_is_group(e))
-            conf_err(l, e, path, NULL, "expected a group { ... }");
+            conf_err(&l->ck, e, path, NULL, "expected a group { ... }");
         else
             fn(l, list, i, path);
         free(path);
     }
 }
 
-static const char *const model_keys[] = {"name",
-                                         "provider",
-                                         "id",
-                                         "input_per_mtok",
-                                         "output_per_mtok",
-                                         "cache_read_per_mtok",
-                                         "cache_write_per_mtok",
-                                         "default_max_tokens",
-                                         "timeout_ms",
-                                         "connect_timeout_ms",
-                                         "first_byte_timeout_ms",
-                                         "idle_timeout_ms",
-                                         "retries",
-                                         NULL};
-
 static void load_model(struct load *l, const config_setting_t *list, unsigned idx, const char *path)
 {
     const config_setting_t *g = config_setting_get_elem(list, idx);
     struct model *m = &l->cfg->models[idx];
     const char *s;
-    char qb[QBUF];
+    char qb[CONF_QBUF];
 
-    m->line = (int)setting_line(g);
-    check_keys(l, g, path, model_keys);
+    m->line = (int)conf_line(g);
+    conf_defaults(config_keys_model, m);
+    conf_read(&l->ck, g, path, config_keys_model, m);
     m->name = get_elem_name(l, list, idx, path, "model");
-    if (get_str(l, g, path, "provider", 1, &s) > 0) {
+    if (conf_str(&l->ck, g, path, "provider", 1, &s) > 0) {
         m->provider = find_provider(l->cfg, s);
         if (m->provider == NULL && !l->providers_bad)
-            conf_err(l, config_setting_get_member(g, "provider"), path, "provider",
-                     "unknown provider %s", quote(qb, s));
+            conf_err(&l->ck, config_setting_get_member(g, "provider"), path, "provider",
+                     "unknown provider %s", conf_quote(qb, s));
     }
-    if (get_str(l, g, path, "id", 0, &s) > 0) {
-        if (!token_ok(s, ID_MAX_LEN))
-            conf_err(l, config_setting_get_member(g, "id"), path, "id",
+    if (conf_str(&l->ck, g, path, "id", 0, &s) > 0) {
+        if (!conf_token_ok(s, ID_MAX_LEN))
+            conf_err(&l->ck, config_setting_get_member(g, "id"), path, "id",
                      "must be 1 to %d printable ASCII characters without spaces", ID_MAX_LEN);
         else
             m->id = xstrdup(s);
     }
     if (m->id == NULL && m->name)
         m->id = xstrdup(m->name);
-    get_num(l, g, path, "input_per_mtok", 0, 0, HUGE_VAL, &m->input_per_mtok);
-    get_num(l, g, path, "output_per_mtok", 0, 0, HUGE_VAL, &m->output_per_mtok);
-    m->cache_read_per_mtok = m->cache_write_per_mtok = -1;
-    get_num(l, g, path, "cache_read_per_mtok", 0, 0, HUGE_VAL, &m->cache_read_per_mtok);
-    get_num(l, g, path, "cache_write_per_mtok", 0, 0, HUGE_VAL, &m->cache_write_per_mtok);
-    if (get_int(l, g, path, "default_max_tokens", 0, 1, MAX_MAX_TOKENS, &m->default_max_tokens) >
-            0 &&
+    if (conf_read_key(&l->ck, g, path, config_keys_model, "default_max_tokens", m) > 0 &&
         m->provider && m->provider->type != PROVIDER_ANTHROPIC)
-        conf_err(l, config_setting_get_member(g, "default_max_tokens"), path, "default_max_tokens",
+        conf_err(&l->ck, config_setting_get_member(g, "default_max_tokens"), path,
+                 "default_max_tokens",
                  "key 'default_max_tokens' is only valid for a model of a provider with type = "
                  "\"anthropic\" (OpenAI-compatible APIs need no max_tokens)");
-    get_int(l, g, path, "timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->timeout_ms);
-    get_int(l, g, path, "connect_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->connect_timeout_ms);
-    get_int(l, g, path, "first_byte_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->first_byte_timeout_ms);
-    get_int(l, g, path, "idle_timeout_ms", 0, 1, MAX_TIMEOUT_MS, &m->idle_timeout_ms);
-    m->retries = -1;
-    get_int(l, g, path, "retries", 0, 0, 10, &m->retries);
 }
 
 /* ---- routes and stages ------------------------------------------------- */
@@ -1419,9 +1392,6 @@ static void stage_single(struct stage *st, struct model *m, int line)
     st->line = line;
 }
 
-static const char *const stage_keys[] = {"model",   "models",     "scorer", "threshold",
-                                         "samples", "judge",      "rubric", "weights",
-                                         "url",     "timeout_ms", NULL};
 static const char *const scorer_names[] = {"none",  "rules",   "logprob", "agreement",
                                            "judge", "learned", "http"};
 
@@ -1465,7 +1435,7 @@ static int scorer_key_ok(int scorer, const char *key)
 static void check_stage_anthropic(struct load *l, const config_setting_t *g, const char *path,
                                   const struct stage *st)
 {
-    char qb[QBUF];
+    char qb[CONF_QBUF];
 
     for (size_t i = 0; i < st->nmodels; i++) {
         const struct model *m = st->models[i];
@@ -1473,16 +1443,16 @@ static void check_stage_anthropic(struct load *l, const config_setting_t *g, con
         if (m == NULL || m->provider == NULL || m->provider->type != PROVIDER_ANTHROPIC)
             continue;
         if (st->scorer == SCORER_LOGPROB)
-            conf_err(l, config_setting_get_member(g, "scorer"), path, "scorer",
+            conf_err(&l->ck, config_setting_get_member(g, "scorer"), path, "scorer",
                      "model %s is served by an Anthropic provider, whose answers carry no "
                      "logprobs: use another scorer (rules, agreement over 'models', judge, "
                      "learned or http)",
-                     quote(qb, m->name));
+                     conf_quote(qb, m->name));
         if (st->samples > 1)
-            conf_err(l, config_setting_get_member(g, "samples"), path, "samples",
+            conf_err(&l->ck, config_setting_get_member(g, "samples"), path, "samples",
                      "model %s is served by an Anthropic provider, which gives one answer per "
                      "call: compare two models with 'models' instead",
-                     quote(qb, m->name));
+                     conf_quote(qb, m->name));
     }
 }
 
@@ -1493,30 +1463,30 @@ static void load_stage(struct load *l, const config_setting_t *g, const char *pa
     const config_setting_t *mss = config_setting_get_member(g, "models");
     const config_setting_t *s;
     const char *str;
-    char qb[QBUF];
+    char qb[CONF_QBUF];
     int scorer = SCORER_NONE;
     long v;
 
-    st->line = (int)setting_line(g);
+    st->line = (int)conf_line(g);
     st->scorer_timeout_ms = DEF_SCORER_TIMEOUT_MS;
-    check_keys(l, g, path, stage_keys);
-    if (get_enum(l, g, path, "scorer", scorer_names, ARRAY_LEN(scorer_names), &scorer) < 0)
+    conf_keys(&l->ck, g, path, config_keys_stage);
+    if (conf_enum(&l->ck, g, path, "scorer", scorer_names, ARRAY_LEN(scorer_names), &scorer) < 0)
         scorer = -1;
     st->scorer = scorer < 0 ? SCORER_NONE : (enum scorer_kind)scorer;
     for (size_t i = 0; i < ARRAY_LEN(scorer_keys); i++) {
         s = config_setting_get_member(g, scorer_keys[i].key);
         if (s && !scorer_key_ok(scorer, scorer_keys[i].key))
-            conf_err(l, s, path, scorer_keys[i].key, "key '%s' is only valid with %s",
+            conf_err(&l->ck, s, path, scorer_keys[i].key, "key '%s' is only valid with %s",
                      scorer_keys[i].key, scorer_keys[i].valid_with);
     }
 
     if (ms && mss) {
-        conf_err(l, mss, path, "models", "'model' and 'models' are mutually exclusive");
+        conf_err(&l->ck, mss, path, "models", "'model' and 'models' are mutually exclusive");
     } else if (ms) {
         st->models = xcalloc(1, sizeof(*st->models));
         st->nmodels = 1;
         if (config_setting_type(ms) != CONFIG_TYPE_STRING)
-            conf_err(l, ms, path, "model", "expected a string");
+            conf_err(&l->ck, ms, path, "model", "expected a string");
         else
             st->models[0] = resolve_model(l, ms, path, "model");
     } else if (mss) {
@@ -1525,14 +1495,14 @@ static void load_stage(struct load *l, const config_setting_t *g, const char *pa
 
         /* With the wrong scorer 'models' was reported above. */
         if (scorer_key_ok(scorer, "models"))
-            list = get_list(l, g, path, "models", 0, 1);
+            list = conf_list(&l->ck, g, path, "models", 0, 1);
         n = list ? (unsigned)config_setting_length(list) : 0;
         if (list && n < 2 && scorer == SCORER_LEARNED)
-            conf_err(l, list, path, "models",
+            conf_err(&l->ck, list, path, "models",
                      "needs at least two models (the stage's model, then its scorer's peers; "
                      "without peers, use 'model')");
         else if (list && n < 2)
-            conf_err(l, list, path, "models",
+            conf_err(&l->ck, list, path, "models",
                      "needs at least two models (to sample one model, use 'model' and "
                      "'samples')");
         if (list && n >= 2) {
@@ -1546,81 +1516,81 @@ static void load_stage(struct load *l, const config_setting_t *g, const char *pa
 
                 snprintf(seg, sizeof(seg), "[%u]", i);
                 if (config_setting_type(e) != CONFIG_TYPE_STRING)
-                    conf_err(l, e, mpath, seg, "expected a model name (a string)");
+                    conf_err(&l->ck, e, mpath, seg, "expected a model name (a string)");
                 else
                     st->models[i] = resolve_model(l, e, mpath, seg);
             }
             free(mpath);
         }
     } else {
-        conf_err(l, g, path, "model", "missing required key");
+        conf_err(&l->ck, g, path, "model", "missing required key");
     }
 
     if (scorer > SCORER_NONE)
-        get_num(l, g, path, "threshold", 1, 0.0, 1.0, &st->threshold);
+        conf_num(&l->ck, g, path, "threshold", 1, 0.0, 1.0, &st->threshold);
 
     if (scorer == SCORER_AGREEMENT) {
-        if (get_int(l, g, path, "samples", 0, 2, 16, &v) > 0) {
+        if (conf_int(&l->ck, g, path, "samples", 0, 2, 16, &v) > 0) {
             st->samples = (int)v;
             if (mss && !ms)
-                conf_err(l, config_setting_get_member(g, "samples"), path, "samples",
+                conf_err(&l->ck, config_setting_get_member(g, "samples"), path, "samples",
                          "'samples' is only valid with a single 'model'");
         } else if (ms && !mss && !config_setting_get_member(g, "samples")) {
-            conf_err(l, g, path, NULL,
+            conf_err(&l->ck, g, path, NULL,
                      "scorer \"agreement\" needs 'models' (two or more) or 'samples' (2..16)");
         }
     }
 
     if (scorer == SCORER_JUDGE) {
-        if (get_str(l, g, path, "judge", 1, &str) > 0)
+        if (conf_str(&l->ck, g, path, "judge", 1, &str) > 0)
             st->judge = resolve_model(l, config_setting_get_member(g, "judge"), path, "judge");
-        if (get_str(l, g, path, "rubric", 0, &str) > 0) {
+        if (conf_str(&l->ck, g, path, "rubric", 0, &str) > 0) {
             if (*str == '\0')
-                conf_err(l, config_setting_get_member(g, "rubric"), path, "rubric",
+                conf_err(&l->ck, config_setting_get_member(g, "rubric"), path, "rubric",
                          "must not be empty (leave it out for the built-in rubric)");
             else
                 st->rubric = xstrdup(str);
         }
     }
 
-    if (scorer == SCORER_LEARNED && get_str(l, g, path, "weights", 1, &str) > 0) {
+    if (scorer == SCORER_LEARNED && conf_str(&l->ck, g, path, "weights", 1, &str) > 0) {
         s = config_setting_get_member(g, "weights");
         if (*str == '\0') {
-            conf_err(l, s, path, "weights", "must not be empty");
+            conf_err(&l->ck, s, path, "weights", "must not be empty");
         } else {
             char err[256] = "";
 
-            st->weights_path = resolve_path(l, str);
+            st->weights_path = conf_resolve_path(&l->ck, str);
             st->weights = learned_load(st->weights_path, err, sizeof(err));
             /* learned.c's messages may already start with the path. */
             if (st->weights == NULL &&
                 strncmp(err, st->weights_path, strlen(st->weights_path)) == 0)
-                conf_err(l, s, path, "weights", "cannot load %s", err);
+                conf_err(&l->ck, s, path, "weights", "cannot load %s", err);
             else if (st->weights == NULL)
-                conf_err(l, s, path, "weights", "cannot load %s: %s", quote(qb, st->weights_path),
-                         err[0] ? err : "unknown error");
+                conf_err(&l->ck, s, path, "weights", "cannot load %s: %s",
+                         conf_quote(qb, st->weights_path), err[0] ? err : "unknown error");
             /* The scorer reads its peers' answers: the stage's other models. */
             else if (st->nmodels > 0 && learned_peers(st->weights) + 1 != st->nmodels)
-                conf_err(l, s, path, "weights",
+                conf_err(&l->ck, s, path, "weights",
                          "%s reads the answers of %zu peer model%s (%s), so the stage needs "
                          "'models' with its own model and %zu more (it has %zu)",
-                         quote(qb, st->weights_path), learned_peers(st->weights),
+                         conf_quote(qb, st->weights_path), learned_peers(st->weights),
                          learned_peers(st->weights) == 1 ? "" : "s",
                          learned_peers(st->weights) ? learned_peer_names(st->weights) : "none",
                          learned_peers(st->weights), st->nmodels - 1);
         }
     }
 
-    if (scorer == SCORER_HTTP && get_str(l, g, path, "url", 1, &str) > 0) {
-        if (!url_ok(str, http_schemes))
-            conf_err(l, config_setting_get_member(g, "url"), path, "url",
+    if (scorer == SCORER_HTTP && conf_str(&l->ck, g, path, "url", 1, &str) > 0) {
+        if (!conf_url_ok(str, http_schemes))
+            conf_err(&l->ck, config_setting_get_member(g, "url"), path, "url",
                      "expected an http:// or https:// URL");
         else
             st->url = xstrdup(str);
     }
 
     if ((scorer == SCORER_JUDGE || scorer == SCORER_HTTP) &&
-        get_int(l, g, path, "timeout_ms", 0, 1, MAX_TIMEOUT_MS, &v) > 0)
+        conf_int(&l->ck, g, path, "timeout_ms", 0, 1, MAX_TIMEOUT_MS, &v) > 0)
         st->scorer_timeout_ms = v;
     check_stage_anthropic(l, g, path, st);
 }
@@ -1628,14 +1598,14 @@ static void load_stage(struct load *l, const config_setting_t *g, const char *pa
 static void load_fallback(struct load *l, const config_setting_t *g, const char *path,
                           struct route *r)
 {
-    const config_setting_t *list = get_list(l, g, path, "fallback", 1, 1);
+    const config_setting_t *list = conf_list(&l->ck, g, path, "fallback", 1, 1);
     unsigned n = list ? (unsigned)config_setting_length(list) : 0;
     char *fpath;
 
     if (list == NULL)
         return;
     if (n == 0) {
-        conf_err(l, list, path, "fallback", "needs at least one model");
+        conf_err(&l->ck, list, path, "fallback", "needs at least one model");
         return;
     }
     fpath = xasprintf("%s.fallback", path);
@@ -1647,10 +1617,10 @@ static void load_fallback(struct load *l, const config_setting_t *g, const char 
 
         snprintf(seg, sizeof(seg), "[%u]", i);
         if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-            conf_err(l, e, fpath, seg, "expected a model name (a string)");
-            stage_single(&r->stages[i], NULL, (int)setting_line(e));
+            conf_err(&l->ck, e, fpath, seg, "expected a model name (a string)");
+            stage_single(&r->stages[i], NULL, (int)conf_line(e));
         } else {
-            stage_single(&r->stages[i], resolve_model(l, e, fpath, seg), (int)setting_line(e));
+            stage_single(&r->stages[i], resolve_model(l, e, fpath, seg), (int)conf_line(e));
         }
     }
     free(fpath);
@@ -1659,13 +1629,13 @@ static void load_fallback(struct load *l, const config_setting_t *g, const char 
 static void load_cascade(struct load *l, const config_setting_t *g, const char *path,
                          struct route *r)
 {
-    const config_setting_t *list = get_list(l, g, path, "cascade", 1, 0);
+    const config_setting_t *list = conf_list(&l->ck, g, path, "cascade", 1, 0);
     unsigned n = list ? (unsigned)config_setting_length(list) : 0;
 
     if (list == NULL)
         return;
     if (n == 0) {
-        conf_err(l, list, path, "cascade", "needs at least one stage");
+        conf_err(&l->ck, list, path, "cascade", "needs at least one stage");
         return;
     }
     r->stages = xcalloc(n, sizeof(*r->stages));
@@ -1677,7 +1647,7 @@ static void load_cascade(struct load *l, const config_setting_t *g, const char *
         /* The last stage always accepts; a scorer there is still run and
          * recorded in the trace, so it is allowed. */
         if (!config_setting_is_group(e))
-            conf_err(l, e, spath, NULL, "expected a group { ... }");
+            conf_err(&l->ck, e, spath, NULL, "expected a group { ... }");
         else
             load_stage(l, e, spath, &r->stages[i]);
         free(spath);
@@ -1705,11 +1675,6 @@ static size_t route_models(const struct route *r)
     return n;
 }
 
-static const char *const route_keys[] = {
-    "name",     "model", "fallback",    "cascade",
-    "max_cost", "cache", "cache_ttl_s", "cache_nondeterministic",
-    NULL};
-
 static void load_route(struct load *l, const config_setting_t *list, unsigned idx, const char *path)
 {
     const config_setting_t *g = config_setting_get_elem(list, idx);
@@ -1718,23 +1683,23 @@ static void load_route(struct load *l, const config_setting_t *list, unsigned id
     const config_setting_t *kind_s[3];
     const struct model *clash;
     const char *s;
-    char qb[QBUF];
+    char qb[CONF_QBUF];
     int nkinds = 0;
 
-    r->line = (int)setting_line(g);
-    r->cache = 1;
-    check_keys(l, g, path, route_keys);
+    r->line = (int)conf_line(g);
+    conf_defaults(config_keys_route, r);
+    conf_read(&l->ck, g, path, config_keys_route, r);
     r->name = get_elem_name(l, list, idx, path, "route");
     /* A request's `model` names a route or a model; the same name for both
      * would make it ambiguous. */
     if (r->name && (clash = find_model(l->cfg, r->name)) != NULL) {
-        char *w =
-            where(l, config_setting_get_elem(l->models_list, (unsigned)(clash - l->cfg->models)));
+        char *w = conf_where(
+            &l->ck, config_setting_get_elem(l->models_list, (unsigned)(clash - l->cfg->models)));
 
-        conf_err(l, config_setting_get_member(g, "name"), path, "name",
+        conf_err(&l->ck, config_setting_get_member(g, "name"), path, "name",
                  "route %s has the same name as a model (defined at %s); a request's "
                  "\"model\" would be ambiguous",
-                 quote(qb, r->name), w);
+                 conf_quote(qb, r->name), w);
         free(w);
     }
 
@@ -1743,22 +1708,22 @@ static void load_route(struct load *l, const config_setting_t *list, unsigned id
         nkinds += kind_s[k] != NULL;
     }
     if (nkinds == 0) {
-        conf_err(l, g, path, NULL, "needs one of 'model', 'fallback' or 'cascade'");
+        conf_err(&l->ck, g, path, NULL, "needs one of 'model', 'fallback' or 'cascade'");
     } else if (nkinds > 1) {
         for (int k = 2; k >= 0; k--) {
             if (kind_s[k]) {
-                conf_err(l, kind_s[k], path, kinds[k],
+                conf_err(&l->ck, kind_s[k], path, kinds[k],
                          "'model', 'fallback' and 'cascade' are mutually exclusive");
                 break;
             }
         }
     } else if (kind_s[0]) {
         r->kind = ROUTE_SINGLE;
-        if (get_str(l, g, path, "model", 1, &s) > 0) {
+        if (conf_str(&l->ck, g, path, "model", 1, &s) > 0) {
             r->stages = xcalloc(1, sizeof(*r->stages));
             r->nstages = 1;
             stage_single(&r->stages[0], resolve_model(l, kind_s[0], path, "model"),
-                         (int)setting_line(kind_s[0]));
+                         (int)conf_line(kind_s[0]));
         }
     } else if (kind_s[1]) {
         r->kind = ROUTE_FALLBACK;
@@ -1768,14 +1733,9 @@ static void load_route(struct load *l, const config_setting_t *list, unsigned id
         load_cascade(l, g, path, r);
     }
     if (route_models(r) > ROUTE_MODELS_MAX)
-        conf_err(l, g, path, NULL,
+        conf_err(&l->ck, g, path, NULL,
                  "names more than %d distinct models; a route may name at most %d",
                  ROUTE_MODELS_MAX, ROUTE_MODELS_MAX);
-
-    get_num(l, g, path, "max_cost", 0, 0, HUGE_VAL, &r->max_cost);
-    get_bool(l, g, path, "cache", &r->cache);
-    get_int(l, g, path, "cache_ttl_s", 0, 0, MAX_TTL_S, &r->cache_ttl_s);
-    get_bool(l, g, path, "cache_nondeterministic", &r->cache_nondeterministic);
 }
 
 /* Routes are optional: every model gets an implicit route anyway. The array
@@ -1787,7 +1747,7 @@ static void load_routes(struct load *l, const config_setting_t *root)
     unsigned n = 0;
 
     if (config_setting_get_member(root, "routes")) {
-        list = get_list(l, root, "", "routes", 0, 0);
+        list = conf_list(&l->ck, root, "", "routes", 0, 0);
         n = list ? (unsigned)config_setting_length(list) : 0;
     }
     cfg->routes = xcalloc(n + cfg->nmodels, sizeof(*cfg->routes));
@@ -1797,7 +1757,7 @@ static void load_routes(struct load *l, const config_setting_t *root)
         char *path = elem_path("routes", e, i);
 
         if (!config_setting_is_group(e))
-            conf_err(l, e, path, NULL, "expected a group { ... }");
+            conf_err(&l->ck, e, path, NULL, "expected a group { ... }");
         else
             load_route(l, list, i, path);
         free(path);
@@ -1836,52 +1796,28 @@ static void add_implicit_routes(struct config *cfg)
     }
 }
 
-static const char *const top_keys[] = {"listen",
-                                       "workers",
-                                       "max_body_bytes",
-                                       "max_header_bytes",
-                                       "max_connections",
-                                       "max_inflight",
-                                       "drain_timeout_s",
-                                       "client_timeout_s",
-                                       "client_header_timeout_s",
-                                       "client_body_timeout_s",
-                                       "max_stream_memory_bytes",
-                                       "admin",
-                                       "log",
-                                       "trace",
-                                       "otel",
-                                       "cache",
-                                       "redis",
-                                       "providers",
-                                       "models",
-                                       "routes",
-                                       "keys",
-                                       NULL};
-static const char *const admin_keys[] = {"listen", "key_env", NULL};
-
 static void load_admin(struct load *l, const config_setting_t *root)
 {
-    const config_setting_t *g = get_group(l, root, "", "admin");
+    const config_setting_t *g = conf_group(&l->ck, root, "", "admin");
     struct admin_conf *a = &l->cfg->admin;
     const char *s;
-    char qb[QBUF];
+    char qb[CONF_QBUF];
 
-    a->key_env = xstrdup("SLUICE_ADMIN_KEY");
+    conf_defaults(config_keys_admin, a);
     if (g != NULL) {
-        check_keys(l, g, "admin", admin_keys);
-        if (get_str(l, g, "admin", "listen", 1, &s) > 0) {
-            const char *why = listen_check(s);
+        conf_keys(&l->ck, g, "admin", config_keys_admin);
+        if (conf_str(&l->ck, g, "admin", "listen", 1, &s) > 0) {
+            const char *why = conf_listen_check(s);
 
             if (why)
-                conf_err(l, config_setting_get_member(g, "listen"), "admin", "listen",
-                         "%s (got %s)", why, quote(qb, s));
+                conf_err(&l->ck, config_setting_get_member(g, "listen"), "admin", "listen",
+                         "%s (got %s)", why, conf_quote(qb, s));
             else
                 a->listen = xstrdup(s);
         }
-        if (get_str(l, g, "admin", "key_env", 0, &s) > 0) {
-            if (!env_name_ok(s)) {
-                conf_err(l, config_setting_get_member(g, "key_env"), "admin", "key_env",
+        if (conf_str(&l->ck, g, "admin", "key_env", 0, &s) > 0) {
+            if (!conf_env_name_ok(s)) {
+                conf_err(&l->ck, config_setting_get_member(g, "key_env"), "admin", "key_env",
                          "must be the NAME of an environment variable, not the key itself");
             } else {
                 free(a->key_env);
@@ -1892,10 +1828,6 @@ static void load_admin(struct load *l, const config_setting_t *root)
     s = getenv(a->key_env);
     a->key = s && *s ? xstrdup(s) : NULL;
 }
-
-static const char *const key_keys[] = {"name", "key_sha256", "routes",        "rpm",
-                                       "tpm",  "budget_usd", "budget_period", NULL};
-static const char *const budget_periods[] = {"day", "month", "total"};
 
 static int hex_value(char c)
 {
@@ -1913,13 +1845,13 @@ static void load_key(struct load *l, const config_setting_t *list, unsigned idx,
     const config_setting_t *g = config_setting_get_elem(list, idx), *routes;
     struct client_key *k = &l->cfg->keys[idx];
     const char *s;
-    char qb[QBUF];
-    int period;
+    char qb[CONF_QBUF];
 
-    k->line = (int)setting_line(g);
-    check_keys(l, g, path, key_keys);
+    k->line = (int)conf_line(g);
+    conf_defaults(config_keys_key, k);
+    conf_read(&l->ck, g, path, config_keys_key, k);
     k->name = get_elem_name(l, list, idx, path, "key");
-    if (get_str(l, g, path, "key_sha256", 1, &s) > 0) {
+    if (conf_str(&l->ck, g, path, "key_sha256", 1, &s) > 0) {
         int ok = strlen(s) == 64;
 
         for (int i = 0; ok && i < 32; i++) {
@@ -1930,11 +1862,11 @@ static void load_key(struct load *l, const config_setting_t *list, unsigned idx,
                 k->sha256[i] = (unsigned char)(hi << 4 | lo);
         }
         if (!ok)
-            conf_err(l, config_setting_get_member(g, "key_sha256"), path, "key_sha256",
+            conf_err(&l->ck, config_setting_get_member(g, "key_sha256"), path, "key_sha256",
                      "expected the 64 hex digits of the key's SHA-256 (sluice keygen prints "
                      "it), never the key itself");
     }
-    routes = get_list(l, g, path, "routes", 0, 1);
+    routes = conf_list(&l->ck, g, path, "routes", 0, 1);
     if (routes) {
         unsigned n = (unsigned)config_setting_length(routes);
 
@@ -1947,26 +1879,19 @@ static void load_key(struct load *l, const config_setting_t *list, unsigned idx,
 
             /* A model's own route is made after loading: accept its name. */
             if (rn == NULL)
-                conf_err(l, e, epath, NULL, "expected a route name");
+                conf_err(&l->ck, e, epath, NULL, "expected a route name");
             else if (config_route(l->cfg, rn) == NULL && find_model(l->cfg, rn) == NULL)
-                conf_err(l, e, epath, NULL, "unknown route %s", quote(qb, rn));
+                conf_err(&l->ck, e, epath, NULL, "unknown route %s", conf_quote(qb, rn));
             else
                 k->route_names[k->nroutes++] = xstrdup(rn);
             free(epath);
         }
     }
-    get_int(l, g, path, "rpm", 0, 0, 100000000, &k->rpm);
-    get_int(l, g, path, "tpm", 0, 0, 1L << 40, &k->tpm);
-    get_num(l, g, path, "budget_usd", 0, 0, HUGE_VAL, &k->budget_usd);
-    k->budget_period = BUDGET_MONTH;
-    if (get_enum(l, g, path, "budget_period", budget_periods, ARRAY_LEN(budget_periods), &period) >
-        0)
-        k->budget_period = (enum budget_period)period;
 }
 
 static void load_keys(struct load *l, const config_setting_t *root)
 {
-    const config_setting_t *list = get_list(l, root, "", "keys", 0, 0);
+    const config_setting_t *list = conf_list(&l->ck, root, "", "keys", 0, 0);
 
     if (list == NULL)
         return;
@@ -1977,7 +1902,7 @@ static void load_keys(struct load *l, const config_setting_t *root)
         for (size_t j = 0; j < i; j++)
             if (memcmp(l->cfg->keys[i].sha256, l->cfg->keys[j].sha256, 32) == 0 &&
                 l->cfg->keys[i].name && l->cfg->keys[j].name)
-                conf_err(l, config_setting_get_elem(list, (unsigned)i), "keys",
+                conf_err(&l->ck, config_setting_get_elem(list, (unsigned)i), "keys",
                          l->cfg->keys[i].name, "the same key_sha256 as key \"%s\"",
                          l->cfg->keys[j].name);
 }
@@ -1987,45 +1912,21 @@ static void load_root(struct load *l, const config_setting_t *root)
     struct config *cfg = l->cfg;
     const config_setting_t *list;
     const char *s;
-    long v;
 
-    check_keys(l, root, "", top_keys);
-
-    cfg->listen = xstrdup(DEF_LISTEN);
-    if (get_str(l, root, "", "listen", 0, &s) > 0) {
-        const char *why = listen_check(s);
-        char qb[QBUF];
+    conf_defaults(config_keys_top, cfg);
+    conf_read(&l->ck, root, "", config_keys_top, cfg);
+    if (conf_str(&l->ck, root, "", "listen", 0, &s) > 0) {
+        const char *why = conf_listen_check(s);
+        char qb[CONF_QBUF];
 
         if (why) {
-            conf_err(l, config_setting_get_member(root, "listen"), "", "listen", "%s (got %s)", why,
-                     quote(qb, s));
+            conf_err(&l->ck, config_setting_get_member(root, "listen"), "", "listen", "%s (got %s)",
+                     why, conf_quote(qb, s));
         } else {
             free(cfg->listen);
             cfg->listen = xstrdup(s);
         }
     }
-    get_int(l, root, "", "workers", 0, 0, 256, &cfg->workers);
-    cfg->max_body_bytes = (size_t)DEF_MAX_BODY_BYTES;
-    if (get_int(l, root, "", "max_body_bytes", 0, 1024, (long)BODY_HARD_MAX, &v) > 0)
-        cfg->max_body_bytes = (size_t)v;
-    cfg->max_header_bytes = (size_t)DEF_MAX_HEADER_BYTES;
-    if (get_int(l, root, "", "max_header_bytes", 0, 1024, 1L << 20, &v) > 0)
-        cfg->max_header_bytes = (size_t)v;
-    cfg->max_connections = DEF_MAX_CONNECTIONS;
-    get_int(l, root, "", "max_connections", 0, 1, 1048576, &cfg->max_connections);
-    cfg->max_inflight = DEF_MAX_INFLIGHT;
-    get_int(l, root, "", "max_inflight", 0, 0, 1048576, &cfg->max_inflight);
-    cfg->drain_timeout_s = DEF_DRAIN_TIMEOUT_S;
-    get_int(l, root, "", "drain_timeout_s", 0, 0, 3600, &cfg->drain_timeout_s);
-    cfg->client_timeout_s = DEF_CLIENT_TIMEOUT_S;
-    get_int(l, root, "", "client_timeout_s", 0, 1, 3600, &cfg->client_timeout_s);
-    cfg->client_header_timeout_s = DEF_CLIENT_HEADER_TIMEOUT_S;
-    get_int(l, root, "", "client_header_timeout_s", 0, 1, 3600, &cfg->client_header_timeout_s);
-    cfg->client_body_timeout_s = DEF_CLIENT_BODY_TIMEOUT_S;
-    get_int(l, root, "", "client_body_timeout_s", 0, 1, 3600, &cfg->client_body_timeout_s);
-    cfg->max_stream_memory_bytes = (size_t)DEF_MAX_STREAM_MEMORY_BYTES;
-    if (get_int(l, root, "", "max_stream_memory_bytes", 0, (long)STREAM_BUF_MAX, 1L << 40, &v) > 0)
-        cfg->max_stream_memory_bytes = (size_t)v;
     load_admin(l, root);
 
     load_log(l, root);
@@ -2127,57 +2028,6 @@ static void config_free(struct config *cfg)
     free(cfg);
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-
-    if (slash == NULL)
-        return xstrdup(".");
-    if (slash == path)
-        return xstrdup("/");
-    return xstrndup(path, (size_t)(slash - path));
-}
-
-static int same_file(const char *a, const char *b)
-{
-    return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* Put the messages in file order, then line order, as a compiler would;
- * files come in the order their first message was made. Messages were made
- * in parse order (providers before models, whatever the file's order).
- * Insertion sort, stable: there are at most MAX_ERRORS. */
-static void sort_errors(struct load *l)
-{
-    struct config_errors *errs = l->errs;
-    unsigned *rank = xcalloc(errs->n, sizeof(*rank));
-
-    for (size_t i = 0; i < errs->n; i++) {
-        size_t j = 0;
-
-        while (!same_file(l->pos[j].file, l->pos[i].file))
-            j++;
-        rank[i] = (unsigned)j;
-    }
-    for (size_t i = 1; i < errs->n; i++) {
-        struct err_pos p = l->pos[i];
-        char *msg = errs->msgs[i];
-        unsigned r = rank[i];
-        size_t j = i;
-
-        while (j > 0 && (rank[j - 1] > r || (rank[j - 1] == r && l->pos[j - 1].line > p.line))) {
-            l->pos[j] = l->pos[j - 1];
-            errs->msgs[j] = errs->msgs[j - 1];
-            rank[j] = rank[j - 1];
-            j--;
-        }
-        l->pos[j] = p;
-        errs->msgs[j] = msg;
-        rank[j] = r;
-    }
-    free(rank);
-}
-
 /* Parse from fp or, when fp is NULL, from text; then check and build. name
  * is FILE in messages and its directory is where @include and relative
  * paths start. Returns a snapshot with one reference, or NULL with errs
@@ -2185,50 +2035,38 @@ static void sort_errors(struct load *l)
 static struct config *load_common(const char *name, FILE *fp, const char *text,
                                   struct config_errors *errs)
 {
-    struct load l = {.name = name, .errs = errs};
+    struct load l = {0};
     config_t lc;
-    int ok;
+    size_t nerrs;
 
-    l.dir = dir_of(name);
+    conf_check_init(&l.ck, name, errs);
     config_init(&lc);
-    /* No CONFIG_OPTION_AUTOCONVERT: the getters above accept ints and floats
+    /* No CONFIG_OPTION_AUTOCONVERT: the getters accept ints and floats
      * themselves and report a string where a number belongs. */
 #ifdef SLUICE_FUZZ
     /* A fuzzer would find @include "../../dev/zero". Every path under a
      * directory that does not exist fails, ".." included. */
     config_set_include_dir(&lc, "/nonexistent-sluice-fuzz");
 #else
-    config_set_include_dir(&lc, l.dir);
+    config_set_include_dir(&lc, l.ck.dir);
 #endif
-    ok = fp ? config_read(&lc, fp) : config_read_string(&lc, text);
-    if (!ok) {
-        char *file = display_file(&l, config_error_file(&lc));
-
-        errors_add(errs, xasprintf("%s:%d: syntax: %s", file, config_error_line(&lc),
-                                   config_error_text(&lc) ? config_error_text(&lc) : "error"));
-        free(file);
-        config_destroy(&lc);
-        free(l.dir);
-        return NULL;
+    if (!(fp ? config_read(&lc, fp) : config_read_string(&lc, text))) {
+        conf_syntax_error(&l.ck, &lc);
+    } else {
+        l.cfg = xcalloc(1, sizeof(*l.cfg));
+        l.cfg->refs = 1;
+        l.cfg->path = xstrdup(name);
+        load_root(&l, config_root_setting(&lc));
+        if (l.ck.nerrs == 0) {
+            add_implicit_routes(l.cfg);
+            resolve_key_routes(l.cfg);
+        }
     }
-
-    l.cfg = xcalloc(1, sizeof(*l.cfg));
-    l.cfg->refs = 1;
-    l.cfg->path = xstrdup(name);
-    load_root(&l, config_root_setting(&lc));
-    if (l.nerrs == 0) {
-        add_implicit_routes(l.cfg);
-        resolve_key_routes(l.cfg);
-    }
-    sort_errors(&l); /* before config_destroy: l.pos points into lc */
-    free(l.pos);
+    nerrs = conf_check_done(&l.ck); /* before config_destroy: it sorts by lc's file names */
     config_destroy(&lc);
-    free(l.dir);
-
-    if (l.nerrs > errs->n)
-        errors_add(errs, xasprintf("%s: %zu more errors not shown", name, l.nerrs - errs->n));
-    if (l.nerrs > 0) {
-        config_free(l.cfg);
+    if (nerrs > 0) {
+        if (l.cfg)
+            config_free(l.cfg);
         return NULL;
     }
     return l.cfg;
@@ -2254,9 +2092,9 @@ struct config *config_load(const char *path, struct config_errors *errs)
      * "file I/O error", and a directory would make its scanner exit(). */
     fp = fopen(path, "r");
     if (fp == NULL) {
-        errors_add(errs, xasprintf("%s: cannot open: %s", path, strerror(errno)));
+        conf_errors_add(errs, xasprintf("%s: cannot open: %s", path, strerror(errno)));
     } else if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode)) {
-        errors_add(errs, xasprintf("%s: not a regular file", path));
+        conf_errors_add(errs, xasprintf("%s: not a regular file", path));
     } else {
         cfg = load_common(path, fp, NULL, errs);
     }

@@ -13,6 +13,8 @@
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
 
+#include "conf_check.h"
+
 #include <stddef.h>
 
 /* The HTTP version spoken to a provider. */
@@ -276,11 +278,17 @@ struct config {
     size_t nkeys;
 };
 
-/* A list of human-readable errors, each "FILE:LINE: key.path: message". */
-struct config_errors {
-    char **msgs;
-    size_t n;
-};
+/* The schema: one table of keys per group of gateway.conf (config.c, where
+ * "how to add a key" is said). The checker, admin's config dump and the
+ * test against gateway.conf.example all read these. Each row's field is in
+ * the struct named: top in struct config, admin in admin_conf, log in
+ * log_conf, trace in trace_conf, otel in otel_conf, cache in cache_conf,
+ * redis in redis_conf, provider and breaker in provider, model in model,
+ * route in route, key in client_key; stage rows have no fields. */
+extern const struct conf_key config_keys_top[], config_keys_admin[], config_keys_log[],
+    config_keys_trace[], config_keys_otel[], config_keys_cache[], config_keys_redis[],
+    config_keys_provider[], config_keys_breaker[], config_keys_model[], config_keys_stage[],
+    config_keys_route[], config_keys_key[];
 
 /* Load and validate a config file. On success return a snapshot with one
  * reference, owned by the caller. On failure return NULL and fill errs (which

@@ -1,7 +1,9 @@
 /* test_config.c - gateway.conf loading and checking (src/config.c).
  *
- * config.c is included so the tests can read its key tables: every key the
- * parser accepts must be documented in gateway.conf.example.
+ * config.c is included so the tests can reach its statics. Its key tables
+ * are checked against gateway.conf.example both ways: every row is shown
+ * there, and every key the example sets or shows commented out is a row of
+ * its group's table.
  *
  * learned_load() is mocked here (see below), so these tests do not depend on
  * sluice-tune's weights format and can count loads against frees. Link with
@@ -15,6 +17,7 @@
 
 #include <cmocka.h>
 #include <ftw.h>
+#include <regex.h>
 #include <unistd.h>
 
 #include "../../src/config.c"
@@ -369,14 +372,231 @@ static void test_full_schema_loads(void **state)
     free(w);
 }
 
-/* The shipped example loads cleanly and documents every key there is. */
+/* ---- the key tables against gateway.conf.example ----------------------- *
+ * The example is the reference: every row of every key table must appear in
+ * it (set, shown commented out, or in a group's list of keys), and every key
+ * it sets or shows commented out must be a row of the table of the group it
+ * is in. Commented-out blocks ("# otel = {" .. "# };") are parsed with
+ * libconfig and walked like the file itself; a key commented out inside a
+ * real group ("    # maxlen = ...;") must be a row of some table. */
+
+static const struct conf_key *const all_tables[] = {
+    config_keys_top,     config_keys_admin, config_keys_log,   config_keys_trace,
+    config_keys_otel,    config_keys_cache, config_keys_redis, config_keys_provider,
+    config_keys_breaker, config_keys_model, config_keys_stage, config_keys_route,
+    config_keys_key,
+};
+
+static const struct conf_key *seen_rows[512];
+static size_t nseen;
+static int problems; /* what the walks below found wrong, each printed */
+
+static void __attribute__((format(printf, 1, 2))) problem(const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+
+    va_start(ap, fmt);
+    assert_true(vasprintf(&msg, fmt, ap) >= 0);
+    va_end(ap);
+    print_message("    %s\n", msg);
+    free(msg);
+    problems++;
+}
+
+static void mark_row(const struct conf_key *k)
+{
+    for (size_t i = 0; i < nseen; i++)
+        if (seen_rows[i] == k)
+            return;
+    assert_true(nseen < ARRAY_LEN(seen_rows));
+    seen_rows[nseen++] = k;
+}
+
+static int row_seen(const struct conf_key *k)
+{
+    for (size_t i = 0; i < nseen; i++)
+        if (seen_rows[i] == k)
+            return 1;
+    return 0;
+}
+
+/* Every member of group g must be a row of tab: mark it, and walk what is
+ * under it with its own table. where names the text (for messages). */
+static void walk_example(const config_setting_t *g, const struct conf_key *tab, const char *where)
+{
+    int n = config_setting_length(g);
+
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        const struct conf_key *k = conf_key_find(tab, config_setting_name(m));
+
+        if (k == NULL || (k->flags & CONF_REFUSED)) {
+            problem("%s:%u: key '%s' is in no key table of its group", where,
+                    config_setting_source_line(m), config_setting_name(m));
+            continue;
+        }
+        mark_row(k);
+        if (k->sub && k->type == CONF_GROUP) {
+            walk_example(m, k->sub, where);
+        } else if (k->sub && config_setting_is_list(m)) {
+            for (int j = 0; j < config_setting_length(m); j++) {
+                const config_setting_t *e = config_setting_get_elem(m, (unsigned)j);
+
+                if (config_setting_is_group(e))
+                    walk_example(e, k->sub, where);
+            }
+        }
+    }
+}
+
+/* The rows named name in any table (marked); fails when there is none. */
+static void mark_any(const char *name, unsigned line)
+{
+    int found = 0;
+
+    for (size_t t = 0; t < ARRAY_LEN(all_tables); t++) {
+        const struct conf_key *k = conf_key_find(all_tables[t], name);
+
+        if (k && !(k->flags & CONF_REFUSED)) {
+            mark_row(k);
+            found = 1;
+        }
+    }
+    if (!found)
+        problem("gateway.conf.example:%u: key '%s' (commented out) is in no key table", line, name);
+}
+
+/* A line commented out inside a real group ("    # maxlen = 100000;"):
+ * each "NAME =" in its code (up to an inline comment) that opens the line or
+ * follows '{', ';' or '(' is a key. A group of free names (headers = { ...
+ * }) ends the scan: its names are header names. */
+static void scan_commented_line(const char *code, unsigned line)
+{
+    regex_t re;
+    regmatch_t mt[3];
+    const char *p = code;
+    const char *end = strchr(code, '#');
+    char name[64];
+
+    assert_int_equal(regcomp(&re, "(^|[{;(][[:space:]]*)([A-Za-z][-A-Za-z0-9_]*)[[:space:]]*=[^=]",
+                             REG_EXTENDED),
+                     0);
+    while (regexec(&re, p, 3, mt, p == code ? 0 : REG_NOTBOL) == 0) {
+        size_t len = (size_t)(mt[2].rm_eo - mt[2].rm_so);
+        const struct conf_key *k;
+
+        if (end && p + mt[2].rm_so > end)
+            break;
+        assert_true(len < sizeof(name));
+        memcpy(name, p + mt[2].rm_so, len);
+        name[len] = '\0';
+        mark_any(name, line);
+        k = conf_key_find(config_keys_provider, name);
+        if (k && k->type == CONF_GROUP && k->sub == NULL)
+            break;
+        p += mt[0].rm_eo - 1;
+    }
+    regfree(&re);
+}
+
+/* Walk the commented-out parts of the example text: whole blocks that
+ * start "# NAME = {" or "# NAME = (" at the first column and end at "# }"
+ * or "# )", and single lines commented out inside a real group. */
+static void walk_commented(const char *text)
+{
+    struct buf block;
+    unsigned line = 0, block_line = 0;
+    int in_block = 0;
+    regex_t start;
+
+    assert_int_equal(regcomp(&start, "^# [a-z_]+ = [{(]", REG_EXTENDED | REG_NOSUB), 0);
+    buf_init(&block, 1 << 20);
+    for (const char *p = text; *p; line++) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        char *l = xstrndup(p, len);
+
+        p += len + (nl != NULL);
+        if (!in_block && regexec(&start, l, 0, NULL, 0) == 0) {
+            in_block = 1;
+            block_line = line + 1;
+            buf_reset(&block);
+        }
+        if (in_block) {
+            assert_int_equal(buf_printf(&block, "%s\n", l + 1), 0);
+            if (l[1] == ' ' && (l[2] == '}' || l[2] == ')')) {
+                config_t lc;
+                char *where = xasprintf("gateway.conf.example, the block at line %u", block_line);
+
+                in_block = 0;
+                config_init(&lc);
+                if (!config_read_string(&lc, block.data))
+                    problem("%s does not parse once uncommented: line %d: %s", where,
+                            config_error_line(&lc), config_error_text(&lc));
+                else
+                    walk_example(config_root_setting(&lc), config_keys_top, where);
+                config_destroy(&lc);
+                free(where);
+            }
+        } else if (l[0] == ' ') {
+            const char *c = l + strspn(l, " ");
+
+            if (*c == '#')
+                scan_commented_line(c + 1 + strspn(c + 1, " "), line + 1);
+        }
+        free(l);
+    }
+    if (in_block)
+        problem("gateway.conf.example: the block at line %u has no end", block_line);
+    buf_free(&block);
+    regfree(&start);
+}
+
+/* A row the example lists in a group's key list ("#   api_version   azure
+ * only, ...") but neither sets nor shows commented out; or an old form
+ * (CONF_OLD) that its prose shows ("cache = { ...; url = ... }"). */
+static int listed(const char *text, const struct conf_key *k)
+{
+    char *pat = xasprintf((k->flags & CONF_OLD) ? "%s = " : "\n#   %s ", k->name);
+    int found = strstr(text, pat) != NULL;
+
+    free(pat);
+    return found;
+}
+
+/* Every row of the tables that the example shows nowhere. */
+static void check_documented(const char *text, const struct conf_key *const *tables, size_t n)
+{
+    for (size_t t = 0; t < n; t++) {
+        for (const struct conf_key *k = tables[t]; k->name; k++) {
+            if (!(k->flags & CONF_REFUSED) && !row_seen(k) && !listed(text, k))
+                problem("key '%s' is not documented in gateway.conf.example", k->name);
+        }
+    }
+}
+
+/* Walk an example text both ways; returns the problems found. */
+static int check_example(const char *text, const struct conf_key *top,
+                         const struct conf_key *const *tables, size_t n)
+{
+    config_t lc;
+
+    nseen = 0;
+    problems = 0;
+    config_init(&lc);
+    assert_true(config_read_string(&lc, text));
+    walk_example(config_root_setting(&lc), top, "gateway.conf.example");
+    config_destroy(&lc);
+    walk_commented(text);
+    check_documented(text, tables, n);
+    return problems;
+}
+
 static void test_example_file(void **state)
 {
     char *path = example_path();
     char *text = slurp(path);
-    const char *const *tables[] = {top_keys,      log_keys,   trace_keys, cache_keys,
-                                   provider_keys, model_keys, route_keys, stage_keys,
-                                   otel_keys};
     struct config *cfg;
 
     config_errors_free(&E);
@@ -386,12 +606,7 @@ static void test_example_file(void **state)
     assert_non_null(cfg);
     config_unref(cfg);
 
-    for (size_t t = 0; t < ARRAY_LEN(tables); t++) {
-        for (size_t k = 0; tables[t][k]; k++) {
-            if (strstr(text, tables[t][k]) == NULL)
-                fail_msg("key '%s' is not documented in gateway.conf.example", tables[t][k]);
-        }
-    }
+    assert_int_equal(check_example(text, config_keys_top, all_tables, ARRAY_LEN(all_tables)), 0);
     for (size_t k = 0; k < ARRAY_LEN(scorer_names); k++) {
         char *q = xasprintf("\"%s\"", scorer_names[k]);
 
@@ -401,6 +616,33 @@ static void test_example_file(void **state)
     }
     free(text);
     free(path);
+}
+
+/* The check above can fail: a key set that is in no table, one commented
+ * out in a block or in a group that is in none, and a row the text does not
+ * show. */
+static void test_example_checks_fail(void **state)
+{
+    const struct conf_key *const tables[] = {config_keys_log};
+
+    assert_int_equal(
+        check_example("log = { level = \"info\"; path = \"-\"; format = \"json\"; };\n",
+                      config_keys_top, tables, 1),
+        0);
+    assert_int_equal(check_example("log = { level = \"info\"; path = \"-\"; format = \"json\"; "
+                                   "colour = true; };\n",
+                                   config_keys_top, tables, 1),
+                     1);
+    assert_int_equal(check_example("log = { level = \"info\"; path = \"-\"; };\n"
+                                   "# log = {\n#     format = \"text\";\n#     colour = 1;\n# };\n",
+                                   config_keys_top, tables, 1),
+                     1);
+    assert_int_equal(check_example("log = {\n    level = \"info\"; path = \"-\";\n"
+                                   "    # format = \"json\"; colour = 2;\n};\n",
+                                   config_keys_top, tables, 1),
+                     1);
+    assert_int_equal(check_example("log = { level = \"info\"; };\n", config_keys_top, tables, 1),
+                     2);
 }
 
 static void test_missing_file(void **state)
@@ -1030,12 +1272,12 @@ static void test_error_cap(void **state)
 
     buf_init(&b, 1 << 20);
     assert_int_equal(buf_puts(&b, BASE), 0);
-    for (int i = 0; i < MAX_ERRORS + 50; i++)
+    for (int i = 0; i < CONF_MAX_ERRORS + 50; i++)
         assert_int_equal(buf_printf(&b, "junk%d = 1;\n", i), 0);
     assert_null(load(b.data));
-    assert_int_equal(E.n, MAX_ERRORS + 1);
+    assert_int_equal(E.n, CONF_MAX_ERRORS + 1);
     assert_string_equal(E.msgs[0], "t.conf:4: junk0: unknown key");
-    assert_string_equal(E.msgs[MAX_ERRORS], "t.conf: 50 more errors not shown");
+    assert_string_equal(E.msgs[CONF_MAX_ERRORS], "t.conf: 50 more errors not shown");
     buf_free(&b);
 }
 
@@ -1418,6 +1660,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_schema_loads),
         cmocka_unit_test(test_example_file),
+        cmocka_unit_test(test_example_checks_fail),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_wrong_types),
