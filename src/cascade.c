@@ -20,7 +20,7 @@
 #include "cascade.h"
 #include "breaker.h"
 #include "caps.h"
-#include "cache.h"
+#include "cache_types.h"
 #include "cost.h"
 #include "exchange.h"
 #include "jscan.h"
@@ -377,8 +377,8 @@ static void note_saving(struct run *run, const struct reply *accepted)
 
 static void run_end(struct run *run)
 {
-    if (run->ex->flight)
-        cache_finish(run->ex, NULL, 0); /* no answer: let the waiters call */
+    struct exchange *ex = run->ex;
+
     while (run->atts)
         attempt_free(run->atts);
     otel_run_end(run->ex);
@@ -393,10 +393,12 @@ static void run_end(struct run *run)
         memo_free(&run->memo[i]);
     free(run->memo);
     run->ex->run = NULL;
-    ex_unref(run->ex);
     free(run->pass_body);
     free(run->query);
     free(run);
+    /* Without an answer handed over, the driver tells the on_answer hooks
+     * there is none (the cache lets its waiters call for themselves). */
+    ex_resume(ex, PHASE_DONE);
 }
 
 static void run_commit(struct run *run)
@@ -478,7 +480,7 @@ static void respond_memo(struct run *run, struct memo *mo, int cacheable)
             sl_panic("json_dumps: out of memory");
     }
     if (cacheable)
-        cache_finish(ex, changed ? changed : mo->body, changed ? strlen(changed) : mo->len);
+        ex_answer(ex, changed ? changed : mo->body, changed ? strlen(changed) : mo->len);
     if (ri->stream) {
         struct buf sse;
 
@@ -780,7 +782,7 @@ static void relay_done(struct attempt *a, struct call *c, const char *err, int o
             char *whole = provider_assembly_finish(a->asm_, &len);
 
             if (whole)
-                cache_finish(ex, whole, len);
+                ex_answer(ex, whole, len);
             free(whole);
         }
         run_write(run, "data: [DONE]\n\n", 14);
@@ -789,7 +791,7 @@ static void relay_done(struct attempt *a, struct call *c, const char *err, int o
         size_t len;
         char *body = buf_steal(&a->body, &len);
 
-        cache_finish(ex, body, len);
+        ex_answer(ex, body, len);
         ex_respond(ex, 200, body, len);
     }
     attempt_free(a);
@@ -1087,7 +1089,7 @@ static void attempt_call(struct run *run, enum att_kind kind, const struct model
 {
     struct attempt *a = attempt_new(run, kind, m, ep, stream);
 
-    if (kind == ATT_RELAY && stream && run->ex->cache_plan.store)
+    if (kind == ATT_RELAY && stream && run->ex->keep_answer)
         a->asm_ = provider_assembly_new(ep);
     if (stream)
         a->xs = provider_stream_new(m);
@@ -1339,14 +1341,16 @@ static void run_abort(struct run *run, const struct api_error *err)
     run_end(run);
 }
 
+enum phase_result cascade_run(struct exchange *ex)
+{
+    cascade_start(ex->loop, loop_upstream(ex->loop), ex);
+    return PHASE_AGAIN;
+}
+
 void cascade_cancel(struct exchange *ex)
 {
     struct api_error e;
 
-    if (ex->waiter) {
-        cache_cancel(ex); /* it waited on another request's answer */
-        return;
-    }
     if (ex->run == NULL)
         return;
     api_error_set(&e, 499, "api_error", "client_closed", NULL, "%s",

@@ -7,7 +7,7 @@
 #include "limits.h"
 #include "metrics.h"
 #include "redis.h"
-#include "cascade.h"
+#include "phase.h"
 #include "config.h"
 #include "cost.h"
 #include "deadline.h"
@@ -280,21 +280,14 @@ static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *
 
 /* ---- loop tasks ---- */
 
-static void serve_cb(struct exchange *ex)
-{
-    cache_begin(ex->cache, ex);
-}
-
 static void start_task_cb(struct loop *loop, void *arg)
 {
-    UNUSED(loop);
-    limits_admit(arg, serve_cb);
+    phase_start(loop, arg);
 }
 
 static void usage_task_cb(struct loop *loop, void *arg)
 {
-    UNUSED(loop);
-    limits_usage(arg);
+    limits_usage(loop, arg);
 }
 
 static void purge_task_cb(struct loop *loop, void *arg)
@@ -310,7 +303,7 @@ static void purge_task_cb(struct loop *loop, void *arg)
 static void cancel_task_cb(struct loop *loop, void *arg)
 {
     UNUSED(loop);
-    cascade_cancel(arg);
+    phase_cancel(arg);
     ex_unref(arg);
 }
 
@@ -528,7 +521,6 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-sluice-cache-ttl"),
                    &ex->cache_plan, &e) < 0)
         return queue_error(ex, conn, &e);
-    ex->meta.cache = ex->cache_plan.status;
     /* A worker serves a memory hit itself, but a limited key's requests go
      * through the loop, where its counters are. */
     if (ex->cache_plan.lookup && !key_limited(ex->key) && serve_memory_hit(ex, conn))
@@ -660,7 +652,7 @@ static enum MHD_Result handle_dashboard(struct exchange *ex, struct MHD_Connecti
         return queue(ex, conn, 401, r);
     }
     if (strcmp(url, "/admin/stats") == 0) {
-        json_t *j = stats_json(ex->cfg);
+        json_t *j = stats_json(ex->cfg, server.started_us);
         char *s = json_dumps(j, JSON_COMPACT);
 
         json_decref(j);
@@ -865,6 +857,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         size_t n;
 
         ex = ex_new(conn, cfg->max_body_bytes);
+        ex->driver = &phase_driver; /* its last unref runs the on_end hooks */
         config_unref(cfg);
         *con_cls = ex;
         ex->deadline = conn_deadline(conn);

@@ -11,13 +11,11 @@
 struct loop;
 struct upstream;
 struct cache;
-struct redis;
 struct MHD_Daemon;
 
 struct server {
     struct loop *loop;   /* the upstream loop */
     struct upstream *up; /* its curl multi */
-    struct redis *redis; /* its Redis client, lent to cache, limits and trace; or NULL (loop thread) */
     pthread_t loop_thread;
     struct MHD_Daemon *mhd; /* the HTTP front */
     long inflight;          /* exchanges alive, any path (atomic): the drain waits on it */

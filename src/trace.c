@@ -64,7 +64,7 @@ static void xadd(const struct trace_conf *conf, json_t *o)
     for (int i = 0; i < n; i++)
         lens[i] = strlen(argv[i]);
     /* One key: the stream lives on one Cluster slot. */
-    redis_command(server.redis, n, argv, lens, xadd_cb, NULL);
+    redis_command(loop_redis(server.loop), n, argv, lens, xadd_cb, NULL);
     while (nown > 0)
         free(owned[--nown]);
 }
@@ -103,7 +103,7 @@ void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
     time_t secs = (time_t)now;
     struct tm tm;
 
-    if (conf->path == NULL && (!conf->stream_on || server.redis == NULL))
+    if (conf->path == NULL && (!conf->stream_on || loop_redis(server.loop) == NULL))
         return;
     gmtime_r(&secs, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -128,7 +128,7 @@ void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
         json_object_set_new(o, "prompt", r->prompt ? safe_string(r->prompt) : json_null());
         json_object_set_new(o, "answer", r->answer ? safe_string(r->answer) : json_null());
     }
-    if (conf->stream_on && server.redis)
+    if (conf->stream_on && loop_redis(server.loop))
         xadd(conf, o);
     if (conf->path) {
         line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));

@@ -203,16 +203,16 @@ static void test_stream(void **state)
     test_redis_start(&srv);
     rc.url = srv.url;
     server.loop = loop_new();
-    server.redis = redis_new(server.loop, &rc, err, sizeof(err));
-    assert_non_null(server.redis);
-    redis_start(server.redis);
+    loop_set_redis(server.loop, redis_new(server.loop, &rc, err, sizeof(err)));
+    assert_non_null(loop_redis(server.loop));
+    redis_start(loop_redis(server.loop));
     /* no file: the stream only */
     for (int i = 0; i < 300; i++) {
         r.stage = i;
         trace_write(&tc, &r);
     }
     /* one connection keeps the order: the PING answers after every XADD */
-    redis_command(server.redis, 1, ping, plen, pong_cb, server.loop);
+    redis_command(loop_redis(server.loop), 1, ping, plen, pong_cb, server.loop);
     loop_run(server.loop);
     rep = redisCommand(srv.c, "XLEN sluice:trace:test");
     /* MAXLEN ~ trims whole nodes of the stream: about maxlen are kept */
@@ -230,9 +230,8 @@ static void test_stream(void **state)
     assert_string_equal(entry_field(fields, "completion_tokens"), "34");
     assert_null(entry_field(fields, "prompt")); /* no include_content */
     freeReplyObject(rep);
-    redis_free(server.redis, 1);
+    redis_free(loop_redis(server.loop), 1);
     loop_free(server.loop);
-    server.redis = NULL;
     server.loop = NULL;
     test_redis_stop(&srv);
 }
