@@ -666,7 +666,8 @@ void cache_finish(struct exchange *ex, const char *body, size_t len)
             if (c->mem) {
                 cache_mem_put(c->mem, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s * 1000);
             } else {
-                cache_redis_set(loop_redis(c->loop), ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s);
+                cache_redis_set(loop_redis(c->loop), ex->cache_plan.key, raw, rlen,
+                                ex->cache_plan.ttl_s);
                 if (c->near)
                     cache_mem_put(c->near, ex->cache_plan.key, raw, rlen,
                                   near_ttl_ms(c, ex->cache_plan.ttl_s));

@@ -393,7 +393,7 @@ void loop_set_upstream(struct loop *loop, struct upstream *up)
 
 struct upstream *loop_upstream(const struct loop *loop)
 {
-    return loop->up;
+    return loop ? loop->up : NULL;
 }
 
 void loop_set_redis(struct loop *loop, struct redis *redis)
@@ -403,5 +403,5 @@ void loop_set_redis(struct loop *loop, struct redis *redis)
 
 struct redis *loop_redis(const struct loop *loop)
 {
-    return loop->redis;
+    return loop ? loop->redis : NULL;
 }

@@ -81,7 +81,7 @@ uint64_t loop_now_us(struct loop *loop);
  * call: its curl multi (upstream.h) and its Redis client (redis.h; NULL
  * when none is configured). server.c sets them; the loop neither frees nor
  * uses them. Set before loop_run or from the loop thread; read in the loop
- * thread. */
+ * thread. A NULL loop lends nothing. */
 void loop_set_upstream(struct loop *loop, struct upstream *up);
 struct upstream *loop_upstream(const struct loop *loop);
 void loop_set_redis(struct loop *loop, struct redis *redis);
