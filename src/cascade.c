@@ -301,11 +301,22 @@ static double stage_estimate(const struct run *run, const struct stage *st)
 
 /* ---- the run ---- */
 
-static const char *const att_roles[] = {
-    [ATT_RELAY] = "answer",
-    [ATT_ANSWER] = "answer",
-    [ATT_JUDGE] = "judge",
-    [ATT_HTTP] = "scorer",
+static void relay_done(struct attempt *a, struct call *c, const char *err, int ok);
+static void answer_done(struct attempt *a, struct call *c, const char *err, int ok);
+static void judge_done(struct attempt *a, struct call *c, const char *err, int ok);
+static void http_done(struct attempt *a, struct call *c, const char *err, int ok);
+
+/* What each kind of call is: its role in the trace, and the one callback
+ * that takes its outcome (ok: a usable 2xx answer; c NULL when no call was
+ * made, err then says why). */
+static const struct {
+    const char *role;
+    void (*done)(struct attempt *a, struct call *c, const char *err, int ok);
+} att_kinds[] = {
+    [ATT_RELAY] = {"answer", relay_done},
+    [ATT_ANSWER] = {"answer", answer_done},
+    [ATT_JUDGE] = {"judge", judge_done},
+    [ATT_HTTP] = {"scorer", http_done},
 };
 
 /* End the span of a's call c (otel.h): err is why it failed, or NULL. */
@@ -315,7 +326,7 @@ static void trace_call(struct attempt *a, struct call *c, const char *err, const
     struct run *run = a->run;
     struct otel_call_info ci = {
         .model = a->model,
-        .role = att_roles[a->kind],
+        .role = att_kinds[a->kind].role,
         .url = a->kind == ATT_HTTP ? cur_stage(run)->url : NULL,
         .stage = (int)run->stage,
         .ep = (int)a->ep,
@@ -961,20 +972,7 @@ static int attempt_retry(struct attempt *a, struct call *c)
 /* End a without a call (its retry found the breaker open): as a failure. */
 static void attempt_fail_now(struct attempt *a)
 {
-    switch (a->kind) {
-    case ATT_RELAY:
-        relay_done(a, NULL, a->bad, 0);
-        break;
-    case ATT_ANSWER:
-        answer_done(a, NULL, a->bad, 0);
-        break;
-    case ATT_JUDGE:
-        judge_done(a, NULL, a->bad, 0);
-        break;
-    case ATT_HTTP:
-        http_done(a, NULL, a->bad, 0);
-        break;
-    }
+    att_kinds[a->kind].done(a, NULL, a->bad, 0);
 }
 
 static void attempt_done_cb(struct call *c, const char *err, void *arg)
@@ -991,20 +989,7 @@ static void attempt_done_cb(struct call *c, const char *err, void *arg)
     }
     if (a->oc.span_id)
         trace_call(a, c, ok ? NULL : a->run->last_err.message, ok ? NULL : a->run->last_err.code, 0);
-    switch (a->kind) {
-    case ATT_RELAY:
-        relay_done(a, c, err, ok);
-        break;
-    case ATT_ANSWER:
-        answer_done(a, c, err, ok);
-        break;
-    case ATT_JUDGE:
-        judge_done(a, c, err, ok);
-        break;
-    case ATT_HTTP:
-        http_done(a, c, err, ok);
-        break;
-    }
+    att_kinds[a->kind].done(a, c, err, ok);
 }
 
 static const struct call_ops attempt_ops = {
