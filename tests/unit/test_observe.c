@@ -1,5 +1,6 @@
 /* Unit tests for observe.c, the observe step of the phase table: at a
- * request's end it writes one log line with the request's fields (at info,
+ * request's end (the exchange's last unref, whichever side drops it, through
+ * phase.c's driver) it writes one log line with the request's fields (at info,
  * warn for a 5xx, debug for probes and scrapes), counts it in the metrics
  * (API traffic only), and makes the record the dashboard keeps. */
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include "../../src/log.h"
 #include "../../src/metrics.h"
 #include "../../src/observe.h"
+#include "../../src/phase.h"
 
 static char path[] = "/tmp/test_observe.XXXXXX";
 
@@ -62,9 +64,9 @@ static struct exchange *api_request(void)
     return ex;
 }
 
-/* A cache hit: its line says HIT and what it saved; a 5xx is a warning;
- * both are counted in the metrics. */
-static void test_log_line(void **state)
+/* The log line and the metrics are written once, by the last unref,
+ * whichever side it is, with both sides' final state. */
+static void test_last_unref_logs_once(void **state)
 {
     struct route rt = {.name = "smart"};
     struct exchange *ex = api_request();
@@ -73,8 +75,50 @@ static void test_log_line(void **state)
     size_t len;
 
     (void)state;
+    ex->driver = &phase_driver; /* the last unref runs the phases' on_end hooks */
     ex->route = &rt;
+    ex_ref(ex); /* the loop's */
     ex->meta.model = "small";
+    ex->meta.provider = "openai";
+    ex->meta.cost_usd = 0.0042;
+    ex->meta.prompt_tokens = 10;
+    ex->meta.completion_tokens = 5;
+    ex->meta.attempts = 2;
+    ex->meta.cache = CACHE_MISS;
+    ex_respond(ex, 200, strdup("{}"), 2);
+    ex_unref(ex); /* the loop is done */
+    lines = log_lines();
+    assert_int_equal(json_array_size(lines), 0);
+    json_decref(lines);
+    ex->client_status = 200; /* the worker sent it */
+    ex->t_end_us = ex->t_start_us + 1500;
+    ex_unref(ex);
+    lines = log_lines();
+    assert_int_equal(json_array_size(lines), 1);
+    o = json_array_get(lines, 0);
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "request");
+    assert_string_equal(json_string_value(json_object_get(o, "request_id")), "req_test");
+    assert_string_equal(json_string_value(json_object_get(o, "route")), "smart");
+    assert_string_equal(json_string_value(json_object_get(o, "model")), "small");
+    assert_int_equal(json_integer_value(json_object_get(o, "status")), 200);
+    assert_float_equal(json_real_value(json_object_get(o, "latency_ms")), 1.5, 1e-9);
+    assert_float_equal(json_real_value(json_object_get(o, "cost_usd")), 0.0042, 1e-12);
+    assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 2);
+    assert_string_equal(json_string_value(json_object_get(o, "cache")), "MISS");
+    json_decref(lines);
+    text = metrics_render(&len);
+    assert_non_null(strstr(text, "sluice_requests_total{"));
+    assert_non_null(strstr(text, "route=\"smart\""));
+    free(text);
+}
+
+/* A cache hit: its line says HIT and what it saved; a 5xx is a warning. */
+static void test_log_line(void **state)
+{
+    struct exchange *ex = api_request();
+    json_t *lines, *o;
+
+    (void)state;
     ex->meta.cache = CACHE_HIT;
     ex->meta.saved_cost = 0.25;
     ex->client_status = 200;
@@ -97,10 +141,6 @@ static void test_log_line(void **state)
     assert_null(json_object_get(o, "cache"));
     assert_string_equal(json_string_value(json_object_get(o, "error")), "no upstream");
     json_decref(lines);
-    text = metrics_render(&len);
-    assert_non_null(strstr(text, "sluice_requests_total{"));
-    assert_non_null(strstr(text, "route=\"smart\""));
-    free(text);
 }
 
 /* The admin API is not traffic: logged, but not counted. */
@@ -167,6 +207,7 @@ static void test_log_record(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_last_unref_logs_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_line, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_not_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_probes_not_logged, setup, teardown),
