@@ -217,7 +217,9 @@ test('a client abort cancels the upstream stream', async () => {
   } catch (e) {
     assert.ok(e instanceof OpenAI.APIUserAbortError || e.name === 'AbortError', String(e));
   }
-  assert.equal(n, 2, 'the stream stopped at the abort');
+  // Chunks the SDK had read before the abort may still come out of the
+  // iterator; the stream of 40 stops there all the same.
+  assert.ok(n >= 2 && n < 10, `the stream stopped at the abort (${n} chunks)`);
   const s = await waitFor(async () => {
     const st = await mock.stats();
     return st.streams_aborted >= 1 ? st : null;

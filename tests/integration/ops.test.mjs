@@ -136,6 +136,12 @@ test('limits in memory: rpm, tpm and budget give 429s with x-ratelimit headers',
       try {
         const r = await b.chat.completions.create({ model: 'smart', messages: msg('cash'), max_tokens: 5 }).withResponse();
         spent += Number(r.response.headers.get('x-sluice-cost'));
+        // The request settles just after its response ends: wait for its
+        // hold to go, so that the next one is judged on what is spent.
+        await waitFor(async () => {
+          const u = await (await fetch(`${gw.adminUrl}/admin/usage`, { headers: { Authorization: `Bearer ${ADMIN}` } })).json();
+          return u.cash.spend.held_usd === 0;
+        });
       } catch (e) { refused = e; }
     }
     assert.ok(refused, 'the budget ran out');
