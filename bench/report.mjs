@@ -25,11 +25,32 @@ const addNginx = Math.max(1, m.lat_proxy.p50_us - m.lat_static.p50_us);
 const addSluice = m.lat_sluice.p50_us - m.lat_static.p50_us;
 const lat = addSluice / addNginx;
 check('p50 added latency at 1 connection, sluice / nginx', `${f2(lat)} (${addSluice} µs vs ${addNginx} µs)`, '≤ 2.0', lat <= 2.0);
+// The floor: bench/mhd_curl_proxy.c, libmicrohttpd and libcurl alone.
+if (m.floor) {
+  rows.push(`| floor: mhd_curl_proxy (${m.floor_threads} threads) | ${f1(m.floor.rps)} | ${us(m.floor.p50_us)} | ${us(m.floor.p99_us)} | ${m.floor.errors} |`);
+  const floorTput = m.sluice.rps / m.floor.rps;
+  check('throughput at 32 connections, sluice / floor (mhd_curl_proxy)', f2(floorTput), '≥ 0.90',
+    floorTput >= 0.9 && m.sluice.errors === 0);
+  const addFloor = Math.max(1, m.lat_floor.p50_us - m.lat_static.p50_us);
+  const floorLat = addSluice / addFloor;
+  check('p50 added latency at 1 connection, sluice / floor (mhd_curl_proxy)',
+    `${f2(floorLat)} (${addSluice} µs vs ${addFloor} µs)`, '≤ 1.25', floorLat <= 1.25);
+}
 check('idle RSS', `${f1(m.idle_rss_kb / 1024)} MB (after load: ${f1(m.after_rss_kb / 1024)} MB)`, '≤ 10 MB', m.idle_rss_kb <= 10 * 1024);
 const streamOk = m.streams.errors === 0 && m.stream_hwm_kb <= 200 * 1024;
 check(`${m.stream_conns} concurrent streams: errors, peak RSS`,
   `${m.streams.errors} errors, ${m.streams.requests} streams done, ${f1(m.stream_hwm_kb / 1024)} MB`,
   '0 errors, ≤ 200 MB', streamOk);
+
+// Memory per open stream: (RSS with N streams open - RSS before) / N, at
+// the largest N held open (bench/streams.mjs).
+const memLevels = m.stream_mem || [];
+const memTop = memLevels[memLevels.length - 1];
+if (memTop) {
+  check(`memory per open stream at ${memTop.n} streams held open`,
+    `${f1(memTop.kb_per_stream)} KB (${memLevels.map((l) => `${l.n}: ${f1(l.kb_per_stream)}`).join(', ')})`,
+    '≤ 25 KB', memTop.kb_per_stream <= 25);
+}
 
 const memRatio = m.cache_mem.rps / m.proxy.rps;
 const redisRatio = m.cache_redis.rps / m.proxy.rps;
@@ -99,7 +120,7 @@ ${rows.join('\n')}
 | nginx static (the upstream) | ${us(m.lat_static.p50_us)} | ${us(m.lat_static.p90_us)} | ${us(m.lat_static.p99_us)} | — |
 | nginx proxy_pass | ${us(m.lat_proxy.p50_us)} | ${us(m.lat_proxy.p90_us)} | ${us(m.lat_proxy.p99_us)} | ${addNginx} µs |
 | sluice | ${us(m.lat_sluice.p50_us)} | ${us(m.lat_sluice.p90_us)} | ${us(m.lat_sluice.p99_us)} | ${addSluice} µs |
-
+${m.lat_floor ? `| floor: mhd_curl_proxy | ${us(m.lat_floor.p50_us)} | ${us(m.lat_floor.p90_us)} | ${us(m.lat_floor.p99_us)} | ${m.lat_floor.p50_us - m.lat_static.p50_us} µs |\n` : ''}
 ## Cache hits
 
 One request repeated: every request after the first is a hit.
@@ -153,6 +174,18 @@ ${m.stream_conns} connections held open by wrk for 20 s, each a streamed chat co
 sluice from sluice-mock (1 s to the first byte, then 20 chunks 50 ms apart): ${m.streams.requests}
 streams completed, ${m.streams.errors} errors, p50 ${us(m.streams.p50_us)}, p99 ${us(m.streams.p99_us)};
 peak RSS of sluice ${f1(m.stream_hwm_kb / 1024)} MB.
-`;
+${memLevels.length ? `
+### Memory per open stream
+
+A fresh sluice of the same config (idle RSS ${f1(m.hold_idle_kb / 1024)} MB) held N streams open at
+once, each a streamed chat completion whose upstream sends an event a second, and its RSS was
+read while every stream was flowing (\`bench/streams.mjs\`). Per stream is the RSS over what it
+was before the first level (after a warm-up of 50 streams, ${f1(memLevels[0].base_kb / 1024)} MB), divided by N.
+docs/ARCHITECTURE.md ("Memory per open stream") says what holds it.
+
+| streams open | RSS | per stream |
+| --- | --- | --- |
+${memLevels.map((l) => `| ${l.n} | ${f1(l.rss_kb / 1024)} MB | ${f1(l.kb_per_stream)} KB |`).join('\n')}
+` : ''}`;
 writeFileSync(new URL('./RESULTS.md', import.meta.url), md);
 process.stdout.write(checks.join('\n') + '\n');

@@ -4,19 +4,25 @@
 #   static  nginx serving a canned chat completion directly (the upstream)
 #   proxy   nginx proxy_pass (keep-alive upstream) in front of that upstream
 #   sluice  sluice in front of that same upstream
+#   floor   bench/mhd_curl_proxy.c in front of it: libmicrohttpd and libcurl
+#           alone (no JSON, log or cache), one thread per core like sluice's
+#           workers (BENCH_FLOOR_THREADS); sluice is held to >= 0.9x its
+#           throughput and <= 1.25x its added p50
 #
 # Throughput at 32 connections, p50 latency at 1 connection (added latency =
 # p50 through the proxy minus p50 direct), idle RSS, and 5,000 concurrent
 # streams through sluice from sluice-mock (1 s to first byte, then 20 chunks
-# 50 ms apart), and the CPU cost of tracing (OpenTelemetry at sample_ratio 1
-# and 0 against none). Results go to bench/RESULTS.md as ratios against the
-# baselines of the same run.
+# 50 ms apart), the memory each open stream costs (1,000, 4,000 and 8,000
+# held open at once; BENCH_STREAM_LEVELS), and the CPU cost of tracing
+# (OpenTelemetry at sample_ratio 1 and 0 against none). Results go to
+# bench/RESULTS.md as ratios against the baselines of the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/bench/out
 DUR=${BENCH_SECONDS:-10}
 STREAMS=${BENCH_STREAMS:-5000}
+STREAM_LEVELS=${BENCH_STREAM_LEVELS:-1000,4000,8000}
 mkdir -p "$OUT"
 rm -f "$OUT"/*.log
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -35,6 +41,7 @@ P_STATIC=$(free_port); P_PROXY=$(free_port); P_SLUICE=$(free_port)
 P_MOCK=$(free_port); P_SLUICE_STREAM=$(free_port); P_REDIS=$(free_port); P_SLUICE_REDIS=$(free_port)
 P_REDIS_TLS=$(free_port); P_CL1=$(free_port); P_CL2=$(free_port); P_CL3=$(free_port)
 P_SLUICE_R1=$(free_port); P_SLUICE_RC=$(free_port); P_SLUICE_RT=$(free_port)
+P_FLOOR=$(free_port)
 
 CANNED='{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":14,"completion_tokens":9,"total_tokens":23},"system_fingerprint":"fp_bench"}'
 
@@ -77,7 +84,16 @@ CONF
 build/sluice --config "$OUT/sluice.conf" &
 SLUICE_PID=$!
 pids+=($SLUICE_PID)
-wait_port "$P_STATIC"; wait_port "$P_PROXY"; wait_port "$P_SLUICE"
+
+# The floor: bench/mhd_curl_proxy.c, a bare-bones proxy of libmicrohttpd and
+# libcurl alone (no JSON, no log, no cache), with as many threads as sluice
+# has HTTP workers (workers = 0: one per core). sluice is measured against
+# it as well as against nginx.
+FLOOR_THREADS=${BENCH_FLOOR_THREADS:-$(nproc)}
+cc -O2 -o "$OUT/mhd_curl_proxy" bench/mhd_curl_proxy.c -lmicrohttpd -lcurl -pthread
+"$OUT/mhd_curl_proxy" "$P_FLOOR" "http://127.0.0.1:$P_STATIC/v1/chat/completions" "$FLOOR_THREADS" &
+pids+=($!)
+wait_port "$P_STATIC"; wait_port "$P_PROXY"; wait_port "$P_SLUICE"; wait_port "$P_FLOOR"
 sleep 0.5
 IDLE_RSS_KB=$(rss_kb $SLUICE_PID)
 
@@ -146,6 +162,7 @@ wait_port "$P_SLUICE_R1"; wait_port "$P_SLUICE_RC"; wait_port "$P_SLUICE_RT"
 TARGETS=(
   "static http://127.0.0.1:$P_STATIC bench"
   "proxy http://127.0.0.1:$P_PROXY bench"
+  "floor http://127.0.0.1:$P_FLOOR bench"
   "sluice http://127.0.0.1:$P_SLUICE bench-nocache"
   "cache-mem http://127.0.0.1:$P_SLUICE bench"
   "cache-redis http://127.0.0.1:$P_SLUICE_REDIS bench"
@@ -200,12 +217,14 @@ median() {
 echo "bench: throughput at 32 connections ($ROUNDS interleaved rounds of ${ROUND_SECONDS}s)"
 rounds tput 32 2
 T_STATIC=$(median tput static); T_PROXY=$(median tput proxy); T_SLUICE=$(median tput sluice)
+T_FLOOR=$(median tput floor)
 C_MEM=$(median tput cache-mem); C_REDIS=$(median tput cache-redis)
 R_ONE=$(median tput redis-one); R_CLUSTER=$(median tput redis-cluster); R_TLS=$(median tput redis-tls)
 
 echo "bench: latency at 1 connection ($ROUNDS interleaved rounds of ${ROUND_SECONDS}s)"
 rounds lat 1 1
 L_STATIC=$(median lat static); L_PROXY=$(median lat proxy); L_SLUICE=$(median lat sluice)
+L_FLOOR=$(median lat floor)
 CL_MEM=$(median lat cache-mem); CL_REDIS=$(median lat cache-redis)
 RL_ONE=$(median lat redis-one); RL_CLUSTER=$(median lat redis-cluster); RL_TLS=$(median lat redis-tls)
 AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
@@ -287,10 +306,27 @@ wait_port "$P_MOCK"; wait_port "$P_SLUICE_STREAM"
 sleep 0.3
 S_STREAM=$(wrk_run streams "http://127.0.0.1:$P_SLUICE_STREAM" "$STREAMS" 2 20 MODEL=stream-nocache STREAM=1)
 STREAM_HWM_KB=$(hwm_kb $STREAM_PID)
+kill "$STREAM_PID" 2>/dev/null || true
+
+# Memory per open stream: a fresh sluice of the same config holds 1,000,
+# 4,000 and 8,000 streams open at once (one event a second each), and its
+# RSS is read while they flow (bench/streams.mjs).
+echo "bench: memory per open stream at $STREAM_LEVELS streams held open"
+P_SLUICE_HOLD=$(free_port)
+sed -e "s/$P_SLUICE_STREAM/$P_SLUICE_HOLD/" -e "s|sluice-stream.log|sluice-hold.log|" \
+  "$OUT/sluice-stream.conf" > "$OUT/sluice-hold.conf"
+build/sluice --config "$OUT/sluice-hold.conf" &
+HOLD_PID=$!
+pids+=($HOLD_PID)
+wait_port "$P_SLUICE_HOLD"
+sleep 0.3
+HOLD_IDLE_KB=$(rss_kb $HOLD_PID)
+STREAM_MEM=$(node bench/streams.mjs "http://127.0.0.1:$P_SLUICE_HOLD" "$HOLD_PID" stream-nocache "$STREAM_LEVELS" |
+  node -e 'console.log(JSON.stringify(require("fs").readFileSync(0, "utf8").trim().split("\n").map(JSON.parse)))')
 
 node bench/report.mjs "$OUT/RESULTS.json" <<JSON
-{"static":$T_STATIC,"proxy":$T_PROXY,"sluice":$T_SLUICE,
- "lat_static":$L_STATIC,"lat_proxy":$L_PROXY,"lat_sluice":$L_SLUICE,
+{"static":$T_STATIC,"proxy":$T_PROXY,"sluice":$T_SLUICE,"floor":$T_FLOOR,"floor_threads":$FLOOR_THREADS,
+ "lat_static":$L_STATIC,"lat_proxy":$L_PROXY,"lat_sluice":$L_SLUICE,"lat_floor":$L_FLOOR,
  "idle_rss_kb":$IDLE_RSS_KB,"after_rss_kb":$AFTER_RSS_KB,
  "cache_mem":$C_MEM,"cache_mem_lat":$CL_MEM,"cache_redis":$C_REDIS,"cache_redis_lat":$CL_REDIS,
  "redis_one":$R_ONE,"redis_cluster":$R_CLUSTER,"redis_tls":$R_TLS,
@@ -301,6 +337,7 @@ node bench/report.mjs "$OUT/RESULTS.json" <<JSON
  "sluice_cpu_ticks":$CPU_TICKS,"clk_tck":$(getconf CLK_TCK),"metrics_ns":$METRICS_NS,
  "otel":$OTEL_JSON,
  "streams":$S_STREAM,"stream_conns":$STREAMS,"stream_hwm_kb":$STREAM_HWM_KB,
+ "stream_mem":$STREAM_MEM,"hold_idle_kb":$HOLD_IDLE_KB,
  "seconds":$ROUND_SECONDS,"rounds":$ROUNDS,"cores":$(nproc)}
 JSON
 echo "bench: wrote bench/RESULTS.md"

@@ -20,8 +20,7 @@
  * 10988), so the cap is the back-pressure. */
 #define STREAM_BUF_MAX (4u << 20)
 /* A stream that holds fewer unsent bytes than this keeps up with its
- * client: it is never cut when all streams reach max_stream_memory_bytes,
- * and a drained buffer larger than this is given back. */
+ * client: it is never cut when all streams reach max_stream_memory_bytes. */
 #define STREAM_KEEP_BYTES (64u << 10)
 /* The x-sluice-stages value: "model:score:decision,..." */
 #define EX_STAGES_MAX 4096u

@@ -65,6 +65,12 @@ struct attempt {
     const char *bad;            /* why the response is unusable, or NULL */
     struct assembly *asm_;      /* a relayed stream, rebuilt for the cache */
     struct provider_stream *xs; /* turns the provider's stream into chunks, or NULL */
+    /* A relayed stream's text is kept in reply.content only when something
+     * reads it (a scorer, the inference table, captured traces); else it
+     * is counted and dropped event by event, so an open stream does not
+     * grow with its answer. */
+    int keep_text;
+    size_t text_dropped;
     int client_fault;           /* bad is about our client (too slow), not the upstream */
     json_t *req;                /* what was sent (for a retry); one reference */
     int tries;                  /* retries made */
@@ -242,11 +248,20 @@ static double reply_cost(const struct model *m, const struct reply *r)
                            r->completion_tokens);
 }
 
-/* Account one finished call: cost, tokens, time; and learn how long this
- * model's answers run, for budget estimates. */
-static void account(struct run *run, const struct model *m, const struct reply *r, struct call *c)
+/* Bytes of answer text a has read, kept or not. */
+static size_t text_len(const struct attempt *a)
+{
+    return a->reply.content.len + a->text_dropped;
+}
+
+/* Account one finished call of a (c, or NULL when none was made): cost,
+ * tokens, time; and learn how long this model's answers run, for budget
+ * estimates. */
+static void account(struct run *run, const struct attempt *a, struct call *c)
 {
     struct ex_meta *meta = &run->ex->meta;
+    const struct model *m = a->model;
+    const struct reply *r = &a->reply;
     long status = c ? call_status(c) : 0, pt, ct;
     double cost;
 
@@ -258,12 +273,12 @@ static void account(struct run *run, const struct model *m, const struct reply *
     if (r->has_usage) {
         pt = r->prompt_tokens;
         ct = r->completion_tokens;
-    } else if (status >= 200 && status < 300 && r->content.len > 0) {
+    } else if (status >= 200 && status < 300 && text_len(a) > 0) {
         /* It answered, at least in part, without usage: a stream cut short
          * (the client left or read too slowly) or a provider that does not
          * count. The call is still billed, so estimate rather than say $0. */
         pt = cost_tokens(run->ex->ri.prompt_chars);
-        ct = cost_tokens(r->content.len);
+        ct = cost_tokens(text_len(a));
     } else {
         return;
     }
@@ -674,6 +689,25 @@ static int attempt_outcome(struct attempt *a, struct call *c, const char *err)
 
 /* ---- relayed stages ---- */
 
+/* The first answer byte of a relayed stream is on its way to the client:
+ * no retry, fallback or later stage will send the request again, so its
+ * body (the client's text and its tree) is given back for the rest of the
+ * stream, unless something still reads it at the end. The query a learned
+ * scorer or the inference table reads is taken now; a sampled trace and
+ * the dashboard's prompts (capture_content) keep the body. */
+static void run_release_request(struct run *run, struct attempt *a)
+{
+    struct exchange *ex = run->ex;
+
+    if (otel_reads_request(ex) || ex->cfg->otel.capture_content)
+        return;
+    if (cur_stage(run)->scorer == SCORER_LEARNED || ex->cfg->trace.include_content)
+        run_query(run);
+    json_decref(a->req); /* kept for a retry, which cannot come now */
+    a->req = NULL;
+    ex_release_request(ex);
+}
+
 /* One stream payload in the internal form: fold it into the reply and
  * relay it. */
 static int relay_chunk_cb(void *arg, const char *data, size_t len)
@@ -681,10 +715,16 @@ static int relay_chunk_cb(void *arg, const char *data, size_t len)
     struct attempt *a = arg;
     struct run *run = a->run;
     struct exchange *ex = run->ex;
+    enum chunk_kind kind;
     struct buf ev;
     int r;
 
-    switch (provider_parse_chunk(a->ep, data, len, &a->reply, a->asm_)) {
+    kind = provider_parse_chunk(a->ep, data, len, &a->reply, a->asm_);
+    if (!a->keep_text) {
+        a->text_dropped += a->reply.content.len;
+        buf_free(&a->reply.content);
+    }
+    switch (kind) {
     case CHUNK_DONE:
         a->saw_done = 1;
         return 0;
@@ -706,6 +746,7 @@ static int relay_chunk_cb(void *arg, const char *data, size_t len)
         set_answerer(run, a->model);
         ex->meta.ttft_us = now_us() - ex->t_start_us;
         otel_call_first_byte(ex, &a->oc);
+        run_release_request(run, a);
     }
     buf_init(&ev, len + 8);
     if (buf_append(&ev, "data: ", 6) < 0 || buf_append(&ev, data, len) < 0 ||
@@ -766,7 +807,7 @@ static void relay_done(struct attempt *a, struct call *c, const char *err, int o
     double score = 1.0;
     int scored;
 
-    account(run, a->model, &a->reply, c);
+    account(run, a, c);
     a->call = NULL; /* upstream frees it after we return */
     if (!ok) {
         stage_note(run, a->model, 0, 0, "error", run->last_err.message, NULL);
@@ -818,7 +859,7 @@ static void answer_done(struct attempt *a, struct call *c, const char *err, int 
     struct run *run = a->run;
     struct memo *mo;
 
-    account(run, a->model, &a->reply, c);
+    account(run, a, c);
     a->call = NULL;
     sl_assert(run->nmemo < ROUTE_MODELS_MAX);
     run->memo = xrealloc(run->memo, (run->nmemo + 1) * sizeof(*run->memo));
@@ -844,7 +885,7 @@ static void judge_done(struct attempt *a, struct call *c, const char *err, int o
     double score = 0;
     const char *reason = NULL;
 
-    account(run, a->model, &a->reply, c);
+    account(run, a, c);
     a->call = NULL;
     if (!ok)
         reason = "the judge failed";
@@ -861,7 +902,7 @@ static void http_done(struct attempt *a, struct call *c, const char *err, int ok
     const char *reason = NULL;
 
     UNUSED(err);
-    account(run, NULL, &a->reply, c);
+    account(run, a, c);
     a->call = NULL;
     if (!ok)
         reason = "the scorer service failed";
@@ -944,7 +985,7 @@ static int attempt_retry(struct attempt *a, struct call *c)
         wait = (uint64_t)after;
     trace_call(a, c, run->last_err.message, run->last_err.code, 1);
     /* The failed call still counts: its time, and its cost if any. */
-    account(run, a->model, &a->reply, c);
+    account(run, a, c);
     a->call = NULL;
     a->tries++;
     metrics_retry(a->model->provider->name);
@@ -955,6 +996,7 @@ static int attempt_retry(struct attempt *a, struct call *c)
     sse_init(&a->sse, SSE_EVENT_MAX);
     reply_free(&a->reply);
     reply_init(&a->reply);
+    a->text_dropped = 0;
     a->saw_done = 0;
     a->bad = NULL;
     if (a->asm_) {
@@ -1076,6 +1118,8 @@ static void attempt_call(struct run *run, enum att_kind kind, const struct model
 
     if (kind == ATT_RELAY && stream && run->ex->keep_answer)
         a->asm_ = provider_assembly_new(ep);
+    a->keep_text = kind != ATT_RELAY || !stream || cur_stage(run)->scorer != SCORER_NONE ||
+                   run->ex->cfg->trace.include_content || run->ex->cfg->otel.capture_content;
     if (stream)
         a->xs = provider_stream_new(m);
     a->req = json_incref((json_t *)body);
@@ -1317,9 +1361,9 @@ static void run_abort(struct run *run, const struct api_error *err)
     /* A call cut off mid-answer is still billed for what it produced:
      * count it (estimated, as there is no usage yet) and trace it. */
     for (struct attempt *a = run->atts; a; a = a->next) {
-        if (a->call == NULL || a->model == NULL || a->reply.content.len == 0)
+        if (a->call == NULL || a->model == NULL || text_len(a) == 0)
             continue;
-        account(run, a->model, &a->reply, a->call);
+        account(run, a, a->call);
         stage_note(run, a->model, 0, 0, "error", err->message, a->reply.content.data);
     }
     ex_fail(run->ex, err);

@@ -202,11 +202,11 @@ int ex_stream_write(struct exchange *ex, const char *p, size_t n)
     sl_assert(ex->state == EX_STREAMING);
     if (ex->out_off > 0) {
         /* Drop what the worker already took, so the cap counts only what is
-         * still waiting for the client; a drained buffer that grew for a
-         * burst gives its memory back. */
+         * still waiting for the client; a drained buffer is given back (the
+         * worker frees one it took all of: ex_stream_take_locked). */
         buf_consume(&ex->out, ex->out_off);
         ex->out_off = 0;
-        if (ex->out.len == 0 && ex->out.cap > STREAM_KEEP_BYTES)
+        if (ex->out.len == 0)
             buf_free(&ex->out);
     }
     /* All streams together are over their cap: the ones whose clients are
@@ -223,6 +223,26 @@ int ex_stream_write(struct exchange *ex, const char *p, size_t n)
         wake_locked(ex);
     pthread_mutex_unlock(&ex->mu);
     return r;
+}
+
+void ex_release_request(struct exchange *ex)
+{
+    buf_free(&ex->in);
+    request_info_free(&ex->ri);
+}
+
+size_t ex_stream_take_locked(struct exchange *ex, char *dst, size_t max)
+{
+    size_t avail = ex->out.len - ex->out_off, n = avail < max ? avail : max;
+
+    memcpy(dst, ex->out.data + ex->out_off, n);
+    ex->out_off += n;
+    if (ex->out_off == ex->out.len) {
+        buf_free(&ex->out);
+        ex->out_off = 0;
+        account_out_locked(ex);
+    }
+    return n;
 }
 
 void ex_stream_end(struct exchange *ex)

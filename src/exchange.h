@@ -93,6 +93,9 @@ struct exchange {
     const struct route *route;
     struct request_info ri;
     struct buf in; /* the request body as the client wrote it (the worker fills it) */
+    /* in and ri.body (the text and its tree) are given back by the loop
+     * once nothing will read them again (ex_release_request); ri's other
+     * fields stay. */
     char request_id[64];
     uint64_t t_start_us;
     double t_start_wall;
@@ -195,6 +198,15 @@ void ex_stream_begin(struct exchange *ex);
  * (holds STREAM_KEEP_BYTES or more). The caller then fails the exchange. */
 #define EX_STREAM_MEMORY_FULL (-3)
 int ex_stream_write(struct exchange *ex, const char *p, size_t n);
+/* Worker side, with mu held: copy up to max bytes of out, not yet taken,
+ * to dst and return how many. A buffer the worker has taken all of is
+ * freed: an open stream holds memory only while bytes wait for its client. */
+size_t ex_stream_take_locked(struct exchange *ex, char *dst, size_t max);
+/* Loop side: free the request's body, its text (in) and its tree
+ * (ri.body; ri.model with it), keeping ri's other fields. For a stream whose
+ * answer is committed and whose body nothing reads again: it is often the
+ * largest part of an open stream, and long prompts make it larger. */
+void ex_release_request(struct exchange *ex);
 /* Bytes all open streams' buffers hold now. Any thread. */
 size_t ex_stream_memory(void);
 /* End a stream normally. */

@@ -29,12 +29,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Bytes MHD takes from a stream per read: SSE events are small, and the
- * block is allocated per streamed response. */
+/* Bytes MHD takes from a stream per read, for an HTTP/1.0 client: without
+ * chunks, libmicrohttpd copies the stream through a block of this size,
+ * allocated with each streamed response. An HTTP/1.1 client gets chunks,
+ * which libmicrohttpd 0.9.75 has the reader write straight into the
+ * connection's own buffer (its pool); the block is then never used, so it
+ * gets the least size, not 2 KiB per open stream for nothing. */
 #define STREAM_BLOCK (2u * 1024u)
+#define STREAM_BLOCK_CHUNKED 16u
 /* Per-connection memory of libmicrohttpd holds the request line and
  * headers, the body read buffer and the response headers: max_header_bytes
  * plus this much. It zeroes the whole pool between keep-alive requests, so
@@ -202,15 +208,38 @@ static enum MHD_Result queue_json(struct exchange *ex, struct MHD_Connection *co
 
 /* ---- streaming ---- */
 
+/* Give the kernel back the whole pages of dst[used..max): the part of the
+ * buffer a content reader may write (it is ours for the call) that it did
+ * not. For a chunked stream dst is the connection's buffer in
+ * libmicrohttpd's pool, which has zeroed that space by then (0.9.75 zeroes
+ * pool space it takes back), so it is resident, and only ever sends what
+ * the reader wrote: once the pages are given back, an open stream no longer
+ * pays for the part of the pool it never uses (about 4 KiB of the 10 KiB of
+ * a default pool). MADV_DONTNEED leaves zeros, as if we had written them.
+ * A buffer without a whole page in it (HTTP/1.0's STREAM_BLOCK) is left. */
+static void stream_release_tail(char *dst, size_t used, size_t max)
+{
+    static uintptr_t page;
+    uintptr_t from, to;
+
+    if (page == 0)
+        page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    from = ((uintptr_t)dst + used + page - 1) & ~(page - 1);
+    to = ((uintptr_t)dst + max) & ~(page - 1);
+    if (to > from)
+        (void)madvise((void *)from, to - from, MADV_DONTNEED);
+}
+
 /* MHD wants bytes for the client. Copy what the loop left in out; when there
  * is none yet, suspend (returning 0 without suspending spins the CPU in
- * libmicrohttpd 0.9.75) and let the loop resume us. */
+ * libmicrohttpd 0.9.75) and let the loop resume us. The first bytes of a
+ * stream also give back the unused pages of dst (stream_release_tail): the
+ * buffer stays where it is for the whole stream, so once is enough. */
 static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
 {
     struct exchange *ex = cls;
     ssize_t n;
 
-    UNUSED(pos);
     pthread_mutex_lock(&ex->mu);
     if (ex->out.len == ex->out_off && ex->state == EX_DONE && ex->err.status && !ex->err_sent) {
         /* The stream failed after it began: one final error event. */
@@ -226,12 +255,10 @@ static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
         free(json);
     }
     if (ex->out.len > ex->out_off) {
-        size_t avail = ex->out.len - ex->out_off;
-
-        n = (ssize_t)(avail < max ? avail : max);
-        memcpy(dst, ex->out.data + ex->out_off, (size_t)n);
-        ex->out_off += (size_t)n;
+        n = (ssize_t)ex_stream_take_locked(ex, dst, max);
         pthread_mutex_unlock(&ex->mu);
+        if (pos == 0)
+            stream_release_tail(dst, (size_t)n, max);
         return n;
     }
     if (ex->state == EX_DONE) {
@@ -250,15 +277,19 @@ static void stream_free_cb(void *cls)
 }
 
 /* The loop has answered (ex->state is not EX_PENDING): queue the response.
- * Called with ex->mu held. */
-static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *conn)
+ * version is the request's HTTP version. Called with ex->mu held. */
+static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *conn,
+                                    const char *version)
 {
     struct MHD_Response *r;
     char *body;
     size_t len;
 
     if (ex->streamed) {
-        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_reader_cb,
+        size_t block = strcmp(version, MHD_HTTP_VERSION_1_1) == 0 ? STREAM_BLOCK_CHUNKED
+                                                                   : STREAM_BLOCK;
+
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, block, stream_reader_cb,
                                               ex_ref(ex), stream_free_cb);
         if (r == NULL)
             return MHD_NO;
@@ -490,7 +521,8 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
         return r;
     if (request_parse(ep, ex->in.data ? ex->in.data : "", ex->in.len, &ex->ri, &e) < 0)
         return queue_error(ex, conn, &e);
-    /* ex->in is kept: the upstream call sends it as the client wrote it. */
+    /* ex->in is kept: the upstream call sends it as the client wrote it
+     * (until a stream's answer begins: ex_release_request). */
     ex->cache = cache_current();
     ex->route = config_route(ex->cfg, ex->ri.model);
     if (ex->route == NULL) {
@@ -849,7 +881,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
     int is_post = strcmp(method, "POST") == 0;
     int is_api = !admin && api_endpoint(url, &ep);
 
-    UNUSED(version);
     if (ex == NULL) {
         struct config *cfg = config_current();
         const char *cl;
@@ -920,7 +951,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             pthread_mutex_unlock(&ex->mu);
             return MHD_YES;
         }
-        r = queue_answer(ex, conn);
+        r = queue_answer(ex, conn, version);
         pthread_mutex_unlock(&ex->mu);
         return r;
     }

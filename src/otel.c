@@ -277,6 +277,11 @@ void otel_request_begin(struct exchange *ex, const char *traceparent, const char
     ex->otel = t;
 }
 
+int otel_reads_request(const struct exchange *ex)
+{
+    return ex->otel && ex->otel->sampled;
+}
+
 static void trace_free(struct otel_trace *t)
 {
     otlp_free(&t->w);

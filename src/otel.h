@@ -113,6 +113,11 @@ void otel_call_end(struct exchange *ex, struct otel_call *oc, const struct otel_
 /* Loop: the first answer byte of a relayed stream went to the client. */
 void otel_call_first_byte(struct exchange *ex, struct otel_call *oc);
 
+/* Will the request's trace still read its body (ex->ri.body)? A sampled
+ * trace does: the invocation parameters when a call ends, and with
+ * capture_content the input. Any thread. */
+int otel_reads_request(const struct exchange *ex);
+
 /* Loop: a stage's verdict. */
 void otel_verdict(struct exchange *ex, const struct otel_verdict *v);
 /* Loop: what a cascade's answer saved against the route's last stage. */

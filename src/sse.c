@@ -35,7 +35,9 @@ static int sse_line(struct sse *p, const char *s, size_t n, sse_event_cb cb, voi
 
         if (p->has_data)
             r = cb(arg, p->event, p->data.data ? p->data.data : "", p->data.len);
-        buf_reset(&p->data);
+        /* Freed, not kept for the next event: a stream spends most of its
+         * life waiting, and thousands of them wait at once. */
+        buf_free(&p->data);
         p->event[0] = '\0';
         p->has_data = 0;
         return r;
@@ -94,7 +96,7 @@ int sse_feed(struct sse *p, const char *bytes, size_t n, sse_event_cb cb, void *
             if (buf_append(&p->line, start, len) < 0)
                 goto fail;
             r = sse_line(p, p->line.data, p->line.len, cb, arg);
-            buf_reset(&p->line);
+            buf_free(&p->line);
         } else {
             r = sse_line(p, start, len, cb, arg);
         }

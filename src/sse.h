@@ -6,7 +6,8 @@
  * far. Only the `event` and `data` fields matter to us; `id`, `retry` and
  * comments (lines starting with ':') are skipped. Multi-line data fields are
  * joined with '\n'. An event larger than the cap is an error, never a silent
- * realloc.
+ * realloc. Between events the parser holds no memory (a partial line or
+ * event aside), so an idle stream costs none.
  */
 #ifndef SLUICE_SSE_H
 #define SLUICE_SSE_H

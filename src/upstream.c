@@ -488,10 +488,11 @@ struct call *upstream_call(struct upstream *up, struct call_spec *spec, const st
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->spec.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->spec.timeout_ms);
-    /* A stream arrives in small events: a 2 KiB receive buffer instead of
-     * curl's 16 KiB keeps thousands of concurrent streams cheap. Whole
-     * answers keep the big one (fewer reads). */
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, c->spec.small_reads ? 2048L : 16384L);
+    /* A stream arrives in small events: a 1 KiB receive buffer (curl's
+     * least) instead of its 16 KiB keeps thousands of concurrent streams
+     * cheap; a larger event only takes more reads. Whole answers keep the
+     * big one (fewer reads). */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, c->spec.small_reads ? 1024L : 16384L);
     /* HTTP/1.1 unless the provider asks for HTTP/2 (http_version in
      * gateway.conf.example says why). With HTTP/2, wait for a connection
      * being set up to tell (ALPN) whether it multiplexes, rather than open

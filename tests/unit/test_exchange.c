@@ -172,6 +172,37 @@ static void test_drained_buffer_freed(void **state)
     free(chunk);
 }
 
+/* The worker takes events as the client reads them: a buffer it took all
+ * of is freed at once, so an open stream that waits for its next event
+ * holds no buffer; one it took part of keeps the rest. */
+static void test_taken_buffer_freed(void **state)
+{
+    struct exchange *ex = api_request();
+    size_t base = ex_stream_memory();
+    char dst[16];
+
+    (void)state;
+    ex_stream_begin(ex);
+    assert_int_equal(ex_stream_write(ex, "data: abc\n\n", 11), 0);
+    assert_true(ex_stream_memory() > base);
+    pthread_mutex_lock(&ex->mu);
+    assert_int_equal(ex_stream_take_locked(ex, dst, 6), 6);
+    assert_memory_equal(dst, "data: ", 6);
+    assert_non_null(ex->out.data); /* the rest still waits */
+    assert_int_equal(ex_stream_take_locked(ex, dst, sizeof(dst)), 5);
+    assert_memory_equal(dst, "abc\n\n", 5);
+    assert_null(ex->out.data);
+    assert_int_equal(ex->out_off, 0);
+    pthread_mutex_unlock(&ex->mu);
+    assert_int_equal(ex_stream_memory(), base);
+    /* the next event starts a new buffer */
+    assert_int_equal(ex_stream_write(ex, "data: d\n\n", 9), 0);
+    assert_memory_equal(ex->out.data, "data: d\n\n", 9);
+    ex_stream_end(ex);
+    ex_unref(ex);
+    assert_int_equal(ex_stream_memory(), base);
+}
+
 static void test_cached_meta(void **state)
 {
     struct exchange *ex = api_request();
@@ -349,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_stream_memory),
         cmocka_unit_test(test_drained_buffer_freed),
+        cmocka_unit_test(test_taken_buffer_freed),
         cmocka_unit_test(test_cached_meta),
         cmocka_unit_test(test_driver_hooks),
         cmocka_unit_test(test_no_driver),

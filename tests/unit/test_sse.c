@@ -119,6 +119,32 @@ static void test_cap(void **state)
     sse_free(&p);
 }
 
+/* Between events the parser holds no memory: thousands of open streams
+ * wait between events at once. A partial line or event is kept. */
+static void test_idle_holds_nothing(void **state)
+{
+    struct sse p;
+    struct seen s = {0};
+
+    (void)state;
+    sse_init(&p, 1024);
+    assert_int_equal(sse_feed(&p, "data: one\n\n", 11, collect_cb, &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_null(p.data.data);
+    assert_null(p.line.data);
+    assert_int_equal(sse_feed(&p, "data: tw", 8, collect_cb, &s), 0);
+    assert_non_null(p.line.data); /* a partial line waits */
+    assert_int_equal(sse_feed(&p, "o\n", 2, collect_cb, &s), 0);
+    assert_null(p.line.data);
+    assert_non_null(p.data.data); /* an event without its blank line waits */
+    assert_int_equal(sse_feed(&p, "\n", 1, collect_cb, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.events[1], "two");
+    assert_null(p.data.data);
+    assert_false(sse_pending(&p));
+    sse_free(&p);
+}
+
 static void test_callback_stop(void **state)
 {
     struct sse p;
@@ -142,6 +168,7 @@ int main(void)
         cmocka_unit_test(test_no_event_without_blank_line),
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_callback_stop),
+        cmocka_unit_test(test_idle_holds_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
