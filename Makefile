@@ -161,8 +161,9 @@ bench: deps-bench
 	$(MAKE) all $(BUILD)/bench-scorer $(BUILD)/bench-metrics $(BUILD)/bench-json
 	bench/run.sh
 
-# Banned calls, include order, contract comments, a unit test per module, and
-# include circles (scripts/check-style.sh), after the checker's own test
+# Banned calls, include order, contract comments, a unit test per module,
+# include circles, and every file in docs/ARCHITECTURE.md's layout table
+# (scripts/check-style.sh), after the checker's own test
 # (tests/style/). Circles are printed but fail only with CHECK_CYCLES=1.
 CHECK_CYCLES ?= 0
 check-style:

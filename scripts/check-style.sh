@@ -21,6 +21,9 @@
 #   circle     the #include graph of src/ has no circle; a module is a .c and
 #              its .h. Circles are always printed; they fail the check only
 #              with CHECK_CYCLES=1 (until the graph is clean).
+#   layout     docs/ARCHITECTURE.md's layout table lists every entry of src/,
+#              src/mock/, src/tune/ and conf/, and nothing that is gone
+#              (checked when the tree has a docs/ folder)
 set -eu
 
 root=${1:-.}
@@ -325,6 +328,102 @@ for f in src/*.c; do
         problems=1
     fi
 done
+
+# layout: docs/ARCHITECTURE.md's layout table names every entry of src/,
+# src/mock/, src/tune/ and conf/ (a .c's row covers its .h; a folder is
+# written `name/`), under a "### `DIR/`" heading of its "## Layout"
+# section, and names nothing that is not there. A tree with no docs/ (the
+# checker's own test trees) has no table to check.
+layout_dirs="src src/mock src/tune conf"
+if [ -d docs ]; then
+    arch=docs/ARCHITECTURE.md
+    if [ ! -f "$arch" ]; then
+        echo "$arch:1: layout: missing: it holds the layout table"
+        problems=1
+    else
+        layout_tmp=$(mktemp)
+        for d in $layout_dirs; do
+            [ -d "$d" ] || continue
+            for f in "$d"/*; do
+                [ -e "$f" ] || continue
+                n=$(basename "$f")
+                # the tool folders have tables of their own
+                case " $layout_dirs " in *" $d/$n "*) continue ;; esac
+                if [ -d "$f" ]; then
+                    printf '%s\t%s/\n' "$d" "$n"
+                else
+                    printf '%s\t%s\n' "$d" "$n"
+                fi
+            done
+        done >"$layout_tmp"
+        layout_out=$(awk -F '\t' -v arch="$arch" -v dirs="$layout_dirs" '
+function problem(line, msg) {
+    printf "%s:%d: layout: %s\n", arch, line, msg
+    bad = 1
+}
+FNR == NR {
+    disk[$1, $2] = 1
+    order[++n] = $1 SUBSEP $2
+    next
+}
+/^## / {
+    insec = $0 ~ /^## Layout[ \t]*$/
+    if (insec)
+        secline = FNR
+    dir = ""
+    next
+}
+insec && /^### / {
+    if (match($0, /`[^`]+`/)) {
+        dir = substr($0, RSTART + 1, RLENGTH - 2)
+        sub(/\/$/, "", dir)
+        head[dir] = FNR
+    }
+    next
+}
+insec && dir != "" && /^\|/ {
+    cell = $0
+    sub(/^\|/, "", cell)
+    sub(/\|.*/, "", cell)
+    while (match(cell, /`[^`]+`/)) {
+        name = substr(cell, RSTART + 1, RLENGTH - 2)
+        if (!((dir, name) in listed)) {
+            listed[dir, name] = FNR
+            lorder[++nl] = dir SUBSEP name
+        }
+        cell = substr(cell, RSTART + RLENGTH)
+    }
+}
+END {
+    nd = split(dirs, dl, " ")
+    for (i = 1; i <= n; i++) {
+        split(order[i], k, SUBSEP)
+        d = k[1]
+        f = k[2]
+        if (!(d in head)) {
+            if (!(d in nohead))
+                problem(secline ? secline : 1, "no \"### `" d "/`\" table in the Layout section for " d "/")
+            nohead[d] = 1
+            continue
+        }
+        if ((d, f) in listed)
+            continue
+        c = f
+        if (sub(/\.h$/, ".c", c) && (d, c) in disk && (d, c) in listed)
+            continue
+        problem(head[d], d "/" f " is not in the layout table")
+    }
+    for (i = 1; i <= nl; i++) {
+        split(lorder[i], k, SUBSEP)
+        if (!((k[1], k[2]) in disk))
+            problem(listed[k[1], k[2]], "`" k[2] "` is listed under " k[1] "/, which has no such entry")
+    }
+    exit bad
+}' "$layout_tmp" "$arch") || problems=1
+        rm -f "$layout_tmp"
+        [ -n "$layout_out" ] && printf '%s\n' "$layout_out"
+    fi
+fi
 
 if [ "$problems" -ne 0 ]; then
     echo "check-style: FAILED (rules: scripts/check-style.sh)" >&2

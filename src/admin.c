@@ -1,8 +1,6 @@
 /* admin.c - admin operations; see admin.h. */
 #include "admin.h"
-#include "cache.h"
 #include "config.h"
-#include "exchange.h"
 #include "scorer.h"
 #include "util.h"
 
@@ -57,30 +55,6 @@ int admin_auth_ok(const struct config *cfg, const char *auth)
     ok = colon && strlen((const char *)dec) == (size_t)len && admin_key_ok(cfg, colon + 1);
     explicit_bzero(dec, sizeof(dec));
     return ok;
-}
-
-static void purge_cb(void *arg, long count, const char *err)
-{
-    struct exchange *ex = arg;
-
-    if (err) {
-        struct api_error e;
-
-        api_error_set(&e, 502, "api_error", "cache_purge_failed", NULL, "Cache purge failed: %s",
-                      err);
-        ex_fail(ex, &e);
-    } else {
-        char *body = xasprintf("{\"purged\":%ld}", count);
-
-        ex_respond(ex, 200, body, strlen(body));
-    }
-    ex_unref(ex);
-}
-
-void admin_purge(struct exchange *ex, const char *key, const char *ns)
-{
-    /* ex holds the current cache (set when the request came in). */
-    cache_purge(ex->cache, key, ns, purge_cb, ex);
 }
 
 static json_t *str_or_null(const char *s)

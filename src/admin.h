@@ -8,7 +8,10 @@
  *
  * Every call needs "Authorization: Bearer <key>", the key coming from the
  * environment variable admin.key_env names, compared in constant time.
- * http.c authenticates and dispatches; the operations live here.
+ * http.c authenticates and dispatches, and runs the purge on the cache (it
+ * holds the request's cache and answers it); the checks of the key and the
+ * redacted config live here. This module includes nothing of the request
+ * path, so the front can include it without a circle.
  */
 #ifndef SLUICE_ADMIN_H
 #define SLUICE_ADMIN_H
@@ -17,7 +20,6 @@
 #include <stddef.h>
 
 struct config;
-struct exchange;
 
 /* Is `given` the admin key of cfg? 0 when cfg has no key: the admin API
  * refuses every call. Constant time in the key's length. */
@@ -27,10 +29,6 @@ int admin_key_ok(const struct config *cfg, const char *given);
  * or "Basic" with the key as the password (the dashboard in a browser)?
  * 0 when cfg has no key. */
 int admin_auth_ok(const struct config *cfg, const char *auth);
-
-/* Loop thread: purge by key, or by namespace (exactly one is non-NULL).
- * Answers ex with {"purged": N}; takes over one reference to ex. */
-void admin_purge(struct exchange *ex, const char *key, const char *ns);
 
 /* The effective config as JSON, with every secret (provider keys, header
  * values, client key hashes, the user and password of a URL) replaced by

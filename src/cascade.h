@@ -1,10 +1,11 @@
 /* cascade.h - runs a request's route on the upstream loop.
  *
- * A route is a list of stages (route.c resolves which). The run is a small
- * state machine driven by call completions, timers and cancellation, never a
- * thread. For a fallback route every stage relays its answer live, and the
- * next stage is tried on a connect failure, a timeout, a 5xx or a 429, but
- * never after an answer byte has reached the client.
+ * A route is a list of stages (http.c picks it by the request's model with
+ * config_route, config.h). The run is a small state machine driven by call
+ * completions, timers and cancellation, never a thread. For a fallback
+ * route every stage relays its answer live, and the next stage is tried on
+ * a connect failure, a timeout, a 5xx or a 429, but never after an answer
+ * byte has reached the client.
  *
  * Everything here runs in the loop thread.
  */

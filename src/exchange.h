@@ -116,7 +116,7 @@ struct exchange {
     int phase;    /* http.c's progress through the request */
     int err_sent; /* the SSE error event went out */
     int in_too_big;
-    int is_api;        /* counted in server.api_inflight */
+    int is_api;        /* counted in http_api_inflight() */
     int client_status; /* status actually sent, for the log */
     int retry_after_s; /* a Retry-After to send with an error, 0 = none */
     int client_aborted;

@@ -16,7 +16,6 @@
 #include "loop.h"
 #include "mhd_errors.h"
 #include "otel.h"
-#include "server.h"
 #include "stats.h"
 #include "ui.h"
 #include "util.h"
@@ -59,6 +58,13 @@ static struct MHD_Daemon *admin_daemon;
 static int bound_port;
 static int admin_port;
 static int admin_marker; /* access_cb's cls on the admin listener */
+
+static struct loop *loop_;       /* http_start's: where requests are handed */
+static http_reload_fn reload_fn; /* http_start's: POST /admin/reload */
+static long front_inflight;      /* requests alive, any path (atomic) */
+static long front_api_inflight;  /* of them, /v1 API requests (atomic) */
+static int front_draining;       /* http_set_draining (atomic) */
+static uint64_t started_us;      /* http_start's: the dashboard's uptime counts from it */
 
 /* ---- responses ---- */
 
@@ -151,7 +157,7 @@ static enum MHD_Result queue(struct exchange *ex, struct MHD_Connection *conn, i
 
     /* Draining: close each connection after its response, so a client's
      * keep-alive pool cannot hold the drain open with new requests. */
-    if (__atomic_load_n(&server.draining, __ATOMIC_RELAXED))
+    if (__atomic_load_n(&front_draining, __ATOMIC_RELAXED))
         add_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     ret = MHD_queue_response(conn, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -321,6 +327,29 @@ static void usage_task_cb(struct loop *loop, void *arg)
     limits_usage(loop, arg);
 }
 
+/* The cache purged (or could not): {"purged": N}, or a 502. Drops the
+ * purge's reference to ex. */
+static void purge_done_cb(void *arg, long count, const char *err)
+{
+    struct exchange *ex = arg;
+
+    if (err) {
+        struct api_error e;
+
+        api_error_set(&e, 502, "api_error", "cache_purge_failed", NULL, "Cache purge failed: %s",
+                      err);
+        ex_fail(ex, &e);
+    } else {
+        char *body = xasprintf("{\"purged\":%ld}", count);
+
+        ex_respond(ex, 200, body, strlen(body));
+    }
+    ex_unref(ex);
+}
+
+/* POST /admin/cache/purge on the loop: by key or by namespace (exactly one,
+ * checked by cache_purge_check), on the cache the request holds (the
+ * current one when it came in). Takes over the task's reference to ex. */
 static void purge_task_cb(struct loop *loop, void *arg)
 {
     struct exchange *ex = arg;
@@ -328,7 +357,7 @@ static void purge_task_cb(struct loop *loop, void *arg)
            *ns = json_object_get(ex->ri.body, "namespace");
 
     UNUSED(loop);
-    admin_purge(ex, json_string_value(key), json_string_value(ns));
+    cache_purge(ex->cache, json_string_value(key), json_string_value(ns), purge_done_cb, ex);
 }
 
 static void cancel_task_cb(struct loop *loop, void *arg)
@@ -444,7 +473,7 @@ static enum MHD_Result hand_off(struct exchange *ex, struct MHD_Connection *conn
     ex->suspended = 1;
     MHD_suspend_connection(conn);
     pthread_mutex_unlock(&ex->mu);
-    loop_post(server.loop, task, ex_ref(ex));
+    loop_post(loop_, task, ex_ref(ex));
     return MHD_YES;
 }
 
@@ -607,13 +636,13 @@ static int handle_get(struct exchange *ex, struct MHD_Connection *conn, const ch
     if (strcmp(url, "/healthz") == 0) {
         *r = queue_json(ex, conn, 200, json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(url, "/readyz") == 0) {
-        int draining = __atomic_load_n(&server.draining, __ATOMIC_RELAXED);
+        int draining = __atomic_load_n(&front_draining, __ATOMIC_RELAXED);
 
         /* Ready while not draining; the breakers are details: one open
          * provider does not make the gateway unready (routes skip it). */
         json_t *o = json_pack("{s:s, s:o, s:I}", "status", draining ? "draining" : "ready",
                               "providers", breaker_report(), "inflight",
-                              (json_int_t)__atomic_load_n(&server.inflight, __ATOMIC_RELAXED));
+                              (json_int_t)__atomic_load_n(&front_inflight, __ATOMIC_RELAXED));
         json_t *redis = redis_report();
 
         /* Redis is a detail too: the gateway fails open without it. */
@@ -684,7 +713,7 @@ static enum MHD_Result handle_dashboard(struct exchange *ex, struct MHD_Connecti
         return queue(ex, conn, 401, r);
     }
     if (strcmp(url, "/admin/stats") == 0) {
-        json_t *j = stats_json(ex->cfg, server.started_us);
+        json_t *j = stats_json(ex->cfg, started_us);
         char *s = json_dumps(j, JSON_COMPACT);
 
         json_decref(j);
@@ -746,7 +775,7 @@ static enum MHD_Result handle_admin(struct exchange *ex, struct MHD_Connection *
         if (!is_post)
             return method_not_allowed(ex, conn, "POST");
         /* The admin listener has its own thread: a reload may block it. */
-        if (server_reload(msg, sizeof(msg)) < 0) {
+        if (reload_fn(msg, sizeof(msg)) < 0) {
             api_error_set(&e, 400, "invalid_request_error", "invalid_config", NULL,
                           "Reload refused, the old config stays: %s", msg);
             return queue_error(ex, conn, &e);
@@ -893,9 +922,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         *con_cls = ex;
         ex->deadline = conn_deadline(conn);
         deadline_headers_done(ex->deadline);
-        __atomic_add_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&front_inflight, 1, __ATOMIC_RELAXED);
         ex->is_api = is_api;
-        inflight = is_api ? __atomic_add_fetch(&server.api_inflight, 1, __ATOMIC_RELAXED) : 0;
+        inflight = is_api ? __atomic_add_fetch(&front_api_inflight, 1, __ATOMIC_RELAXED) : 0;
         snprintf(ex->method, sizeof(ex->method), "%s", method);
         /* Cut at a character boundary: the log writes it as UTF-8. */
         n = utf8_cut(url, strlen(url), sizeof(ex->path) - 1);
@@ -981,10 +1010,10 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (ex->client_aborted && ex->client_status == 0)
         ex->client_status = 499;
     if (unfinished && ex->phase != PH_BODY)
-        loop_post(server.loop, cancel_task_cb, ex_ref(ex));
+        loop_post(loop_, cancel_task_cb, ex_ref(ex));
     if (ex->is_api)
-        __atomic_sub_fetch(&server.api_inflight, 1, __ATOMIC_RELAXED);
-    __atomic_sub_fetch(&server.inflight, 1, __ATOMIC_RELAXED);
+        __atomic_sub_fetch(&front_api_inflight, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&front_inflight, 1, __ATOMIC_RELAXED);
     ex_unref(ex);
 }
 
@@ -1079,19 +1108,22 @@ static struct MHD_Daemon *start_daemon(const struct config *cfg, const char *lis
     return d;
 }
 
-int http_start(const struct config *cfg, const char *listen)
+int http_start(const struct config *cfg, const char *listen, struct loop *loop,
+               http_reload_fn reload)
 {
     long workers = cfg->workers;
 
+    loop_ = loop;
+    reload_fn = reload;
+    started_us = now_us();
     if (workers <= 0)
         workers = sysconf(_SC_NPROCESSORS_ONLN);
     if (workers <= 0)
         workers = 1;
-    mhd_errors_init();
+    mhd_errors_init(http_error_json);
     daemon_ = start_daemon(cfg, listen, workers, NULL, &bound_port);
     if (daemon_ == NULL)
         return -1;
-    server.mhd = daemon_;
     if (cfg->admin.listen) {
         /* The admin API gets its own listener and thread, so that a reload
          * (which reads files and may resolve names) never stalls the API. */
@@ -1112,6 +1144,21 @@ int http_admin_port(void)
 int http_port(void)
 {
     return bound_port;
+}
+
+void http_set_draining(int on)
+{
+    __atomic_store_n(&front_draining, on, __ATOMIC_RELAXED);
+}
+
+long http_inflight(void)
+{
+    return __atomic_load_n(&front_inflight, __ATOMIC_RELAXED);
+}
+
+long http_api_inflight(void)
+{
+    return __atomic_load_n(&front_api_inflight, __ATOMIC_RELAXED);
 }
 
 void http_quiesce(void)
@@ -1138,5 +1185,4 @@ void http_stop(void)
     if (daemon_)
         MHD_stop_daemon(daemon_);
     daemon_ = NULL;
-    server.mhd = NULL;
 }

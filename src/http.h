@@ -14,11 +14,19 @@
 #include <stddef.h>
 
 struct config;
+struct loop;
+
+/* Load the config file again and make it current if it is valid: 0 with the
+ * file's path in msg, or -1 with the errors in msg (server_reload is it). */
+typedef int (*http_reload_fn)(char *msg, size_t msglen);
 
 /* Start listening on `listen` ("host:port"; port 0 picks one) with the
  * config's worker count and limits, and the admin API on admin.listen when
- * the config has one. Returns 0 or -1 (message logged). */
-int http_start(const struct config *cfg, const char *listen);
+ * the config has one. Requests are handed to loop (borrowed: it outlives
+ * the front); POST /admin/reload calls reload. Returns 0 or -1 (message
+ * logged). */
+int http_start(const struct config *cfg, const char *listen, struct loop *loop,
+               http_reload_fn reload);
 /* The ports actually bound (the admin one is 0 without admin.listen). */
 int http_port(void);
 int http_admin_port(void);
@@ -28,6 +36,15 @@ int http_admin_port(void);
 void http_reap_slow_clients(void);
 /* Stop accepting new connections (in-flight ones go on). */
 void http_quiesce(void);
+/* Draining (SIGTERM) or not: while draining, /readyz answers 503 so the
+ * balancer stops sending, and every response closes its connection so a
+ * keep-alive pool cannot hold the drain open. Any thread. */
+void http_set_draining(int on);
+/* Requests alive on the front, any path, and of them /v1 API requests
+ * (which max_inflight caps); the drain waits for the first to reach 0. Any
+ * thread. */
+long http_inflight(void);
+long http_api_inflight(void);
 /* Stop the daemon; every connection must be resumed by then. */
 void http_stop(void);
 

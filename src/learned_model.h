@@ -1,7 +1,9 @@
 /* learned_model.h - the inside of the `learned` scorer, for src/learned.c
  * (loading and scoring, in the gateway) and src/tune/learned_train.c
  * (training and writing weights, in sluice-tune only). Nothing else includes
- * it: the gateway's view is learned.h.
+ * it: the gateway's view is learned.h. It holds the model's types and the
+ * functions over them, and includes nothing of learned.h, which is built on
+ * it: a caller of learned_load or learned_score includes learned.h too.
  *
  * A model is k fold models, as cross-validation trained them; a query is
  * scored by fold learned_fold_of(query) alone, the one that did not see it
@@ -29,7 +31,6 @@
 #define SLUICE_LEARNED_MODEL_H
 
 #include "caps.h"
-#include "learned.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -3,6 +3,7 @@
 #include "cache.h"
 #include "config.h"
 #include "exchange.h"
+#include "http.h"
 #include "limits.h"
 #include "metrics.h"
 #include "log.h"
@@ -83,7 +84,7 @@ static double stream_gauge(void *arg)
 static double inflight_gauge(void *arg)
 {
     UNUSED(arg);
-    return (double)__atomic_load_n(&server.api_inflight, __ATOMIC_RELAXED);
+    return (double)http_api_inflight();
 }
 
 /* Entries or bytes of the in-process cache (or Redis's local copy). */

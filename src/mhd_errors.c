@@ -19,7 +19,6 @@
  * HTML comes back; tests/integration/hostile.test.mjs would then fail.
  */
 #include "mhd_errors.h"
-#include "http.h"
 #include "request.h"
 #include "util.h"
 
@@ -67,30 +66,44 @@ static struct page pages[] = {
 #define PAGE_PREFIX "<html><head><title>"
 #define PAGE_INTERNAL 7 /* pages[]: the one sent as a 500 */
 
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_once_t resolved = PTHREAD_ONCE_INIT;
+static pthread_once_t made = PTHREAD_ONCE_INIT;
 static create_fn real_create;
 static queue_fn real_queue;
+static mhd_errors_json_fn error_json; /* mhd_errors_init's, for make_once */
+static int pages_made;                /* atomic: pages[].json are set */
 /* The translated 500 this thread just made, for MHD_queue_response. */
 static __thread struct MHD_Response *internal_page;
 
-static void init_once(void)
+static void resolve_once(void)
 {
     real_create = (create_fn)dlsym(RTLD_NEXT, "MHD_create_response_from_buffer");
     real_queue = (queue_fn)dlsym(RTLD_NEXT, "MHD_queue_response");
     if (real_create == NULL || real_queue == NULL)
         sl_panic("mhd_errors: libmicrohttpd's functions not found: %s", dlerror());
+}
+
+static void make_once(void)
+{
     for (size_t i = 0; i < ARRAY_LEN(pages); i++) {
         struct api_error e;
 
         api_error_set(&e, 400, "invalid_request_error", pages[i].code, NULL, "%s",
                       pages[i].message);
-        pages[i].json = http_error_json(&e, &pages[i].len); /* kept for the process */
+        pages[i].json = error_json(&e, &pages[i].len); /* kept for the process */
     }
+    __atomic_store_n(&pages_made, 1, __ATOMIC_RELEASE);
 }
 
-void mhd_errors_init(void)
+void mhd_errors_init(mhd_errors_json_fn json)
 {
-    pthread_once(&once, init_once);
+    sl_assert(json != NULL);
+    /* One thread calls this, the one that starts the front (again at each
+     * start); the first call's json is the one make_once reads. */
+    if (error_json == NULL)
+        error_json = json;
+    pthread_once(&resolved, resolve_once);
+    pthread_once(&made, make_once);
 }
 
 /* Which page is this body, or -1 if it is none of libmicrohttpd's. */
@@ -116,8 +129,12 @@ struct MHD_Response *MHD_create_response_from_buffer(size_t size, void *buffer,
     struct MHD_Response *r;
     int p;
 
-    mhd_errors_init();
-    p = mode == MHD_RESPMEM_PERSISTENT && buffer ? page_of(buffer, size) : -1;
+    pthread_once(&resolved, resolve_once);
+    /* Before the front made the pages (a libmicrohttpd server of a test's
+     * own, say), the library's page goes out as it is. */
+    p = mode == MHD_RESPMEM_PERSISTENT && buffer && __atomic_load_n(&pages_made, __ATOMIC_ACQUIRE)
+            ? page_of(buffer, size)
+            : -1;
     if (p < 0)
         return real_create(size, buffer, mode);
     r = real_create(pages[p].len, pages[p].json, MHD_RESPMEM_PERSISTENT);
@@ -132,7 +149,7 @@ struct MHD_Response *MHD_create_response_from_buffer(size_t size, void *buffer,
 enum MHD_Result MHD_queue_response(struct MHD_Connection *connection, unsigned int status_code,
                                    struct MHD_Response *response)
 {
-    mhd_errors_init();
+    pthread_once(&resolved, resolve_once);
     if (response && response == internal_page && status_code == 500)
         status_code = 413; /* the client's line did not fit: not our fault */
     internal_page = NULL;

@@ -4,9 +4,18 @@
 #define SLUICE_MHD_ERRORS_H
 
 #include <microhttpd.h>
+#include <stddef.h>
 
-/* Make the error bodies; before the HTTP front starts. Idempotent. The
- * call also links this module into the program. */
-void mhd_errors_init(void);
+struct api_error;
+
+/* Makes an error's JSON body (malloc'd, the caller's; *len its length). */
+typedef char *(*mhd_errors_json_fn)(const struct api_error *e, size_t *len);
+
+/* Make the error bodies with json, the HTTP front's http_error_json (passed
+ * in, so that the error JSON is still made in one place and this module
+ * needs nothing of the front that uses it); before the HTTP front starts.
+ * Idempotent: the first call's json is the one used. The call also links
+ * this module into the program. */
+void mhd_errors_init(mhd_errors_json_fn json);
 
 #endif

@@ -26,7 +26,7 @@
 
 /* A command waiting for its reply, in the order it was written. */
 struct rcmd {
-    redis_cb cb;
+    redis_conn_reply_cb cb;
     void *arg;
     uint64_t deadline_us;
     int done; /* the caller has been answered (a timeout); the reply is dropped */
@@ -282,7 +282,7 @@ static void arm_deadline(struct redis_conn *c, uint64_t when_us)
     loop_timer_start(c->loop, &c->deadline, when_us > now ? when_us - now : 1);
 }
 
-static struct rcmd *rcmd_new(struct redis_conn *c, redis_cb cb, void *arg, int hello)
+static struct rcmd *rcmd_new(struct redis_conn *c, redis_conn_reply_cb cb, void *arg, int hello)
 {
     struct rcmd *rc = xcalloc(1, sizeof(*rc));
 
@@ -293,7 +293,8 @@ static struct rcmd *rcmd_new(struct redis_conn *c, redis_cb cb, void *arg, int h
     return rc;
 }
 
-void redis_conn_send(struct redis_conn *c, const char *cmd, size_t len, redis_cb cb, void *arg)
+void redis_conn_send(struct redis_conn *c, const char *cmd, size_t len, redis_conn_reply_cb cb,
+                     void *arg)
 {
     struct rcmd *rc;
 

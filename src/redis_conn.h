@@ -19,13 +19,19 @@
 #ifndef SLUICE_REDIS_CONN_H
 #define SLUICE_REDIS_CONN_H
 
-#include "redis.h"
-
 #include <stddef.h>
 
 struct loop;
 struct redis_conn;
+struct redisReply;
 typedef struct ssl_ctx_st SSL_CTX;
+
+/* A command finished: err is NULL and reply the reply (borrowed for the
+ * call; it may be an error reply), or err says why and reply is NULL. The
+ * same type as redis.h's redis_cb, which redis.c passes here as it is; it
+ * is spelled again so that a connection needs nothing of the client built
+ * on it. */
+typedef void (*redis_conn_reply_cb)(void *arg, const char *err, struct redisReply *reply);
 
 /* Settings shared by the connections of one client; borrowed: they must
  * outlive every connection made with them. */
@@ -72,7 +78,8 @@ void redis_conn_free(struct redis_conn *c, int now);
  * hears the reply (borrowed for the call), or "down", "timeout",
  * "connection lost" or "too many commands waiting"; it may run before this
  * returns. */
-void redis_conn_send(struct redis_conn *c, const char *cmd, size_t len, redis_cb cb, void *arg);
+void redis_conn_send(struct redis_conn *c, const char *cmd, size_t len, redis_conn_reply_cb cb,
+                     void *arg);
 
 int redis_conn_ready(const struct redis_conn *c);
 const char *redis_conn_addr(const struct redis_conn *c);

@@ -57,6 +57,7 @@ static void log_timer_start_cb(struct loop *loop, void *arg)
  * the old one's waiting commands hear "down" (callers fail open). */
 static void redis_swap_cb(struct loop *loop, void *arg)
 {
+    trace_set_redis(arg);
     redis_free(loop_redis(loop), 0);
     loop_set_redis(loop, arg);
     if (arg)
@@ -116,7 +117,7 @@ int server_start(struct config *cfg, const char *listen)
     loop_post(server.loop, log_timer_start_cb, NULL);
     if (pthread_create(&server.loop_thread, NULL, loop_main, NULL) != 0)
         sl_panic("pthread_create failed");
-    if (http_start(cfg, addr) < 0) {
+    if (http_start(cfg, addr, server.loop, server_reload) < 0) {
         loop_stop(server.loop);
         pthread_join(server.loop_thread, NULL);
         upstream_free(server.up);
@@ -240,7 +241,7 @@ static int wait_idle(long ms)
 {
     uint64_t deadline = now_ms() + (uint64_t)(ms > 0 ? ms : 0);
 
-    while (__atomic_load_n(&server.inflight, __ATOMIC_RELAXED) > 0) {
+    while (http_inflight() > 0) {
         if (now_ms() >= deadline)
             return -1;
         usleep(10000);
@@ -250,15 +251,13 @@ static int wait_idle(long ms)
 
 void server_stop(long drain_ms)
 {
-    __atomic_store_n(&server.draining, 1, __ATOMIC_RELAXED);
+    http_set_draining(1);
     http_quiesce();
-    log_msg(LOG_INFO, "draining %ld in-flight requests (up to %ld ms)",
-            __atomic_load_n(&server.inflight, __ATOMIC_RELAXED), drain_ms);
+    log_msg(LOG_INFO, "draining %ld in-flight requests (up to %ld ms)", http_inflight(), drain_ms);
     if (wait_idle(drain_ms) < 0) {
         /* Out of time: end what is left with a 503 so every suspended
          * connection is resumed before the daemon stops. */
-        log_msg(LOG_WARN, "drain timeout: aborting %ld requests",
-                __atomic_load_n(&server.inflight, __ATOMIC_RELAXED));
+        log_msg(LOG_WARN, "drain timeout: aborting %ld requests", http_inflight());
         loop_post(server.loop, abort_all_cb, NULL);
         wait_idle(2000);
     }
@@ -268,6 +267,7 @@ void server_stop(long drain_ms)
     pthread_join(server.loop_thread, NULL);
     loop_timer_stop(server.loop, &log_timer);
     loop_timer_stop(server.loop, &reap_timer);
+    trace_set_redis(NULL);
     redis_free(loop_redis(server.loop), 1);
     upstream_free(server.up);
     loop_free(server.loop);

@@ -1,6 +1,8 @@
-/* server.h - the process-wide pieces the modules share: the upstream loop,
- * its curl multi, and the HTTP daemon (Redis keeps a global `server` the same
- * way). Set up by server_start() in server.c, used read-only elsewhere.
+/* server.h - the process-wide pieces the modules share: the upstream loop
+ * and its curl multi (the loop owns its Redis client: loop_redis). Redis
+ * keeps a global `server` the same way. Set up by server_start() in server.c, used read-only elsewhere. The
+ * HTTP front (http.h) counts its requests in flight and knows whether it
+ * drains; it is handed the loop and the reload at start.
  */
 #ifndef SLUICE_SERVER_H
 #define SLUICE_SERVER_H
@@ -11,16 +13,11 @@
 struct loop;
 struct upstream;
 struct cache;
-struct MHD_Daemon;
 
 struct server {
     struct loop *loop;   /* the upstream loop */
     struct upstream *up; /* its curl multi */
     pthread_t loop_thread;
-    struct MHD_Daemon *mhd; /* the HTTP front */
-    long inflight;          /* exchanges alive, any path (atomic): the drain waits on it */
-    long api_inflight;      /* of them, /v1 API requests (atomic): max_inflight caps it */
-    int draining;           /* SIGTERM seen: /readyz says 503 (atomic) */
     uint64_t started_us;
     const char *config_path; /* the file SIGHUP reloads */
 };

@@ -5,7 +5,6 @@
 #include "log.h"
 #include "loop.h"
 #include "redis.h"
-#include "server.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -14,6 +13,9 @@
 #include <time.h>
 
 static struct sink trace_sink = SINK_INIT;
+/* The loop's Redis client, lent by its owner (trace_set_redis); loop thread. */
+static struct redis *stream_redis;
+
 int trace_open(const struct trace_conf *conf)
 {
     if (conf->path == NULL) { /* the file; the stream is on the loop's Redis */
@@ -64,9 +66,14 @@ static void xadd(const struct trace_conf *conf, json_t *o)
     for (int i = 0; i < n; i++)
         lens[i] = strlen(argv[i]);
     /* One key: the stream lives on one Cluster slot. */
-    redis_command(loop_redis(server.loop), n, argv, lens, xadd_cb, NULL);
+    redis_command(stream_redis, n, argv, lens, xadd_cb, NULL);
     while (nown > 0)
         free(owned[--nown]);
+}
+
+void trace_set_redis(struct redis *r)
+{
+    stream_redis = r;
 }
 
 void trace_flush(void)
@@ -103,7 +110,7 @@ void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
     time_t secs = (time_t)now;
     struct tm tm;
 
-    if (conf->path == NULL && (!conf->stream_on || loop_redis(server.loop) == NULL))
+    if (conf->path == NULL && (!conf->stream_on || stream_redis == NULL))
         return;
     gmtime_r(&secs, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -128,7 +135,7 @@ void trace_write(const struct trace_conf *conf, const struct trace_rec *r)
         json_object_set_new(o, "prompt", r->prompt ? safe_string(r->prompt) : json_null());
         json_object_set_new(o, "answer", r->answer ? safe_string(r->answer) : json_null());
     }
-    if (conf->stream_on && loop_redis(server.loop))
+    if (conf->stream_on && stream_redis)
         xadd(conf, o);
     if (conf->path) {
         line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));

@@ -11,6 +11,8 @@
 
 #include "config.h"
 
+struct redis;
+
 struct trace_rec {
     const char *request_id;
     const char *route;
@@ -35,10 +37,14 @@ struct trace_rec {
 int trace_open(const struct trace_conf *conf);
 /* Append one record (loop thread); conf is the request's snapshot (for
  * include_content). To the file, and with stream_on to the stream on the
- * loop's Redis client (server.redis):
+ * Redis client trace_set_redis lent:
  * XADD stream MAXLEN ~ maxlen, one field per attribute. A no-op when no
  * trace is configured. */
 void trace_write(const struct trace_conf *conf, const struct trace_rec *rec);
+/* Lend the loop's Redis client for the stream (borrowed; NULL: none, the
+ * stream is not written). Its owner (server.c) calls it on the loop thread
+ * whenever the client changes, and with NULL before it frees the last. */
+void trace_set_redis(struct redis *r);
 void trace_flush(void);
 
 #endif

@@ -10,6 +10,7 @@
 #define SLUICE_TUNE_H
 
 #include "answer.h"
+#include "learned.h"
 #include "learned_model.h"
 #include "learned_train.h"
 #include "util.h"

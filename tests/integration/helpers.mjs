@@ -230,11 +230,14 @@ while time.time() < end and not (gate and os.path.exists(gate)):
     time.sleep(0.05)
 s.settimeout(20)
 data = b''
-while not data.endswith(b'0\\r\\n\\r\\n'):
-    d = s.recv(1 << 20)
-    if not d:
-        break
-    data += d
+try:
+    while not data.endswith(b'0\\r\\n\\r\\n'):
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        data += d
+except OSError as e:
+    data += b'\\n[slow reader: %s after %d bytes]' % (repr(e).encode(), len(data))
 sys.stdout.buffer.write(data[-4000:])
 `;
 

@@ -223,7 +223,7 @@ test('all streams together hold at most max_stream_memory_bytes: the slowest rea
     await poll;
     const cut = outs.filter((o) => /max_stream_memory_bytes/.test(o));
     assert.ok(cut.length >= 1, 'some slow streams were cut at the memory cap');
-    assert.ok(outs.every((o) => /"code":\s*"client_too_slow"|data: \[DONE\]/.test(o)), 'every stream ended cleanly');
+    assert.ok(outs.every((o) => /"code":\s*"client_too_slow"|data: \[DONE\]/.test(o)), `every stream ended cleanly: ${JSON.stringify(outs.map((o) => o.slice(-300)))}`);
     // 6 streams of 3 MiB would hold up to 18 MiB: the cap and the
     // keep-up allowance (64 KiB a stream, a chunk of slack) bound them.
     assert.ok(peak <= 4194304 + 6 * (64 << 10) + (1 << 20), `peak stream memory ${peak}`);

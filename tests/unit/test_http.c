@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,16 @@
 
 static struct test_http provider;
 static char base[64], admin_base[64];
+
+static int reloads; /* calls of reload_cb */
+
+/* The reload the front is given: refuses, as a broken file would. */
+static int reload_cb(char *msg, size_t msglen)
+{
+    reloads++;
+    snprintf(msg, msglen, "test.conf:3: listen: broken");
+    return -1;
+}
 
 static void *loop_main(void *arg)
 {
@@ -96,7 +107,7 @@ static int group_setup(void **state)
     assert_non_null(cache);
     cache_swap(cache);
     pthread_create(&server.loop_thread, NULL, loop_main, NULL);
-    assert_int_equal(http_start(cfg, "127.0.0.1:0"), 0);
+    assert_int_equal(http_start(cfg, "127.0.0.1:0", server.loop, reload_cb), 0);
     assert_true(http_port() > 0 && http_admin_port() > 0);
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", http_port());
     snprintf(admin_base, sizeof(admin_base), "http://127.0.0.1:%d", http_admin_port());
@@ -199,9 +210,9 @@ static void test_health(void **state)
     json_decref(j);
     test_resp_free(&r);
     /* draining: not ready, so the balancer stops sending */
-    __atomic_store_n(&server.draining, 1, __ATOMIC_RELAXED);
+    http_set_draining(1);
     fetch("GET", "/readyz", NULL, NULL, &r);
-    __atomic_store_n(&server.draining, 0, __ATOMIC_RELAXED);
+    http_set_draining(0);
     assert_int_equal(r.status, 503);
     assert_non_null(strstr(r.body, "\"draining\""));
     test_resp_free(&r);
@@ -474,11 +485,18 @@ static void test_admin(void **state)
     admin_fetch("GET", "/admin/reload", ADMIN_KEY, NULL, &r);
     expect_error(&r, 405, "invalid_request_error", "method_not_allowed", NULL);
     test_resp_free(&r);
+    /* the reload http_start was given, its refusal passed on */
+    admin_fetch("POST", "/admin/reload", ADMIN_KEY, "", &r);
+    expect_error(&r, 400, "invalid_request_error", "invalid_config", NULL);
+    assert_non_null(strstr(r.body, "test.conf:3: listen: broken"));
+    assert_int_equal(reloads, 1);
+    test_resp_free(&r);
     admin_fetch("POST", "/admin/cache/purge", ADMIN_KEY, "{\"key\":1}", &r);
     expect_error(&r, 400, "invalid_request_error", NULL, NULL);
     test_resp_free(&r);
     admin_fetch("POST", "/admin/cache/purge", ADMIN_KEY, "{\"namespace\":\"team-b\"}", &r);
     assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"purged\":0}"); /* nothing cached for team-b */
     test_resp_free(&r);
     admin_fetch("GET", "/admin/nope", ADMIN_KEY, NULL, &r);
     expect_error(&r, 404, "invalid_request_error", "not_found", NULL);

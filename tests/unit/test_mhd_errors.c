@@ -1,13 +1,16 @@
 /* Unit tests for mhd_errors.c: each of libmicrohttpd 0.9.75's error pages
  * (their exact text, from its connection.c) maps to the right OpenAI error,
- * and nothing else is touched. */
+ * and nothing else is touched; the pages are made with the formatter the
+ * front passes in, and only once it has. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <cmocka.h>
 #include <jansson.h>
 #include <string.h>
 
+#include "../../src/http.h"
 #include "../../src/mhd_errors.c"
 
 static const struct {
@@ -36,10 +39,49 @@ static const struct {
     {"<html><head><title>Something new</title></head></html>", "invalid_request"},
 };
 
+static int json_calls;
+
+/* The front's formatter, counted: the pages are made with what init is
+ * given. */
+static char *counted_json(const struct api_error *e, size_t *len)
+{
+    json_calls++;
+    return http_error_json(e, len);
+}
+
+/* Content-Type of the response libmicrohttpd's own call would make of an
+ * HTML page, through this module. */
+static const char *page_type(const char *html)
+{
+    static char type[64];
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(html), (void *)html, MHD_RESPMEM_PERSISTENT);
+    const char *t;
+
+    assert_non_null(r);
+    t = MHD_get_response_header(r, "Content-Type");
+    snprintf(type, sizeof(type), "%s", t ? t : "");
+    MHD_destroy_response(r);
+    return type;
+}
+
+/* Before the front made its pages (a test's own libmicrohttpd server), the
+ * library's page goes out untouched; after, as OpenAI's JSON, made once by
+ * the formatter init was given (the first one). Runs first. */
+static void test_init(void **state)
+{
+    (void)state;
+    assert_string_equal(page_type(cases[0].html), "");
+    mhd_errors_init(counted_json);
+    assert_int_equal(json_calls, (int)ARRAY_LEN(pages));
+    assert_string_equal(page_type(cases[0].html), "application/json");
+    mhd_errors_init(http_error_json);
+    assert_int_equal(json_calls, (int)ARRAY_LEN(pages));
+}
+
 static void test_pages(void **state)
 {
     (void)state;
-    mhd_errors_init();
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         int p = page_of(cases[i].html, strlen(cases[i].html));
         json_t *j;
@@ -69,6 +111,7 @@ static void test_not_pages(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_init),
         cmocka_unit_test(test_pages),
         cmocka_unit_test(test_not_pages),
     };

@@ -4,7 +4,8 @@
  * a number written as null, invalid UTF-8 from an upstream made valid
  * rather than the record lost, records batched until trace_flush, a
  * reopen and a close; and with stream_on the same record as fields of an
- * entry of a Redis Stream (on a real redis-server), kept near maxlen. */
+ * entry of a Redis Stream (on a real redis-server), kept near maxlen, on the
+ * client lent with trace_set_redis and on no other. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,7 +19,6 @@
 #include "../common/unit.h"
 #include "../../src/loop.h"
 #include "../../src/redis.h"
-#include "../../src/server.h"
 #include "../../src/trace.h"
 #include "../../src/util.h"
 
@@ -188,6 +188,19 @@ static const char *entry_field(const redisReply *fields, const char *field)
     return NULL;
 }
 
+/* The last entry's stage field (a string the caller frees). */
+static char *last_stage(struct test_redis *srv)
+{
+    redisReply *rep = redisCommand(srv->c, "XREVRANGE sluice:trace:test + - COUNT 1");
+    char *stage;
+
+    assert_int_equal(rep->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(rep->elements, 1);
+    stage = xstrdup(entry_field(rep->element[0]->element[1], "stage"));
+    freeReplyObject(rep);
+    return stage;
+}
+
 static void test_stream(void **state)
 {
     struct test_redis srv;
@@ -197,23 +210,26 @@ static void test_stream(void **state)
     const char *ping[] = {"PING"};
     size_t plen[] = {4};
     redisReply *rep, *fields;
-    char err[200];
+    struct loop *loop;
+    struct redis *redis;
+    char err[200], *stage;
 
     (void)state;
     test_redis_start(&srv);
     rc.url = srv.url;
-    server.loop = loop_new();
-    loop_set_redis(server.loop, redis_new(server.loop, &rc, err, sizeof(err)));
-    assert_non_null(loop_redis(server.loop));
-    redis_start(loop_redis(server.loop));
+    loop = loop_new();
+    redis = redis_new(loop, &rc, err, sizeof(err));
+    assert_non_null(redis);
+    redis_start(redis);
+    trace_set_redis(redis);
     /* no file: the stream only */
     for (int i = 0; i < 300; i++) {
         r.stage = i;
         trace_write(&tc, &r);
     }
     /* one connection keeps the order: the PING answers after every XADD */
-    redis_command(loop_redis(server.loop), 1, ping, plen, pong_cb, server.loop);
-    loop_run(server.loop);
+    redis_command(redis, 1, ping, plen, pong_cb, loop);
+    loop_run(loop);
     rep = redisCommand(srv.c, "XLEN sluice:trace:test");
     /* MAXLEN ~ trims whole nodes of the stream: about maxlen are kept */
     assert_true(rep->integer >= 100 && rep->integer < 300);
@@ -230,9 +246,17 @@ static void test_stream(void **state)
     assert_string_equal(entry_field(fields, "completion_tokens"), "34");
     assert_null(entry_field(fields, "prompt")); /* no include_content */
     freeReplyObject(rep);
-    redis_free(loop_redis(server.loop), 1);
-    loop_free(server.loop);
-    server.loop = NULL;
+    /* taken back (the owner frees it): the stream is not written */
+    trace_set_redis(NULL);
+    r.stage = 300;
+    trace_write(&tc, &r);
+    redis_command(redis, 1, ping, plen, pong_cb, loop);
+    loop_run(loop);
+    stage = last_stage(&srv);
+    assert_string_equal(stage, "299");
+    free(stage);
+    redis_free(redis, 1);
+    loop_free(loop);
     test_redis_stop(&srv);
 }
 

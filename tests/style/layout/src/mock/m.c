@@ -1,0 +1,1 @@
+/* m.c - a tool in its own folder. */

@@ -1,0 +1,2 @@
+/* one.c - a module, named by its .c (which covers one.h). */
+#include "one.h"

@@ -1,0 +1,1 @@
+/* one.h - the header of one.c. */

@@ -1,0 +1,1 @@
+/* t.c - another tool, missing from its table. */

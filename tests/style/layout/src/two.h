@@ -1,0 +1,1 @@
+/* two.h - a header with no .c: named by itself, and missing. */

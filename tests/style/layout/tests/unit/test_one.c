@@ -1,0 +1,1 @@
+/* test_one.c - the unit test of one.c. */
