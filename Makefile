@@ -31,14 +31,30 @@ LDFLAGS_ALL := $(LDFLAGS) $(EXTRA_LDFLAGS)
 # Everything but the mains goes in one static library that the binaries, the
 # unit tests and the fuzz harnesses link. sluice-mock lives in src/mock/ and
 # sluice-tune in src/tune/; they include the library's headers from src/
-# (-iquote for the mock: <limits.h> stays the system's).
-MOCK_SRCS := src/mock/mock.c src/mock/mock_anthropic.c src/mock/mock_gen.c src/mock/mock_http.c \
+# (-iquote for the mock: <limits.h> stays the system's). Each program's files
+# are listed by name: a file joins a program only by being listed, and a .c
+# under src/ that no list names stops the build (below).
+LIB_SRCS := src/admin.c src/answer.c src/api_common.c src/api_messages.c src/api_responses.c \
+            src/dialect.c src/breaker.c src/cache.c src/cache_mem.c src/cache_redis.c \
+            src/cascade.c src/config.c src/cost.c src/deadline.c src/exchange.c src/http.c \
+            src/jscan.c src/learned.c src/limits.c src/log.c src/loop.c src/metrics.c \
+            src/mhd_errors.c src/observe.c src/otel.c src/otel_export.c src/otlp.c src/phase.c \
+            src/provider.c \
+            src/provider_anthropic.c src/provider_openai.c src/redis.c src/redis_conn.c \
+            src/redis_topo.c src/redis_url.c src/request.c src/scorer.c src/server.c src/sink.c \
+            src/sse.c src/stats.c src/trace.c src/ui.c src/upstream.c src/util.c
+MOCK_SRCS := src/mock/mock.c src/mock/mock_anthropic.c src/mock/mock_conn.c src/mock/mock_ctl.c \
+             src/mock/mock_ep.c src/mock/mock_gen.c src/mock/mock_http.c src/mock/mock_reply.c \
              src/mock/mock_replay.c
 TUNE_SRCS := src/tune/tune.c src/tune/tune_chain.c src/tune/tune_common.c src/tune/tune_data.c \
              src/tune/tune_eval.c src/tune/tune_fit.c src/tune/tune_learn.c \
              src/tune/tune_search.c src/tune/tune_simulate.c src/tune/tune_svg.c \
              src/tune/tune_select.c src/tune/tune_train.c src/tune/learned_train.c
-LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+UNLISTED_SRCS := $(filter-out src/main.c $(LIB_SRCS) $(MOCK_SRCS) $(TUNE_SRCS), \
+                 $(wildcard src/*.c src/*/*.c))
+ifneq ($(strip $(UNLISTED_SRCS)),)
+$(error $(strip $(UNLISTED_SRCS)) in no program: list it in LIB_SRCS (src/), MOCK_SRCS (src/mock/) or TUNE_SRCS (src/tune/) in the Makefile)
+endif
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/ui_assets.o
 # The dashboard's assets, embedded by a generated C file (src/ui/embed.sh).
 UI_ASSETS := src/ui/index.html src/ui/app.js src/ui/app.css src/ui/uPlot.iife.min.js \
@@ -140,6 +156,9 @@ build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(BUILD)/gen/ui_assets.c
 	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DSLUICE_FUZZ -fsanitize=fuzzer,address,undefined \
 	    $(shell pkg-config --cflags $(PKGS)) -iquote src -o $@ $< $(LIB_SRCS) $(BUILD)/gen/ui_assets.c \
 	    $(LDLIBS_ALL)
+
+# The mock's harnesses include its sources, which are not in LIB_SRCS.
+$(filter build/fuzz/fuzz_mock_%,$(FUZZ_BINS)): $(MOCK_SRCS) $(wildcard src/mock/*.h)
 
 fuzz: deps-test
 	$(MAKE) $(FUZZ_BINS)

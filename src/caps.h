@@ -128,6 +128,24 @@
 /* The /admin/stats answer. */
 #define STATS_JSON_MAX_BYTES (16u << 20)
 
+/* ---- client dialects: dialect.c, api_responses.c, api_messages.c ---- */
+/* A Responses or Messages body, once translated into the chat form, may be
+ * this much larger than max_body_bytes (tools and messages get wrapped). */
+#define DIALECT_BODY_SLACK (1u << 20)
+/* One chat-form event of a stream being translated (the relay already caps
+ * an upstream event at 8 MiB). */
+#define DIALECT_EVENT_MAX (8u << 20)
+/* The text, refusal and tool arguments of one streamed answer, kept for the
+ * closing events that repeat them whole. */
+#define DIALECT_ANSWER_MAX (64u << 20)
+/* Tool calls in one streamed answer. */
+#define DIALECT_TOOLS_MAX 128
+/* The translated events of one write to a client's stream. */
+#define DIALECT_OUT_MAX (16u << 20)
+/* A whole answer in the client's dialect: a JSON body, or a whole stream
+ * replayed (as SSE_RENDER_MAX for the chat form). */
+#define DIALECT_WHOLE_MAX (96u << 20)
+
 /* Content blocks of one streamed Anthropic answer that the stream's
  * translation tracks (provider_anthropic.c): a block index beyond it makes
  * the stream malformed. */

@@ -81,6 +81,7 @@ void ex_unref(struct exchange *ex)
     if (ex->driver && ex->driver->end)
         ex->driver->end(ex);
     request_info_free(&ex->ri);
+    dialect_free(ex->dx);
     if (ex->cfg)
         config_unref(ex->cfg);
     __atomic_sub_fetch(&stream_bytes, ex->out_accounted, __ATOMIC_RELAXED);
@@ -131,6 +132,15 @@ static void set_body_locked(struct exchange *ex, char *body, size_t len)
 
 void ex_respond_sse(struct exchange *ex, char *body, size_t len)
 {
+    if (ex->dx && dialect_answer_sse(ex->dx, &body, &len) < 0) {
+        struct api_error e;
+
+        free(body);
+        api_error_set(&e, 502, "api_error", "stream_overflow", NULL, "%s",
+                      "The answer is larger than the stream buffer.");
+        ex_fail(ex, &e);
+        return;
+    }
     pthread_mutex_lock(&ex->mu);
     sl_assert(ex->state == EX_PENDING);
     set_body_locked(ex, body, len);
@@ -193,13 +203,13 @@ void ex_stream_begin(struct exchange *ex)
     pthread_mutex_unlock(&ex->mu);
 }
 
-int ex_stream_write(struct exchange *ex, const char *p, size_t n)
+/* Queue n bytes for the client, under the stream caps. Called with mu held;
+ * returns as ex_stream_write. */
+static int stream_append_locked(struct exchange *ex, const char *p, size_t n)
 {
     size_t max = ex->cfg ? ex->cfg->max_stream_memory_bytes : SIZE_MAX;
     int r;
 
-    pthread_mutex_lock(&ex->mu);
-    sl_assert(ex->state == EX_STREAMING);
     if (ex->out_off > 0) {
         /* Drop what the worker already took, so the cap counts only what is
          * still waiting for the client; a drained buffer is given back (the
@@ -221,7 +231,33 @@ int ex_stream_write(struct exchange *ex, const char *p, size_t n)
     account_out_locked(ex);
     if (r == 0)
         wake_locked(ex);
+    return r;
+}
+
+int ex_stream_write(struct exchange *ex, const char *p, size_t n)
+{
+    struct buf t;
+    int r;
+
+    buf_init(&t, DIALECT_OUT_MAX);
+    if (ex->dx) {
+        /* The client's dialect, translated here, outside the lock. */
+        if (dialect_stream(ex->dx, p, n, &t) < 0) {
+            buf_free(&t);
+            return -1;
+        }
+        p = t.data;
+        n = t.len;
+        if (n == 0) {
+            buf_free(&t);
+            return 0; /* nothing for the client yet (usage kept for the end) */
+        }
+    }
+    pthread_mutex_lock(&ex->mu);
+    sl_assert(ex->state == EX_STREAMING);
+    r = stream_append_locked(ex, p, n);
     pthread_mutex_unlock(&ex->mu);
+    buf_free(&t);
     return r;
 }
 
@@ -247,12 +283,27 @@ size_t ex_stream_take_locked(struct exchange *ex, char *dst, size_t max)
 
 void ex_stream_end(struct exchange *ex)
 {
+    struct buf t;
+    int r = 0;
+
+    /* Another dialect closes its stream with events of its own (they were
+     * written when the chat stream's [DONE] went by; this is the last
+     * chance if it never did). */
+    buf_init(&t, DIALECT_OUT_MAX);
+    if (ex->dx)
+        r = dialect_stream_end(ex->dx, &t);
     pthread_mutex_lock(&ex->mu);
     if (ex->state == EX_STREAMING) {
+        if (r == 0 && t.len)
+            r = stream_append_locked(ex, t.data, t.len);
+        if (r < 0)
+            api_error_set(&ex->err, 502, "api_error", "stream_overflow", NULL, "%s",
+                          "The answer is larger than the stream buffer.");
         ex->state = EX_DONE;
         wake_locked(ex);
     }
     pthread_mutex_unlock(&ex->mu);
+    buf_free(&t);
 }
 
 int ex_client_gone(struct exchange *ex)

@@ -22,6 +22,7 @@
 
 #include "cache_types.h"
 #include "config.h"
+#include "dialect.h"
 #include "limits_types.h"
 #include "request.h"
 #include "util.h"
@@ -92,10 +93,14 @@ struct exchange {
     struct cache *cache; /* the cache instance it started with (one reference) */
     const struct route *route;
     struct request_info ri;
-    struct buf in; /* the request body as the client wrote it (the worker fills it) */
+    struct buf in;          /* the request body as the client wrote it (the worker fills it);
+                             * for another dialect, its translation into the chat form */
     /* in and ri.body (the text and its tree) are given back by the loop
      * once nothing will read them again (ex_release_request); ri's other
      * fields stay. */
+    enum dialect dialect;   /* the client's API, from the path ([w] until the hand-off) */
+    struct dialect_ctx *dx; /* its translation state (NULL for chat); the stream's part is
+                             * the loop's until EX_DONE, then the worker's */
     char request_id[64];
     uint64_t t_start_us;
     double t_start_wall;
@@ -192,7 +197,8 @@ void ex_fail(struct exchange *ex, const struct api_error *err);
 /* Commit a 200 event stream; the headers go out now. meta.model must be
  * set before (it goes in a header) and not change after. */
 void ex_stream_begin(struct exchange *ex);
-/* Queue stream bytes. Returns 0; -1 when the client is too slow and this
+/* Queue stream bytes (in the chat form; a client of another dialect gets
+ * them translated). Returns 0; -1 when the client is too slow and this
  * stream's buffer is at its cap (STREAM_BUF_MAX); EX_STREAM_MEMORY_FULL when
  * all streams together hold max_stream_memory_bytes and this one is behind
  * (holds STREAM_KEEP_BYTES or more). The caller then fails the exchange. */

@@ -9,8 +9,10 @@
 #include "redis.h"
 #include "phase.h"
 #include "config.h"
+#include "caps.h"
 #include "cost.h"
 #include "deadline.h"
+#include "dialect.h"
 #include "exchange.h"
 #include "log.h"
 #include "loop.h"
@@ -68,23 +70,68 @@ static uint64_t started_us;      /* http_start's: the dashboard's uptime counts 
 
 /* ---- responses ---- */
 
-char *http_error_json(const struct api_error *e, size_t *len)
+/* Dump an error object (taken) as compact JSON, malloc'd. */
+static char *dump_error(json_t *root, size_t *len)
 {
-    json_t *inner = json_object(), *root = json_object();
-    char *s;
+    char *s = json_dumps(root, JSON_COMPACT);
 
-    json_object_set_new(inner, "message", json_string(e->message));
-    json_object_set_new(inner, "type", json_string(e->type ? e->type : "api_error"));
-    json_object_set_new(inner, "param", e->param ? json_string(e->param) : json_null());
-    json_object_set_new(inner, "code", e->code ? json_string(e->code) : json_null());
-    json_object_set_new(root, "error", inner);
-    s = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (s == NULL)
         sl_panic("json_dumps: out of memory");
     if (len)
         *len = strlen(s);
     return s;
+}
+
+char *http_error_json(const struct api_error *e, size_t *len)
+{
+    json_t *inner = json_object(), *root = json_object();
+
+    json_object_set_new(inner, "message", json_string(e->message));
+    json_object_set_new(inner, "type", json_string(e->type ? e->type : "api_error"));
+    json_object_set_new(inner, "param", e->param ? json_string(e->param) : json_null());
+    json_object_set_new(inner, "code", e->code ? json_string(e->code) : json_null());
+    json_object_set_new(root, "error", inner);
+    return dump_error(root, len);
+}
+
+/* Anthropic's error type for a status, as its table of errors has them
+ * (any other 4xx is an invalid_request_error there). */
+static const char *anthropic_error_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 402:
+        return "billing_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 504:
+        return "timeout_error";
+    case 529:
+        return "overloaded_error";
+    }
+    return status >= 500 ? "api_error" : "invalid_request_error";
+}
+
+char *http_error_body(enum dialect d, const struct api_error *e, const char *request_id,
+                      int *status, size_t *len)
+{
+    *status = e->status;
+    if (d != DIALECT_MESSAGES)
+        return http_error_json(e, len);
+    if (*status == 503)
+        *status = 529; /* Anthropic's "overloaded": its clients back off and retry */
+    return dump_error(json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type",
+                                anthropic_error_type(*status), "message", e->message, "request_id",
+                                request_id),
+                      len);
 }
 
 static void add_header(struct MHD_Response *r, const char *name, const char *value)
@@ -129,6 +176,8 @@ static void add_meta_headers(struct MHD_Response *r, const struct exchange *ex, 
     char cost[48];
 
     add_header(r, "x-request-id", ex->request_id);
+    if (ex->dialect == DIALECT_MESSAGES)
+        add_header(r, "request-id", ex->request_id); /* where Anthropic's SDKs read it */
     if (ex->route)
         add_header(r, "x-sluice-route", ex->route->name);
     add_header(r, "x-sluice-model", ex->meta.model);
@@ -177,10 +226,13 @@ static enum MHD_Result queue_body(struct exchange *ex, struct MHD_Connection *co
         return MHD_NO;
     }
     add_header(r, "Content-Type", ctype);
-    if (with_meta)
+    if (with_meta) {
         add_meta_headers(r, ex, 1);
-    else
+    } else {
         add_header(r, "x-request-id", ex->request_id);
+        if (ex->dialect == DIALECT_MESSAGES)
+            add_header(r, "request-id", ex->request_id);
+    }
     if (ex->retry_after_s > 0) {
         char ra[24];
 
@@ -194,11 +246,12 @@ static enum MHD_Result queue_error(struct exchange *ex, struct MHD_Connection *c
                                    const struct api_error *e)
 {
     size_t len;
-    char *body = http_error_json(e, &len);
+    int status;
+    char *body = http_error_body(ex->dialect, e, ex->request_id, &status, &len);
 
     if (ex->err.status == 0)
         ex->err = *e; /* for the log line */
-    return queue_body(ex, conn, e->status, body, len, "application/json", ex->route != NULL);
+    return queue_body(ex, conn, status, body, len, "application/json", ex->route != NULL);
 }
 
 static enum MHD_Result queue_json(struct exchange *ex, struct MHD_Connection *conn, int status,
@@ -250,14 +303,24 @@ static ssize_t stream_reader_cb(void *cls, uint64_t pos, char *dst, size_t max)
     if (ex->out.len == ex->out_off && ex->state == EX_DONE && ex->err.status && !ex->err_sent) {
         /* The stream failed after it began: one final error event. */
         size_t len;
-        char *json = http_error_json(&ex->err, &len);
+        int status;
+        char *json = http_error_body(ex->dialect, &ex->err, ex->request_id, &status, &len);
 
         ex->err_sent = 1;
         buf_reset(&ex->out);
         ex->out_off = 0;
-        ex->out.max = len + 8;
-        if (buf_printf(&ex->out, "data: %s\n\n", json) < 0)
-            sl_assert(!"the event fits the cap made for it");
+        if (ex->dx) {
+            /* The dialect's own failure events: the loop is done with the
+             * stream's state. */
+            ex->out.max = DIALECT_OUT_MAX;
+            if (dialect_stream_fail(ex->dx, &ex->err, json, &ex->out) < 0)
+                log_msg(LOG_WARN, "request %s: the failed stream's last events were over %u bytes",
+                        ex->request_id, DIALECT_OUT_MAX);
+        } else {
+            ex->out.max = len + 8;
+            if (buf_printf(&ex->out, "data: %s\n\n", json) < 0)
+                sl_assert(!"the event fits the cap made for it");
+        }
         free(json);
     }
     if (ex->out.len > ex->out_off) {
@@ -282,6 +345,26 @@ static void stream_free_cb(void *cls)
     ex_unref(cls);
 }
 
+/* A whole answer in the client's dialect: a chat.completion becomes its
+ * answer, an upstream's error (in OpenAI's shape) its error. *body is
+ * replaced. */
+static void translate_answer(struct exchange *ex, int *status, char **body, size_t *len)
+{
+    struct api_error e;
+
+    if (*status == 200 && dialect_answer(ex->dx, body, len) == 0)
+        return;
+    if (*status == 200)
+        api_error_set(&e, 502, "api_error", "upstream_bad_response", NULL, "%s",
+                      "The upstream's answer could not be read.");
+    else if (ex->dialect == DIALECT_RESPONSES)
+        return; /* OpenAI's error shape is its own */
+    else
+        dialect_error_of(*body, *len, *status, &e);
+    free(*body);
+    *body = http_error_body(ex->dialect, &e, ex->request_id, status, len);
+}
+
 /* The loop has answered (ex->state is not EX_PENDING): queue the response.
  * version is the request's HTTP version. Called with ex->mu held. */
 static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *conn,
@@ -290,6 +373,7 @@ static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *
     struct MHD_Response *r;
     char *body;
     size_t len;
+    int status;
 
     if (ex->streamed) {
         size_t block = strcmp(version, MHD_HTTP_VERSION_1_1) == 0 ? STREAM_BLOCK_CHUNKED
@@ -307,12 +391,15 @@ static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *
     }
     sl_assert(ex->state == EX_DONE);
     if (ex->err.status) {
-        body = http_error_json(&ex->err, &len);
-        return queue_body(ex, conn, ex->err.status, body, len, "application/json", 1);
+        body = http_error_body(ex->dialect, &ex->err, ex->request_id, &status, &len);
+        return queue_body(ex, conn, status, body, len, "application/json", 1);
     }
     body = buf_steal(&ex->out, &len);
     ex->out_off = 0;
-    return queue_body(ex, conn, ex->status, body, len, "application/json", 1);
+    status = ex->status;
+    if (ex->dx)
+        translate_answer(ex, &status, &body, &len);
+    return queue_body(ex, conn, status, body, len, "application/json", 1);
 }
 
 /* ---- loop tasks ---- */
@@ -398,22 +485,28 @@ static void set_request_id(struct exchange *ex, struct MHD_Connection *conn)
 static int authenticate(struct exchange *ex, struct MHD_Connection *conn, const struct config *cfg,
                         enum MHD_Result *r)
 {
-    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *auth, *xkey;
     unsigned char sha[32];
     struct api_error e;
 
     if (cfg->nkeys == 0)
         return 1;
+    auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    xkey = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
     if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
         sha256(auth + 7, strlen(auth + 7), sha);
+        ex->key = config_key_by_hash(cfg, sha);
+    } else if (xkey) {
+        /* Anthropic's clients send their key this way. */
+        sha256(xkey, strlen(xkey), sha);
         ex->key = config_key_by_hash(cfg, sha);
     }
     if (ex->key)
         return 1;
     api_error_set(&e, 401, "invalid_request_error", "invalid_api_key", NULL, "%s",
-                  auth ? "Incorrect API key provided."
-                       : "You didn't provide an API key: send "
-                         "Authorization: Bearer <key>.");
+                  auth || xkey ? "Incorrect API key provided."
+                               : "You didn't provide an API key: send "
+                                 "Authorization: Bearer <key> (or x-api-key: <key>).");
     *r = queue_error(ex, conn, &e);
     return 0;
 }
@@ -519,6 +612,12 @@ static int serve_memory_hit(struct exchange *ex, struct MHD_Connection *conn)
         cache_entry_free(&e);
         return 0;
     }
+    if (ex->dx && (ex->ri.stream ? dialect_answer_sse(ex->dx, &out, &outlen)
+                                 : dialect_answer(ex->dx, &out, &outlen)) < 0) {
+        free(out);
+        cache_entry_free(&e);
+        return 0;
+    }
     ex->meta.cache = CACHE_HIT;
     ex_set_cached_meta(ex, e.model, e.provider, e.stages, e.cost);
     cache_entry_free(&e);
@@ -527,6 +626,41 @@ static int serve_memory_hit(struct exchange *ex, struct MHD_Connection *conn)
     queue_body(ex, conn, 200, out, outlen, ex->ri.stream ? "text/event-stream" : "application/json",
                1);
     return 1;
+}
+
+/* Which API a path speaks: /v1/responses, /v1/messages (and below it,
+ * so that its 404s and 405s come in Anthropic's shape), or chat. */
+static enum dialect url_dialect(const char *url, int *count_only)
+{
+    if (strncmp(url, "/v1/", 4) == 0)
+        url += 3;
+    *count_only = strcmp(url, "/messages/count_tokens") == 0;
+    if (strcmp(url, "/responses") == 0)
+        return DIALECT_RESPONSES;
+    if (strncmp(url, "/messages", 9) == 0 && (url[9] == '\0' || url[9] == '/'))
+        return DIALECT_MESSAGES;
+    return DIALECT_CHAT;
+}
+
+/* A Responses or Messages body becomes the chat body that everything
+ * after reads, and that goes upstream. */
+static int translate_request(struct exchange *ex, struct api_error *e)
+{
+    int count_only;
+    char *chat;
+    size_t len;
+    enum dialect d = url_dialect(ex->path, &count_only);
+
+    ex->dx = dialect_new(d, count_only);
+    if (dialect_request(ex->dx, ex->in.data ? ex->in.data : "", ex->in.len,
+                        ex->in.max + DIALECT_BODY_SLACK, &chat, &len, e) < 0)
+        return -1;
+    buf_free(&ex->in);
+    buf_init(&ex->in, len);
+    if (buf_append(&ex->in, chat, len) < 0)
+        sl_panic("translate_request: a buffer of %zu bytes took less", len);
+    free(chat);
+    return 0;
 }
 
 /* The body is complete: validate, resolve the route and hand off. */
@@ -548,6 +682,8 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
                            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "tracestate"));
     if (!authenticate(ex, conn, ex->cfg, &r))
         return r;
+    if (ex->dialect != DIALECT_CHAT && translate_request(ex, &e) < 0)
+        return queue_error(ex, conn, &e);
     if (request_parse(ep, ex->in.data ? ex->in.data : "", ex->in.len, &ex->ri, &e) < 0)
         return queue_error(ex, conn, &e);
     /* ex->in is kept: the upstream call sends it as the client wrote it
@@ -566,15 +702,21 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
                       utf8_prec(ex->route->name, 128), ex->route->name);
         return queue_error(ex, conn, &e);
     }
+    if (ex->dx && dialect_count_only(ex->dx))
+        return queue_json(
+            ex, conn, 200,
+            json_pack("{s:I}", "input_tokens", (json_int_t)dialect_input_tokens(ex->dx)));
     if (route_passes_auth(ex->route)) {
         const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        const char *xkey = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
 
-        if (auth && !header_value_ok(auth)) {
+        if ((auth && !header_value_ok(auth)) || (xkey && !header_value_ok(xkey))) {
             api_error_set(&e, 400, "invalid_request_error", "invalid_header", NULL, "%s",
-                          "The Authorization header holds control characters.");
+                          "The Authorization or x-api-key header holds control characters.");
             return queue_error(ex, conn, &e);
         }
-        ex->client_auth = auth ? xstrdup(auth) : NULL;
+        /* An Anthropic client's x-api-key goes on as the bearer token. */
+        ex->client_auth = auth ? xstrdup(auth) : xkey ? xasprintf("Bearer %s", xkey) : NULL;
     }
     if (cache_plan(ex->cfg, ex->route, &ex->ri, ex->key ? ex->key->name : NULL,
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-sluice-cache-namespace"),
@@ -677,6 +819,9 @@ static int api_endpoint(const char *url, enum endpoint *ep)
         *ep = EP_COMPLETIONS;
     else if (path_is(url, "/embeddings"))
         *ep = EP_EMBEDDINGS;
+    else if (path_is(url, "/responses") || path_is(url, "/messages") ||
+             path_is(url, "/messages/count_tokens"))
+        *ep = EP_CHAT; /* translated into chat completions (dialect.h) */
     else
         return 0;
     return 1;
@@ -924,6 +1069,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         deadline_headers_done(ex->deadline);
         __atomic_add_fetch(&front_inflight, 1, __ATOMIC_RELAXED);
         ex->is_api = is_api;
+        if (!admin) {
+            int count_only;
+
+            ex->dialect = url_dialect(url, &count_only);
+        }
         inflight = is_api ? __atomic_add_fetch(&front_api_inflight, 1, __ATOMIC_RELAXED) : 0;
         snprintf(ex->method, sizeof(ex->method), "%s", method);
         /* Cut at a character boundary: the log writes it as UTF-8. */

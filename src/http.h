@@ -9,6 +9,7 @@
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H
 
+#include "dialect.h"
 #include "request.h"
 
 #include <stddef.h>
@@ -51,5 +52,12 @@ void http_stop(void);
 /* OpenAI's error JSON for e: {"error":{"message","type","param","code"}}.
  * Returns a malloc'd string owned by the caller; *len gets its length. */
 char *http_error_json(const struct api_error *e, size_t *len);
+/* The error as a client of dialect d expects it: OpenAI's JSON for chat and
+ * Responses clients; for Messages clients Anthropic's,
+ * {"type":"error","error":{"type","message"},"request_id"}, with its error
+ * type for the status and its status (503, overloaded, becomes 529). Sets
+ * *status to the status to send. Returns a malloc'd string. */
+char *http_error_body(enum dialect d, const struct api_error *e, const char *request_id,
+                      int *status, size_t *len);
 
 #endif

@@ -4,6 +4,7 @@
 #include "cache_types.h"
 #include "caps.h"
 #include "cost.h"
+#include "dialect.h"
 #include "exchange.h"
 #include "log.h"
 #include "metrics.h"
@@ -51,6 +52,8 @@ static void request_fields(struct log_line *l, const struct exchange *ex)
     log_str(l, "request_id", ex->request_id, LOG_VALUE_SHORT);
     log_str(l, "method", ex->method, LOG_VALUE_SHORT);
     log_str(l, "path", ex->path, LOG_VALUE_PATH);
+    if (ex->is_api)
+        log_str(l, "dialect", dialect_name(ex->dialect), LOG_VALUE_SHORT);
     log_str(l, "route", ex->route ? ex->route->name : NULL, LOG_VALUE_NAME);
     log_str(l, "model", ex->meta.model, LOG_VALUE_NAME);
     log_str(l, "provider", ex->meta.provider, LOG_VALUE_NAME);

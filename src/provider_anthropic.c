@@ -34,7 +34,10 @@
  * Answers: the text blocks joined are the content; tool_use blocks are
  * tool_calls (arguments as JSON text); thinking blocks are left out; stop
  * reasons map to finish reasons (end_turn, stop_sequence -> stop,
- * max_tokens -> length, tool_use -> tool_calls, refusal -> content_filter);
+ * max_tokens -> length, tool_use -> tool_calls, refusal -> content_filter),
+ * and the stop sequence that ended the answer is the choice's
+ * "stop_reason", as vLLM's OpenAI-compatible server writes it (an
+ * Anthropic client in front gets it back as stop_sequence);
  * usage is reported the OpenAI way: prompt_tokens counts the cached tokens
  * too (Anthropic's input_tokens does not), with
  * prompt_tokens_details.cached_tokens (read) and .cache_write_tokens
@@ -638,6 +641,16 @@ static const char *finish_of(const char *stop_reason)
     return "stop"; /* a reason added after this was written */
 }
 
+/* The stop sequence that ended a message (a Messages answer, or a
+ * message_delta's delta), or NULL. Borrowed. */
+static json_t *stop_sequence_of(const json_t *msg)
+{
+    json_t *seq = json_object_get(msg, "stop_sequence");
+    const char *why = json_string_value(json_object_get(msg, "stop_reason"));
+
+    return json_is_string(seq) && why && strcmp(why, "stop_sequence") == 0 ? seq : NULL;
+}
+
 /* A tool_use block as an OpenAI tool call. */
 static json_t *tool_call_json(const json_t *block)
 {
@@ -706,11 +719,11 @@ int anthropic_answer(const char *body, size_t len, long long created, struct buf
         json_object_set(message, "tool_calls", tools);
     finish = finish_of(json_string_value(json_object_get(msg, "stop_reason")));
     {
-        json_t *resp =
-            json_pack("{s:O,s:s,s:I,s:O?,s:[{s:i,s:o,s:n,s:s?}]}", "id", json_object_get(msg, "id"),
-                      "object", "chat.completion", "created", (json_int_t)created, "model",
-                      json_object_get(msg, "model"), "choices", "index", 0, "message", message,
-                      "logprobs", "finish_reason", finish);
+        json_t *resp = json_pack("{s:O,s:s,s:I,s:O?,s:[{s:i,s:o,s:n,s:s?,s:O*}]}", "id",
+                                 json_object_get(msg, "id"), "object", "chat.completion", "created",
+                                 (json_int_t)created, "model", json_object_get(msg, "model"),
+                                 "choices", "index", 0, "message", message, "logprobs",
+                                 "finish_reason", finish, "stop_reason", stop_sequence_of(msg));
 
         usage = json_object_get(msg, "usage");
         if (json_is_object(usage))
@@ -829,10 +842,11 @@ static int emit_json(json_t *j, provider_chunk_cb cb, void *arg)
     return rc;
 }
 
-/* A chunk with one choice: delta (taken) and finish (or NULL). The first
- * one carries the role. */
+/* A chunk with one choice: delta (taken), finish (or NULL) and the stop
+ * sequence that ended the answer (borrowed, or NULL). The first one
+ * carries the role. */
 static int emit_delta(struct provider_stream *s, json_t *delta, const char *finish,
-                      provider_chunk_cb cb, void *arg)
+                      json_t *stop_seq, provider_chunk_cb cb, void *arg)
 {
     if (!s->role_sent) {
         /* As OpenAI writes it: the role first, and a content. */
@@ -844,10 +858,10 @@ static int emit_delta(struct provider_stream *s, json_t *delta, const char *fini
         delta = d;
         s->role_sent = 1;
     }
-    return emit_json(json_pack("{s:O?,s:s,s:I,s:O?,s:[{s:i,s:o,s:n,s:s?}]}", "id", s->id, "object",
-                               "chat.completion.chunk", "created", (json_int_t)s->created, "model",
-                               s->model, "choices", "index", 0, "delta", delta, "logprobs",
-                               "finish_reason", finish),
+    return emit_json(json_pack("{s:O?,s:s,s:I,s:O?,s:[{s:i,s:o,s:n,s:s?,s:O*}]}", "id", s->id,
+                               "object", "chat.completion.chunk", "created", (json_int_t)s->created,
+                               "model", s->model, "choices", "index", 0, "delta", delta, "logprobs",
+                               "finish_reason", finish, "stop_reason", stop_seq),
                      cb, arg);
 }
 
@@ -910,10 +924,10 @@ static int on_block_start(struct provider_stream *s, const json_t *ev, provider_
                                     s->tool_of[i], "id", json_object_get(b, "id"), "type",
                                     "function", "function", "name", json_object_get(b, "name"),
                                     "arguments", ""),
-                          NULL, cb, arg);
+                          NULL, NULL, cb, arg);
     }
     if (strcmp(type, "text") == 0 && json_string_length(text) > 0)
-        return emit_delta(s, json_pack("{s:O}", "content", text), NULL, cb, arg);
+        return emit_delta(s, json_pack("{s:O}", "content", text), NULL, NULL, cb, arg);
     return 0;
 }
 
@@ -933,7 +947,7 @@ static int on_block_delta(struct provider_stream *s, const json_t *ev, provider_
             return -1;
         return json_string_length(text) == 0
                    ? 0
-                   : emit_delta(s, json_pack("{s:O}", "content", text), NULL, cb, arg);
+                   : emit_delta(s, json_pack("{s:O}", "content", text), NULL, NULL, cb, arg);
     }
     if (strcmp(type, "input_json_delta") == 0) {
         json_t *part = json_object_get(d, "partial_json");
@@ -945,7 +959,7 @@ static int on_block_delta(struct provider_stream *s, const json_t *ev, provider_
         return emit_delta(s,
                           json_pack("{s:[{s:i,s:{s:O}}]}", "tool_calls", "index", s->tool_of[i],
                                     "function", "arguments", part),
-                          NULL, cb, arg);
+                          NULL, NULL, cb, arg);
     }
     return 0; /* thinking, signatures, citations */
 }
@@ -976,11 +990,13 @@ static int stream_event(struct provider_stream *s, const json_t *ev, provider_ch
     if (strcmp(type, "content_block_delta") == 0)
         return on_block_delta(s, ev, cb, arg);
     if (strcmp(type, "message_delta") == 0) {
-        const char *stop =
-            json_string_value(json_object_get(json_object_get(ev, "delta"), "stop_reason"));
+        json_t *delta = json_object_get(ev, "delta");
+        const char *stop = json_string_value(json_object_get(delta, "stop_reason"));
 
         take_usage(s, json_object_get(ev, "usage"));
-        return stop ? emit_delta(s, json_object(), finish_of(stop), cb, arg) : 0;
+        return stop
+                   ? emit_delta(s, json_object(), finish_of(stop), stop_sequence_of(delta), cb, arg)
+                   : 0;
     }
     if (strcmp(type, "message_stop") == 0) {
         if (s->has_usage &&

@@ -4,7 +4,7 @@
  * @anthropic-ai/sdk types, and a test drives the SDK against this mock):
  * a Message object {id, type, role, model, content, stop_reason,
  * stop_sequence, usage}; streams as named SSE events; errors as
- * {"type":"error","error":{"type","message"}} (mock.c renders those).
+ * {"type":"error","error":{"type","message"}} (mock_reply.c renders those).
  */
 #include "mock_anthropic.h"
 
@@ -245,7 +245,7 @@ static int check_blocks(const json_t *content, size_t mi, int user, const json_t
     return rc;
 }
 
-static int check_messages(const json_t *msgs, struct mock_err *err)
+static int mock_anth_check_messages(const json_t *msgs, struct mock_err *err)
 {
     json_t *prev_ids = NULL, *m;
     size_t i, n = json_array_size(msgs);
@@ -392,7 +392,7 @@ static int anth_check(const json_t *req, int for_count, struct mock_err *err)
         return anth_fail(err, "metadata: only a string user_id is allowed");
     if (check_tools(req, err) < 0)
         return -1;
-    return check_messages(json_object_get(req, "messages"), err);
+    return mock_anth_check_messages(json_object_get(req, "messages"), err);
 }
 
 /* ---- the answer ---- */
@@ -709,8 +709,8 @@ static int emit_block_stop(struct buf *b, size_t i, int chunked)
                 chunked);
 }
 
-static int emit_delta(struct buf *b, const struct mock_choice *c, size_t i, const char *p, size_t n,
-                      int chunked)
+static int mock_anth_emit_delta(struct buf *b, const struct mock_choice *c, size_t i, const char *p,
+                                size_t n, int chunked)
 {
     json_t *d = c->tool_name
                     ? json_pack("{s:s,s:s%}", "type", "input_json_delta", "partial_json", p, n)
@@ -783,8 +783,8 @@ int mock_anth_render_stream(const struct mock_answer *a, size_t chunks, int malf
                 anth_step_end(s, &step);
         }
         for (size_t j = 0; j < nb[i] && r == 0; j++) {
-            r = emit_delta(&s->data, c, i, c->text + bounds[i][j], bounds[i][j + 1] - bounds[i][j],
-                           chunked);
+            r = mock_anth_emit_delta(&s->data, c, i, c->text + bounds[i][j],
+                                     bounds[i][j + 1] - bounds[i][j], chunked);
             anth_step_end(s, &step);
         }
     }

@@ -11,7 +11,7 @@
  * the API does not know. The answer is the OpenAI mode's (mock_gen.c) for
  * the same conversation, so one prompt gets the same text either way.
  *
- * Pure functions of the request, like mock_gen.c: mock.c decides faults and
+ * Pure functions of the request, like mock_gen.c: mock_ep.c decides faults and
  * timing.
  */
 #ifndef SLUICE_MOCK_ANTHROPIC_H

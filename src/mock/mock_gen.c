@@ -98,7 +98,7 @@ static size_t utf8_count(const char *s, size_t len)
     return n;
 }
 
-static int is_space(char c)
+static int mock_gen_is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
@@ -116,9 +116,9 @@ static size_t gen_pieces(const char *s, size_t len, size_t *starts)
         if (starts)
             starts[n] = i;
         n++;
-        while (i < len && is_space(s[i]) && i - p0 < GEN_PIECE_MAX)
+        while (i < len && mock_gen_is_space(s[i]) && i - p0 < GEN_PIECE_MAX)
             i++;
-        while (i < len && !is_space(s[i])) {
+        while (i < len && !mock_gen_is_space(s[i])) {
             /* Cut long words, but never inside a UTF-8 sequence. */
             if (i - p0 >= GEN_PIECE_MAX && ((unsigned char)s[i] & 0xc0) != 0x80)
                 break;
@@ -167,7 +167,7 @@ static char *gen_sentence(uint64_t h, size_t *len)
 /* Append the text of a message's content to b: a string, or the "text" of
  * the text parts of an array, joined with "\n". Other shapes add nothing.
  * Return 0, or -1 when b is full. */
-static int content_text(const json_t *content, struct buf *b)
+static int mock_gen_content_text(const json_t *content, struct buf *b)
 {
     size_t i;
     json_t *part;
@@ -330,8 +330,8 @@ static const json_t *gen_pick_tool(const json_t *req, const char *last_role)
 /* ---- request fields ---- */
 
 /* An optional integer field in [min, max]: absent or null leaves *out. */
-static int get_int(const json_t *req, const char *key, long long min, long long max, long long *out,
-                   struct mock_err *err)
+static int mock_gen_get_int(const json_t *req, const char *key, long long min, long long max,
+                            long long *out, struct mock_err *err)
 {
     json_t *v = json_object_get(req, key);
 
@@ -344,7 +344,7 @@ static int get_int(const json_t *req, const char *key, long long min, long long 
     return 0;
 }
 
-static int get_bool(const json_t *req, const char *key, int *out, struct mock_err *err)
+static int mock_gen_get_bool(const json_t *req, const char *key, int *out, struct mock_err *err)
 {
     json_t *v = json_object_get(req, key);
 
@@ -363,9 +363,10 @@ static int gen_common(const json_t *req, const struct mock_gen_opts *o, struct m
     json_t *so = json_object_get(req, "stream_options");
 
     *n = 1;
-    if (get_int(req, "n", 1, GEN_MAX_N, n, err) < 0 || get_bool(req, "stream", &a->stream, err) < 0)
+    if (mock_gen_get_int(req, "n", 1, GEN_MAX_N, n, err) < 0 ||
+        mock_gen_get_bool(req, "stream", &a->stream, err) < 0)
         return -1;
-    if (json_is_object(so) && get_bool(so, "include_usage", &a->include_usage, err) < 0)
+    if (json_is_object(so) && mock_gen_get_bool(so, "include_usage", &a->include_usage, err) < 0)
         return -1;
     a->created = (long long)time(NULL);
     a->model = xstrdup(o->model);
@@ -380,9 +381,9 @@ static long long gen_max_tokens(const json_t *req, struct mock_err *err, int *ba
 {
     long long mt = 0;
 
-    *bad = get_int(req, "max_completion_tokens", 1, 1LL << 40, &mt, err) < 0;
+    *bad = mock_gen_get_int(req, "max_completion_tokens", 1, 1LL << 40, &mt, err) < 0;
     if (!*bad && mt == 0)
-        *bad = get_int(req, "max_tokens", 1, 1LL << 40, &mt, err) < 0;
+        *bad = mock_gen_get_int(req, "max_tokens", 1, 1LL << 40, &mt, err) < 0;
     return mt;
 }
 
@@ -462,8 +463,8 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
     if (gen_common(req, o, a, &n, err) < 0)
         goto fail;
     max_tokens = gen_max_tokens(req, err, &bad);
-    if (bad || get_bool(req, "logprobs", &a->logprobs, err) < 0 ||
-        get_int(req, "top_logprobs", 0, GEN_MAX_TOP_LOGPROBS, &top, err) < 0)
+    if (bad || mock_gen_get_bool(req, "logprobs", &a->logprobs, err) < 0 ||
+        mock_gen_get_int(req, "top_logprobs", 0, GEN_MAX_TOP_LOGPROBS, &top, err) < 0)
         goto fail;
     a->top_logprobs = (int)top;
     if (rf && !json_is_null(rf) && rf_type == NULL) {
@@ -492,7 +493,7 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
         if ((i > 0 && buf_append(&all, "\n", 1) < 0))
             goto too_big;
         before = all.len;
-        if (content_text(json_object_get(m, "content"), &all) < 0)
+        if (mock_gen_content_text(json_object_get(m, "content"), &all) < 0)
             goto too_big;
         chars += utf8_count(all.data + before, all.len - before);
         if (strcmp(last_role, "user") == 0) {
@@ -700,7 +701,7 @@ int mock_gen_completion(const json_t *req, const struct mock_gen_opts *o, struct
     if (gen_common(req, o, a, &n, err) < 0)
         goto fail;
     max_tokens = gen_max_tokens(req, err, &bad);
-    if (bad || get_int(req, "logprobs", 0, 5, &lp, err) < 0)
+    if (bad || mock_gen_get_int(req, "logprobs", 0, 5, &lp, err) < 0)
         goto fail;
     /* Legacy logprobs: an integer asks for that many alternatives. */
     if (json_is_integer(lpv)) {
@@ -895,7 +896,7 @@ static json_t *legacy_logprobs(const struct mock_answer *a, const struct mock_ch
 
 /* OpenAI's usage: prompt_tokens counts cached tokens too, and says how many
  * in prompt_tokens_details (only when some are). */
-static json_t *usage_json(const struct mock_answer *a)
+static json_t *mock_gen_usage_json(const struct mock_answer *a)
 {
     long long prompt = a->prompt_tokens > a->cache_read ? a->prompt_tokens : a->cache_read;
     json_t *u = json_pack("{s:I,s:I,s:I}", "prompt_tokens", (json_int_t)prompt, "completion_tokens",
@@ -969,7 +970,7 @@ char *mock_render_json(const struct mock_answer *a, int truncated_json, size_t *
         json_array_append_new(choices, ch);
     }
     json_object_set_new(body, "choices", choices);
-    json_object_set_new(body, "usage", usage_json(a));
+    json_object_set_new(body, "usage", mock_gen_usage_json(a));
     if (a->kind == MOCK_CHAT)
         json_object_set_new(body, "system_fingerprint", json_string("fp_mock"));
     s = json_dumps(body, JSON_FLAGS);
@@ -1080,7 +1081,7 @@ static int emit_chunk(struct buf *b, const struct mock_answer *a, json_t *choice
         json_object_set_new(o, "system_fingerprint", json_string("fp_mock"));
     json_object_set_new(o, "choices", choice ? json_pack("[o]", choice) : json_array());
     if (a->include_usage || choice == NULL)
-        json_object_set_new(o, "usage", choice ? json_null() : usage_json(a));
+        json_object_set_new(o, "usage", choice ? json_null() : mock_gen_usage_json(a));
     s = json_dumps(o, JSON_FLAGS);
     json_decref(o);
     if (s == NULL)
@@ -1311,7 +1312,7 @@ int mock_gen_embeddings(const json_t *req, const char *model, struct buf *out, l
     char *mstr;
     json_t *v;
 
-    if (get_int(req, "dimensions", 1, EMB_MAX_DIMS, &dims, err) < 0)
+    if (mock_gen_get_int(req, "dimensions", 1, EMB_MAX_DIMS, &dims, err) < 0)
         return -1;
     if (fmt && !json_is_null(fmt)) {
         if (json_is_string(fmt) && strcmp(json_string_value(fmt), "base64") == 0)

@@ -2,7 +2,7 @@
  * logprobs, tool calls, JSON-mode objects and embeddings, rendered as
  * OpenAI's JSON bodies or as SSE events.
  *
- * Nothing here touches a socket: mock.c decides faults and timing, this file
+ * Nothing here touches a socket: mock_ep.c decides faults and timing, this file
  * decides bytes. Everything is a pure function of the request (and the replay
  * table), so the same input always gives the same answer.
  */
@@ -19,7 +19,7 @@ struct mock_replay;
 
 #define MOCK_STREAM_MAX (64u << 20) /* cap on one rendered stream or body */
 
-/* An error for the client. mock.c turns it into OpenAI's error JSON; nothing
+/* An error for the client. mock_reply.c turns it into the error JSON; nothing
  * here prints error bodies. */
 struct mock_err {
     int status;

@@ -23,7 +23,7 @@ static int is_value_char(unsigned char c)
     return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-static int fail(struct mock_http_req *out, int status, const char *why)
+static int mock_http_fail(struct mock_http_req *out, int status, const char *why)
 {
     out->status = status;
     out->error = why;
@@ -82,19 +82,19 @@ static int parse_request_line(const char *buf, size_t p, size_t eol, struct mock
     while (i < eol && is_tchar((unsigned char)buf[i]))
         i++;
     if (i == p || i == eol || buf[i] != ' ')
-        return fail(out, 400, "malformed request line (method)");
+        return mock_http_fail(out, 400, "malformed request line (method)");
     if (i - p > 32)
-        return fail(out, 501, "unknown method (over 32 bytes)");
+        return mock_http_fail(out, 501, "unknown method (over 32 bytes)");
     out->method = buf + p;
     out->method_len = i - p;
     t0 = ++i;
     while (i < eol && (unsigned char)buf[i] > 0x20 && (unsigned char)buf[i] < 0x7f)
         i++;
     if (i == t0 || i == eol || buf[i] != ' ')
-        return fail(out, 400, "malformed request line (target)");
+        return mock_http_fail(out, 400, "malformed request line (target)");
     t1 = i++;
     if (eol - i != 8)
-        return fail(out, 400, "malformed request line (version)");
+        return mock_http_fail(out, 400, "malformed request line (version)");
     v = buf + i;
     if (memcmp(v, "HTTP/1.1", 8) == 0)
         out->minor = 1;
@@ -102,9 +102,9 @@ static int parse_request_line(const char *buf, size_t p, size_t eol, struct mock
         out->minor = 0;
     else if (memcmp(v, "HTTP/", 5) == 0 && v[5] >= '0' && v[5] <= '9' && v[6] == '.' &&
              v[7] >= '0' && v[7] <= '9')
-        return fail(out, 505, "HTTP version not supported");
+        return mock_http_fail(out, 505, "HTTP version not supported");
     else
-        return fail(out, 400, "malformed request line (version)");
+        return mock_http_fail(out, 400, "malformed request line (version)");
 
     /* An absolute-form target (a client that thinks we are a proxy) is
      * reduced to its path, as RFC 9112 3.2.2 asks of origin servers. */
@@ -124,7 +124,7 @@ static int parse_request_line(const char *buf, size_t p, size_t eol, struct mock
             return 0;
         }
     } else if (buf[t0] != '/' && !(t1 - t0 == 1 && buf[t0] == '*')) {
-        return fail(out, 400, "malformed request target");
+        return mock_http_fail(out, 400, "malformed request target");
     }
     out->path = buf + t0;
     out->path_len = t1 - t0;
@@ -141,20 +141,21 @@ static int parse_request_line(const char *buf, size_t p, size_t eol, struct mock
 
 /* Parse one header line buf[p..eol) and apply its meaning to out.
  * cl_seen tracks Content-Length repeats. Return 0 or -1. */
-static int parse_header(const char *buf, size_t p, size_t eol, struct mock_http_req *out,
-                        int *cl_seen, int *host_seen, int *te_seen, int *conn_close, int *conn_keep)
+static int mock_http_parse_header(const char *buf, size_t p, size_t eol, struct mock_http_req *out,
+                                  int *cl_seen, int *host_seen, int *te_seen, int *conn_close,
+                                  int *conn_keep)
 {
     struct mock_http_header *h;
     size_t i = p, v0, v1;
 
     if (buf[p] == ' ' || buf[p] == '\t')
-        return fail(out, 400, "obsolete header line folding");
+        return mock_http_fail(out, 400, "obsolete header line folding");
     while (i < eol && is_tchar((unsigned char)buf[i]))
         i++;
     if (i == p || i == eol || buf[i] != ':')
-        return fail(out, 400, "malformed header line");
+        return mock_http_fail(out, 400, "malformed header line");
     if (out->nheaders == MOCK_HTTP_MAX_HEADERS)
-        return fail(out, 431, "too many request headers");
+        return mock_http_fail(out, 431, "too many request headers");
     v0 = i + 1;
     while (v0 < eol && (buf[v0] == ' ' || buf[v0] == '\t'))
         v0++;
@@ -163,7 +164,7 @@ static int parse_header(const char *buf, size_t p, size_t eol, struct mock_http_
         v1--;
     for (size_t k = v0; k < v1; k++)
         if (!is_value_char((unsigned char)buf[k]))
-            return fail(out, 400, "invalid character in header value");
+            return mock_http_fail(out, 400, "invalid character in header value");
     h = &out->headers[out->nheaders++];
     h->name = buf + p;
     h->name_len = i - p;
@@ -174,26 +175,26 @@ static int parse_header(const char *buf, size_t p, size_t eol, struct mock_http_
         size_t n = 0;
 
         if (h->value_len == 0)
-            return fail(out, 400, "invalid Content-Length");
+            return mock_http_fail(out, 400, "invalid Content-Length");
         for (size_t k = 0; k < h->value_len; k++)
             if (h->value[k] < '0' || h->value[k] > '9')
-                return fail(out, 400, "invalid Content-Length");
+                return mock_http_fail(out, 400, "invalid Content-Length");
         /* Twelve digits exceed any body we take and cannot overflow size_t. */
         if (h->value_len > 12)
-            return fail(out, 413, "request body too large");
+            return mock_http_fail(out, 413, "request body too large");
         for (size_t k = 0; k < h->value_len; k++)
             n = n * 10 + (size_t)(h->value[k] - '0');
         if (*cl_seen && n != out->body_len)
-            return fail(out, 400, "conflicting Content-Length headers");
+            return mock_http_fail(out, 400, "conflicting Content-Length headers");
         if (n > MOCK_HTTP_MAX_BODY)
-            return fail(out, 413, "request body too large");
+            return mock_http_fail(out, 413, "request body too large");
         *cl_seen = 1;
         out->body_len = n;
     } else if (name_is(h, "transfer-encoding")) {
         *te_seen = 1;
     } else if (name_is(h, "host")) {
         if (*host_seen)
-            return fail(out, 400, "more than one Host header");
+            return mock_http_fail(out, 400, "more than one Host header");
         *host_seen = 1;
     } else if (name_is(h, "connection")) {
         if (mock_http_has_token(h->value, h->value_len, "close"))
@@ -202,7 +203,7 @@ static int parse_header(const char *buf, size_t p, size_t eol, struct mock_http_
             *conn_keep = 1;
     } else if (name_is(h, "expect")) {
         if (!value_is(h->value, h->value_len, "100-continue"))
-            return fail(out, 417, "unsupported Expect");
+            return mock_http_fail(out, 417, "unsupported Expect");
         out->expect_continue = 1;
     }
     return 0;
@@ -219,7 +220,7 @@ static int check_early(const char *buf, size_t pos, size_t lim, struct mock_http
         return 0;
     eol = (size_t)(nl - buf);
     if (eol == pos || buf[eol - 1] != '\r')
-        return fail(out, 400, "request line must end with CRLF");
+        return mock_http_fail(out, 400, "request line must end with CRLF");
     return parse_request_line(buf, pos, eol - 1, out);
 }
 
@@ -246,7 +247,7 @@ int mock_http_parse(const char *buf, size_t len, struct mock_http_req *out)
         if (pos < lim && check_early(buf, pos, lim, out) < 0)
             return -1;
         if (len >= MOCK_HTTP_MAX_HEAD)
-            return fail(out, 431, "request head too large");
+            return mock_http_fail(out, 431, "request head too large");
         return 0;
     }
     end = (size_t)(term - buf) + 4;
@@ -260,27 +261,27 @@ int mock_http_parse(const char *buf, size_t len, struct mock_http_req *out)
 
         if (eol == p) {
             if (first)
-                return fail(out, 400, "empty request line");
+                return mock_http_fail(out, 400, "empty request line");
             break; /* the blank line */
         }
         for (size_t k = p; k < eol; k++)
             if (buf[k] == '\r' || buf[k] == '\n' || buf[k] == '\0')
-                return fail(out, 400, "bare CR, LF or NUL in request head");
+                return mock_http_fail(out, 400, "bare CR, LF or NUL in request head");
         if (first) {
             if (parse_request_line(buf, p, eol, out) < 0)
                 return -1;
-        } else if (parse_header(buf, p, eol, out, &cl_seen, &host_seen, &te_seen, &conn_close,
-                                &conn_keep) < 0) {
+        } else if (mock_http_parse_header(buf, p, eol, out, &cl_seen, &host_seen, &te_seen,
+                                          &conn_close, &conn_keep) < 0) {
             return -1;
         }
         p = eol + 2;
     }
     if (te_seen)
-        return fail(out, 411,
-                    "Transfer-Encoding request bodies are not supported; "
-                    "send Content-Length");
+        return mock_http_fail(out, 411,
+                              "Transfer-Encoding request bodies are not supported; "
+                              "send Content-Length");
     if (out->minor == 1 && !host_seen)
-        return fail(out, 400, "HTTP/1.1 request without Host");
+        return mock_http_fail(out, 400, "HTTP/1.1 request without Host");
     out->keep_alive = out->minor == 1 ? !conn_close : (conn_keep && !conn_close);
     out->head_len = end;
     out->body = buf + end;

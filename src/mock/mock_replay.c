@@ -108,7 +108,7 @@ static struct replay_entry *slot_for(const struct mock_replay *r, uint64_t h, in
 }
 
 /* Keep the load factor under 1/2 so probes stay short. */
-static void grow(struct mock_replay *r)
+static void mock_replay_grow(struct mock_replay *r)
 {
     struct replay_entry *old = r->slots;
     size_t nold = r->nslots;
@@ -202,7 +202,7 @@ static int add_line(struct mock_replay *r, json_t *line, char *err, size_t errle
             return -1;
         }
         if (2 * (r->used + 1) > r->nslots)
-            grow(r);
+            mock_replay_grow(r);
         if (p == NULL) {
             /* Stored once per line; every model's entry points at it. */
             p = xstrndup(json_string_value(prompt), plen);

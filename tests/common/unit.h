@@ -66,4 +66,23 @@ static inline char *test_tree_path(const char *rel)
     return p;
 }
 
+/* JSON from text that writes ' for " (test data reads better so). The
+ * caller owns the result; bad JSON fails the test. */
+static inline json_t *test_json_q(const char *text)
+{
+    char *s = strdup(text);
+    json_error_t e;
+    json_t *j;
+
+    assert_non_null(s);
+    for (char *p = s; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    j = json_loads(s, 0, &e);
+    if (j == NULL)
+        fail_msg("bad test JSON: %s: %s", e.text, s);
+    free(s);
+    return j;
+}
+
 #endif

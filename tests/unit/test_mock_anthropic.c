@@ -7,31 +7,18 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "../common/unit.h"
+
 #include "../../src/mock/mock_anthropic.c"
 #include "../../src/mock/mock_gen.c"
 #include "../../src/mock/mock_replay.c"
-
-static json_t *J(const char *text)
-{
-    char *s = xstrdup(text);
-    json_t *j;
-
-    for (char *p = s; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    j = json_loads(s, 0, NULL);
-    if (j == NULL)
-        fail_msg("bad test JSON: %s", s);
-    free(s);
-    return j;
-}
 
 static const struct mock_gen_opts OPTS = {.model = "claude-x", .seq = 7};
 
 /* The request is refused with a 400 whose message has `words`. */
 static void refused(const char *req, const char *words)
 {
-    json_t *r = J(req);
+    json_t *r = test_json_q(req);
     struct mock_answer a;
     struct mock_err err = {0};
 
@@ -91,8 +78,9 @@ static void test_checks(void **state)
 
 static void test_answer_json(void **state)
 {
-    json_t *r = J("{'model':'claude-x','max_tokens':50,'system':'s','stop_sequences':['river'],"
-                  "'messages':[{'role':'user','content':'hi'}],'mock':{}}");
+    json_t *r =
+        test_json_q("{'model':'claude-x','max_tokens':50,'system':'s','stop_sequences':['river'],"
+                    "'messages':[{'role':'user','content':'hi'}],'mock':{}}");
     struct mock_gen_opts o = OPTS;
     struct mock_answer a;
     struct mock_err err = {0};
@@ -149,10 +137,11 @@ static json_t *event_names(const struct mock_stream *st)
 
 static void test_stream(void **state)
 {
-    json_t *r = J("{'model':'claude-x','max_tokens':50,'stream':true,'messages':[{'role':'user',"
-                  "'content':'weather?'}],'tools':[{'name':'w','input_schema':{'type':'object',"
-                  "'properties':{'c':{'type':'string'}}}},{'name':'t','input_schema':{'type':"
-                  "'object'}}]}");
+    json_t *r =
+        test_json_q("{'model':'claude-x','max_tokens':50,'stream':true,'messages':[{'role':'user',"
+                    "'content':'weather?'}],'tools':[{'name':'w','input_schema':{'type':'object',"
+                    "'properties':{'c':{'type':'string'}}}},{'name':'t','input_schema':{'type':"
+                    "'object'}}]}");
     struct mock_gen_opts o = OPTS;
     struct mock_stream st = {0};
     struct mock_answer a;
@@ -169,11 +158,11 @@ static void test_stream(void **state)
     assert_int_equal(strncmp(a.choices[1].tool_id, "toolu_mock_", 11), 0);
     assert_int_equal(mock_anth_render_stream(&a, 1, 0, 0, 0, &st), 0);
     names = event_names(&st);
-    want = J("['message_start','content_block_start','ping','content_block_delta',"
-             "'content_block_stop','content_block_start','content_block_delta',"
-             "'content_block_stop','content_block_start','content_block_delta',"
-             "'content_block_stop','content_block_start','content_block_delta',"
-             "'content_block_stop','message_delta','message_stop']");
+    want = test_json_q("['message_start','content_block_start','ping','content_block_delta',"
+                       "'content_block_stop','content_block_start','content_block_delta',"
+                       "'content_block_stop','content_block_start','content_block_delta',"
+                       "'content_block_stop','content_block_start','content_block_delta',"
+                       "'content_block_stop','message_delta','message_stop']");
     assert_true(json_equal(names, want));
     /* Step 0 opens the message; the last step closes it. */
     assert_int_equal(st.nsteps, 6);
@@ -184,7 +173,7 @@ static void test_stream(void **state)
     /* error_event: the message starts, then an error event ends it. */
     assert_int_equal(mock_anth_render_stream(&a, 1, 0, 1, 0, &st), 0);
     names = event_names(&st);
-    want = J("['message_start','content_block_start','ping','error']");
+    want = test_json_q("['message_start','content_block_start','ping','error']");
     assert_true(json_equal(names, want));
     assert_non_null(strstr(st.data.data, "overloaded_error"));
     json_decref(names);
@@ -196,7 +185,8 @@ static void test_stream(void **state)
 
 static void test_errors_and_count(void **state)
 {
-    json_t *r = J("{'model':'claude-x','messages':[{'role':'user','content':'count me please'}]}");
+    json_t *r = test_json_q(
+        "{'model':'claude-x','messages':[{'role':'user','content':'count me please'}]}");
     struct mock_err err = {0};
     long long n = 0;
 
