@@ -4,12 +4,10 @@
 #include "caps.h"
 #include "cache_mem.h"
 #include "cache_redis.h"
-#include "cascade.h"
 #include "exchange.h"
 #include "jscan.h"
 #include "loop.h"
 #include "provider.h"
-#include "server.h"
 #include "util.h"
 
 #include <math.h>
@@ -22,13 +20,6 @@
 #define FLIGHT_BUCKETS 256
 #define WAIT_MAX_US (120u * 1000000u) /* a waiter gives up and calls itself */
 #define ENTRY_MAGIC "SLC2 "
-
-const char *cache_status_name(enum cache_status s)
-{
-    static const char *names[] = {NULL, "HIT", "MISS", "BYPASS", "OFF", "ERROR"};
-
-    return (size_t)s < ARRAY_LEN(names) ? names[s] : NULL;
-}
 
 /* ---- keys ---- */
 
@@ -363,7 +354,7 @@ struct cache {
     struct loop *loop;
     struct cache_conf conf;
     struct cache_mem *mem;     /* backend = memory */
-    int redis; /* backend = redis: the loop's client (server.redis) */
+    int redis; /* backend = redis: the loop's client (loop_redis) */
     /* With Redis: recent hits and stores kept in this process for
      * local_ttl_ms, so hot keys are served by the workers without a round
      * trip. A purge elsewhere reaches this copy within local_ttl_ms. */
@@ -548,15 +539,15 @@ static void flight_release(struct cache *c, struct flight *f, const struct cache
         next = w->next;
         loop_timer_stop(c->loop, &w->timer);
         ex->waiter = NULL;
+        free(w);
         if (e) {
             ex->meta.cache = CACHE_HIT;
             cache_count_hit(c);
             respond_entry(ex, e);
-            ex_unref(ex);
+            ex_resume(ex, PHASE_DONE);
         } else {
-            cascade_start(c->loop, server.up, ex);
+            ex_resume(ex, PHASE_NEXT); /* run the route */
         }
-        free(w);
     }
     if (f->leader)
         f->leader->flight = NULL;
@@ -574,16 +565,18 @@ static void waiter_timeout_cb(struct loop *loop, void *arg)
             break;
         }
     }
+    UNUSED(loop);
     ex->waiter = NULL;
     free(w);
     /* Waited long enough on someone else's call: make our own. */
-    cascade_start(loop, server.up, ex);
+    ex_resume(ex, PHASE_NEXT);
 }
 
 /* The backend answered the leader's lookup. raw (taken over) is the entry,
- * or NULL on a miss (err set when the backend failed). */
-static void lookup_done(struct cache *c, struct exchange *ex, char *raw, size_t len,
-                        const char *err)
+ * or NULL on a miss (err set when the backend failed). Returns PHASE_DONE
+ * when ex was answered (a hit), PHASE_NEXT when its route must run. */
+static enum phase_result lookup_done(struct cache *c, struct exchange *ex, char *raw, size_t len,
+                                     const char *err)
 {
     struct flight *f = ex->flight;
     struct cache_entry e;
@@ -595,8 +588,7 @@ static void lookup_done(struct cache *c, struct exchange *ex, char *raw, size_t 
         if (f)
             flight_release(c, f, &e);
         cache_entry_free(&e);
-        ex_unref(ex);
-        return;
+        return PHASE_DONE;
     }
     if (err) {
         ex->meta.cache = CACHE_ERROR;
@@ -604,7 +596,7 @@ static void lookup_done(struct cache *c, struct exchange *ex, char *raw, size_t 
     } else {
         c->st.misses++;
     }
-    cascade_start(c->loop, server.up, ex);
+    return PHASE_NEXT;
 }
 
 static void redis_get_cb(void *arg, const char *err, char *raw, size_t len)
@@ -614,20 +606,20 @@ static void redis_get_cb(void *arg, const char *err, char *raw, size_t len)
 
     if (raw && c->near)
         cache_mem_put(c->near, ex->cache_plan.key, raw, len, near_ttl_ms(c, ex->cache_plan.ttl_s));
-    lookup_done(c, ex, raw, len, err);
+    ex_resume(ex, lookup_done(c, ex, raw, len, err));
 }
 
-void cache_begin(struct cache *c, struct exchange *ex)
+enum phase_result cache_run(struct exchange *ex)
 {
+    struct cache *c = ex->cache;
     struct flight *f;
     char *raw;
     size_t len;
 
     ex->meta.cache = ex->cache_plan.status;
-    if (!ex->cache_plan.lookup) {
-        cascade_start(c->loop, server.up, ex);
-        return;
-    }
+    ex->keep_answer = ex->cache_plan.store;
+    if (!ex->cache_plan.lookup)
+        return PHASE_NEXT;
     f = flight_find(c, ex->cache_plan.key);
     if (f) {
         struct waiter *w = xcalloc(1, sizeof(*w));
@@ -639,7 +631,7 @@ void cache_begin(struct cache *c, struct exchange *ex)
         ex->waiter = w;
         loop_timer_init(&w->timer, waiter_timeout_cb, w);
         loop_timer_start(c->loop, &w->timer, WAIT_MAX_US);
-        return;
+        return PHASE_AGAIN;
     }
     f = xcalloc(1, sizeof(*f));
     snprintf(f->key, sizeof(f->key), "%s", ex->cache_plan.key);
@@ -649,10 +641,10 @@ void cache_begin(struct cache *c, struct exchange *ex)
     ex->flight = f;
     if (c->mem) {
         raw = cache_mem_get(c->mem, ex->cache_plan.key, &len);
-        lookup_done(c, ex, raw, len, NULL);
-    } else {
-        cache_redis_get(server.redis, ex->cache_plan.key, redis_get_cb, ex);
+        return lookup_done(c, ex, raw, len, NULL);
     }
+    cache_redis_get(loop_redis(c->loop), ex->cache_plan.key, redis_get_cb, ex);
+    return PHASE_AGAIN;
 }
 
 void cache_finish(struct exchange *ex, const char *body, size_t len)
@@ -674,7 +666,8 @@ void cache_finish(struct exchange *ex, const char *body, size_t len)
             if (c->mem) {
                 cache_mem_put(c->mem, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s * 1000);
             } else {
-                cache_redis_set(server.redis, ex->cache_plan.key, raw, rlen, ex->cache_plan.ttl_s);
+                cache_redis_set(loop_redis(c->loop), ex->cache_plan.key, raw, rlen,
+                                ex->cache_plan.ttl_s);
                 if (c->near)
                     cache_mem_put(c->near, ex->cache_plan.key, raw, rlen,
                                   near_ttl_ms(c, ex->cache_plan.ttl_s));
@@ -708,13 +701,19 @@ void cache_cancel(struct exchange *ex)
             break;
         }
     }
-    loop_timer_stop(server.loop, &w->timer);
+    loop_timer_stop(ex->cache->loop, &w->timer);
     ex->waiter = NULL;
     free(w);
     api_error_set(&e, 499, "api_error", "client_closed", NULL, "%s",
                   "The client closed the connection.");
     ex_fail(ex, &e);
-    ex_unref(ex);
+    ex_resume(ex, PHASE_DONE);
+}
+
+void cache_end(struct exchange *ex)
+{
+    cache_unref(ex->cache);
+    ex->cache = NULL;
 }
 
 const char *cache_purge_check(const char *key, const char *ns)
@@ -750,9 +749,9 @@ void cache_purge(struct cache *c, const char *key, const char *ns, cache_purge_c
             cache_mem_del_prefix(c->near, prefix);
     }
     if (key)
-        cache_redis_del(server.redis, key, cb, arg);
+        cache_redis_del(loop_redis(c->loop), key, cb, arg);
     else
-        cache_redis_del_prefix(server.redis, prefix, cb, arg);
+        cache_redis_del_prefix(loop_redis(c->loop), prefix, cb, arg);
 }
 
 void cache_abort_all(struct cache *c, const struct api_error *err)
@@ -766,7 +765,7 @@ void cache_abort_all(struct cache *c, const struct api_error *err)
                 loop_timer_stop(c->loop, &w->timer);
                 w->ex->waiter = NULL;
                 ex_fail(w->ex, err);
-                ex_unref(w->ex);
+                ex_resume(w->ex, PHASE_DONE);
                 free(w);
             }
         }

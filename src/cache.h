@@ -19,7 +19,9 @@
 #ifndef SLUICE_CACHE_H
 #define SLUICE_CACHE_H
 
+#include "cache_types.h"
 #include "config.h"
+#include "exchange.h"
 #include "request.h"
 #include "util.h"
 
@@ -31,29 +33,8 @@ struct exchange;
 struct cache;
 struct cache_mem;
 
-enum cache_status {
-    CACHE_NA = 0, /* not a cacheable request (nothing reported) */
-    CACHE_HIT,
-    CACHE_MISS,
-    CACHE_BYPASS, /* the request said so, or is not deterministic */
-    CACHE_OFF,    /* the route does not cache */
-    CACHE_ERROR,  /* the backend failed or was too slow: served uncached */
-};
-
-const char *cache_status_name(enum cache_status s);
-
-#define CACHE_KEY_MAX 160
 #define CACHE_KEY_PREFIX "sluice:c1:"
 #define CACHE_NS_MAX 64
-
-/* What the cache does for one request, decided by the worker. */
-struct cache_plan {
-    enum cache_status status; /* OFF, BYPASS or MISS until the lookup says */
-    int lookup;
-    int store;
-    long ttl_s;
-    char key[CACHE_KEY_MAX];
-};
 
 /* Decide the plan: the route's cache settings, determinism (temperature >
  * 0 or n > 1 only with cache_nondeterministic), Cache-Control (no-cache:
@@ -100,7 +81,7 @@ int cache_entry_render(const struct cache_entry *e, const struct request_info *r
 /* ---- the instance (loop) ---- */
 
 /* Make the backend for conf, with one reference (the caller's). A Redis
- * cache borrows the loop's client (server.redis) for each command. NULL
+ * cache borrows the loop's client (loop_redis) for each command. NULL
  * with a message on error. */
 struct cache *cache_new(struct loop *loop, const struct cache_conf *conf, char *err, size_t errlen);
 /* Does this instance serve conf as it is (same backend and limits)? */
@@ -119,16 +100,26 @@ void cache_free(struct cache *c);
 /* The memory backend (or Redis's local copy), for a worker's own lookup. */
 struct cache_mem *cache_memory(struct cache *c);
 
-/* Serve ex: look it up (joining an identical lookup or upstream call in
- * flight: single flight), answer a hit, or run its route. Takes over one
- * reference to ex. */
-void cache_begin(struct cache *c, struct exchange *ex);
-/* The route answered ex: body is the whole response (200), as a client that
- * does not stream would get it, or NULL if the route failed. Stores it when
- * the plan says so, and answers the requests that waited for it. */
+/* ---- the cache phase (phase.h) ---- */
+
+/* Run: look ex up in its instance (ex->cache), joining an identical lookup
+ * or upstream call in flight (single flight). PHASE_DONE: a hit answered
+ * it; PHASE_NEXT: its route must run (a miss, no lookup, or the backend
+ * failed: fail open); PHASE_AGAIN: it waits on Redis or on another
+ * request's answer and resumes later. Sets meta.cache, and keep_answer
+ * when the answer is to be stored. Borrows ex. */
+enum phase_result cache_run(struct exchange *ex);
+/* on_answer: the route answered ex: body is the whole response (200), as a
+ * client that does not stream would get it, or NULL if the route failed.
+ * Stores it when the plan says so, and answers the requests that waited
+ * for it (or lets them run their own route). Borrows body. */
 void cache_finish(struct exchange *ex, const char *body, size_t len);
-/* ex's client left while ex waited on another request's answer. */
+/* cancel: ex's client left while ex waited on another request's answer:
+ * it stops waiting and is done (499). Else nothing. */
 void cache_cancel(struct exchange *ex);
+/* on_end: let go of the instance the request started with (ex->cache).
+ * Any thread. */
+void cache_end(struct exchange *ex);
 /* Shutdown: fail every request still waiting on another's answer. */
 void cache_abort_all(struct cache *c, const struct api_error *err);
 

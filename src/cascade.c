@@ -20,7 +20,7 @@
 #include "cascade.h"
 #include "breaker.h"
 #include "caps.h"
-#include "cache.h"
+#include "cache_types.h"
 #include "cost.h"
 #include "exchange.h"
 #include "jscan.h"
@@ -316,11 +316,22 @@ static double stage_estimate(const struct run *run, const struct stage *st)
 
 /* ---- the run ---- */
 
-static const char *const att_roles[] = {
-    [ATT_RELAY] = "answer",
-    [ATT_ANSWER] = "answer",
-    [ATT_JUDGE] = "judge",
-    [ATT_HTTP] = "scorer",
+static void relay_done(struct attempt *a, struct call *c, const char *err, int ok);
+static void answer_done(struct attempt *a, struct call *c, const char *err, int ok);
+static void judge_done(struct attempt *a, struct call *c, const char *err, int ok);
+static void http_done(struct attempt *a, struct call *c, const char *err, int ok);
+
+/* What each kind of call is: its role in the trace, and the one callback
+ * that takes its outcome (ok: a usable 2xx answer; c NULL when no call was
+ * made, err then says why). */
+static const struct {
+    const char *role;
+    void (*done)(struct attempt *a, struct call *c, const char *err, int ok);
+} att_kinds[] = {
+    [ATT_RELAY] = {"answer", relay_done},
+    [ATT_ANSWER] = {"answer", answer_done},
+    [ATT_JUDGE] = {"judge", judge_done},
+    [ATT_HTTP] = {"scorer", http_done},
 };
 
 /* End the span of a's call c (otel.h): err is why it failed, or NULL. */
@@ -330,7 +341,7 @@ static void trace_call(struct attempt *a, struct call *c, const char *err, const
     struct run *run = a->run;
     struct otel_call_info ci = {
         .model = a->model,
-        .role = att_roles[a->kind],
+        .role = att_kinds[a->kind].role,
         .url = a->kind == ATT_HTTP ? cur_stage(run)->url : NULL,
         .stage = (int)run->stage,
         .ep = (int)a->ep,
@@ -392,8 +403,8 @@ static void note_saving(struct run *run, const struct reply *accepted)
 
 static void run_end(struct run *run)
 {
-    if (run->ex->flight)
-        cache_finish(run->ex, NULL, 0); /* no answer: let the waiters call */
+    struct exchange *ex = run->ex;
+
     while (run->atts)
         attempt_free(run->atts);
     otel_run_end(run->ex);
@@ -408,10 +419,12 @@ static void run_end(struct run *run)
         memo_free(&run->memo[i]);
     free(run->memo);
     run->ex->run = NULL;
-    ex_unref(run->ex);
     free(run->pass_body);
     free(run->query);
     free(run);
+    /* Without an answer handed over, the driver tells the on_answer hooks
+     * there is none (the cache lets its waiters call for themselves). */
+    ex_resume(ex, PHASE_DONE);
 }
 
 static void run_commit(struct run *run)
@@ -493,7 +506,7 @@ static void respond_memo(struct run *run, struct memo *mo, int cacheable)
             sl_panic("json_dumps: out of memory");
     }
     if (cacheable)
-        cache_finish(ex, changed ? changed : mo->body, changed ? strlen(changed) : mo->len);
+        ex_answer(ex, changed ? changed : mo->body, changed ? strlen(changed) : mo->len);
     if (ri->stream) {
         struct buf sse;
 
@@ -821,7 +834,7 @@ static void relay_done(struct attempt *a, struct call *c, const char *err, int o
             char *whole = provider_assembly_finish(a->asm_, &len);
 
             if (whole)
-                cache_finish(ex, whole, len);
+                ex_answer(ex, whole, len);
             free(whole);
         }
         run_write(run, "data: [DONE]\n\n", 14);
@@ -830,7 +843,7 @@ static void relay_done(struct attempt *a, struct call *c, const char *err, int o
         size_t len;
         char *body = buf_steal(&a->body, &len);
 
-        cache_finish(ex, body, len);
+        ex_answer(ex, body, len);
         ex_respond(ex, 200, body, len);
     }
     attempt_free(a);
@@ -1001,20 +1014,7 @@ static int attempt_retry(struct attempt *a, struct call *c)
 /* End a without a call (its retry found the breaker open): as a failure. */
 static void attempt_fail_now(struct attempt *a)
 {
-    switch (a->kind) {
-    case ATT_RELAY:
-        relay_done(a, NULL, a->bad, 0);
-        break;
-    case ATT_ANSWER:
-        answer_done(a, NULL, a->bad, 0);
-        break;
-    case ATT_JUDGE:
-        judge_done(a, NULL, a->bad, 0);
-        break;
-    case ATT_HTTP:
-        http_done(a, NULL, a->bad, 0);
-        break;
-    }
+    att_kinds[a->kind].done(a, NULL, a->bad, 0);
 }
 
 static void attempt_done_cb(struct call *c, const char *err, void *arg)
@@ -1031,20 +1031,7 @@ static void attempt_done_cb(struct call *c, const char *err, void *arg)
     }
     if (a->oc.span_id)
         trace_call(a, c, ok ? NULL : a->run->last_err.message, ok ? NULL : a->run->last_err.code, 0);
-    switch (a->kind) {
-    case ATT_RELAY:
-        relay_done(a, c, err, ok);
-        break;
-    case ATT_ANSWER:
-        answer_done(a, c, err, ok);
-        break;
-    case ATT_JUDGE:
-        judge_done(a, c, err, ok);
-        break;
-    case ATT_HTTP:
-        http_done(a, c, err, ok);
-        break;
-    }
+    att_kinds[a->kind].done(a, c, err, ok);
 }
 
 static const struct call_ops attempt_ops = {
@@ -1129,7 +1116,7 @@ static void attempt_call(struct run *run, enum att_kind kind, const struct model
 {
     struct attempt *a = attempt_new(run, kind, m, ep, stream);
 
-    if (kind == ATT_RELAY && stream && run->ex->cache_plan.store)
+    if (kind == ATT_RELAY && stream && run->ex->keep_answer)
         a->asm_ = provider_assembly_new(ep);
     a->keep_text = kind != ATT_RELAY || !stream || cur_stage(run)->scorer != SCORER_NONE ||
                    run->ex->cfg->trace.include_content || run->ex->cfg->otel.capture_content;
@@ -1383,14 +1370,16 @@ static void run_abort(struct run *run, const struct api_error *err)
     run_end(run);
 }
 
+enum phase_result cascade_run(struct exchange *ex)
+{
+    cascade_start(ex->loop, loop_upstream(ex->loop), ex);
+    return PHASE_AGAIN;
+}
+
 void cascade_cancel(struct exchange *ex)
 {
     struct api_error e;
 
-    if (ex->waiter) {
-        cache_cancel(ex); /* it waited on another request's answer */
-        return;
-    }
     if (ex->run == NULL)
         return;
     api_error_set(&e, 499, "api_error", "client_closed", NULL, "%s",

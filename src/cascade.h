@@ -12,16 +12,24 @@
 #ifndef SLUICE_CASCADE_H
 #define SLUICE_CASCADE_H
 
+#include "exchange.h"
+
 struct loop;
 struct upstream;
-struct exchange;
 
-/* Run ex's route. Takes over one reference to ex, dropped when the run
- * ends. */
+/* Run ex's route on loop's curl multi up. Takes over one reference to ex;
+ * the run hands its answer to ex_answer (the driver's on_answer hooks: the
+ * cache stores it) and, when it ends, gives the reference back with
+ * ex_resume(ex, PHASE_DONE). */
 void cascade_start(struct loop *loop, struct upstream *up, struct exchange *ex);
 
-/* The client went away: stop every call of ex's run, if it still runs.
- * Borrows ex. */
+/* The route phase (phase.h): cascade_start on ex's loop and the curl multi
+ * it lends (loop_upstream). Returns PHASE_AGAIN: the run resumes ex when
+ * it ends. */
+enum phase_result cascade_run(struct exchange *ex);
+
+/* cancel: the client went away: stop every call of ex's run, if it still
+ * runs. Borrows ex. */
 void cascade_cancel(struct exchange *ex);
 
 /* Shutdown: end every run still going with a 503, so that every suspended

@@ -14,6 +14,7 @@
 #define SLUICE_CONFIG_H
 
 #include "conf_check.h"
+#include "log.h"
 
 #include <stddef.h>
 
@@ -157,24 +158,6 @@ struct cache_conf {
     size_t max_bytes;  /* memory backend */
     long local_ttl_ms; /* redis: how long a worker-local copy of a hit is trusted */
     size_t local_max_bytes;
-};
-
-enum log_format {
-    LOG_FORMAT_JSON,
-    LOG_FORMAT_TEXT,
-};
-
-enum log_level {
-    LOG_DEBUG,
-    LOG_INFO,
-    LOG_WARN,
-    LOG_ERROR,
-};
-
-struct log_conf {
-    enum log_format format;
-    char *path; /* "-" = stdout */
-    enum log_level level;
 };
 
 /* The redis block: the one Redis that the cache, the limits and budgets and

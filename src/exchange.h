@@ -4,8 +4,9 @@
  * Ownership: refcounted. The worker holds one reference for the connection
  * (dropped when MHD reports the request completed), the loop holds one while
  * the route runs, and a streamed MHD response holds one until MHD frees it.
- * The last unref writes the request's log line and frees it, so the log sees
- * the final state of both sides without a race.
+ * The last unref runs the driver's on_end hooks (phase.h: the log line,
+ * metrics, the trace, limits settled) and frees it, so they see the final
+ * state of both sides without a race.
  *
  * Threads: fields marked [w] belong to the worker, [l] to the loop, [mu] are
  * guarded by mu. Fields set before the hand-off to the loop and never changed
@@ -19,10 +20,10 @@
 #ifndef SLUICE_EXCHANGE_H
 #define SLUICE_EXCHANGE_H
 
-#include "cache.h"
+#include "cache_types.h"
 #include "config.h"
 #include "dialect.h"
-#include "limits.h"
+#include "limits_types.h"
 #include "request.h"
 #include "util.h"
 
@@ -31,6 +32,8 @@
 
 struct MHD_Connection;
 struct deadline;
+struct loop;
+struct exchange;
 struct run;
 struct flight;
 struct waiter;
@@ -40,6 +43,26 @@ enum ex_state {
     EX_PENDING,   /* the loop is working; nothing for the client yet */
     EX_STREAMING, /* 200 + text/event-stream committed; bytes flow via out */
     EX_DONE,      /* complete: a full body in out, or the stream has ended */
+};
+
+/* What a phase's run says (phase.h): go on to the next phase, the request
+ * is answered, or the phase will resume the request later (ex_resume). */
+enum phase_result {
+    PHASE_NEXT,
+    PHASE_DONE,
+    PHASE_AGAIN,
+};
+
+/* How a phase reaches the driver that runs it (phase.c) without naming it:
+ * the exchange carries the driver's entry points. */
+struct ex_driver {
+    /* A phase that said PHASE_AGAIN goes on with NEXT or DONE. Loop thread. */
+    void (*resume)(struct exchange *ex, enum phase_result r);
+    /* The route's answer (body NULL: none), for the earlier phases' on_answer
+     * hooks. Borrows body. Loop thread. */
+    void (*answer)(struct exchange *ex, const char *body, size_t len);
+    /* The last unref: the on_end hooks, once (NULL: none). Any thread. */
+    void (*end)(struct exchange *ex);
 };
 
 /* What the x-sluice-* headers and the log line report. [l] until EX_DONE. */
@@ -107,6 +130,15 @@ struct exchange {
     char method[16];
     char path[128];
 
+    /* [l] the driver's (phase.c): set by the worker (driver) or when the
+     * request enters the loop (the rest) */
+    const struct ex_driver *driver; /* NULL: no phases (a unit test's exchange) */
+    struct loop *loop;              /* the loop the request runs on, once it is there */
+    int phase_run;                  /* 1 + the index of the phase that holds it; 0: none */
+    int answered;                   /* the route handed its answer (on_answer ran) */
+    int keep_answer;                /* an on_answer hook wants the whole answer, even
+                                     * of a stream (the cache stores it) */
+
     /* [l] */
     struct run *run;
     struct flight *flight; /* leads this single-flight lookup */
@@ -137,11 +169,14 @@ struct exchange *ex_new(struct MHD_Connection *conn, size_t max_body);
 struct exchange *ex_ref(struct exchange *ex);
 void ex_unref(struct exchange *ex);
 
-/* The request's log record as one JSON object (the log line's fields,
- * whatever log.format and log.level say), for the dashboard's ring of
- * recent requests. Returns a malloc'd string and its length, or NULL when
- * it went over its cap. Borrows ex (at its last unref). */
-char *ex_log_record(const struct exchange *ex, size_t *len);
+/* A phase that said PHASE_AGAIN resumes: r is PHASE_NEXT or PHASE_DONE.
+ * Takes over the reference the phase held. Without a driver (a phase run
+ * alone in a unit test) the reference is dropped. Loop thread. */
+void ex_resume(struct exchange *ex, enum phase_result r);
+/* The route hands its answer (body NULL: none) to the driver, which runs
+ * the earlier phases' on_answer hooks (the cache stores it). Borrows body.
+ * Without a driver, nothing. Loop thread. */
+void ex_answer(struct exchange *ex, const char *body, size_t len);
 
 /* Loop side. Each takes mu, changes the state and resumes the connection if
  * the worker is waiting. They borrow their arguments unless said otherwise. */

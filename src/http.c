@@ -7,7 +7,7 @@
 #include "limits.h"
 #include "metrics.h"
 #include "redis.h"
-#include "cascade.h"
+#include "phase.h"
 #include "config.h"
 #include "caps.h"
 #include "cost.h"
@@ -66,6 +66,7 @@ static http_reload_fn reload_fn; /* http_start's: POST /admin/reload */
 static long front_inflight;      /* requests alive, any path (atomic) */
 static long front_api_inflight;  /* of them, /v1 API requests (atomic) */
 static int front_draining;       /* http_set_draining (atomic) */
+static uint64_t started_us;      /* http_start's: the dashboard's uptime counts from it */
 
 /* ---- responses ---- */
 
@@ -403,21 +404,14 @@ static enum MHD_Result queue_answer(struct exchange *ex, struct MHD_Connection *
 
 /* ---- loop tasks ---- */
 
-static void serve_cb(struct exchange *ex)
-{
-    cache_begin(ex->cache, ex);
-}
-
 static void start_task_cb(struct loop *loop, void *arg)
 {
-    UNUSED(loop);
-    limits_admit(arg, serve_cb);
+    phase_start(loop, arg);
 }
 
 static void usage_task_cb(struct loop *loop, void *arg)
 {
-    UNUSED(loop);
-    limits_usage(arg);
+    limits_usage(loop, arg);
 }
 
 /* The cache purged (or could not): {"purged": N}, or a 502. Drops the
@@ -456,7 +450,7 @@ static void purge_task_cb(struct loop *loop, void *arg)
 static void cancel_task_cb(struct loop *loop, void *arg)
 {
     UNUSED(loop);
-    cascade_cancel(arg);
+    phase_cancel(arg);
     ex_unref(arg);
 }
 
@@ -730,7 +724,6 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-sluice-cache-ttl"),
                    &ex->cache_plan, &e) < 0)
         return queue_error(ex, conn, &e);
-    ex->meta.cache = ex->cache_plan.status;
     /* A worker serves a memory hit itself, but a limited key's requests go
      * through the loop, where its counters are. */
     if (ex->cache_plan.lookup && !key_limited(ex->key) && serve_memory_hit(ex, conn))
@@ -865,7 +858,7 @@ static enum MHD_Result handle_dashboard(struct exchange *ex, struct MHD_Connecti
         return queue(ex, conn, 401, r);
     }
     if (strcmp(url, "/admin/stats") == 0) {
-        json_t *j = stats_json(ex->cfg);
+        json_t *j = stats_json(ex->cfg, started_us);
         char *s = json_dumps(j, JSON_COMPACT);
 
         json_decref(j);
@@ -1069,6 +1062,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         size_t n;
 
         ex = ex_new(conn, cfg->max_body_bytes);
+        ex->driver = &phase_driver; /* its last unref runs the on_end hooks */
         config_unref(cfg);
         *con_cls = ex;
         ex->deadline = conn_deadline(conn);
@@ -1271,6 +1265,7 @@ int http_start(const struct config *cfg, const char *listen, struct loop *loop,
 
     loop_ = loop;
     reload_fn = reload;
+    started_us = now_us();
     if (workers <= 0)
         workers = sysconf(_SC_NPROCESSORS_ONLN);
     if (workers <= 0)

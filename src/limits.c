@@ -1,12 +1,10 @@
 /* limits.c - per-key rate limits and budgets; see limits.h. */
 #include "limits.h"
-#include "cache.h"
 #include "cost.h"
 #include "exchange.h"
 #include "loop.h"
 #include "metrics.h"
 #include "redis.h"
-#include "server.h"
 #include "util.h"
 
 #include <hiredis/hiredis.h>
@@ -162,11 +160,11 @@ static long estimate_tokens(const struct exchange *ex)
            (ex->ri.max_tokens > 0 ? ex->ri.max_tokens : 0);
 }
 
-/* The loop's Redis client, lent for the call (loop thread). */
+/* The Redis client of the loop ex runs on, lent for the call (loop
+ * thread); NULL: the counters are in this process. */
 static struct redis *limits_redis(const struct exchange *ex)
 {
-    UNUSED(ex);
-    return server.redis;
+    return loop_redis(ex->loop);
 }
 
 int limits_budget_refuses(double budget, double spent, double held, double usd)
@@ -202,7 +200,6 @@ static void refuse(struct exchange *ex, const char *why)
     struct api_error e;
 
     ex->limit.exceeded = why;
-    ex->meta.cache = CACHE_NA; /* refused before the cache was asked */
     metrics_limited(k->name, why);
     if (strcmp(why, "budget") == 0 && ex->limit.spent_usd < k->budget_usd)
         api_error_set(&e, 429, "insufficient_quota", "insufficient_quota", NULL,
@@ -233,7 +230,6 @@ static void refuse(struct exchange *ex, const char *why)
 
 struct admit_op {
     struct exchange *ex;
-    void (*next)(struct exchange *ex);
     time_t now;
 };
 
@@ -291,18 +287,15 @@ static void admit_cb(void *arg, const char *err, struct redisReply *reply)
         fill_info(ex, 0, 0, 0, 0, op->now);
         ex->limit_est = 0;
         ex->limit_hold_usd = 0;
-        op->next(ex);
         free(op);
+        ex_resume(ex, PHASE_NEXT);
         return;
     }
     fill_info(ex, ar.requests, ar.tokens, ar.spent, ar.held, op->now);
-    if (ar.why) {
-        refuse(ex, ar.why);
-        ex_unref(ex);
-    } else {
-        op->next(ex);
-    }
     free(op);
+    if (ar.why)
+        refuse(ex, ar.why);
+    ex_resume(ex, ar.why ? PHASE_DONE : PHASE_NEXT);
 }
 
 static struct counters *local_get(const char *name)
@@ -355,17 +348,15 @@ static const char *local_admit(struct counters *c, const struct client_key *k, l
     return NULL;
 }
 
-void limits_admit(struct exchange *ex, void (*next)(struct exchange *ex))
+enum phase_result limits_run(struct exchange *ex)
 {
     const struct client_key *k = ex->key;
     struct redis *r = limits_redis(ex);
     time_t now = clock_s();
     long est = estimate_tokens(ex);
 
-    if (k == NULL || (k->rpm == 0 && k->tpm == 0 && k->budget_usd == 0)) {
-        next(ex);
-        return;
-    }
+    if (k == NULL || (k->rpm == 0 && k->tpm == 0 && k->budget_usd == 0))
+        return PHASE_NEXT;
     ex->limit_est = est;
     ex->limit_reserved = 1;
     ex->limit_minute = (long)(now / 60);
@@ -395,10 +386,9 @@ void limits_admit(struct exchange *ex, void (*next)(struct exchange *ex))
         for (size_t i = 0; i < ARRAY_LEN(argv); i++)
             lens[i] = strlen(argv[i]);
         op->ex = ex;
-        op->next = next;
         op->now = now;
         redis_command(r, (int)ARRAY_LEN(argv), argv, lens, admit_cb, op);
-        return;
+        return PHASE_AGAIN;
     }
     {
         struct counters *c = local_get(k->name);
@@ -409,10 +399,9 @@ void limits_admit(struct exchange *ex, void (*next)(struct exchange *ex))
         fill_info(ex, c->requests, c->tokens, c->spent, c->held, now);
         if (why) {
             refuse(ex, why);
-            ex_unref(ex);
-            return;
+            return PHASE_DONE;
         }
-        next(ex);
+        return PHASE_NEXT;
     }
 }
 
@@ -425,8 +414,7 @@ struct settle {
     long minute;
     long token_delta;
     double cost;
-    double hold;         /* the budget held at admission, to release */
-    struct cache *cache; /* holds the Redis, if any (one reference) */
+    double hold; /* the budget held at admission, to release */
 };
 
 static void ignore_cb(void *arg, const char *err, struct redisReply *reply)
@@ -439,9 +427,8 @@ static void ignore_cb(void *arg, const char *err, struct redisReply *reply)
 static void settle_cb(struct loop *loop, void *arg)
 {
     struct settle *s = arg;
-    struct redis *r = server.redis;
+    struct redis *r = loop_redis(loop);
 
-    UNUSED(loop);
     if (r) {
         char tid[80], kt[160], kb[160], kh[160], a1[24], a2[48], a3[24], a4[24], a5[40];
         const char *argv[] = {"EVAL", SETTLE_LUA, "3", kt, kb, kh, a1, a2, a3, a4, a5};
@@ -470,16 +457,15 @@ static void settle_cb(struct loop *loop, void *arg)
         if (c->held < 1e-12)
             c->held = 0; /* the rounding of sums, or nothing left in flight */
     }
-    cache_unref(s->cache);
     free(s->name);
     free(s);
 }
 
-void limits_settle(const struct exchange *ex)
+void limits_settle(struct exchange *ex)
 {
     struct settle *s;
 
-    if (ex->key == NULL || !ex->limit_reserved || server.loop == NULL)
+    if (ex->key == NULL || !ex->limit_reserved || ex->loop == NULL)
         return;
     s = xcalloc(1, sizeof(*s));
     s->name = xstrdup(ex->key->name);
@@ -489,8 +475,7 @@ void limits_settle(const struct exchange *ex)
     s->token_delta = ex->meta.prompt_tokens + ex->meta.completion_tokens - ex->limit_est;
     s->cost = ex->meta.cost_usd;
     s->hold = ex->limit_hold_usd;
-    s->cache = ex->cache ? cache_ref(ex->cache) : NULL;
-    loop_post(server.loop, settle_cb, s);
+    loop_post(ex->loop, settle_cb, s);
 }
 
 /* ---- usage report ---- */
@@ -558,11 +543,11 @@ static void usage_cb(void *arg, const char *err, struct redisReply *reply)
     usage_finish(op);
 }
 
-void limits_usage(struct exchange *ex)
+void limits_usage(struct loop *loop, struct exchange *ex)
 {
     const struct config *cfg = ex->cfg;
     struct usage_op *op = xcalloc(1, sizeof(*op));
-    struct redis *r = limits_redis(ex);
+    struct redis *r = loop_redis(loop);
     time_t now = clock_s();
 
     op->ex = ex;

@@ -1,9 +1,9 @@
 /* limits.h - per client key (tenant) limits: requests per minute, tokens per
  * minute and a spend budget per day, month or in total.
  *
- * With a Redis cache the counters live in that Redis, updated atomically by
- * Lua scripts, so every replica sharing it enforces one limit; without, they
- * live in this process. A request is admitted while the minute's request
+ * With Redis configured the counters live in the Redis the loop lends,
+ * updated atomically by Lua scripts, so every replica sharing it enforces
+ * one limit; without, they live in this process. A request is admitted while the minute's request
  * and token counts are under the key's limits and its estimated cost
  * (cost_route_estimate) fits in what is left of the period's budget once
  * the requests in flight are paid for. Its estimated tokens are reserved
@@ -14,28 +14,20 @@
  * Redis down: admitted (fail open), counted as Redis errors; the request's
  * tokens and cost are still settled at its end.
  *
- * limits_admit, limits_settle and limits_usage run in the loop thread.
+ * limits_run and limits_usage run in the loop thread, limits_settle in any.
  */
 #ifndef SLUICE_LIMITS_H
 #define SLUICE_LIMITS_H
 
+#include "exchange.h"
+#include "limits_types.h"
+
 #include <stdint.h>
 #include <time.h>
 
-struct exchange;
+struct loop;
 struct redis;
 struct config;
-
-/* What the x-ratelimit-* headers say. -1 = no such limit. */
-struct limit_info {
-    long limit_requests, remaining_requests;
-    long limit_tokens, remaining_tokens;
-    long reset_ms;        /* until the minute's counts start again */
-    const char *exceeded; /* "rpm", "tpm", "budget", or NULL when admitted */
-    double spent_usd, budget_usd;
-    double held_usd; /* held by the requests in flight, before this one */
-};
-
 struct redisReply;
 
 /* What the admission script answered. */
@@ -53,17 +45,21 @@ int limits_read_admit(const struct redisReply *reply, struct admit_reply *out);
  * which spent is spent and held is held by the requests in flight. */
 int limits_budget_refuses(double budget, double spent, double held, double usd);
 
-/* Admit ex (its key, ex->key, is set) or refuse it with a 429. Then calls
- * next(ex) when admitted; answers ex itself when not. Takes over ex's
- * reference either way. */
-void limits_admit(struct exchange *ex, void (*next)(struct exchange *ex));
+/* ---- the admission phase (phase.h) ---- */
 
-/* The request ended: settle its tokens and cost against its key. Called
- * from any thread; the work is posted to the loop. Copies what it needs. */
-void limits_settle(const struct exchange *ex);
+/* Run: admit ex (its key, ex->key, is set; its loop, ex->loop, lends the
+ * Redis client) or refuse it with a 429. PHASE_NEXT: admitted (or no
+ * limits); PHASE_DONE: refused and answered; PHASE_AGAIN: asking Redis, it
+ * resumes ex when Redis answers (fail open). Borrows ex. */
+enum phase_result limits_run(struct exchange *ex);
+/* on_end: the request ended: settle its tokens and cost against its key.
+ * Called from any thread; the work is posted to ex's loop. Copies what it
+ * needs. */
+void limits_settle(struct exchange *ex);
 
-/* Loop thread: answer ex with every key's usage and limits, as JSON. */
-void limits_usage(struct exchange *ex);
+/* Loop thread: answer ex with every key's usage and limits, as JSON, from
+ * loop's Redis client (or this process's counters). */
+void limits_usage(struct loop *loop, struct exchange *ex);
 
 /* Tests: read the wall clock (seconds since the epoch) from now instead of
  * time(), so minute windows and budget periods pass without sleeping; NULL

@@ -14,16 +14,36 @@
  * replaced by a short line that says so, never written in part.
  *
  * Secrets are never passed here. The module knows nothing of requests: the
- * request line is built by its owner (exchange.c) with the field calls.
+ * request line is built by the observe step (observe.c) with the field
+ * calls. It depends on util.h and the sink alone; the config's log block
+ * (struct log_conf) is defined here and config.h includes it.
  */
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H
 
-#include "config.h"
 #include "util.h"
 
 #include <stddef.h>
 #include <stdint.h>
+
+enum log_format {
+    LOG_FORMAT_JSON,
+    LOG_FORMAT_TEXT,
+};
+
+enum log_level {
+    LOG_DEBUG,
+    LOG_INFO,
+    LOG_WARN,
+    LOG_ERROR,
+};
+
+/* The config's log block. */
+struct log_conf {
+    enum log_format format;
+    char *path; /* "-" = stdout */
+    enum log_level level;
+};
 
 /* One line being built. */
 struct log_line {

@@ -39,6 +39,9 @@ struct loop {
     struct task *deferred_tail;
 
     volatile int stop; /* set from the loop thread by a posted task */
+
+    struct upstream *up; /* lent to the modules on the loop (loop_upstream) */
+    struct redis *redis;
 };
 
 /* ---- timer heap ---- */
@@ -381,4 +384,24 @@ void loop_run(struct loop *loop)
         }
     }
     run_deferred(loop);
+}
+
+void loop_set_upstream(struct loop *loop, struct upstream *up)
+{
+    loop->up = up;
+}
+
+struct upstream *loop_upstream(const struct loop *loop)
+{
+    return loop ? loop->up : NULL;
+}
+
+void loop_set_redis(struct loop *loop, struct redis *redis)
+{
+    loop->redis = redis;
+}
+
+struct redis *loop_redis(const struct loop *loop)
+{
+    return loop ? loop->redis : NULL;
 }

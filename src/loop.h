@@ -17,6 +17,8 @@
 #include <sys/epoll.h>
 
 struct loop;
+struct redis;
+struct upstream;
 
 typedef void (*loop_io_cb)(struct loop *loop, int fd, uint32_t events, void *arg);
 typedef void (*loop_timer_cb)(struct loop *loop, void *arg);
@@ -74,5 +76,15 @@ void loop_defer(struct loop *loop, loop_task_cb cb, void *arg);
 
 /* Cached monotonic time of the current iteration, in microseconds. */
 uint64_t loop_now_us(struct loop *loop);
+
+/* What the loop owns for the modules that run on it and lends them call by
+ * call: its curl multi (upstream.h) and its Redis client (redis.h; NULL
+ * when none is configured). server.c sets them; the loop neither frees nor
+ * uses them. Set before loop_run or from the loop thread; read in the loop
+ * thread. A NULL loop lends nothing. */
+void loop_set_upstream(struct loop *loop, struct upstream *up);
+struct upstream *loop_upstream(const struct loop *loop);
+void loop_set_redis(struct loop *loop, struct redis *redis);
+struct redis *loop_redis(const struct loop *loop);
 
 #endif

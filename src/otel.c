@@ -1,7 +1,7 @@
 /* otel.c - spans of requests and W3C trace context; see otel.h. */
 #include "otel.h"
 #include "caps.h"
-#include "cache.h"
+#include "cache_types.h"
 #include "config.h"
 #include "cost.h"
 #include "exchange.h"

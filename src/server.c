@@ -57,12 +57,11 @@ static void log_timer_start_cb(struct loop *loop, void *arg)
  * the old one's waiting commands hear "down" (callers fail open). */
 static void redis_swap_cb(struct loop *loop, void *arg)
 {
-    UNUSED(loop);
     trace_set_redis(arg);
-    redis_free(server.redis, 0);
-    server.redis = arg;
-    if (server.redis)
-        redis_start(server.redis);
+    redis_free(loop_redis(loop), 0);
+    loop_set_redis(loop, arg);
+    if (arg)
+        redis_start(arg);
 }
 
 /* A client for conf, or NULL when no Redis is configured; -1 with a
@@ -97,6 +96,7 @@ int server_start(struct config *cfg, const char *listen)
     server.started_us = now_us();
     server.loop = loop_new();
     server.up = upstream_new(server.loop);
+    loop_set_upstream(server.loop, server.up);
     if (redis_make(&cfg->redis, &redis, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "%s", err);
         upstream_free(server.up);
@@ -268,8 +268,7 @@ void server_stop(long drain_ms)
     loop_timer_stop(server.loop, &log_timer);
     loop_timer_stop(server.loop, &reap_timer);
     trace_set_redis(NULL);
-    redis_free(server.redis, 1);
-    server.redis = NULL;
+    redis_free(loop_redis(server.loop), 1);
     upstream_free(server.up);
     loop_free(server.loop);
     server.loop = NULL;

@@ -1,6 +1,6 @@
-/* server.h - the process-wide pieces the modules share: the upstream loop,
- * its curl multi and its Redis client (Redis keeps a global `server` the same
- * way). Set up by server_start() in server.c, used read-only elsewhere. The
+/* server.h - the process-wide pieces the modules share: the upstream loop
+ * and its curl multi (the loop owns its Redis client: loop_redis). Redis
+ * keeps a global `server` the same way. Set up by server_start() in server.c, used read-only elsewhere. The
  * HTTP front (http.h) counts its requests in flight and knows whether it
  * drains; it is handed the loop and the reload at start.
  */
@@ -13,12 +13,10 @@
 struct loop;
 struct upstream;
 struct cache;
-struct redis;
 
 struct server {
     struct loop *loop;   /* the upstream loop */
     struct upstream *up; /* its curl multi */
-    struct redis *redis; /* its Redis client, lent to cache, limits and trace; or NULL (loop thread) */
     pthread_t loop_thread;
     uint64_t started_us;
     const char *config_path; /* the file SIGHUP reloads */

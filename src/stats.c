@@ -9,7 +9,6 @@
 #include "otel_export.h"
 #include "otlp.h"
 #include "scorer.h"
-#include "server.h"
 #include "util.h"
 
 #include <pthread.h>
@@ -31,15 +30,15 @@ static struct {
     size_t next; /* the slot the next record takes */
 } ring = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-void stats_request(const struct exchange *ex)
+int stats_keeps(const struct exchange *ex)
 {
-    struct record r = {0}, old;
+    return ex->is_api && ex->cfg != NULL && ex->cfg->admin.listen != NULL;
+}
 
-    if (!ex->is_api || ex->cfg == NULL || ex->cfg->admin.listen == NULL)
-        return;
-    r.json = ex_log_record(ex, &r.len);
-    if (r.json == NULL)
-        return;
+void stats_request(const struct exchange *ex, char *record, size_t len)
+{
+    struct record r = {.json = record, .len = len}, old;
+
     if (ex->cfg->otel.capture_content && ex->ri.body) {
         char *q = request_query_text(&ex->ri);
 
@@ -144,11 +143,11 @@ static json_t *otel_json(const struct config *cfg)
                      (json_int_t)st.queued, "exports", (json_int_t)st.exports);
 }
 
-json_t *stats_json(const struct config *cfg)
+json_t *stats_json(const struct config *cfg, uint64_t started_us)
 {
     return json_pack("{s:f, s:f, s:s, s:o, s:o, s:o, s:o, s:o, s:b}", "time", wall_time(),
-                     "uptime_s", (double)(now_us() - server.started_us) / 1e6, "version",
-                     SLUICE_VERSION, "metrics", metrics_json(), "recent", recent_json(), "breakers",
+                     "uptime_s", (double)(now_us() - started_us) / 1e6, "version", SLUICE_VERSION,
+                     "metrics", metrics_json(), "recent", recent_json(), "breakers",
                      breaker_report(), "routes", routes_json(cfg), "otel", otel_json(cfg),
                      "capture_content", cfg->otel.capture_content);
 }

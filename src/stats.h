@@ -13,18 +13,24 @@
 #define SLUICE_STATS_H
 
 #include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct exchange;
 
-/* The exchange's last unref, any thread: keep its record when the admin
- * listener (and so the dashboard) is configured. Borrows ex. */
-void stats_request(const struct exchange *ex);
+/* Does the dashboard keep ex's record: an API request, and the admin
+ * listener (and so the dashboard) is configured? Any thread. */
+int stats_keeps(const struct exchange *ex);
+/* The exchange's last unref, any thread: keep its record (observe_record's
+ * JSON; taken over) in the ring. Borrows ex. */
+void stats_request(const struct exchange *ex, char *record, size_t len);
 
 /* The /admin/stats answer for cfg (owned by the caller): {"time",
  * "uptime_s", "version", "metrics", "recent", "breakers", "routes",
- * "otel", "capture_content"}. */
-json_t *stats_json(const struct config *cfg);
+ * "otel", "capture_content"}; uptime_s counts from started_us
+ * (now_us()'s clock: the server's start). */
+json_t *stats_json(const struct config *cfg, uint64_t started_us);
 
 /* Drop the ring's records (at exit). */
 void stats_free(void);

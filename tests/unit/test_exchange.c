@@ -1,6 +1,7 @@
 /* Unit tests for exchange.c, the request object the HTTP worker and the
- * loop share: the last reference (whoever drops it) writes the request's
- * one log line and records its metrics; responses, failures before and
+ * loop share: the last reference (whoever drops it) runs the driver's end
+ * hook once (test_observe checks phase.c's writes the one log line);
+ * ex_resume and ex_answer reach the driver; responses, failures before and
  * during a stream, and a stream's end move the state once and only
  * forward; a slow client's stream stops at its buffer's cap, and when all
  * streams together hold max_stream_memory_bytes the one that is behind is
@@ -26,39 +27,6 @@
 #include "../../src/log.h"
 #include "../../src/metrics.h"
 
-static char path[] = "/tmp/test_exchange.XXXXXX";
-
-static int setup(void **state)
-{
-    struct log_conf lc = {.format = LOG_FORMAT_JSON, .level = LOG_INFO};
-    int fd;
-
-    (void)state;
-    snprintf(path, sizeof(path), "/tmp/test_exchange.XXXXXX");
-    fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    lc.path = path;
-    assert_int_equal(log_open(&lc), 0);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct log_conf off = {.format = LOG_FORMAT_JSON, .path = "/dev/null", .level = LOG_INFO};
-
-    (void)state;
-    assert_int_equal(log_open(&off), 0);
-    unlink(path);
-    return 0;
-}
-
-static json_t *log_lines(void)
-{
-    log_flush();
-    return test_json_lines(path);
-}
-
 /* A config snapshot on the stack that no unref frees. */
 static struct config cfg_with(size_t max_stream_memory)
 {
@@ -75,69 +43,6 @@ static struct exchange *api_request(void)
     snprintf(ex->method, sizeof(ex->method), "POST");
     snprintf(ex->path, sizeof(ex->path), "/v1/chat/completions");
     return ex;
-}
-
-/* The log line and the metrics are written once, by the last unref,
- * whichever side it is, with both sides' final state. */
-static void test_last_unref_logs_once(void **state)
-{
-    struct route rt = {.name = "smart"};
-    struct exchange *ex = api_request();
-    json_t *lines, *o;
-    char *text;
-    size_t len;
-
-    (void)state;
-    metrics_init();
-    ex->route = &rt;
-    ex_ref(ex); /* the loop's */
-    ex->meta.model = "small";
-    ex->meta.provider = "openai";
-    ex->meta.cost_usd = 0.0042;
-    ex->meta.prompt_tokens = 10;
-    ex->meta.completion_tokens = 5;
-    ex->meta.attempts = 2;
-    ex->meta.cache = CACHE_MISS;
-    ex_respond(ex, 200, strdup("{}"), 2);
-    ex_unref(ex); /* the loop is done */
-    lines = log_lines();
-    assert_int_equal(json_array_size(lines), 0);
-    json_decref(lines);
-    ex->client_status = 200; /* the worker sent it */
-    ex->t_end_us = ex->t_start_us + 1500;
-    ex_unref(ex);
-    lines = log_lines();
-    assert_int_equal(json_array_size(lines), 1);
-    o = json_array_get(lines, 0);
-    assert_string_equal(json_string_value(json_object_get(o, "msg")), "request");
-    assert_string_equal(json_string_value(json_object_get(o, "request_id")), "req_test");
-    assert_string_equal(json_string_value(json_object_get(o, "route")), "smart");
-    assert_string_equal(json_string_value(json_object_get(o, "model")), "small");
-    assert_int_equal(json_integer_value(json_object_get(o, "status")), 200);
-    assert_float_equal(json_real_value(json_object_get(o, "latency_ms")), 1.5, 1e-9);
-    assert_float_equal(json_real_value(json_object_get(o, "cost_usd")), 0.0042, 1e-12);
-    assert_int_equal(json_integer_value(json_object_get(o, "attempts")), 2);
-    assert_string_equal(json_string_value(json_object_get(o, "cache")), "MISS");
-    json_decref(lines);
-    text = metrics_render(&len);
-    assert_non_null(strstr(text, "sluice_requests_total{"));
-    assert_non_null(strstr(text, "route=\"smart\""));
-    free(text);
-    metrics_free();
-}
-
-static void test_probes_not_logged(void **state)
-{
-    struct exchange *ex = ex_new(NULL, 0);
-    json_t *lines;
-
-    (void)state;
-    snprintf(ex->path, sizeof(ex->path), "/healthz");
-    ex->client_status = 200;
-    ex_unref(ex);
-    lines = log_lines();
-    assert_int_equal(json_array_size(lines), 0); /* a debug line: under info */
-    json_decref(lines);
 }
 
 static void test_respond_and_fail(void **state)
@@ -316,26 +221,59 @@ static void test_cached_meta(void **state)
     ex_unref(ex);
 }
 
-static void test_log_record(void **state)
+/* The phases reach their driver through the exchange: ex_resume and
+ * ex_answer go to it, and the last unref runs its end hook once. */
+static int resumed[3], answered_len = -1, ended;
+
+static void fake_resume_cb(struct exchange *ex, enum phase_result r)
 {
-    struct exchange *ex = api_request();
-    json_t *j;
-    char *rec;
-    size_t len;
+    resumed[r]++;
+    ex_unref(ex);
+}
+
+static void fake_answer_cb(struct exchange *ex, const char *body, size_t len)
+{
+    (void)ex;
+    answered_len = body ? (int)len : 0;
+}
+
+static void fake_end_cb(struct exchange *ex)
+{
+    (void)ex;
+    ended++;
+}
+
+static void test_driver_hooks(void **state)
+{
+    static const struct ex_driver fake = {fake_resume_cb, fake_answer_cb, fake_end_cb};
+    struct exchange *ex = ex_new(NULL, 0);
 
     (void)state;
-    ex->client_status = 429;
-    api_error_set(&ex->err, 429, "requests", "rate_limit_exceeded", NULL, "slow down");
-    ex->meta.cache = CACHE_NA;
-    rec = ex_log_record(ex, &len);
-    assert_non_null(rec);
-    j = json_loadb(rec, len, 0, NULL);
-    assert_non_null(j);
-    assert_int_equal(json_integer_value(json_object_get(j, "status")), 429);
-    assert_string_equal(json_string_value(json_object_get(j, "error")), "slow down");
-    assert_null(json_object_get(j, "cache")); /* not asked */
-    json_decref(j);
-    free(rec);
+    ex->driver = &fake;
+    ex_ref(ex);
+    ex_ref(ex);
+    ex_answer(ex, "{\"a\":1}", 7);
+    assert_int_equal(answered_len, 7);
+    ex_resume(ex, PHASE_NEXT);
+    ex_resume(ex, PHASE_DONE);
+    assert_int_equal(resumed[PHASE_NEXT], 1);
+    assert_int_equal(resumed[PHASE_DONE], 1);
+    assert_int_equal(ended, 0); /* the caller's reference is left */
+    ex_unref(ex);
+    assert_int_equal(ended, 1);
+}
+
+/* A phase run alone (no driver): a resume gives the reference back, and
+ * an answer goes nowhere. */
+static void test_no_driver(void **state)
+{
+    struct exchange *ex = ex_new(NULL, 0);
+
+    (void)state;
+    ex_ref(ex);
+    ex_answer(ex, "{}", 2);
+    ex_resume(ex, PHASE_DONE);
+    assert_int_equal(ex->refs, 1);
     ex_unref(ex);
 }
 
@@ -438,15 +376,14 @@ static void test_resume_from_another_thread(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_last_unref_logs_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_probes_not_logged, setup, teardown),
         cmocka_unit_test(test_respond_and_fail),
         cmocka_unit_test(test_stream),
         cmocka_unit_test(test_stream_memory),
         cmocka_unit_test(test_drained_buffer_freed),
         cmocka_unit_test(test_taken_buffer_freed),
         cmocka_unit_test(test_cached_meta),
-        cmocka_unit_test(test_log_record),
+        cmocka_unit_test(test_driver_hooks),
+        cmocka_unit_test(test_no_driver),
         cmocka_unit_test(test_resume_from_another_thread),
     };
 

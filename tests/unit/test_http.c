@@ -102,6 +102,7 @@ static int group_setup(void **state)
     config_swap(cfg);
     server.loop = loop_new();
     server.up = upstream_new(server.loop);
+    loop_set_upstream(server.loop, server.up);
     cache = cache_new(server.loop, &cfg->cache, err, sizeof(err));
     assert_non_null(cache);
     cache_swap(cache);

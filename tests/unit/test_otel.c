@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../../src/otel.c"
+#include "../../src/phase.h"
 #include "../common/pbread.h"
 
 static void test_traceparent(void **state)
@@ -134,6 +135,7 @@ static void test_span_tree(void **state)
     assert_non_null(cfg);
     config_swap(config_ref(cfg));
     ex = ex_new(NULL, 1024);
+    ex->driver = &phase_driver; /* its last unref runs the observe step */
     ex->cfg = cfg;
     ex->route = config_route(cfg, "c");
     snprintf(ex->method, sizeof(ex->method), "POST");
@@ -191,7 +193,8 @@ static void test_span_tree(void **state)
         assert_true(llm_parent == parent_of(&span)); /* both under the chain */
         assert_true(llm_parent != chain_parent);
     }
-    /* The last unref ends the SERVER span and queues the trace. */
+    /* The last unref (the observe step's on_end) ends the SERVER span and
+     * queues the trace. */
     ex->client_status = 200;
     ex->t_end_us = now_us();
     ex_unref(ex);
