@@ -151,11 +151,30 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(BUILD)/gen/ui_assets.c
+# The gateway library is compiled once for every harness (coverage and
+# sanitizers, no libFuzzer main), then each harness links against it.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -DSLUICE_FUZZ -fsanitize=fuzzer-no-link,address,undefined \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -iquote src
+FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=build/fuzz/obj/%.o) build/fuzz/obj/ui_assets.o
+FUZZ_LIB := build/fuzz/libsluice-fuzz.a
+
+build/fuzz/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/fuzz/obj/ui_assets.o: $(BUILD)/gen/ui_assets.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
 	@mkdir -p build/fuzz
-	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DSLUICE_FUZZ -fsanitize=fuzzer,address,undefined \
-	    $(shell pkg-config --cflags $(PKGS)) -iquote src -o $@ $< $(LIB_SRCS) $(BUILD)/gen/ui_assets.c \
-	    $(LDLIBS_ALL)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $< $(FUZZ_LIB) $(LDLIBS_ALL)
+
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_BINS:=.d)
 
 # The mock's harnesses include its sources, which are not in LIB_SRCS.
 $(filter build/fuzz/fuzz_mock_%,$(FUZZ_BINS)): $(MOCK_SRCS) $(wildcard src/mock/*.h)
