@@ -107,7 +107,8 @@ struct attempt {
     long timeout_ms;  /* >= 0: the call's whole and first-byte timeout (a judge's) */
     int stage;        /* the owner's stage, for the trace */
     const char *url;  /* the scorer service's, for the trace; borrowed */
-    json_t *req;      /* what was sent (for a retry); one reference */
+    json_t *req;      /* what was sent (for a retry); one reference, which the owner may
+                       * drop (NULL) once answering rules out a retry */
     int tries;        /* retries made */
     struct loop_timer retry;
     struct otel_call oc; /* this try's span */
