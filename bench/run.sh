@@ -229,25 +229,28 @@ CL_MEM=$(median lat cache-mem); CL_REDIS=$(median lat cache-redis)
 RL_ONE=$(median lat redis-one); RL_CLUSTER=$(median lat redis-cluster); RL_TLS=$(median lat redis-tls)
 AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
 
-# Tracing: the same proxied request through two more sluices that trace
-# every request (sample_ratio 1) and none (0), exporting to the static nginx
-# (it answers 200 to any POST, as a collector would), against the untraced
-# sluice above, in interleaved rounds. The CPU of the whole process (the
-# exporter's thread included) per request is compared.
+# Tracing: the same proxied request through three fresh sluices, started
+# alike and differing only in their otel block: none, tracing every request
+# (sample_ratio 1) and tracing none (0), exporting to the static nginx (it
+# answers 200 to any POST, as a collector would), in interleaved rounds. The
+# CPU of the whole process (the exporter's thread included) per request is
+# compared. (The long-running sluice above is not the baseline: a fresh
+# process differs from it by several percent with no otel block at all.)
 echo "bench: tracing CPU per proxied request ($ROUNDS interleaved rounds of ${ROUND_SECONDS}s)"
-P_OTEL1=$(free_port); P_OTEL0=$(free_port)
-declare -A OTEL_PIDS OTEL_PORTS=([1]=$P_OTEL1 [0]=$P_OTEL0)
-for ratio in 1 0; do
+P_OTEL1=$(free_port); P_OTEL0=$(free_port); P_OTELN=$(free_port)
+declare -A OTEL_PIDS OTEL_PORTS=([1]=$P_OTEL1 [0]=$P_OTEL0 [none]=$P_OTELN)
+for ratio in none 1 0; do
   sed -e "s/$P_SLUICE/${OTEL_PORTS[$ratio]}/" -e "s|sluice.log|sluice-otel$ratio.log|" \
     "$OUT/sluice.conf" > "$OUT/sluice-otel$ratio.conf"
-  echo "otel = { endpoint = \"http://127.0.0.1:$P_STATIC\"; sample_ratio = $ratio; max_queue = 200000; };" \
-    >> "$OUT/sluice-otel$ratio.conf"
+  [ "$ratio" = none ] ||
+    echo "otel = { endpoint = \"http://127.0.0.1:$P_STATIC\"; sample_ratio = $ratio; max_queue = 200000; };" \
+      >> "$OUT/sluice-otel$ratio.conf"
   build/sluice --config "$OUT/sluice-otel$ratio.conf" &
   OTEL_PIDS[$ratio]=$!
   pids+=($!)
   wait_port "${OTEL_PORTS[$ratio]}"
 done
-OTEL_TARGETS=("none $SLUICE_PID $P_SLUICE" "ratio1 ${OTEL_PIDS[1]} $P_OTEL1" "ratio0 ${OTEL_PIDS[0]} $P_OTEL0")
+OTEL_TARGETS=("none ${OTEL_PIDS[none]} $P_OTELN" "ratio1 ${OTEL_PIDS[1]} $P_OTEL1" "ratio0 ${OTEL_PIDS[0]} $P_OTEL0")
 declare -A OT_TICKS OT_REQS
 for tgt in "${OTEL_TARGETS[@]}"; do read -r name _ _ <<<"$tgt"; OT_TICKS[$name]=0; OT_REQS[$name]=0; done
 for tgt in "${OTEL_TARGETS[@]}"; do
@@ -270,7 +273,7 @@ OTEL_JSON=$(printf '{"none_ticks":%s,"none_reqs":%s,"r1_ticks":%s,"r1_reqs":%s,"
   "${OT_TICKS[ratio0]}" "${OT_REQS[ratio0]}" "$(otel_spans "$P_OTEL1" exported || echo 0)" \
   "$(otel_spans "$P_OTEL1" dropped || echo 0)")
 OTEL_JSON=$(node -e 'const j=JSON.parse(process.argv[1].replace(/:,/g,":0,").replace(/:}/g,":0}"));console.log(JSON.stringify(j))' "$OTEL_JSON")
-for ratio in 1 0; do kill "${OTEL_PIDS[$ratio]}" 2>/dev/null || true; done
+for ratio in none 1 0; do kill "${OTEL_PIDS[$ratio]}" 2>/dev/null || true; done
 
 echo "bench: scorer time per stage (learned weights trained on the test fixture)"
 mkdir -p "$OUT/tune"
