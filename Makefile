@@ -35,7 +35,7 @@ LDFLAGS_ALL := $(LDFLAGS) $(EXTRA_LDFLAGS)
 # are listed by name: a file joins a program only by being listed, and a .c
 # under src/ that no list names stops the build (below).
 LIB_SRCS := src/admin.c src/answer.c src/api_common.c src/api_messages.c src/api_responses.c \
-            src/dialect.c src/breaker.c src/cache.c src/cache_mem.c src/cache_redis.c \
+            src/attempt.c src/dialect.c src/breaker.c src/cache.c src/cache_mem.c src/cache_redis.c \
             src/cascade.c src/conf_check.c src/config.c src/cost.c src/deadline.c src/exchange.c src/http.c \
             src/jscan.c src/learned.c src/limits.c src/log.c src/loop.c src/metrics.c \
             src/mhd_errors.c src/observe.c src/otel.c src/otel_export.c src/otlp.c src/phase.c \

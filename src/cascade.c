@@ -16,8 +16,14 @@
  * With a budget (max_cost), a stage whose expected cost would overrun what
  * is left is skipped. Cost is the sum of every call made, scorer calls
  * included.
+ *
+ * Each call is an attempt (attempt.c), which owns its retries and its
+ * provider's breaker; the run sees it through its kind's done callback
+ * (att_kinds, one per kind of call) and two hooks: account (every try is
+ * paid for) and relay (a streamed answer's payloads, to the client).
  */
 #include "cascade.h"
+#include "attempt.h"
 #include "breaker.h"
 #include "caps.h"
 #include "cache_types.h"
@@ -31,7 +37,6 @@
 #include "otel.h"
 #include "provider.h"
 #include "scorer.h"
-#include "sse.h"
 #include "trace.h"
 #include "upstream.h"
 
@@ -43,40 +48,11 @@
 
 struct run;
 
-enum att_kind {
+enum run_call {
     ATT_RELAY,  /* an answer relayed live to the client */
     ATT_ANSWER, /* a buffered answer for a scored stage */
     ATT_JUDGE,  /* the judge scorer's call */
     ATT_HTTP,   /* the http scorer's call */
-};
-
-/* One upstream call of a run, and what it has produced so far. */
-struct attempt {
-    struct run *run;
-    enum att_kind kind;
-    const struct model *model; /* NULL for the http scorer */
-    struct call *call;
-    enum endpoint ep;
-    int stream;      /* asked upstream for an event stream */
-    struct buf body; /* whole body (non-stream) or error body */
-    struct sse sse;
-    struct reply reply;
-    int saw_done;               /* data: [DONE] arrived */
-    const char *bad;            /* why the response is unusable, or NULL */
-    struct assembly *asm_;      /* a relayed stream, rebuilt for the cache */
-    struct provider_stream *xs; /* turns the provider's stream into chunks, or NULL */
-    /* A relayed stream's text is kept in reply.content only when something
-     * reads it (a scorer, the inference table, captured traces); else it
-     * is counted and dropped event by event, so an open stream does not
-     * grow with its answer. */
-    int keep_text;
-    size_t text_dropped;
-    int client_fault;           /* bad is about our client (too slow), not the upstream */
-    json_t *req;                /* what was sent (for a retry); one reference */
-    int tries;                  /* retries made */
-    struct loop_timer retry;
-    struct otel_call oc; /* this try's span */
-    struct attempt *next;
 };
 
 /* One model's answer, kept for the whole run. */
@@ -94,32 +70,33 @@ struct memo {
 struct run {
     struct exchange *ex; /* one reference */
     struct loop *loop;
-    struct upstream *up;
     const struct route *route;
     size_t stage;
-    struct attempt *atts; /* calls in flight */
-    size_t pending;       /* answers the current stage still waits for */
-    struct memo *memo;    /* grown as models answer; usually 1 to 3 */
+    /* The calls in flight and why the last one failed (last_err, a 4xx to
+     * pass through, a 429's Retry-After); answering: an answer byte went to
+     * the client, so no retry and no fallback now; retries: the current
+     * stage's. */
+    struct att_owner att;
+    size_t pending;    /* answers the current stage still waits for */
+    struct memo *memo; /* grown as models answer; usually 1 to 3 */
     size_t nmemo;
-    char *query;               /* the request's text, for scorers */
-    struct api_error last_err; /* why the last stage failed */
-    char *pass_body;           /* an upstream 4xx to pass through as is */
-    size_t pass_len;
-    int pass_status;
-    int retry_after_s; /* an upstream 429's Retry-After, passed on */
+    char *query; /* the request's text, for scorers */
     /* the current stage, for its trace record */
     uint64_t stage_t0_us;
     double stage_cost;
     long stage_pt, stage_ct;
-    int stage_retries;
     struct loop_timer ping;
     uint64_t last_write_us;
     int committed;           /* status line and headers went to the client */
-    int answering;           /* an answer byte went to the client: no fallback now */
     struct run *prev, *next; /* every live run, for cascade_abort_all */
 };
 
 static struct run *runs; /* loop thread only */
+
+static struct run *run_of(const struct attempt *a)
+{
+    return a->owner->arg;
+}
 
 static void run_stage(struct run *run);
 static void stage_decide(struct run *run, double score, const char *reason);
@@ -230,7 +207,7 @@ static void stage_note(struct run *run, const struct model *m, int has_score, do
     rec.prompt_tokens = run->stage_pt;
     rec.completion_tokens = run->stage_ct;
     rec.cost_usd = run->stage_cost;
-    rec.retries = run->stage_retries;
+    rec.retries = run->att.retries;
     rec.latency_ms = (double)(now_us() - run->stage_t0_us) / 1000.0;
     rec.cache = cache_status_name(ex->meta.cache);
     if (ex->cfg->trace.include_content) {
@@ -246,12 +223,6 @@ static double reply_cost(const struct model *m, const struct reply *r)
 {
     return cost_usd_cached(m, r->prompt_tokens, r->cached_tokens, r->cache_write_tokens,
                            r->completion_tokens);
-}
-
-/* Bytes of answer text a has read, kept or not. */
-static size_t text_len(const struct attempt *a)
-{
-    return a->reply.content.len + a->text_dropped;
 }
 
 /* Account one finished call of a (c, or NULL when none was made): cost,
@@ -273,12 +244,12 @@ static void account(struct run *run, const struct attempt *a, struct call *c)
     if (r->has_usage) {
         pt = r->prompt_tokens;
         ct = r->completion_tokens;
-    } else if (status >= 200 && status < 300 && text_len(a) > 0) {
+    } else if (status >= 200 && status < 300 && attempt_text_len(a) > 0) {
         /* It answered, at least in part, without usage: a stream cut short
          * (the client left or read too slowly) or a provider that does not
          * count. The call is still billed, so estimate rather than say $0. */
         pt = cost_tokens(run->ex->ri.prompt_chars);
-        ct = cost_tokens(text_len(a));
+        ct = cost_tokens(attempt_text_len(a));
     } else {
         return;
     }
@@ -324,64 +295,25 @@ static void http_done(struct attempt *a, struct call *c, const char *err, int ok
 /* What each kind of call is: its role in the trace, and the one callback
  * that takes its outcome (ok: a usable 2xx answer; c NULL when no call was
  * made, err then says why). */
-static const struct {
-    const char *role;
-    void (*done)(struct attempt *a, struct call *c, const char *err, int ok);
-} att_kinds[] = {
+static const struct att_kind att_kinds[] = {
     [ATT_RELAY] = {"answer", relay_done},
     [ATT_ANSWER] = {"answer", answer_done},
     [ATT_JUDGE] = {"judge", judge_done},
     [ATT_HTTP] = {"scorer", http_done},
 };
 
-/* End the span of a's call c (otel.h): err is why it failed, or NULL. */
-static void trace_call(struct attempt *a, struct call *c, const char *err, const char *err_type,
-                       int will_retry)
-{
-    struct run *run = a->run;
-    struct otel_call_info ci = {
-        .model = a->model,
-        .role = att_kinds[a->kind].role,
-        .url = a->kind == ATT_HTTP ? cur_stage(run)->url : NULL,
-        .stage = (int)run->stage,
-        .ep = (int)a->ep,
-        .stream = a->stream,
-        .status = c ? call_status(c) : 0,
-        .error = err,
-        .error_type = err_type,
-        .retry = a->tries,
-        .will_retry = will_retry,
-        .reply = &a->reply,
-    };
+static int relay_chunk_cb(struct attempt *a, const char *data, size_t len);
 
-    if (a->oc.span_id)
-        otel_call_end(run->ex, &a->oc, &ci);
+/* The account hook (att_hooks): every try of a call is paid for. */
+static void account_cb(struct attempt *a, struct call *c)
+{
+    account(run_of(a), a, c);
 }
 
-static void attempt_free(struct attempt *a)
-{
-    struct run *run = a->run;
-    struct attempt **pp;
-
-    for (pp = &run->atts; *pp; pp = &(*pp)->next) {
-        if (*pp == a) {
-            *pp = a->next;
-            break;
-        }
-    }
-    if (a->call) {
-        trace_call(a, a->call, "the call was cancelled", "cancelled", 0);
-        call_cancel(a->call);
-    }
-    loop_timer_stop(run->loop, &a->retry);
-    json_decref(a->req);
-    buf_free(&a->body);
-    sse_free(&a->sse);
-    reply_free(&a->reply);
-    provider_assembly_free(a->asm_);
-    provider_stream_free(a->xs);
-    free(a);
-}
+static const struct att_hooks run_att_hooks = {
+    .account = account_cb,
+    .relay = relay_chunk_cb,
+};
 
 /* A cascade's answer: what did it save against asking the route's final
  * stage alone? That stage's price applied to the tokens of the accepted
@@ -405,8 +337,7 @@ static void run_end(struct run *run)
 {
     struct exchange *ex = run->ex;
 
-    while (run->atts)
-        attempt_free(run->atts);
+    att_owner_free(&run->att);
     otel_run_end(run->ex);
     if (run->prev)
         run->prev->next = run->next;
@@ -419,7 +350,6 @@ static void run_end(struct run *run)
         memo_free(&run->memo[i]);
     free(run->memo);
     run->ex->run = NULL;
-    free(run->pass_body);
     free(run->query);
     free(run);
     /* Without an answer handed over, the driver tells the on_answer hooks
@@ -484,9 +414,9 @@ static void respond_memo(struct run *run, struct memo *mo, int cacheable)
         /* The answer was read in place; changing it takes the tree. */
         json = jscan_loadb(mo->body, mo->len, 0, NULL);
         if (json == NULL) {
-            api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
+            api_error_set(&run->att.last_err, 502, "api_error", "upstream_bad_response", NULL,
                           "Upstream %s: the response is not JSON", mo->model->name);
-            ex_fail(ex, &run->last_err);
+            ex_fail(ex, &run->att.last_err);
             run_end(run);
             return;
         }
@@ -514,9 +444,9 @@ static void respond_memo(struct run *run, struct memo *mo, int cacheable)
         ex->meta.ttft_us = now_us() - ex->t_start_us;
         if (provider_sse_from_response(ri->ep, json, ri->include_usage, &sse) < 0 ||
             run_write(run, sse.data, sse.len) < 0) {
-            api_error_set(&run->last_err, 502, "api_error", "stream_overflow", NULL, "%s",
+            api_error_set(&run->att.last_err, 502, "api_error", "stream_overflow", NULL, "%s",
                           "The answer is larger than the stream buffer.");
-            ex_fail(ex, &run->last_err);
+            ex_fail(ex, &run->att.last_err);
         } else {
             ex_stream_end(ex);
         }
@@ -550,19 +480,19 @@ static void run_give_up(struct run *run)
             (mo->score == best->score && mo->stage > best->stage))
             best = mo;
     }
-    if (best && !run->answering) {
+    if (best && !run->att.answering) {
         if (stages_put(&run->ex->meta.stages, best->model->name, 1, best->score, "salvage") < 0)
             log_msg(LOG_WARN, "x-sluice-stages over its cap of %u bytes: left out", EX_STAGES_MAX);
         respond_memo(run, best, 0); /* a second-best answer is not kept */
         return;
     }
-    if ((run->pass_body ? run->pass_status : run->last_err.status) == 429)
-        run->ex->retry_after_s = run->retry_after_s;
-    if (run->pass_body && !run->committed) {
-        ex_respond(run->ex, run->pass_status, run->pass_body, run->pass_len);
-        run->pass_body = NULL;
+    if ((run->att.pass_body ? run->att.pass_status : run->att.last_err.status) == 429)
+        run->ex->retry_after_s = run->att.retry_after_s;
+    if (run->att.pass_body && !run->committed) {
+        ex_respond(run->ex, run->att.pass_status, run->att.pass_body, run->att.pass_len);
+        run->att.pass_body = NULL;
     } else {
-        ex_fail(run->ex, &run->last_err);
+        ex_fail(run->ex, &run->att.last_err);
     }
     run_end(run);
 }
@@ -570,121 +500,13 @@ static void run_give_up(struct run *run)
 /* Move on to the next stage; the current one failed or rejected. */
 static void run_escalate(struct run *run)
 {
-    if (run->answering) {
-        ex_fail(run->ex, &run->last_err);
+    if (run->att.answering) {
+        ex_fail(run->ex, &run->att.last_err);
         run_end(run);
         return;
     }
     run->stage++;
     run_stage(run);
-}
-
-/* Remember an upstream HTTP error: 4xx bodies pass through as is when they
- * are OpenAI-shaped errors; anything else becomes our own error. */
-static void note_http_error(struct run *run, struct attempt *a, long status, long retry_after_ms)
-{
-    json_t *j, *msg;
-    const char *m, *who = a->model ? a->model->name : "scorer";
-
-    if (a->model)
-        provider_error_normalize(a->model, &a->body); /* into OpenAI's shape */
-    j = json_loadb(a->body.data ? a->body.data : "", a->body.len, 0, NULL);
-    msg = json_object_get(json_object_get(j, "error"), "message");
-    m = json_is_string(msg) ? json_string_value(msg) : "no message";
-
-    free(run->pass_body);
-    run->pass_body = NULL;
-    if (status < 500 && json_is_object(json_object_get(j, "error"))) {
-        run->pass_body = buf_steal(&a->body, &run->pass_len);
-        run->pass_status = (int)status;
-    }
-    run->retry_after_s =
-        status == 429 && retry_after_ms > 0 ? (int)((retry_after_ms + 999) / 1000) : 0;
-    if (status == 429)
-        api_error_set(&run->last_err, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
-                      "Upstream %s is rate limiting: %s", who, m);
-    else if (status >= 500)
-        api_error_set(&run->last_err, 502, "api_error", "upstream_error", NULL,
-                      "Upstream %s returned HTTP %ld: %s", who, status, m);
-    else
-        api_error_set(&run->last_err, (int)status, "invalid_request_error", "upstream_error", NULL,
-                      "Upstream %s returned HTTP %ld: %s", who, status, m);
-    json_decref(j);
-}
-
-static void note_call_error(struct run *run, struct attempt *a, enum call_err kind, const char *err)
-{
-    const char *who = a->model ? a->model->name : "scorer";
-
-    free(run->pass_body);
-    run->pass_body = NULL;
-    switch (kind) {
-    case CALL_ERR_TIMEOUT:
-    case CALL_ERR_FIRST_BYTE:
-    case CALL_ERR_IDLE:
-        api_error_set(&run->last_err, 504, "api_error", "upstream_timeout", NULL,
-                      "Upstream %s timed out: %s", who, err);
-        break;
-    case CALL_ERR_CONNECT:
-        api_error_set(&run->last_err, 502, "api_error", "upstream_unreachable", NULL,
-                      "Could not connect to upstream %s: %s", who, err);
-        break;
-    default:
-        api_error_set(&run->last_err, 502, "api_error", "upstream_error", NULL,
-                      "Upstream %s failed: %s", who, err);
-    }
-}
-
-/* Classify how a call ended. Returns 1 if it brought a usable 2xx answer;
- * else notes the failure in run->last_err and returns 0. For a whole (not
- * streamed) 2xx body, the reply is parsed here. */
-static int attempt_outcome(struct attempt *a, struct call *c, const char *err)
-{
-    struct run *run = a->run;
-    long status = call_status(c);
-    const char *who = a->model ? a->model->name : "scorer";
-
-    if (err == NULL && a->bad == NULL && status >= 200 && status < 300) {
-        if (a->stream) {
-            if (!a->saw_done)
-                a->bad = "the stream ended early";
-        } else if (a->kind != ATT_HTTP) {
-            int rc = -1;
-
-            if (provider_answer_normalize(a->model, a->ep, &a->body) == 0)
-                rc = provider_parse_response(a->ep, a->body.data ? a->body.data : "",
-                                             a->body.len, &a->reply);
-            if (rc == PROVIDER_ERROR_ANSWER)
-                a->bad = "HTTP 200 with an error object instead of an answer";
-            else if (rc < 0)
-                a->bad = "the response is not JSON";
-        }
-    }
-    if (a->bad) {
-        free(run->pass_body);
-        run->pass_body = NULL;
-        /* (A breaker-open attempt, the other client_fault, never gets here.) */
-        if (a->client_fault)
-            api_error_set(&run->last_err, 503, "api_error", "client_too_slow", NULL,
-                          "The client read the stream more slowly than %s wrote it, and %s.", who,
-                          a->bad);
-        else if (a->reply.is_error && a->reply.error[0])
-            api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
-                          "Upstream %s: %s: %s", who, a->bad, a->reply.error);
-        else
-            api_error_set(&run->last_err, 502, "api_error", "upstream_bad_response", NULL,
-                          "Upstream %s: %s", who, a->bad);
-        return 0;
-    }
-    if (err) {
-        note_call_error(run, a, call_err(c), err);
-        return 0;
-    }
-    if (status < 200 || status >= 300) {
-        note_http_error(run, a, status, call_retry_after_ms(c));
-        return 0;
-    }
-    return 1;
 }
 
 /* ---- relayed stages ---- */
@@ -708,41 +530,18 @@ static void run_release_request(struct run *run, struct attempt *a)
     ex_release_request(ex);
 }
 
-/* One stream payload in the internal form: fold it into the reply and
- * relay it. */
-static int relay_chunk_cb(void *arg, const char *data, size_t len)
+/* The relay hook (att_hooks): one stream payload for the client, in the
+ * internal form; the attempt has folded it into its reply. The first one
+ * commits the run to this answer. */
+static int relay_chunk_cb(struct attempt *a, const char *data, size_t len)
 {
-    struct attempt *a = arg;
-    struct run *run = a->run;
+    struct run *run = run_of(a);
     struct exchange *ex = run->ex;
-    enum chunk_kind kind;
     struct buf ev;
     int r;
 
-    kind = provider_parse_chunk(a->ep, data, len, &a->reply, a->asm_);
-    if (!a->keep_text) {
-        a->text_dropped += a->reply.content.len;
-        buf_free(&a->reply.content);
-    }
-    switch (kind) {
-    case CHUNK_DONE:
-        a->saw_done = 1;
-        return 0;
-    case CHUNK_BAD:
-        a->bad = "malformed stream event";
-        return -1;
-    case CHUNK_ERROR:
-        a->bad = "error event in the upstream stream";
-        return -1;
-    case CHUNK_USAGE:
-        if (!ex->ri.include_usage)
-            return 0; /* we asked for it for the cost; the client did not */
-        break;
-    case CHUNK_DATA:
-        break;
-    }
-    if (!run->answering) {
-        run->answering = 1;
+    if (!run->att.answering) {
+        run->att.answering = 1;
         set_answerer(run, a->model);
         ex->meta.ttft_us = now_us() - ex->t_start_us;
         otel_call_first_byte(ex, &a->oc);
@@ -761,20 +560,6 @@ static int relay_chunk_cb(void *arg, const char *data, size_t len)
         a->client_fault = 1;
     }
     return r;
-}
-
-static int relay_event_cb(void *arg, const char *event, const char *data, size_t len)
-{
-    struct attempt *a = arg;
-
-    if (a->xs == NULL)
-        return relay_chunk_cb(a, data, len);
-    if (provider_stream_event(a->xs, event, data, len, relay_chunk_cb, a) < 0) {
-        if (a->bad == NULL)
-            a->bad = "malformed stream event";
-        return -1;
-    }
-    return 0;
 }
 
 /* A local score for the trace of a relayed stage that has a scorer (the
@@ -801,16 +586,14 @@ static int relay_score(struct run *run, const struct reply *r, double *score)
 
 static void relay_done(struct attempt *a, struct call *c, const char *err, int ok)
 {
-    struct run *run = a->run;
+    struct run *run = run_of(a);
     struct exchange *ex = run->ex;
     long status = c ? call_status(c) : 0;
     double score = 1.0;
     int scored;
 
-    account(run, a, c);
-    a->call = NULL; /* upstream frees it after we return */
     if (!ok) {
-        stage_note(run, a->model, 0, 0, "error", run->last_err.message, NULL);
+        stage_note(run, a->model, 0, 0, "error", run->att.last_err.message, NULL);
         /* A 4xx other than 429 is the request's fault: in a fallback route
          * no other model is tried. A cascade tries on: models differ. */
         if (err == NULL && a->bad == NULL && status >= 400 && status < 500 && status != 429 &&
@@ -856,11 +639,9 @@ static void stage_evaluate(struct run *run);
 
 static void answer_done(struct attempt *a, struct call *c, const char *err, int ok)
 {
-    struct run *run = a->run;
+    struct run *run = run_of(a);
     struct memo *mo;
 
-    account(run, a, c);
-    a->call = NULL;
     sl_assert(run->nmemo < ROUTE_MODELS_MAX);
     run->memo = xrealloc(run->memo, (run->nmemo + 1) * sizeof(*run->memo));
     mo = &run->memo[run->nmemo++];
@@ -881,12 +662,10 @@ static void answer_done(struct attempt *a, struct call *c, const char *err, int 
 
 static void judge_done(struct attempt *a, struct call *c, const char *err, int ok)
 {
-    struct run *run = a->run;
+    struct run *run = run_of(a);
     double score = 0;
     const char *reason = NULL;
 
-    account(run, a, c);
-    a->call = NULL;
     if (!ok)
         reason = "the judge failed";
     else if (scorer_judge_parse(a->reply.content.data ? a->reply.content.data : "", &score) < 0)
@@ -897,13 +676,11 @@ static void judge_done(struct attempt *a, struct call *c, const char *err, int o
 
 static void http_done(struct attempt *a, struct call *c, const char *err, int ok)
 {
-    struct run *run = a->run;
+    struct run *run = run_of(a);
     double score = 0;
     const char *reason = NULL;
 
     UNUSED(err);
-    account(run, a, c);
-    a->call = NULL;
     if (!ok)
         reason = "the scorer service failed";
     else if (scorer_http_parse(a->body.data ? a->body.data : "", a->body.len, &score) < 0)
@@ -914,225 +691,21 @@ static void http_done(struct attempt *a, struct call *c, const char *err, int ok
 
 /* ---- calls ---- */
 
-static int attempt_data_cb(struct call *c, const char *p, size_t n, void *arg)
-{
-    struct attempt *a = arg;
-    long status = call_status(c);
-
-    if (status < 200 || status >= 300) {
-        /* Keep what fits of an error body; the rest is noise. */
-        size_t room = a->body.max - a->body.len;
-
-        if (buf_append(&a->body, p, n < room ? n : room) < 0)
-            sl_assert(!"an append within the room left fits");
-        return 0;
-    }
-    if (!a->stream) {
-        if (buf_append(&a->body, p, n) < 0) {
-            a->bad = "upstream response too large";
-            return -1;
-        }
-        return 0;
-    }
-    return sse_feed(&a->sse, p, n, relay_event_cb, a);
-}
-
-static void attempt_retry_cb(struct loop *loop, void *arg);
-static void attempt_fail_now(struct attempt *a);
-
-/* The upstream failed the call in a way that is its own fault (and may go
- * away): the breaker counts it, and a retry may help. A 4xx other than 429
- * is the request's fault; a client too slow for the stream is ours. */
-static int upstream_fault(const struct attempt *a, struct call *c, const char *err)
-{
-    long status = call_status(c);
-
-    if (a->client_fault)
-        return 0;
-    if (a->bad) /* an error event or a malformed answer, also when it aborted the call */
-        return 1;
-    if (err)
-        return call_err(c) != CALL_ERR_ABORTED;
-    return status == 429 || status >= 500;
-}
-
-static long policy_retries(const struct model *m)
-{
-    return m->retries >= 0 ? m->retries : m->provider->retries;
-}
-
-/* Try the call again later, if the policy allows: never once an answer
- * byte reached the client, at most `retries` times, after a backoff with
- * full jitter (a random wait up to min(max, base * 2^tries)), honouring a
- * Retry-After up to retry_after_max_ms. Returns 1 if a retry is scheduled
- * (the attempt lives on), 0 if the failure stands. */
-static int attempt_retry(struct attempt *a, struct call *c)
-{
-    struct run *run = a->run;
-    const struct provider *p = a->model->provider;
-    long after = call_retry_after_ms(c);
-    uint64_t cap, wait;
-
-    if (run->answering || a->tries >= policy_retries(a->model))
-        return 0;
-    if (after > p->retry_after_max_ms)
-        return 0; /* told to come back too late: move on instead */
-    cap = (uint64_t)p->retry_backoff_ms << (a->tries < 20 ? a->tries : 20);
-    if (cap > (uint64_t)p->retry_max_backoff_ms)
-        cap = (uint64_t)p->retry_max_backoff_ms;
-    wait = cap ? random_u64() % (cap + 1) : 0;
-    if (after >= 0 && (uint64_t)after > wait)
-        wait = (uint64_t)after;
-    trace_call(a, c, run->last_err.message, run->last_err.code, 1);
-    /* The failed call still counts: its time, and its cost if any. */
-    account(run, a, c);
-    a->call = NULL;
-    a->tries++;
-    metrics_retry(a->model->provider->name);
-    run->ex->meta.retries++;
-    run->stage_retries++;
-    buf_reset(&a->body);
-    sse_free(&a->sse);
-    sse_init(&a->sse, SSE_EVENT_MAX);
-    reply_free(&a->reply);
-    reply_init(&a->reply);
-    a->text_dropped = 0;
-    a->saw_done = 0;
-    a->bad = NULL;
-    if (a->asm_) {
-        provider_assembly_free(a->asm_);
-        a->asm_ = provider_assembly_new(a->ep);
-    }
-    if (a->xs) {
-        provider_stream_free(a->xs);
-        a->xs = provider_stream_new(a->model);
-    }
-    loop_timer_start(run->loop, &a->retry, wait * 1000u);
-    return 1;
-}
-
-/* End a without a call (its retry found the breaker open): as a failure. */
-static void attempt_fail_now(struct attempt *a)
-{
-    att_kinds[a->kind].done(a, NULL, a->bad, 0);
-}
-
-static void attempt_done_cb(struct call *c, const char *err, void *arg)
-{
-    struct attempt *a = arg;
-    int ok = attempt_outcome(a, c, err);
-
-    if (a->model) {
-        int fault = upstream_fault(a, c, err);
-
-        breaker_record(a->model->provider, !fault);
-        if (fault && attempt_retry(a, c))
-            return;
-    }
-    if (a->oc.span_id)
-        trace_call(a, c, ok ? NULL : a->run->last_err.message, ok ? NULL : a->run->last_err.code, 0);
-    att_kinds[a->kind].done(a, c, err, ok);
-}
-
-static const struct call_ops attempt_ops = {
-    .on_data = attempt_data_cb,
-    .on_done = attempt_done_cb,
-};
-
-static struct attempt *attempt_new(struct run *run, enum att_kind kind, const struct model *m,
-                                   enum endpoint ep, int stream)
-{
-    struct attempt *a = xcalloc(1, sizeof(*a));
-
-    a->run = run;
-    a->kind = kind;
-    a->model = m;
-    a->ep = ep;
-    a->stream = stream;
-    loop_timer_init(&a->retry, attempt_retry_cb, a);
-    buf_init(&a->body, stream ? ERR_BODY_MAX : RESP_BODY_MAX);
-    sse_init(&a->sse, SSE_EVENT_MAX);
-    reply_init(&a->reply);
-    a->next = run->atts;
-    run->atts = a;
-    return a;
-}
-
-/* Send a's request (again). A request the provider's API cannot express
- * (provider_build refuses it) is the request's fault, as a 4xx would be:
- * the breaker counts no failure, and the attempt fails at once with that
- * 400, so the route moves on to a model that may take it. */
-static void attempt_send(struct attempt *a)
-{
-    struct run *run = a->run;
-    struct exchange *ex = run->ex;
-    int own = a->req == ex->ri.body; /* the client's body, unchanged */
-    struct call_spec spec;
-    struct api_error e;
-
-    if (provider_build(a->model, a->ep, a->req, own ? ex->in.data : NULL, own ? ex->in.len : 0,
-                       a->stream, ex->client_auth, &spec, &e) < 0) {
-        breaker_record(a->model->provider, 1);
-        run->last_err = e;
-        a->bad = "the request cannot be sent to this provider";
-        a->client_fault = 1;
-        attempt_fail_now(a);
-        return;
-    }
-    if (ex->otel)
-        otel_call_begin(ex, &a->oc, &spec.headers);
-    if (a->kind == ATT_JUDGE) {
-        const struct stage *st = cur_stage(run);
-
-        spec.timeout_ms = st->scorer_timeout_ms;
-        spec.first_byte_timeout_ms = st->scorer_timeout_ms;
-    }
-    a->call = upstream_call(run->up, &spec, &attempt_ops, a);
-}
-
-static void attempt_retry_cb(struct loop *loop, void *arg)
-{
-    struct attempt *a = arg;
-    struct api_error e;
-
-    UNUSED(loop);
-    if (!breaker_allow(a->model->provider)) {
-        /* It opened while we waited: give up on this provider. */
-        api_error_set(&e, 503, "api_error", "upstream_circuit_open", NULL,
-                      "The circuit breaker of provider %s is open.", a->model->provider->name);
-        a->run->last_err = e;
-        a->bad = "circuit breaker open";
-        a->client_fault = 1; /* not a new failure of the upstream */
-        attempt_fail_now(a);
-        return;
-    }
-    attempt_send(a);
-}
-
 /* Call model m on endpoint ep with body (borrowed), if its provider's
- * breaker allows; else the attempt fails at once. */
-static void attempt_call(struct run *run, enum att_kind kind, const struct model *m,
+ * breaker allows; else the attempt fails at once (attempt_start). What the
+ * stage keeps of the answer is decided here. */
+static void attempt_call(struct run *run, enum run_call kind, const struct model *m,
                          enum endpoint ep, const json_t *body, int stream)
 {
-    struct attempt *a = attempt_new(run, kind, m, ep, stream);
+    struct attempt *a = attempt_new(&run->att, &att_kinds[kind], (int)run->stage, m, ep, stream);
 
     if (kind == ATT_RELAY && stream && run->ex->keep_answer)
         a->asm_ = provider_assembly_new(ep);
     a->keep_text = kind != ATT_RELAY || !stream || cur_stage(run)->scorer != SCORER_NONE ||
                    run->ex->cfg->trace.include_content || run->ex->cfg->otel.capture_content;
-    if (stream)
-        a->xs = provider_stream_new(m);
-    a->req = json_incref((json_t *)body);
-    if (!breaker_allow(m->provider)) {
-        /* A half-open breaker lets one probe through; this is not it. */
-        api_error_set(&run->last_err, 503, "api_error", "upstream_circuit_open", NULL,
-                      "The circuit breaker of provider %s is open.", m->provider->name);
-        a->bad = "circuit breaker open";
-        a->client_fault = 1;
-        attempt_fail_now(a);
-        return;
-    }
-    attempt_send(a);
+    if (kind == ATT_JUDGE)
+        a->timeout_ms = cur_stage(run)->scorer_timeout_ms;
+    attempt_start(a, body);
 }
 
 /* The request as a scored stage sends it: never streamed, with logprobs
@@ -1160,7 +733,7 @@ static void stage_evaluate(struct run *run)
         struct memo *mo = memo_find(run, st->models[i]);
 
         if (mo == NULL || !mo->ok) {
-            stage_note(run, st->models[0], 0, 0, "error", run->last_err.message, NULL);
+            stage_note(run, st->models[0], 0, 0, "error", run->att.last_err.message, NULL);
             run_escalate(run);
             return;
         }
@@ -1208,16 +781,13 @@ static void stage_evaluate(struct run *run)
         return;
     }
     case SCORER_HTTP: {
-        struct attempt *a = attempt_new(run, ATT_HTTP, NULL, EP_CHAT, 0);
-        struct call_spec spec;
+        struct attempt *a =
+            attempt_new(&run->att, &att_kinds[ATT_HTTP], (int)run->stage, NULL, EP_CHAT, 0);
         char *body = scorer_http_body(
             run_query(run), primary->reply.content.data ? primary->reply.content.data : "",
             primary->model->name);
 
-        call_spec_json(&spec, xstrdup(st->url), body, st->scorer_timeout_ms);
-        if (run->ex->otel)
-            otel_call_begin(run->ex, &a->oc, &spec.headers);
-        a->call = upstream_call(run->up, &spec, &attempt_ops, a);
+        attempt_post(a, st->url, body, st->scorer_timeout_ms);
         return;
     }
     }
@@ -1273,10 +843,10 @@ static void run_stage(struct run *run)
         run->stage_t0_us = now_us();
         run->stage_cost = 0;
         run->stage_pt = run->stage_ct = 0;
-        run->stage_retries = 0;
+        run->att.retries = 0;
         if (!stage_providers_up(run, st)) {
             stage_note(run, st->models[0], 0, 0, "skip", "circuit breaker open", NULL);
-            api_error_set(&run->last_err, 503, "api_error", "upstream_circuit_open", NULL,
+            api_error_set(&run->att.last_err, 503, "api_error", "upstream_circuit_open", NULL,
                           "The circuit breaker of route '%s''s next provider is open; no "
                           "other stage could answer.",
                           run->route->name);
@@ -1286,7 +856,7 @@ static void run_stage(struct run *run)
         if (run->route->max_cost > 0 &&
             ex->meta.cost_usd + stage_estimate(run, st) > run->route->max_cost) {
             stage_note(run, st->models[0], 0, 0, "skip", "over budget", NULL);
-            api_error_set(&run->last_err, 402, "insufficient_quota", "max_cost_exceeded", NULL,
+            api_error_set(&run->att.last_err, 402, "insufficient_quota", "max_cost_exceeded", NULL,
                           "No remaining stage of route '%s' fits its max_cost of $%g.",
                           run->route->name, run->route->max_cost);
             run->stage++;
@@ -1338,12 +908,10 @@ void cascade_start(struct loop *loop, struct upstream *up, struct exchange *ex)
 
     run->ex = ex;
     run->loop = loop;
-    run->up = up;
     run->route = ex->route;
     run->last_write_us = loop_now_us(loop);
     loop_timer_init(&run->ping, ping_cb, run);
-    api_error_set(&run->last_err, 502, "api_error", "upstream_error", NULL, "%s",
-                  "No upstream could answer.");
+    att_owner_init(&run->att, ex, loop, up, &run_att_hooks, run);
     ex->run = run;
     run->next = runs;
     if (runs)
@@ -1360,8 +928,8 @@ static void run_abort(struct run *run, const struct api_error *err)
 {
     /* A call cut off mid-answer is still billed for what it produced:
      * count it (estimated, as there is no usage yet) and trace it. */
-    for (struct attempt *a = run->atts; a; a = a->next) {
-        if (a->call == NULL || a->model == NULL || text_len(a) == 0)
+    for (struct attempt *a = run->att.list; a; a = a->next) {
+        if (a->call == NULL || a->model == NULL || attempt_text_len(a) == 0)
             continue;
         account(run, a, a->call);
         stage_note(run, a->model, 0, 0, "error", err->message, a->reply.content.data);

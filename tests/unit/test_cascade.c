@@ -5,10 +5,11 @@
  * hang-up, relayed live to a streaming client; a cascade that accepts its
  * first stage, and one that escalates past an answer the rules veto, each
  * call paid; agreement of two models; a budget that skips a stage (the
- * best answer so far is salvaged); a failed call retried; every stage
- * failing, as OpenAI's error; a provider whose circuit breaker is open
- * skipped without a call; and a run cancelled by its client, or aborted at
- * shutdown, answered at once. */
+ * best answer so far is salvaged); every stage failing, as OpenAI's error;
+ * a provider whose circuit breaker is open skipped without a call; and a
+ * run cancelled by its client, or aborted at shutdown, answered at once.
+ * One call's outcome, retries and breaker are attempt.c's, tested in
+ * test_attempt.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 
 #include "../common/openai_server.h"
 #include "../common/redis_server.h" /* test_free_port */
+#include "../common/run_fixture.h"
 #include "../../src/breaker.h"
 #include "../../src/cascade.h"
 #include "../../src/config.h"
@@ -36,7 +38,6 @@ static struct upstream *up;
 
 static int group_setup(void **state)
 {
-    struct config_errors errs = {0};
     struct log_conf quiet = {.format = LOG_FORMAT_JSON, .path = "/dev/null", .level = LOG_ERROR};
     char *text;
 
@@ -50,8 +51,6 @@ static int group_setup(void **state)
         "providers = (\n"
         "  { name = \"up\"; type = \"openai\"; base_url = \"%s/v1\";\n"
         "    breaker = { failures = 0; error_rate = 0.0; }; },\n"
-        "  { name = \"flaky\"; type = \"openai\"; base_url = \"%s/v1\"; retries = 1;\n"
-        "    retry_backoff_ms = 10; breaker = { failures = 0; error_rate = 0.0; }; },\n"
         "  { name = \"dead\"; type = \"openai\"; base_url = \"http://127.0.0.1:%d/v1\";\n"
         "    connect_timeout_ms = 2000; breaker = { failures = 1; cooldown_s = 600; }; }\n"
         ");\n"
@@ -72,8 +71,6 @@ static int group_setup(void **state)
         "output_per_mtok = 1.0; },\n"
         "  { name = \"slow\"; provider = \"up\"; id = \"m-slow\"; input_per_mtok = 1.0; "
         "output_per_mtok = 1.0; },\n"
-        "  { name = \"flaky\"; provider = \"flaky\"; id = \"m-flaky\"; input_per_mtok = 1.0; "
-        "output_per_mtok = 1.0; },\n"
         "  { name = \"dead\"; provider = \"dead\"; input_per_mtok = 1.0; output_per_mtok = 1.0; }\n"
         ");\n"
         "routes = (\n"
@@ -91,11 +88,8 @@ static int group_setup(void **state)
         "\"rules\"; threshold = 1.0; }, { model = \"b\"; } ); },\n"
         "  { name = \"breaker\"; fallback = ( \"dead\", \"a\" ); }\n"
         ");\n",
-        provider.base, provider.base, test_free_port());
-    cfg = config_load_string(text, "test_cascade.conf", &errs);
-    free(text);
-    if (cfg == NULL)
-        fail_msg("config: %s", errs.n ? errs.msgs[0] : "?");
+        provider.base, test_free_port());
+    cfg = test_run_config(text, "test_cascade.conf");
     loop = loop_new();
     up = upstream_new(loop);
     return 0;
@@ -110,25 +104,6 @@ static int group_teardown(void **state)
     breaker_free_all();
     test_http_stop(&provider);
     return 0;
-}
-
-/* A chat request for route, as the HTTP worker hands it to the loop. */
-static struct exchange *request(const char *route, int stream)
-{
-    struct exchange *ex = ex_new(NULL, 1 << 20);
-    struct api_error e;
-    char *body = xasprintf("{\"model\":\"%s\",%s\"messages\":[{\"role\":\"user\","
-                           "\"content\":\"what is it?\"}],\"max_tokens\":3}",
-                           route, stream ? "\"stream\":true," : "");
-
-    ex->cfg = config_ref(cfg);
-    ex->route = config_route(cfg, route);
-    assert_non_null(ex->route);
-    snprintf(ex->request_id, sizeof(ex->request_id), "req_%s", route);
-    assert_int_equal(buf_puts(&ex->in, body), 0);
-    assert_int_equal(request_parse(EP_CHAT, body, strlen(body), &ex->ri, &e), 0);
-    free(body);
-    return ex;
 }
 
 static void watch_cb(struct loop *l, void *arg);
@@ -189,7 +164,7 @@ static void expect_answer(struct exchange *ex, const char *model, const char *co
 
 static void test_single_model(void **state)
 {
-    struct exchange *ex = request("a", 0);
+    struct exchange *ex = test_run_request(cfg, "a", 0);
 
     (void)state;
     run(ex);
@@ -205,7 +180,7 @@ static void test_single_model(void **state)
 /* A 500, then a hang-up, then an answer: the fallback's third model. */
 static void test_fallback(void **state)
 {
-    struct exchange *ex = request("fb", 0);
+    struct exchange *ex = test_run_request(cfg, "fb", 0);
 
     (void)state;
     run(ex);
@@ -219,7 +194,7 @@ static void test_fallback(void **state)
  * gets the third model's stream, relayed event by event. */
 static void test_fallback_streamed(void **state)
 {
-    struct exchange *ex = request("fb", 1);
+    struct exchange *ex = test_run_request(cfg, "fb", 1);
 
     (void)state;
     run(ex);
@@ -239,7 +214,7 @@ static void test_fallback_streamed(void **state)
 
 static void test_all_fail(void **state)
 {
-    struct exchange *ex = request("all-fail", 0);
+    struct exchange *ex = test_run_request(cfg, "all-fail", 0);
 
     (void)state;
     run(ex);
@@ -253,7 +228,7 @@ static void test_all_fail(void **state)
 
 static void test_cascade_accepts_first(void **state)
 {
-    struct exchange *ex = request("accept", 0);
+    struct exchange *ex = test_run_request(cfg, "accept", 0);
     int before = test_http_count(&provider);
 
     (void)state;
@@ -268,7 +243,7 @@ static void test_cascade_accepts_first(void **state)
  * run pays for both calls. */
 static void test_cascade_escalates(void **state)
 {
-    struct exchange *ex = request("escalate", 0);
+    struct exchange *ex = test_run_request(cfg, "escalate", 0);
 
     (void)state;
     run(ex);
@@ -281,7 +256,7 @@ static void test_cascade_escalates(void **state)
 
 static void test_agreement(void **state)
 {
-    struct exchange *ex = request("agree", 0);
+    struct exchange *ex = test_run_request(cfg, "agree", 0);
 
     (void)state;
     run(ex);
@@ -290,7 +265,7 @@ static void test_agreement(void **state)
     assert_string_equal(ex->meta.stages.data, "twin1:1.00:accept");
     assert_float_equal(ex->meta.cost_usd, 2 * 8e-6, 1e-12);
     ex_unref(ex);
-    ex = request("disagree", 0);
+    ex = test_run_request(cfg, "disagree", 0);
     run(ex);
     expect_answer(ex, "b", "answer from ok-b");
     assert_true(strncmp(ex->meta.stages.data, "a:0.50:escalate,", 16) == 0);
@@ -302,7 +277,7 @@ static void test_agreement(void **state)
  * (an answer beats an error). */
 static void test_budget_skips(void **state)
 {
-    struct exchange *ex = request("budget", 0);
+    struct exchange *ex = test_run_request(cfg, "budget", 0);
 
     (void)state;
     run(ex);
@@ -313,32 +288,18 @@ static void test_budget_skips(void **state)
     ex_unref(ex);
 }
 
-/* The flaky provider fails every other call; with retries = 1 the retry
- * answers. */
-static void test_retry(void **state)
-{
-    struct exchange *ex = request("flaky", 0);
-
-    (void)state;
-    run(ex);
-    expect_answer(ex, "flaky", "answer from m-flaky");
-    assert_int_equal(ex->meta.attempts, 2);
-    assert_int_equal(ex->meta.retries, 1);
-    ex_unref(ex);
-}
-
 /* The dead provider's breaker opens on its first failure; the next run
  * skips it without a call. */
 static void test_breaker_skips(void **state)
 {
-    struct exchange *ex = request("breaker", 0);
+    struct exchange *ex = test_run_request(cfg, "breaker", 0);
 
     (void)state;
     run(ex);
     expect_answer(ex, "a", "answer from ok-a");
     assert_int_equal(ex->meta.attempts, 2);
     ex_unref(ex);
-    ex = request("breaker", 0);
+    ex = test_run_request(cfg, "breaker", 0);
     run(ex);
     expect_answer(ex, "a", "answer from ok-a");
     assert_int_equal(ex->meta.attempts, 1);
@@ -364,7 +325,7 @@ static void abort_cb(struct loop *l, void *arg)
  * run ends with a 503. */
 static void test_cancel_and_abort(void **state)
 {
-    struct exchange *ex = request("slow", 0), *ex2;
+    struct exchange *ex = test_run_request(cfg, "slow", 0), *ex2;
     struct loop_timer t;
 
     (void)state;
@@ -377,8 +338,8 @@ static void test_cancel_and_abort(void **state)
     assert_int_equal(upstream_active(up), 0);
     ex_unref(ex);
 
-    ex = request("slow", 0);
-    ex2 = request("slow", 1);
+    ex = test_run_request(cfg, "slow", 0);
+    ex2 = test_run_request(cfg, "slow", 1);
     loop_timer_init(&t, abort_cb, NULL);
     loop_timer_start(loop, &t, 50000);
     cascade_start(loop, up, ex_ref(ex2));
@@ -402,7 +363,6 @@ int main(void)
         cmocka_unit_test(test_cascade_escalates),
         cmocka_unit_test(test_agreement),
         cmocka_unit_test(test_budget_skips),
-        cmocka_unit_test(test_retry),
         cmocka_unit_test(test_breaker_skips),
         cmocka_unit_test(test_cancel_and_abort),
     };
