@@ -11,6 +11,11 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* Anthropic's error type for an HTTP status, as its table of errors has
+ * them: any other 4xx is an invalid_request_error, anything else an
+ * api_error. Used by the front's Messages errors and sluice-mock. */
+const char *api_anthropic_error_type(int status);
+
 /* o[key] when it is a string, else NULL (o may be anything, even NULL). */
 const char *api_str(const json_t *o, const char *key);
 /* a is not NULL and equals b. */

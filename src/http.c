@@ -1,6 +1,7 @@
 /* http.c - the HTTP front on libmicrohttpd; see http.h. */
 #include "http.h"
 #include "admin.h"
+#include "api_common.h"
 #include "breaker.h"
 #include "cache.h"
 #include "cache_mem.h"
@@ -95,31 +96,6 @@ char *http_error_json(const struct api_error *e, size_t *len)
     return dump_error(root, len);
 }
 
-/* Anthropic's error type for a status, as its table of errors has them
- * (any other 4xx is an invalid_request_error there). */
-static const char *anthropic_error_type(int status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 402:
-        return "billing_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "not_found_error";
-    case 413:
-        return "request_too_large";
-    case 429:
-        return "rate_limit_error";
-    case 504:
-        return "timeout_error";
-    case 529:
-        return "overloaded_error";
-    }
-    return status >= 500 ? "api_error" : "invalid_request_error";
-}
-
 char *http_error_body(enum dialect d, const struct api_error *e, const char *request_id,
                       int *status, size_t *len)
 {
@@ -129,7 +105,7 @@ char *http_error_body(enum dialect d, const struct api_error *e, const char *req
     if (*status == 503)
         *status = 529; /* Anthropic's "overloaded": its clients back off and retry */
     return dump_error(json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type",
-                                anthropic_error_type(*status), "message", e->message, "request_id",
+                                api_anthropic_error_type(*status), "message", e->message, "request_id",
                                 request_id),
                       len);
 }

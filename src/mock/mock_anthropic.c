@@ -33,30 +33,6 @@ static int anth_fail(struct mock_err *e, const char *fmt, ...)
     return -1;
 }
 
-const char *mock_anth_error_type(int status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 402:
-        return "billing_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "not_found_error";
-    case 413:
-        return "request_too_large";
-    case 429:
-        return "rate_limit_error";
-    case 504:
-        return "timeout_error";
-    case 529:
-        return "overloaded_error";
-    default:
-        return status >= 500 || status < 400 ? "api_error" : "invalid_request_error";
-    }
-}
-
 /* ---- checking a request ---- */
 
 /* The members MessageCreateParams has (SDK 1.x), and the mock's own. */

@@ -47,8 +47,5 @@ int mock_anth_render_stream(const struct mock_answer *a, size_t chunks, int malf
  * max_tokens is not required) and count its input tokens. */
 int mock_anth_count_tokens(const json_t *req, long long *tokens, struct mock_err *err);
 
-/* Anthropic's error "type" for an HTTP status (invalid_request_error,
- * authentication_error, ..., overloaded_error for 529). */
-const char *mock_anth_error_type(int status);
 
 #endif

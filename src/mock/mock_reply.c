@@ -6,6 +6,7 @@
  */
 #include "mock_reply.h"
 #include "mock_anthropic.h"
+#include "api_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +129,7 @@ void mock_reply_error(struct mock_reply *r, int status, const char *code, const 
     snprintf(rid, sizeof(rid), "req_mock_%llu", r->seq);
     if (r->anthropic)
         e = json_pack("{s:s,s:{s:s,s:s},s:s}", "type", "error", "error", "type",
-                      mock_anth_error_type(status), "message", message, "request_id", rid);
+                      api_anthropic_error_type(status), "message", message, "request_id", rid);
     else
         e = json_pack("{s:{s:s,s:s,s:s?,s:s?}}", "error", "message", message, "type",
                       mock_reply_error_type(status), "param", param, "code", code);

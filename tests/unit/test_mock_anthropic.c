@@ -9,6 +9,7 @@
 
 #include "../common/unit.h"
 
+#include "../../src/api_common.h"
 #include "../../src/mock/mock_anthropic.c"
 #include "../../src/mock/mock_gen.c"
 #include "../../src/mock/mock_replay.c"
@@ -191,12 +192,12 @@ static void test_errors_and_count(void **state)
     long long n = 0;
 
     UNUSED(state);
-    assert_string_equal(mock_anth_error_type(529), "overloaded_error");
-    assert_string_equal(mock_anth_error_type(429), "rate_limit_error");
-    assert_string_equal(mock_anth_error_type(401), "authentication_error");
-    assert_string_equal(mock_anth_error_type(413), "request_too_large");
-    assert_string_equal(mock_anth_error_type(500), "api_error");
-    assert_string_equal(mock_anth_error_type(400), "invalid_request_error");
+    assert_string_equal(api_anthropic_error_type(529), "overloaded_error");
+    assert_string_equal(api_anthropic_error_type(429), "rate_limit_error");
+    assert_string_equal(api_anthropic_error_type(401), "authentication_error");
+    assert_string_equal(api_anthropic_error_type(413), "request_too_large");
+    assert_string_equal(api_anthropic_error_type(500), "api_error");
+    assert_string_equal(api_anthropic_error_type(400), "invalid_request_error");
     assert_int_equal(mock_anth_count_tokens(r, &n, &err), 0);
     assert_true(n > 0);
     json_object_set_new(r, "max_tokens", json_integer(5));

@@ -12,26 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/unit.h"
+
 #include "../../src/config.h"
 #include "../../src/cost.h"
 #include "../../src/provider.h"
 
 /* JSON text with ' for ", parsed. */
-static json_t *J(const char *text)
-{
-    char *s = xstrdup(text);
-    json_error_t e;
-    json_t *j;
-
-    for (char *p = s; *p; p++)
-        if (*p == '\'')
-            *p = '"';
-    j = json_loads(s, 0, &e);
-    if (j == NULL)
-        fail_msg("bad test JSON: %s: %s", e.text, s);
-    free(s);
-    return j;
-}
+#define J test_json_q
 
 /* Translate a chat body (single-quoted JSON) and parse the Messages body. */
 static json_t *to_messages(const char *chat, long max_tokens, int stream)
