@@ -14,7 +14,8 @@
 # streams through sluice from sluice-mock (1 s to first byte, then 20 chunks
 # 50 ms apart), the memory each open stream costs (1,000, 4,000 and 8,000
 # held open at once; BENCH_STREAM_LEVELS), and the CPU cost of tracing
-# (OpenTelemetry at sample_ratio 1 and 0 against none). Results go to
+# (OpenTelemetry at sample_ratio 1, with and without propagation, and 0,
+# against none: CPU time, and instructions under callgrind). Results go to
 # bench/RESULTS.md as ratios against the baselines of the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -229,51 +230,73 @@ CL_MEM=$(median lat cache-mem); CL_REDIS=$(median lat cache-redis)
 RL_ONE=$(median lat redis-one); RL_CLUSTER=$(median lat redis-cluster); RL_TLS=$(median lat redis-tls)
 AFTER_RSS_KB=$(rss_kb $SLUICE_PID)
 
-# Tracing: the same proxied request through three fresh sluices, started
+# Tracing: the same proxied request through four fresh sluices, started
 # alike and differing only in their otel block: none, tracing every request
-# (sample_ratio 1) and tracing none (0), exporting to the static nginx (it
+# (sample_ratio 1), the same without sending providers the trace context
+# (propagate = false) and tracing none (0), exporting to the static nginx (it
 # answers 200 to any POST, as a collector would), in interleaved rounds. The
 # CPU of the whole process (the exporter's thread included) per request is
 # compared. (The long-running sluice above is not the baseline: a fresh
 # process differs from it by several percent with no otel block at all.)
+# CPU time on a shared machine moves by several percent between runs, so the
+# instructions each request executes are counted too, under callgrind
+# (bench/instr.sh), which does not move.
 echo "bench: tracing CPU per proxied request ($ROUNDS interleaved rounds of ${ROUND_SECONDS}s)"
-P_OTEL1=$(free_port); P_OTEL0=$(free_port); P_OTELN=$(free_port)
-declare -A OTEL_PIDS OTEL_PORTS=([1]=$P_OTEL1 [0]=$P_OTEL0 [none]=$P_OTELN)
-for ratio in none 1 0; do
-  sed -e "s/$P_SLUICE/${OTEL_PORTS[$ratio]}/" -e "s|sluice.log|sluice-otel$ratio.log|" \
-    "$OUT/sluice.conf" > "$OUT/sluice-otel$ratio.conf"
-  [ "$ratio" = none ] ||
-    echo "otel = { endpoint = \"http://127.0.0.1:$P_STATIC\"; sample_ratio = $ratio; max_queue = 200000; };" \
-      >> "$OUT/sluice-otel$ratio.conf"
-  build/sluice --config "$OUT/sluice-otel$ratio.conf" &
-  OTEL_PIDS[$ratio]=$!
+OTEL_VARIANTS=(none 1 1np 0)
+declare -A OTEL_PIDS OTEL_PORTS OTEL_BLOCK=(
+  [none]=""
+  [1]="sample_ratio = 1;"
+  [1np]="sample_ratio = 1; propagate = false;"
+  [0]="sample_ratio = 0;")
+for v in "${OTEL_VARIANTS[@]}"; do
+  OTEL_PORTS[$v]=$(free_port)
+  sed -e "s/$P_SLUICE/${OTEL_PORTS[$v]}/" -e "s|sluice.log|sluice-otel$v.log|" \
+    "$OUT/sluice.conf" > "$OUT/sluice-otel$v.conf"
+  [ "$v" = none ] ||
+    echo "otel = { endpoint = \"http://127.0.0.1:$P_STATIC\"; ${OTEL_BLOCK[$v]} max_queue = 200000; };" \
+      >> "$OUT/sluice-otel$v.conf"
+  build/sluice --config "$OUT/sluice-otel$v.conf" &
+  OTEL_PIDS[$v]=$!
   pids+=($!)
-  wait_port "${OTEL_PORTS[$ratio]}"
+  wait_port "${OTEL_PORTS[$v]}"
 done
-OTEL_TARGETS=("none ${OTEL_PIDS[none]} $P_OTELN" "ratio1 ${OTEL_PIDS[1]} $P_OTEL1" "ratio0 ${OTEL_PIDS[0]} $P_OTEL0")
 declare -A OT_TICKS OT_REQS
-for tgt in "${OTEL_TARGETS[@]}"; do read -r name _ _ <<<"$tgt"; OT_TICKS[$name]=0; OT_REQS[$name]=0; done
-for tgt in "${OTEL_TARGETS[@]}"; do
-  read -r name pid port <<<"$tgt"
-  wrk_run "otel-warm-$name" "http://127.0.0.1:$port" 32 2 2 MODEL=bench-nocache >/dev/null
+for v in "${OTEL_VARIANTS[@]}"; do
+  OT_TICKS[$v]=0; OT_REQS[$v]=0
+  wrk_run "otel-warm-$v" "http://127.0.0.1:${OTEL_PORTS[$v]}" 32 2 2 MODEL=bench-nocache >/dev/null
 done
 for r in $(seq "$ROUNDS"); do
-  for tgt in "${OTEL_TARGETS[@]}"; do
-    read -r name pid port <<<"$tgt"
-    c0=$(cpu_ticks "$pid")
-    j=$(wrk_run "otel-$name-$r" "http://127.0.0.1:$port" 32 2 "$ROUND_SECONDS" MODEL=bench-nocache)
-    OT_TICKS[$name]=$(( ${OT_TICKS[$name]} + $(cpu_ticks "$pid") - c0 ))
-    OT_REQS[$name]=$(( ${OT_REQS[$name]} + $(field "$j" requests) ))
+  for v in "${OTEL_VARIANTS[@]}"; do
+    c0=$(cpu_ticks "${OTEL_PIDS[$v]}")
+    j=$(wrk_run "otel-$v-$r" "http://127.0.0.1:${OTEL_PORTS[$v]}" 32 2 "$ROUND_SECONDS" MODEL=bench-nocache)
+    OT_TICKS[$v]=$(( ${OT_TICKS[$v]} + $(cpu_ticks "${OTEL_PIDS[$v]}") - c0 ))
+    OT_REQS[$v]=$(( ${OT_REQS[$v]} + $(field "$j" requests) ))
   done
 done
 sleep 2 # the last batch goes out
 otel_spans() { curl -s "http://127.0.0.1:$1/metrics" | awk -v r="$2" '$1 == "sluice_otel_spans_total{result=\"" r "\"}" {print $2}' | head -1; }
-OTEL_JSON=$(printf '{"none_ticks":%s,"none_reqs":%s,"r1_ticks":%s,"r1_reqs":%s,"r0_ticks":%s,"r0_reqs":%s,"r1_exported":%s,"r1_dropped":%s}' \
-  "${OT_TICKS[none]}" "${OT_REQS[none]}" "${OT_TICKS[ratio1]}" "${OT_REQS[ratio1]}" \
-  "${OT_TICKS[ratio0]}" "${OT_REQS[ratio0]}" "$(otel_spans "$P_OTEL1" exported || echo 0)" \
-  "$(otel_spans "$P_OTEL1" dropped || echo 0)")
-OTEL_JSON=$(node -e 'const j=JSON.parse(process.argv[1].replace(/:,/g,":0,").replace(/:}/g,":0}"));console.log(JSON.stringify(j))' "$OTEL_JSON")
-for ratio in none 1 0; do kill "${OTEL_PIDS[$ratio]}" 2>/dev/null || true; done
+R1_EXPORTED=$(otel_spans "${OTEL_PORTS[1]}" exported || true)
+R1_DROPPED=$(otel_spans "${OTEL_PORTS[1]}" dropped || true)
+for v in "${OTEL_VARIANTS[@]}"; do kill "${OTEL_PIDS[$v]}" 2>/dev/null || true; done
+for v in "${OTEL_VARIANTS[@]}"; do wait "${OTEL_PIDS[$v]}" 2>/dev/null || true; done
+echo "bench: tracing, instructions per proxied request (callgrind)"
+declare -A OT_INSTR
+for v in "${OTEL_VARIANTS[@]}"; do
+  OT_INSTR[$v]=$(MODEL=bench-nocache bench/instr.sh "$OUT/sluice-otel$v.conf" "${OTEL_PORTS[$v]}" 8)
+done
+OTEL_JSON=$(node -e '
+const [ticks, reqs, instr, exported, dropped] = process.argv.slice(1).map((s) => s.split(" "));
+const names = ["none", "r1", "r1np", "r0"], o = {};
+names.forEach((n, i) => {
+  o[`${n}_ticks`] = +ticks[i]; o[`${n}_reqs`] = +reqs[i];
+  const c = JSON.parse(instr[i]); o[`${n}_instr`] = c.instr; o[`${n}_instr_reqs`] = c.requests;
+});
+o.r1_exported = +exported[0] || 0; o.r1_dropped = +dropped[0] || 0;
+console.log(JSON.stringify(o));' \
+  "${OT_TICKS[none]} ${OT_TICKS[1]} ${OT_TICKS[1np]} ${OT_TICKS[0]}" \
+  "${OT_REQS[none]} ${OT_REQS[1]} ${OT_REQS[1np]} ${OT_REQS[0]}" \
+  "${OT_INSTR[none]} ${OT_INSTR[1]} ${OT_INSTR[1np]} ${OT_INSTR[0]}" \
+  "${R1_EXPORTED:-0}" "${R1_DROPPED:-0}")
 
 echo "bench: scorer time per stage (learned weights trained on the test fixture)"
 mkdir -p "$OUT/tune"

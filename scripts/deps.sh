@@ -34,7 +34,7 @@ test_pkg curl                     # integration tests: raw HTTP
 test_pkg openssl                  # http2.test.mjs makes a TLS certificate
 test_pkg prometheus               # promtool: metric and dashboard checks
 test_pkg python3-yaml             # deploy.test.mjs parses compose and k8s YAML
-test_pkg valgrind                 # valgrind.test.mjs: memcheck
+test_pkg valgrind                 # valgrind.test.mjs: memcheck; bench/instr.sh: callgrind
 test_pkg chromium                 # dashboard.test.mjs: the dashboard in headless Chromium
 
 # bench: what `make bench` adds to the test tier.

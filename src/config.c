@@ -187,6 +187,7 @@ const struct conf_key config_keys_otel[] = {
      .min = 0,
      .max = 1},
     {.name = "capture_content", .type = CONF_BOOL, .off = OFF(otel_conf, capture_content)},
+    {.name = "propagate", .type = CONF_BOOL, .off = OFF(otel_conf, propagate), .def = 1},
     {.name = "timeout_ms",
      .type = CONF_INT,
      .off = OFF(otel_conf, timeout_ms),

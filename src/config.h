@@ -198,6 +198,7 @@ struct otel_conf {
     char *service_name;  /* resource service.name, default "sluice" */
     double sample_ratio; /* share of requests without a traceparent that are traced */
     int capture_content; /* prompts and answers in spans (and the dashboard); default off */
+    int propagate;       /* send providers traceparent/tracestate; default on */
     long timeout_ms;     /* one export's connect + transfer limit */
     long max_queue;      /* spans waiting for export; more are dropped and counted */
 };

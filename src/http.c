@@ -653,9 +653,13 @@ static enum MHD_Result handle_api(struct exchange *ex, struct MHD_Connection *co
     }
     /* Who is asking comes before what is asked (a 401 before a 400). */
     ex->cfg = config_current();
-    if (ex->cfg->otel.endpoint)
-        otel_request_begin(ex, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent"),
-                           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "tracestate"));
+    if (ex->cfg->otel.endpoint) {
+        /* A tracestate means nothing without a traceparent: not looked up. */
+        const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
+
+        otel_request_begin(
+            ex, tp, tp ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "tracestate") : NULL);
+    }
     if (!authenticate(ex, conn, ex->cfg, &r))
         return r;
     if (ex->dialect != DIALECT_CHAT && translate_request(ex, &e) < 0)

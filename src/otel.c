@@ -28,11 +28,14 @@ struct otel_trace {
     uint64_t mono0_us; /* ... and monotonic */
     int has_saving;
     double saving;
-    char *params; /* llm.invocation_parameters, made once */
+    char *params; /* llm.invocation_parameters, made once; no_params for none */
     char *output; /* the accepted answer, with capture_content */
     int nspans;
     struct otlp w; /* ended spans, each a ScopeSpans.spans field */
 };
+
+/* A trace's params when the request has none (never freed). */
+static char no_params[1];
 
 /* ---- trace context ---- */
 
@@ -286,7 +289,8 @@ static void trace_free(struct otel_trace *t)
 {
     otlp_free(&t->w);
     free(t->tracestate);
-    free(t->params);
+    if (t->params != no_params)
+        free(t->params);
     free(t->output);
     free(t);
 }
@@ -475,6 +479,11 @@ void otel_call_begin(struct exchange *ex, struct otel_call *oc, struct curl_slis
         return;
     oc->span_id = new_id();
     oc->t0_us = now_us();
+    /* libcurl writes each request header through its printf, a byte at a
+     * time: the traceparent line costs a proxied request about as much CPU
+     * as its two spans (docs/OPERATIONS.md). */
+    if (!ex->cfg->otel.propagate)
+        return;
     memcpy(line, "traceparent: ", 13);
     otel_traceparent_format(t->trace_id, oc->span_id, t->sampled, line + 13);
     h = curl_slist_append(*headers, line);
@@ -517,24 +526,30 @@ static const char *invocation_params(struct otel_trace *t, const struct exchange
 {
     static const char *const drop[] = {"messages",  "prompt", "input",          "tools",
                                        "functions", "model",  "stream_options", "user"};
-    json_t *params, *v;
+    json_t *params = NULL, *v;
     const char *k;
 
     if (t->params || ex->ri.body == NULL)
         return t->params;
-    /* A shallow object: members are shared with the body, not copied. */
-    params = json_object();
     json_object_foreach ((json_t *)ex->ri.body, k, v) {
         size_t i = 0;
 
         while (i < ARRAY_LEN(drop) && strcmp(k, drop[i]) != 0)
             i++;
-        if (i == ARRAY_LEN(drop))
-            json_object_set(params, k, v);
+        if (i < ARRAY_LEN(drop))
+            continue;
+        /* A shallow object: members are shared with the body, not copied. */
+        if (params == NULL)
+            params = json_object();
+        json_object_set(params, k, v);
     }
-    /* Nothing but content and routing (the common case): no attribute. */
-    t->params =
-        json_object_size(params) ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("");
+    /* Nothing but content and routing (the common case): no attribute, and
+     * nothing made. */
+    if (params == NULL) {
+        t->params = no_params;
+        return t->params;
+    }
+    t->params = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(params);
     if (t->params == NULL)
         sl_panic("json_dumps: out of memory");
@@ -595,7 +610,7 @@ static const struct model_attrs *model_attrs_get(const struct model *m, int ep)
 
 /* Attributes of a model call: OpenInference and OTel GenAI. */
 static void put_model_attrs(struct otel_trace *t, const struct exchange *ex,
-                            const struct otel_call_info *ci)
+                            const struct otel_call_info *ci, int answer)
 {
     const struct model *m = ci->model;
     const struct reply *r = ci->reply;
@@ -603,7 +618,7 @@ static void put_model_attrs(struct otel_trace *t, const struct exchange *ex,
     const struct model_attrs *ma = model_attrs_get(m, ci->ep);
 
     otlp_raw(&t->w, ma->bytes, ma->len);
-    if (strcmp(ci->role, "answer") == 0 && invocation_params(t, ex) && t->params[0])
+    if (answer && invocation_params(t, ex) && t->params[0])
         otlp_attr_str(&t->w, A, "llm.invocation_parameters", t->params, AMAX);
     if (ci->status >= 200 && ci->status < 300)
         ASCII(t, "gen_ai.response.model", m->id);
@@ -621,7 +636,7 @@ static void put_model_attrs(struct otel_trace *t, const struct exchange *ex,
 
         otlp_attr_strs(&t->w, A, "gen_ai.response.finish_reasons", &fr, 1, AMAX);
     }
-    if (t->capture && strcmp(ci->role, "answer") == 0 && ex->ri.body) {
+    if (t->capture && answer && ex->ri.body) {
         put_input_value(t, ex);
         put_input_messages(t, ex->ri.body);
     }
@@ -639,26 +654,27 @@ void otel_call_end(struct exchange *ex, struct otel_call *oc, const struct otel_
     struct otel_trace *t = ex->otel;
     char name[160];
     size_t mark;
+    int answer;
 
     if (t == NULL || !t->sampled || oc->span_id == 0) {
         oc->span_id = 0;
         return;
     }
+    answer = strcmp(ci->role, "answer") == 0;
     if (ci->model)
-        join2(name, sizeof(name),
-              strcmp(ci->role, "answer") == 0 ? operation_name(ci->ep) : ci->role, ci->model->id);
+        join2(name, sizeof(name), answer ? operation_name(ci->ep) : ci->role, ci->model->id);
     else
         join2(name, sizeof(name), "scorer", "http");
     mark = span_open(t, oc->span_id, run_parent(t), name, OTLP_KIND_CLIENT, oc->t0_us);
     if (ci->model) {
-        put_model_attrs(t, ex, ci);
+        put_model_attrs(t, ex, ci, answer);
     } else {
         ASCII(t, "openinference.span.kind", "EVALUATOR");
         otlp_attr_str(&t->w, A, "url.full", ci->url, AMAX);
     }
     /* Said only where it tells something: a judge, a cascade's stage, a
      * stream, a retry, a status other than 200. */
-    if (strcmp(ci->role, "answer") != 0)
+    if (!answer)
         ASCII(t, "sluice.role", ci->role);
     if (t->chain_id)
         otlp_attr_int(&t->w, A, "sluice.stage", ci->stage);

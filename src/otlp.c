@@ -339,9 +339,31 @@ static void put_kv(struct otlp *w, unsigned field, const char *key, size_t klen,
 {
     size_t anylen = hlen + vlen;
     size_t kvlen = 1 + varint_size(klen) + klen + 1 + varint_size(anylen) + anylen;
-    size_t total = varint_size((uint64_t)field << 3 | WIRE_LEN) + varint_size(kvlen) + kvlen;
-    uint8_t *d = room(w, total), *o = d;
+    size_t total;
+    uint8_t *d, *o;
 
+    /* Most attributes are short: every tag and length is one byte. */
+    if (__builtin_expect(field < 16 && kvlen < 128, 1)) {
+        d = room(w, 2 + kvlen);
+        if (d == NULL)
+            return;
+        d[0] = (uint8_t)(field << 3 | WIRE_LEN);
+        d[1] = (uint8_t)kvlen;
+        d[2] = KV_KEY << 3 | WIRE_LEN;
+        d[3] = (uint8_t)klen;
+        memcpy(d + 4, key, klen);
+        o = d + 4 + klen;
+        o[0] = KV_VALUE << 3 | WIRE_LEN;
+        o[1] = (uint8_t)anylen;
+        memcpy(o + 2, hdr, hlen);
+        if (vlen)
+            memcpy(o + 2 + hlen, val, vlen);
+        put_done(w, 2 + kvlen);
+        return;
+    }
+    total = varint_size((uint64_t)field << 3 | WIRE_LEN) + varint_size(kvlen) + kvlen;
+    d = room(w, total);
+    o = d;
     if (d == NULL)
         return;
     o += varint_encode(o, (uint64_t)field << 3 | WIRE_LEN);

@@ -24,7 +24,7 @@ let receiver;      // the collector
 const bodies = []; // raw export bodies
 const spans = [];  // decoded spans, with resource attributes
 let gw;            // traced gateway (capture off)
-let gwc;           // traced gateway (capture_content on)
+let gwc;           // traced gateway (capture_content on, propagate off)
 
 const hex = (b) => Buffer.from(b).toString('hex');
 
@@ -133,7 +133,7 @@ before(async () => {
   receiver = await startReceiver();
   const endpoint = `http://127.0.0.1:${receiver.address().port}`;
   gw = await startGateway(conf(endpoint));
-  gwc = await startGateway(conf(`${endpoint}/`, 'capture_content = true;'));
+  gwc = await startGateway(conf(`${endpoint}/`, 'capture_content = true; propagate = false;'));
 });
 
 after(async () => {
@@ -257,6 +257,19 @@ test('providers get the trace context: traceparent with the LLM span\'s id, and 
   const server2 = t2.find((s) => s.kind === SpanKind.SERVER);
   assert.equal(server2.parentSpanId, '');
   assert.match(spyHeaders[0].traceparent, new RegExp(`^00-${server2.traceId}-[0-9a-f]{16}-01$`));
+});
+
+test('propagate = false: the trace is exported, and the provider is sent no trace context', async () => {
+  const traceId = rnd(16);
+  spyHeaders.length = 0;
+  const r = await chat(gwc, { model: 'spyroute', messages: [{ role: 'user', content: 'no context' }] },
+    { traceparent: `00-${traceId}-${rnd(8)}-01`, tracestate: 'k=v' });
+  assert.equal(r.status, 200, r.text);
+  const t = await traceOf(traceId);
+  assert.ok(t.find((s) => s.kind === SpanKind.CLIENT), 'the LLM span is still there');
+  assert.equal(spyHeaders.length, 1);
+  assert.equal(spyHeaders[0].traceparent, undefined);
+  assert.equal(spyHeaders[0].tracestate, undefined);
 });
 
 test('a client that does not sample is obeyed: nothing exported, the context still passed on', async () => {
