@@ -60,6 +60,7 @@
 #define LOG_VALUE_NAME 512u  /* route, model and provider names */
 #define LOG_VALUE_PATH 1024u /* the request path */
 #define LOG_VALUE_LONG 2048u /* stages, error messages */
+#define LOG_KEY_MAX 32u      /* a field's key: a literal of the caller's */
 
 /* Redis (redis_conn.c, redis.c). Commands waiting to be written on one
  * connection: past it a command fails at once (fail open) rather than queue

@@ -514,6 +514,8 @@ int jtok_eq(const struct jtok *t, const char *lit)
 
     if (t->type != JT_STRING || t->len < n) /* an escape never makes a string longer */
         return 0;
+    if (!t->escaped) /* the common case: the bytes are the string */
+        return t->len == n && memcmp(t->s, lit, n) == 0;
     buf_init(&scratch, t->len);
     s = jtok_view(t, &scratch, &len);
     eq = s != NULL && len == n && memcmp(s, lit, n) == 0;

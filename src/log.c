@@ -107,18 +107,29 @@ void log_line_start_json(struct log_line *l, enum log_level level, double t)
     line_start(l, level, t, 1);
 }
 
-/* ,"key": in JSON, " key=" in text */
+/* ,"key": in JSON, " key=" in text: one append (a line has dozens of
+ * keys, all sluice's own and short). */
 static void put_key(struct log_line *l, const char *key)
 {
+    char k[LOG_KEY_MAX + 4];
+    size_t n = strlen(key), o = 0;
+
+    sl_assert(n <= LOG_KEY_MAX);
     if (l->json) {
-        put(l, ",\"", 2);
-        put_s(l, key);
-        put(l, "\":", 2);
+        k[o++] = ',';
+        k[o++] = '"';
     } else {
-        put(l, " ", 1);
-        put_s(l, key);
-        put(l, "=", 1);
+        k[o++] = ' ';
     }
+    memcpy(k + o, key, n);
+    o += n;
+    if (l->json) {
+        k[o++] = '"';
+        k[o++] = ':';
+    } else {
+        k[o++] = '=';
+    }
+    put(l, k, o);
 }
 
 /* In text, a value that is a plain token (printable ASCII, no quote,

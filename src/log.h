@@ -59,11 +59,11 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 int log_enabled(enum log_level level);
 
 /* Build a line: start it (timestamp t, wall clock seconds), add fields, end
- * it. Keys are the caller's literals. A string value may come from anyone:
- * it is escaped and cut to at most `room` bytes as written (quotes and
- * escapes included; LOG_VALUE_* in caps.h). A NULL string is JSON null, and
- * left out in text. log_line_end writes the line (batched or at once) and
- * frees it. */
+ * it. Keys are the caller's literals, of at most LOG_KEY_MAX bytes. A string
+ * value may come from anyone: it is escaped and cut to at most `room` bytes
+ * as written (quotes and escapes included; LOG_VALUE_* in caps.h). A NULL
+ * string is JSON null, and left out in text. log_line_end writes the line
+ * (batched or at once) and frees it. */
 void log_line_start(struct log_line *l, enum log_level level, double t);
 void log_str(struct log_line *l, const char *key, const char *v, size_t room);
 void log_long(struct log_line *l, const char *key, long v);
