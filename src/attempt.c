@@ -446,7 +446,7 @@ static void attempt_send(struct attempt *a)
         return;
     }
     if (ex->otel)
-        otel_call_begin(ex, &a->oc, &spec.headers);
+        otel_call_begin(ex, &a->oc, a->model->provider->trace_context ? &spec.headers : NULL);
     if (a->timeout_ms >= 0) {
         spec.timeout_ms = a->timeout_ms;
         spec.first_byte_timeout_ms = a->timeout_ms;

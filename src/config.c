@@ -409,6 +409,7 @@ const struct conf_key config_keys_provider[] = {
      .min = 0,
      .max = MAX_TIMEOUT_MS},
     {.name = "passthrough_auth", .type = CONF_BOOL, .off = OFF(provider, passthrough_auth)},
+    {.name = "trace_context", .type = CONF_BOOL, .off = OFF(provider, trace_context), .def = 1},
     {.name = "http_version",
      .type = CONF_ENUM,
      .off = OFF(provider, http_version),

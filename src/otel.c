@@ -482,7 +482,7 @@ void otel_call_begin(struct exchange *ex, struct otel_call *oc, struct curl_slis
     /* libcurl writes each request header through its printf, a byte at a
      * time: the traceparent line costs a proxied request about as much CPU
      * as its two spans (docs/OPERATIONS.md). */
-    if (!ex->cfg->otel.propagate)
+    if (!ex->cfg->otel.propagate || headers == NULL)
         return;
     memcpy(line, "traceparent: ", 13);
     otel_traceparent_format(t->trace_id, oc->span_id, t->sampled, line + 13);

@@ -106,8 +106,8 @@ void otel_run_begin(struct exchange *ex);
 void otel_run_end(struct exchange *ex);
 
 /* Loop: an upstream call is about to be sent. Starts its span and, unless
- * otel.propagate is off, appends traceparent (and tracestate) to *headers
- * for the provider. */
+ * otel.propagate is off or headers is NULL (a provider with trace_context
+ * off), appends traceparent (and tracestate) to *headers for the provider. */
 void otel_call_begin(struct exchange *ex, struct otel_call *oc, struct curl_slist **headers);
 /* Loop: the call ended (or was cancelled: ci->error says so). */
 void otel_call_end(struct exchange *ex, struct otel_call *oc, const struct otel_call_info *ci);

@@ -93,14 +93,17 @@ otel = { endpoint = "${endpoint}"; service_name = "sluice-test"; ${extraOtel} };
 providers = (
   { name = "mock"; type = "openai"; base_url = "${mock.base}"; timeout_ms = ${20000 * SLOW};
     retries = 1; retry_backoff_ms = 1; },
-  { name = "spy"; type = "openai"; base_url = "http://127.0.0.1:${spy.address().port}/v1"; }
+  { name = "spy"; type = "openai"; base_url = "http://127.0.0.1:${spy.address().port}/v1"; },
+  { name = "spyquiet"; type = "openai"; base_url = "http://127.0.0.1:${spy.address().port}/v1";
+    trace_context = false; }
 );
 models = (
   { name = "cheap"; provider = "mock"; id = "mock-cheap"; input_per_mtok = 1; output_per_mtok = 1; },
   { name = "mid"; provider = "mock"; id = "mock-mid"; input_per_mtok = 2; output_per_mtok = 2; },
   { name = "strong"; provider = "mock"; id = "mock-strong"; input_per_mtok = 10; output_per_mtok = 30; },
   { name = "judge"; provider = "mock"; id = "mock-judge-lo"; input_per_mtok = 0.5; output_per_mtok = 0.5; },
-  { name = "spied"; provider = "spy"; id = "spy-model"; input_per_mtok = 1; output_per_mtok = 1; }
+  { name = "spied"; provider = "spy"; id = "spy-model"; input_per_mtok = 1; output_per_mtok = 1; },
+  { name = "spiedquiet"; provider = "spyquiet"; id = "spy-model"; input_per_mtok = 1; output_per_mtok = 1; }
 );
 routes = (
   { name = "three"; cascade = (
@@ -108,7 +111,8 @@ routes = (
       { model = "mid"; scorer = "judge"; judge = "judge"; threshold = 0.7; },
       { model = "strong"; } ); },
   { name = "plain"; fallback = ( "cheap" ); },
-  { name = "spyroute"; fallback = ( "spied" ); }
+  { name = "spyroute"; fallback = ( "spied" ); },
+  { name = "spyquietroute"; fallback = ( "spiedquiet" ); }
 );
 cache = { backend = "memory"; };
 `;
@@ -259,17 +263,19 @@ test('providers get the trace context: traceparent with the LLM span\'s id, and 
   assert.match(spyHeaders[0].traceparent, new RegExp(`^00-${server2.traceId}-[0-9a-f]{16}-01$`));
 });
 
-test('propagate = false: the trace is exported, and the provider is sent no trace context', async () => {
-  const traceId = rnd(16);
-  spyHeaders.length = 0;
-  const r = await chat(gwc, { model: 'spyroute', messages: [{ role: 'user', content: 'no context' }] },
-    { traceparent: `00-${traceId}-${rnd(8)}-01`, tracestate: 'k=v' });
-  assert.equal(r.status, 200, r.text);
-  const t = await traceOf(traceId);
-  assert.ok(t.find((s) => s.kind === SpanKind.CLIENT), 'the LLM span is still there');
-  assert.equal(spyHeaders.length, 1);
-  assert.equal(spyHeaders[0].traceparent, undefined);
-  assert.equal(spyHeaders[0].tracestate, undefined);
+test('no trace context for the provider with propagate = false, or with its trace_context = false; the span is still exported', async () => {
+  for (const [g, model] of [[gwc, 'spyroute'], [gw, 'spyquietroute']]) {
+    const traceId = rnd(16);
+    spyHeaders.length = 0;
+    const r = await chat(g, { model, messages: [{ role: 'user', content: 'no context' }] },
+      { traceparent: `00-${traceId}-${rnd(8)}-01`, tracestate: 'k=v' });
+    assert.equal(r.status, 200, r.text);
+    const t = await traceOf(traceId);
+    assert.ok(t.find((s) => s.kind === SpanKind.CLIENT), `${model}: the LLM span is still there`);
+    assert.equal(spyHeaders.length, 1);
+    assert.equal(spyHeaders[0].traceparent, undefined, model);
+    assert.equal(spyHeaders[0].tracestate, undefined, model);
+  }
 });
 
 test('a client that does not sample is obeyed: nothing exported, the context still passed on', async () => {
