@@ -79,6 +79,7 @@ check('metrics cost / sluice CPU per proxied request', `${(metricsShare * 100).t
 // and 0, against the same request untraced, in one run: CPU time in
 // interleaved rounds, and instructions counted by callgrind (which do not
 // move with the machine's load, as CPU time does by several percent).
+let tracingMd = '';
 if (m.otel) {
   const o = m.otel;
   const per = (ticks, reqs) => (ticks / m.clk_tck) * 1e6 / Math.max(1, reqs);
@@ -91,6 +92,26 @@ if (m.otel) {
     return { dc, di, text: `${pct(di)} of instructions (${(ins(n) / 1000).toFixed(1)}k vs ${(ins('none') / 1000).toFixed(1)}k); CPU time ${pct(dc)} (${f1(cpuOf(n))} µs vs ${f1(cpuOf('none'))} µs)` };
   };
   const r1 = line('r1'), r1np = line('r1np'), r0 = line('r0');
+  const counts = ['none', 'r1', 'r1np', 'r0'].map((n) => o[`${n}_instr_reqs`]);
+  const row = (what, n) => `| ${what} | ${(ins(n) / 1000).toFixed(1)}k | ${n === 'none' ? '—' : pct((ins(n) - ins('none')) / ins('none'))} | ${f1(cpuOf(n))} µs | ${n === 'none' ? '—' : pct((cpuOf(n) - cpuOf('none')) / cpuOf('none'))} |`;
+  tracingMd = `## Tracing
+
+The same proxied request through four fresh sluices that differ only in their \`otel\` block,
+exporting to the static nginx. Instructions are counted by callgrind over ${Math.min(...counts)} to
+${Math.max(...counts)} requests each (\`bench/instr.sh\`: user space only, and the same from run to
+run); CPU time is the whole process's (the exporter's thread and the kernel included) over
+interleaved rounds, and moves by several percent between runs.
+
+| otel | instructions per request | over none | CPU per request | over none |
+| --- | --- | --- | --- | --- |
+${row('none (no otel block)', 'none')}
+${row('sample_ratio 1', 'r1')}
+${row('sample_ratio 1, propagate = false', 'r1np')}
+${row('sample_ratio 0', 'r0')}
+
+The difference between the second and third rows is the \`traceparent\` header sent to the
+provider: libcurl 7.88 writes each request header through its own printf, one byte per call.
+`;
   check('tracing at sample_ratio 1: cost per proxied request over none',
     `${r1.text}; ${o.r1_exported} spans exported, ${o.r1_dropped} dropped`, '< 5 %', r1.di < 0.05);
   check('tracing at sample_ratio 1, propagate = false: cost per proxied request over none',
@@ -168,6 +189,7 @@ proxied request (all threads, user + system), so metrics are
 ${(metricsShare * 100).toFixed(2)} % of its work: the throughput they cost is at
 most that share.
 
+${tracingMd}
 ## Reading JSON on the hot path
 
 \`build/bench-json\`, best of 5: reading a provider's ${m.json.answer_bytes}-byte chat completion
