@@ -61,7 +61,7 @@ struct provider {
     long retry_max_backoff_ms;      /* default 5000 */
     long retry_after_max_ms;        /* a longer Retry-After is not waited for: default 30000 */
     int passthrough_auth;           /* forward the client's Authorization (default 0) */
-    int trace_context;              /* sent traceparent when otel.propagate is on (default 1) */
+    int trace_context;              /* send it traceparent when otel.propagate is on (default 1) */
     enum http_version http_version; /* default HTTP_1_1 */
     char *ca_file;                  /* CA bundle to verify the provider with; NULL: the system's */
     /* Circuit breaker: opens after `failures` consecutive failures, or when

@@ -302,7 +302,11 @@ static int read_message(struct jscan *js, const struct jtok *v, struct buf *text
     struct jtok k, n;
     int m;
 
-    read_text(v, text, c); /* none, until a content is found */
+    /* No text until a content is found: a message that is not an object
+     * (a string, say) is not its own content. */
+    buf_truncate(text, c->len0);
+    c->has_text = 0;
+    c->overflow = 0;
     if (v->type != JT_OBJECT)
         return jscan_skip(js, v);
     while ((m = jscan_member(js, &k)) == 1) {

@@ -61,6 +61,15 @@ static void test_response(void **state)
     assert_int_equal(r.completion_tokens, 4);
     reply_free(&r);
 
+    /* A message that is a string is not content (fuzz_provider found it
+     * read as the answer's text). */
+    parse(EP_CHAT,
+          "{\"choices\":[{\"message\":\"stop\"},{\"message\":{\"content\":\"B\"}}]}", &r, 0);
+    assert_int_equal(r.content.len, 0);
+    assert_string_equal(json_string_value(json_array_get(r.choices_text, 0)), "");
+    assert_string_equal(json_string_value(json_array_get(r.choices_text, 1)), "B");
+    reply_free(&r);
+
     parse(EP_COMPLETIONS, "{\"choices\":[{\"text\":\"done\",\"finish_reason\":\"length\"}]}", &r,
           0);
     assert_string_equal(r.content.data, "done");
