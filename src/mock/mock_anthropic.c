@@ -467,17 +467,25 @@ static void tool_id(struct mock_choice *c, uint64_t h)
              (unsigned long long)(h & 0xffffffffffffull));
 }
 
-/* mock.tool_calls: n tool_use blocks over the request's tools, after the
+/* mock.tool_calls: n tool_use blocks over the request's client tools (the
+ * ones with a name: anth_check does not look into server tools), after the
  * text block when the mock gave content. */
 static void many_tools(const json_t *req, const struct mock_gen_opts *o, int n,
                        struct mock_answer *a)
 {
-    json_t *tools = json_object_get(req, "tools");
-    size_t nt = json_array_size(tools), keep, k;
+    json_t *all = json_object_get(req, "tools"), *tools = json_array(), *tool;
+    size_t nt, keep, k, j;
     struct mock_choice *cs;
 
-    if (nt == 0)
+    json_array_foreach (all, j, tool) {
+        if (json_is_string(json_object_get(tool, "name")))
+            json_array_append(tools, tool);
+    }
+    nt = json_array_size(tools);
+    if (nt == 0) {
+        json_decref(tools);
         return;
+    }
     keep = (o->content || o->choices) && a->nchoices > 0 && a->choices[0].tool_name == NULL;
     cs = xcalloc(keep + (size_t)n, sizeof(*cs));
     for (size_t i = 0; i < a->nchoices; i++) {
@@ -506,6 +514,7 @@ static void many_tools(const json_t *req, const struct mock_gen_opts *o, int n,
         mock_choice_tokenise(&cs[k], 0);
     }
     a->nchoices = k;
+    json_decref(tools);
 }
 
 /* Cut a text block at the first stop sequence it contains. */

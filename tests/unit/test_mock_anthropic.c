@@ -182,6 +182,18 @@ static void test_stream(void **state)
     mock_stream_free(&st);
     mock_answer_free(&a);
     json_decref(r);
+
+    /* A server tool without a name is not called (fuzz_mock_anthropic found
+     * a NULL name copied). */
+    r = test_json_q("{'model':'claude-x','max_tokens':50,'messages':[{'role':'user','content':"
+                    "'hi'}],'tools':[{'type':'web_search_x'},{'name':'t','input_schema':{'type':"
+                    "'object'}}]}");
+    assert_int_equal(mock_anth_gen(r, &o, 2, &a, &err), 0);
+    assert_int_equal(a.nchoices, 3);
+    assert_string_equal(a.choices[1].tool_name, "t");
+    assert_string_equal(a.choices[2].tool_name, "t");
+    mock_answer_free(&a);
+    json_decref(r);
 }
 
 static void test_errors_and_count(void **state)
