@@ -98,9 +98,9 @@ if (m.otel) {
 
 The same proxied request through four fresh sluices that differ only in their \`otel\` block,
 exporting to the static nginx. Instructions are counted by callgrind over ${Math.min(...counts)} to
-${Math.max(...counts)} requests each (\`bench/instr.sh\`: user space only, and the same from run to
-run); CPU time is the whole process's (the exporter's thread and the kernel included) over
-interleaved rounds, and moves by several percent between runs.
+${Math.max(...counts)} requests each (\`bench/instr.sh\`: user space only; they move by about 1.5% between runs, with
+how many requests each wakeup finds waiting); CPU time is the whole process's (the exporter's
+thread and the kernel included) over interleaved rounds, and moves by several percent.
 
 | otel | instructions per request | over none | CPU per request | over none |
 | --- | --- | --- | --- | --- |
