@@ -77,8 +77,8 @@ check('metrics cost / sluice CPU per proxied request', `${(metricsShare * 100).t
 // Tracing: what the whole sluice process spends per proxied request, traced
 // at sample_ratio 1 (with and without sending providers the trace context)
 // and 0, against the same request untraced, in one run: CPU time in
-// interleaved rounds, and instructions counted by callgrind (which do not
-// move with the machine's load, as CPU time does by several percent).
+// interleaved rounds, and instructions counted by callgrind (which move
+// with the machine's load by about 1.5%, CPU time by several percent).
 let tracingMd = '';
 if (m.otel) {
   const o = m.otel;
@@ -91,6 +91,7 @@ if (m.otel) {
     const di = (ins(n) - ins('none')) / ins('none');
     return { dc, di, text: `${pct(di)} of instructions (${(ins(n) / 1000).toFixed(1)}k vs ${(ins('none') / 1000).toFixed(1)}k); CPU time ${pct(dc)} (${f1(cpuOf(n))} µs vs ${f1(cpuOf('none'))} µs)` };
   };
+  const counted = ['none', 'r1', 'r1np', 'r0'].every((n) => ins(n) > 0);
   const r1 = line('r1'), r1np = line('r1np'), r0 = line('r0');
   const counts = ['none', 'r1', 'r1np', 'r0'].map((n) => o[`${n}_instr_reqs`]);
   const row = (what, n) => `| ${what} | ${(ins(n) / 1000).toFixed(1)}k | ${n === 'none' ? '—' : pct((ins(n) - ins('none')) / ins('none'))} | ${f1(cpuOf(n))} µs | ${n === 'none' ? '—' : pct((cpuOf(n) - cpuOf('none')) / cpuOf('none'))} |`;
@@ -113,11 +114,11 @@ The difference between the second and third rows is the \`traceparent\` header s
 provider: libcurl 7.88 writes each request header through its own printf, one byte per call.
 `;
   check('tracing at sample_ratio 1: cost per proxied request over none',
-    `${r1.text}; ${o.r1_exported} spans exported, ${o.r1_dropped} dropped`, '< 5 %', r1.di < 0.05);
+    `${r1.text}; ${o.r1_exported} spans exported, ${o.r1_dropped} dropped`, '< 5 %', counted && r1.di < 0.05);
   check('tracing at sample_ratio 1, propagate = false: cost per proxied request over none',
-    r1np.text, '< 5 %', r1np.di < 0.05);
+    r1np.text, '< 5 %', counted && r1np.di < 0.05);
   check('tracing at sample_ratio 0: cost per proxied request over none',
-    r0.text, '< 1 % (nothing measurable)', r0.di < 0.01);
+    r0.text, '< 1 % (nothing measurable)', counted && r0.di < 0.01);
 }
 
 let cpu = '';
