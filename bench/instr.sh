@@ -2,10 +2,11 @@
 # bench/instr.sh CONF PORT SECONDS: instructions sluice executes per proxied
 # request, counted by valgrind's callgrind (about 1.5% between runs, against
 # several percent for CPU time on a shared machine). sluice starts under
-# callgrind with CONF (listening on PORT); after a warm-up the counters are zeroed, wrk sends bench/chat.lua's
-# request for SECONDS over 4 connections (MODEL from the environment), and
-# the counters are dumped. Prints {"instr":N,"requests":N}; exits 1, saying
-# why, when callgrind counted nothing or a request failed.
+# callgrind with CONF (listening on PORT); after a warm-up the counters are
+# zeroed, wrk sends bench/chat.lua's request for SECONDS over 4 connections
+# (MODEL from the environment), and the counters are dumped. Prints
+# {"instr":N,"requests":N}; exits 1, saying why, when callgrind counted
+# nothing or a request failed.
 set -euo pipefail
 conf=$1 port=$2 secs=$3
 dir=$(mktemp -d)
