@@ -8,7 +8,6 @@
  */
 #include "mock_anthropic.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +16,8 @@
 #define ANTH_MAX_CHUNKS 10000
 #define ANTH_MAX_PROMPT (16u << 20) /* text of one message, or of the system prompt */
 
-static int anth_fail(struct mock_err *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int anth_fail(struct mock_err *e, const char *fmt, ...)
-{
-    va_list ap;
-
-    e->status = 400;
-    e->code = NULL;
-    e->param = NULL;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof(e->message), fmt, ap);
-    va_end(ap);
-    return -1;
-}
+/* A 400 in Anthropic's shape: invalid_request_error with a message alone. */
+#define anth_fail(e, ...) mock_fail((e), 400, NULL, NULL, __VA_ARGS__)
 
 /* ---- checking a request ---- */
 

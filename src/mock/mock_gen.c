@@ -70,11 +70,8 @@ uint64_t mock_hash(const void *p, size_t len, uint64_t seed)
 
 /* ---- errors ---- */
 
-static int gen_fail(struct mock_err *e, int status, const char *param, const char *code,
-                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int gen_fail(struct mock_err *e, int status, const char *param, const char *code,
-                    const char *fmt, ...)
+int mock_fail(struct mock_err *e, int status, const char *param, const char *code,
+              const char *fmt, ...)
 {
     va_list ap;
 
@@ -338,7 +335,7 @@ static int mock_gen_get_int(const json_t *req, const char *key, long long min, l
     if (v == NULL || json_is_null(v))
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-        return gen_fail(err, 400, key, "invalid_value", "'%s' must be an integer from %lld to %lld",
+        return mock_fail(err, 400, key, "invalid_value", "'%s' must be an integer from %lld to %lld",
                         key, min, max);
     *out = json_integer_value(v);
     return 0;
@@ -351,7 +348,7 @@ static int mock_gen_get_bool(const json_t *req, const char *key, int *out, struc
     if (v == NULL || json_is_null(v))
         return 0;
     if (!json_is_boolean(v))
-        return gen_fail(err, 400, key, "invalid_type", "'%s' must be a boolean", key);
+        return mock_fail(err, 400, key, "invalid_type", "'%s' must be a boolean", key);
     *out = json_is_true(v);
     return 0;
 }
@@ -397,10 +394,10 @@ static int gen_check_size(struct mock_answer *a, struct mock_err *err)
         toks += a->choices[i].ntok;
     }
     if (text > GEN_MAX_TEXT)
-        return gen_fail(err, 400, "n", "response_too_large",
+        return mock_fail(err, 400, "n", "response_too_large",
                         "the answer would exceed sluice-mock's %u MiB limit", GEN_MAX_TEXT >> 20);
     if (a->logprobs && toks * (1u + (unsigned)a->top_logprobs) > GEN_MAX_LOGPROB_ENTRIES)
-        return gen_fail(err, 400, "logprobs", "response_too_large",
+        return mock_fail(err, 400, "logprobs", "response_too_large",
                         "logprobs for %llu tokens exceed sluice-mock's limit", toks);
     return 0;
 }
@@ -415,7 +412,7 @@ static int gen_override(const struct mock_gen_opts *o, size_t i, struct mock_cho
         json_t *v = nc ? json_array_get(o->choices, i % nc) : NULL;
 
         if (!json_is_string(v))
-            return gen_fail(err, 400, "mock.choices", "invalid_value",
+            return mock_fail(err, 400, "mock.choices", "invalid_value",
                             "'mock.choices' must be a non-empty array of strings");
         c->len = json_string_length(v);
         c->text = xstrndup(json_string_value(v), c->len);
@@ -458,7 +455,7 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
     a->kind = MOCK_CHAT;
     snprintf(a->id, sizeof(a->id), "chatcmpl-mock-%llu", o->seq);
     if (!json_is_array(messages) || json_array_size(messages) == 0)
-        return gen_fail(err, 400, "messages", "invalid_value",
+        return mock_fail(err, 400, "messages", "invalid_value",
                         "'messages' must be a non-empty array");
     if (gen_common(req, o, a, &n, err) < 0)
         goto fail;
@@ -468,7 +465,7 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
         goto fail;
     a->top_logprobs = (int)top;
     if (rf && !json_is_null(rf) && rf_type == NULL) {
-        gen_fail(err, 400, "response_format", "invalid_value",
+        mock_fail(err, 400, "response_format", "invalid_value",
                  "'response_format' must be an object with a string 'type'");
         goto fail;
     }
@@ -485,7 +482,7 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
         size_t before;
 
         if (!json_is_object(m) || !json_is_string(role)) {
-            gen_fail(err, 400, "messages", "invalid_value",
+            mock_fail(err, 400, "messages", "invalid_value",
                      "messages[%zu] must be an object with a string 'role'", i);
             goto fail_bufs;
         }
@@ -515,7 +512,7 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
             if (rec == NULL && user.len)
                 rec = mock_replay_find(o->replay, mi, user.data, user.len);
             if (rec == NULL) {
-                gen_fail(err, 404, "messages", "replay_miss",
+                mock_fail(err, 404, "messages", "replay_miss",
                          "sluice-mock has no recorded answer of model '%s' for this prompt",
                          o->model);
                 goto fail_bufs;
@@ -574,7 +571,7 @@ int mock_gen_chat(const json_t *req, const struct mock_gen_opts *o, struct mock_
     return gen_check_size(a, err) < 0 ? (mock_answer_free(a), -1) : 0;
 
 too_big:
-    gen_fail(err, 400, "messages", "invalid_value", "the messages are too large");
+    mock_fail(err, 400, "messages", "invalid_value", "the messages are too large");
 fail_bufs:
     buf_free(&all);
     buf_free(&user);
@@ -679,7 +676,7 @@ static int gen_prompts(const json_t *req, struct gen_prompt **out, size_t *np, s
 bad:
     free(*out);
     *out = NULL;
-    return gen_fail(err, 400, "prompt", "invalid_value",
+    return mock_fail(err, 400, "prompt", "invalid_value",
                     "'prompt' must be a string, an array of strings, an array of tokens or "
                     "an array of token arrays (at most %d)",
                     GEN_MAX_N);
@@ -711,7 +708,7 @@ int mock_gen_completion(const json_t *req, const struct mock_gen_opts *o, struct
     if (gen_prompts(req, &ps, &np, err) < 0)
         goto fail;
     if (np * (size_t)n > GEN_MAX_N) {
-        gen_fail(err, 400, "n", "invalid_value", "prompts x n must be at most %d", GEN_MAX_N);
+        mock_fail(err, 400, "n", "invalid_value", "prompts x n must be at most %d", GEN_MAX_N);
         goto fail;
     }
     choices_alloc(a, np * (size_t)n);
@@ -722,7 +719,7 @@ int mock_gen_completion(const json_t *req, const struct mock_gen_opts *o, struct
         if (mi >= 0 && !o->content && !o->choices) {
             rec = mock_replay_find(o->replay, mi, ps[p].text, ps[p].len);
             if (rec == NULL) {
-                gen_fail(err, 404, "prompt", "replay_miss",
+                mock_fail(err, 404, "prompt", "replay_miss",
                          "sluice-mock has no recorded answer of model '%s' for this prompt",
                          o->model);
                 goto fail;
@@ -1318,7 +1315,7 @@ int mock_gen_embeddings(const json_t *req, const char *model, struct buf *out, l
         if (json_is_string(fmt) && strcmp(json_string_value(fmt), "base64") == 0)
             b64 = 1;
         else if (!json_is_string(fmt) || strcmp(json_string_value(fmt), "float") != 0)
-            return gen_fail(err, 400, "encoding_format", "invalid_value",
+            return mock_fail(err, 400, "encoding_format", "invalid_value",
                             "'encoding_format' must be \"float\" or \"base64\"");
     }
     /* One input (a string or a token array) or a list of them. */
@@ -1332,20 +1329,20 @@ int mock_gen_embeddings(const json_t *req, const char *model, struct buf *out, l
     n = json_array_size(list);
     if (!json_is_array(list) || n == 0 || n > EMB_MAX_INPUTS) {
         json_decref(one);
-        return gen_fail(err, 400, "input", "invalid_value",
+        return mock_fail(err, 400, "input", "invalid_value",
                         "'input' must be a non-empty string or array (at most %d items)",
                         EMB_MAX_INPUTS);
     }
     if ((unsigned long long)n * (unsigned long long)dims > EMB_MAX_FLOATS) {
         json_decref(one);
-        return gen_fail(err, 400, "dimensions", "invalid_value",
+        return mock_fail(err, 400, "dimensions", "invalid_value",
                         "inputs x dimensions must be at most %u", EMB_MAX_FLOATS);
     }
     json_array_foreach (list, i, v) {
         if ((json_is_string(v) && json_string_length(v) > 0) || is_token_array(v))
             continue;
         json_decref(one);
-        return gen_fail(err, 400, "input", "invalid_value",
+        return mock_fail(err, 400, "input", "invalid_value",
                         "input[%zu] must be a non-empty string or an array of tokens", i);
     }
 
@@ -1398,7 +1395,7 @@ int mock_gen_embeddings(const json_t *req, const char *model, struct buf *out, l
                     mstr ? mstr : "\"\"", *tokens, *tokens);
     free(mstr);
     if (r)
-        return gen_fail(err, 500, NULL, "response_too_large",
+        return mock_fail(err, 500, NULL, "response_too_large",
                         "the embeddings response exceeds sluice-mock's buffer");
     return 0;
 }

@@ -28,6 +28,10 @@ struct mock_err {
     char message[512];
 };
 
+/* Fill e (code and param static, or NULL) and return -1. */
+int mock_fail(struct mock_err *e, int status, const char *param, const char *code,
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 enum mock_kind { MOCK_CHAT, MOCK_COMPLETION };
 
 struct mock_choice {
