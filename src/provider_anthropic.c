@@ -45,30 +45,19 @@
  *
  * Streams: see the comment above anthropic_stream_event.
  */
+#include "api_common.h"
 #include "caps.h"
 #include "jscan.h"
 #include "provider.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- requests ---- */
 
-static int req_fail(struct api_error *err, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int req_fail(struct api_error *err, const char *param, const char *fmt, ...)
-{
-    va_list ap;
-
-    api_error_set(err, 400, "invalid_request_error", "unsupported_by_provider", param, "%s", "");
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-    return -1;
-}
+/* The error code of every request this provider cannot send (api_fail). */
+#define UNSUPPORTED "unsupported_by_provider"
 
 /* The Messages list as it is built: one open turn at a time. */
 struct turns {
@@ -184,23 +173,23 @@ static int content_blocks(const json_t *content, json_t *blocks, int images, siz
         json_t *b = NULL, *text;
 
         if (type == NULL)
-            return req_fail(err, "messages", "messages[%zu].content[%zu] has no string 'type'.", mi,
-                            i);
+            return api_fail(err, "messages", UNSUPPORTED,
+                            "messages[%zu].content[%zu] has no string 'type'.", mi, i);
         if (strcmp(type, "text") == 0 || strcmp(type, "refusal") == 0) {
             text = json_object_get(part, type);
             if (!json_is_string(text))
-                return req_fail(err, "messages", "messages[%zu].content[%zu] has no string '%s'.",
-                                mi, i, type);
+                return api_fail(err, "messages", UNSUPPORTED,
+                                "messages[%zu].content[%zu] has no string '%s'.", mi, i, type);
             b = text_block(text, part);
         } else if (images && strcmp(type, "image_url") == 0) {
             b = image_block(part);
             if (b == NULL)
-                return req_fail(err, "messages",
+                return api_fail(err, "messages", UNSUPPORTED,
                                 "messages[%zu].content[%zu]: an image for an Anthropic model "
                                 "must be a data:...;base64, URL or an http(s) URL.",
                                 mi, i);
         } else {
-            return req_fail(err, "messages",
+            return api_fail(err, "messages", UNSUPPORTED,
                             "messages[%zu].content[%zu]: content of type '%.40s' cannot be sent "
                             "to an Anthropic model here.",
                             mi, i, type);
@@ -218,14 +207,15 @@ static int tool_use_blocks(const json_t *calls, json_t *blocks, size_t mi, struc
     size_t k;
 
     if (calls && !json_is_array(calls) && !json_is_null(calls))
-        return req_fail(err, "messages", "messages[%zu].tool_calls must be an array.", mi);
+        return api_fail(err, "messages", UNSUPPORTED, "messages[%zu].tool_calls must be an array.",
+                        mi);
     json_array_foreach ((json_t *)calls, k, c) {
         json_t *fn = json_object_get(c, "function"), *id = json_object_get(c, "id");
         json_t *name = json_object_get(fn, "name"), *args = json_object_get(fn, "arguments");
         json_t *input;
 
         if (!json_is_string(id) || !json_is_string(name))
-            return req_fail(err, "messages",
+            return api_fail(err, "messages", UNSUPPORTED,
                             "messages[%zu].tool_calls[%zu] needs a string 'id' and "
                             "function.name.",
                             mi, k);
@@ -233,7 +223,7 @@ static int tool_use_blocks(const json_t *calls, json_t *blocks, size_t mi, struc
             input = jscan_loadb(json_string_value(args), json_string_length(args), 0, NULL);
             if (!json_is_object(input)) {
                 json_decref(input);
-                return req_fail(err, "messages",
+                return api_fail(err, "messages", UNSUPPORTED,
                                 "messages[%zu].tool_calls[%zu].function.arguments must be a "
                                 "JSON object for an Anthropic model.",
                                 mi, k);
@@ -256,8 +246,8 @@ static int tool_result(struct turns *t, const json_t *m, size_t mi, struct api_e
     size_t i;
 
     if (!json_is_string(id))
-        return req_fail(err, "messages", "messages[%zu]: a tool message needs a 'tool_call_id'.",
-                        mi);
+        return api_fail(err, "messages", UNSUPPORTED,
+                        "messages[%zu]: a tool message needs a 'tool_call_id'.", mi);
     blocks = json_array();
     if (content_blocks(json_object_get(m, "content"), blocks, 1, mi, err) < 0) {
         json_decref(blocks);
@@ -298,7 +288,7 @@ static int messages_out(const json_t *msgs, json_t *req, struct api_error *err)
         json_t *content = json_object_get(m, "content");
 
         if (role == NULL) {
-            rc = req_fail(err, "messages", "messages[%zu] has no string 'role'.", i);
+            rc = api_fail(err, "messages", UNSUPPORTED, "messages[%zu] has no string 'role'.", i);
         } else if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
             rc = content_blocks(content, system, 0, i, err);
         } else if (strcmp(role, "user") == 0) {
@@ -312,7 +302,7 @@ static int messages_out(const json_t *msgs, json_t *req, struct api_error *err)
         } else if (strcmp(role, "tool") == 0) {
             rc = tool_result(&t, m, i, err);
         } else {
-            rc = req_fail(err, "messages",
+            rc = api_fail(err, "messages", UNSUPPORTED,
                           "messages[%zu]: role '%.20s' cannot be sent to an Anthropic model (use "
                           "tool messages).",
                           i, role);
@@ -322,7 +312,7 @@ static int messages_out(const json_t *msgs, json_t *req, struct api_error *err)
     }
     turns_flush(&t);
     if (rc == 0 && json_array_size(t.messages) == 0)
-        rc = req_fail(err, "messages",
+        rc = api_fail(err, "messages", UNSUPPORTED,
                       "An Anthropic model needs at least one user or assistant message with "
                       "content.");
     if (rc == 0) {
@@ -344,7 +334,7 @@ static int tools_out(const json_t *tools, json_t *req, struct api_error *err)
     if (tools == NULL || json_is_null(tools))
         return 0;
     if (!json_is_array(tools))
-        return req_fail(err, "tools", "'tools' must be an array.");
+        return api_fail(err, "tools", UNSUPPORTED, "'tools' must be an array.");
     out = json_array();
     json_array_foreach ((json_t *)tools, i, t) {
         json_t *type = json_object_get(t, "type"), *fn = json_object_get(t, "function");
@@ -356,7 +346,7 @@ static int tools_out(const json_t *tools, json_t *req, struct api_error *err)
         if ((type && !(json_is_string(type) && strcmp(json_string_value(type), "function") == 0)) ||
             !json_is_string(name)) {
             json_decref(out);
-            return req_fail(err, "tools",
+            return api_fail(err, "tools", UNSUPPORTED,
                             "tools[%zu]: only function tools with a function.name can be sent to "
                             "an Anthropic model.",
                             i);
@@ -399,7 +389,7 @@ static int tool_choice_out(const json_t *chat, json_t *req, struct api_error *er
         o = json_pack("{s:s,s:O}", "type", "tool", "name",
                       json_object_get(json_object_get(tc, "function"), "name"));
     } else {
-        return req_fail(err, "tool_choice",
+        return api_fail(err, "tool_choice", UNSUPPORTED,
                         "'tool_choice' must be \"auto\", \"none\", \"required\" or "
                         "{\"type\":\"function\",\"function\":{\"name\":...}} for an Anthropic "
                         "model.");
@@ -462,21 +452,23 @@ static int refuse_unsupported(const json_t *chat, struct api_error *err)
     size_t i;
 
     if (json_is_integer(n) && json_integer_value(n) != 1)
-        return req_fail(err, "n", "An Anthropic model gives one choice per call: 'n' must be 1.");
+        return api_fail(err, "n", UNSUPPORTED,
+                        "An Anthropic model gives one choice per call: 'n' must be 1.");
     if (json_is_true(json_object_get(chat, "logprobs")))
-        return req_fail(err, "logprobs", "Anthropic models return no logprobs.");
+        return api_fail(err, "logprobs", UNSUPPORTED, "Anthropic models return no logprobs.");
     if (rf && !json_is_null(rf) && (rft == NULL || strcmp(rft, "text") != 0))
-        return req_fail(err, "response_format",
+        return api_fail(err, "response_format", UNSUPPORTED,
                         "Anthropic models have no JSON response format: ask for JSON in the "
                         "prompt, or send JSON requests to an OpenAI-compatible model.");
     json_array_foreach (mods, i, v) {
         if (!json_is_string(v) || strcmp(json_string_value(v), "text") != 0)
-            return req_fail(err, "modalities", "Anthropic models answer in text only.");
+            return api_fail(err, "modalities", UNSUPPORTED,
+                            "Anthropic models answer in text only.");
     }
     if (json_object_get(chat, "audio") && !json_is_null(json_object_get(chat, "audio")))
-        return req_fail(err, "audio", "Anthropic models answer in text only.");
+        return api_fail(err, "audio", UNSUPPORTED, "Anthropic models answer in text only.");
     if (json_object_get(chat, "functions") || json_object_get(chat, "function_call"))
-        return req_fail(err, "functions",
+        return api_fail(err, "functions", UNSUPPORTED,
                         "The legacy 'functions' are not translated for Anthropic models: use "
                         "'tools'.");
     return 0;
@@ -494,12 +486,14 @@ static int params_out(const json_t *chat, json_t *req, struct api_error *err)
     } else if (json_is_array(stop)) {
         json_array_foreach (stop, i, v) {
             if (!json_is_string(v))
-                return req_fail(err, "stop", "'stop' must be a string or an array of strings.");
+                return api_fail(err, "stop", UNSUPPORTED,
+                                "'stop' must be a string or an array of strings.");
         }
         if (json_array_size(stop) > 0)
             json_object_set(req, "stop_sequences", stop);
     } else if (stop && !json_is_null(stop)) {
-        return req_fail(err, "stop", "'stop' must be a string or an array of strings.");
+        return api_fail(err, "stop", UNSUPPORTED,
+                        "'stop' must be a string or an array of strings.");
     }
     if (json_is_number(json_object_get(chat, "temperature")))
         json_object_set(req, "temperature", json_object_get(chat, "temperature"));
@@ -522,9 +516,9 @@ int anthropic_request(const json_t *chat, const char *model_id, long max_tokens,
     int rc = -1;
 
     if (!json_is_object(chat))
-        return req_fail(err, NULL, "The request body must be a JSON object.");
+        return api_fail(err, NULL, UNSUPPORTED, "The request body must be a JSON object.");
     if (!json_is_array(json_object_get(chat, "messages")))
-        return req_fail(err, "messages", "'messages' must be an array.");
+        return api_fail(err, "messages", UNSUPPORTED, "'messages' must be an array.");
     if (refuse_unsupported(chat, err) < 0)
         return -1;
     mt = json_object_get(chat, "max_completion_tokens");
@@ -542,7 +536,8 @@ int anthropic_request(const json_t *chat, const char *model_id, long max_tokens,
         json_object_set_new(req, "stream", json_true());
     *out = json_dumps(req, JSON_COMPACT);
     if (*out == NULL) {
-        req_fail(err, NULL, "The request could not be encoded for an Anthropic model.");
+        api_fail(err, NULL, UNSUPPORTED,
+                 "The request could not be encoded for an Anthropic model.");
         goto out;
     }
     *out_len = strlen(*out);
@@ -562,7 +557,7 @@ int anthropic_build(const struct model *m, enum endpoint ep, const json_t *body,
     size_t len;
 
     if (ep != EP_CHAT) {
-        api_error_set(err, 400, "invalid_request_error", "unsupported_by_provider", NULL,
+        api_error_set(err, 400, "invalid_request_error", UNSUPPORTED, NULL,
                       "Model '%s' is served by an Anthropic provider, which answers only chat "
                       "completions.",
                       m->name);
